@@ -1,0 +1,122 @@
+// `dsv3 inspect`: what a checkpoint is, from config.json alone (weights are
+// summarised too when present): architecture, parameters total and active per
+// token, bytes per dtype, latent KV-cache bytes per token and per context.
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "apps/dsv3/commands.h"
+#include "io/safetensors.h"
+#include "model/config.h"
+#include "model/stats.h"
+
+namespace dsv3::cli {
+
+namespace {
+
+struct InspectOptions {
+  std::string model_dir;
+  int64_t context = 0;  // 0: max_position_embeddings
+};
+
+const char* Name(TopkMethod m) {
+  return m == TopkMethod::kNoauxTc ? "noaux_tc" : m == TopkMethod::kGreedy ? "greedy" : "group_limited_greedy";
+}
+
+void PrintArchitecture(const Config& c) {
+  std::printf("model_type          %s\n", c.model_type_name.c_str());
+  std::printf("layers              %lld (+%lld MTP), hidden %lld, vocab %lld\n", (long long)c.num_hidden_layers,
+              (long long)c.num_nextn_predict_layers, (long long)c.hidden_size, (long long)c.vocab_size);
+  std::printf("attention           MLA, %lld heads, q_lora_rank %lld, kv_lora_rank %lld, qk %lld+%lld, v %lld\n",
+              (long long)c.num_attention_heads, (long long)c.q_lora_rank, (long long)c.kv_lora_rank,
+              (long long)c.qk_nope_head_dim, (long long)c.qk_rope_head_dim, (long long)c.v_head_dim);
+  if (c.HasMoe()) {
+    std::printf("moe                 %lld routed + %lld shared experts of width %lld, top-%lld, %s, %s scores, "
+                "groups %lld keep %lld, scale %g%s\n",
+                (long long)c.n_routed_experts, (long long)c.n_shared_experts, (long long)c.moe_intermediate_size,
+                (long long)c.num_experts_per_tok, Name(c.topk_method),
+                c.scoring_func == ScoringFunc::kSigmoid ? "sigmoid" : "softmax", (long long)c.n_group,
+                (long long)c.topk_group, c.routed_scaling_factor, c.norm_topk_prob ? ", normalised" : "");
+    std::printf("dense layers        first %lld (width %lld), MoE every %lld after\n",
+                (long long)c.first_k_dense_replace, (long long)c.intermediate_size, (long long)c.moe_layer_freq);
+  }
+  if (c.rope_scaling)
+    std::printf("rope                theta %g, YaRN factor %g from %lld positions, max %lld\n", c.rope_theta,
+                c.rope_scaling->factor, (long long)c.rope_scaling->original_max_position_embeddings,
+                (long long)c.max_position_embeddings);
+  else
+    std::printf("rope                theta %g, max %lld positions\n", c.rope_theta, (long long)c.max_position_embeddings);
+  std::printf("softmax scale       %.6f\n", c.SoftmaxScale());
+  if (c.quantization)
+    std::printf("quantization        fp8 e4m3, blocks %lldx%lld%s\n", (long long)c.quantization->block_rows,
+                (long long)c.quantization->block_cols, c.quantization->scale_fmt_ue8m0 ? ", ue8m0 scales" : "");
+}
+
+void PrintParams(const ModelStats& s) {
+  auto b = [](int64_t n) { return static_cast<double>(n) / 1e9; };
+  std::printf("parameters          %.3fB main (embedding %.3fB, head %.3fB, routed experts %.3fB)\n",
+              b(s.main_params), b(s.embedding_params), b(s.head_params), b(s.routed_expert_params));
+  std::printf("active per token    %.3fB (embedding and head included)\n", b(s.active_params));
+  if (s.mtp_params)
+    std::printf("mtp                 %.3fB unique, %.3fB active per token\n", b(s.mtp_params), b(s.mtp_active_params));
+}
+
+void PrintKv(const ModelStats& s, int64_t context) {
+  const int64_t per_bf16 = s.kv_elements_per_token * 2;
+  std::printf("kv cache per token  %lld bytes at BF16 (%lld at F32 as dsv3 stores it; MTP adds %lld at BF16)\n",
+              (long long)per_bf16, (long long)(s.kv_elements_per_token * 4), (long long)(s.kv_elements_per_token_mtp * 2));
+  std::printf("kv cache @ %lld      %.3f GiB at BF16, %.3f GiB at F32\n", (long long)context,
+              per_bf16 * static_cast<double>(context) / (1ull << 30),
+              2.0 * per_bf16 * static_cast<double>(context) / (1ull << 30));
+}
+
+void PrintStoredBytes(const std::string& dir) {
+  std::error_code ec;
+  const bool has_weights = std::filesystem::exists(std::filesystem::path(dir) / "model.safetensors", ec) ||
+                           std::filesystem::exists(std::filesystem::path(dir) / "model.safetensors.index.json", ec);
+  if (!has_weights) {
+    std::printf("weights             none found (config.json only)\n");
+    return;
+  }
+  auto store = TensorStore::Open(dir);
+  if (!store.ok()) {
+    std::printf("weights             unreadable: %s\n", store.status().message().c_str());
+    return;
+  }
+  std::map<std::string, std::pair<int64_t, uint64_t>> by_dtype;  // count, bytes
+  for (const auto& name : (*store)->Names()) {
+    const TensorInfo* t = (*store)->Find(name);
+    auto& e = by_dtype[std::string(DTypeName(t->dtype))];
+    ++e.first, e.second += t->nbytes;
+  }
+  for (const auto& [dtype, e] : by_dtype)
+    std::printf("weights %-11s %lld tensors, %.3f MB\n", dtype.c_str(), (long long)e.first, e.second / 1e6);
+}
+
+int Inspect(const InspectOptions& o) {
+  auto config = LoadConfig(o.model_dir);
+  if (!config.ok()) return Fail(config.status());
+  const Config& c = *config;
+  PrintArchitecture(c);
+  const ModelStats s = ComputeStats(c);
+  PrintParams(s);
+  PrintKv(s, o.context > 0 ? o.context : c.max_position_embeddings);
+  PrintStoredBytes(o.model_dir);
+  return 0;
+}
+
+}  // namespace
+
+void RegisterInspect(CLI::App& app, Common& common) {
+  auto o = std::make_shared<InspectOptions>();
+  CLI::App* cmd = app.add_subcommand("inspect", "describe a model from its config.json (and weights if present)");
+  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory or config.json path")->required();
+  cmd->add_option("--context", o->context, "context length for the KV-cache total (default: max positions)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->callback([o, &common] {
+    common.Apply();
+    common.exit_code = Inspect(*o);
+  });
+}
+
+}  // namespace dsv3::cli

@@ -1,0 +1,66 @@
+// `dsv3 run`: load a checkpoint, generate from a prompt of token ids, print
+// each token id as it is produced and a speed summary on stderr.
+#include <cstdio>
+
+#include "apps/dsv3/commands.h"
+#include "runtime/generate.h"
+
+namespace dsv3::cli {
+
+namespace {
+
+struct RunOptions {
+  std::string model_dir, prompt_ids;
+  GenerateOptions gen;
+  bool ignore_eos = false;
+  bool quiet = false;
+};
+
+int Run(const RunOptions& o) {
+  auto ids = ParseIds(o.prompt_ids);
+  if (!ids.ok()) return Fail(ids.status().WithContext("--prompt-ids"));
+  auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
+  if (!model.ok()) return Fail(model.status());
+  GenerateOptions gen = o.gen;
+  gen.stop_at_eos = !o.ignore_eos;
+  GenerateStats stats;
+  bool first = true;
+  auto out = Generate(**model, *ids, gen, [&](int32_t token) {
+    std::printf(first ? "%d" : " %d", token);
+    std::fflush(stdout);
+    first = false;
+    return true;
+  }, &stats);
+  std::printf("\n");
+  if (!out.ok()) return Fail(out.status());
+  if (!o.quiet)
+    std::fprintf(stderr, "prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s)\n",
+                 static_cast<long long>(stats.prompt_tokens), stats.prefill_seconds,
+                 stats.prompt_tokens / std::max(stats.prefill_seconds, 1e-9),
+                 static_cast<long long>(stats.generated_tokens), stats.decode_seconds,
+                 std::max<int64_t>(stats.generated_tokens - 1, 0) / std::max(stats.decode_seconds, 1e-9));
+  return 0;
+}
+
+}  // namespace
+
+void RegisterRun(CLI::App& app, Common& common) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand("run", "generate tokens from a prompt");
+  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json + safetensors)")->required();
+  cmd->add_option("--prompt-ids", o->prompt_ids, "prompt token ids, e.g. \"0 15 27\"")->required();
+  cmd->add_option("-n,--max-tokens", o->gen.max_new_tokens, "tokens to generate")->capture_default_str();
+  cmd->add_option("--temperature", o->gen.sampling.temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", o->gen.sampling.top_k, "keep the k most likely tokens (0 = off)")->capture_default_str();
+  cmd->add_option("--top-p", o->gen.sampling.top_p, "nucleus sampling mass (1 = off)")->capture_default_str();
+  cmd->add_option("--min-p", o->gen.sampling.min_p, "drop tokens below min_p * max prob")->capture_default_str();
+  cmd->add_option("--seed", o->gen.sampling.seed, "sampling seed (same seed, same output)")->capture_default_str();
+  cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
+  cmd->add_flag("-q,--quiet", o->quiet, "no loading or speed messages");
+  cmd->callback([o, &common] {
+    common.Apply();
+    common.exit_code = Run(*o);
+  });
+}
+
+}  // namespace dsv3::cli

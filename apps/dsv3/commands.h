@@ -1,0 +1,29 @@
+// Subcommands of the dsv3 CLI. Each Register* adds one subcommand whose
+// callback applies the common flags, runs, and stores the exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "core/status.h"
+
+namespace dsv3::cli {
+
+// Flags every subcommand shares (given before or after the subcommand).
+struct Common {
+  int threads = 0;  // 0: all cores
+  int exit_code = 0;
+  void Apply() const;  // applies the thread count
+};
+
+void RegisterRun(CLI::App& app, Common& common);
+void RegisterInspect(CLI::App& app, Common& common);
+void RegisterLogits(CLI::App& app, Common& common);
+
+// Prints "dsv3: error: <message>" to stderr and returns 1.
+int Fail(const Status& status);
+
+// Parses "0 15 27" / "0,15,27" into ids; the error names the bad entry.
+Expected<std::vector<int32_t>> ParseIds(const std::string& text);
+
+}  // namespace dsv3::cli

@@ -1,0 +1,128 @@
+// Scalar dtype codecs: the ground truth for every vectorised conversion.
+#include "core/dtype.h"
+
+#include <array>
+#include <cmath>
+#include <limits>
+
+namespace dsv3 {
+
+namespace {
+struct DTypeInfo {
+  DType type;
+  std::string_view name;
+  size_t size;
+};
+constexpr DTypeInfo kInfos[] = {
+    {DType::kF64, "F64", 8},       {DType::kF32, "F32", 4},       {DType::kF16, "F16", 2},
+    {DType::kBF16, "BF16", 2},     {DType::kF8E4M3, "F8_E4M3", 1}, {DType::kF8E5M2, "F8_E5M2", 1},
+    {DType::kI64, "I64", 8},       {DType::kI32, "I32", 4},       {DType::kI16, "I16", 2},
+    {DType::kI8, "I8", 1},         {DType::kU64, "U64", 8},       {DType::kU32, "U32", 4},
+    {DType::kU16, "U16", 2},       {DType::kU8, "U8", 1},         {DType::kBool, "BOOL", 1},
+};
+
+constexpr float Pow2(int e) {
+  float r = 1.0f;
+  for (; e > 0; --e) r *= 2.0f;
+  for (; e < 0; ++e) r *= 0.5f;
+  return r;
+}
+
+constexpr float DecodeE4M3(uint8_t v) {
+  const int sign = v >> 7, exp = (v >> 3) & 0xf, man = v & 7;
+  if (exp == 0xf && man == 7) return std::numeric_limits<float>::quiet_NaN();
+  const float mag = exp == 0 ? static_cast<float>(man) / 8.0f * Pow2(-6)
+                             : (1.0f + static_cast<float>(man) / 8.0f) * Pow2(exp - 7);
+  return sign ? -mag : mag;
+}
+
+constexpr std::array<float, 256> BuildE4M3Table() {
+  std::array<float, 256> t{};
+  for (int i = 0; i < 256; ++i) t[i] = DecodeE4M3(static_cast<uint8_t>(i));
+  return t;
+}
+constexpr std::array<float, 256> kE4M3 = BuildE4M3Table();
+}  // namespace
+
+const float* const kF8E4M3Table = kE4M3.data();
+
+size_t DTypeSize(DType t) {
+  for (const auto& i : kInfos)
+    if (i.type == t) return i.size;
+  return 0;
+}
+
+std::string_view DTypeName(DType t) {
+  for (const auto& i : kInfos)
+    if (i.type == t) return i.name;
+  return "?";
+}
+
+std::optional<DType> ParseDType(std::string_view name) {
+  for (const auto& i : kInfos)
+    if (i.name == name) return i.type;
+  return std::nullopt;
+}
+
+float F16ToF32(uint16_t h) {
+  const uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  float mag;
+  if (exp == 0) {
+    mag = std::ldexp(static_cast<float>(man), -24);
+  } else if (exp == 0x1f) {
+    mag = man ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+  } else {
+    mag = std::ldexp(1.0f + static_cast<float>(man) / 1024.0f, static_cast<int>(exp) - 15);
+  }
+  return sign ? -mag : mag;
+}
+
+uint16_t F32ToF16(float f) {
+  const uint32_t u = FloatBits(f);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return sign | 0x7e00;            // NaN
+  if (a >= 0x477ff000u) return sign | 0x7c00;           // rounds to >= 65536: inf
+  if (a < 0x38800000u) {                                // below 2^-14: subnormal or 0
+    const float q = std::nearbyint(BitsFloat(a) * Pow2(24));  // units of 2^-24, ties even
+    return sign | static_cast<uint16_t>(q);
+  }
+  // Normal: rebias exponent, round mantissa 23 -> 10 bits to nearest even.
+  uint32_t h = ((a >> 13) - (112u << 10));
+  const uint32_t rest = a & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
+  return sign | static_cast<uint16_t>(h);
+}
+
+uint8_t F32ToF8E4M3(float f) {
+  if (std::isnan(f)) return 0x7f;
+  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
+  float a = std::fabs(f);
+  if (a >= 448.0f) return sign | 0x7e;  // saturate to max finite
+  // Quantum for |a|: subnormal step 2^-9 below 2^-6, else 2^(e-3).
+  int e;
+  std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1)
+  int exp_unbiased = e - 1;
+  if (exp_unbiased < -6) exp_unbiased = -6;
+  const float quantum = std::ldexp(1.0f, exp_unbiased - 3);
+  const float q = std::nearbyint(a / quantum);  // default rounding: nearest even
+  const float r = q * quantum;
+  if (r >= 448.0f) return sign | 0x7e;
+  // Encode r exactly.
+  if (r == 0.0f) return sign;
+  int re;
+  float rm = std::frexp(r, &re);
+  int ee = re - 1 + 7;
+  if (ee <= 0) {  // subnormal: r = man/8 * 2^-6
+    const int man = static_cast<int>(std::lround(r / std::ldexp(1.0f, -9)));
+    return sign | static_cast<uint8_t>(man);
+  }
+  const int man = static_cast<int>(std::lround((rm * 2.0f - 1.0f) * 8.0f));
+  return sign | static_cast<uint8_t>((ee << 3) | man);
+}
+
+float F8E5M2ToF32(uint8_t v) {
+  return F16ToF32(static_cast<uint16_t>(v) << 8);
+}
+
+}  // namespace dsv3

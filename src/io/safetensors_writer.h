@@ -1,0 +1,57 @@
+// Streaming safetensors writer. The header is computed from the tensor specs
+// up front, then tensor bytes are appended in spec order, so a converter or a
+// checkpoint saver never holds more than one tensor. Output goes to
+// "<path>.tmp" and is renamed onto <path> only by a successful Finish(): an
+// interrupted or failed write never leaves a half-written file under the
+// final name.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/status.h"
+
+namespace dsv3 {
+
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  uint64_t nbytes() const;
+};
+
+class SafetensorsWriter {
+ public:
+  static Expected<std::unique_ptr<SafetensorsWriter>> Create(
+      const std::string& path, const std::vector<TensorSpec>& specs,
+      const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsWriter();  // removes the temporary file unless Finish() succeeded
+
+  // Appends bytes of the current tensor(s); may be called in pieces.
+  Status Write(const void* data, size_t n);
+  // Verifies every byte was written, flushes, renames to the final path.
+  Status Finish();
+
+ private:
+  SafetensorsWriter() = default;
+  std::string path_, tmp_path_;
+  std::FILE* file_ = nullptr;
+  uint64_t expected_bytes_ = 0, written_bytes_ = 0;
+  bool finished_ = false;
+};
+
+struct TensorToWrite {
+  TensorSpec spec;
+  const void* data = nullptr;  // spec.nbytes() bytes
+};
+
+// One-shot convenience over SafetensorsWriter.
+Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                        const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace dsv3

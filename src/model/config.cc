@@ -1,0 +1,318 @@
+// config.json parsing, defaults and validation; see config.h.
+#include "model/config.h"
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/mapped_file.h"
+
+namespace dsv3 {
+
+using nlohmann::json;
+
+namespace {
+
+// Reads typed fields with a message naming the field on a type mismatch.
+class FieldReader {
+ public:
+  FieldReader(const json& j, std::string label) : j_(j), label_(std::move(label)) {}
+
+  Status Int(const char* key, int64_t& out, bool required, bool null_is_zero = false) {
+    if (!j_.contains(key)) {
+      return required ? Error(key, "is required") : Status::Ok();
+    }
+    const json& v = j_[key];
+    if (v.is_null() && null_is_zero) {
+      out = 0;
+      return Status::Ok();
+    }
+    if (!v.is_number_integer()) return Error(key, "must be an integer");
+    out = v.get<int64_t>();
+    return Status::Ok();
+  }
+  Status Double(const char* key, double& out) {
+    if (!j_.contains(key) || j_[key].is_null()) return Status::Ok();
+    if (!j_[key].is_number()) return Error(key, "must be a number");
+    out = j_[key].get<double>();
+    return Status::Ok();
+  }
+  Status Bool(const char* key, bool& out) {
+    if (!j_.contains(key) || j_[key].is_null()) return Status::Ok();
+    if (!j_[key].is_boolean()) return Error(key, "must be true or false");
+    out = j_[key].get<bool>();
+    return Status::Ok();
+  }
+  Status String(const char* key, std::string& out) {
+    if (!j_.contains(key) || j_[key].is_null()) return Status::Ok();
+    if (!j_[key].is_string()) return Error(key, "must be a string");
+    out = j_[key].get<std::string>();
+    return Status::Ok();
+  }
+  Status Error(const std::string& key, const std::string& what) const {
+    return Status::Error(label_ + ": field '" + key + "' " + what);
+  }
+
+ private:
+  const json& j_;
+  std::string label_;
+};
+
+Status ParseRopeScaling(const json& j, const std::string& label, Config& c) {
+  if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return Status::Ok();
+  const json& r = j["rope_scaling"];
+  if (!r.is_object()) return Status::Error(label + ": field 'rope_scaling' must be an object or null");
+  FieldReader f(r, label + " rope_scaling");
+  std::string type;
+  DSV3_RETURN_IF_ERROR(f.String("type", type));
+  if (type.empty()) DSV3_RETURN_IF_ERROR(f.String("rope_type", type));
+  if (type != "yarn")
+    return Status::Error(label + ": field 'rope_scaling.type' is '" + type +
+                         "'; only \"yarn\" is supported (DeepSeek-V2/V3 use YaRN)");
+  RopeScaling s;
+  DSV3_RETURN_IF_ERROR(f.Double("factor", s.factor));
+  DSV3_RETURN_IF_ERROR(f.Int("original_max_position_embeddings", s.original_max_position_embeddings, false));
+  DSV3_RETURN_IF_ERROR(f.Double("beta_fast", s.beta_fast));
+  DSV3_RETURN_IF_ERROR(f.Double("beta_slow", s.beta_slow));
+  DSV3_RETURN_IF_ERROR(f.Double("mscale", s.mscale));
+  DSV3_RETURN_IF_ERROR(f.Double("mscale_all_dim", s.mscale_all_dim));
+  if (!(s.factor > 0)) return Status::Error(label + ": field 'rope_scaling.factor' must be > 0");
+  if (s.original_max_position_embeddings <= 0)
+    return Status::Error(label + ": field 'rope_scaling.original_max_position_embeddings' must be > 0");
+  if (!(s.beta_fast > 0) || !(s.beta_slow > 0))
+    return Status::Error(label + ": fields 'rope_scaling.beta_fast/beta_slow' must be > 0");
+  c.rope_scaling = s;
+  return Status::Ok();
+}
+
+Status ParseQuantization(const json& j, const std::string& label, Config& c) {
+  if (!j.contains("quantization_config") || j["quantization_config"].is_null()) return Status::Ok();
+  const json& q = j["quantization_config"];
+  const std::string where = label + ": field 'quantization_config";
+  if (!q.is_object()) return Status::Error(where + "' must be an object");
+  if (q.value("quant_method", "") != "fp8")
+    return Status::Error(where + ".quant_method' must be \"fp8\" (got " + q.value("quant_method", json()).dump() + ")");
+  if (q.contains("fmt") && q["fmt"] != "e4m3")
+    return Status::Error(where + ".fmt' must be \"e4m3\" (got " + q["fmt"].dump() + ")");
+  QuantizationConfig qc;
+  if (q.contains("weight_block_size")) {
+    const json& b = q["weight_block_size"];
+    if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer() ||
+        b[0].get<int64_t>() <= 0 || b[1].get<int64_t>() <= 0)
+      return Status::Error(where + ".weight_block_size' must be two positive integers");
+    qc.block_rows = b[0].get<int64_t>();
+    qc.block_cols = b[1].get<int64_t>();
+  }
+  const json& fmt = q.contains("scale_fmt") ? q["scale_fmt"] : j.value("scale_fmt", json());
+  if (!fmt.is_null()) {
+    if (fmt != "ue8m0") return Status::Error(where + ".scale_fmt' must be null or \"ue8m0\"");
+    qc.scale_fmt_ue8m0 = true;
+  }
+  c.quantization = qc;
+  return Status::Ok();
+}
+
+Status ParseEos(const json& j, const std::string& label, Config& c) {
+  if (!j.contains("eos_token_id") || j["eos_token_id"].is_null()) return Status::Ok();
+  const json& e = j["eos_token_id"];
+  if (e.is_number_integer()) {
+    c.eos_token_ids.push_back(e.get<int64_t>());
+    return Status::Ok();
+  }
+  if (e.is_array()) {
+    for (const auto& x : e) {
+      if (!x.is_number_integer()) break;
+      c.eos_token_ids.push_back(x.get<int64_t>());
+    }
+    if (c.eos_token_ids.size() == e.size()) return Status::Ok();
+  }
+  return Status::Error(label + ": field 'eos_token_id' must be an integer or a list of integers");
+}
+
+Status ParseMoeFields(const json& j, FieldReader& f, Config& c) {
+  std::string topk, scoring;
+  DSV3_RETURN_IF_ERROR(f.String("topk_method", topk));
+  DSV3_RETURN_IF_ERROR(f.String("scoring_func", scoring));
+  if (!topk.empty()) {
+    if (topk == "greedy" || topk == "gready") c.topk_method = TopkMethod::kGreedy;
+    else if (topk == "group_limited_greedy") c.topk_method = TopkMethod::kGroupLimitedGreedy;
+    else if (topk == "noaux_tc") c.topk_method = TopkMethod::kNoauxTc;
+    else return f.Error("topk_method", "is '" + topk + "'; expected greedy, group_limited_greedy or noaux_tc");
+  }
+  if (!scoring.empty()) {
+    if (scoring == "sigmoid") c.scoring_func = ScoringFunc::kSigmoid;
+    else if (scoring == "softmax") c.scoring_func = ScoringFunc::kSoftmax;
+    else return f.Error("scoring_func", "is '" + scoring + "'; expected sigmoid or softmax");
+  }
+  DSV3_RETURN_IF_ERROR(f.Int("n_routed_experts", c.n_routed_experts, false, true));
+  DSV3_RETURN_IF_ERROR(f.Int("n_shared_experts", c.n_shared_experts, false, true));
+  DSV3_RETURN_IF_ERROR(f.Int("num_experts_per_tok", c.num_experts_per_tok, false, true));
+  DSV3_RETURN_IF_ERROR(f.Int("n_group", c.n_group, false, true));
+  DSV3_RETURN_IF_ERROR(f.Int("topk_group", c.topk_group, false, true));
+  DSV3_RETURN_IF_ERROR(f.Int("moe_layer_freq", c.moe_layer_freq, false));
+  DSV3_RETURN_IF_ERROR(f.Int("first_k_dense_replace", c.first_k_dense_replace, false));
+  DSV3_RETURN_IF_ERROR(f.Int("moe_intermediate_size", c.moe_intermediate_size, false));
+  DSV3_RETURN_IF_ERROR(f.Double("routed_scaling_factor", c.routed_scaling_factor));
+  DSV3_RETURN_IF_ERROR(f.Bool("norm_topk_prob", c.norm_topk_prob));
+  if (c.n_group == 0) c.n_group = 1;
+  if (c.topk_group == 0) c.topk_group = c.n_group;
+  return Status::Ok();
+}
+
+Status ValidateMoe(FieldReader& f, const Config& c) {
+  if (!c.HasMoe()) return Status::Ok();
+  if (c.n_routed_experts < 0) return f.Error("n_routed_experts", "must be >= 0");
+  if (c.moe_intermediate_size <= 0) return f.Error("moe_intermediate_size", "must be > 0 for a MoE model");
+  if (c.num_experts_per_tok <= 0 || c.num_experts_per_tok > c.n_routed_experts)
+    return f.Error("num_experts_per_tok", "must be in [1, n_routed_experts]");
+  if (c.n_shared_experts < 0) return f.Error("n_shared_experts", "must be >= 0");
+  if (c.moe_layer_freq <= 0) return f.Error("moe_layer_freq", "must be >= 1");
+  if (c.first_k_dense_replace < 0) return f.Error("first_k_dense_replace", "must be >= 0");
+  if (c.n_group < 1 || c.n_routed_experts % c.n_group != 0)
+    return f.Error("n_group", "must divide n_routed_experts (" + std::to_string(c.n_routed_experts) + ")");
+  if (c.topk_group < 1 || c.topk_group > c.n_group) return f.Error("topk_group", "must be in [1, n_group]");
+  if (c.n_group > 1 && c.topk_method == TopkMethod::kGreedy)
+    return f.Error("topk_method", "is greedy but n_group > 1; use group_limited_greedy or noaux_tc");
+  const int64_t per_group = c.n_routed_experts / c.n_group;
+  if (c.num_experts_per_tok > c.topk_group * per_group)
+    return f.Error("num_experts_per_tok", "exceeds the experts in the topk_group kept groups");
+  if (c.topk_method == TopkMethod::kNoauxTc && c.n_group > 1 && per_group < 2)
+    return f.Error("n_group", "leaves fewer than 2 experts per group (noaux_tc scores a group by its top 2)");
+  if (!(c.routed_scaling_factor > 0)) return f.Error("routed_scaling_factor", "must be > 0");
+  return Status::Ok();
+}
+
+Status ValidateShapes(FieldReader& f, const Config& c) {
+  struct Positive { const char* name; int64_t value; };
+  const Positive required[] = {
+      {"vocab_size", c.vocab_size},          {"hidden_size", c.hidden_size},
+      {"num_hidden_layers", c.num_hidden_layers}, {"num_attention_heads", c.num_attention_heads},
+      {"kv_lora_rank", c.kv_lora_rank},      {"qk_rope_head_dim", c.qk_rope_head_dim},
+      {"qk_nope_head_dim", c.qk_nope_head_dim}, {"v_head_dim", c.v_head_dim},
+      {"max_position_embeddings", c.max_position_embeddings}};
+  for (const auto& p : required)
+    if (p.value <= 0) return f.Error(p.name, "must be > 0 (got " + std::to_string(p.value) + ")");
+  if (c.qk_rope_head_dim % 2 != 0) return f.Error("qk_rope_head_dim", "must be even (RoPE rotates pairs)");
+  if (c.q_lora_rank < 0) return f.Error("q_lora_rank", "must be null or >= 0");
+  if (c.num_nextn_predict_layers < 0) return f.Error("num_nextn_predict_layers", "must be >= 0");
+  const bool any_dense = !c.HasMoe() || c.first_k_dense_replace > 0 || c.moe_layer_freq > 1;
+  if (any_dense && c.intermediate_size <= 0) return f.Error("intermediate_size", "must be > 0");
+  if (!(c.rms_norm_eps > 0)) return f.Error("rms_norm_eps", "must be > 0");
+  if (!(c.rope_theta > 1)) return f.Error("rope_theta", "must be > 1");
+  if (c.bos_token_id >= c.vocab_size) return f.Error("bos_token_id", "is outside the vocabulary");
+  for (int64_t e : c.eos_token_ids)
+    if (e < 0 || e >= c.vocab_size) return f.Error("eos_token_id", "is outside the vocabulary");
+  return Status::Ok();
+}
+
+}  // namespace
+
+double YarnMscale(double scale, double mscale) {
+  return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+bool Config::IsMoeLayer(int64_t layer) const {
+  return HasMoe() && layer >= first_k_dense_replace && layer % moe_layer_freq == 0;
+}
+
+double Config::SoftmaxScale() const {
+  double scale = 1.0 / std::sqrt(static_cast<double>(qk_head_dim()));
+  if (rope_scaling && rope_scaling->mscale_all_dim != 0.0) {
+    const double m = YarnMscale(rope_scaling->factor, rope_scaling->mscale_all_dim);
+    scale *= m * m;
+  }
+  return scale;
+}
+
+double Config::RopeCosSinScale() const {
+  if (!rope_scaling) return 1.0;
+  return YarnMscale(rope_scaling->factor, rope_scaling->mscale) /
+         YarnMscale(rope_scaling->factor, rope_scaling->mscale_all_dim);
+}
+
+std::vector<float> Config::RopeInvFreq() const {
+  // Computed in float32 like the reference (torch.arange(...).float()).
+  const int64_t dim = qk_rope_head_dim, half = dim / 2;
+  std::vector<float> f(half);
+  for (int64_t i = 0; i < half; ++i)
+    f[i] = 1.0f / std::pow(static_cast<float>(rope_theta), static_cast<float>(2 * i) / static_cast<float>(dim));
+  if (!rope_scaling) return f;
+  const RopeScaling& s = *rope_scaling;
+  const double two_ln_base = 2.0 * std::log(rope_theta);
+  auto corr = [&](double rot) {
+    return dim * std::log(s.original_max_position_embeddings / (rot * 2.0 * M_PI)) / two_ln_base;
+  };
+  const double lo = std::max(std::floor(corr(s.beta_fast)), 0.0);
+  double hi = std::min(std::ceil(corr(s.beta_slow)), static_cast<double>(dim - 1));
+  if (lo == hi) hi += 0.001;
+  for (int64_t i = 0; i < half; ++i) {
+    const float ramp = static_cast<float>(std::clamp((static_cast<double>(i) - lo) / (hi - lo), 0.0, 1.0));
+    const float smooth = 1.0f - ramp;  // HF: inv_freq_mask = 1 - linear_ramp
+    f[i] = f[i] / static_cast<float>(s.factor) * (1.0f - smooth) + f[i] * smooth;
+  }
+  return f;
+}
+
+Expected<Config> ParseConfig(const std::string& text, const std::string& label) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::Error(label + ": not a JSON object");
+  Config c;
+  FieldReader f(j, label);
+  DSV3_RETURN_IF_ERROR(f.String("model_type", c.model_type_name));
+  if (c.model_type_name == "deepseek_v3" || c.model_type_name == "kimi_k2") {
+    c.model_type = ModelType::kDeepseekV3;  // transformers DeepseekV3Config defaults
+    c.topk_method = TopkMethod::kNoauxTc;
+    c.scoring_func = ScoringFunc::kSigmoid;
+    c.norm_topk_prob = true;
+    c.routed_scaling_factor = 2.5;
+    c.n_group = 8;
+    c.topk_group = 4;
+  } else if (c.model_type_name == "deepseek_v2") {
+    c.model_type = ModelType::kDeepseekV2;  // DeepseekV2Config defaults
+  } else {
+    return f.Error("model_type", c.model_type_name.empty()
+                                     ? "is missing"
+                                     : "is '" + c.model_type_name + "'; supported: deepseek_v3, deepseek_v2");
+  }
+  DSV3_RETURN_IF_ERROR(f.Int("vocab_size", c.vocab_size, true));
+  DSV3_RETURN_IF_ERROR(f.Int("hidden_size", c.hidden_size, true));
+  DSV3_RETURN_IF_ERROR(f.Int("intermediate_size", c.intermediate_size, false));
+  DSV3_RETURN_IF_ERROR(f.Int("num_hidden_layers", c.num_hidden_layers, true));
+  DSV3_RETURN_IF_ERROR(f.Int("num_nextn_predict_layers", c.num_nextn_predict_layers, false, true));
+  DSV3_RETURN_IF_ERROR(f.Int("num_attention_heads", c.num_attention_heads, true));
+  c.num_key_value_heads = c.num_attention_heads;
+  DSV3_RETURN_IF_ERROR(f.Int("num_key_value_heads", c.num_key_value_heads, false, true));
+  DSV3_RETURN_IF_ERROR(f.Int("kv_lora_rank", c.kv_lora_rank, true));
+  DSV3_RETURN_IF_ERROR(f.Int("q_lora_rank", c.q_lora_rank, false, true));
+  DSV3_RETURN_IF_ERROR(f.Int("qk_rope_head_dim", c.qk_rope_head_dim, true));
+  DSV3_RETURN_IF_ERROR(f.Int("qk_nope_head_dim", c.qk_nope_head_dim, true));
+  DSV3_RETURN_IF_ERROR(f.Int("v_head_dim", c.v_head_dim, true));
+  DSV3_RETURN_IF_ERROR(f.Int("max_position_embeddings", c.max_position_embeddings, false));
+  DSV3_RETURN_IF_ERROR(f.Double("rms_norm_eps", c.rms_norm_eps));
+  DSV3_RETURN_IF_ERROR(f.Double("rope_theta", c.rope_theta));
+  DSV3_RETURN_IF_ERROR(f.Bool("tie_word_embeddings", c.tie_word_embeddings));
+  DSV3_RETURN_IF_ERROR(f.Int("bos_token_id", c.bos_token_id, false, true));
+  DSV3_RETURN_IF_ERROR(f.String("torch_dtype", c.torch_dtype));
+  DSV3_RETURN_IF_ERROR(ParseEos(j, label, c));
+  DSV3_RETURN_IF_ERROR(ParseMoeFields(j, f, c));
+  DSV3_RETURN_IF_ERROR(ParseRopeScaling(j, label, c));
+  DSV3_RETURN_IF_ERROR(ParseQuantization(j, label, c));
+  std::string act = "silu";
+  DSV3_RETURN_IF_ERROR(f.String("hidden_act", act));
+  if (act != "silu") return f.Error("hidden_act", "is '" + act + "'; only silu is supported");
+  bool attention_bias = false;
+  DSV3_RETURN_IF_ERROR(f.Bool("attention_bias", attention_bias));
+  if (attention_bias) return f.Error("attention_bias", "is true; DeepSeek attention has no bias");
+  DSV3_RETURN_IF_ERROR(ValidateShapes(f, c));
+  DSV3_RETURN_IF_ERROR(ValidateMoe(f, c));
+  return c;
+}
+
+Expected<Config> LoadConfig(const std::string& path) {
+  std::filesystem::path p(path);
+  if (std::filesystem::is_directory(p)) p /= "config.json";
+  DSV3_ASSIGN_OR_RETURN(std::string text, ReadTextFile(p.string()));
+  return ParseConfig(text, p.string());
+}
+
+}  // namespace dsv3

@@ -1,0 +1,92 @@
+// The one validated model Config, parsed from a Hugging Face config.json of
+// model_type deepseek_v3 or deepseek_v2. Field names are Hugging Face's;
+// defaults are those of the matching transformers config class. Anything the
+// engine cannot run exactly (another activation, attention bias, another rope
+// scaling type, inconsistent expert grouping) is rejected with a message that
+// names the field.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace dsv3 {
+
+enum class ModelType { kDeepseekV3, kDeepseekV2 };
+enum class ScoringFunc { kSigmoid, kSoftmax };
+enum class TopkMethod { kGreedy, kGroupLimitedGreedy, kNoauxTc };
+
+struct RopeScaling {  // "type"/"rope_type": "yarn"
+  double factor = 1.0;
+  int64_t original_max_position_embeddings = 4096;
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  double mscale = 1.0;
+  double mscale_all_dim = 0.0;
+};
+
+struct QuantizationConfig {  // quant_method "fp8", fmt "e4m3"
+  int64_t block_rows = 128, block_cols = 128;  // weight_block_size
+  bool scale_fmt_ue8m0 = false;                // scale_fmt "ue8m0"
+};
+
+struct Config {
+  ModelType model_type = ModelType::kDeepseekV3;
+  std::string model_type_name;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t moe_intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_nextn_predict_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t n_shared_experts = 0;
+  int64_t n_routed_experts = 0;  // 0: every layer dense
+  double routed_scaling_factor = 1.0;
+  int64_t kv_lora_rank = 0;
+  int64_t q_lora_rank = 0;  // 0: no q LoRA (q_proj)
+  int64_t qk_rope_head_dim = 0;
+  int64_t qk_nope_head_dim = 0;
+  int64_t v_head_dim = 0;
+  TopkMethod topk_method = TopkMethod::kGreedy;
+  int64_t n_group = 1;
+  int64_t topk_group = 1;
+  int64_t num_experts_per_tok = 0;
+  int64_t moe_layer_freq = 1;
+  int64_t first_k_dense_replace = 0;
+  bool norm_topk_prob = false;
+  ScoringFunc scoring_func = ScoringFunc::kSoftmax;
+  int64_t max_position_embeddings = 4096;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  std::optional<RopeScaling> rope_scaling;
+  std::optional<QuantizationConfig> quantization;
+  bool tie_word_embeddings = false;
+  int64_t bos_token_id = -1;
+  std::vector<int64_t> eos_token_ids;
+  std::string torch_dtype;
+
+  // Derived quantities.
+  int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+  int64_t kv_latent_dim() const { return kv_lora_rank + qk_rope_head_dim; }  // per cached token
+  int64_t num_layers_with_mtp() const { return num_hidden_layers + num_nextn_predict_layers; }
+  bool IsMoeLayer(int64_t layer) const;  // also for MTP layer indices >= num_hidden_layers
+  bool HasMoe() const { return n_routed_experts > 0; }
+  double SoftmaxScale() const;           // (dn+dr)^-0.5 * mscale^2 under YaRN
+  double RopeCosSinScale() const;        // mscale(factor, mscale) / mscale(factor, mscale_all_dim)
+  std::vector<float> RopeInvFreq() const;  // [dr/2], YaRN-corrected when configured
+};
+
+// Parses and validates config.json text; `label` names the file in errors.
+Expected<Config> ParseConfig(const std::string& json_text, const std::string& label);
+// Reads DIR/config.json (or a path to a .json file).
+Expected<Config> LoadConfig(const std::string& path);
+
+// 0.1 * mscale * ln(scale) + 1, or 1 when scale <= 1 (DeepSeek's yarn_get_mscale).
+double YarnMscale(double scale, double mscale);
+
+}  // namespace dsv3

@@ -1,0 +1,140 @@
+// Model::Load: config.json + safetensors -> typed weights pointing into the
+// mapped files. Every tensor's presence, shape and dtype is checked against
+// the config; FP8 weights must come with a matching `_scale_inv` grid.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <cstring>
+#include <set>
+
+#include "model/model.h"
+
+namespace dsv3 {
+
+namespace {
+
+class StoreBinder : public TensorBinder {
+ public:
+  StoreBinder(const TensorStore& store, const Config& config) : store_(store), config_(config) {}
+
+  Status status() const { return status_; }
+  const std::set<std::string>& used() const { return used_; }
+  uint64_t bytes() const { return bytes_; }
+
+  void Matrix(const std::string& name, int64_t rows, int64_t cols, TensorRole role, bool optional,
+              Weight& out) override {
+    if (!status_.ok()) return;
+    const TensorInfo* t = store_.Find(name);
+    if (!t) {
+      if (!optional) Fail("tensor '" + name + "' is missing from " + store_.path());
+      return;
+    }
+    if (!CheckShape(*t, {rows, cols})) return;
+    out = Weight();
+    out.dtype = t->dtype;
+    out.rows = rows;
+    out.cols = cols;
+    out.data = t->data;
+    if (reinterpret_cast<uintptr_t>(t->data) % DTypeSize(t->dtype) != 0)
+      return Fail(t->file + ": tensor '" + name + "' data is not aligned to its element size");
+    switch (t->dtype) {
+      case DType::kF32: case DType::kBF16: case DType::kF16: break;
+      case DType::kF8E4M3: BindScale(name, out); break;
+      default:
+        Fail(t->file + ": tensor '" + name + "' has dtype " + std::string(DTypeName(t->dtype)) +
+             "; expected F32, BF16, F16 or F8_E4M3");
+    }
+    Use(*t);
+  }
+
+  void Vector(const std::string& name, int64_t n, TensorRole role, std::vector<float>& out) override {
+    if (!status_.ok()) return;
+    const TensorInfo* t = store_.Find(name);
+    if (!t) return Fail("tensor '" + name + "' is missing from " + store_.path());
+    if (!CheckShape(*t, {n})) return;
+    out.resize(n);
+    const uint8_t* p = t->data;
+    for (int64_t i = 0; i < n; ++i) {
+      switch (t->dtype) {
+        case DType::kF32: { float v; std::memcpy(&v, p + 4 * i, 4); out[i] = v; break; }
+        case DType::kBF16: { uint16_t v; std::memcpy(&v, p + 2 * i, 2); out[i] = Bf16ToF32(v); break; }
+        case DType::kF16: { uint16_t v; std::memcpy(&v, p + 2 * i, 2); out[i] = F16ToF32(v); break; }
+        default:
+          return Fail(t->file + ": tensor '" + name + "' has dtype " + std::string(DTypeName(t->dtype)) +
+                      "; expected F32, BF16 or F16");
+      }
+    }
+    Use(*t);
+  }
+
+ private:
+  void Fail(const std::string& message) {
+    if (status_.ok()) status_ = Status::Error(message);
+  }
+  void Use(const TensorInfo& t) {
+    used_.insert(t.name);
+    bytes_ += t.nbytes;
+  }
+  bool CheckShape(const TensorInfo& t, const std::vector<int64_t>& shape) {
+    if (t.shape == shape) return true;
+    TensorInfo expect;
+    expect.shape = shape;
+    Fail(t.file + ": tensor '" + t.name + "' has shape " + t.ShapeString() + " but config.json implies " +
+         expect.ShapeString());
+    return false;
+  }
+  void BindScale(const std::string& name, Weight& w) {
+    const std::string scale_name = name + "_scale_inv";
+    const TensorInfo* s = store_.Find(scale_name);
+    if (!s) return Fail("FP8 tensor '" + name + "' has no scale tensor '" + scale_name + "' in " + store_.path());
+    const auto q = config_.quantization.value_or(QuantizationConfig{});
+    w.block_rows = q.block_rows;
+    w.block_cols = q.block_cols;
+    w.scale_cols = (w.cols + q.block_cols - 1) / q.block_cols;
+    const std::vector<int64_t> shape = {(w.rows + q.block_rows - 1) / q.block_rows, w.scale_cols};
+    if (s->dtype != DType::kF32)
+      return Fail(s->file + ": scale tensor '" + scale_name + "' must be F32, not " + std::string(DTypeName(s->dtype)));
+    if (!CheckShape(*s, shape)) return;
+    if (reinterpret_cast<uintptr_t>(s->data) % alignof(float) != 0)
+      return Fail(s->file + ": scale tensor '" + scale_name + "' is not 4-byte aligned");
+    w.scale_inv = reinterpret_cast<const float*>(s->data);
+    Use(*s);
+  }
+
+  const TensorStore& store_;
+  const Config& config_;
+  Status status_;
+  std::set<std::string> used_;
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOptions& options) {
+  std::unique_ptr<Model> m(new Model());
+  DSV3_ASSIGN_OR_RETURN(m->config_, LoadConfig(dir));
+  DSV3_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
+  StoreBinder binder(*m->store_, m->config_);
+  BindWeights(m->config_, m->weights_, binder);
+  DSV3_RETURN_IF_ERROR(binder.status());
+  ModelWeights& w = m->weights_;
+  if (m->config_.tie_word_embeddings) w.lm_head = w.embed_tokens;
+  for (auto& layer : w.layers) {  // MTP layers may omit their copies of embed/head
+    if (!layer.is_mtp) continue;
+    if (layer.mtp.embed_tokens.empty()) layer.mtp.embed_tokens = w.embed_tokens;
+    if (layer.mtp.shared_head_head.empty()) layer.mtp.shared_head_head = w.lm_head;
+  }
+  m->router_ = RouterParams::FromConfig(m->config_);
+  m->inv_freq_ = m->config_.RopeInvFreq();
+  m->softmax_scale_ = static_cast<float>(m->config_.SoftmaxScale());
+  m->rope_scale_ = static_cast<float>(m->config_.RopeCosSinScale());
+  if (options.verbose) {
+    const size_t unused = m->store_->Names().size() - binder.used().size();
+    std::fprintf(stderr, "loaded %s: %zu tensors, %.1f MB in %zu file(s)%s\n", dir.c_str(),
+                 binder.used().size(), binder.bytes() / 1e6, m->store_->num_files(),
+                 unused ? (", " + std::to_string(unused) + " unused tensors ignored").c_str() : "");
+  }
+  return m;
+}
+
+}  // namespace dsv3

@@ -1,0 +1,107 @@
+// A loaded DeepSeek-V3/V2 model and its forward pass over a ragged batch:
+// any mix of prefill chunks and one-token decode steps from different
+// sequences, each token naming its cache slot and position. Linear layers see
+// all tokens of the batch at once (each expert's weights are read once per
+// call); attention reads the latent cache of the token's own slot.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "io/safetensors.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/router.h"
+#include "model/weights.h"
+
+namespace dsv3 {
+
+// Token i of the batch is tokens[i] at positions[i] in cache slot slots[i].
+// Tokens of one slot must be in increasing, consecutive positions starting at
+// or before the slot's current length. Logits are produced for the tokens
+// listed in logit_rows (indices into tokens), in that order.
+struct Batch {
+  std::vector<int32_t> tokens, positions, slots, logit_rows;
+  void Clear() { tokens.clear(), positions.clear(), slots.clear(), logit_rows.clear(); }
+  void Add(int32_t token, int32_t pos, int32_t slot, bool want_logits) {
+    if (want_logits) logit_rows.push_back(static_cast<int32_t>(tokens.size()));
+    tokens.push_back(token), positions.push_back(pos), slots.push_back(slot);
+  }
+  int64_t size() const { return static_cast<int64_t>(tokens.size()); }
+};
+
+// Activation buffers sized for a batch; grown on demand, reused across calls
+// so the token loop does not allocate.
+struct Workspace {
+  int64_t tokens = 0;  // capacity in tokens
+  std::vector<float> h, x, proj;        // [N, d]
+  std::vector<float> hidden;            // [N, d] final hidden state after model.norm
+  std::vector<float> q_a, q, kv;        // [N, rq], [N, H*(dn+dr)], [N, rc+dr]
+  std::vector<float> q_full, o_lat;     // [N, H, rc+dr], [N, H, rc]
+  std::vector<float> attn;              // [N, H*dv]
+  std::vector<float> rope_cos, rope_sin;  // [N, dr/2]
+  std::vector<float> ffn_gate, ffn_up;  // [N, max ffn width]
+  std::vector<float> router_logits, router_scratch;  // [N, E], [threads, scratch]
+  std::vector<int32_t> expert_ids;      // [N, K]
+  std::vector<float> expert_weights;    // [N, K]
+  std::vector<int32_t> expert_count, expert_offset, expert_tokens;  // by expert
+  std::vector<float> expert_slot_weight;  // [N*K] weight of each gathered row
+  std::vector<float> gathered, gathered_out;  // [N*K, d]
+  std::vector<float> scores;            // [threads, max context]
+  std::vector<float> mtp_in;            // [N, 2d]
+  std::vector<float> logits;            // [rows, V]
+  std::vector<int64_t> slot_next;       // [slots] batch validation
+};
+
+struct LoadOptions {
+  bool verbose = false;  // print a loading summary to stderr
+};
+
+class Model {
+ public:
+  // Loads config.json and the safetensors checkpoint from `dir`.
+  static Expected<std::unique_ptr<Model>> Load(const std::string& dir, const LoadOptions& options = {});
+
+  const Config& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  bool has_mtp() const { return config_.num_nextn_predict_layers > 0; }
+
+  // Runs the main model. Writes ws.logits [logit_rows, V] and ws.hidden
+  // [N, d] (the final normalised hidden state, the MTP module's input).
+  Status Forward(const Batch& batch, KvCache& cache, Workspace& ws) const;
+
+  // Runs MTP depth `depth` (0-based): token i of `batch` is t_{i+1} (the token
+  // after the one whose main hidden state is hidden_in[i]) at position i's
+  // position. Writes ws.logits (predictions for t_{i+2}) for logit_rows and
+  // leaves the MTP block's output (before shared_head.norm) in ws.h.
+  Status ForwardMtp(int depth, const Batch& batch, const float* hidden_in, KvCache& cache, Workspace& ws) const;
+
+  // The cache a batch of `slots` sequences of up to `capacity` tokens needs.
+  KvCache NewCache(int64_t slots, int64_t capacity) const { return KvCache(config_, slots, capacity); }
+
+ private:
+  Model() = default;
+  Status ValidateBatch(const Batch& batch, const KvCache& cache, int stack, Workspace& ws) const;
+  void Reserve(Workspace& ws, int64_t n, int64_t logit_rows, int64_t max_context) const;
+  void ComputeRope(const Batch& batch, Workspace& ws) const;
+  void DecoderLayer(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
+  void Attention(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
+  void AttendLatent(int64_t layer, const Batch& batch, const KvCache& cache, Workspace& ws) const;
+  void Mlp(const MlpWeights& w, int64_t width, const float* x, float* out, int64_t n, Workspace& ws) const;
+  void Moe(const MoeWeights& w, const Batch& batch, Workspace& ws) const;
+  void RouteTokens(const MoeWeights& w, int64_t n, Workspace& ws) const;
+  void Logits(const Weight& head, const Batch& batch, Workspace& ws) const;  // from ws.hidden
+  void Embed(const Weight& table, const Batch& batch, float* out) const;
+
+  Config config_;
+  std::unique_ptr<TensorStore> store_;
+  ModelWeights weights_;
+  RouterParams router_;
+  std::vector<float> inv_freq_;  // [dr/2]
+  float softmax_scale_ = 1.0f, rope_scale_ = 1.0f;
+};
+
+}  // namespace dsv3

@@ -1,0 +1,42 @@
+// A weight matrix exactly as the checkpoint stores it: F32, BF16, F16, or FP8
+// e4m3 with a block-scale grid (`weight_scale_inv`). Ops decode on the fly;
+// the model never holds a float copy of a matrix. A Weight may also be a view
+// of a contiguous range of rows (e.g. one head's W_uk inside kv_b_proj), in
+// which case FP8 scales are still indexed by the row's absolute position.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace dsv3 {
+
+struct Weight {
+  DType dtype = DType::kF32;
+  int64_t rows = 0, cols = 0;  // [out, in]
+  const void* data = nullptr;  // first row of this view, row-major
+  // FP8 only: scale grid [ceil(total_rows/block_rows), scale_cols].
+  const float* scale_inv = nullptr;
+  int64_t scale_cols = 0;
+  int64_t block_rows = 128, block_cols = 128;
+  int64_t row_offset = 0;  // absolute index of this view's first row
+
+  bool empty() const { return data == nullptr; }
+  int64_t bytes_per_row() const { return cols * static_cast<int64_t>(DTypeSize(dtype)); }
+  int64_t nbytes() const { return rows * bytes_per_row(); }
+
+  // Rows [begin, begin + count) of this matrix.
+  Weight Rows(int64_t begin, int64_t count) const {
+    Weight w = *this;
+    w.rows = count;
+    w.data = static_cast<const uint8_t*>(data) + begin * bytes_per_row();
+    w.row_offset = row_offset + begin;
+    return w;
+  }
+  // The dequantization multiplier for (local row r, column c).
+  float Scale(int64_t r, int64_t c) const {
+    return scale_inv[((row_offset + r) / block_rows) * scale_cols + c / block_cols];
+  }
+};
+
+}  // namespace dsv3

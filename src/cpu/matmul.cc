@@ -1,0 +1,388 @@
+// Matrix products y = x W^T over weights in their stored format (F32, BF16,
+// F16, FP8 e4m3 with block scales), decoded in registers, float32 products
+// and sums. One kernel shape serves decode and prefill: a register tile of R
+// weight rows x T tokens, each row chunk of 4 vectors decoded once and used
+// for T tokens, dot products reduced at the end of a K block.
+//
+// Decoding FP8 in two instructions per vector: e4m3 byte q placed in the top
+// byte of a 32-bit lane, arithmetic shift right by 4 and masked, is the float
+// with sign and the 7 magnitude bits moved to bits 26..20, which is exactly
+// q * 2^-120 (normals and subnormals alike). The 2^-120 and the block scale
+// are folded into a scaled copy of the activations (xs = x * s * 2^64, one
+// pass per 128-row block) and the output (* 2^56). The byte->lane spreading
+// uses in-block interleaves, so lanes hold a fixed permutation of a 4N-weight
+// chunk; the activations are permuted the same way once per call.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cpu/matmul.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "cpu/kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace dsv3::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+constexpr int64_t kTokenBlock = 64;  // tokens whose activations are prepared together
+constexpr int64_t kKBlock = 1024;    // columns per K block when tokens span several tiles
+constexpr int64_t kSegmentRows = 128;
+
+// ---- Decoders: 4N stored weights -> 4 float vectors (lane order: Perm). ----
+
+struct DecF8 {
+  static constexpr int64_t kBytes = 1;
+  static constexpr bool kPermuted = true, kScaled = true;
+  static HWY_INLINE void Load4(DF df, const uint8_t* p, VF* v) {
+    const hn::Repartition<uint8_t, DF> d8;
+    const hn::Repartition<uint16_t, DF> d16;
+    const hn::Repartition<uint32_t, DF> d32;
+    const hn::Repartition<int32_t, DF> di;
+    const auto q = hn::LoadU(d8, p);
+    const auto lo = hn::ZipLower(d16, hn::Zero(d8), q);  // q << 8
+    const auto hi = hn::ZipUpper(d16, hn::Zero(d8), q);
+    const auto z16 = hn::Zero(d16);
+    const auto mask = hn::Set(di, static_cast<int32_t>(0x87F00000u));
+    auto f = [&](hn::Vec<decltype(d32)> w) {  // q << 24 -> sign | magnitude << 20
+      return hn::BitCast(df, hn::And(hn::ShiftRight<4>(hn::BitCast(di, w)), mask));
+    };
+    v[0] = f(hn::ZipLower(d32, z16, lo));
+    v[1] = f(hn::ZipUpper(d32, z16, lo));
+    v[2] = f(hn::ZipLower(d32, z16, hi));
+    v[3] = f(hn::ZipUpper(d32, z16, hi));
+  }
+  // Chunk element held by lane i of vector j (N lanes).
+  static size_t Perm(size_t N, size_t j, size_t i) { return 16 * (i / 4) + 4 * j + i % 4; }
+  static float Scalar(const uint8_t* row, int64_t k) { return std::ldexp(F8E4M3ToF32(row[k]), -120); }
+};
+
+struct DecBf16 {
+  static constexpr int64_t kBytes = 2;
+  static constexpr bool kPermuted = true, kScaled = false;
+  static HWY_INLINE void Load4(DF df, const uint8_t* p, VF* v) {
+    const hn::Repartition<uint16_t, DF> d16;
+    const hn::Repartition<uint32_t, DF> d32;
+    const uint16_t* q = reinterpret_cast<const uint16_t*>(p);
+    const auto a = hn::LoadU(d16, q), b = hn::LoadU(d16, q + hn::Lanes(d16));
+    const auto z = hn::Zero(d16);
+    v[0] = hn::BitCast(df, hn::ZipLower(d32, z, a));
+    v[1] = hn::BitCast(df, hn::ZipUpper(d32, z, a));
+    v[2] = hn::BitCast(df, hn::ZipLower(d32, z, b));
+    v[3] = hn::BitCast(df, hn::ZipUpper(d32, z, b));
+  }
+  static size_t Perm(size_t N, size_t j, size_t i) { return (j / 2) * 2 * N + 8 * (i / 4) + 4 * (j % 2) + i % 4; }
+  static float Scalar(const uint8_t* row, int64_t k) {
+    return Bf16ToF32(reinterpret_cast<const uint16_t*>(row)[k]);
+  }
+};
+
+struct DecF16 {
+  static constexpr int64_t kBytes = 2;
+  static constexpr bool kPermuted = false, kScaled = false;
+  static HWY_INLINE void Load4(DF df, const uint8_t* p, VF* v) {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    const hwy::float16_t* q = reinterpret_cast<const hwy::float16_t*>(p);
+    const size_t N = hn::Lanes(df);
+    for (size_t j = 0; j < 4; ++j) v[j] = hn::PromoteTo(df, hn::LoadU(dh, q + j * N));
+  }
+  static size_t Perm(size_t N, size_t j, size_t i) { return j * N + i; }
+  static float Scalar(const uint8_t* row, int64_t k) { return F16ToF32(reinterpret_cast<const uint16_t*>(row)[k]); }
+};
+
+struct DecF32 {
+  static constexpr int64_t kBytes = 4;
+  static constexpr bool kPermuted = false, kScaled = false;
+  static HWY_INLINE void Load4(DF df, const uint8_t* p, VF* v) {
+    const float* q = reinterpret_cast<const float*>(p);
+    const size_t N = hn::Lanes(df);
+    for (size_t j = 0; j < 4; ++j) v[j] = hn::LoadU(df, q + j * N);
+  }
+  static size_t Perm(size_t N, size_t j, size_t i) { return j * N + i; }
+  static float Scalar(const uint8_t* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
+};
+
+// ---- The register tile ----
+
+// out[t * R + i] = sum over `chunks` chunks of row i . xs[t]. S independent
+// accumulators per (row, token) hide FMA latency when R * T is small.
+template <class Dec, int R, int T, int S>
+HWY_INLINE void Tile(const uint8_t* w0, int64_t row_bytes, const float* xs, int64_t xs_stride, int64_t chunks,
+                     float* out) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t chunk_bytes = 4 * N * Dec::kBytes;
+  VF acc[R][T][S];
+  HWY_UNROLL(1)
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t)
+      for (int s = 0; s < S; ++s) acc[i][t][s] = hn::Zero(df);
+  for (int64_t c = 0; c < chunks; ++c) {
+    VF w[R][4];
+    for (int i = 0; i < R; ++i) Dec::Load4(df, w0 + i * row_bytes + c * chunk_bytes, w[i]);
+    const float* xc = xs + c * 4 * N;
+    for (int t = 0; t < T; ++t) {
+      for (int j = 0; j < 4; ++j) {
+        const VF xv = hn::LoadU(df, xc + t * xs_stride + j * N);
+        for (int i = 0; i < R; ++i) acc[i][t][j % S] = hn::MulAdd(w[i][j], xv, acc[i][t][j % S]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int t = 0; t < T; ++t) {
+      VF sum = acc[i][t][0];
+      for (int s = 1; s < S; ++s) sum = hn::Add(sum, acc[i][t][s]);
+      out[t * R + i] = hn::GetLane(hn::SumOfLanes(df, sum));
+    }
+}
+
+template <class Dec, int R, int T>
+void TileFn(const uint8_t* w0, int64_t row_bytes, const float* xs, int64_t xs_stride, int64_t chunks, float* out) {
+  constexpr int S = T == 1 ? 4 : (T == 2 && R == 1) ? 2 : 1;
+  Tile<Dec, R, T, S>(w0, row_bytes, xs, xs_stride, chunks, out);
+}
+
+using TileFnPtr = void (*)(const uint8_t*, int64_t, const float*, int64_t, int64_t, float*);
+
+// Row-tile height 1 for few tokens (one sequential weight stream per thread
+// keeps DRAM prefetch effective), 2 for many (more reuse of activations).
+template <class Dec>
+TileFnPtr PickTile(int rows, int64_t tokens) {
+  static constexpr TileFnPtr kOne[] = {nullptr, TileFn<Dec, 1, 1>, TileFn<Dec, 1, 2>, TileFn<Dec, 1, 3>,
+                                       TileFn<Dec, 1, 4>, TileFn<Dec, 1, 5>, TileFn<Dec, 1, 6>, TileFn<Dec, 1, 7>,
+                                       TileFn<Dec, 1, 8>};
+  static constexpr TileFnPtr kTwo[] = {nullptr, TileFn<Dec, 2, 1>, TileFn<Dec, 2, 2>, TileFn<Dec, 2, 3>,
+                                       TileFn<Dec, 2, 4>, TileFn<Dec, 2, 5>, TileFn<Dec, 2, 6>, TileFn<Dec, 2, 7>,
+                                       TileFn<Dec, 2, 8>};
+  return rows == 2 ? kTwo[tokens] : kOne[tokens];
+}
+
+// ---- The driver: token blocks x K blocks x row segments x tiles ----
+
+template <class Dec>
+class Runner {
+ public:
+  Runner(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* scratch)
+      : w_(w), x_(x), x_stride_(x_stride), n_(n) {
+    const DF df;
+    N_ = static_cast<int64_t>(hn::Lanes(df));
+    chunk_ = 4 * N_;
+    tb_ = std::min<int64_t>(n, kTokenBlock);
+    max_t_ = n < 8 ? n : 8;
+    row_tile_ = n < 8 ? 1 : 2;
+    kc_ = (tb_ <= max_t_ || w.cols <= kKBlock) ? w.cols : kKBlock;
+    xp_ = scratch;
+    xs_ = scratch + tb_ * kc_;
+    for (int64_t j = 0; j < 4; ++j)
+      for (int64_t i = 0; i < N_; ++i) perm_[j * N_ + i] = static_cast<int32_t>(Dec::Perm(N_, j, i));
+  }
+
+  // Products for rows [r0, r1) of all n tokens into y.
+  void Run(int64_t r0, int64_t r1, float* y, int64_t y_stride) {
+    for (int64_t t0 = 0; t0 < n_; t0 += tb_) {
+      const int64_t tn = std::min(tb_, n_ - t0);
+      for (int64_t k0 = 0; k0 < w_.cols; k0 += kc_) {
+        const int64_t kn = std::min(kc_, w_.cols - k0);
+        Permute(t0, tn, k0, kn);
+        for (int64_t s0 = r0; s0 < r1;) {
+          const int64_t s1 = SegmentEnd(s0, r1);
+          Segment(s0, s1, t0, tn, k0, kn, y + t0 * y_stride, y_stride, k0 > 0);
+          s0 = s1;
+        }
+      }
+    }
+  }
+
+ private:
+  int64_t SegmentEnd(int64_t s0, int64_t r1) const {
+    if (!Dec::kScaled) return std::min(r1, s0 + kSegmentRows);
+    const int64_t abs = w_.row_offset + s0;
+    return std::min(r1, s0 + (w_.block_rows - abs % w_.block_rows));
+  }
+
+  // xp [tn, kn] = activations of tokens t0.. and columns k0.. in lane order.
+  void Permute(int64_t t0, int64_t tn, int64_t k0, int64_t kn) {
+    const int64_t full = kn / chunk_ * chunk_;
+    for (int64_t t = 0; t < tn; ++t) {
+      const float* src = x_ + (t0 + t) * x_stride_ + k0;
+      float* dst = xp_ + t * kc_;
+      if (!Dec::kPermuted) {
+        std::copy_n(src, kn, dst);
+        continue;
+      }
+      for (int64_t c = 0; c < full; c += chunk_)
+        for (int64_t e = 0; e < chunk_; ++e) dst[c + e] = src[c + perm_[e]];
+      std::copy(src + full, src + kn, dst + full);
+    }
+  }
+
+  // xs = xp * block scale * 2^64 for the row block of segment row s0.
+  const float* Scale(int64_t s0, int64_t tn, int64_t k0, int64_t kn) {
+    if (!Dec::kScaled) return xp_;
+    const DF df;
+    const float* srow = w_.scale_inv + ((w_.row_offset + s0) / w_.block_rows) * w_.scale_cols;
+    const float up = std::ldexp(1.0f, 64);
+    const int64_t full = kn / chunk_ * chunk_;
+    const bool chunk_uniform = w_.block_cols % chunk_ == 0 && k0 % w_.block_cols % chunk_ == 0;
+    for (int64_t t = 0; t < tn; ++t) {
+      const float* src = xp_ + t * kc_;
+      float* dst = xs_ + t * kc_;
+      int64_t c = 0;
+      if (chunk_uniform) {
+        for (; c < full; c += chunk_) {
+          const VF s = hn::Set(df, srow[(k0 + c) / w_.block_cols] * up);
+          for (int64_t j = 0; j < 4; ++j) hn::StoreU(hn::Mul(hn::LoadU(df, src + c + j * N_), s), df, dst + c + j * N_);
+        }
+      } else {
+        for (; c < full; ++c) dst[c] = src[c] * srow[(k0 + c / chunk_ * chunk_ + perm_[c % chunk_]) / w_.block_cols] * up;
+      }
+      for (; c < kn; ++c) dst[c] = src[c] * srow[(k0 + c) / w_.block_cols] * up;
+    }
+    return xs_;
+  }
+
+  void Segment(int64_t s0, int64_t s1, int64_t t0, int64_t tn, int64_t k0, int64_t kn, float* y, int64_t y_stride,
+               bool accumulate) {
+    const float* xs = Scale(s0, tn, k0, kn);
+    const float out_scale = Dec::kScaled ? std::ldexp(1.0f, 56) : 1.0f;
+    const int64_t chunks = kn / chunk_, tail = kn - chunks * chunk_;
+    const int64_t row_bytes = w_.cols * Dec::kBytes;
+    const uint8_t* base = static_cast<const uint8_t*>(w_.data) + k0 * Dec::kBytes;
+    float out[2 * 8];
+    for (int64_t tt = 0; tt < tn; tt += max_t_) {
+      const int64_t T = std::min(max_t_, tn - tt);
+      for (int64_t r = s0; r < s1;) {
+        const int R = (row_tile_ == 2 && r + 2 <= s1) ? 2 : 1;
+        PickTile<Dec>(R, T)(base + r * row_bytes, row_bytes, xs + tt * kc_, kc_, chunks, out);
+        for (int i = 0; i < R; ++i) {
+          const uint8_t* row = base + (r + i) * row_bytes;
+          for (int64_t t = 0; t < T; ++t) {
+            float v = out[t * R + i];
+            for (int64_t k = chunks * chunk_; k < chunks * chunk_ + tail; ++k)
+              v += Dec::Scalar(row, k) * xs[(tt + t) * kc_ + k];
+            float& dst = y[(tt + t) * y_stride + r + i];
+            dst = accumulate ? dst + v * out_scale : v * out_scale;
+          }
+        }
+        r += R;
+      }
+    }
+  }
+
+  const MatRef& w_;
+  const float* x_;
+  int64_t x_stride_, n_;
+  int64_t N_ = 0, chunk_ = 0, tb_ = 0, max_t_ = 0, row_tile_ = 1, kc_ = 0;
+  float* xp_ = nullptr;
+  float* xs_ = nullptr;
+  int32_t perm_[4 * 64] = {};
+};
+
+template <class Dec>
+void MatMulTyped(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
+                 int64_t r0, int64_t r1, float* scratch) {
+  Runner<Dec> run(w, x, x_stride, n, scratch);
+  run.Run(r0, r1, y, y_stride);
+}
+
+void MatMulRowsImpl(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
+                    int64_t r0, int64_t r1, float* scratch) {
+  if (n <= 0 || r0 >= r1) return;
+  switch (w.dtype) {
+    case DType::kF8E4M3: return MatMulTyped<DecF8>(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
+    case DType::kBF16: return MatMulTyped<DecBf16>(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
+    case DType::kF16: return MatMulTyped<DecF16>(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
+    case DType::kF32: return MatMulTyped<DecF32>(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
+    default: return;  // MatMulSupports() is false: the caller uses the scalar reference
+  }
+}
+
+// y = silu(y) * tmp over tokens [t0, t0+tn) and rows [r0, r1).
+void SiluMulRows(float* y, const float* tmp, int64_t y_stride, int64_t t0, int64_t tn, int64_t r0, int64_t r1);
+
+template <class Dec>
+void GateUpTyped(const MatRef& gate, const MatRef& up, const float* x, int64_t x_stride, int64_t n, float* y,
+                 float* tmp, int64_t y_stride, int64_t r0, int64_t r1, float* scratch) {
+  // Gate then up over one token block at a time, so both results are still
+  // in cache when the SiLU product combines them.
+  const int64_t tb = std::min<int64_t>(n, kTokenBlock);
+  for (int64_t t0 = 0; t0 < n; t0 += tb) {
+    const int64_t tn = std::min(tb, n - t0);
+    Runner<Dec> g(gate, x + t0 * x_stride, x_stride, tn, scratch);
+    g.Run(r0, r1, y + t0 * y_stride, y_stride);
+    Runner<Dec> u(up, x + t0 * x_stride, x_stride, tn, scratch);
+    u.Run(r0, r1, tmp + t0 * y_stride, y_stride);
+    SiluMulRows(y, tmp, y_stride, t0, tn, r0, r1);
+  }
+}
+
+void SiluMulRows(float* y, const float* tmp, int64_t y_stride, int64_t t0, int64_t tn, int64_t r0, int64_t r1) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const VF one = hn::Set(df, 1.0f);
+  for (int64_t t = t0; t < t0 + tn; ++t) {
+    float* g = y + t * y_stride;
+    const float* u = tmp + t * y_stride;
+    int64_t r = r0;
+    for (; r + N <= r1; r += N) {
+      const VF gv = hn::LoadU(df, g + r);
+      const VF e = hn::Exp(df, hn::Neg(gv));
+      hn::StoreU(hn::Mul(hn::Div(gv, hn::Add(one, e)), hn::LoadU(df, u + r)), df, g + r);
+    }
+    for (; r < r1; ++r) g[r] = g[r] / (1.0f + std::exp(-g[r])) * u[r];
+  }
+}
+
+void GateUpSiluRowsImpl(const MatRef& gate, const MatRef& up, const float* x, int64_t x_stride, int64_t n,
+                        float* y, float* tmp, int64_t y_stride, int64_t r0, int64_t r1, float* scratch) {
+  if (n <= 0 || r0 >= r1) return;
+  switch (gate.dtype) {
+    case DType::kF8E4M3: return GateUpTyped<DecF8>(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
+    case DType::kBF16: return GateUpTyped<DecBf16>(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
+    case DType::kF16: return GateUpTyped<DecF16>(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
+    case DType::kF32: return GateUpTyped<DecF32>(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
+    default: return;
+  }
+}
+
+const char* TargetNameImpl() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace dsv3::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace dsv3::cpu {
+
+HWY_EXPORT(MatMulRowsImpl);
+HWY_EXPORT(GateUpSiluRowsImpl);
+HWY_EXPORT(TargetNameImpl);
+
+const char* TargetName() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }
+
+bool MatMulSupports(DType t) {
+  return t == DType::kF8E4M3 || t == DType::kBF16 || t == DType::kF16 || t == DType::kF32;
+}
+
+int64_t MatMulScratchFloats(const MatRef& w, int64_t n) {
+  return 2 * std::min<int64_t>(n, 64) * w.cols + 64;
+}
+
+void MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride, int64_t r0,
+                int64_t r1, float* scratch) {
+  HWY_DYNAMIC_DISPATCH(MatMulRowsImpl)(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
+}
+
+void GateUpSiluRows(const MatRef& gate, const MatRef& up, const float* x, int64_t x_stride, int64_t n, float* y,
+                    float* tmp, int64_t y_stride, int64_t r0, int64_t r1, float* scratch) {
+  HWY_DYNAMIC_DISPATCH(GateUpSiluRowsImpl)(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
+}
+
+}  // namespace dsv3::cpu
+#endif  // HWY_ONCE

@@ -20,6 +20,7 @@ void RegisterRun(CLI::App& app, Common& common);
 void RegisterInspect(CLI::App& app, Common& common);
 void RegisterLogits(CLI::App& app, Common& common);
 void RegisterInit(CLI::App& app, Common& common);
+void RegisterBench(CLI::App& app, Common& common);
 
 // Prints "dsv3: error: <message>" to stderr and returns 1.
 int Fail(const Status& status);

@@ -71,6 +71,12 @@ void SiluMul(float* gate, const float* up, int64_t n);  // gate = silu(gate) * u
 void RopeInterleaved(float* x, const float* cos, const float* sin, int64_t dim);
 void Softmax(float* x, int64_t n);
 
+// ---- FP8 encoding (quantize.cc) ----
+
+float AbsMax(const float* x, int64_t n);  // max |x|, 0 for n = 0
+// out[i] = e4m3(x[i] / scale), as F32ToF8E4M3 (nearest even, saturating).
+void EncodeF8E4M3(const float* x, int64_t n, float scale, uint8_t* out);
+
 // ---- Latent attention (attention.cc) ----
 
 // The cache rows one slot and layer holds: row j is [rc + dr] values, either

@@ -19,6 +19,10 @@
 
 #include "cpu/kernels.h"
 
+// GCC 12's _mm512_reduce_add_ps reads an uninitialised temporary on purpose.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace dsv3::cpu {
 
 namespace {

@@ -2,17 +2,68 @@
 #include "model/kv_cache.h"
 
 #include <algorithm>
+#include <cmath>
+
+#include "core/dtype.h"
 
 namespace dsv3 {
 
-KvCache::KvCache(const Config& config, int64_t num_slots, int64_t capacity)
+KvCache::KvCache(const Config& config, int64_t num_slots, int64_t capacity, KvCacheType type)
     : num_slots_(num_slots),
       capacity_(capacity),
       num_layers_(config.num_layers_with_mtp()),
       row_dim_(config.kv_latent_dim()),
-      data_(static_cast<size_t>(num_slots * num_layers_ * capacity * row_dim_)),
+      rc_(config.kv_lora_rank),
+      type_(type),
       num_stacks_(1 + static_cast<int>(config.num_nextn_predict_layers)),
-      length_(num_slots * num_stacks_, 0) {}
+      length_(num_slots * num_stacks_, 0) {
+  const size_t rows = static_cast<size_t>(num_slots * num_layers_ * capacity);
+  if (type_ == KvCacheType::kF32) {
+    f32_.resize(rows * row_dim_);
+  } else {
+    f8_.resize(rows * row_dim_);
+    scale_.resize(rows * 2, 1.0f);
+  }
+}
+
+namespace {
+// dst [n] = e4m3(src / s) with s = amax / 448 (1 for an all-zero part).
+float QuantizePart(const float* src, int64_t n, uint8_t* dst) {
+  const float amax = ops::AbsMax(src, n);
+  const float s = amax > 0.0f ? amax / 448.0f : 1.0f;
+  ops::EncodeF8E4M3(src, n, s, dst);
+  return s;
+}
+}  // namespace
+
+void KvCache::Store(int64_t slot, int64_t layer, int64_t pos, const float* row) {
+  const int64_t i = Index(slot, layer, pos);
+  if (type_ == KvCacheType::kF32) {
+    std::copy_n(row, row_dim_, f32_.data() + i * row_dim_);
+    return;
+  }
+  uint8_t* dst = f8_.data() + i * row_dim_;
+  scale_[2 * i] = QuantizePart(row, rc_, dst);
+  scale_[2 * i + 1] = QuantizePart(row + rc_, row_dim_ - rc_, dst + rc_);
+}
+
+void KvCache::Load(int64_t slot, int64_t layer, int64_t pos, float* out) const {
+  const ops::LatentRowsView v = Rows(slot, layer);
+  for (int64_t k = 0; k < row_dim_; ++k) out[k] = ops::ref::LatentValue(v, pos, k, rc_);
+}
+
+ops::LatentRowsView KvCache::Rows(int64_t slot, int64_t layer) const {
+  ops::LatentRowsView v;
+  const int64_t i = Index(slot, layer, 0);
+  v.stride = row_dim_;
+  if (type_ == KvCacheType::kF32) {
+    v.f32 = f32_.data() + i * row_dim_;
+  } else {
+    v.f8 = f8_.data() + i * row_dim_;
+    v.f8_scale = scale_.data() + 2 * i;
+  }
+  return v;
+}
 
 void KvCache::Truncate(int64_t slot, int64_t n) {
   for (int s = 0; s < num_stacks_; ++s) set_length(slot, std::min(length(slot, s), n), s);

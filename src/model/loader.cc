@@ -112,6 +112,8 @@ class StoreBinder : public TensorBinder {
 
 Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOptions& options) {
   std::unique_ptr<Model> m(new Model());
+  m->options_ = options;
+  m->mm_.bf16_activations = options.bf16_activations;
   DSV3_ASSIGN_OR_RETURN(m->config_, LoadConfig(dir));
   DSV3_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
   StoreBinder binder(*m->store_, m->config_);
@@ -124,6 +126,9 @@ Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadO
     if (layer.mtp.embed_tokens.empty()) layer.mtp.embed_tokens = w.embed_tokens;
     if (layer.mtp.shared_head_head.empty()) layer.mtp.shared_head_head = w.lm_head;
   }
+  DSV3_RETURN_IF_ERROR(m->ConvertWeights());
+  m->weight_bytes_ = m->DecodeWeightBytes(static_cast<double>(m->config_.n_routed_experts)) +
+                     static_cast<uint64_t>(w.embed_tokens.nbytes());
   m->router_ = RouterParams::FromConfig(m->config_);
   m->inv_freq_ = m->config_.RopeInvFreq();
   m->softmax_scale_ = static_cast<float>(m->config_.SoftmaxScale());

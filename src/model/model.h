@@ -16,6 +16,7 @@
 #include "model/kv_cache.h"
 #include "model/router.h"
 #include "model/weights.h"
+#include "ops/ops.h"
 
 namespace dsv3 {
 
@@ -51,14 +52,34 @@ struct Workspace {
   std::vector<float> expert_slot_weight;  // [N*K] weight of each gathered row
   std::vector<float> gathered, gathered_out;  // [N*K, d]
   std::vector<float> scores;            // [threads, max context]
+  std::vector<int32_t> assignment_slot;  // [N*K] gathered row of each (token, k)
+  std::vector<ops::AttentionBlock> attn_blocks;  // runs of one slot's consecutive tokens
+  std::vector<ops::MatMulJob> mm_jobs;  // per-head and per-expert products of one stage
+  std::vector<Weight> head_views;       // [H] per-head slices the jobs point at
+  std::vector<ops::GateUpJob> gate_up_jobs;
   std::vector<float> mtp_in;            // [N, 2d]
   std::vector<float> logits;            // [rows, V]
   std::vector<int64_t> slot_next;       // [slots] batch validation
+  // Counters for benchmarks: routed experts run and MoE layers run so far.
+  int64_t experts_run = 0, moe_layers_run = 0;
 };
+
+// How a weight is held in memory: as the checkpoint stores it, or converted
+// at load (FP8 = e4m3 with 128x128 block scales, amax/448 per block).
+enum class WeightFormat { kAsStored, kBf16, kFp8 };
 
 struct LoadOptions {
   bool verbose = false;  // print a loading summary to stderr
+  WeightFormat head = WeightFormat::kAsStored;    // lm_head and MTP shared heads
+  WeightFormat router = WeightFormat::kAsStored;  // MoE gate weights
+  KvCacheType kv_cache = KvCacheType::kF32;       // what NewCache() allocates
+  // Linear layers (not the router) round activations to bf16 so BF16/FP8
+  // weights use VDPBF16PS; a reduced-precision mode with its own bound.
+  bool bf16_activations = false;
 };
+
+// Parses "stored" / "bf16" / "fp8"; the error names `flag`.
+Expected<WeightFormat> ParseWeightFormat(const std::string& text, const std::string& flag);
 
 class Model {
  public:
@@ -80,7 +101,17 @@ class Model {
   Status ForwardMtp(int depth, const Batch& batch, const float* hidden_in, KvCache& cache, Workspace& ws) const;
 
   // The cache a batch of `slots` sequences of up to `capacity` tokens needs.
-  KvCache NewCache(int64_t slots, int64_t capacity) const { return KvCache(config_, slots, capacity); }
+  KvCache NewCache(int64_t slots, int64_t capacity) const {
+    return KvCache(config_, slots, capacity, options_.kv_cache);
+  }
+  const LoadOptions& options() const { return options_; }
+  // Bytes of weights the model holds (mapped from the checkpoint or converted
+  // at load), and of the weights one token of decode reads (every matrix but
+  // the routed experts, plus top-k of them per MoE layer).
+  uint64_t weight_bytes() const { return weight_bytes_; }
+  // Bytes read for one decode step in which `experts_used` routed experts run
+  // per MoE layer (batch 1: num_experts_per_tok), embedding rows excluded.
+  uint64_t DecodeWeightBytes(double experts_used) const;
 
  private:
   Model() = default;
@@ -90,14 +121,23 @@ class Model {
   void DecoderLayer(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
   void Attention(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
   void AttendLatent(int64_t layer, const Batch& batch, const KvCache& cache, Workspace& ws) const;
-  void Mlp(const MlpWeights& w, int64_t width, const float* x, float* out, int64_t n, Workspace& ws) const;
+  void Mlp(const MlpWeights& w, const float* x, float* out, int64_t n, Workspace& ws) const;
+  void RunExperts(const MoeWeights& w, int64_t n, Workspace& ws) const;
   void Moe(const MoeWeights& w, const Batch& batch, Workspace& ws) const;
   void RouteTokens(const MoeWeights& w, int64_t n, Workspace& ws) const;
   void Logits(const Weight& head, const Batch& batch, Workspace& ws) const;  // from ws.hidden
   void Embed(const Weight& table, const Batch& batch, float* out) const;
 
+  Status ConvertWeights();  // applies options_ (formats, W_uk^T) after binding
+  const Weight& Convert(const Weight& w, WeightFormat format);
+
   Config config_;
+  LoadOptions options_;
+  ops::MatMulOptions mm_;  // linear layers; the router always uses float32
   std::unique_ptr<TensorStore> store_;
+  std::vector<std::unique_ptr<uint8_t[]>> owned_;  // converted weights
+  std::vector<Weight> converted_;
+  uint64_t weight_bytes_ = 0;
   ModelWeights weights_;
   RouterParams router_;
   std::vector<float> inv_freq_;  // [dr/2]

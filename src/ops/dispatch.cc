@@ -152,6 +152,16 @@ float Dot(const float* a, const float* b, int64_t n) { return cpu::Dot(a, b, n);
 void Axpy(float a, const float* x, float* y, int64_t n) { cpu::Axpy(a, x, y, n); }
 void Add(const float* x, float* y, int64_t n) { cpu::Add(x, y, n); }
 
+void EncodeF8E4M3(const float* x, int64_t n, float scale, uint8_t* out) { cpu::EncodeF8E4M3(x, n, scale, out); }
+float AbsMax(const float* x, int64_t n) { return cpu::AbsMax(x, n); }
+
+const char* KernelTarget() { return cpu::TargetName(); }
+bool HasVdpbf16ps() { return cpu::HasAvx512Bf16(); }
+double MeasureReadBandwidth(int threads, int64_t bytes, int reps) {
+  return cpu::MeasureReadBandwidth(threads, bytes, reps);
+}
+double MeasureFmaPeak(int threads) { return cpu::MeasureFmaPeak(threads); }
+
 void MlaAttention(int64_t rc, int64_t dr, float scale, int64_t heads, const float* q,
                   std::span<const AttentionBlock> blocks, float* o) {
   // Tasks: (block, up to 4 tokens, up to 8 heads), dealt out dynamically since

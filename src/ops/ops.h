@@ -79,6 +79,10 @@ void Axpy(float a, const float* x, float* y, int64_t n);
 // y [n] += x [n]
 void Add(const float* x, float* y, int64_t n);
 
+// out[i] = e4m3(x[i] / scale): nearest even, saturating to +-448.
+void EncodeF8E4M3(const float* x, int64_t n, float scale, uint8_t* out);
+float AbsMax(const float* x, int64_t n);
+
 // ---- Absorbed MLA attention over a latent cache ----
 
 // The cache rows of one slot and layer: row j holds [rc + dr] values, as
@@ -101,6 +105,14 @@ struct AttentionBlock {
 // softmax_j(scale * q . row_j) weighted sum of row_j[0..rc).
 void MlaAttention(int64_t rc, int64_t dr, float scale, int64_t heads, const float* q,
                   std::span<const AttentionBlock> blocks, float* o);
+
+// ---- The machine, for benchmarks ----
+
+const char* KernelTarget();  // the SIMD target the kernels dispatch to
+bool HasVdpbf16ps();         // AVX512_BF16 present (bf16-activation path)
+// Best-of-`reps` read bandwidth (bytes/s) with `threads` threads over `bytes`.
+double MeasureReadBandwidth(int threads, int64_t bytes, int reps);
+double MeasureFmaPeak(int threads);  // float32 FLOP/s
 
 // ---- Scalar reference twins: the numerics every kernel is checked against ----
 namespace ref {

@@ -185,6 +185,10 @@ class Runner {
 
   // Products for rows [r0, r1) of all n tokens into y.
   void Run(int64_t r0, int64_t r1, float* y, int64_t y_stride) {
+    if (w_.cols == 0) {  // empty sums
+      for (int64_t t = 0; t < n_; ++t) std::fill(y + t * y_stride + r0, y + t * y_stride + r1, 0.0f);
+      return;
+    }
     for (int64_t t0 = 0; t0 < n_; t0 += tb_) {
       const int64_t tn = std::min(tb_, n_ - t0);
       for (int64_t k0 = 0; k0 < w_.cols; k0 += kc_) {

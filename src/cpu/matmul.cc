@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "cpu/kernels.h"
 
@@ -34,29 +35,36 @@ using VF = hn::Vec<DF>;
 constexpr int64_t kTokenBlock = 64;  // tokens whose activations are prepared together
 constexpr int64_t kKBlock = 1024;    // columns per K block when tokens span several tiles
 constexpr int64_t kSegmentRows = 128;
+// From this many tokens on, weights are decoded in natural lane order (no
+// permuted activation copy) and the tile is 2 rows x 8 tokens.
+constexpr int64_t kManyTokens = 8;
 
 // ---- Decoders: 4N stored weights -> 4 float vectors (lane order: Perm). ----
 
 struct DecF8 {
   static constexpr int64_t kBytes = 1;
   static constexpr bool kPermuted = true, kScaled = true;
+  // 64 bytes -> 4 vectors in 10 instructions: bytes to the high half of
+  // 16-bit lanes (2 zips), sign | magnitude << 4 there (shift + and, on 32
+  // weights at a time), then 16-bit halves to the high half of 32-bit lanes
+  // (4 zips): the float bits of q * 2^-120.
   static HWY_INLINE void Load4(DF df, const uint8_t* p, VF* v) {
     const hn::Repartition<uint8_t, DF> d8;
     const hn::Repartition<uint16_t, DF> d16;
+    const hn::Repartition<int16_t, DF> di16;
     const hn::Repartition<uint32_t, DF> d32;
-    const hn::Repartition<int32_t, DF> di;
     const auto q = hn::LoadU(d8, p);
-    const auto lo = hn::ZipLower(d16, hn::Zero(d8), q);  // q << 8
-    const auto hi = hn::ZipUpper(d16, hn::Zero(d8), q);
-    const auto z16 = hn::Zero(d16);
-    const auto mask = hn::Set(di, static_cast<int32_t>(0x87F00000u));
-    auto f = [&](hn::Vec<decltype(d32)> w) {  // q << 24 -> sign | magnitude << 20
-      return hn::BitCast(df, hn::And(hn::ShiftRight<4>(hn::BitCast(di, w)), mask));
+    const auto mask = hn::Set(di16, static_cast<int16_t>(0x87F0));
+    auto f = [&](hn::Vec<decltype(d16)> w) {  // q << 8 -> sign | magnitude << 4
+      return hn::BitCast(d16, hn::And(hn::ShiftRight<4>(hn::BitCast(di16, w)), mask));
     };
-    v[0] = f(hn::ZipLower(d32, z16, lo));
-    v[1] = f(hn::ZipUpper(d32, z16, lo));
-    v[2] = f(hn::ZipLower(d32, z16, hi));
-    v[3] = f(hn::ZipUpper(d32, z16, hi));
+    const auto lo = f(hn::ZipLower(d16, hn::Zero(d8), q));
+    const auto hi = f(hn::ZipUpper(d16, hn::Zero(d8), q));
+    const auto z16 = hn::Zero(d16);
+    v[0] = hn::BitCast(df, hn::ZipLower(d32, z16, lo));
+    v[1] = hn::BitCast(df, hn::ZipUpper(d32, z16, lo));
+    v[2] = hn::BitCast(df, hn::ZipLower(d32, z16, hi));
+    v[3] = hn::BitCast(df, hn::ZipUpper(d32, z16, hi));
   }
   // Chunk element held by lane i of vector j (N lanes).
   static size_t Perm(size_t N, size_t j, size_t i) { return 16 * (i / 4) + 4 * j + i % 4; }
@@ -81,6 +89,39 @@ struct DecBf16 {
   static float Scalar(const uint8_t* row, int64_t k) {
     return Bf16ToF32(reinterpret_cast<const uint16_t*>(row)[k]);
   }
+};
+
+// Natural lane order (no activation permutation): one widening per vector.
+// Used for many tokens, where decoding is amortised over the token tile and
+// skipping the permuted activation copy matters more.
+struct DecF8Natural {
+  static constexpr int64_t kBytes = 1;
+  static constexpr bool kPermuted = false, kScaled = true;
+  static HWY_INLINE void Load4(DF df, const uint8_t* p, VF* v) {
+    const hn::Rebind<int8_t, DF> d8;
+    const hn::RebindToSigned<DF> di;
+    const size_t N = hn::Lanes(df);
+    const auto mask = hn::Set(di, static_cast<int32_t>(0x87F00000u));
+    for (size_t j = 0; j < 4; ++j) {
+      const auto q = hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const int8_t*>(p) + j * N));
+      v[j] = hn::BitCast(df, hn::And(hn::ShiftLeft<20>(q), mask));  // sign | magnitude << 20
+    }
+  }
+  static size_t Perm(size_t N, size_t j, size_t i) { return j * N + i; }
+  static float Scalar(const uint8_t* row, int64_t k) { return DecF8::Scalar(row, k); }
+};
+
+struct DecBf16Natural {
+  static constexpr int64_t kBytes = 2;
+  static constexpr bool kPermuted = false, kScaled = false;
+  static HWY_INLINE void Load4(DF df, const uint8_t* p, VF* v) {
+    const hn::Rebind<hwy::bfloat16_t, DF> db;
+    const hwy::bfloat16_t* q = reinterpret_cast<const hwy::bfloat16_t*>(p);
+    const size_t N = hn::Lanes(df);
+    for (size_t j = 0; j < 4; ++j) v[j] = hn::PromoteTo(df, hn::LoadU(db, q + j * N));
+  }
+  static size_t Perm(size_t N, size_t j, size_t i) { return j * N + i; }
+  static float Scalar(const uint8_t* row, int64_t k) { return DecBf16::Scalar(row, k); }
 };
 
 struct DecF16 {
@@ -174,8 +215,8 @@ class Runner {
     N_ = static_cast<int64_t>(hn::Lanes(df));
     chunk_ = 4 * N_;
     tb_ = std::min<int64_t>(n, kTokenBlock);
-    max_t_ = n < 8 ? n : 8;
-    row_tile_ = n < 8 ? 1 : 2;
+    max_t_ = n < kManyTokens ? n : 8;
+    row_tile_ = n < kManyTokens ? 1 : 2;
     kc_ = (tb_ <= max_t_ || w.cols <= kKBlock) ? w.cols : kKBlock;
     xp_ = scratch;
     xs_ = scratch + tb_ * kc_;
@@ -193,7 +234,7 @@ class Runner {
       const int64_t tn = std::min(tb_, n_ - t0);
       for (int64_t k0 = 0; k0 < w_.cols; k0 += kc_) {
         const int64_t kn = std::min(kc_, w_.cols - k0);
-        Permute(t0, tn, k0, kn);
+        Prepare(t0, tn, k0, kn);
         for (int64_t s0 = r0; s0 < r1;) {
           const int64_t s1 = SegmentEnd(s0, r1);
           Segment(s0, s1, t0, tn, k0, kn, y + t0 * y_stride, y_stride, k0 > 0);
@@ -210,32 +251,35 @@ class Runner {
     return std::min(r1, s0 + (w_.block_rows - abs % w_.block_rows));
   }
 
-  // xp [tn, kn] = activations of tokens t0.. and columns k0.. in lane order.
-  void Permute(int64_t t0, int64_t tn, int64_t k0, int64_t kn) {
+  // src_ = activations of tokens t0.. from column k0 in lane order: x itself
+  // for natural-order decoders, else a permuted copy xp [tn, kn].
+  void Prepare(int64_t t0, int64_t tn, int64_t k0, int64_t kn) {
+    if (!Dec::kPermuted) {
+      src_ = x_ + t0 * x_stride_ + k0, src_stride_ = x_stride_;
+      return;
+    }
+    src_ = xp_, src_stride_ = kc_;
     const int64_t full = kn / chunk_ * chunk_;
     for (int64_t t = 0; t < tn; ++t) {
       const float* src = x_ + (t0 + t) * x_stride_ + k0;
       float* dst = xp_ + t * kc_;
-      if (!Dec::kPermuted) {
-        std::copy_n(src, kn, dst);
-        continue;
-      }
       for (int64_t c = 0; c < full; c += chunk_)
         for (int64_t e = 0; e < chunk_; ++e) dst[c + e] = src[c + perm_[e]];
       std::copy(src + full, src + kn, dst + full);
     }
   }
 
-  // xs = xp * block scale * 2^64 for the row block of segment row s0.
-  const float* Scale(int64_t s0, int64_t tn, int64_t k0, int64_t kn) {
-    if (!Dec::kScaled) return xp_;
+  // xs = src * block scale * 2^64 for the row block of segment row s0 (FP8);
+  // returns the activations the tiles read and their stride.
+  std::pair<const float*, int64_t> Scale(int64_t s0, int64_t tn, int64_t k0, int64_t kn) {
+    if (!Dec::kScaled) return {src_, src_stride_};
     const DF df;
     const float* srow = w_.scale_inv + ((w_.row_offset + s0) / w_.block_rows) * w_.scale_cols;
     const float up = std::ldexp(1.0f, 64);
     const int64_t full = kn / chunk_ * chunk_;
     const bool chunk_uniform = w_.block_cols % chunk_ == 0 && k0 % w_.block_cols % chunk_ == 0;
     for (int64_t t = 0; t < tn; ++t) {
-      const float* src = xp_ + t * kc_;
+      const float* src = src_ + t * src_stride_;
       float* dst = xs_ + t * kc_;
       int64_t c = 0;
       if (chunk_uniform) {
@@ -248,12 +292,12 @@ class Runner {
       }
       for (; c < kn; ++c) dst[c] = src[c] * srow[(k0 + c) / w_.block_cols] * up;
     }
-    return xs_;
+    return {xs_, kc_};
   }
 
   void Segment(int64_t s0, int64_t s1, int64_t t0, int64_t tn, int64_t k0, int64_t kn, float* y, int64_t y_stride,
                bool accumulate) {
-    const float* xs = Scale(s0, tn, k0, kn);
+    const auto [xs, xs_stride] = Scale(s0, tn, k0, kn);
     const float out_scale = Dec::kScaled ? std::ldexp(1.0f, 56) : 1.0f;
     const int64_t chunks = kn / chunk_, tail = kn - chunks * chunk_;
     const int64_t row_bytes = w_.cols * Dec::kBytes;
@@ -263,13 +307,13 @@ class Runner {
       const int64_t T = std::min(max_t_, tn - tt);
       for (int64_t r = s0; r < s1;) {
         const int R = (row_tile_ == 2 && r + 2 <= s1) ? 2 : 1;
-        PickTile<Dec>(R, T)(base + r * row_bytes, row_bytes, xs + tt * kc_, kc_, chunks, out);
+        PickTile<Dec>(R, T)(base + r * row_bytes, row_bytes, xs + tt * xs_stride, xs_stride, chunks, out);
         for (int i = 0; i < R; ++i) {
           const uint8_t* row = base + (r + i) * row_bytes;
           for (int64_t t = 0; t < T; ++t) {
             float v = out[t * R + i];
             for (int64_t k = chunks * chunk_; k < chunks * chunk_ + tail; ++k)
-              v += Dec::Scalar(row, k) * xs[(tt + t) * kc_ + k];
+              v += Dec::Scalar(row, k) * xs[(tt + t) * xs_stride + k];
             float& dst = y[(tt + t) * y_stride + r + i];
             dst = accumulate ? dst + v * out_scale : v * out_scale;
           }
@@ -285,6 +329,8 @@ class Runner {
   int64_t N_ = 0, chunk_ = 0, tb_ = 0, max_t_ = 0, row_tile_ = 1, kc_ = 0;
   float* xp_ = nullptr;
   float* xs_ = nullptr;
+  const float* src_ = nullptr;
+  int64_t src_stride_ = 0;
   int32_t perm_[4 * 64] = {};
 };
 
@@ -299,8 +345,12 @@ void MatMulRowsImpl(const MatRef& w, const float* x, int64_t x_stride, int64_t n
                     int64_t r0, int64_t r1, float* scratch) {
   if (n <= 0 || r0 >= r1) return;
   switch (w.dtype) {
-    case DType::kF8E4M3: return MatMulTyped<DecF8>(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
-    case DType::kBF16: return MatMulTyped<DecBf16>(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
+    case DType::kF8E4M3:
+      if (n >= kManyTokens) return MatMulTyped<DecF8Natural>(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
+      return MatMulTyped<DecF8>(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
+    case DType::kBF16:
+      if (n >= kManyTokens) return MatMulTyped<DecBf16Natural>(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
+      return MatMulTyped<DecBf16>(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
     case DType::kF16: return MatMulTyped<DecF16>(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
     case DType::kF32: return MatMulTyped<DecF32>(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
     default: return;  // MatMulSupports() is false: the caller uses the scalar reference
@@ -347,8 +397,12 @@ void GateUpSiluRowsImpl(const MatRef& gate, const MatRef& up, const float* x, in
                         float* y, float* tmp, int64_t y_stride, int64_t r0, int64_t r1, float* scratch) {
   if (n <= 0 || r0 >= r1) return;
   switch (gate.dtype) {
-    case DType::kF8E4M3: return GateUpTyped<DecF8>(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
-    case DType::kBF16: return GateUpTyped<DecBf16>(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
+    case DType::kF8E4M3:
+      if (n >= kManyTokens) return GateUpTyped<DecF8Natural>(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
+      return GateUpTyped<DecF8>(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
+    case DType::kBF16:
+      if (n >= kManyTokens) return GateUpTyped<DecBf16Natural>(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
+      return GateUpTyped<DecBf16>(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
     case DType::kF16: return GateUpTyped<DecF16>(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
     case DType::kF32: return GateUpTyped<DecF32>(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
     default: return;

@@ -141,7 +141,8 @@ Expected<BenchResult> RunBenchmark(const Model& m, const BenchOptions& o) {
     DSV3_RETURN_IF_ERROR(RunDecode(m, o, b, r.decode.back()));
   }
   // Memory figures before the bandwidth buffer exists.
-  r.peak_rss_bytes = StatusBytes("VmHWM"), r.rss_bytes = StatusBytes("VmRSS");
+  r.rss_bytes = StatusBytes("VmRSS");
+  r.peak_rss_bytes = StatusBytes("VmHWM");  // read second: the peak only grows
   r.rss_file_bytes = StatusBytes("RssFile"), r.rss_anon_bytes = StatusBytes("RssAnon");
   r.weight_bytes = m.weight_bytes();
   const Config& c = m.config();

@@ -33,7 +33,7 @@ using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
 constexpr int64_t kTokenBlock = 64;  // tokens whose activations are prepared together
-constexpr int64_t kKBlock = 1024;    // columns per K block when tokens span several tiles
+constexpr int64_t kKBlock = 1024;   // columns per K block when tokens span several tiles
 constexpr int64_t kSegmentRows = 128;
 // From this many tokens on, weights are decoded in natural lane order (no
 // permuted activation copy) and the tile is 2 rows x 8 tokens.
@@ -102,6 +102,7 @@ struct DecF8Natural {
     const hn::RebindToSigned<DF> di;
     const size_t N = hn::Lanes(df);
     const auto mask = hn::Set(di, static_cast<int32_t>(0x87F00000u));
+#pragma GCC unroll 4
     for (size_t j = 0; j < 4; ++j) {
       const auto q = hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const int8_t*>(p) + j * N));
       v[j] = hn::BitCast(df, hn::And(hn::ShiftLeft<20>(q), mask));  // sign | magnitude << 20
@@ -118,6 +119,7 @@ struct DecBf16Natural {
     const hn::Rebind<hwy::bfloat16_t, DF> db;
     const hwy::bfloat16_t* q = reinterpret_cast<const hwy::bfloat16_t*>(p);
     const size_t N = hn::Lanes(df);
+#pragma GCC unroll 4
     for (size_t j = 0; j < 4; ++j) v[j] = hn::PromoteTo(df, hn::LoadU(db, q + j * N));
   }
   static size_t Perm(size_t N, size_t j, size_t i) { return j * N + i; }
@@ -131,6 +133,7 @@ struct DecF16 {
     const hn::Rebind<hwy::float16_t, DF> dh;
     const hwy::float16_t* q = reinterpret_cast<const hwy::float16_t*>(p);
     const size_t N = hn::Lanes(df);
+#pragma GCC unroll 4
     for (size_t j = 0; j < 4; ++j) v[j] = hn::PromoteTo(df, hn::LoadU(dh, q + j * N));
   }
   static size_t Perm(size_t N, size_t j, size_t i) { return j * N + i; }
@@ -143,6 +146,7 @@ struct DecF32 {
   static HWY_INLINE void Load4(DF df, const uint8_t* p, VF* v) {
     const float* q = reinterpret_cast<const float*>(p);
     const size_t N = hn::Lanes(df);
+#pragma GCC unroll 4
     for (size_t j = 0; j < 4; ++j) v[j] = hn::LoadU(df, q + j * N);
   }
   static size_t Perm(size_t N, size_t j, size_t i) { return j * N + i; }
@@ -159,25 +163,36 @@ HWY_INLINE void Tile(const uint8_t* w0, int64_t row_bytes, const float* xs, int6
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t chunk_bytes = 4 * N * Dec::kBytes;
+  // Every loop below has compile-time bounds and must be fully unrolled so
+  // the accumulators live in registers (GCC keeps arrays in memory otherwise).
   VF acc[R][T][S];
-  HWY_UNROLL(1)
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
     for (int t = 0; t < T; ++t)
+#pragma GCC unroll 16
       for (int s = 0; s < S; ++s) acc[i][t][s] = hn::Zero(df);
   for (int64_t c = 0; c < chunks; ++c) {
     VF w[R][4];
+#pragma GCC unroll 16
     for (int i = 0; i < R; ++i) Dec::Load4(df, w0 + i * row_bytes + c * chunk_bytes, w[i]);
     const float* xc = xs + c * 4 * N;
+#pragma GCC unroll 16
     for (int t = 0; t < T; ++t) {
+#pragma GCC unroll 16
       for (int j = 0; j < 4; ++j) {
         const VF xv = hn::LoadU(df, xc + t * xs_stride + j * N);
+#pragma GCC unroll 16
         for (int i = 0; i < R; ++i) acc[i][t][j % S] = hn::MulAdd(w[i][j], xv, acc[i][t][j % S]);
       }
     }
   }
+#pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
+#pragma GCC unroll 16
     for (int t = 0; t < T; ++t) {
       VF sum = acc[i][t][0];
+#pragma GCC unroll 16
       for (int s = 1; s < S; ++s) sum = hn::Add(sum, acc[i][t][s]);
       out[t * R + i] = hn::GetLane(hn::SumOfLanes(df, sum));
     }
@@ -219,7 +234,8 @@ class Runner {
     row_tile_ = n < kManyTokens ? 1 : 2;
     kc_ = (tb_ <= max_t_ || w.cols <= kKBlock) ? w.cols : kKBlock;
     xp_ = scratch;
-    xs_ = scratch + tb_ * kc_;
+    ld_ = kc_ + 16;  // padded stride: token rows 4 KiB apart would share L1 sets
+    xs_ = scratch + tb_ * ld_;
     for (int64_t j = 0; j < 4; ++j)
       for (int64_t i = 0; i < N_; ++i) perm_[j * N_ + i] = static_cast<int32_t>(Dec::Perm(N_, j, i));
   }
@@ -258,11 +274,11 @@ class Runner {
       src_ = x_ + t0 * x_stride_ + k0, src_stride_ = x_stride_;
       return;
     }
-    src_ = xp_, src_stride_ = kc_;
+    src_ = xp_, src_stride_ = ld_;
     const int64_t full = kn / chunk_ * chunk_;
     for (int64_t t = 0; t < tn; ++t) {
       const float* src = x_ + (t0 + t) * x_stride_ + k0;
-      float* dst = xp_ + t * kc_;
+      float* dst = xp_ + t * ld_;
       for (int64_t c = 0; c < full; c += chunk_)
         for (int64_t e = 0; e < chunk_; ++e) dst[c + e] = src[c + perm_[e]];
       std::copy(src + full, src + kn, dst + full);
@@ -280,7 +296,7 @@ class Runner {
     const bool chunk_uniform = w_.block_cols % chunk_ == 0 && k0 % w_.block_cols % chunk_ == 0;
     for (int64_t t = 0; t < tn; ++t) {
       const float* src = src_ + t * src_stride_;
-      float* dst = xs_ + t * kc_;
+      float* dst = xs_ + t * ld_;
       int64_t c = 0;
       if (chunk_uniform) {
         for (; c < full; c += chunk_) {
@@ -292,7 +308,7 @@ class Runner {
       }
       for (; c < kn; ++c) dst[c] = src[c] * srow[(k0 + c) / w_.block_cols] * up;
     }
-    return {xs_, kc_};
+    return {xs_, ld_};
   }
 
   void Segment(int64_t s0, int64_t s1, int64_t t0, int64_t tn, int64_t k0, int64_t kn, float* y, int64_t y_stride,
@@ -326,7 +342,7 @@ class Runner {
   const MatRef& w_;
   const float* x_;
   int64_t x_stride_, n_;
-  int64_t N_ = 0, chunk_ = 0, tb_ = 0, max_t_ = 0, row_tile_ = 1, kc_ = 0;
+  int64_t N_ = 0, chunk_ = 0, tb_ = 0, max_t_ = 0, row_tile_ = 1, kc_ = 0, ld_ = 0;
   float* xp_ = nullptr;
   float* xs_ = nullptr;
   const float* src_ = nullptr;
@@ -429,7 +445,7 @@ bool MatMulSupports(DType t) {
 }
 
 int64_t MatMulScratchFloats(const MatRef& w, int64_t n) {
-  return 2 * std::min<int64_t>(n, 64) * w.cols + 64;
+  return 2 * std::min<int64_t>(n, 64) * (w.cols + 16) + 64;
 }
 
 void MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride, int64_t r0,

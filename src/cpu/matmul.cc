@@ -164,7 +164,7 @@ struct DecF32 {
 // accumulators per (row, token) hide FMA latency when R * T is small.
 template <class Dec, int R, int T, int S>
 HWY_INLINE void Tile(const uint8_t* w0, int64_t row_bytes, const float* xs, int64_t xs_stride, int64_t chunks,
-                     float* out) {
+                     float* HWY_RESTRICT out) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const int64_t chunk_bytes = 4 * N * Dec::kBytes;
@@ -208,13 +208,16 @@ HWY_INLINE void Tile(const uint8_t* w0, int64_t row_bytes, const float* xs, int6
     }
 }
 
+// `groups` consecutive tiles of R rows: out [groups, T, R].
 template <class Dec, int R, int T>
-void TileFn(const uint8_t* w0, int64_t row_bytes, const float* xs, int64_t xs_stride, int64_t chunks, float* out) {
+void TileFn(const uint8_t* w0, int64_t row_bytes, const float* xs, int64_t xs_stride, int64_t chunks, int64_t groups,
+            float* out) {
   constexpr int S = T == 1 ? 4 : (T == 2 && R == 1) ? 2 : 1;
-  Tile<Dec, R, T, S>(w0, row_bytes, xs, xs_stride, chunks, out);
+  for (int64_t g = 0; g < groups; ++g)
+    Tile<Dec, R, T, S>(w0 + g * R * row_bytes, row_bytes, xs, xs_stride, chunks, out + g * R * T);
 }
 
-using TileFnPtr = void (*)(const uint8_t*, int64_t, const float*, int64_t, int64_t, float*);
+using TileFnPtr = void (*)(const uint8_t*, int64_t, const float*, int64_t, int64_t, int64_t, float*);
 
 // Row-tile height 1 for few tokens (one sequential weight stream per thread
 // keeps DRAM prefetch effective), kRowsMany x kTokensMany for many (decoded
@@ -275,9 +278,10 @@ class Runner {
 
  private:
   int64_t SegmentEnd(int64_t s0, int64_t r1) const {
-    if (!Dec::kScaled) return std::min(r1, s0 + kSegmentRows);
+    const int64_t end = std::min(r1, s0 + kSegmentRows);
+    if (!Dec::kScaled) return end;
     const int64_t abs = w_.row_offset + s0;
-    return std::min(r1, s0 + (w_.block_rows - abs % w_.block_rows));
+    return std::min(end, s0 + (w_.block_rows - abs % w_.block_rows));
   }
 
   // src_ = activations of tokens t0.. from column k0 in lane order: x itself
@@ -331,23 +335,29 @@ class Runner {
     const int64_t chunks = kn / chunk_, tail = kn - chunks * chunk_;
     const int64_t row_bytes = w_.cols * Dec::kBytes;
     const uint8_t* base = static_cast<const uint8_t*>(w_.data) + k0 * Dec::kBytes;
-    float out[kRowsMany * kTokensMany + 8 * 8];
+    float out[kSegmentRows * std::max<int64_t>(kTokensMany, kManyTokens)];  // [rows, T] per token tile
+    const int64_t rows = s1 - s0;
     for (int64_t tt = 0; tt < tn; tt += max_t_) {
       const int64_t T = std::min(max_t_, tn - tt);
-      for (int64_t r = s0; r < s1;) {
-        const int R = (row_tile_ > 1 && r + row_tile_ <= s1) ? row_tile_ : 1;
-        PickTile<Dec>(R, T)(base + r * row_bytes, row_bytes, xs + tt * xs_stride, xs_stride, chunks, out);
-        for (int i = 0; i < R; ++i) {
-          const uint8_t* row = base + (r + i) * row_bytes;
-          for (int64_t t = 0; t < T; ++t) {
-            float v = out[t * R + i];
-            for (int64_t k = chunks * chunk_; k < chunks * chunk_ + tail; ++k)
-              v += Dec::Scalar(row, k) * xs[(tt + t) * xs_stride + k];
-            float& dst = y[(tt + t) * y_stride + r + i];
-            dst = accumulate ? dst + v * out_scale : v * out_scale;
-          }
+      // Full tiles of row_tile_ rows, then single rows.
+      const int64_t full = row_tile_ > 1 ? rows / row_tile_ * row_tile_ : rows;
+      const float* xt = xs + tt * xs_stride;
+      if (full > 0)
+        PickTile<Dec>(static_cast<int>(row_tile_), T)(base + s0 * row_bytes, row_bytes, xt, xs_stride, chunks,
+                                                      full / row_tile_, out);
+      if (full < rows)
+        PickTile<Dec>(1, T)(base + (s0 + full) * row_bytes, row_bytes, xt, xs_stride, chunks, rows - full,
+                            out + full * T);
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t R = r < full ? row_tile_ : 1, g0 = r < full ? r / R * R : r;
+        const uint8_t* row = base + (s0 + r) * row_bytes;
+        for (int64_t t = 0; t < T; ++t) {
+          float v = out[g0 * T + t * R + (r - g0)];
+          for (int64_t k = chunks * chunk_; k < chunks * chunk_ + tail; ++k)
+            v += Dec::Scalar(row, k) * xt[t * xs_stride + k];
+          float& dst = y[(tt + t) * y_stride + s0 + r];
+          dst = accumulate ? dst + v * out_scale : v * out_scale;
         }
-        r += R;
       }
     }
   }

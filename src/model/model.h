@@ -51,7 +51,6 @@ struct Workspace {
   std::vector<int32_t> expert_count, expert_offset, expert_tokens;  // by expert
   std::vector<float> expert_slot_weight;  // [N*K] weight of each gathered row
   std::vector<float> gathered, gathered_out;  // [N*K, d]
-  std::vector<float> scores;            // [threads, max context]
   std::vector<int32_t> assignment_slot;  // [N*K] gathered row of each (token, k)
   std::vector<ops::AttentionBlock> attn_blocks;  // runs of one slot's consecutive tokens
   std::vector<ops::MatMulJob> mm_jobs;  // per-head and per-expert products of one stage

@@ -58,7 +58,7 @@ void Model::Reserve(Workspace& ws, int64_t n, int64_t logit_rows, int64_t max_co
   grow(ws.expert_ids, n * K), grow(ws.expert_weights, n * K), grow(ws.expert_slot_weight, n * K);
   grow(ws.expert_count, E), grow(ws.expert_offset, E + 1), grow(ws.expert_tokens, n * K);
   grow(ws.gathered, n * K * d), grow(ws.gathered_out, n * K * d);
-  grow(ws.scores, threads * max_context), grow(ws.mtp_in, n * 2 * d);
+  grow(ws.mtp_in, n * 2 * d);
   grow(ws.logits, logit_rows * c.vocab_size);
   ws.tokens = std::max(ws.tokens, n);
 }

@@ -37,6 +37,7 @@ using VF = hn::Vec<DF>;
 constexpr int64_t kTokenBlock = 64;  // tokens whose activations are prepared together
 constexpr int64_t kKBlock = 1024;   // columns per K block when tokens span several tiles
 constexpr int64_t kSegmentRows = 128;
+constexpr int64_t kPrefetchBytes = 4096;
 // From this many tokens on, weights are decoded in natural lane order (no
 // permuted activation copy) and the tile is kRowsMany rows x kTokensMany
 // tokens (4 x 6 measured best of 2x8, 3x8, 4x6, 4x4, 1x16 on Zen 5).
@@ -184,6 +185,10 @@ HWY_INLINE void Tile(const uint8_t* w0, int64_t row_bytes, const float* xs, int6
       // Several rows read in lockstep defeat the hardware prefetcher: fetch
       // the next tile's rows at this offset ourselves.
       if (R > 1) hwy::Prefetch(w0 + (i + R) * row_bytes + c * chunk_bytes);
+      // One row at a time: the weights are one sequential stream, but over
+      // 4 KiB pages of the page cache the hardware prefetcher restarts at
+      // every page; keep kPrefetchBytes in flight ourselves.
+      if (R == 1) hwy::Prefetch(w0 + c * chunk_bytes + kPrefetchBytes);
       Dec::Load4(df, w0 + i * row_bytes + c * chunk_bytes, w[i]);
     }
     const float* xc = xs + c * 4 * N;
@@ -250,7 +255,9 @@ class Runner {
     row_tile_ = n < kManyTokens ? 1 : kRowsMany;
     kc_ = (tb_ <= max_t_ || w.cols <= kKBlock) ? w.cols : kKBlock;
     xp_ = scratch;
-    ld_ = kc_ + 16;  // padded stride: token rows 4 KiB apart would share L1 sets
+    // Rows of prepared activations start on cache lines, padded so that rows
+    // 4 KiB apart do not share L1 sets.
+    ld_ = (kc_ + 15) / 16 * 16 + 16;
     xs_ = scratch + tb_ * ld_;
     for (int64_t j = 0; j < 4; ++j)
       for (int64_t i = 0; i < N_; ++i) perm_[j * N_ + i] = static_cast<int32_t>(Dec::Perm(N_, j, i));
@@ -287,8 +294,9 @@ class Runner {
   // src_ = activations of tokens t0.. from column k0 in lane order: x itself
   // for natural-order decoders, else a permuted copy xp [tn, kn].
   void Prepare(int64_t t0, int64_t tn, int64_t k0, int64_t kn) {
-    if (!Dec::kPermuted) {
-      src_ = x_ + t0 * x_stride_ + k0, src_stride_ = x_stride_;
+    const float* x0 = x_ + t0 * x_stride_ + k0;
+    if (!Dec::kPermuted && (Dec::kScaled || (reinterpret_cast<uintptr_t>(x0) % 64 == 0 && x_stride_ % 16 == 0))) {
+      src_ = x0, src_stride_ = x_stride_;  // read in place (FP8 reads the scaled copy anyway)
       return;
     }
     src_ = xp_, src_stride_ = ld_;
@@ -296,6 +304,10 @@ class Runner {
     for (int64_t t = 0; t < tn; ++t) {
       const float* src = x_ + (t0 + t) * x_stride_ + k0;
       float* dst = xp_ + t * ld_;
+      if (!Dec::kPermuted) {  // an aligned copy
+        std::copy_n(src, kn, dst);
+        continue;
+      }
       for (int64_t c = 0; c < full; c += chunk_)
         for (int64_t e = 0; e < chunk_; ++e) dst[c + e] = src[c + perm_[e]];
       std::copy(src + full, src + kn, dst + full);
@@ -468,7 +480,7 @@ bool MatMulSupports(DType t) {
 }
 
 int64_t MatMulScratchFloats(const MatRef& w, int64_t n) {
-  return 2 * std::min<int64_t>(n, 64) * (w.cols + 16) + 64;
+  return 2 * std::min<int64_t>(n, 64) * ((w.cols + 15) / 16 * 16 + 16) + 64;
 }
 
 void MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride, int64_t r0,

@@ -19,9 +19,9 @@ KvCache::KvCache(const Config& config, int64_t num_slots, int64_t capacity, KvCa
       length_(num_slots * num_stacks_, 0) {
   const size_t rows = static_cast<size_t>(num_slots * num_layers_ * capacity);
   if (type_ == KvCacheType::kF32) {
-    f32_.resize(rows * row_dim_);
+    f32_ = AlignedBuffer<float>(rows * row_dim_);
   } else {
-    f8_.resize(rows * row_dim_);
+    f8_ = AlignedBuffer<uint8_t>(rows * row_dim_);
     scale_.resize(rows * 2, 1.0f);
   }
 }

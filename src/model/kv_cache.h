@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/aligned_buffer.h"
 #include "core/status.h"
 #include "model/config.h"
 #include "ops/ops.h"
@@ -54,8 +55,8 @@ class KvCache {
   }
   int64_t num_slots_, capacity_, num_layers_, row_dim_, rc_;
   KvCacheType type_;
-  std::vector<float> f32_;     // [slots, layers, capacity, row_dim] (kF32)
-  std::vector<uint8_t> f8_;    // [slots, layers, capacity, row_dim] (kF8E4M3)
+  AlignedBuffer<float> f32_;   // [slots, layers, capacity, row_dim] (kF32)
+  AlignedBuffer<uint8_t> f8_;  // [slots, layers, capacity, row_dim] (kF8E4M3)
   std::vector<float> scale_;   // [slots, layers, capacity, 2] (kF8E4M3)
   int num_stacks_;
   std::vector<int64_t> length_;

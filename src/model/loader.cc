@@ -15,7 +15,9 @@ namespace {
 
 class StoreBinder : public TensorBinder {
  public:
-  StoreBinder(const TensorStore& store, const Config& config) : store_(store), config_(config) {}
+  // With `owned` set, matrices not on a 64-byte boundary are copied there.
+  StoreBinder(const TensorStore& store, const Config& config, std::vector<AlignedBuffer<uint8_t>>* owned)
+      : store_(store), config_(config), owned_(owned) {}
 
   Status status() const { return status_; }
   const std::set<std::string>& used() const { return used_; }
@@ -45,7 +47,14 @@ class StoreBinder : public TensorBinder {
              "; expected F32, BF16, F16 or F8_E4M3");
     }
     Use(*t);
+    if (owned_ && status_.ok() && reinterpret_cast<uintptr_t>(t->data) % 64 != 0) {
+      owned_->emplace_back(t->nbytes);
+      std::memcpy(owned_->back().data(), t->data, t->nbytes);
+      out.data = owned_->back().data();
+      realigned_bytes_ += t->nbytes;
+    }
   }
+  uint64_t realigned_bytes() const { return realigned_bytes_; }
 
   void Vector(const std::string& name, int64_t n, TensorRole role, std::vector<float>& out) override {
     if (!status_.ok()) return;
@@ -103,6 +112,8 @@ class StoreBinder : public TensorBinder {
 
   const TensorStore& store_;
   const Config& config_;
+  std::vector<AlignedBuffer<uint8_t>>* owned_;
+  uint64_t realigned_bytes_ = 0;
   Status status_;
   std::set<std::string> used_;
   uint64_t bytes_ = 0;
@@ -116,7 +127,7 @@ Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadO
   m->mm_.bf16_activations = options.bf16_activations;
   DSV3_ASSIGN_OR_RETURN(m->config_, LoadConfig(dir));
   DSV3_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
-  StoreBinder binder(*m->store_, m->config_);
+  StoreBinder binder(*m->store_, m->config_, options.align_weights ? &m->owned_ : nullptr);
   BindWeights(m->config_, m->weights_, binder);
   DSV3_RETURN_IF_ERROR(binder.status());
   ModelWeights& w = m->weights_;
@@ -135,9 +146,12 @@ Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadO
   m->rope_scale_ = static_cast<float>(m->config_.RopeCosSinScale());
   if (options.verbose) {
     const size_t unused = m->store_->Names().size() - binder.used().size();
-    std::fprintf(stderr, "loaded %s: %zu tensors, %.1f MB in %zu file(s)%s\n", dir.c_str(),
+    std::fprintf(stderr, "loaded %s: %zu tensors, %.1f MB in %zu file(s)%s%s\n", dir.c_str(),
                  binder.used().size(), binder.bytes() / 1e6, m->store_->num_files(),
-                 unused ? (", " + std::to_string(unused) + " unused tensors ignored").c_str() : "");
+                 unused ? (", " + std::to_string(unused) + " unused tensors ignored").c_str() : "",
+                 binder.realigned_bytes()
+                     ? (", " + std::to_string(binder.realigned_bytes() / 1000000) + " MB copied to 64-byte alignment").c_str()
+                     : "");
   }
   return m;
 }

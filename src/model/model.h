@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/aligned_buffer.h"
 #include "core/status.h"
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -75,6 +76,10 @@ struct LoadOptions {
   // Linear layers (not the router) round activations to bf16 so BF16/FP8
   // weights use VDPBF16PS; a reduced-precision mode with its own bound.
   bool bf16_activations = false;
+  // Weights whose bytes do not start on a 64-byte boundary in the mapped
+  // file are copied into aligned memory: the kernels stream misaligned rows
+  // at half speed. Off: always read in place.
+  bool align_weights = true;
 };
 
 // Parses "stored" / "bf16" / "fp8"; the error names `flag`.
@@ -134,7 +139,7 @@ class Model {
   LoadOptions options_;
   ops::MatMulOptions mm_;  // linear layers; the router always uses float32
   std::unique_ptr<TensorStore> store_;
-  std::vector<std::unique_ptr<uint8_t[]>> owned_;  // converted weights
+  std::vector<AlignedBuffer<uint8_t>> owned_;  // converted and realigned weights
   std::vector<Weight> converted_;
   uint64_t weight_bytes_ = 0;
   ModelWeights weights_;

@@ -139,15 +139,20 @@ TEST(Options, AllReducedTogether) {
   EXPECT_GE(m.agree, 0.85f);
 }
 
-// Realigning misaligned weights (the default) copies bytes, never values:
-// logits are bit-identical to reading in place, and every matrix then starts
-// on a 64-byte boundary.
-TEST(Options, AlignWeightsChangesNothingButAddresses) {
+// Realigning misaligned weights and copying them to huge-page memory (both
+// on by default) copy bytes, never values: logits are bit-identical to
+// reading the mapping in place, and every matrix then starts on a 64-byte
+// boundary.
+TEST(Options, AlignAndCopyChangeNothingButAddresses) {
   const std::string dir = std::string(DSV3_GOLDEN_DIR) + "/v3_tiny_fp8";
-  LoadOptions in_place;
-  in_place.align_weights = false;
-  auto a = Model::Load(dir), b = Model::Load(dir, in_place);
-  ASSERT_TRUE(a.ok() && b.ok());
+  LoadOptions in_place, aligned_only;
+  in_place.align_weights = false, in_place.load_to_memory = false;
+  aligned_only.load_to_memory = false;
+  auto a = Model::Load(dir), b = Model::Load(dir, in_place), c = Model::Load(dir, aligned_only);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  for (const LayerWeights& l : (*c)->weights().layers)
+    for (const Weight* w : {&l.attn.q_a_proj, &l.attn.kv_b_proj, &l.attn.o_proj})
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(w->data) % 64, 0u);
   for (const LayerWeights& l : (*a)->weights().layers)
     for (const Weight* w : {&l.attn.q_a_proj, &l.attn.kv_b_proj, &l.attn.o_proj})
       EXPECT_EQ(reinterpret_cast<uintptr_t>(w->data) % 64, 0u);
@@ -158,12 +163,13 @@ TEST(Options, AlignWeightsChangesNothingButAddresses) {
   EXPECT_TRUE(misaligned_in_file);
   Batch batch;
   for (int p = 0; p < 6; ++p) batch.Add(3 + p, p, 0, true);
-  KvCache ca = (*a)->NewCache(1, 6), cb = (*b)->NewCache(1, 6);
-  Workspace wa, wb;
+  KvCache ca = (*a)->NewCache(1, 6), cb = (*b)->NewCache(1, 6), cc = (*c)->NewCache(1, 6);
+  Workspace wa, wb, wc;
   ASSERT_TRUE((*a)->Forward(batch, ca, wa).ok());
   ASSERT_TRUE((*b)->Forward(batch, cb, wb).ok());
+  ASSERT_TRUE((*c)->Forward(batch, cc, wc).ok());
   const int64_t V = (*a)->config().vocab_size;
-  for (int64_t i = 0; i < 6 * V; ++i) ASSERT_EQ(wa.logits[i], wb.logits[i]);
+  for (int64_t i = 0; i < 6 * V; ++i) ASSERT_TRUE(wa.logits[i] == wb.logits[i] && wc.logits[i] == wb.logits[i]);
 }
 
 TEST(Options, ParseWeightFormatNamesTheFlag) {

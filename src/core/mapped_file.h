@@ -30,6 +30,10 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops the whole pages inside [p, p + n) of a read-only file mapping from
+// this process's memory (the page cache keeps them): for data copied out.
+void ReleaseMappedPages(const void* p, size_t n);
+
 // Reads a whole (small) text file; the error names the path.
 Expected<std::string> ReadTextFile(const std::string& path);
 

@@ -37,6 +37,13 @@ using VF = hn::Vec<DF>;
 constexpr int64_t kTokenBlock = 64;  // tokens whose activations are prepared together
 constexpr int64_t kKBlock = 1024;   // columns per K block when tokens span several tiles
 constexpr int64_t kSegmentRows = 128;
+
+
+
+
+
+
+#define DSV3_PF_LOCALITY 3
 constexpr int64_t kPrefetchBytes = 4096;
 // From this many tokens on, weights are decoded in natural lane order (no
 // permuted activation copy) and the tile is kRowsMany rows x kTokensMany
@@ -188,7 +195,7 @@ HWY_INLINE void Tile(const uint8_t* w0, int64_t row_bytes, const float* xs, int6
       // One row at a time: the weights are one sequential stream, but over
       // 4 KiB pages of the page cache the hardware prefetcher restarts at
       // every page; keep kPrefetchBytes in flight ourselves.
-      if (R == 1) hwy::Prefetch(w0 + c * chunk_bytes + kPrefetchBytes);
+      if (R == 1 && kPrefetchBytes > 0) __builtin_prefetch(w0 + c * chunk_bytes + kPrefetchBytes, 0, DSV3_PF_LOCALITY);
       Dec::Load4(df, w0 + i * row_bytes + c * chunk_bytes, w[i]);
     }
     const float* xc = xs + c * 4 * N;

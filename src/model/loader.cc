@@ -5,8 +5,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <cstring>
+#include <functional>
 #include <set>
+#include <unordered_set>
 
+#include "core/parallel.h"
 #include "model/model.h"
 
 namespace dsv3 {
@@ -119,7 +122,46 @@ class StoreBinder : public TensorBinder {
   uint64_t bytes_ = 0;
 };
 
+// Visits the matrices already bound in a ModelWeights (BindWeights is the
+// one tensor list) without touching the store.
+class MatrixVisitor : public TensorBinder {
+ public:
+  explicit MatrixVisitor(std::function<void(TensorRole, Weight&)> fn) : fn_(std::move(fn)) {}
+  void Matrix(const std::string&, int64_t, int64_t, TensorRole role, bool, Weight& out) override {
+    if (!out.empty()) fn_(role, out);
+  }
+  void Vector(const std::string&, int64_t, TensorRole, std::vector<float>&) override {}
+
+ private:
+  std::function<void(TensorRole, Weight&)> fn_;
+};
+
 }  // namespace
+
+uint64_t Model::CopyToMemory() {
+  std::unordered_set<const void*> owned;
+  for (const AlignedBuffer<uint8_t>& b : owned_) owned.insert(b.data());
+  std::vector<Weight*> todo;
+  MatrixVisitor visit([&](TensorRole role, Weight& w) {
+    if (role != TensorRole::kEmbedding && !owned.count(w.data) && w.data != weights_.embed_tokens.data) {
+      owned.insert(w.data);
+      todo.push_back(&w);
+    }
+  });
+  BindWeights(config_, weights_, visit);
+  uint64_t bytes = 0;
+  for (Weight* w : todo) {
+    const uint8_t* src = static_cast<const uint8_t*>(w->data);
+    const size_t n = static_cast<size_t>(w->nbytes());
+    owned_.emplace_back(n);
+    uint8_t* dst = owned_.back().data();
+    ParallelFor(static_cast<int64_t>(n), 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(dst + b, src + b, e - b); });
+    ReleaseMappedPages(src, n);
+    w->data = dst;
+    bytes += n;
+  }
+  return bytes;
+}
 
 Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOptions& options) {
   std::unique_ptr<Model> m(new Model());
@@ -138,6 +180,7 @@ Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadO
     if (layer.mtp.shared_head_head.empty()) layer.mtp.shared_head_head = w.lm_head;
   }
   DSV3_RETURN_IF_ERROR(m->ConvertWeights());
+  const uint64_t copied = options.load_to_memory ? m->CopyToMemory() : 0;
   m->weight_bytes_ = m->DecodeWeightBytes(static_cast<double>(m->config_.n_routed_experts)) +
                      static_cast<uint64_t>(w.embed_tokens.nbytes());
   m->router_ = RouterParams::FromConfig(m->config_);
@@ -152,6 +195,7 @@ Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadO
                  binder.realigned_bytes()
                      ? (", " + std::to_string(binder.realigned_bytes() / 1000000) + " MB copied to 64-byte alignment").c_str()
                      : "");
+    if (copied) std::fprintf(stderr, "  %.1f MB of matrices copied to huge-page memory\n", copied / 1e6);
   }
   return m;
 }

@@ -17,7 +17,7 @@ struct BenchCmdOptions {
   std::string model_dir, batches = "1,4,16", head = "stored", router = "stored", kv = "f32";
   BenchOptions bench;
   int64_t membw_mb = 1024;
-  bool json = false, membw_only = false, bf16_act = false;
+  bool json = false, membw_only = false, bf16_act = false, mmap = false;
 };
 
 Expected<std::vector<int64_t>> ParseBatches(const std::string& text) {
@@ -80,6 +80,7 @@ int Bench(BenchCmdOptions& o) {
   lo.head = *head, lo.router = *router, lo.bf16_activations = o.bf16_act;
   lo.kv_cache = o.kv == "fp8" ? KvCacheType::kF8E4M3 : KvCacheType::kF32;
   lo.verbose = !o.json;
+  lo.load_to_memory = !o.mmap;
   auto model = Model::Load(o.model_dir, lo);
   if (!model.ok()) return Fail(model.status());
   auto r = RunBenchmark(**model, b);
@@ -108,6 +109,7 @@ void RegisterBench(CLI::App& app, Common& common) {
   cmd->add_option("--membw-mb", o->membw_mb, "buffer for the bandwidth measurement, MiB")->capture_default_str();
   cmd->add_option("--membw-reps", o->bench.membw_reps, "bandwidth passes (best is kept)")->capture_default_str();
   cmd->add_flag("--membw", o->membw_only, "measure only read bandwidth and FMA peak");
+  cmd->add_flag("--mmap", o->mmap, "run the weights from the file mapping (no copy to huge-page memory)");
   cmd->add_flag("--json", o->json, "print JSON");
   cmd->callback([o, &common] {
     common.Apply();

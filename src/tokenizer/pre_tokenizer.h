@@ -39,6 +39,8 @@ struct PreTokenizerScratch {
 
 // The GPT-2 pre-tokenizer regex used by ByteLevel(use_regex = true).
 extern const char kGpt2Pattern[];
+// DeepSeek-V3's three Split patterns, in order (SPEC §7.3).
+extern const char* const kDeepSeekV3Patterns[3];
 
 class PreTokenizer {
  public:

@@ -5,7 +5,8 @@
 // dsv3's. Subcommands:
 //   brown OUT.txt                       Brown corpus as plain text, one sentence a line
 //   encode DIR IN.txt OUT_PREFIX        OUT_PREFIX.rust.ids / .js.ids (one line of ids per input line)
-//                                        and OUT_PREFIX.rust.decoded.json (Rust decode of its ids)
+//                                        and OUT_PREFIX.rust.decoded.json (Rust decode of its ids);
+//                                        encode-rust / encode-js do one half (run them in parallel)
 //   chat DIR CASES.json OUT.json        each conversation rendered by the chat_template in DIR
 //   bench DIR IN.txt                    encode throughput of both references
 'use strict';
@@ -48,11 +49,10 @@ async function jsTokenizer(dir) {
   return new Tokenizer(json, cfg);
 }
 
-async function encode(dir, inFile, prefix) {
+async function encodeRust(dir, inFile, prefix) {
   const input = lines(inFile);
   const rust = rustTokenizer(dir);
-  const js = await jsTokenizer(dir);
-  const rustIds = [], jsIds = [], decoded = [];
+  const rustIds = [], decoded = [];
   const batch = 512;
   for (let i = 0; i < input.length; i += batch) {
     const chunk = input.slice(i, i + batch);
@@ -61,12 +61,18 @@ async function encode(dir, inFile, prefix) {
     rustIds.push(...ids);
     decoded.push(...(await rust.decodeBatch(ids, false)));
   }
-  for (const l of input) jsIds.push(js.encode(l, { add_special_tokens: false }).ids);
   fs.writeFileSync(prefix + '.rust.ids', rustIds.map((x) => x.join(' ')).join('\n') + (input.length ? '\n' : ''));
-  fs.writeFileSync(prefix + '.js.ids', jsIds.map((x) => x.join(' ')).join('\n') + (input.length ? '\n' : ''));
   fs.writeFileSync(prefix + '.rust.decoded.json', JSON.stringify(decoded));
   const tokens = rustIds.reduce((a, x) => a + x.length, 0);
-  console.log(`encode: ${input.length} lines, ${tokens} tokens (Rust reference) -> ${prefix}.*`);
+  console.log(`encode: ${input.length} lines, ${tokens} tokens (Rust reference) -> ${prefix}.rust.*`);
+}
+
+async function encodeJs(dir, inFile, prefix) {
+  const input = lines(inFile);
+  const js = await jsTokenizer(dir);
+  const jsIds = input.map((l) => js.encode(l, { add_special_tokens: false }).ids);
+  fs.writeFileSync(prefix + '.js.ids', jsIds.map((x) => x.join(' ')).join('\n') + (input.length ? '\n' : ''));
+  console.log(`encode: ${input.length} lines (pure-JS reference) -> ${prefix}.js.ids`);
 }
 
 async function chat(dir, casesFile, outFile) {
@@ -114,7 +120,9 @@ async function bench(dir, inFile) {
 async function main() {
   const [cmd, ...args] = process.argv.slice(2);
   if (cmd === 'brown' && args.length === 1) return brown(args[0]);
-  if (cmd === 'encode' && args.length === 3) return encode(...args);
+  if (cmd === 'encode' && args.length === 3) return encodeRust(...args).then(() => encodeJs(...args));
+  if (cmd === 'encode-rust' && args.length === 3) return encodeRust(...args);
+  if (cmd === 'encode-js' && args.length === 3) return encodeJs(...args);
   if (cmd === 'chat' && args.length === 3) return chat(...args);
   if (cmd === 'bench' && args.length === 2) return bench(...args);
   console.error('usage: node reference.js brown OUT | encode DIR IN PREFIX | chat DIR CASES OUT | bench DIR IN');

@@ -9,6 +9,9 @@
 //                                        encode-rust / encode-js do one half (run them in parallel)
 //   chat DIR CASES.json OUT.json        each conversation rendered by the chat_template in DIR
 //   bench DIR IN.txt                    encode throughput of both references
+//   variant DIR OUT_DIR KIND            a copy of DIR's tokenizer with other settings:
+//                                        gpt2 = one ByteLevel pre-tokenizer (GPT-2 regex, prefix space),
+//                                        flags = added tokens with lstrip/rstrip/single_word set
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -117,6 +120,23 @@ async function bench(dir, inFile) {
   report('@huggingface/tokenizers (pure JS)', Number(process.hrtime.bigint() - t0) / 1e9, tokens);
 }
 
+function variant(dir, outDir, kind) {
+  const tok = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
+  if (kind === 'gpt2') {
+    tok.pre_tokenizer = { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true };
+  } else if (kind === 'flags') {
+    const set = { '<｜User｜>': 'lstrip', '<｜Assistant｜>': 'rstrip', '<think>': 'single_word', '</think>': 'lstrip' };
+    for (const t of tok.added_tokens) if (set[t.content]) t[set[t.content]] = true;
+    const sep = tok.added_tokens.find((t) => t.content === '<｜tool▁sep｜>');
+    sep.lstrip = sep.rstrip = true;
+  } else {
+    throw new Error('unknown variant ' + kind);
+  }
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'tokenizer.json'), JSON.stringify(tok));
+  console.log(`variant ${kind} -> ${outDir}`);
+}
+
 async function main() {
   const [cmd, ...args] = process.argv.slice(2);
   if (cmd === 'brown' && args.length === 1) return brown(args[0]);
@@ -125,6 +145,7 @@ async function main() {
   if (cmd === 'encode-js' && args.length === 3) return encodeJs(...args);
   if (cmd === 'chat' && args.length === 3) return chat(...args);
   if (cmd === 'bench' && args.length === 2) return bench(...args);
+  if (cmd === 'variant' && args.length === 3) return variant(...args);
   console.error('usage: node reference.js brown OUT | encode DIR IN PREFIX | chat DIR CASES OUT | bench DIR IN');
   process.exit(2);
 }

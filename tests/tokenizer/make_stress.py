@@ -79,6 +79,9 @@ add('text<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool
 add('almost special <｜User and <｜User｜ and <<｜User｜>> and <｜▁pad▁｜><｜place▁holder▁no▁17｜>x')
 add('<｜fim▁begin｜>def f():<｜fim▁hole｜>\n'.rstrip('\n') + '    return 1<｜fim▁end｜> <|EOT|> <think></think>')
 add('word<think>inside</think>word <｜tool▁output▁begin｜>{"ok": true}<｜tool▁output▁end｜>')
+add('strip tests:  \t <｜User｜>  x <｜Assistant｜>   y a<｜tool▁sep｜> b \u3000<｜tool▁sep｜>\u3000c')
+add('single word: a<think>b <think> c<think> <think>d _<think>_ 1<think>2 é<think>é')
+add('lstrip after token: <｜User｜> </think> x </think></think>  <｜User｜><｜User｜>')
 # Punctuation followed by line breaks (DeepSeek-V3's combined tokens) need CR here.
 add('end of sentence.\r')
 add('list:\r\r\r')

@@ -53,6 +53,15 @@ case "$mode" in
       encode "$work/trained" "$in" "$work/trained_$f"
       "$check" encode "$work/trained" "$in" "$work/trained_$f"
     done
+    # Other shapes of tokenizer.json on the same vocabulary: a lone GPT-2
+    # ByteLevel pre-tokenizer, and added tokens with lstrip/rstrip/single_word.
+    for kind in gpt2 flags; do
+      $ref variant "$work/trained" "$work/$kind" $kind
+      encode "$work/$kind" "$src_dir/stress.txt" "$work/${kind}_stress"
+      # A prefix space (gpt2) or stripped whitespace (flags) changes the text,
+      # as in HF, so decode(encode(x)) == x does not hold there.
+      "$check" encode "$work/$kind" "$src_dir/stress.txt" "$work/${kind}_stress" --no-roundtrip
+    done
     $ref chat "$work/trained" "$src_dir/chat_cases.json" "$work/chat_trained.json"
     "$check" chat "$work/trained" "$src_dir/chat_cases.json" "$work/chat_trained.json" ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;

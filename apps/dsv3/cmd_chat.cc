@@ -131,7 +131,17 @@ int Chat(const ChatOptions& o) {
     } else {
       ids = (*tok)->Encode(line, {.add_bos = cfg.add_bos_token});
     }
-    auto answer = Reply(**model, **tok, o, ids, gen);
+    // Replies shrink to the context the conversation leaves.
+    const int64_t room = (*model)->config().max_position_embeddings - static_cast<int64_t>(ids.size());
+    if (room <= 0) {
+      std::fprintf(stderr, "dsv3: error: the conversation (%zu tokens) fills the model's context (%lld); "
+                   "restart the chat\n", ids.size(), static_cast<long long>((*model)->config().max_position_embeddings));
+      if (format) messages.pop_back();
+      continue;
+    }
+    GenerateOptions turn = gen;
+    turn.max_new_tokens = std::min(gen.max_new_tokens, room);
+    auto answer = Reply(**model, **tok, o, ids, turn);
     if (!answer.ok()) {
       std::fprintf(stderr, "dsv3: error: %s\n", answer.status().message().c_str());
       if (format) messages.pop_back();

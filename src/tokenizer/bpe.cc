@@ -66,7 +66,7 @@ Expected<Bpe> Bpe::Build(std::vector<std::string> vocab, const std::vector<bool>
 }
 
 int32_t Bpe::Find(std::string_view bytes) const {
-  auto it = ids_.find(std::string(bytes));
+  auto it = ids_.find(bytes);
   return it == ids_.end() ? -1 : it->second;
 }
 
@@ -83,7 +83,7 @@ void Bpe::EncodeWord(std::string_view word, std::vector<int32_t>& out) const {
   }
   const bool cacheable = word.size() <= kMaxCachedWordBytes;
   if (cacheable) {
-    auto it = cache_.find(std::string(word));
+    auto it = cache_.find(word);
     if (it != cache_.end()) {
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;

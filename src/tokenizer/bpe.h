@@ -17,6 +17,14 @@
 
 namespace dsv3 {
 
+// Lets string-keyed maps be searched with a string_view (no allocation).
+struct StringViewHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+};
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringViewHash, std::equal_to<>>;
+
 class Bpe {
  public:
   // vocab[id] = the token's bytes ("" for ids the vocabulary skips);
@@ -49,13 +57,13 @@ class Bpe {
 
   std::vector<std::string> vocab_;  // id -> bytes
   std::vector<bool> present_;
-  std::unordered_map<std::string, int32_t> ids_;  // bytes -> id
+  StringMap<int32_t> ids_;  // bytes -> id
   std::unordered_map<uint64_t, Merge> merges_;    // (left id, right id) -> rank, merged id
   int32_t byte_ids_[256];
   bool ignore_merges_ = false;
 
   // Word cache: bytes -> ids, bounded.
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+  mutable StringMap<std::vector<int32_t>> cache_;
 };
 
 }  // namespace dsv3

@@ -67,6 +67,67 @@ bool MergeInWord(Word& w, int32_t a, int32_t b, int32_t merged) {
   return any;
 }
 
+// Pair statistics over all words, kept current as merges rewrite words.
+struct TrainState {
+  std::vector<Word> words;
+  std::unordered_map<uint64_t, int64_t> pair_count;
+  std::unordered_map<uint64_t, std::vector<int32_t>> pair_words;  // may hold stale entries
+  std::priority_queue<HeapEntry> heap;
+  std::unordered_map<uint64_t, int64_t> delta;  // scratch of one merge
+
+  void Index(int32_t wi, size_t i) {
+    auto& list = pair_words[Key(words[wi].sym[i], words[wi].sym[i + 1])];
+    if (list.empty() || list.back() != wi) list.push_back(wi);
+  }
+  // Rewrites every word holding (a, b) and updates the counts and the heap.
+  void Merge(uint64_t pair, int32_t merged);
+};
+
+void TrainState::Merge(uint64_t pair, int32_t merged) {
+  const int32_t a = Left(pair), b = Right(pair);
+  std::vector<int32_t> touched = std::move(pair_words[pair]);
+  pair_words.erase(pair);
+  delta.clear();
+  std::vector<int32_t> before;
+  for (int32_t wi : touched) {
+    Word& w = words[wi];
+    before = w.sym;
+    if (!MergeInWord(w, a, b, merged)) continue;  // stale index entry
+    for (size_t i = 0; i + 1 < before.size(); ++i) delta[Key(before[i], before[i + 1])] -= w.count;
+    for (size_t i = 0; i + 1 < w.sym.size(); ++i) {
+      delta[Key(w.sym[i], w.sym[i + 1])] += w.count;
+      if (w.sym[i] == merged || w.sym[i + 1] == merged) Index(wi, i);  // only new pairs need indexing
+    }
+  }
+  for (const auto& [k, d] : delta) {
+    if (d == 0) continue;
+    const int64_t c = (pair_count[k] += d);
+    if (d > 0) heap.push({c, k});  // a drop is caught lazily when popped
+    if (c == 0) pair_count.erase(k);
+  }
+}
+
+// Words in sorted order, one symbol per byte: with the heap's tie-break this
+// makes training deterministic.
+void InitState(std::unordered_map<std::string, int64_t>& counts, TrainState& st) {
+  std::vector<std::pair<std::string, int64_t>> sorted(counts.begin(), counts.end());
+  counts.clear();
+  std::sort(sorted.begin(), sorted.end());
+  st.words.reserve(sorted.size());
+  for (const auto& [text, count] : sorted) {
+    Word w{{}, count};
+    for (char c : text) w.sym.push_back(kFirstByteId + static_cast<uint8_t>(c));
+    const int32_t wi = static_cast<int32_t>(st.words.size());
+    st.words.push_back(std::move(w));
+    const Word& word = st.words.back();
+    for (size_t i = 0; i + 1 < word.sym.size(); ++i) {
+      st.pair_count[Key(word.sym[i], word.sym[i + 1])] += count;
+      st.Index(wi, i);
+    }
+  }
+  for (const auto& [k, c] : st.pair_count) st.heap.push({c, k});
+}
+
 }  // namespace
 
 Status BpeTrainer::AddText(std::string_view text) {
@@ -106,74 +167,31 @@ Expected<BpeTrainResult> BpeTrainer::Train() {
   BpeTrainResult r;
   r.bytes = bytes_, r.words = words_, r.unique_words = static_cast<int64_t>(counts_.size());
   for (const auto& s : kLeadingSpecialTokens) r.vocab.push_back(s.content);
-  for (int b = 0; b < 256; ++b) r.vocab.push_back(std::string(1, static_cast<char>(b)));
   std::unordered_map<std::string, int32_t> ids;
-  for (int b = 0; b < 256; ++b) ids[r.vocab[kFirstByteId + b]] = kFirstByteId + b;
-
-  // Words in sorted order: the heap's tie-break then makes the run deterministic.
-  std::vector<std::pair<std::string, int64_t>> sorted(counts_.begin(), counts_.end());
-  counts_.clear();
-  std::sort(sorted.begin(), sorted.end());
-  std::vector<Word> words;
-  words.reserve(sorted.size());
-  std::unordered_map<uint64_t, int64_t> pair_count;
-  std::unordered_map<uint64_t, std::vector<int32_t>> pair_words;
-  for (const auto& [text, count] : sorted) {
-    Word w{{}, count};
-    for (char c : text) w.sym.push_back(kFirstByteId + static_cast<uint8_t>(c));
-    const int32_t wi = static_cast<int32_t>(words.size());
-    for (size_t i = 0; i + 1 < w.sym.size(); ++i) {
-      const uint64_t k = Key(w.sym[i], w.sym[i + 1]);
-      pair_count[k] += count;
-      auto& list = pair_words[k];
-      if (list.empty() || list.back() != wi) list.push_back(wi);
-    }
-    words.push_back(std::move(w));
+  for (int b = 0; b < 256; ++b) {
+    r.vocab.push_back(std::string(1, static_cast<char>(b)));
+    ids[r.vocab.back()] = kFirstByteId + b;
   }
-  sorted.clear();
-  std::priority_queue<HeapEntry> heap;
-  for (const auto& [k, c] : pair_count) heap.push({c, k});
-
+  TrainState st;
+  InitState(counts_, st);
   const int64_t wanted = options_.vocab_size - fixed;
-  std::unordered_map<uint64_t, int64_t> delta;
-  while (static_cast<int64_t>(r.vocab.size()) - kFirstByteId - 256 < wanted && !heap.empty()) {
-    const HeapEntry top = heap.top();
-    heap.pop();
-    const int64_t current = pair_count[top.pair];
-    if (current != top.count) {  // stale: counts only drop without a re-push
-      if (current > 0) heap.push({current, top.pair});
+  while (static_cast<int64_t>(r.vocab.size()) - kFirstByteId - 256 < wanted && !st.heap.empty()) {
+    const HeapEntry top = st.heap.top();
+    st.heap.pop();
+    auto it_count = st.pair_count.find(top.pair);
+    const int64_t current = it_count == st.pair_count.end() ? 0 : it_count->second;
+    if (current != top.count) {  // stale: re-queue with the current count
+      if (current > 0) st.heap.push({current, top.pair});
       continue;
     }
     if (current < std::max<int64_t>(options_.min_frequency, 1)) break;
-    const int32_t a = Left(top.pair), b = Right(top.pair);
-    const std::string bytes = r.vocab[a] + r.vocab[b];
+    // Two merges can spell the same bytes; they then share one id (as in HF).
+    const std::string bytes = r.vocab[Left(top.pair)] + r.vocab[Right(top.pair)];
     auto [it, fresh] = ids.emplace(bytes, static_cast<int32_t>(r.vocab.size()));
     if (fresh) r.vocab.push_back(bytes);
-    r.merges.emplace_back(a, b);
-    std::vector<int32_t> touched = std::move(pair_words[top.pair]);
-    pair_words.erase(top.pair);
-    delta.clear();
-    for (int32_t wi : touched) {
-      Word& w = words[wi];
-      std::vector<int32_t> before = w.sym;
-      if (!MergeInWord(w, a, b, it->second)) continue;
-      for (size_t i = 0; i + 1 < before.size(); ++i) delta[Key(before[i], before[i + 1])] -= w.count;
-      for (size_t i = 0; i + 1 < w.sym.size(); ++i) {
-        const uint64_t k = Key(w.sym[i], w.sym[i + 1]);
-        delta[k] += w.count;
-        if (w.sym[i] == it->second || w.sym[i + 1] == it->second) {
-          auto& list = pair_words[k];
-          if (list.empty() || list.back() != wi) list.push_back(wi);
-        }
-      }
-    }
-    for (const auto& [k, d] : delta) {
-      if (d == 0) continue;
-      const int64_t c = (pair_count[k] += d);
-      if (d > 0) heap.push({c, k});
-      if (c == 0) pair_count.erase(k);
-    }
-    if (options_.progress && (r.merges.size() % 256 == 0)) options_.progress(r.merges.size(), wanted);
+    r.merges.emplace_back(Left(top.pair), Right(top.pair));
+    st.Merge(top.pair, it->second);
+    if (options_.progress && r.merges.size() % 256 == 0) options_.progress(r.merges.size(), wanted);
   }
   if (options_.progress) options_.progress(r.merges.size(), wanted);
   for (const auto& s : kTrailingSpecialTokens) r.vocab.push_back(s.content);

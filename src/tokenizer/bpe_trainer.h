@@ -51,7 +51,6 @@ class BpeTrainer {
 
  private:
   BpeTrainOptions options_;
-  std::vector<std::pair<std::string, int64_t>> counted_;  // filled by Train
   std::unordered_map<std::string, int64_t> counts_;
   int64_t bytes_ = 0, words_ = 0;
 };

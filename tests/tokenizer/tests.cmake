@@ -1,6 +1,6 @@
 # Tokenizer tests: gtest units, CLI error cases, and parity with the node
 # references (tests/node; skipped with a message only when node is absent).
-dsv3_test(tokenizer_test tokenizer/tokenizer_test.cc tokenizer/chat_test.cc)
+dsv3_test(tokenizer_test tokenizer/tokenizer_test.cc tokenizer/chat_test.cc tokenizer/bpe_trainer_test.cc)
 target_link_libraries(tokenizer_test PRIVATE dsv3_tokenizer)
 target_compile_definitions(tokenizer_test PRIVATE DSV3_TOKENIZER_TEST_DIR="${CMAKE_CURRENT_SOURCE_DIR}/tokenizer"
                                                   DSV3_NODE_DIR="${CMAKE_CURRENT_SOURCE_DIR}/node")

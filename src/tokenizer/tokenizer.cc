@@ -2,8 +2,10 @@
 // tokenizer.h.
 #include "tokenizer/tokenizer.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "core/mapped_file.h"
 #include "tokenizer/byte_level.h"

@@ -37,3 +37,17 @@ tok_cli(train_empty_file 1 "dsv3: error: the input files hold no text" ": > ${TO
 tok_cli(run_without_tokenizer 1 "dsv3: error: .*tokenizer.json: not found"
         "${TOK_DSV3} run -q --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --prompt hello")
 tok_cli(run_needs_a_prompt 1 "give --prompt" "${TOK_DSV3} run -q --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16")
+
+# Text in, text out with the tiny golden model and a tokenizer trained to its
+# vocabulary (384 ids): greedy runs repeat exactly; chat reads stdin to EOF.
+set(TOK_MODEL ${TOK_WORK}/model)
+tok_cli(run_prompt_text 0 "^ok$"
+        "mkdir -p ${TOK_MODEL} && cp ${DSV3_GOLDEN_DIR}/v3_tiny_bf16/config.json ${DSV3_GOLDEN_DIR}/v3_tiny_bf16/model.safetensors ${TOK_MODEL}/ && ${TOK_DSV3} train-tokenizer -q --vocab-size 384 --out ${TOK_MODEL} ${TOK_STRESS} > /dev/null && a=$(${TOK_DSV3} run -q -m ${TOK_MODEL} --prompt 'Hello world' -n 20) && b=$(${TOK_DSV3} run -q -m ${TOK_MODEL} --prompt 'Hello world' -n 20) && test -n \"$a\" && test \"$a\" = \"$b\" && echo ok")
+set_tests_properties(tokenizer_cli_run_prompt_text PROPERTIES FIXTURES_SETUP tok_model)
+tok_cli(chat_two_turns 0 "^> .*\n> .*\n> $" "printf 'hi\\nmore\\n' | ${TOK_DSV3} chat -q -m ${TOK_MODEL} -n 8 --system 'Be brief.' | tr -d '\\r'")
+set_tests_properties(tokenizer_cli_chat_two_turns PROPERTIES FIXTURES_REQUIRED "tok_cli;tok_model")
+tok_cli(chat_raw_prompt 0 "^> " "printf 'hi\\n' | ${TOK_DSV3} chat -q --raw-prompt -m ${TOK_MODEL} -n 4")
+set_tests_properties(tokenizer_cli_chat_raw_prompt PROPERTIES FIXTURES_REQUIRED "tok_cli;tok_model")
+tok_cli(chat_unknown_template 1 "dsv3: error: chat_template .* --raw-prompt"
+        "mkdir -p ${TOK_WORK}/model2 && cp ${TOK_MODEL}/* ${TOK_WORK}/model2/ && sed -E -i 's/(\"chat_template\": )\".*\"(,?)$/\\1\"{{ messages }}\"\\2/' ${TOK_WORK}/model2/tokenizer_config.json && ${TOK_DSV3} chat -q -m ${TOK_WORK}/model2 < /dev/null")
+set_tests_properties(tokenizer_cli_chat_unknown_template PROPERTIES FIXTURES_REQUIRED "tok_cli;tok_model")

@@ -184,24 +184,23 @@ std::string ChatFormat::RenderDeepSeekV3(std::span<const ChatMessage> messages, 
   for (const ChatMessage& m : messages) {
     if (m.role == "user") {
       is_tool = false;
-      out += kUser + *m.content;
+      out.append(kUser).append(*m.content);
     } else if (m.role == "assistant" && !m.content) {
       is_tool = false;
       for (const ToolCall& c : m.tool_calls) {
         if (!is_first) {
-          out += std::string(kAssistant) + kCallsBegin + CallText(c);
+          out.append(kAssistant).append(kCallsBegin).append(CallText(c));
           is_first = true;
         } else {
-          out += "\n" + CallText(c) + kCallsEnd + eos_;
+          out.append("\n").append(CallText(c)).append(kCallsEnd).append(eos_);
         }
       }
     } else if (m.role == "assistant") {
-      out += (is_tool ? kOutputsEnd : kAssistant) + *m.content + eos_;
+      out.append(is_tool ? kOutputsEnd : kAssistant).append(*m.content).append(eos_);
       is_tool = false;
     } else if (m.role == "tool") {
       is_tool = true;
-      out += is_output_first ? std::string(kOutputsBegin) + kOutputBegin : "\n" + std::string(kOutputBegin);
-      out += *m.content + kOutputEnd;
+      out.append(is_output_first ? kOutputsBegin : "\n").append(kOutputBegin).append(*m.content).append(kOutputEnd);
       is_output_first = false;
     }
   }
@@ -217,21 +216,20 @@ std::string ChatFormat::RenderDsv3(std::span<const ChatMessage> messages, bool a
     if (m.role == "user") {
       if (in_tool) out += kOutputsEnd;
       in_tool = false;
-      out += kUser + *m.content;
+      out.append(kUser).append(*m.content);
     } else if (m.role == "assistant") {
       out += in_tool ? kOutputsEnd : kAssistant;
       in_tool = false;
       if (m.content) out += *m.content;
       if (!m.tool_calls.empty()) {
         out += kCallsBegin;
-        for (size_t k = 0; k < m.tool_calls.size(); ++k) out += (k ? "\n" : "") + CallText(m.tool_calls[k]);
+        for (size_t k = 0; k < m.tool_calls.size(); ++k) out.append(k ? "\n" : "").append(CallText(m.tool_calls[k]));
         out += kCallsEnd;
       }
       out += eos_;
     } else if (m.role == "tool") {
-      out += in_tool ? "\n" + std::string(kOutputBegin) : std::string(kOutputsBegin) + kOutputBegin;
+      out.append(in_tool ? "\n" : kOutputsBegin).append(kOutputBegin).append(*m.content).append(kOutputEnd);
       in_tool = true;
-      out += *m.content + kOutputEnd;
     }
   }
   if (in_tool) out += kOutputsEnd;

@@ -153,7 +153,8 @@ Status PreTokenizer::Split(std::string_view text, PreTokenizerScratch& scratch,
     scratch.next.clear();
     for (std::string_view piece : pieces) {
       if (step.add_prefix_space && piece.front() != ' ') {
-        scratch.owned.push_back(" " + std::string(piece));
+        scratch.owned.emplace_back(1, ' ');
+        scratch.owned.back().append(piece);
         piece = scratch.owned.back();
       }
       if (!step.regex) {

@@ -68,7 +68,9 @@ std::vector<std::pair<int32_t, int32_t>> NaiveMerges(const std::string& text, in
 
 TEST(BpeTrainer, IncrementalEqualsNaive) {
   const std::string text = Corpus();
-  BpeTrainer trainer({.vocab_size = 276 + 150});
+  BpeTrainOptions options;
+  options.vocab_size = 276 + 150;
+  BpeTrainer trainer(options);
   ASSERT_TRUE(trainer.AddText(text).ok());
   auto r = trainer.Train();
   ASSERT_TRUE(r.ok()) << r.status().message();
@@ -78,7 +80,9 @@ TEST(BpeTrainer, IncrementalEqualsNaive) {
 }
 
 TEST(BpeTrainer, WritesFilesTokenizerLoads) {
-  BpeTrainer trainer({.vocab_size = 400});
+  BpeTrainOptions options;
+  options.vocab_size = 400;
+  BpeTrainer trainer(options);
   ASSERT_TRUE(trainer.AddText(Corpus()).ok());
   auto r = trainer.Train();
   ASSERT_TRUE(r.ok());
@@ -94,7 +98,8 @@ TEST(BpeTrainer, WritesFilesTokenizerLoads) {
   EXPECT_TRUE(ChatFormat::FromTemplate((*tok)->config().chat_template, "", "").ok());
   const std::string s = "kakiku <｜User｜>ta. 日本語 <think>x</think>";
   EXPECT_EQ(*(*tok)->Decode((*tok)->Encode(s)), s);
-  BpeTrainer tiny({.vocab_size = 100});
+  options.vocab_size = 100;
+  BpeTrainer tiny(options);
   EXPECT_FALSE(tiny.Train().ok());
 }
 

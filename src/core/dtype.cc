@@ -1,6 +1,7 @@
 // Scalar dtype codecs: the ground truth for every vectorised conversion.
 #include "core/dtype.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
@@ -19,6 +20,7 @@ constexpr DTypeInfo kInfos[] = {
     {DType::kI64, "I64", 8},       {DType::kI32, "I32", 4},       {DType::kI16, "I16", 2},
     {DType::kI8, "I8", 1},         {DType::kU64, "U64", 8},       {DType::kU32, "U32", 4},
     {DType::kU16, "U16", 2},       {DType::kU8, "U8", 1},         {DType::kBool, "BOOL", 1},
+    {DType::kQ8_0, "Q8_0", 0},
 };
 
 constexpr float Pow2(int e) {
@@ -58,9 +60,15 @@ std::string_view DTypeName(DType t) {
   return "?";
 }
 
+int64_t DTypeBlockElems(DType t) { return t == DType::kQ8_0 ? kQ8_0Block : 1; }
+
+int64_t DTypeBlockBytes(DType t) {
+  return t == DType::kQ8_0 ? kQ8_0BlockBytes : static_cast<int64_t>(DTypeSize(t));
+}
+
 std::optional<DType> ParseDType(std::string_view name) {
   for (const auto& i : kInfos)
-    if (i.name == name) return i.type;
+    if (i.name == name && i.size > 0) return i.type;
   return std::nullopt;
 }
 
@@ -123,6 +131,29 @@ uint8_t F32ToF8E4M3(float f) {
 
 float F8E5M2ToF32(uint8_t v) {
   return F16ToF32(static_cast<uint16_t>(v) << 8);
+}
+
+void DecodeQ8_0(const uint8_t* blocks, int64_t n, float* out) {
+  for (int64_t b = 0; b < n / kQ8_0Block; ++b, blocks += kQ8_0BlockBytes) {
+    uint16_t h;
+    std::memcpy(&h, blocks, 2);
+    const float d = F16ToF32(h);
+    const int8_t* q = reinterpret_cast<const int8_t*>(blocks + 2);
+    for (int64_t i = 0; i < kQ8_0Block; ++i) out[b * kQ8_0Block + i] = d * static_cast<float>(q[i]);
+  }
+}
+
+void EncodeQ8_0(const float* x, int64_t n, uint8_t* blocks) {
+  for (int64_t b = 0; b < n / kQ8_0Block; ++b, x += kQ8_0Block, blocks += kQ8_0BlockBytes) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < kQ8_0Block; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const uint16_t h = F32ToF16(d);
+    std::memcpy(blocks, &h, 2);
+    for (int64_t i = 0; i < kQ8_0Block; ++i)
+      blocks[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[i] * id)));
+  }
 }
 
 }  // namespace dsv3

@@ -43,6 +43,32 @@ uint16_t RefBf16(float x) {
   return (lo & 1) ? hi : lo;
 }
 
+// Nearest e4m3fn code by brute force over all finite codes (ties: even
+// mantissa), saturating at 448, NaN -> 0x7f.
+uint8_t RefEncodeE4M3(float v) {
+  if (std::isnan(v)) return 0x7f;
+  const uint8_t sign = std::signbit(v) ? 0x80 : 0;
+  const double a = std::fabs(static_cast<double>(v));
+  if (a >= 448) return sign | 0x7e;
+  uint8_t best = 0;
+  for (int c = 1; c <= 0x7e; ++c) {
+    const double d = std::fabs(RefE4M3(static_cast<uint8_t>(c)) - a), db = std::fabs(RefE4M3(best) - a);
+    if (d < db || (d == db && (c & 1) == 0)) best = static_cast<uint8_t>(c);
+  }
+  return sign | best;
+}
+
+TEST(Fp8Codec, EncoderIsNearestEven) {
+  std::vector<float> values;
+  for (uint32_t h = 0; h < 65536; ++h) values.push_back(Bf16ToF32(static_cast<uint16_t>(h)));
+  for (int c = 0; c < 0x7e; ++c) {  // midpoints between neighbouring codes and the floats around them
+    const float mid = static_cast<float>((static_cast<double>(RefE4M3(c)) + RefE4M3(c + 1)) / 2);
+    for (float v : {mid, std::nextafter(mid, 0.0f), std::nextafter(mid, 1e9f)}) values.push_back(v), values.push_back(-v);
+  }
+  for (float v : {448.0f, 452.0f, 456.0f, 463.99f, 464.0f, 1e30f, -500.0f, 0.0f, -0.0f}) values.push_back(v);
+  for (float v : values) ASSERT_EQ(F32ToF8E4M3(v), RefEncodeE4M3(v)) << v;
+}
+
 uint16_t Bf16At(const TensorInfo& t, int64_t i) {
   uint16_t v;
   std::memcpy(&v, t.data + 2 * i, 2);

@@ -2,11 +2,13 @@
 #include "convert/tensor_stream.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
 
 #include "core/mapped_file.h"
+#include "core/parallel.h"
 #include "ops/ops.h"
 
 namespace dsv3 {
@@ -55,10 +57,12 @@ class StackedMatrixRows : public RowSource {
   int64_t rows() const override { return parts_[0].rows * static_cast<int64_t>(parts_.size()); }
   int64_t cols() const override { return parts_[0].cols; }
   void Rows(int64_t r0, int64_t n, float* out) override {
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t r = r0 + i;
-      ops::DecodeRow(parts_[r / parts_[0].rows], r % parts_[0].rows, out + i * cols());
-    }
+    ParallelFor(n, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t r = r0 + i;
+        ops::DecodeRow(parts_[r / parts_[0].rows], r % parts_[0].rows, out + i * cols());
+      }
+    });
   }
   void Release(int64_t r0, int64_t n) override {
     for (int64_t r = r0; r < r0 + n;) {  // one range per part touched
@@ -148,7 +152,9 @@ Status StreamEncoded(RowSource& src, DType dtype, int64_t buffer_bytes, const By
   for (int64_t r0 = 0; r0 < src.rows(); r0 += chunk) {
     const int64_t n = std::min(chunk, src.rows() - r0);
     src.Rows(r0, n, rows.data());
-    for (int64_t i = 0; i < n; ++i) EncodeRow(rows.data() + i * cols, cols, dtype, bytes.data() + i * out_row);
+    ParallelFor(n, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) EncodeRow(rows.data() + i * cols, cols, dtype, bytes.data() + i * out_row);
+    });
     DSV3_RETURN_IF_ERROR(sink(bytes.data(), n * out_row));
     src.Release(r0, n);
     progress.AddBytes(n * out_row);
@@ -166,6 +172,26 @@ float Fp8BlockScale(float amax, bool ue8m0) {
   return s;
 }
 
+namespace {
+
+// One block of x [*, cols]: rows [r0, r1) x cols [c0, c1) -> e4m3 codes in q.
+void QuantizeBlock(const float* x, uint8_t* q, int64_t cols, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                   bool ue8m0, float* scale, std::atomic<int64_t>& bad) {
+  float amax = 0.0f;
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t c = c0; c < c1; ++c) {
+      const float v = x[r * cols + c];
+      if (!std::isfinite(v)) bad.store(r * cols + c);
+      amax = std::max(amax, std::fabs(v));
+    }
+  const float s = Fp8BlockScale(amax, ue8m0);
+  *scale = s;
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t c = c0; c < c1; ++c) q[r * cols + c] = F32ToF8E4M3(x[r * cols + c] / s);
+}
+
+}  // namespace
+
 Status StreamFp8(RowSource& src, int64_t br, int64_t bc, bool ue8m0, int64_t buffer_bytes, const std::string& name,
                  const ByteSink& sink, std::vector<float>& scales, Progress& progress) {
   const int64_t rows = src.rows(), cols = src.cols(), scols = (cols + bc - 1) / bc;
@@ -176,25 +202,17 @@ Status StreamFp8(RowSource& src, int64_t br, int64_t bc, bool ue8m0, int64_t buf
   for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
     const int64_t n = std::min(chunk, rows - r0);
     src.Rows(r0, n, x.data());
-    for (int64_t b0 = 0; b0 < n; b0 += br) {
-      const int64_t b1 = std::min(n, b0 + br);
-      for (int64_t c0 = 0; c0 < cols; c0 += bc) {
-        const int64_t c1 = std::min(cols, c0 + bc);
-        float amax = 0.0f;
-        for (int64_t r = b0; r < b1; ++r)
-          for (int64_t c = c0; c < c1; ++c) {
-            const float v = x[r * cols + c];
-            if (!std::isfinite(v))
-              return Status::Error("tensor '" + name + "' has a non-finite value at [" + std::to_string(r0 + r) +
-                                   ", " + std::to_string(c) + "]; cannot quantize to FP8");
-            amax = std::max(amax, std::fabs(v));
-          }
-        const float s = Fp8BlockScale(amax, ue8m0);
-        scales[((r0 + b0) / br) * scols + c0 / bc] = s;
-        for (int64_t r = b0; r < b1; ++r)
-          for (int64_t c = c0; c < c1; ++c) q[r * cols + c] = F32ToF8E4M3(x[r * cols + c] / s);
-      }
-    }
+    const int64_t nrb = (n + br - 1) / br;
+    std::atomic<int64_t> bad{-1};  // flat index of a non-finite value, if any
+    ParallelFor(nrb * scols, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k)
+        QuantizeBlock(x.data(), q.data(), cols, (k / scols) * br, std::min(n, (k / scols + 1) * br),
+                      (k % scols) * bc, std::min(cols, (k % scols + 1) * bc), ue8m0,
+                      &scales[((r0 / br) + k / scols) * scols + k % scols], bad);
+    });
+    if (const int64_t i = bad.load(); i >= 0)
+      return Status::Error("tensor '" + name + "' has a non-finite value at [" + std::to_string(r0 + i / cols) +
+                           ", " + std::to_string(i % cols) + "]; cannot quantize to FP8");
     DSV3_RETURN_IF_ERROR(sink(q.data(), n * cols));
     src.Release(r0, n);
     progress.AddBytes(n * cols);

@@ -93,7 +93,11 @@ TEST(ConvertMemory, PeakRssStaysBounded) {
               "bf16->gguf q8_0 %.1f MB\n", mb, buffer_mb, fp8, back, gguf);
   // Bounded by the buffer plus a fixed overhead (binary, heap, one row chunk
   // decoded + encoded), not by the checkpoint: 48 MB is under half of it.
+  // AddressSanitizer's shadow memory and quarantine inflate RSS, so a
+  // sanitized build only checks the runs are clean.
+#if !defined(__SANITIZE_ADDRESS__)
   for (double rss : {fp8, back, gguf}) EXPECT_LT(rss, 48.0);
+#endif
   EXPECT_GT(mb, 100.0);
   auto m = Model::Load(dir + "/m.gguf");  // and the results are loadable
   EXPECT_TRUE(m.ok()) << m.status().message();

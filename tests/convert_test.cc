@@ -347,5 +347,27 @@ TEST(ConvertErrors, MissingScale) {
   EXPECT_EQ((*TensorStore::Open(dir + "/out"))->Find("model.layers.0.mlp.up_proj.weight")->dtype, DType::kF8E4M3);
 }
 
+TEST(ConvertErrors, NonFiniteWeightCannotBeQuantized) {
+  const std::string dir = ScratchDir();
+  auto src = TensorStore::Open(Golden("v3_tiny_bf16"));
+  const TensorInfo* bad = (*src)->Find("model.layers.0.mlp.down_proj.weight");
+  std::vector<uint8_t> copy(bad->data, bad->data + bad->nbytes);
+  const uint16_t nan = 0x7fc0;
+  std::memcpy(copy.data() + 2 * (5 * bad->shape[1] + 7), &nan, 2);  // element [5, 7]
+  std::vector<TensorToWrite> tensors;
+  for (const auto& name : (*src)->Names()) {
+    const TensorInfo* t = (*src)->Find(name);
+    tensors.push_back({{name, t->dtype, t->shape}, t == bad ? copy.data() : t->data});
+  }
+  fs::create_directories(dir + "/in");
+  fs::copy_file(Golden("v3_tiny_bf16") + "/config.json", dir + "/in/config.json");
+  ASSERT_TRUE(WriteSafetensors(dir + "/in/model.safetensors", tensors).ok());
+  auto s = RunConvert(ConvertTarget::kFp8, dir + "/in", dir + "/out");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("'model.layers.0.mlp.down_proj.weight' has a non-finite value at [5, 7]"),
+            std::string::npos) << s.status().message();
+  EXPECT_FALSE(fs::exists(dir + "/out") || fs::exists(dir + "/out.dsv3-partial"));
+}
+
 }  // namespace
 }  // namespace dsv3

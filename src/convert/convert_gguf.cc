@@ -160,6 +160,17 @@ Status ConvertToGguf(const ConvertOptions& o, ConvertSummary& s) {
     total += t.spec.nbytes();
     used.insert(t.sources.begin(), t.sources.end());
   }
+  int64_t unmapped = 0;
+  std::string example;
+  for (const auto& shard : in.shards)
+    for (const TensorInfo* t : shard.tensors) {
+      const bool scale = EndsWith(t->name, "_scale_inv") && in.store->Find(t->name.substr(0, t->name.size() - 10));
+      const bool mtp = MapTensorToGguf(t->name, c).layer >= c.num_hidden_layers;
+      if (!used.count(t) && !scale && !mtp && unmapped++ == 0) example = t->name;
+    }
+  if (unmapped)
+    s.warnings.push_back(std::to_string(unmapped) + " tensor(s) outside the deepseek2 layout were not written (e.g. '" +
+                         example + "')");
   DSV3_ASSIGN_OR_RETURN(auto writer, GgufWriter::Create(o.output, kv, specs));
   Progress progress("gguf", static_cast<int64_t>(plan.size()), total, o.progress);
   for (const auto& t : plan) DSV3_RETURN_IF_ERROR(WriteTensor(*in.store, c, t, o, *writer, progress));

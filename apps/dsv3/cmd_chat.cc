@@ -96,7 +96,7 @@ Expected<std::string> Reply(const Model& model, const Tokenizer& tok, const Chat
 int Chat(const ChatOptions& o) {
   auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
   if (!model.ok()) return Fail(model.status());
-  auto tok = LoadTokenizerFor(**model, o.tokenizer_dir.empty() ? o.model_dir : o.tokenizer_dir);
+  auto tok = LoadTokenizerFor(**model, o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir);
   if (!tok.ok()) return Fail(tok.status());
   const TokenizerConfig& cfg = (*tok)->config();
   std::optional<ChatFormat> format;

@@ -19,6 +19,7 @@ struct Common {
 void RegisterRun(CLI::App& app, Common& common);
 void RegisterInspect(CLI::App& app, Common& common);
 void RegisterLogits(CLI::App& app, Common& common);
+void RegisterConvert(CLI::App& app, Common& common);
 void RegisterTokenize(CLI::App& app, Common& common);
 void RegisterChat(CLI::App& app, Common& common);
 void RegisterTrainTokenizer(CLI::App& app, Common& common);

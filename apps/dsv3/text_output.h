@@ -3,6 +3,7 @@
 // model, and the stop tokens for generation.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -12,6 +13,17 @@
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3::cli {
+
+// Where the tokenizer files of a model live: the checkpoint directory, or
+// the directory holding a single-file (.gguf) model.
+inline std::string TokenizerDirOf(const std::string& model_path) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(model_path, ec)) {
+    const std::string parent = std::filesystem::path(model_path).parent_path().string();
+    return parent.empty() ? "." : parent;
+  }
+  return model_path;
+}
 
 // Loads DIR/tokenizer.json (+ tokenizer_config.json); the vocabulary must
 // fit the model's embedding.

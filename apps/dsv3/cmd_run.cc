@@ -1,38 +1,109 @@
-// `dsv3 run`: load a checkpoint, generate from a prompt of token ids, print
-// each token id as it is produced and a speed summary on stderr.
+// `dsv3 run`: load a checkpoint, generate from a prompt and stream the
+// result, with a speed summary on stderr. `--prompt "text"` is encoded with
+// the tokenizer found beside the model (BOS per tokenizer_config.json) and
+// the output streams as text; `--prompt-ids` prints each token id instead.
 #include <cstdio>
 
 #include "apps/dsv3/commands.h"
+#include "apps/dsv3/text_output.h"
 #include "runtime/generate.h"
+#include "runtime/speculative.h"
+#include "tokenizer/stream_decoder.h"
 
 namespace dsv3::cli {
 
 namespace {
 
 struct RunOptions {
-  std::string model_dir, prompt_ids;
+  std::string model_dir, prompt_ids, prompt, tokenizer_dir;
   GenerateOptions gen;
   bool ignore_eos = false;
   bool quiet = false;
+  std::string spec = "none";  // none | mtp | auto
+  SpecOptions spec_options;
 };
 
+void PrintSpecStats(const SpecStats& s) {
+  std::fprintf(stderr, "spec mtp: %lld rounds, %lld/%lld drafts accepted (%.1f%%), %.2f tokens per main forward;",
+               (long long)s.rounds, (long long)s.accepted, (long long)s.drafted, 100.0 * s.acceptance(),
+               s.tokens_per_forward());
+  for (size_t j = 0; j < s.proposed_at.size(); ++j)
+    std::fprintf(stderr, " pos%zu %.1f%%", j + 1,
+                 s.proposed_at[j] ? 100.0 * s.accepted_at[j] / s.proposed_at[j] : 0.0);
+  std::fprintf(stderr, "\n");
+}
+
+// --prompt: text -> ids (BOS per the tokenizer's config); also makes
+// generation stop at the tokenizer's EOS unless --ignore-eos.
+Expected<std::vector<int32_t>> TextPrompt(const RunOptions& o, const Tokenizer& tok, GenerateOptions& gen) {
+  std::vector<int32_t> ids;
+  bool repaired = false;
+  DSV3_RETURN_IF_ERROR(tok.EncodeInto(o.prompt, ids, &repaired));
+  if (ids.empty()) return Status::Error("--prompt: the prompt is empty");
+  if (repaired) std::fprintf(stderr, "dsv3: warning: --prompt is not valid UTF-8; invalid bytes became U+FFFD\n");
+  if (tok.config().add_bos_token && tok.bos_id() >= 0) ids.insert(ids.begin(), tok.bos_id());
+  if (!o.ignore_eos) AddTokenizerStops(tok, gen);
+  return ids;
+}
+
 int Run(const RunOptions& o) {
-  auto ids = ParseIds(o.prompt_ids);
-  if (!ids.ok()) return Fail(ids.status().WithContext("--prompt-ids"));
+  const bool text_mode = !o.prompt.empty();
+  std::vector<int32_t> prompt;
+  if (!text_mode) {
+    auto parsed = ParseIds(o.prompt_ids);
+    if (!parsed.ok()) return Fail(parsed.status().WithContext("--prompt-ids"));
+    prompt = std::move(*parsed);
+  }
   auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
   if (!model.ok()) return Fail(model.status());
   GenerateOptions gen = o.gen;
   gen.stop_at_eos = !o.ignore_eos;
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<StreamDecoder> stream;
+  if (text_mode) {
+    auto loaded = LoadTokenizerFor(**model, o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir);
+    if (!loaded.ok()) return Fail(loaded.status());
+    tok = std::move(*loaded);
+    auto ids = TextPrompt(o, *tok, gen);
+    if (!ids.ok()) return Fail(ids.status());
+    prompt = std::move(*ids);
+    stream = std::make_unique<StreamDecoder>(*tok);
+  }
+  const std::vector<int32_t>* ids = &prompt;
+  bool use_spec = o.spec == "mtp";
+  if (o.spec == "auto") {
+    use_spec = (*model)->has_mtp();
+    if (!use_spec && !o.quiet) std::fprintf(stderr, "warning: --spec auto: no MTP layer, decoding without speculation\n");
+  }
   GenerateStats stats;
+  SpecStats spec_stats;
   bool first = true;
-  auto out = Generate(**model, *ids, gen, [&](int32_t token) {
-    std::printf(first ? "%d" : " %d", token);
+  std::string piece;
+  Status decode_status;
+  auto print = [&](int32_t token) {
+    if (stream) {
+      if (IsStop(**model, gen, token)) return true;  // not part of the text
+      piece.clear();
+      decode_status = stream->Add(token, piece);
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+    } else {
+      std::printf(first ? "%d" : " %d", token);
+    }
     std::fflush(stdout);
     first = false;
-    return true;
-  }, &stats);
+    return decode_status.ok();
+  };
+  auto out = use_spec ? GenerateSpeculative(**model, *ids, gen, o.spec_options, print, &stats, &spec_stats)
+                      : Generate(**model, *ids, gen, print, &stats);
+  if (stream) {
+    piece.clear();
+    stream->Flush(piece);
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+  }
   std::printf("\n");
   if (!out.ok()) return Fail(out.status());
+  if (!decode_status.ok()) return Fail(decode_status.WithContext("decoding the output"));
+  if (use_spec && !o.quiet) PrintSpecStats(spec_stats);
   if (!o.quiet)
     std::fprintf(stderr, "prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s)\n",
                  static_cast<long long>(stats.prompt_tokens), stats.prefill_seconds,
@@ -47,8 +118,11 @@ int Run(const RunOptions& o) {
 void RegisterRun(CLI::App& app, Common& common) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "generate tokens from a prompt");
-  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json + safetensors)")->required();
-  cmd->add_option("--prompt-ids", o->prompt_ids, "prompt token ids, e.g. \"0 15 27\"")->required();
+  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json + safetensors) or .gguf file")->required();
+  auto* ids_opt = cmd->add_option("--prompt-ids", o->prompt_ids, "prompt token ids, e.g. \"0 15 27\" (prints ids)");
+  auto* text_opt = cmd->add_option("-p,--prompt", o->prompt, "prompt text (needs tokenizer.json; prints text)");
+  ids_opt->excludes(text_opt);
+  cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model's directory)");
   cmd->add_option("-n,--max-tokens", o->gen.max_new_tokens, "tokens to generate")->capture_default_str();
   cmd->add_option("--temperature", o->gen.sampling.temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", o->gen.sampling.top_k, "keep the k most likely tokens (0 = off)")->capture_default_str();
@@ -57,7 +131,17 @@ void RegisterRun(CLI::App& app, Common& common) {
   cmd->add_option("--seed", o->gen.sampling.seed, "sampling seed (same seed, same output)")->capture_default_str();
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
   cmd->add_flag("-q,--quiet", o->quiet, "no loading or speed messages");
+  cmd->add_option("--spec", o->spec, "speculative decoding: none, mtp (the model's MTP layer drafts), auto")
+      ->check(CLI::IsMember({"none", "mtp", "auto"}))
+      ->capture_default_str();
+  cmd->add_option("--draft-tokens", o->spec_options.draft_tokens, "draft tokens per step with --spec")
+      ->check(CLI::Range(1, 16))
+      ->capture_default_str();
   cmd->callback([o, &common] {
+    if (o->prompt.empty() && o->prompt_ids.empty()) {
+      common.exit_code = Fail(Status::Error("give --prompt \"text\" or --prompt-ids \"0 15 27\""));
+      return;
+    }
     common.Apply();
     common.exit_code = Run(*o);
   });

@@ -21,6 +21,10 @@ void RegisterInspect(CLI::App& app, Common& common);
 void RegisterLogits(CLI::App& app, Common& common);
 void RegisterInit(CLI::App& app, Common& common);
 void RegisterBench(CLI::App& app, Common& common);
+void RegisterConvert(CLI::App& app, Common& common);
+void RegisterTokenize(CLI::App& app, Common& common);
+void RegisterChat(CLI::App& app, Common& common);
+void RegisterTrainTokenizer(CLI::App& app, Common& common);
 
 // Prints "dsv3: error: <message>" to stderr and returns 1.
 int Fail(const Status& status);

@@ -31,7 +31,8 @@ class MappedFile {
 };
 
 // Drops the whole pages inside [p, p + n) of a read-only file mapping from
-// this process's memory (the page cache keeps them): for data copied out.
+// this process (MADV_DONTNEED): streaming converters call it after using a
+// tensor so resident memory stays bounded; a later read faults them back in.
 void ReleaseMappedPages(const void* p, size_t n);
 
 // Reads a whole (small) text file; the error names the path.

@@ -88,13 +88,13 @@ const Weight& Model::Convert(const Weight& w, WeightFormat f) {
   Weight& out = converted_.back();
   if (to_fp8) {
     const int64_t grid = Ceil(w.rows, kBlock) * Ceil(w.cols, kBlock);
-    owned_.emplace_back(w.rows * w.cols + grid * sizeof(float) + 64);
-    uint8_t* bytes = owned_.back().data();
+    aligned_.emplace_back(w.rows * w.cols + grid * sizeof(float) + 64);
+    uint8_t* bytes = aligned_.back().data();
     float* scales = reinterpret_cast<float*>(bytes + (w.rows * w.cols + 63) / 64 * 64);
     QuantizeFp8(w, bytes, scales, out);
   } else {
-    owned_.emplace_back(w.rows * w.cols * 2);
-    ConvertBf16(w, reinterpret_cast<uint16_t*>(owned_.back().data()), out);
+    aligned_.emplace_back(w.rows * w.cols * 2);
+    ConvertBf16(w, reinterpret_cast<uint16_t*>(aligned_.back().data()), out);
   }
   return out;
 }
@@ -114,8 +114,8 @@ Status Model::ConvertWeights() {
     const DType dt = fp8 || kv_b.dtype == DType::kBF16 || kv_b.dtype == DType::kF16 ? kv_b.dtype : DType::kF32;
     const int64_t es = static_cast<int64_t>(DTypeSize(dt)), rows = H * rc;
     const int64_t grid = fp8 ? Ceil(rows, kv_b.block_cols) * Ceil(dn, kv_b.block_rows) : 0;
-    owned_.emplace_back(rows * dn * es + grid * sizeof(float) + 64);
-    uint8_t* data = owned_.back().data();
+    aligned_.emplace_back(rows * dn * es + grid * sizeof(float) + 64);
+    uint8_t* data = aligned_.back().data();
     Weight& t = layer.attn.w_uk_t;
     t = Weight();
     t.dtype = dt, t.rows = rows, t.cols = dn, t.data = data;

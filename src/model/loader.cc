@@ -140,7 +140,7 @@ class MatrixVisitor : public TensorBinder {
 
 uint64_t Model::CopyToMemory() {
   std::unordered_set<const void*> owned;
-  for (const AlignedBuffer<uint8_t>& b : owned_) owned.insert(b.data());
+  for (const AlignedBuffer<uint8_t>& b : aligned_) owned.insert(b.data());
   std::vector<Weight*> todo;
   MatrixVisitor visit([&](TensorRole role, Weight& w) {
     if (role != TensorRole::kEmbedding && !owned.count(w.data) && w.data != weights_.embed_tokens.data) {
@@ -153,8 +153,8 @@ uint64_t Model::CopyToMemory() {
   for (Weight* w : todo) {
     const uint8_t* src = static_cast<const uint8_t*>(w->data);
     const size_t n = static_cast<size_t>(w->nbytes());
-    owned_.emplace_back(n);
-    uint8_t* dst = owned_.back().data();
+    aligned_.emplace_back(n);
+    uint8_t* dst = aligned_.back().data();
     ParallelFor(static_cast<int64_t>(n), 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(dst + b, src + b, e - b); });
     ReleaseMappedPages(src, n);
     w->data = dst;
@@ -163,30 +163,42 @@ uint64_t Model::CopyToMemory() {
   return bytes;
 }
 
-Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOptions& options) {
-  std::unique_ptr<Model> m(new Model());
-  m->options_ = options;
-  m->mm_.bf16_activations = options.bf16_activations;
-  DSV3_ASSIGN_OR_RETURN(m->config_, LoadConfig(dir));
-  DSV3_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
-  StoreBinder binder(*m->store_, m->config_, options.align_weights ? &m->owned_ : nullptr);
-  BindWeights(m->config_, m->weights_, binder);
-  DSV3_RETURN_IF_ERROR(binder.status());
-  ModelWeights& w = m->weights_;
-  if (m->config_.tie_word_embeddings) w.lm_head = w.embed_tokens;
+Status Model::Finish(const LoadOptions& options) {
+  options_ = options;
+  mm_.bf16_activations = options.bf16_activations;
+  DSV3_RETURN_IF_ERROR(ConvertWeights());
+  copied_bytes_ = options.load_to_memory ? CopyToMemory() : 0;
+  weight_bytes_ = DecodeWeightBytes(static_cast<double>(config_.n_routed_experts)) +
+                  static_cast<uint64_t>(weights_.embed_tokens.nbytes());
+  return Status::Ok();
+}
+
+void Model::Prepare() {
+  ModelWeights& w = weights_;
+  if (config_.tie_word_embeddings) w.lm_head = w.embed_tokens;
   for (auto& layer : w.layers) {  // MTP layers may omit their copies of embed/head
     if (!layer.is_mtp) continue;
     if (layer.mtp.embed_tokens.empty()) layer.mtp.embed_tokens = w.embed_tokens;
     if (layer.mtp.shared_head_head.empty()) layer.mtp.shared_head_head = w.lm_head;
   }
-  DSV3_RETURN_IF_ERROR(m->ConvertWeights());
-  const uint64_t copied = options.load_to_memory ? m->CopyToMemory() : 0;
-  m->weight_bytes_ = m->DecodeWeightBytes(static_cast<double>(m->config_.n_routed_experts)) +
-                     static_cast<uint64_t>(w.embed_tokens.nbytes());
-  m->router_ = RouterParams::FromConfig(m->config_);
-  m->inv_freq_ = m->config_.RopeInvFreq();
-  m->softmax_scale_ = static_cast<float>(m->config_.SoftmaxScale());
-  m->rope_scale_ = static_cast<float>(m->config_.RopeCosSinScale());
+  router_ = RouterParams::FromConfig(config_);
+  inv_freq_ = config_.RopeInvFreq();
+  softmax_scale_ = static_cast<float>(config_.SoftmaxScale());
+  rope_scale_ = static_cast<float>(config_.RopeCosSinScale());
+}
+
+Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOptions& options) {
+  std::error_code ec;
+  if (dir.size() > 5 && dir.compare(dir.size() - 5, 5, ".gguf") == 0 && !std::filesystem::is_directory(dir, ec))
+    return LoadGguf(dir, options);
+  std::unique_ptr<Model> m(new Model());
+  DSV3_ASSIGN_OR_RETURN(m->config_, LoadConfig(dir));
+  DSV3_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
+  StoreBinder binder(*m->store_, m->config_, options.align_weights ? &m->aligned_ : nullptr);
+  BindWeights(m->config_, m->weights_, binder);
+  DSV3_RETURN_IF_ERROR(binder.status());
+  m->Prepare();
+  DSV3_RETURN_IF_ERROR(m->Finish(options));
   if (options.verbose) {
     const size_t unused = m->store_->Names().size() - binder.used().size();
     std::fprintf(stderr, "loaded %s: %zu tensors, %.1f MB in %zu file(s)%s%s\n", dir.c_str(),
@@ -195,7 +207,8 @@ Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadO
                  binder.realigned_bytes()
                      ? (", " + std::to_string(binder.realigned_bytes() / 1000000) + " MB copied to 64-byte alignment").c_str()
                      : "");
-    if (copied) std::fprintf(stderr, "  %.1f MB of matrices copied to huge-page memory\n", copied / 1e6);
+    if (m->copied_bytes_)
+      std::fprintf(stderr, "  %.1f MB of matrices copied to huge-page memory\n", m->copied_bytes_ / 1e6);
   }
   return m;
 }

@@ -12,6 +12,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/status.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
@@ -92,8 +93,9 @@ Expected<WeightFormat> ParseWeightFormat(const std::string& text, const std::str
 
 class Model {
  public:
-  // Loads config.json and the safetensors checkpoint from `dir`.
-  static Expected<std::unique_ptr<Model>> Load(const std::string& dir, const LoadOptions& options = {});
+  // Loads config.json and the safetensors checkpoint from `dir`, or a
+  // llama.cpp "deepseek2" GGUF file when `path` names a .gguf file.
+  static Expected<std::unique_ptr<Model>> Load(const std::string& path, const LoadOptions& options = {});
 
   const Config& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
@@ -124,6 +126,8 @@ class Model {
 
  private:
   Model() = default;
+  static Expected<std::unique_ptr<Model>> LoadGguf(const std::string& path, const LoadOptions& options);
+  void Prepare();  // after binding: ties, MTP fallbacks, router and RoPE tables
   Status ValidateBatch(const Batch& batch, const KvCache& cache, int stack, Workspace& ws) const;
   void Reserve(Workspace& ws, int64_t n, int64_t logit_rows, int64_t max_context) const;
   void ComputeRope(const Batch& batch, Workspace& ws) const;
@@ -139,15 +143,19 @@ class Model {
 
   Status ConvertWeights();  // applies options_ (formats, W_uk^T) after binding
   uint64_t CopyToMemory();  // options_.load_to_memory; returns bytes copied
+  // After Prepare(), for every loader: load options, conversions, the copy.
+  Status Finish(const LoadOptions& options);
   const Weight& Convert(const Weight& w, WeightFormat format);
 
   Config config_;
   LoadOptions options_;
   ops::MatMulOptions mm_;  // linear layers; the router always uses float32
   std::unique_ptr<TensorStore> store_;
-  std::vector<AlignedBuffer<uint8_t>> owned_;  // converted, realigned and copied weights
+  std::unique_ptr<GgufFile> gguf_;
+  std::vector<std::vector<uint8_t>> owned_;  // tensors rebuilt at load (GGUF attn_k_b/v_b -> kv_b_proj)
+  std::vector<AlignedBuffer<uint8_t>> aligned_;  // converted, realigned and copied weights
   std::vector<Weight> converted_;
-  uint64_t weight_bytes_ = 0;
+  uint64_t weight_bytes_ = 0, copied_bytes_ = 0;
   ModelWeights weights_;
   RouterParams router_;
   std::vector<float> inv_freq_;  // [dr/2]

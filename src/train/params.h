@@ -55,6 +55,12 @@ class TrainParams {
   // errors name the tensor and the file.
   Status LoadCheckpoint(const std::string& dir);
 
+  // Layer l's router correction bias [E] (null when the layer has none).
+  float* RouterBias(int64_t l) {
+    auto& b = w_.layers[l].moe.e_score_correction_bias;
+    return b.empty() ? nullptr : b.data();
+  }
+
   // The head the model multiplies by (lm_head, or the embedding when tied).
   const Weight& head() const { return config_.tie_word_embeddings ? w_.embed_tokens : w_.lm_head; }
   const Weight& head_grad() const { return config_.tie_word_embeddings ? g_.embed_tokens : g_.lm_head; }

@@ -22,6 +22,8 @@ const std::vector<OptionField>& TrainOptionFields() {
       {"data", "data directory from dsv3 prepare-data", &O::data},
       {"out", "checkpoint directory to write (and resume from)", &O::out},
       {"steps", "optimizer steps to train to (in total, counting resumed ones)", &O::steps},
+      {"stop_at", "save and stop after this step (to train in sessions; the schedule still spans --steps)",
+       &O::stop_at},
       {"resume", "continue the checkpoint in --out", &O::resume},
       {"precision", "GEMM numerics: fp32, bf16 or fp8 (e4m3, 1x128 / 128x128 scaling)", &O::precision},
       {"balance", "expert balancing: aux-free (bias), aux-loss (classic loss) or none", &O::balance},
@@ -126,6 +128,7 @@ Status ValidateTrainOptions(const TrainOptions& o) {
   if (o.save_dtype != "f32" && o.save_dtype != "bf16") return Status::Error("--save-dtype must be f32 or bf16");
   struct Check { const char* flag; bool ok; };
   const Check checks[] = {
+      {"--stop-at must be >= 0", o.stop_at >= 0},
       {"--mtp-depth must be >= -1", o.mtp_depth >= -1},
       {"--batch-size must be > 0", o.batch_size > 0},
       {"--seq-len must be > 0", o.seq_len > 0},

@@ -18,6 +18,7 @@ struct TrainOptions {
   // What to train on and where to write it.
   std::string model_config, data, out;
   int64_t steps = 0;
+  int64_t stop_at = 0;  // > 0: save and stop after this step (train in sessions); the schedule follows `steps`
   bool resume = false;
   // The recipe's switches.
   std::string precision = "fp32";   // fp32 | bf16 | fp8

@@ -279,7 +279,8 @@ Expected<TrainResult> Trainer::Run() {
                (long long)o_.batch_size, (long long)o_.seq_len, (long long)o_.grad_accum,
                (long long)data_->train().tokens, (long long)data_->validation().tokens, (long long)start_step_ + 1,
                (long long)o_.steps);
-  for (int64_t step = start_step_; step < o_.steps; ++step) {
+  const int64_t end = o_.stop_at > 0 ? std::min(o_.stop_at, o_.steps) : o_.steps;
+  for (int64_t step = start_step_; step < end; ++step) {
     const auto t0 = Clock::now();
     const double f0 = model_->flops();
     Losses l;
@@ -289,15 +290,18 @@ Expected<TrainResult> Trainer::Run() {
     train_flops_ += model_->flops() - f0;
     train_tokens_ += tokens_per_step;
     LogStep(step, l, grad_norm, lr);
-    const bool last = step + 1 == o_.steps;
+    const bool last = step + 1 == end;
     if (o_.eval_every > 0 && (step + 1) % o_.eval_every == 0 && !last) LogEval(step + 1, Evaluate());
     if (o_.save_every > 0 && (step + 1) % o_.save_every == 0 && !last) DSV3_RETURN_IF_ERROR(Save(step + 1));
   }
   TrainResult r;
-  r.step = o_.steps;
+  r.step = std::max(end, start_step_);
   r.val = Evaluate();
-  LogEval(o_.steps, r.val);
-  if (saved_step_ != o_.steps) DSV3_RETURN_IF_ERROR(Save(o_.steps));
+  LogEval(r.step, r.val);
+  if (saved_step_ != r.step) DSV3_RETURN_IF_ERROR(Save(r.step));
+  if (r.step < o_.steps)
+    std::fprintf(log_, "stopped at step %lld of %lld (--stop-at); continue with --resume\n", (long long)r.step,
+                 (long long)o_.steps);
   r.train_loss = last_interval_loss_;
   r.tokens_per_second = train_seconds_ > 0 ? train_tokens_ / train_seconds_ : 0.0;
   r.gflops_per_second = train_seconds_ > 0 ? train_flops_ / train_seconds_ / 1e9 : 0.0;

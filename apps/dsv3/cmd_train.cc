@@ -56,7 +56,12 @@ void RegisterTrain(CLI::App& app, Common& common) {
       f->option.push_back(cmd->add_flag_callback(train::FlagName(fields[i]), [f, i] { f->flag[i] = true; },
                                                  fields[i].help));
     } else {
-      f->option.push_back(cmd->add_option(train::FlagName(fields[i]), f->text[i], fields[i].help));
+      const char* type = std::holds_alternative<int64_t train::TrainOptions::*>(fields[i].member)  ? "INT"
+                         : std::holds_alternative<double train::TrainOptions::*>(fields[i].member) ? "FLOAT"
+                                                                                                   : "TEXT";
+      f->option.push_back(cmd->add_option(train::FlagName(fields[i]), f->text[i], fields[i].help)
+                              ->type_name(type)
+                              ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast));  // the last one wins
     }
   }
   cmd->callback([f, &common] {

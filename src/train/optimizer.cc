@@ -81,8 +81,9 @@ void AdamW::Update(int64_t t, double lr, double grad_norm) {
         float v = bf16 ? Bf16ToF32(v16_[base + i]) : v_[base + i];
         m = b1 * m + (1.0f - b1) * g;
         v = b2 * v + (1.0f - b2) * g * g;
-        if (bf16) {
+        if (bf16) {  // the stored (rounded) moments are the ones the update uses
           m16_[base + i] = F32ToBf16(m), v16_[base + i] = F32ToBf16(v);
+          m = Bf16ToF32(m16_[base + i]), v = Bf16ToF32(v16_[base + i]);
         } else {
           m_[base + i] = m, v_[base + i] = v;
         }

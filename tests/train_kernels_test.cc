@@ -17,6 +17,7 @@
 #include "train/linear.h"
 #include "train/optimizer.h"
 #include "train/quant.h"
+#include "train/vec.h"
 #include "synthetic_data.h"
 #include "train_test_util.h"
 
@@ -152,6 +153,24 @@ TEST(TrainQuantTest, LinearLayersMultiplyTheRoundedOperands) {
     EXPECT_EQ(dx, dx2) << PrecisionName(p);
     EXPECT_EQ(dw, dw2) << PrecisionName(p);
     EXPECT_DOUBLE_EQ(lin.flops(), 3 * GemmFlops(n, out, in));
+  }
+}
+
+// The vectorised softmax-row kernels against their scalar twins, sizes
+// 1..70 (odd tails around every vector width).
+TEST(TrainVecTest, SoftmaxRowKernelsMatchTheirTwins) {
+  for (int64_t n = 1; n <= 70; ++n) {
+    auto x = RandomVector(n, 20 + n, 4.0f);
+    float want_max = x[0];
+    for (float v : x) want_max = std::max(want_max, v);
+    EXPECT_EQ(RowMax(x.data(), n), want_max) << n;
+    auto a = x, b = x;
+    const double sa = ExpShiftSum(a.data(), n, want_max), sb = ExpShiftSumReference(b.data(), n, want_max);
+    EXPECT_NEAR(sa, sb, 1e-6 * sb) << n;
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(a[i], b[i], 4e-7f * b[i]) << n << " " << i;
+    ScaleRow(a.data(), n, 0.5f);
+    for (int64_t i = 0; i < n; ++i) b[i] *= 0.5f;
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(a[i], b[i], 4e-7f * b[i]) << n << " " << i;
   }
 }
 

@@ -1,7 +1,7 @@
-// Blocked float32 GEMM (see gemm.h). The classic packed scheme: panels of B
-// (kKc x NR) and A (MR x kKc) are copied into contiguous buffers, then a
-// register-tile micro-kernel multiplies them with fused multiply-adds,
-// broadcasting one A value against NV vectors of B. Packing absorbs the
+// Blocked float32 GEMM (see gemm.h). Panels of B (kKc x NR) are packed into
+// a contiguous buffer; a register-tile micro-kernel multiplies them with
+// fused multiply-adds, broadcasting one A value (read in place, either
+// layout) against NV vectors of B. Packing B and strided A reads absorb the
 // transposes, so one kernel serves the three GEMMs of a linear layer. This
 // file is compiled once per x86 target by Highway and dispatched at run time.
 #include "train/gemm.h"
@@ -33,42 +33,47 @@ constexpr int kMr = 6, kNv = 4;
 constexpr int kMr = 6, kNv = 2;
 #endif
 // Cache blocking: a kKc x NR panel of B stays in L1 while the A block
-// (kMc x kKc) streams from L2; the B block (kKc x kNc) lives in L2/L3.
+// (kMc x kKc) is re-read from L2; the B block (kKc x kNc) lives in L2/L3.
 constexpr int64_t kKc = 128, kMc = 288, kNc = 1024;
 
-// Aligned, grow-only per-thread pack buffers (no allocation in steady state).
-float* PackBuffer(int which, int64_t floats) {
-  thread_local hwy::AlignedFreeUniquePtr<float[]> buf[2];
-  thread_local int64_t size[2] = {0, 0};
-  if (size[which] < floats) {
-    buf[which] = hwy::AllocateAligned<float>(floats);
-    size[which] = floats;
+// Aligned, grow-only per-thread pack buffer (no allocation in steady state).
+float* PackBuffer(int64_t floats) {
+  thread_local hwy::AlignedFreeUniquePtr<float[]> buf;
+  thread_local int64_t size = 0;
+  if (size < floats) {
+    buf = hwy::AllocateAligned<float>(floats);
+    size = floats;
   }
-  return buf[which].get();
+  return buf.get();
 }
 
-// acc [kMr x kNv*L] = sum_p ap[p] (x) bp[p]; then C (+)= acc on rows < mr and
-// columns < nr (a full tile goes straight to C with vector stores).
-HWY_INLINE void MicroKernel(int64_t kc, const float* HWY_RESTRICT ap, const float* HWY_RESTRICT bp, float* c,
-                            int64_t ldc, int64_t mr, int64_t nr, bool load_c) {
+// acc [kMr x kNv*L] = sum_p A(i, p) (x) bp[p]; then C (+)= acc on rows < mr
+// and columns < nr (a full tile goes straight to C with vector stores).
+// A is read in place: A(i, p) = a[i * a_row + p * a_k] (rows past mr repeat
+// the last valid row; their sums are discarded). Skipping an A pack matters
+// for the trainer's skinny GEMMs (many tokens x few outputs), where packing
+// A would cost as much as multiplying it.
+HWY_INLINE void MicroKernel(int64_t kc, const float* a, int64_t a_row, int64_t a_k, const float* HWY_RESTRICT bp,
+                            float* c, int64_t ldc, int64_t mr, int64_t nr, bool load_c) {
   const D d;
   const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  const float* rows[kMr];
+  for (int i = 0; i < kMr; ++i) rows[i] = a + std::min<int64_t>(i, mr - 1) * a_row;
   V acc[kMr][kNv];
 #pragma GCC unroll 8
   for (int i = 0; i < kMr; ++i)
 #pragma GCC unroll 8
     for (int j = 0; j < kNv; ++j) acc[i][j] = hn::Zero(d);
-  for (int64_t p = 0; p < kc; ++p) {
+  for (int64_t p = 0, off = 0; p < kc; ++p, off += a_k) {
     V b[kNv];
 #pragma GCC unroll 8
     for (int j = 0; j < kNv; ++j) b[j] = hn::Load(d, bp + j * L);
 #pragma GCC unroll 8
     for (int i = 0; i < kMr; ++i) {
-      const V a = hn::Set(d, ap[i]);
+      const V av = hn::Set(d, rows[i][off]);
 #pragma GCC unroll 8
-      for (int j = 0; j < kNv; ++j) acc[i][j] = hn::MulAdd(a, b[j], acc[i][j]);
+      for (int j = 0; j < kNv; ++j) acc[i][j] = hn::MulAdd(av, b[j], acc[i][j]);
     }
-    ap += kMr;
     bp += kNv * L;
   }
   if (mr == kMr && nr == kNv * L) {
@@ -89,31 +94,6 @@ HWY_INLINE void MicroKernel(int64_t kc, const float* HWY_RESTRICT ap, const floa
       const float v = tile[i * kNv * L + j];
       c[i * ldc + j] = load_c ? c[i * ldc + j] + v : v;
     }
-}
-
-// ap: for each kMr-row panel of op(A)[m0.., k0..], kc columns of kMr values
-// (rows past `mc` zero-filled).
-void PackA(const GemmArgs& g, int64_t m0, int64_t mc, int64_t k0, int64_t kc, float* ap) {
-  for (int64_t i0 = 0; i0 < mc; i0 += kMr, ap += kMr * kc) {
-    const int64_t rows = std::min<int64_t>(kMr, mc - i0);
-    if (g.trans_a) {  // A stored [K, M]: kMr contiguous values per k
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = g.a + (k0 + p) * g.lda + m0 + i0;
-        float* dst = ap + p * kMr;
-        for (int64_t i = 0; i < rows; ++i) dst[i] = src[i];
-        for (int64_t i = rows; i < kMr; ++i) dst[i] = 0.0f;
-      }
-    } else {  // A stored [M, K]: one row at a time, strided into the panel
-      for (int64_t i = 0; i < kMr; ++i) {
-        if (i < rows) {
-          const float* src = g.a + (m0 + i0 + i) * g.lda + k0;
-          for (int64_t p = 0; p < kc; ++p) ap[p * kMr + i] = src[p];
-        } else {
-          for (int64_t p = 0; p < kc; ++p) ap[p * kMr + i] = 0.0f;
-        }
-      }
-    }
-  }
 }
 
 // bp: for each NR-column panel of op(B)[k0.., n0..], kc rows of NR values
@@ -149,8 +129,9 @@ void GemmBlock(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
       for (int64_t i = m0; i < m1; ++i) std::fill(g.c + i * g.ldc + n0, g.c + i * g.ldc + n1, 0.0f);
     return;
   }
-  float* bp = PackBuffer(0, kKc * (kNc + nr));
-  float* ap = PackBuffer(1, kKc * (kMc + kMr));
+  float* bp = PackBuffer(kKc * (kNc + nr));
+  // op(A)(i, p): A stored [M, K] is a[i * lda + p]; stored [K, M], a[p * lda + i].
+  const int64_t a_row = g.trans_a ? 1 : g.lda, a_k = g.trans_a ? g.lda : 1;
   for (int64_t jc = n0; jc < n1; jc += kNc) {
     const int64_t nc = std::min(kNc, n1 - jc);
     for (int64_t pc = 0; pc < g.k; pc += kKc) {
@@ -159,11 +140,11 @@ void GemmBlock(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1
       PackB(g, pc, kc, jc, nc, nr, bp);
       for (int64_t ic = m0; ic < m1; ic += kMc) {
         const int64_t mc = std::min(kMc, m1 - ic);
-        PackA(g, ic, mc, pc, kc, ap);
         for (int64_t jr = 0; jr < nc; jr += nr)
           for (int64_t ir = 0; ir < mc; ir += kMr)
-            MicroKernel(kc, ap + ir * kc, bp + jr * kc, g.c + (ic + ir) * g.ldc + jc + jr, g.ldc,
-                        std::min<int64_t>(kMr, mc - ir), std::min(nr, nc - jr), load_c);
+            MicroKernel(kc, g.a + (ic + ir) * a_row + pc * a_k, a_row, a_k, bp + jr * kc,
+                        g.c + (ic + ir) * g.ldc + jc + jr, g.ldc, std::min<int64_t>(kMr, mc - ir),
+                        std::min(nr, nc - jr), load_c);
       }
     }
   }

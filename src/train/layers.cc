@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/parallel.h"
+#include "train/vec.h"
 
 namespace dsv3::train {
 
@@ -115,14 +116,12 @@ double CrossEntropyForward(float* logits, const int32_t* targets, float* losses,
   ParallelFor(n, 8, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       float* z = logits + i * V;
-      const float m = *std::max_element(z, z + V);
+      const float m = RowMax(z, V);
       const int32_t t = targets[i];
       const float zt = t < 0 ? 0.0f : z[t] - m;
-      double sum = 0.0;
-      for (int64_t v = 0; v < V; ++v) sum += (z[v] = std::exp(z[v] - m));
+      const double sum = ExpShiftSum(z, V, m);
       losses[i] = t < 0 ? 0.0f : static_cast<float>(std::log(sum) - zt);
-      const float inv = static_cast<float>(1.0 / sum);
-      for (int64_t v = 0; v < V; ++v) z[v] *= inv;
+      ScaleRow(z, V, static_cast<float>(1.0 / sum));
     }
   });
   double total = 0.0;

@@ -52,20 +52,30 @@ void PrintArchitecture(const Config& c) {
                 (long long)c.quantization->block_cols, c.quantization->scale_fmt_ue8m0 ? ", ue8m0 scales" : "");
 }
 
+// "671.03B", "2.31M", "950K": three significant decimals in a readable unit.
+std::string Count(int64_t n) {
+  char buf[32];
+  const double x = static_cast<double>(n);
+  if (x >= 1e9) std::snprintf(buf, sizeof buf, "%.2fB", x / 1e9);
+  else if (x >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", x / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.1fK", x / 1e3);
+  return buf;
+}
+
 void PrintParams(const ModelStats& s) {
-  auto b = [](int64_t n) { return static_cast<double>(n) / 1e9; };
-  std::printf("parameters          %.3fB main (embedding %.3fB, head %.3fB, routed experts %.3fB)\n",
-              b(s.main_params), b(s.embedding_params), b(s.head_params), b(s.routed_expert_params));
-  std::printf("active per token    %.3fB (embedding and head included)\n", b(s.active_params));
+  std::printf("parameters          %s main (embedding %s, head %s, routed experts %s)\n", Count(s.main_params).c_str(),
+              Count(s.embedding_params).c_str(), Count(s.head_params).c_str(), Count(s.routed_expert_params).c_str());
+  std::printf("active per token    %s (embedding and head included)\n", Count(s.active_params).c_str());
   if (s.mtp_params)
-    std::printf("mtp                 %.3fB unique, %.3fB active per token\n", b(s.mtp_params), b(s.mtp_active_params));
+    std::printf("mtp                 %s unique, %s active per token\n", Count(s.mtp_params).c_str(),
+                Count(s.mtp_active_params).c_str());
 }
 
 void PrintKv(const ModelStats& s, int64_t context) {
   const int64_t per_bf16 = s.kv_elements_per_token * 2;
   std::printf("kv cache per token  %lld bytes at BF16 (%lld at F32 as dsv3 stores it; MTP adds %lld at BF16)\n",
               (long long)per_bf16, (long long)(s.kv_elements_per_token * 4), (long long)(s.kv_elements_per_token_mtp * 2));
-  std::printf("kv cache @ %lld      %.3f GiB at BF16, %.3f GiB at F32\n", (long long)context,
+  std::printf("kv cache @ %-9lld %.3f GiB at BF16, %.3f GiB at F32\n", (long long)context,
               per_bf16 * static_cast<double>(context) / (1ull << 30),
               2.0 * per_bf16 * static_cast<double>(context) / (1ull << 30));
 }

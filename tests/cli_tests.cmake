@@ -92,7 +92,7 @@ train_cli_error(resume_other_shape "has 32 for 'hidden_size' but the model confi
 train_cli_error(nan_loss "step [0-9]+: the (loss|gradient norm) is not finite; stopping \\(the last good checkpoint \\(step 1\\)"
                 ${TRAIN_ARGS} --data ${TRAIN_CLI}/data --out ${TRAIN_CLI}/e5 --steps 5 --lr 1e30 --warmup-steps 0
                 --save-every 1)
-train_cli_error(bad_precision "--precision must be fp32, bf16 or fp8 \\(got 'fp16'\\)"
+train_cli_error(bad_precision "error: --precision must be fp32, bf16 or fp8 \\(got 'fp16'\\)"
                 ${TRAIN_ARGS} --data ${TRAIN_CLI}/data --out ${TRAIN_CLI}/e6 --steps 2 --precision fp16)
-train_cli_error(bad_number "--lr: 'fast' is not a number"
+train_cli_error(bad_number "error: --lr: 'fast' is not a number"
                 ${TRAIN_ARGS} --data ${TRAIN_CLI}/data --out ${TRAIN_CLI}/e7 --steps 2 --lr fast)

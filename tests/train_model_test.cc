@@ -102,6 +102,40 @@ TEST(TrainModelGradTest, TiedEmbeddingsThreeLayersNoBalance) {
   CheckModel(o, Balance::kNone, "tied-3layers");
 }
 
+// Gradient accumulation: one step over 2B sequences equals two half steps
+// with loss_scale 1/2 (main, MTP and the per-sequence balance loss all
+// average over sequences), up to float32 summation order.
+TEST(TrainModelGradTest, AccumulatedHalvesEqualTheWholeBatch) {
+  SetNumThreads(1);
+  const Config config = TinyConfig(TinyOptions{});
+  TrainParams params(config);
+  params.InitNormal(3, 0.2f);
+  ModelOptions whole_o, half_o;
+  whole_o.batch = 4, half_o.batch = 2;
+  whole_o.seq = half_o.seq = 6;
+  whole_o.balance.seq_alpha = half_o.balance.seq_alpha = 0.05;
+  TrainModel whole(params, whole_o), half(params, half_o);
+  const auto tokens = RandomTokens(4 * whole.window(), 64, 9);
+  params.ZeroGrads();
+  const Losses lw = whole.Step(tokens.data(), true, 1.0f);
+  std::vector<std::vector<float>> g_whole;
+  for (const ParamTensor& p : params.tensors())
+    if (p.grad) g_whole.emplace_back(p.grad, p.grad + p.numel);
+  params.ZeroGrads();
+  const Losses l1 = half.Step(tokens.data(), true, 0.5f);
+  const Losses l2 = half.Step(tokens.data() + 2 * half.window(), true, 0.5f);
+  EXPECT_NEAR(lw.total, 0.5 * (l1.total + l2.total), 1e-6);
+  size_t i = 0;
+  for (const ParamTensor& p : params.tensors()) {
+    if (!p.grad) continue;
+    double mx = 1e-12, diff = 0;
+    for (int64_t j = 0; j < p.numel; ++j)
+      mx = std::max(mx, std::fabs(double(g_whole[i][j]))), diff = std::max(diff, std::fabs(double(g_whole[i][j]) - p.grad[j]));
+    EXPECT_LE(diff / mx, 1e-4) << p.name;
+    ++i;
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Training forward == reference / engine forward.
 

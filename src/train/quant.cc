@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "train/vec.h"
 
 namespace dsv3::train {
 
@@ -38,44 +39,59 @@ void RoundMatrixBf16(const float* src, int64_t rows, int64_t cols, int64_t ld, f
   });
 }
 
+namespace {
+
+// One block row [r0, r1): the amax of every column block, then quantize.
+// Per-column blocks (128 x 1, the weight-gradient tiles) run vectorised across
+// columns; wider blocks vectorise within the block.
+void QuantBlockRow(const float* src, int64_t ld, int64_t r0, int64_t r1, int64_t cols, int64_t block_cols,
+                   float* dst, std::vector<float>& amax, std::vector<float>& inv, std::vector<float>& scale) {
+  const int64_t grid_cols = (cols + block_cols - 1) / block_cols;
+  std::fill(amax.begin(), amax.begin() + grid_cols, 0.0f);
+  bool finite = true;
+  for (int64_t r = r0; r < r1; ++r) {
+    if (block_cols == 1) {
+      finite &= AbsMaxInto(src + r * ld, amax.data(), cols);
+    } else {
+      for (int64_t b = 0; b < grid_cols; ++b) {
+        bool ok = true;
+        amax[b] = std::max(amax[b], AbsMax(src + r * ld + b * block_cols, std::min(block_cols, cols - b * block_cols), &ok));
+        if (!ok) amax[b] = std::numeric_limits<float>::infinity();
+      }
+    }
+  }
+  if (!finite) std::fill(amax.begin(), amax.begin() + grid_cols, std::numeric_limits<float>::infinity());
+  // scale = amax / 448 (zero blocks stay zero; a non-finite block becomes NaN
+  // so the trainer's check sees it instead of a silently clipped value).
+  for (int64_t b = 0; b < grid_cols; ++b) {
+    const float a = amax[b];
+    const bool bad = !(a <= std::numeric_limits<float>::max());
+    inv[b] = a == 0.0f ? 0.0f : bad ? std::numeric_limits<float>::quiet_NaN() : kE4M3Max / a;
+    scale[b] = a == 0.0f ? 0.0f : bad ? std::numeric_limits<float>::quiet_NaN() : a / kE4M3Max;
+  }
+  for (int64_t r = r0; r < r1; ++r) {
+    if (block_cols == 1) {
+      RoundE4M3Row(src + r * ld, dst + r * cols, cols, inv.data(), scale.data(), true);
+    } else {
+      for (int64_t b = 0; b < grid_cols; ++b)
+        RoundE4M3Row(src + r * ld + b * block_cols, dst + r * cols + b * block_cols,
+                     std::min(block_cols, cols - b * block_cols), &inv[b], &scale[b], false);
+    }
+  }
+}
+
+}  // namespace
+
 void QuantDequantE4M3(const float* src, int64_t rows, int64_t cols, int64_t ld, int64_t block_rows,
                       int64_t block_cols, float* dst) {
   const int64_t grid_rows = (rows + block_rows - 1) / block_rows;
   const int64_t grid_cols = (cols + block_cols - 1) / block_cols;
   ParallelFor(grid_rows, 1, [&](int64_t g0, int64_t g1) {
-    thread_local std::vector<float> scales;  // [grid_cols] amax, then the scale
-    if (static_cast<int64_t>(scales.size()) < grid_cols) scales.resize(grid_cols);
-    for (int64_t g = g0; g < g1; ++g) {
-      const int64_t r0 = g * block_rows, r1 = std::min(rows, r0 + block_rows);
-      // Sweep the block row in storage order (cache-friendly for 128 x 1
-      // blocks too): first the amax of each block, then quantize.
-      std::fill(scales.begin(), scales.begin() + grid_cols, 0.0f);
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t b = 0; b < grid_cols; ++b) {
-          const float* s = src + r * ld + b * block_cols;
-          float m = scales[b];
-          for (int64_t c = 0, n = std::min(block_cols, cols - b * block_cols); c < n; ++c) {
-            const float a = std::fabs(s[c]);
-            if (!(a <= m)) m = a != a ? std::numeric_limits<float>::infinity() : a;  // NaN -> inf
-          }
-          scales[b] = m;
-        }
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t b = 0; b < grid_cols; ++b) {
-          const float* s = src + r * ld + b * block_cols;
-          float* d = dst + r * cols + b * block_cols;
-          const int64_t n = std::min(block_cols, cols - b * block_cols);
-          const float amax = scales[b];
-          if (amax == 0.0f) {  // an all-zero block stays zero
-            std::fill(d, d + n, 0.0f);
-          } else if (!std::isfinite(amax)) {  // poison it so the NaN check sees it
-            std::fill(d, d + n, std::numeric_limits<float>::quiet_NaN());
-          } else {
-            const float inv_scale = kE4M3Max / amax, scale = amax / kE4M3Max;
-            for (int64_t c = 0; c < n; ++c) d[c] = RoundE4M3(s[c] * inv_scale) * scale;
-          }
-        }
-    }
+    thread_local std::vector<float> amax, inv, scale;  // [grid_cols] per block column
+    if (static_cast<int64_t>(amax.size()) < grid_cols) amax.resize(grid_cols), inv.resize(grid_cols), scale.resize(grid_cols);
+    for (int64_t g = g0; g < g1; ++g)
+      QuantBlockRow(src, ld, g * block_rows, std::min(rows, (g + 1) * block_rows), cols, block_cols, dst, amax, inv,
+                    scale);
   });
 }
 

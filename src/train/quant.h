@@ -20,34 +20,33 @@ bool ParsePrecision(const std::string& s, Precision* out);
 // The largest finite e4m3fn magnitude.
 inline constexpr float kE4M3Max = 448.0f;
 
-// x rounded to the nearest BF16 value (ties to even), as a float.
+// x rounded to the nearest BF16 value (ties to even), as a float. Written
+// without branches so loops over it vectorise; NaN stays NaN.
 inline float RoundBf16(float x) {
   uint32_t u;
   std::memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return x;  // NaN stays NaN
-  u += 0x7fffu + ((u >> 16) & 1u);
-  u &= 0xffff0000u;
-  std::memcpy(&x, &u, 4);
+  const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  const uint32_t out = (u & 0x7fffffffu) > 0x7f800000u ? u : r;
+  std::memcpy(&x, &out, 4);
   return x;
 }
 
 // x (already scaled into [-448, 448]) rounded to the nearest e4m3fn value
 // (ties to even; subnormal spacing 2^-9 below 2^-6; saturating at 448).
-// Branch-light so loops over it vectorise; the twin test checks it against
-// the codec in core/dtype.h.
+// Both roundings are computed and one selected, so loops over it vectorise;
+// the twin test checks it against the codec in core/dtype.h.
 inline float RoundE4M3(float x) {
   const float a = x < 0 ? -x : x;
-  float r;
-  if (a < 0.015625f) {  // 2^-6: fixed quantum 2^-9; x * 512 + 1.5*2^23 rounds to nearest even
-    const float big = 12582912.0f;
-    r = ((a * 512.0f + big) - big) * (1.0f / 512.0f);
-  } else {  // drop 20 of the 23 mantissa bits, round to nearest even
-    uint32_t u;
-    std::memcpy(&u, &a, 4);
-    u += 0x7ffffu + ((u >> 20) & 1u);
-    u &= 0xfff00000u;
-    std::memcpy(&r, &u, 4);
-  }
+  // Subnormal range: fixed quantum 2^-9; a * 512 + 1.5 * 2^23 rounds to nearest even.
+  const float big = 12582912.0f;
+  const float sub = ((a * 512.0f + big) - big) * (1.0f / 512.0f);
+  // Normal range: drop 20 of the 23 mantissa bits, rounding to nearest even.
+  uint32_t u;
+  std::memcpy(&u, &a, 4);
+  u = (u + 0x7ffffu + ((u >> 20) & 1u)) & 0xfff00000u;
+  float norm;
+  std::memcpy(&norm, &u, 4);
+  float r = a < 0.015625f ? sub : norm;
   r = r > kE4M3Max ? kE4M3Max : r;
   return x < 0 ? -r : r;
 }

@@ -1,6 +1,8 @@
 // Highway kernels for softmax rows; see vec.h.
 #include "train/vec.h"
 
+#include "train/quant.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -54,6 +56,67 @@ void ScaleRowImpl(float* x, int64_t n, float s) {
   for (; i < n; ++i) x[i] *= s;
 }
 
+// The branch-free e4m3 rounding of quant.h on vectors.
+template <class D, class V>
+HWY_INLINE V RoundE4M3Vec(D d, V x) {
+  const hn::RebindToUnsigned<D> du;
+  const V a = hn::Abs(x);
+  const V big = hn::Set(d, 12582912.0f);
+  const V sub = hn::Mul(hn::Sub(hn::MulAdd(a, hn::Set(d, 512.0f), big), big), hn::Set(d, 1.0f / 512.0f));
+  auto u = hn::BitCast(du, a);
+  u = hn::And(hn::Add(hn::Add(u, hn::Set(du, 0x7ffffu)), hn::And(hn::ShiftRight<20>(u), hn::Set(du, 1u))),
+              hn::Set(du, 0xfff00000u));
+  V r = hn::IfThenElse(hn::Lt(a, hn::Set(d, 0.015625f)), sub, hn::BitCast(d, u));
+  r = hn::Min(r, hn::Set(d, 448.0f));
+  return hn::CopySign(r, x);
+}
+
+void RoundE4M3RowImpl(const float* x, float* out, int64_t n, const float* inv, const float* scale, bool per_element) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto vi = per_element ? hn::LoadU(d, inv + i) : hn::Set(d, inv[0]);
+    const auto vs = per_element ? hn::LoadU(d, scale + i) : hn::Set(d, scale[0]);
+    hn::StoreU(hn::Mul(RoundE4M3Vec(d, hn::Mul(hn::LoadU(d, x + i), vi)), vs), d, out + i);
+  }
+  for (; i < n; ++i) {
+    const int64_t j = per_element ? i : 0;
+    out[i] = RoundE4M3(x[i] * inv[j]) * scale[j];
+  }
+}
+
+bool AbsMaxIntoImpl(const float* x, float* m, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  auto poison = hn::Zero(d);  // x * 0 is NaN exactly when x is inf or NaN
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto v = hn::LoadU(d, x + i);
+    hn::StoreU(hn::Max(hn::LoadU(d, m + i), hn::Abs(v)), d, m + i);
+    poison = hn::MulAdd(v, hn::Zero(d), poison);
+  }
+  float p = hn::GetLane(hn::SumOfLanes(d, poison));
+  for (; i < n; ++i) m[i] = std::max(m[i], std::fabs(x[i])), p += x[i] * 0.0f;
+  return p == 0.0f;
+}
+
+float AbsMaxImpl(const float* x, int64_t n, bool* finite) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  auto acc = hn::Zero(d), poison = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto v = hn::LoadU(d, x + i);
+    acc = hn::Max(acc, hn::Abs(v));
+    poison = hn::MulAdd(v, hn::Zero(d), poison);
+  }
+  float m = hn::GetLane(hn::MaxOfLanes(d, acc)), p = hn::GetLane(hn::SumOfLanes(d, poison));
+  for (; i < n; ++i) m = std::max(m, std::fabs(x[i])), p += x[i] * 0.0f;
+  *finite = p == 0.0f;
+  return m;
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace dsv3::train
 HWY_AFTER_NAMESPACE();
@@ -64,6 +127,15 @@ namespace dsv3::train {
 HWY_EXPORT(ExpShiftSumImpl);
 HWY_EXPORT(RowMaxImpl);
 HWY_EXPORT(ScaleRowImpl);
+HWY_EXPORT(RoundE4M3RowImpl);
+HWY_EXPORT(AbsMaxIntoImpl);
+HWY_EXPORT(AbsMaxImpl);
+
+void RoundE4M3Row(const float* x, float* out, int64_t n, const float* inv, const float* scale, bool per_element) {
+  HWY_DYNAMIC_DISPATCH(RoundE4M3RowImpl)(x, out, n, inv, scale, per_element);
+}
+bool AbsMaxInto(const float* x, float* m, int64_t n) { return HWY_DYNAMIC_DISPATCH(AbsMaxIntoImpl)(x, m, n); }
+float AbsMax(const float* x, int64_t n, bool* finite) { return HWY_DYNAMIC_DISPATCH(AbsMaxImpl)(x, n, finite); }
 
 double ExpShiftSum(float* x, int64_t n, float shift) { return HWY_DYNAMIC_DISPATCH(ExpShiftSumImpl)(x, n, shift); }
 float RowMax(const float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(RowMaxImpl)(x, n); }

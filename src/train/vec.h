@@ -18,4 +18,12 @@ float RowMax(const float* x, int64_t n);
 // x[i] *= s
 void ScaleRow(float* x, int64_t n, float s);
 
+// FP8 emulation rows (see quant.h): out[i] = RoundE4M3(x[i] * inv[i]) * scale[i],
+// with inv/scale either per element (`per_element`) or inv[0]/scale[0] for all.
+void RoundE4M3Row(const float* x, float* out, int64_t n, const float* inv, const float* scale, bool per_element);
+// m[i] = max(m[i], |x[i]|); returns false if any x[i] is inf or NaN.
+bool AbsMaxInto(const float* x, float* m, int64_t n);
+// max_i |x[i]| (0 for n = 0); returns false in *finite if any x is inf or NaN.
+float AbsMax(const float* x, int64_t n, bool* finite);
+
 }  // namespace dsv3::train

@@ -134,21 +134,30 @@ TEST(TrainLoopTest, ResumeReproducesTheUninterruptedRun) {
   }
 }
 
+// Op-level threads (grad_accum 1) and parallel micro-batches (grad_accum 3:
+// rounds of 2 workers, then 1) give bit-identical runs on 1 and 2 threads.
 TEST(TrainLoopTest, SameSeedSameRunOnAnyThreadCountOtherSeedOtherRun) {
-  std::vector<std::map<int64_t, double>> runs;
-  for (int threads : {1, 2}) {
-    SetNumThreads(threads);
-    TrainOptions o = Base(Fresh("threads_" + std::to_string(threads)));
-    o.steps = 8;
-    ASSERT_TRUE(Train(o).ok());
-    runs.push_back(StepLosses(o.out));
+  for (int accum : {1, 3}) {
+    std::vector<std::map<int64_t, double>> runs;
+    for (int threads : {1, 2}) {
+      SetNumThreads(threads);
+      TrainOptions o = Base(Fresh("threads_" + std::to_string(threads) + "_accum_" + std::to_string(accum)));
+      o.steps = 6, o.grad_accum = accum, o.batch_size = accum == 1 ? 8 : 3;
+      std::unique_ptr<Trainer> t;
+      ASSERT_TRUE(Train(o, &t).ok());
+      EXPECT_EQ(t->workers(), accum == 1 ? 1 : threads);
+      runs.push_back(StepLosses(o.out));
+    }
+    EXPECT_EQ(runs[0], runs[1]) << "grad_accum " << accum;
   }
-  EXPECT_EQ(runs[0], runs[1]);
   SetNumThreads(1);
   TrainOptions o = Base(Fresh("other_seed"));
-  o.steps = 8, o.seed = 2;
+  o.steps = 6, o.seed = 2;
   ASSERT_TRUE(Train(o).ok());
-  EXPECT_NE(StepLosses(o.out), runs[0]);
+  TrainOptions same = Base(Fresh("same_seed"));
+  same.steps = 6;
+  ASSERT_TRUE(Train(same).ok());
+  EXPECT_NE(StepLosses(o.out), StepLosses(same.out));
 }
 
 TEST(TrainLoopTest, BalancingModesMoveTheBiasOnlyWhenAuxFree) {
@@ -194,7 +203,7 @@ TEST(TrainLoopTest, CheckpointRunsInDsv3LogitsWithTheTrainersLogits) {
     for (int64_t b = 0; b < B; ++b) (*data)->ValidationWindow(b, B, T, tokens.data() + b * T);
     const std::string in = o.out + "/tokens.safetensors", out = o.out + "/logits.safetensors";
     ASSERT_TRUE(WriteSafetensors(in, {{{"tokens", DType::kI32, {B, T}}, tokens.data()}}).ok());
-    const std::string cmd = std::string(DSV3_BINARY) + " logits -m " + o.out + " --input " + in + " --output " + out +
+    const std::string cmd = std::string(DSV3_BINARY) + " -t 1 logits -m " + o.out + " --input " + in + " --output " + out +
                             " --mtp 2>/dev/null";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     auto file = SafetensorsFile::Open(out);
@@ -221,7 +230,7 @@ TEST(TrainLoopTest, CheckpointRunsInDsv3LogitsWithTheTrainersLogits) {
     std::printf("%s checkpoint: trainer vs dsv3 logits rel err %.2e, MTP %.2e\n", dtype, main_err, mtp_err);
     EXPECT_LE(main_err, 1e-4) << dtype;
     EXPECT_LE(mtp_err, 1e-4) << dtype;
-    const std::string run = std::string(DSV3_BINARY) + " run -q -m " + o.out + " --prompt-ids \"2 5 9\" -n 8 >/dev/null";
+    const std::string run = std::string(DSV3_BINARY) + " -t 1 run -q -m " + o.out + " --prompt-ids \"2 5 9\" -n 8 >/dev/null";
     EXPECT_EQ(std::system(run.c_str()), 0) << run;
   }
 }

@@ -41,23 +41,20 @@ AdamW::AdamW(TrainParams& params, const OptimizerOptions& options) : params_(par
 }
 
 double AdamW::GradNorm() const {
-  // Fixed 64K-element chunks summed in order: the same value for any thread count.
-  constexpr int64_t kChunk = 1 << 16;
+  // Per-chunk sums added in chunk order: the same value for any thread count.
+  const auto& chunks = params_.chunks();
+  std::vector<double>& parts = norm_parts_;
+  parts.assign(chunks.size(), 0.0);
+  ParallelFor(static_cast<int64_t>(chunks.size()), 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const float* g = params_.tensors()[chunks[c].tensor].grad;
+      double s = 0.0;
+      for (int64_t i = chunks[c].begin; i < chunks[c].end; ++i) s += double(g[i]) * g[i];
+      parts[c] = s;
+    }
+  });
   double total = 0.0;
-  std::vector<double> parts;
-  for (const ParamTensor& p : params_.tensors()) {
-    if (!p.grad) continue;
-    const int64_t chunks = (p.numel + kChunk - 1) / kChunk;
-    parts.assign(chunks, 0.0);
-    ParallelFor(chunks, 1, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        double s = 0.0;
-        for (int64_t i = c * kChunk; i < std::min(p.numel, (c + 1) * kChunk); ++i) s += double(p.grad[i]) * p.grad[i];
-        parts[c] = s;
-      }
-    });
-    for (double s : parts) total += s;
-  }
+  for (double s : parts) total += s;
   return std::sqrt(total);
 }
 
@@ -68,14 +65,15 @@ void AdamW::Update(int64_t t, double lr, double grad_norm) {
   const float bc1 = static_cast<float>(1.0 - std::pow(o.beta1, static_cast<double>(t)));
   const float bc2 = static_cast<float>(1.0 - std::pow(o.beta2, static_cast<double>(t)));
   const float step = static_cast<float>(lr), eps = static_cast<float>(o.eps);
+  const float decayed = static_cast<float>(1.0 - lr * o.weight_decay);
   const bool bf16 = o.bf16_moments;
-  for (size_t ti = 0; ti < params_.tensors().size(); ++ti) {
-    ParamTensor& p = params_.tensors()[ti];
-    if (!p.grad) continue;
-    const float decay = p.decay ? static_cast<float>(1.0 - lr * o.weight_decay) : 1.0f;
-    const int64_t base = offset_[ti];
-    ParallelFor(p.numel, 4096, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
+  const auto& chunks = params_.chunks();
+  ParallelFor(static_cast<int64_t>(chunks.size()), 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      ParamTensor& p = params_.tensors()[chunks[c].tensor];
+      const float decay = p.decay ? decayed : 1.0f;
+      const int64_t base = offset_[chunks[c].tensor];
+      for (int64_t i = chunks[c].begin; i < chunks[c].end; ++i) {
         const float g = p.grad[i] * clip;
         float m = bf16 ? Bf16ToF32(m16_[base + i]) : m_[base + i];
         float v = bf16 ? Bf16ToF32(v16_[base + i]) : v_[base + i];
@@ -90,8 +88,8 @@ void AdamW::Update(int64_t t, double lr, double grad_norm) {
         // torch.optim.AdamW: decay first, then the Adam step.
         p.value[i] = p.value[i] * decay - step * (m / bc1) / (std::sqrt(v / bc2) + eps);
       }
-    });
-  }
+    }
+  });
 }
 
 void AdamW::GetMoments(size_t i, std::vector<float>* m, std::vector<float>* v) const {

@@ -58,6 +58,7 @@ class AdamW {
   std::vector<int64_t> offset_;        // [tensors] start of each tensor's moments
   std::vector<float> m_, v_;           // float32 moments
   std::vector<uint16_t> m16_, v16_;    // or BF16 moments
+  mutable std::vector<double> norm_parts_;  // [chunks] GradNorm partial sums
 };
 
 }  // namespace dsv3::train

@@ -34,7 +34,7 @@ struct TrainOptions {
   double beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8, weight_decay = 0.1, clip_norm = 1.0;
   bool bf16_moments = false;
   // Loss weights and balancing.
-  double mtp_lambda = 0.3, balance_alpha = 1e-4, aux_loss_alpha = 1e-2, bias_update_rate = 1e-3;
+  double mtp_lambda = 0.3, balance_alpha = 1e-4, aux_loss_alpha = 1e-2, bias_update_rate = 1e-2;
   double init_std = 0.006;
   // Logging, evaluation and checkpoints.
   int64_t log_every = 10, eval_every = 0, eval_windows = 64, save_every = 0;

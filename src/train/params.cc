@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/parallel.h"
 #include "io/safetensors.h"
 #include "ops/ops.h"
 #include "train/rng.h"
@@ -47,12 +48,11 @@ TrainParams::TrainParams(const Config& config) : config_(config) {
   ArenaBinder counter(nullptr, nullptr);
   ModelWeights scratch;
   BindWeights(config_, scratch, counter);
-  values_.assign(counter.used(), 0.0f);
-  grads_.assign(counter.used(), 0.0f);
-  std::vector<float*> value_ptrs, grad_ptrs;
-  ArenaBinder vb(values_.data(), &value_ptrs), gb(grads_.data(), &grad_ptrs);
+  arena_size_ = counter.used();
+  values_.assign(arena_size_, 0.0f);
+  std::vector<float*> value_ptrs;
+  ArenaBinder vb(values_.data(), &value_ptrs);
   BindWeights(config_, w_, vb);
-  BindWeights(config_, g_, gb);
   size_t i = 0;
   for (const TensorDesc& t : ListTensors(config_)) {
     if (t.optional) continue;
@@ -60,12 +60,46 @@ TrainParams::TrainParams(const Config& config) : config_(config) {
     p.name = t.name, p.shape = t.shape, p.role = t.role;
     p.numel = 1;
     for (int64_t s : t.shape) p.numel *= s;
-    p.value = value_ptrs[i];
-    p.grad = t.role == TensorRole::kRouterBias ? nullptr : grad_ptrs[i];
+    p.value = value_ptrs[i++];
     p.decay = t.role != TensorRole::kNorm && t.role != TensorRole::kRouterBias;
     tensors_.push_back(std::move(p));
-    ++i;
   }
+  AddGradSlot();
+  constexpr int64_t kChunk = 1 << 16;
+  for (size_t j = 0; j < tensors_.size(); ++j) {
+    tensors_[j].grad = grad_sets_[0]->ptrs[j];
+    if (!tensors_[j].grad) continue;
+    for (int64_t b = 0; b < tensors_[j].numel; b += kChunk)
+      chunks_.push_back({static_cast<int32_t>(j), b, std::min(tensors_[j].numel, b + kChunk)});
+  }
+}
+
+std::unique_ptr<TrainParams::GradSet> TrainParams::NewGradSet() const {
+  auto set = std::make_unique<GradSet>();
+  set->arena.assign(arena_size_, 0.0f);
+  ArenaBinder gb(set->arena.data(), &set->ptrs);
+  BindWeights(config_, set->g, gb);
+  for (size_t j = 0; j < tensors_.size(); ++j)  // the router bias is not trained by gradient
+    if (tensors_[j].role == TensorRole::kRouterBias) set->ptrs[j] = nullptr;
+  return set;
+}
+
+int TrainParams::AddGradSlot() {
+  grad_sets_.push_back(NewGradSet());
+  return static_cast<int>(grad_sets_.size()) - 1;
+}
+
+void TrainParams::AddGrads(int from, int to) {
+  const GradSet& a = *grad_sets_[from];
+  GradSet& b = *grad_sets_[to];
+  ParallelFor(static_cast<int64_t>(chunks_.size()), 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const ParamChunk& ch = chunks_[c];
+      const float* src = a.ptrs[ch.tensor];
+      float* dst = b.ptrs[ch.tensor];
+      for (int64_t i = ch.begin; i < ch.end; ++i) dst[i] += src[i];
+    }
+  });
 }
 
 const ParamTensor* TrainParams::Find(const std::string& name) const {
@@ -94,9 +128,10 @@ void TrainParams::InitNormal(uint64_t seed, float std) {
   }
 }
 
-void TrainParams::ZeroGrads() {
-  for (ParamTensor& p : tensors_)
-    if (p.grad) std::memset(p.grad, 0, p.numel * sizeof(float));
+void TrainParams::ZeroGrads(int slot) {
+  const GradSet& set = *grad_sets_[slot];
+  for (size_t j = 0; j < tensors_.size(); ++j)
+    if (set.ptrs[j]) std::memset(set.ptrs[j], 0, tensors_[j].numel * sizeof(float));
 }
 
 Status TrainParams::LoadCheckpoint(const std::string& dir) {

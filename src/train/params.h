@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,12 @@ struct ParamTensor {
 inline float* Mut(const Weight& w) { return const_cast<float*>(static_cast<const float*>(w.data)); }
 inline const float* Data(const Weight& w) { return static_cast<const float*>(w.data); }
 
+// A piece of one trainable tensor: elements [begin, end) of tensors()[tensor].
+struct ParamChunk {
+  int32_t tensor;
+  int64_t begin, end;
+};
+
 class TrainParams {
  public:
   explicit TrainParams(const Config& config);
@@ -39,17 +46,28 @@ class TrainParams {
 
   const Config& config() const { return config_; }
   const ModelWeights& w() const { return w_; }
-  ModelWeights& g() { return g_; }
-  const ModelWeights& g() const { return g_; }
+  // Gradient set `slot` (0: the one ParamTensor::grad and the optimizer use;
+  // more slots let micro-batches run in parallel, see AddGradSlot).
+  ModelWeights& g(int slot = 0) { return grad_sets_[slot]->g; }
+  const ModelWeights& g(int slot = 0) const { return grad_sets_[slot]->g; }
   std::vector<ParamTensor>& tensors() { return tensors_; }
   const std::vector<ParamTensor>& tensors() const { return tensors_; }
   const ParamTensor* Find(const std::string& name) const;
+  // Every trainable element, in fixed chunks of at most 64K: elementwise
+  // passes (optimizer, gradient sums) run as one parallel loop over these,
+  // and reductions add per-chunk partial sums in order (thread-independent).
+  const std::vector<ParamChunk>& chunks() const { return chunks_; }
   int64_t NumParams() const;  // trainable elements
 
   // Matrices ~ N(0, std^2) from a per-tensor stream of `seed` (independent of
   // tensor order), norms 1, router biases 0.
   void InitNormal(uint64_t seed, float std);
-  void ZeroGrads();
+  void ZeroGrads(int slot = 0);
+  // Adds another gradient set; returns its slot.
+  int AddGradSlot();
+  int num_grad_slots() const { return static_cast<int>(grad_sets_.size()); }
+  // grads(to) += grads(from), elementwise (the same result on any thread count).
+  void AddGrads(int from, int to);
   // Copies every tensor from a checkpoint (config.json + safetensors in any
   // dtype the engine loads, FP8 dequantized). Shapes must match this config;
   // errors name the tensor and the file.
@@ -63,13 +81,25 @@ class TrainParams {
 
   // The head the model multiplies by (lm_head, or the embedding when tied).
   const Weight& head() const { return config_.tie_word_embeddings ? w_.embed_tokens : w_.lm_head; }
-  const Weight& head_grad() const { return config_.tie_word_embeddings ? g_.embed_tokens : g_.lm_head; }
+  const Weight& head_grad(int slot = 0) const {
+    return config_.tie_word_embeddings ? g(slot).embed_tokens : g(slot).lm_head;
+  }
 
  private:
+  struct GradSet {
+    std::vector<float> arena;   // all matrix gradients, contiguous
+    ModelWeights g;             // views of them (vectors owned here)
+    std::vector<float*> ptrs;   // per tensor, in tensors_ order (null: no gradient)
+  };
+  std::unique_ptr<GradSet> NewGradSet() const;
+
   Config config_;
-  std::vector<float> values_, grads_;  // all matrices, contiguous
-  ModelWeights w_, g_;
+  int64_t arena_size_ = 0;
+  std::vector<float> values_;  // all matrices, contiguous
+  ModelWeights w_;
+  std::vector<std::unique_ptr<GradSet>> grad_sets_;
   std::vector<ParamTensor> tensors_;
+  std::vector<ParamChunk> chunks_;
 };
 
 }  // namespace dsv3::train

@@ -16,8 +16,8 @@ void Add(const float* a, const float* b, float* out, int64_t n) {
 }
 }  // namespace
 
-TrainModel::TrainModel(TrainParams& params, const ModelOptions& options)
-    : params_(params), config_(params.config()), options_(options) {
+TrainModel::TrainModel(TrainParams& params, const ModelOptions& options, int grad_slot)
+    : params_(params), slot_(grad_slot), config_(params.config()), options_(options) {
   depth_ = static_cast<int>(config_.num_nextn_predict_layers);
   ctx_.Init(config_, options.batch, options.seq, options.precision, &lin_);
   dims_ = ctx_.dims;
@@ -86,7 +86,7 @@ void TrainModel::BlockForward(int64_t l, const float* h_in, float* h_out) {
 void TrainModel::BlockBackward(int64_t l, const float* h_in, float* dh) {
   Block& b = blocks_[l];
   const LayerWeights& lw = params_.w().layers[l];
-  LayerWeights& lg = params_.g().layers[l];
+  LayerWeights& lg = params_.g(slot_).layers[l];
   const int64_t n = dims_.n, d = dims_.d;
   if (lw.is_moe) {
     MoeBackward(ctx_, router_, options_.balance, lw.moe, lg.moe, b.x2.data(), b.moe, dh, loss_scale_, ffn_scratch_,
@@ -111,7 +111,7 @@ double TrainModel::HeadLoss(const float* x, const int32_t* targets, float scale,
   const double sum = CrossEntropyForward(logits_.data(), targets, ce_losses_.data(), n, V);
   if (backward) {
     CrossEntropyBackward(logits_.data(), targets, scale, n, V);
-    lin_.Backward(hp, logits_.data(), V, x, d, Data(params_.head()), V, d, dx, d, false, Mut(params_.head_grad()),
+    lin_.Backward(hp, logits_.data(), V, x, d, Data(params_.head()), V, d, dx, d, false, Mut(params_.head_grad(slot_)),
                   n);
   }
   return sum;
@@ -138,7 +138,7 @@ void TrainModel::MtpBackward(int k, float* dprev) {
   Mtp& s = mtp_[k - 1];
   const int64_t l = config_.num_hidden_layers + k - 1, n = dims_.n, d = dims_.d;
   const MtpWeights& mw = params_.w().layers[l].mtp;
-  MtpWeights& mg = params_.g().layers[l].mtp;
+  MtpWeights& mg = params_.g(slot_).layers[l].mtp;
   const float* prev = k == 1 ? hidden_.data() : mtp_[k - 2].out.data();
   RmsNormBackward(s.d_normed.data(), d, s.out.data(), d, mw.shared_head_norm.data(), s.n_rstd.data(), dprev, d, true,
                   mg.shared_head_norm.data(), norm_scratch_.data(), n, d);
@@ -147,7 +147,7 @@ void TrainModel::MtpBackward(int k, float* dprev) {
                 false, Mut(mg.eh_proj), n);
   RmsNormBackward(dcat_.data(), 2 * d, s.emb.data(), d, mw.enorm.data(), s.e_rstd.data(), dtmp_.data(), d, false,
                   mg.enorm.data(), norm_scratch_.data(), n, d);
-  EmbeddingBackward(dtmp_.data(), d, inputs_[k].data(), n, d, Mut(params_.g().embed_tokens));
+  EmbeddingBackward(dtmp_.data(), d, inputs_[k].data(), n, d, Mut(params_.g(slot_).embed_tokens));
   RmsNormBackward(dcat_.data() + d, 2 * d, prev, d, mw.hnorm.data(), s.h_rstd.data(), dprev, d, false,
                   mg.hnorm.data(), norm_scratch_.data(), n, d);
 }
@@ -186,7 +186,7 @@ Losses TrainModel::Step(const int32_t* tokens, bool backward, float loss_scale,
   std::fill(dh_.begin(), dh_.end(), 0.0f);
   for (int k = depth_; k >= 1; --k) MtpBackward(k, dh_.data());
   if (depth_ > 0) Add(d_hidden_.data(), dh_.data(), d_hidden_.data(), n * d);
-  ModelWeights& g = params_.g();
+  ModelWeights& g = params_.g(slot_);
   RmsNormBackward(d_hidden_.data(), d, hs_[L].data(), d, w.norm.data(), hidden_rstd_.data(), dh_.data(), d, false,
                   g.norm.data(), norm_scratch_.data(), n, d);
   for (int64_t l = L - 1; l >= 0; --l) BlockBackward(l, hs_[l].data(), dh_.data());

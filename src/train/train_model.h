@@ -36,8 +36,9 @@ struct Losses {
 
 class TrainModel {
  public:
-  // The MTP depth D is params.config().num_nextn_predict_layers.
-  TrainModel(TrainParams& params, const ModelOptions& options);
+  // The MTP depth D is params.config().num_nextn_predict_layers. Gradients
+  // go to params' gradient set `grad_slot`.
+  TrainModel(TrainParams& params, const ModelOptions& options, int grad_slot = 0);
 
   int64_t window() const { return dims_.T + depth_ + 1; }  // tokens per sequence a step reads
   const Dims& dims() const { return dims_; }
@@ -81,6 +82,7 @@ class TrainModel {
   void MtpBackward(int k, float* dprev);
 
   TrainParams& params_;
+  int slot_ = 0;  // gradient set written
   const Config& config_;
   ModelOptions options_;
   int depth_ = 0;

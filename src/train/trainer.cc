@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
+#include "core/parallel.h"
 #include "train/checkpoint.h"
 
 namespace dsv3::train {
@@ -89,8 +90,16 @@ Status Trainer::Setup() {
   DSV3_RETURN_IF_ERROR(data_->CheckWindow(o_.seq_len + depth + 1));
   optimizer_ = std::make_unique<AdamW>(*params_, opt_options_);
   DSV3_RETURN_IF_ERROR(PrepareOut());
-  model_ = std::make_unique<TrainModel>(*params_, mo);
-  tokens_.resize(o_.batch_size * model_->window());
+  // Micro-batches run in parallel (one model + gradient slot per worker)
+  // when there are several threads and several micro-batches; otherwise one
+  // model uses every thread inside each op.
+  const int workers = o_.grad_accum > 1 ? static_cast<int>(std::min<int64_t>(NumThreads(), o_.grad_accum)) : 1;
+  for (int w = 0; w < workers; ++w) {
+    slots_.push_back(o_.grad_accum > 1 ? params_->AddGradSlot() : 0);
+    models_.push_back(std::make_unique<TrainModel>(*params_, mo, slots_.back()));
+    tokens_.emplace_back(o_.batch_size * models_.back()->window());
+  }
+  micro_losses_.resize(workers);
   loads_.resize(config_.num_layers_with_mtp());
   return Status::Ok();
 }
@@ -137,24 +146,46 @@ Status Trainer::NonFinite(int64_t step, const std::string& what) const {
   return Status::Error("step " + std::to_string(step + 1) + ": " + what + " is not finite; stopping (" + kept + ")");
 }
 
+void Trainer::AddMicroBatch(const TrainModel& model, const Losses& l, Losses* sum) {
+  const double scale = 1.0 / static_cast<double>(o_.grad_accum);
+  sum->main += l.main * scale, sum->balance += l.balance * scale, sum->total += l.total * scale;
+  for (size_t k = 0; k < l.mtp.size(); ++k) sum->mtp[k] += l.mtp[k] * scale;
+  const auto loads = model.Loads();
+  for (size_t layer = 0; layer < loads.size(); ++layer) {
+    if (!loads[layer]) continue;
+    loads_[layer].resize(loads[layer]->size(), 0);
+    for (size_t e = 0; e < loads[layer]->size(); ++e) loads_[layer][e] += (*loads[layer])[e];
+  }
+}
+
+double Trainer::Flops() const {
+  double f = 0.0;
+  for (const auto& m : models_) f += m->flops();
+  return f;
+}
+
 Status Trainer::TrainStep(int64_t step, Losses* sum, double* grad_norm, double* lr) {
-  const int64_t B = o_.batch_size, W = model_->window(), D = model_->depth();
-  params_->ZeroGrads();
+  const int64_t B = o_.batch_size, W = models_[0]->window(), workers = static_cast<int64_t>(models_.size());
+  params_->ZeroGrads(0);
   *sum = Losses();
-  sum->mtp.assign(D, 0.0);
+  sum->mtp.assign(models_[0]->depth(), 0.0);
   for (auto& l : loads_) std::fill(l.begin(), l.end(), 0);
   const float scale = 1.0f / static_cast<float>(o_.grad_accum);
-  for (int64_t micro = 0; micro < o_.grad_accum; ++micro) {
-    for (int64_t r = 0; r < B; ++r) data_->TrainWindow(o_.seed, step, micro, r, W, tokens_.data() + r * W);
-    const Losses l = model_->Step(tokens_.data(), true, scale);
-    if (!std::isfinite(l.total)) return NonFinite(step, "the loss");
-    sum->main += l.main * scale, sum->balance += l.balance * scale, sum->total += l.total * scale;
-    for (int64_t k = 0; k < D; ++k) sum->mtp[k] += l.mtp[k] * scale;
-    const auto loads = model_->Loads();
-    for (size_t layer = 0; layer < loads.size(); ++layer) {
-      if (!loads[layer]) continue;
-      loads_[layer].resize(loads[layer]->size(), 0);
-      for (size_t e = 0; e < loads[layer]->size(); ++e) loads_[layer][e] += (*loads[layer])[e];
+  for (int64_t first = 0; first < o_.grad_accum; first += workers) {
+    const int64_t count = std::min(workers, o_.grad_accum - first);
+    // Each worker: its micro-batch's windows, forward + backward into its slot.
+    ParallelFor(count, 1, [&](int64_t w0, int64_t w1) {
+      for (int64_t w = w0; w < w1; ++w) {
+        int32_t* tokens = tokens_[w].data();
+        for (int64_t r = 0; r < B; ++r) data_->TrainWindow(o_.seed, step, first + w, r, W, tokens + r * W);
+        if (slots_[w] != 0) params_->ZeroGrads(slots_[w]);
+        micro_losses_[w] = models_[w]->Step(tokens, true, scale);
+      }
+    });
+    for (int64_t w = 0; w < count; ++w) {  // in micro-batch order
+      if (!std::isfinite(micro_losses_[w].total)) return NonFinite(step, "the loss");
+      if (slots_[w] != 0) params_->AddGrads(slots_[w], 0);
+      AddMicroBatch(*models_[w], micro_losses_[w], sum);
     }
   }
   *grad_norm = optimizer_->GradNorm();
@@ -182,18 +213,20 @@ void Trainer::UpdateBiases() {
 }
 
 EvalResult Trainer::Evaluate() {
-  const int64_t B = o_.batch_size, W = model_->window(), D = model_->depth();
+  TrainModel& model = *models_[0];
+  int32_t* tokens = tokens_[0].data();
+  const int64_t B = o_.batch_size, W = model.window(), D = model.depth();
   const int64_t batches = (o_.eval_windows + B - 1) / B, count = batches * B;
   EvalResult r;
   r.mtp.assign(D, 0.0);
   std::vector<std::vector<double>> loads(config_.num_layers_with_mtp());
   for (int64_t bi = 0; bi < batches; ++bi) {
     for (int64_t row = 0; row < B; ++row)
-      data_->ValidationWindow(bi * B + row, count, W, tokens_.data() + row * W);
-    const Losses l = model_->Step(tokens_.data(), false, 1.0f);
+      data_->ValidationWindow(bi * B + row, count, W, tokens + row * W);
+    const Losses l = model.Step(tokens, false, 1.0f);
     r.loss += l.main / batches;
     for (int64_t k = 0; k < D; ++k) r.mtp[k] += l.mtp[k] / batches;
-    const auto layer_loads = model_->Loads();
+    const auto layer_loads = model.Loads();
     for (size_t layer = 0; layer < layer_loads.size(); ++layer) {
       if (!layer_loads[layer]) continue;
       loads[layer].resize(layer_loads[layer]->size(), 0.0);
@@ -274,20 +307,24 @@ Expected<TrainResult> Trainer::Run() {
   const int64_t tokens_per_step = o_.batch_size * o_.seq_len * o_.grad_accum;
   std::fprintf(log_,
                "train: %lld parameters, precision %s, balance %s, MTP depth %d, %lld x %lld tokens per micro-batch "
-               "x %lld; data: %lld train / %lld validation tokens; steps %lld..%lld\n",
-               (long long)params_->NumParams(), o_.precision.c_str(), o_.balance.c_str(), model_->depth(),
-               (long long)o_.batch_size, (long long)o_.seq_len, (long long)o_.grad_accum,
+               "x %lld (%d in parallel); data: %lld train / %lld validation tokens; steps %lld..%lld\n",
+               (long long)params_->NumParams(), o_.precision.c_str(), o_.balance.c_str(), models_[0]->depth(),
+               (long long)o_.batch_size, (long long)o_.seq_len, (long long)o_.grad_accum, workers(),
                (long long)data_->train().tokens, (long long)data_->validation().tokens, (long long)start_step_ + 1,
                (long long)o_.steps);
   const int64_t end = o_.stop_at > 0 ? std::min(o_.stop_at, o_.steps) : o_.steps;
+  if (NumThreads() > 1 && workers() == 1)
+    std::fprintf(log_, "hint: with %d threads, --grad-accum %d (and --batch-size / %d) runs whole micro-batches on the "
+                       "threads in parallel, which scales better than splitting every op\n",
+                 NumThreads(), NumThreads(), NumThreads());
   for (int64_t step = start_step_; step < end; ++step) {
     const auto t0 = Clock::now();
-    const double f0 = model_->flops();
+    const double f0 = Flops();
     Losses l;
     double grad_norm = 0.0, lr = 0.0;
     DSV3_RETURN_IF_ERROR(TrainStep(step, &l, &grad_norm, &lr));
     train_seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
-    train_flops_ += model_->flops() - f0;
+    train_flops_ += Flops() - f0;
     train_tokens_ += tokens_per_step;
     LogStep(step, l, grad_norm, lr);
     const bool last = step + 1 == end;

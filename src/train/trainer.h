@@ -1,6 +1,7 @@
 // A training run end to end: load the model config and token data, build
 // (or resume) parameters and optimizer, then for each step draw the step's
-// windows, run forward + backward over grad_accum micro-batches, clip, apply
+// windows, run forward + backward over grad_accum micro-batches (in parallel
+// on the worker threads when there are several), clip, apply
 // AdamW, update the aux-loss-free router biases from the step's expert
 // loads, log progress, evaluate and save checkpoints. A non-finite loss or
 // gradient stops the run with an error naming the step, before anything is
@@ -46,7 +47,8 @@ class Trainer {
   EvalResult Evaluate();
 
   TrainParams& params() { return *params_; }
-  TrainModel& model() { return *model_; }
+  TrainModel& model() { return *models_[0]; }
+  int workers() const { return static_cast<int>(models_.size()); }
   const Config& config() const { return config_; }
   int64_t start_step() const { return start_step_; }
 
@@ -55,6 +57,8 @@ class Trainer {
   Status Setup();
   Status PrepareOut();
   Status TrainStep(int64_t step, Losses* losses, double* grad_norm, double* lr);
+  void AddMicroBatch(const TrainModel& model, const Losses& l, Losses* sum);
+  double Flops() const;
   void UpdateBiases();
   Status Save(int64_t step);
   void LogStep(int64_t step, const Losses& l, double grad_norm, double lr);
@@ -70,10 +74,16 @@ class Trainer {
   Config config_;
   std::unique_ptr<TokenData> data_;
   std::unique_ptr<TrainParams> params_;
-  std::unique_ptr<TrainModel> model_;
+  // One model (activations) per worker thread. With grad_accum > 1,
+  // micro-batches run concurrently, each into its worker's gradient slot,
+  // and are added into slot 0 in micro-batch order: the result is the same
+  // for any thread count.
+  std::vector<std::unique_ptr<TrainModel>> models_;
+  std::vector<int> slots_;  // gradient slot of each worker
   std::unique_ptr<AdamW> optimizer_;
   int64_t start_step_ = 0, saved_step_ = -1;
-  std::vector<int32_t> tokens_;                // [B, window]
+  std::vector<std::vector<int32_t>> tokens_;   // per worker [B, window]
+  std::vector<Losses> micro_losses_;           // per worker, this round
   std::vector<std::vector<int64_t>> loads_;    // [layers][E] this step's expert loads
   // Progress accounting.
   double train_seconds_ = 0.0, train_flops_ = 0.0;

@@ -97,11 +97,15 @@ TEST(TrainLoopTest, LossFallsWellBelowLogVocabInEveryPrecision) {
     o.bf16_moments = std::string(precision) == "fp8";  // the recipe's BF16 moments, covered once
     auto r = Train(o);
     ASSERT_TRUE(r.ok()) << r.status().message();
-    std::printf("%s: train %.3f val %.3f (log 64 = %.3f) max_vio %.3f\n", precision, r->train_loss, r->val.loss,
-                std::log(64.0), r->val.worst_max_vio);
+    std::printf("%s: train %.3f val %.3f (log 64 = %.3f) acc %.3f mtp_acc %.3f max_vio %.3f\n", precision,
+                r->train_loss, r->val.loss, std::log(64.0), r->val.acc, r->val.mtp_acc[0], r->val.worst_max_vio);
     EXPECT_LT(r->val.loss, 0.6 * std::log(64.0)) << precision;
     ASSERT_EQ(r->val.mtp.size(), 1u);
     EXPECT_LT(r->val.mtp[0], 0.7 * std::log(64.0)) << precision;
+    // The chain's most likely successor has probability .55 (the MTP target,
+    // two steps ahead, at most .55 * .55 + ...); chance is 1/64.
+    EXPECT_GT(r->val.acc, 0.35) << precision;
+    EXPECT_GT(r->val.mtp_acc[0], 0.1) << precision;
   }
 }
 

@@ -112,7 +112,8 @@ void SiluMulBackward(const float* dact, const float* gate, const float* up, floa
   });
 }
 
-double CrossEntropyForward(float* logits, const int32_t* targets, float* losses, int64_t n, int64_t V) {
+double CrossEntropyForward(float* logits, const int32_t* targets, float* losses, int64_t n, int64_t V,
+                           uint8_t* hits) {
   ParallelFor(n, 8, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       float* z = logits + i * V;
@@ -121,6 +122,7 @@ double CrossEntropyForward(float* logits, const int32_t* targets, float* losses,
       const float zt = t < 0 ? 0.0f : z[t] - m;
       const double sum = ExpShiftSum(z, V, m);
       losses[i] = t < 0 ? 0.0f : static_cast<float>(std::log(sum) - zt);
+      if (hits) hits[i] = t >= 0 && zt == 0.0f;  // the target's logit is the maximum
       ScaleRow(z, V, static_cast<float>(1.0 / sum));
     }
   });

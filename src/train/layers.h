@@ -39,8 +39,11 @@ void SiluMulBackward(const float* dact, const float* gate, const float* up, floa
 
 // Softmax cross-entropy over logits [n, V] against targets [n]. Overwrites
 // logits with the probabilities, writes loss_i to losses [n], and returns
-// the sum of the losses (double). Targets < 0 are ignored (loss 0).
-double CrossEntropyForward(float* logits, const int32_t* targets, float* losses, int64_t n, int64_t V);
+// the sum of the losses (double). Targets < 0 are ignored (loss 0). With
+// `hits` [n], also marks the rows whose target has the largest logit
+// (top-1 accuracy; a tie counts as a hit).
+double CrossEntropyForward(float* logits, const int32_t* targets, float* losses, int64_t n, int64_t V,
+                           uint8_t* hits = nullptr);
 // dlogits [n, V] = scale * (probs - onehot(target)); in place on probs.
 void CrossEntropyBackward(float* probs, const int32_t* targets, float scale, int64_t n, int64_t V);
 

@@ -43,7 +43,7 @@ TrainModel::TrainModel(TrainParams& params, const ModelOptions& options, int gra
     s.in.resize(n * d), s.out.resize(n * d), s.normed.resize(n * d), s.n_rstd.resize(n), s.d_normed.resize(n * d);
   }
   hidden_.resize(n * d), hidden_rstd_.resize(n), d_hidden_.resize(n * d);
-  logits_.resize(n * dims_.V), ce_losses_.resize(n);
+  logits_.resize(n * dims_.V), ce_losses_.resize(n), hits_.resize(n);
   dh_.resize(n * d), dtmp_.resize(n * d), dcat_.resize(n * 2 * d), norm_scratch_.resize(RmsNormScratch(n, d));
   mla_scratch_.Reserve(dims_, std::max(NumThreads(), omp_get_num_procs()));
   ffn_scratch_.Reserve(dims_);
@@ -103,12 +103,15 @@ void TrainModel::BlockBackward(int64_t l, const float* h_in, float* dh) {
 }
 
 double TrainModel::HeadLoss(const float* x, const int32_t* targets, float scale, bool backward, float* dx,
-                            std::vector<float>* logits_copy) {
+                            std::vector<float>* logits_copy, double* accuracy) {
   const int64_t n = dims_.n, d = dims_.d, V = dims_.V;
   const Precision hp = ctx_.head_precision();
   lin_.Forward(hp, x, d, Data(params_.head()), V, d, logits_.data(), V, n);  // logits [n, V]
   if (logits_copy) logits_copy->assign(logits_.begin(), logits_.begin() + n * V);
-  const double sum = CrossEntropyForward(logits_.data(), targets, ce_losses_.data(), n, V);
+  const double sum = CrossEntropyForward(logits_.data(), targets, ce_losses_.data(), n, V, hits_.data());
+  int64_t hits = 0;
+  for (int64_t i = 0; i < n; ++i) hits += hits_[i];
+  *accuracy = static_cast<double>(hits) / static_cast<double>(n);
   if (backward) {
     CrossEntropyBackward(logits_.data(), targets, scale, n, V);
     lin_.Backward(hp, logits_.data(), V, x, d, Data(params_.head()), V, d, dx, d, false, Mut(params_.head_grad(slot_)),
@@ -118,7 +121,7 @@ double TrainModel::HeadLoss(const float* x, const int32_t* targets, float scale,
 }
 
 double TrainModel::MtpForward(int k, const float* prev, bool backward, float scale,
-                              std::vector<float>* logits_copy) {
+                              std::vector<float>* logits_copy, double* accuracy) {
   Mtp& s = mtp_[k - 1];
   const int64_t l = config_.num_hidden_layers + k - 1, n = dims_.n, d = dims_.d;
   const MtpWeights& mw = params_.w().layers[l].mtp;
@@ -129,7 +132,7 @@ double TrainModel::MtpForward(int k, const float* prev, bool backward, float sca
   lin_.Forward(ctx_.precision, s.cat.data(), 2 * d, Data(mw.eh_proj), d, 2 * d, s.in.data(), d, n);
   BlockForward(l, s.in.data(), s.out.data());
   RmsNormForward(s.out.data(), d, mw.shared_head_norm.data(), dims_.eps, s.normed.data(), d, s.n_rstd.data(), n, d);
-  return HeadLoss(s.normed.data(), targets_[k].data(), scale, backward, s.d_normed.data(), logits_copy);
+  return HeadLoss(s.normed.data(), targets_[k].data(), scale, backward, s.d_normed.data(), logits_copy, accuracy);
 }
 
 // dprev: in, the gradient reaching depth k's output from depth k+1; out, the
@@ -170,12 +173,13 @@ Losses TrainModel::Step(const int32_t* tokens, bool backward, float loss_scale,
   RmsNormForward(hs_[L].data(), d, w.norm.data(), m.eps, hidden_.data(), d, hidden_rstd_.data(), n, d);
   Losses out;
   out.main = HeadLoss(hidden_.data(), targets_[0].data(), loss_scale / n, backward, d_hidden_.data(),
-                      logits ? &(*logits)[0] : nullptr) / n;
+                      logits ? &(*logits)[0] : nullptr, &out.main_acc) / n;
   const float mtp_scale = depth_ ? static_cast<float>(loss_scale * options_.mtp_lambda / depth_ / n) : 0.0f;
   double mtp_sum = 0.0;
   for (int k = 1; k <= depth_; ++k) {
     const float* prev = k == 1 ? hidden_.data() : mtp_[k - 2].out.data();
-    out.mtp.push_back(MtpForward(k, prev, backward, mtp_scale, logits ? &(*logits)[k] : nullptr) / n);
+    out.mtp_acc.push_back(0.0);
+    out.mtp.push_back(MtpForward(k, prev, backward, mtp_scale, logits ? &(*logits)[k] : nullptr, &out.mtp_acc.back()) / n);
     mtp_sum += out.mtp.back();
   }
   for (size_t l = 0; l < blocks_.size(); ++l)

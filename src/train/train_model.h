@@ -30,6 +30,8 @@ struct ModelOptions {
 struct Losses {
   double main = 0.0;          // mean next-token cross-entropy
   std::vector<double> mtp;    // [D] mean cross-entropy of each MTP depth
+  double main_acc = 0.0;      // top-1 accuracy of the next-token prediction
+  std::vector<double> mtp_acc;  // [D] top-1 accuracy of MTP depth k (token i+k+1)
   double balance = 0.0;       // balance / aux loss, summed over MoE layers, weighted
   double total = 0.0;         // what the gradients are of
 };
@@ -77,8 +79,9 @@ class TrainModel {
   void BlockBackward(int64_t l, const float* h_in, float* dh);
   // logits [n, V] = x head^T; returns the summed CE; with backward writes dx.
   double HeadLoss(const float* x, const int32_t* targets, float scale, bool backward, float* dx,
-                  std::vector<float>* logits_copy);
-  double MtpForward(int k, const float* prev, bool backward, float scale, std::vector<float>* logits_copy);
+                  std::vector<float>* logits_copy, double* accuracy);
+  double MtpForward(int k, const float* prev, bool backward, float scale, std::vector<float>* logits_copy,
+                    double* accuracy);
   void MtpBackward(int k, float* dprev);
 
   TrainParams& params_;
@@ -98,6 +101,7 @@ class TrainModel {
   std::vector<Mtp> mtp_;                                 // [D]
   std::vector<float> hidden_, hidden_rstd_, d_hidden_;   // [n, d], [n], [n, d]
   std::vector<float> logits_, ce_losses_;                // [n, V], [n]
+  std::vector<uint8_t> hits_;                            // [n] top-1 hits
   // Backward scratch.
   std::vector<float> dh_, dtmp_, dcat_, norm_scratch_;   // [n, d], [n, d], [n, 2d]
   MlaScratch mla_scratch_;

@@ -218,14 +218,14 @@ EvalResult Trainer::Evaluate() {
   const int64_t B = o_.batch_size, W = model.window(), D = model.depth();
   const int64_t batches = (o_.eval_windows + B - 1) / B, count = batches * B;
   EvalResult r;
-  r.mtp.assign(D, 0.0);
+  r.mtp.assign(D, 0.0), r.mtp_acc.assign(D, 0.0);
   std::vector<std::vector<double>> loads(config_.num_layers_with_mtp());
   for (int64_t bi = 0; bi < batches; ++bi) {
     for (int64_t row = 0; row < B; ++row)
       data_->ValidationWindow(bi * B + row, count, W, tokens + row * W);
     const Losses l = model.Step(tokens, false, 1.0f);
-    r.loss += l.main / batches;
-    for (int64_t k = 0; k < D; ++k) r.mtp[k] += l.mtp[k] / batches;
+    r.loss += l.main / batches, r.acc += l.main_acc / batches;
+    for (int64_t k = 0; k < D; ++k) r.mtp[k] += l.mtp[k] / batches, r.mtp_acc[k] += l.mtp_acc[k] / batches;
     const auto layer_loads = model.Loads();
     for (size_t layer = 0; layer < layer_loads.size(); ++layer) {
       if (!layer_loads[layer]) continue;
@@ -289,15 +289,26 @@ void Trainer::LogStep(int64_t step, const Losses& l, double grad_norm, double lr
 }
 
 void Trainer::LogEval(int64_t step, const EvalResult& e) {
-  std::string mtp, vio;
+  // eval step N  val_loss X  val_acc A  [val_mtp X.. mtp_acc A..]  [max_vio layerL=V..]
+  std::string line = "eval step " + std::to_string(step);
   char buf[64];
-  for (double x : e.mtp) std::snprintf(buf, sizeof(buf), " %.4f", x), mtp += buf;
-  for (size_t l = 0; l < e.max_vio.size(); ++l)
-    if (e.max_vio[l] >= 0) std::snprintf(buf, sizeof(buf), " layer%zu=%.3f", l, e.max_vio[l]), vio += buf;
-  std::fprintf(log_, "eval step %lld  val_loss %.4f%s%s%s%s\n", (long long)step, e.loss, mtp.empty() ? "" : "  val_mtp",
-               mtp.c_str(), vio.empty() ? "" : "  max_vio", vio.c_str());
+  std::snprintf(buf, sizeof(buf), "  val_loss %.4f  val_acc %.4f", e.loss, e.acc), line += buf;
+  if (!e.mtp.empty()) {
+    line += "  val_mtp";
+    for (double x : e.mtp) std::snprintf(buf, sizeof(buf), " %.4f", x), line += buf;
+    line += "  mtp_acc";
+    for (double x : e.mtp_acc) std::snprintf(buf, sizeof(buf), " %.4f", x), line += buf;
+  }
+  bool any = false;
+  for (size_t l = 0; l < e.max_vio.size(); ++l) {
+    if (e.max_vio[l] < 0) continue;
+    std::snprintf(buf, sizeof(buf), "%s layer%zu=%.3f", any ? "" : "  max_vio", l, e.max_vio[l]), line += buf;
+    any = true;
+  }
+  std::fprintf(log_, "%s\n", line.c_str());
   std::fflush(log_);
-  json j = {{"step", step}, {"val_loss", e.loss}, {"val_mtp", e.mtp}, {"max_vio", e.max_vio}};
+  json j = {{"step", step}, {"val_loss", e.loss}, {"val_mtp", e.mtp}, {"val_acc", e.acc}, {"val_mtp_acc", e.mtp_acc},
+            {"max_vio", e.max_vio}};
   std::fprintf(jsonl_, "%s\n", j.dump().c_str());
   std::fflush(jsonl_);
 }

@@ -25,6 +25,8 @@ namespace dsv3::train {
 struct EvalResult {
   double loss = 0.0;             // mean next-token CE over the validation windows
   std::vector<double> mtp;       // [D] mean CE per MTP depth
+  double acc = 0.0;              // top-1 accuracy of the next token
+  std::vector<double> mtp_acc;   // [D] top-1 accuracy of MTP depth k (token i+k+1)
   std::vector<double> max_vio;   // per layer (main then MTP): max load / mean load - 1; -1 for dense layers
   double worst_max_vio = 0.0;    // the largest over MoE layers (0 without MoE)
 };

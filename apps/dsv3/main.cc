@@ -50,7 +50,12 @@ int main(int argc, char** argv) {
   dsv3::cli::RegisterRun(app, common);
   dsv3::cli::RegisterInspect(app, common);
   dsv3::cli::RegisterLogits(app, common);
+  dsv3::cli::RegisterConvert(app, common);
+  dsv3::cli::RegisterTokenize(app, common);
+  dsv3::cli::RegisterChat(app, common);
+  dsv3::cli::RegisterTrainTokenizer(app, common);
   dsv3::cli::RegisterTrain(app, common);
+  dsv3::cli::RegisterPrepareData(app, common);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -97,6 +97,18 @@ Status SaveCheckpoint(const std::string& dir, const std::string& config_json, co
   return WriteText(dir + "/config.json", config_json);
 }
 
+Status CopyTokenizerFiles(const std::string& tokenizer_dir, const std::string& dir) {
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    const std::string src = tokenizer_dir + "/" + name, dst = dir + "/" + name, tmp = dst + ".tmp";
+    std::error_code ec;
+    if (tokenizer_dir.empty() || !std::filesystem::is_regular_file(src, ec)) continue;
+    std::filesystem::copy_file(src, tmp, std::filesystem::copy_options::overwrite_existing, ec);
+    if (!ec) std::filesystem::rename(tmp, dst, ec);
+    if (ec) return Status::Error(dst + ": cannot copy from " + src + ": " + ec.message());
+  }
+  return Status::Ok();
+}
+
 Expected<int64_t> LoadTrainingState(const std::string& dir, TrainParams& params, AdamW& optimizer,
                                     std::map<std::string, std::string>* metadata) {
   const std::string path = dir + "/optimizer.safetensors";

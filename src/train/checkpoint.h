@@ -34,6 +34,11 @@ struct SaveOptions {
 Status SaveCheckpoint(const std::string& dir, const std::string& config_json, const TrainParams& params,
                       const AdamW& optimizer, int64_t step, const SaveOptions& options);
 
+// Copies DIR/tokenizer.json and DIR/tokenizer_config.json (those present)
+// into the checkpoint, so it is a complete model directory (`dsv3 run
+// --prompt TEXT` needs them). Temp name + rename like every checkpoint file.
+Status CopyTokenizerFiles(const std::string& tokenizer_dir, const std::string& dir);
+
 // Restores master weights, biases and moments from DIR/optimizer.safetensors
 // and returns the step it was saved at. Every tensor of `params` must be
 // there with the same shape and the file must hold no others (a checkpoint

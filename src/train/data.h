@@ -36,7 +36,7 @@ struct DataSplit {
 struct DataInfo {
   int64_t vocab_size = 0;
   int64_t eos_token_id = -1;
-  std::string tokenizer;  // where the ids came from (informational)
+  std::string tokenizer;  // the tokenizer directory (checkpoints copy its files), or a description
 };
 
 class TokenData {

@@ -251,6 +251,7 @@ Status Trainer::Save(int64_t step) {
   so.model_dtype = o_.save_dtype == "bf16" ? DType::kBF16 : DType::kF32;
   so.metadata["options"] = TrainOptionsJson(o_);
   DSV3_RETURN_IF_ERROR(SaveCheckpoint(o_.out, config_json_, *params_, *optimizer_, step, so));
+  DSV3_RETURN_IF_ERROR(CopyTokenizerFiles(data_->info().tokenizer, o_.out));  // when the data names one
   saved_step_ = step;
   return Status::Ok();
 }

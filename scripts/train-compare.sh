@@ -6,10 +6,11 @@
 #   scripts/train-compare.sh balance DATA_DIR MODEL_CONFIG OUT_DIR [dsv3 train flags...]
 #       aux-free vs aux-loss vs none: validation loss and MaxVio per MoE layer
 # Each run writes OUT_DIR/<variant>/ (checkpoint, train_log.jsonl with the
-# loss curve, train.out with the progress lines). DSV3 selects the binary.
+# loss curves) and OUT_DIR/<variant>.out (the progress lines); the table ends
+# with the validation curves (scripts/train-curves.sh). DSV3 selects the binary.
 set -euo pipefail
 if [ $# -lt 4 ]; then
-  sed -n '2,9p' "$0" >&2
+  sed -n '2,10p' "$0" >&2
   exit 2
 fi
 what=$1 data=$2 config=$3 out=$4
@@ -42,3 +43,7 @@ else
     echo "| $v | $(final "$v" val_loss) | $(final "$v" max_vio) | $per |"
   done
 fi
+echo
+runs=()
+for v in "${variants[@]}"; do runs+=("$out/$v"); done
+"$(dirname "$0")/train-curves.sh" "${runs[@]}"

@@ -12,6 +12,7 @@
 
 #include "core/dtype.h"
 #include "core/parallel.h"
+#include "ops/ops.h"
 #include "train/data.h"
 #include "train/gemm.h"
 #include "train/linear.h"
@@ -176,6 +177,24 @@ TEST(TrainVecTest, SoftmaxRowKernelsMatchTheirTwins) {
     ScaleRow(a.data(), n, 0.5f);
     for (int64_t i = 0; i < n; ++i) b[i] *= 0.5f;
     for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(a[i], b[i], 4e-7f * b[i]) << n << " " << i;
+  }
+}
+
+// SwiGLU rows against the scalar formulas (the engine's ops::SiluMul for the
+// forward), sizes 1..70.
+TEST(TrainVecTest, SiluMulRowsMatchTheirTwins) {
+  for (int64_t n = 1; n <= 70; ++n) {
+    auto g = RandomVector(n, 40 + n, 3.0f), u = RandomVector(n, 140 + n), da = RandomVector(n, 240 + n);
+    std::vector<float> act(n), want = g, dg(n), du(n);
+    SiluMulRow(g.data(), u.data(), act.data(), n);
+    ops::SiluMul(want.data(), u.data(), 1, n);
+    SiluMulBackwardRow(da.data(), g.data(), u.data(), dg.data(), du.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const float s = 1.0f / (1.0f + std::exp(-g[i]));
+      ASSERT_NEAR(act[i], want[i], 1e-6f * (1 + std::fabs(want[i]))) << n << " " << i;
+      ASSERT_NEAR(du[i], da[i] * g[i] * s, 1e-6f * (1 + std::fabs(du[i]))) << n << " " << i;
+      ASSERT_NEAR(dg[i], da[i] * u[i] * s * (1 + g[i] * (1 - s)), 1e-6f * (1 + std::fabs(dg[i]))) << n << " " << i;
+    }
   }
 }
 

@@ -93,22 +93,15 @@ void RopeBackward(float* dx, const float* cos, const float* sin, int64_t dim) {
 }
 
 void SiluMulForward(const float* gate, const float* up, float* act, int64_t n, int64_t f) {
-  ParallelFor(n, 16, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0 * f; i < i1 * f; ++i) {
-      const float g = gate[i];
-      act[i] = g / (1.0f + std::exp(-g)) * up[i];  // as ops::SiluMul
-    }
+  ParallelFor(n, 16, [&](int64_t i0, int64_t i1) {  // vectorised (vec.cc); ops::SiluMul is the scalar twin
+    SiluMulRow(gate + i0 * f, up + i0 * f, act + i0 * f, (i1 - i0) * f);
   });
 }
 
 void SiluMulBackward(const float* dact, const float* gate, const float* up, float* dgate, float* dup, int64_t n,
                      int64_t f) {
   ParallelFor(n, 16, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0 * f; i < i1 * f; ++i) {
-      const float g = gate[i], s = 1.0f / (1.0f + std::exp(-g));
-      dup[i] = dact[i] * g * s;
-      dgate[i] = dact[i] * up[i] * s * (1.0f + g * (1.0f - s));
-    }
+    SiluMulBackwardRow(dact + i0 * f, gate + i0 * f, up + i0 * f, dgate + i0 * f, dup + i0 * f, (i1 - i0) * f);
   });
 }
 

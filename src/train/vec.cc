@@ -56,6 +56,41 @@ void ScaleRowImpl(float* x, int64_t n, float s) {
   for (; i < n; ++i) x[i] *= s;
 }
 
+// silu(g) * u with sigmoid(g) = 1 / (1 + exp(-g)).
+void SiluMulRowImpl(const float* gate, const float* up, float* act, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  const auto one = hn::Set(d, 1.0f);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto g = hn::LoadU(d, gate + i);
+    const auto sig = hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(g))));
+    hn::StoreU(hn::Mul(hn::Mul(g, sig), hn::LoadU(d, up + i)), d, act + i);
+  }
+  for (; i < n; ++i) act[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+// dup = dact * silu(g); dgate = dact * u * s * (1 + g (1 - s)), s = sigmoid(g).
+void SiluMulBackwardRowImpl(const float* dact, const float* gate, const float* up, float* dgate, float* dup,
+                            int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t L = static_cast<int64_t>(hn::Lanes(d));
+  const auto one = hn::Set(d, 1.0f);
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto g = hn::LoadU(d, gate + i), da = hn::LoadU(d, dact + i);
+    const auto sig = hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(g))));
+    hn::StoreU(hn::Mul(da, hn::Mul(g, sig)), d, dup + i);
+    const auto slope = hn::Mul(sig, hn::MulAdd(g, hn::Sub(one, sig), one));
+    hn::StoreU(hn::Mul(hn::Mul(da, hn::LoadU(d, up + i)), slope), d, dgate + i);
+  }
+  for (; i < n; ++i) {
+    const float g = gate[i], sg = 1.0f / (1.0f + std::exp(-g));
+    dup[i] = dact[i] * g * sg;
+    dgate[i] = dact[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
+  }
+}
+
 // The branch-free e4m3 rounding of quant.h on vectors.
 template <class D, class V>
 HWY_INLINE V RoundE4M3Vec(D d, V x) {
@@ -128,6 +163,15 @@ HWY_EXPORT(ExpShiftSumImpl);
 HWY_EXPORT(RowMaxImpl);
 HWY_EXPORT(ScaleRowImpl);
 HWY_EXPORT(RoundE4M3RowImpl);
+HWY_EXPORT(SiluMulRowImpl);
+HWY_EXPORT(SiluMulBackwardRowImpl);
+
+void SiluMulRow(const float* gate, const float* up, float* act, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(SiluMulRowImpl)(gate, up, act, n);
+}
+void SiluMulBackwardRow(const float* dact, const float* gate, const float* up, float* dgate, float* dup, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(SiluMulBackwardRowImpl)(dact, gate, up, dgate, dup, n);
+}
 HWY_EXPORT(AbsMaxIntoImpl);
 HWY_EXPORT(AbsMaxImpl);
 

@@ -18,6 +18,10 @@ float RowMax(const float* x, int64_t n);
 // x[i] *= s
 void ScaleRow(float* x, int64_t n, float s);
 
+// SwiGLU rows: act = silu(gate) * up; and its backward dgate, dup from dact.
+void SiluMulRow(const float* gate, const float* up, float* act, int64_t n);
+void SiluMulBackwardRow(const float* dact, const float* gate, const float* up, float* dgate, float* dup, int64_t n);
+
 // FP8 emulation rows (see quant.h): out[i] = RoundE4M3(x[i] * inv[i]) * scale[i],
 // with inv/scale either per element (`per_element`) or inv[0]/scale[0] for all.
 void RoundE4M3Row(const float* x, float* out, int64_t n, const float* inv, const float* scale, bool per_element);

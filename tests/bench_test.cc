@@ -96,7 +96,9 @@ TEST(Bench, SpecSmokeOnTinyMtpModel) {
     int64_t accepted = 0;
     for (int p = 0; p < run.draft_tokens; ++p) {
       EXPECT_EQ(s.proposed_at[p], s.rounds);
-      if (p > 0) EXPECT_LE(s.accepted_at[p], s.accepted_at[p - 1]);  // a prefix is accepted
+      if (p > 0) {
+        EXPECT_LE(s.accepted_at[p], s.accepted_at[p - 1]);  // a prefix is accepted
+      }
       accepted += s.accepted_at[p];
     }
     EXPECT_EQ(accepted, s.accepted);

@@ -22,7 +22,7 @@ namespace dsv3::cli {
 namespace {
 
 struct ChatOptions {
-  std::string model_dir, tokenizer_dir, system;
+  std::string model_dir = DefaultModelDir(), tokenizer_dir, system;
   GenerateOptions gen;
   bool raw_prompt = false, hide_reasoning = false, quiet = false;
 };
@@ -159,8 +159,8 @@ void RegisterChat(CLI::App& app, Common& common) {
   auto o = std::make_shared<ChatOptions>();
   o->gen.max_new_tokens = 512;
   CLI::App* cmd = app.add_subcommand("chat", "interactive multi-turn chat (streams replies)");
-  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json, safetensors, tokenizer files)")
-      ->required();
+  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json, safetensors, tokenizer files; default: the bundled model)")
+      ->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model directory)");
   cmd->add_option("--system", o->system, "system prompt");
   cmd->add_flag("--raw-prompt", o->raw_prompt, "no chat template: send each line as plain text");

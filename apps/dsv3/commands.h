@@ -25,6 +25,11 @@ void RegisterChat(CLI::App& app, Common& common);
 void RegisterTrainTokenizer(CLI::App& app, Common& common);
 void RegisterTrain(CLI::App& app, Common& common);
 void RegisterPrepareData(CLI::App& app, Common& common);
+void RegisterPerplexity(CLI::App& app, Common& common);
+
+// The model used when --model is omitted: $DSV3_MODEL, else the bundled
+// model of the source tree this binary was built from (models/brown-10m).
+std::string DefaultModelDir();
 
 // Prints "dsv3: error: <message>" to stderr and returns 1.
 int Fail(const Status& status);

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   dsv3::cli::RegisterRun(app, common);
   dsv3::cli::RegisterInspect(app, common);
   dsv3::cli::RegisterLogits(app, common);
+  dsv3::cli::RegisterServe(app, common);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

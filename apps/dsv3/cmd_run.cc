@@ -4,6 +4,7 @@
 
 #include "apps/dsv3/commands.h"
 #include "runtime/generate.h"
+#include "runtime/speculative.h"
 
 namespace dsv3::cli {
 
@@ -14,7 +15,19 @@ struct RunOptions {
   GenerateOptions gen;
   bool ignore_eos = false;
   bool quiet = false;
+  std::string spec = "none";  // none | mtp | auto
+  SpecOptions spec_options;
 };
+
+void PrintSpecStats(const SpecStats& s) {
+  std::fprintf(stderr, "spec mtp: %lld rounds, %lld/%lld drafts accepted (%.1f%%), %.2f tokens per main forward;",
+               (long long)s.rounds, (long long)s.accepted, (long long)s.drafted, 100.0 * s.acceptance(),
+               s.tokens_per_forward());
+  for (size_t j = 0; j < s.proposed_at.size(); ++j)
+    std::fprintf(stderr, " pos%zu %.1f%%", j + 1,
+                 s.proposed_at[j] ? 100.0 * s.accepted_at[j] / s.proposed_at[j] : 0.0);
+  std::fprintf(stderr, "\n");
+}
 
 int Run(const RunOptions& o) {
   auto ids = ParseIds(o.prompt_ids);
@@ -23,16 +36,25 @@ int Run(const RunOptions& o) {
   if (!model.ok()) return Fail(model.status());
   GenerateOptions gen = o.gen;
   gen.stop_at_eos = !o.ignore_eos;
+  bool use_spec = o.spec == "mtp";
+  if (o.spec == "auto") {
+    use_spec = (*model)->has_mtp();
+    if (!use_spec && !o.quiet) std::fprintf(stderr, "warning: --spec auto: no MTP layer, decoding without speculation\n");
+  }
   GenerateStats stats;
+  SpecStats spec_stats;
   bool first = true;
-  auto out = Generate(**model, *ids, gen, [&](int32_t token) {
+  auto print = [&](int32_t token) {
     std::printf(first ? "%d" : " %d", token);
     std::fflush(stdout);
     first = false;
     return true;
-  }, &stats);
+  };
+  auto out = use_spec ? GenerateSpeculative(**model, *ids, gen, o.spec_options, print, &stats, &spec_stats)
+                      : Generate(**model, *ids, gen, print, &stats);
   std::printf("\n");
   if (!out.ok()) return Fail(out.status());
+  if (use_spec && !o.quiet) PrintSpecStats(spec_stats);
   if (!o.quiet)
     std::fprintf(stderr, "prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s)\n",
                  static_cast<long long>(stats.prompt_tokens), stats.prefill_seconds,
@@ -57,6 +79,12 @@ void RegisterRun(CLI::App& app, Common& common) {
   cmd->add_option("--seed", o->gen.sampling.seed, "sampling seed (same seed, same output)")->capture_default_str();
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
   cmd->add_flag("-q,--quiet", o->quiet, "no loading or speed messages");
+  cmd->add_option("--spec", o->spec, "speculative decoding: none, mtp (the model's MTP layer drafts), auto")
+      ->check(CLI::IsMember({"none", "mtp", "auto"}))
+      ->capture_default_str();
+  cmd->add_option("--draft-tokens", o->spec_options.draft_tokens, "draft tokens per step with --spec")
+      ->check(CLI::Range(1, 16))
+      ->capture_default_str();
   cmd->callback([o, &common] {
     common.Apply();
     common.exit_code = Run(*o);

@@ -1,0 +1,230 @@
+// MTP speculative decoding; see speculative.h.
+#include "runtime/speculative.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+namespace dsv3 {
+
+namespace {
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+SpeculativeDecoder::SpeculativeDecoder(const Model& model, const GenerateOptions& gen, const SpecOptions& spec)
+    : model_(model), gen_(gen), spec_(spec), cache_(model.config(), 0, 0) {}
+
+Status SpeculativeDecoder::Prefill(const std::vector<std::vector<int32_t>>& prompts) {
+  const int64_t d = model_.config().hidden_size, V = model_.config().vocab_size;
+  const int64_t chunk = std::max<int64_t>(gen_.prefill_chunk, 1);
+  int64_t longest = 0;
+  for (const auto& p : prompts) longest = std::max<int64_t>(longest, p.size());
+  std::vector<const float*> last_logits(seqs_.size());
+  std::vector<float> logits(seqs_.size() * V);
+  for (int64_t start = 0; start < longest; start += chunk) {
+    batch_.Clear();
+    std::vector<std::pair<int64_t, int64_t>> rows;  // (sequence, count) in batch order
+    for (size_t s = 0; s < seqs_.size(); ++s) {
+      const int64_t P = prompts[s].size(), end = std::min(P, start + chunk);
+      for (int64_t p = start; p < end; ++p) batch_.Add(prompts[s][p], p, seqs_[s].slot, p == P - 1);
+      if (end > start) rows.emplace_back(s, end - start);
+    }
+    DSV3_RETURN_IF_ERROR(model_.Forward(batch_, cache_, ws_));
+    int64_t row = 0, logit_row = 0;
+    for (auto [s, count] : rows) {
+      Seq& q = seqs_[s];
+      q.hidden.insert(q.hidden.end(), ws_.hidden.begin() + row * d, ws_.hidden.begin() + (row + count) * d);
+      row += count;
+      q.n += count;
+      if (q.n == static_cast<int64_t>(prompts[s].size()))
+        std::memcpy(&logits[s * V], ws_.logits.data() + logit_row++ * V, V * sizeof(float));
+    }
+  }
+  for (size_t s = 0; s < seqs_.size(); ++s) seqs_[s].pending = seqs_[s].sampler.Sample(&logits[s * V], V);
+  return Status::Ok();
+}
+
+// Catches the MTP layer up on new main hidden states and proposes K drafts.
+Status SpeculativeDecoder::Draft() {
+  const int64_t d = model_.config().hidden_size, V = model_.config().vocab_size, K = spec_.draft_tokens;
+  std::vector<Seq*> active;
+  for (auto& s : seqs_)
+    if (!s.done) active.push_back(&s);
+  batch_.Clear();
+  hidden_in_.clear();
+  for (Seq* s : active) {
+    cache_.set_length(s->slot, s->mtp_from, /*stack=*/1);  // drop rows built on old drafts
+    for (int64_t i = s->mtp_from; i < s->n; ++i)  // position i reads (h_i, t_{i+1})
+      batch_.Add(i + 1 < s->n ? s->out_tokens[i + 1] : s->pending, i, s->slot, i == s->n - 1);
+    hidden_in_.insert(hidden_in_.end(), s->hidden.begin(), s->hidden.end());
+  }
+  std::vector<float> mtp_h(active.size() * d);  // [active, d] the MTP layer's own normalised output
+  for (int64_t j = 0; j < K; ++j) {
+    if (j > 0) {
+      batch_.Clear();
+      hidden_in_.assign(mtp_h.begin(), mtp_h.end());
+      for (Seq* s : active) batch_.Add(s->drafts[j - 1], s->n + j - 1, s->slot, true);
+    }
+    DSV3_RETURN_IF_ERROR(model_.ForwardMtp(0, batch_, hidden_in_.data(), cache_, ws_));
+    for (size_t a = 0; a < active.size(); ++a) {
+      Seq& s = *active[a];
+      const int64_t row = batch_.logit_rows[a];
+      std::memcpy(&mtp_h[a * d], ws_.hidden.data() + row * d, d * sizeof(float));
+      float* q = s.q.data() + j * V;
+      s.sampler.Distribution(ws_.logits.data() + a * V, V, q);
+      s.drafts[j] = gen_.sampling.greedy() ? ArgMax(q, V) : s.sampler.SampleFrom(q, V);
+    }
+  }
+  for (Seq* s : active) {
+    s->mtp_from = s->n;
+    s->hidden.clear();
+  }
+  return Status::Ok();
+}
+
+int64_t SpeculativeDecoder::Accept(Seq& s, const float* logits, int32_t* next) {
+  const int64_t V = model_.config().vocab_size, K = spec_.draft_tokens;
+  probs_.resize(V), residual_.resize(V);
+  for (int64_t j = 0; j < K; ++j) {
+    const float* row = logits + j * V;
+    const int32_t draft = s.drafts[j];
+    if (gen_.sampling.greedy()) {
+      const int32_t target = ArgMax(row, V);
+      if (draft == target) continue;
+      *next = target;
+      return j;
+    }
+    s.sampler.Distribution(row, V, probs_.data());
+    const float* q = s.q.data() + j * V;
+    const double ratio = q[draft] > 0 ? probs_[draft] / static_cast<double>(q[draft]) : 0.0;
+    if (s.sampler.rng().Uniform() < ratio) continue;
+    // Rejected: sample from the normalised residual max(0, p - q).
+    double mass = 0;
+    for (int64_t v = 0; v < V; ++v) mass += (residual_[v] = std::max(0.0f, probs_[v] - q[v]));
+    if (mass <= 0) {  // p == q up to rounding: the residual is empty, p itself is exact
+      *next = s.sampler.SampleFrom(probs_.data(), V);
+      return j;
+    }
+    for (int64_t v = 0; v < V; ++v) residual_[v] = static_cast<float>(residual_[v] / mass);
+    *next = s.sampler.SampleFrom(residual_.data(), V);
+    return j;
+  }
+  *next = s.sampler.Sample(logits + K * V, V);  // every draft accepted: a bonus token
+  return K;
+}
+
+bool SpeculativeDecoder::Emit(int64_t index, Seq& s, int32_t token, const BatchTokenCallback& on_token) {
+  const auto& eos = model_.config().eos_token_ids;
+  s.out.push_back(token);
+  ++stats_.emitted;
+  const bool stop = (gen_.stop_at_eos && std::count(eos.begin(), eos.end(), token)) ||
+                    std::count(gen_.stop_token_ids.begin(), gen_.stop_token_ids.end(), token);
+  const bool keep = on_token ? on_token(index, token) : true;
+  if (stop || !keep || static_cast<int64_t>(s.out.size()) >= gen_.max_new_tokens) s.done = true;
+  return !s.done;
+}
+
+Status SpeculativeDecoder::VerifyAndAccept(const BatchTokenCallback& on_token) {
+  const int64_t d = model_.config().hidden_size, V = model_.config().vocab_size, K = spec_.draft_tokens;
+  batch_.Clear();
+  std::vector<int64_t> active;
+  for (size_t i = 0; i < seqs_.size(); ++i) {
+    Seq& s = seqs_[i];
+    if (s.done) continue;
+    active.push_back(i);
+    batch_.Add(s.pending, s.n, s.slot, true);
+    for (int64_t j = 0; j < K; ++j) batch_.Add(s.drafts[j], s.n + 1 + j, s.slot, true);
+  }
+  DSV3_RETURN_IF_ERROR(model_.Forward(batch_, cache_, ws_));
+  for (size_t a = 0; a < active.size(); ++a) {
+    Seq& s = seqs_[active[a]];
+    const int64_t base = a * (K + 1);
+    int32_t next = 0;
+    const int64_t accepted = Accept(s, ws_.logits.data() + base * V, &next);
+    ++stats_.rounds;
+    stats_.drafted += K;
+    stats_.accepted += accepted;
+    for (int64_t j = 0; j < K; ++j) ++stats_.proposed_at[j];
+    for (int64_t j = 0; j < accepted; ++j) ++stats_.accepted_at[j];
+    // Rows n..n+accepted are now real context; the rest are dropped.
+    s.hidden.insert(s.hidden.end(), ws_.hidden.begin() + base * d, ws_.hidden.begin() + (base + accepted + 1) * d);
+    s.out_tokens.push_back(s.pending);
+    for (int64_t j = 0; j < accepted; ++j) s.out_tokens.push_back(s.drafts[j]);
+    s.n += accepted + 1;
+    cache_.set_length(s.slot, s.n, /*stack=*/0);
+    s.pending = next;
+    bool going = true;
+    for (int64_t j = 0; j < accepted && going; ++j) going = Emit(active[a], s, s.drafts[j], on_token);
+    if (going) Emit(active[a], s, next, on_token);
+  }
+  return Status::Ok();
+}
+
+Expected<std::vector<std::vector<int32_t>>> SpeculativeDecoder::Run(const std::vector<std::vector<int32_t>>& prompts,
+                                                                    const BatchTokenCallback& on_token) {
+  const Config& c = model_.config();
+  if (!model_.has_mtp())
+    return Status::Error("--spec mtp: the model has no MTP layer (num_nextn_predict_layers is 0)");
+  if (spec_.draft_tokens < 1) return Status::Error("--draft-tokens must be >= 1");
+  DSV3_RETURN_IF_ERROR(gen_.sampling.Validate());
+  int64_t longest = 0;
+  for (const auto& p : prompts) {
+    if (p.empty()) return Status::Error("the prompt is empty: give at least one token");
+    longest = std::max<int64_t>(longest, p.size());
+  }
+  const int64_t K = spec_.draft_tokens, V = c.vocab_size;
+  if (longest + gen_.max_new_tokens > c.max_position_embeddings)
+    return Status::Error("prompt + max_new_tokens exceeds max_position_embeddings " +
+                         std::to_string(c.max_position_embeddings));
+  cache_ = KvCache(c, static_cast<int64_t>(prompts.size()), longest + gen_.max_new_tokens + K + 1);
+  seqs_.clear();
+  stats_ = SpecStats();
+  stats_.proposed_at.assign(K, 0), stats_.accepted_at.assign(K, 0);
+  for (size_t s = 0; s < prompts.size(); ++s) {
+    SamplingOptions o = gen_.sampling;
+    o.seed += s;
+    seqs_.emplace_back(o);
+    seqs_.back().slot = static_cast<int64_t>(s);
+    seqs_.back().drafts.resize(K);
+    seqs_.back().q.resize(K * V);
+    seqs_.back().out_tokens = prompts[s];
+  }
+  double t0 = Now();
+  DSV3_RETURN_IF_ERROR(Prefill(prompts));
+  prefill_seconds_ = Now() - t0;
+  t0 = Now();
+  for (size_t s = 0; s < seqs_.size(); ++s) {
+    seqs_[s].done = gen_.max_new_tokens == 0;
+    if (!seqs_[s].done) Emit(s, seqs_[s], seqs_[s].pending, on_token);
+  }
+  while (std::any_of(seqs_.begin(), seqs_.end(), [](const Seq& s) { return !s.done; })) {
+    DSV3_RETURN_IF_ERROR(Draft());
+    DSV3_RETURN_IF_ERROR(VerifyAndAccept(on_token));
+  }
+  stats_.seconds = Now() - t0;
+  std::vector<std::vector<int32_t>> out;
+  for (auto& s : seqs_) out.push_back(std::move(s.out));
+  return out;
+}
+
+Expected<std::vector<int32_t>> GenerateSpeculative(const Model& model, std::span<const int32_t> prompt,
+                                                   const GenerateOptions& options, const SpecOptions& spec,
+                                                   const TokenCallback& on_token, GenerateStats* stats,
+                                                   SpecStats* spec_stats) {
+  SpeculativeDecoder decoder(model, options, spec);
+  auto out = decoder.Run({std::vector<int32_t>(prompt.begin(), prompt.end())},
+                         [&](int64_t, int32_t token) { return on_token ? on_token(token) : true; });
+  if (!out.ok()) return out.status();
+  if (stats) {
+    stats->prompt_tokens = static_cast<int64_t>(prompt.size());
+    stats->generated_tokens = static_cast<int64_t>((*out)[0].size());
+    stats->prefill_seconds = decoder.prefill_seconds();
+    stats->decode_seconds = decoder.stats().seconds;
+  }
+  if (spec_stats) *spec_stats = decoder.stats();
+  return std::move((*out)[0]);
+}
+
+}  // namespace dsv3

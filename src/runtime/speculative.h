@@ -1,0 +1,91 @@
+// Exact speculative decoding with the model's own MTP layer as the drafter.
+// Each round, per sequence: the MTP layer catches up on the main model's
+// hidden states from the last round and proposes K tokens (draft 1 from the
+// main hidden state, drafts 2..K by feeding the MTP layer its own normalised
+// output); the main model verifies [pending token, drafts...] in one batched
+// forward; the longest acceptable prefix plus one corrected (or bonus) token
+// is emitted. Greedy acceptance is exact match; with sampling, standard
+// rejection sampling keeps the output distribution exactly the main model's.
+// Rejected rows are dropped by truncating both caches by position.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/model.h"
+#include "runtime/generate.h"
+#include "runtime/sampler.h"
+
+namespace dsv3 {
+
+struct SpecOptions {
+  int draft_tokens = 1;  // K >= 1
+};
+
+struct SpecStats {
+  int64_t rounds = 0;          // main-model verification forwards (per sequence)
+  int64_t drafted = 0;         // draft tokens proposed
+  int64_t accepted = 0;        // draft tokens accepted
+  std::vector<int64_t> proposed_at, accepted_at;  // per draft position [K]
+  int64_t emitted = 0;         // tokens emitted by speculative rounds
+  double seconds = 0;          // time spent in rounds (excluding prefill)
+
+  double acceptance() const { return drafted ? static_cast<double>(accepted) / drafted : 0.0; }
+  double tokens_per_forward() const { return rounds ? static_cast<double>(emitted) / rounds : 0.0; }
+};
+
+// One prompt per sequence; on_token(sequence, token) receives tokens in order.
+using BatchTokenCallback = std::function<bool(int64_t sequence, int32_t token)>;
+
+class SpeculativeDecoder {
+ public:
+  SpeculativeDecoder(const Model& model, const GenerateOptions& gen, const SpecOptions& spec);
+
+  // Generates for every prompt in one shared batch; returns the tokens of
+  // each sequence. Sequence s samples with seed gen.sampling.seed + s.
+  Expected<std::vector<std::vector<int32_t>>> Run(const std::vector<std::vector<int32_t>>& prompts,
+                                                  const BatchTokenCallback& on_token);
+  const SpecStats& stats() const { return stats_; }
+  double prefill_seconds() const { return prefill_seconds_; }
+
+ private:
+  struct Seq {
+    int64_t slot = 0, n = 0;          // main cache holds positions [0, n)
+    int32_t pending = 0;              // t_n: emitted, not yet in the main cache
+    int64_t mtp_from = 0;             // MTP cache holds [0, mtp_from); hidden rows from there on
+    std::vector<float> hidden;        // [n - mtp_from, d] main hidden states h_{mtp_from..n-1}
+    std::vector<int32_t> drafts;      // [K]
+    std::vector<float> q;             // [K, V] draft distributions
+    std::vector<int32_t> out;         // emitted tokens
+    std::vector<int32_t> out_tokens;  // t_0 .. t_{n-1}: prompt and accepted context
+    bool done = false;
+    Sampler sampler;
+    explicit Seq(const SamplingOptions& o) : sampler(o) {}
+  };
+
+  Status Prefill(const std::vector<std::vector<int32_t>>& prompts);
+  Status Draft();
+  Status VerifyAndAccept(const BatchTokenCallback& on_token);
+  int64_t Accept(Seq& s, const float* logits, int32_t* next);  // returns accepted drafts
+  bool Emit(int64_t index, Seq& s, int32_t token, const BatchTokenCallback& on_token);
+
+  const Model& model_;
+  GenerateOptions gen_;
+  SpecOptions spec_;
+  std::vector<Seq> seqs_;
+  KvCache cache_;
+  Workspace ws_;
+  Batch batch_;
+  std::vector<float> hidden_in_, probs_, residual_;  // [rows, d], [V], [V]
+  SpecStats stats_;
+  double prefill_seconds_ = 0;
+};
+
+// Single-sequence convenience with Generate's signature and stop rules.
+Expected<std::vector<int32_t>> GenerateSpeculative(const Model& model, std::span<const int32_t> prompt,
+                                                   const GenerateOptions& options, const SpecOptions& spec,
+                                                   const TokenCallback& on_token, GenerateStats* stats = nullptr,
+                                                   SpecStats* spec_stats = nullptr);
+
+}  // namespace dsv3

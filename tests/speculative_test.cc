@@ -1,0 +1,161 @@
+// Speculative decoding with the MTP layer must not change what is generated:
+// greedy output identical to plain decoding for K = 1..3 (single and batched),
+// and with sampling the distribution of continuations must be the main
+// model's (chi-square against the exact probabilities, enumerated).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "core/parallel.h"
+#include "model/model.h"
+#include "runtime/generate.h"
+#include "runtime/speculative.h"
+
+namespace dsv3 {
+namespace {
+
+std::unique_ptr<Model> Load(const std::string& name) {
+  SetNumThreads(1);  // tiny models: threads only add fork/join overhead to thousands of runs
+  auto m = Model::Load(std::string(DSV3_GOLDEN_DIR) + "/" + name);
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  return std::move(m).value();
+}
+
+// Deterministic varied prompts: lengths 1..24 over the vocabulary.
+std::vector<std::vector<int32_t>> Prompts(int count, int64_t vocab) {
+  std::vector<std::vector<int32_t>> out;
+  uint64_t x = 12345;
+  for (int i = 0; i < count; ++i) {
+    std::vector<int32_t> p(1 + (i * 7) % 24);
+    for (auto& t : p) t = static_cast<int32_t>((x = x * 6364136223846793005ull + 1442695040888963407ull) >> 33) % vocab;
+    out.push_back(p);
+  }
+  return out;
+}
+
+class SpecGreedy : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(SpecGreedy, IdenticalToPlainDecoding) {
+  auto m = Load(GetParam());
+  GenerateOptions gen;
+  gen.max_new_tokens = 24;
+  gen.stop_at_eos = false;
+  const auto prompts = Prompts(12, m->config().vocab_size);
+  std::vector<std::vector<int32_t>> plain;
+  for (const auto& p : prompts) {
+    auto out = Generate(*m, p, gen, nullptr);
+    ASSERT_TRUE(out.ok());
+    plain.push_back(*out);
+  }
+  for (int k = 1; k <= 3; ++k) {
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      SpecStats stats;
+      auto out = GenerateSpeculative(*m, prompts[i], gen, SpecOptions{k}, nullptr, nullptr, &stats);
+      ASSERT_TRUE(out.ok()) << out.status().message();
+      EXPECT_EQ(*out, plain[i]) << "K=" << k << " prompt " << i;
+      EXPECT_EQ(stats.emitted, gen.max_new_tokens);
+    }
+    // All prompts in one batch, each sequence accepting its own number of drafts.
+    SpeculativeDecoder batched(*m, gen, SpecOptions{k});
+    auto outs = batched.Run(prompts, nullptr);
+    ASSERT_TRUE(outs.ok()) << outs.status().message();
+    for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ((*outs)[i], plain[i]) << "batched K=" << k << " prompt " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, SpecGreedy, ::testing::Values("v3_tiny_bf16", "v3_tiny_fp8"));
+
+TEST(SpecGreedy, StatisticsAddUp) {
+  auto m = Load("v3_tiny_fp8");
+  GenerateOptions gen;
+  gen.max_new_tokens = 64;
+  gen.stop_at_eos = false;
+  SpecStats stats;
+  auto out = GenerateSpeculative(*m, std::vector<int32_t>{0, 5, 9}, gen, SpecOptions{2}, nullptr, nullptr, &stats);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(stats.emitted, 64);
+  EXPECT_EQ(stats.drafted, 2 * stats.rounds);
+  EXPECT_EQ(stats.accepted_at[0] + stats.accepted_at[1], stats.accepted);
+  EXPECT_GE(stats.accepted_at[0], stats.accepted_at[1]);  // position 2 needs position 1
+  // Every round emits accepted + 1 tokens (the last round may be cut by the budget).
+  EXPECT_LE(stats.emitted, stats.accepted + stats.rounds + 1);
+}
+
+// Exact probability of each 3-token continuation under the main model with
+// the given sampling filters, by enumeration over the filtered support.
+std::map<std::vector<int32_t>, double> ExactContinuations(const Model& m, const std::vector<int32_t>& prompt,
+                                                          const SamplingOptions& o, int depth) {
+  std::map<std::vector<int32_t>, double> out;
+  const int64_t V = m.config().vocab_size;
+  std::function<void(std::vector<int32_t>&, double)> rec = [&](std::vector<int32_t>& ctx, double p) {
+    if (static_cast<int>(ctx.size() - prompt.size()) == depth) {
+      out[std::vector<int32_t>(ctx.begin() + prompt.size(), ctx.end())] = p;
+      return;
+    }
+    KvCache cache = m.NewCache(1, ctx.size());
+    Workspace ws;
+    Batch b;
+    for (size_t i = 0; i < ctx.size(); ++i) b.Add(ctx[i], i, 0, i + 1 == ctx.size());
+    ASSERT_TRUE(m.Forward(b, cache, ws).ok());
+    Sampler s(o);
+    std::vector<float> probs(V);
+    s.Distribution(ws.logits.data(), V, probs.data());
+    for (int64_t v = 0; v < V; ++v) {
+      if (probs[v] <= 0) continue;
+      ctx.push_back(static_cast<int32_t>(v));
+      rec(ctx, p * probs[v]);
+      ctx.pop_back();
+    }
+  };
+  std::vector<int32_t> ctx = prompt;
+  rec(ctx, 1.0);
+  return out;
+}
+
+TEST(SpecSampling, DistributionMatchesTheMainModel) {
+  auto m = Load("v3_tiny_bf16");
+  const std::vector<int32_t> prompt = {0, 17, 42, 5};
+  GenerateOptions gen;
+  gen.max_new_tokens = 3;
+  gen.stop_at_eos = false;
+  gen.sampling.temperature = 1.5f;  // flatten so several continuations matter
+  gen.sampling.top_k = 3;
+  const auto exact = ExactContinuations(*m, prompt, gen.sampling, 3);
+  ASSERT_EQ(exact.size(), 27u);
+  const int runs = 2000;
+  std::map<std::vector<int32_t>, int> counts;
+  for (int r = 0; r < runs; ++r) {
+    gen.sampling.seed = 1000 + r;
+    auto out = GenerateSpeculative(*m, prompt, gen, SpecOptions{2}, nullptr);
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE(exact.count(*out)) << "sampled a continuation outside the filtered support";
+    ++counts[*out];
+  }
+  // Chi-square over cells with expected count >= 5 (others pooled).
+  double chi2 = 0, pooled_e = 0, pooled_o = 0;
+  int cells = 0;
+  for (const auto& [seq, p] : exact) {
+    const double e = p * runs, o = counts[seq];
+    if (e < 5) {
+      pooled_e += e, pooled_o += o;
+      continue;
+    }
+    chi2 += (o - e) * (o - e) / e;
+    ++cells;
+  }
+  if (pooled_e > 0) chi2 += (pooled_o - pooled_e) * (pooled_o - pooled_e) / pooled_e, ++cells;
+  // 99.9th percentile of chi-square with cells-1 <= 26 degrees of freedom is < 54.1.
+  EXPECT_LT(chi2, 54.1) << "cells=" << cells;
+  std::printf("  chi-square %.2f over %d cells (%d runs)\n", chi2, cells, runs);
+}
+
+TEST(SpecErrors, ModelWithoutMtpIsAClearError) {
+  auto m = Load("v2lite_tiny_bf16");
+  auto out = GenerateSpeculative(*m, std::vector<int32_t>{0, 1}, GenerateOptions{}, SpecOptions{1}, nullptr);
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("no MTP layer"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dsv3

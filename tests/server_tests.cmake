@@ -9,3 +9,6 @@ foreach(name api bad_input web)
   add_test(NAME server_${name} COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/test_${name}.py)
   set_tests_properties(server_${name} PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV}" TIMEOUT 300)
 endforeach()
+
+dsv3_test(server_unit_test server_unit_test.cc)
+target_link_libraries(server_unit_test PRIVATE dsv3_server)

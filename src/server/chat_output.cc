@@ -115,6 +115,10 @@ void ChatOutputParser::Add(std::string_view text, ChatPieces* out) {
     std::string_view found;
     for (std::string_view m : Markers()) {
       const size_t p = rest.find(m);
+      // <think> counts only as the very start of the reply (after newlines).
+      if (m == kThinkOpen && p != std::string_view::npos &&
+          rest.substr(0, p).find_first_not_of("\n") != std::string_view::npos)
+        continue;
       if (p < at) at = p, found = m;
     }
     if (at == std::string_view::npos) break;

@@ -9,6 +9,14 @@ foreach(name api bad_input web)
   add_test(NAME server_${name} COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/test_${name}.py)
   set_tests_properties(server_${name} PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV}" TIMEOUT 300)
 endforeach()
+# The load-test script itself, small: zero failed requests, memory back to idle.
+add_test(NAME server_load_smoke COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/load_test.py
+         --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --clients 1,4 --requests 2 --max-tokens 16 --prompt-len 8 --check)
+set_tests_properties(server_load_smoke PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV}" TIMEOUT 300)
 
 dsv3_test(server_unit_test server_unit_test.cc)
 target_link_libraries(server_unit_test PRIVATE dsv3_server)
+
+# Dev tool for the load test (tests/server/load_test.py) on a bigger random model.
+add_executable(random_model server/random_model.cc)
+target_link_libraries(random_model PRIVATE dsv3_runtime)

@@ -119,10 +119,12 @@ class Server:
             out[m.group(1)] = float(m.group(2))
         return out
 
-    def rss(self):
+    def rss(self, field="RssAnon"):
+        """Resident memory in bytes from /proc/PID/status: RssAnon (heap, stacks,
+        the KV cache) by default; VmRSS also counts the mapped weights' pages."""
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
         return 0
 

@@ -7,7 +7,8 @@ then for each N in --clients runs N concurrent streaming clients, each sending
 ignore_eos so every request generates exactly --max-tokens). Reports, per N:
 aggregate generated tokens/s over the phase, p50/p99 time to first token,
 p50/p99 inter-token latency (gaps between streamed chunks), failures; and the
-server's resident memory before and after (after a short idle period).
+server's resident memory (anonymous, i.e. without the page cache of the
+mapped weights) at idle and after the load (after a short idle period).
 
   tests/server/load_test.py --model DIR [--clients 1,4,16] [--requests 2]
       [--max-tokens 64] [--prompt-len 32] [--threads 2] [--json out.json] [--check]
@@ -114,7 +115,7 @@ def main():
             vocab = json.load(f)["vocab_size"]
         phase(server, 2, 1, 4, args.prompt_len, vocab, seed=999)  # warm-up: buffers, threads, pages
         time.sleep(2.5)  # the server trims freed memory after ~1 s idle
-        idle_rss = server.rss()
+        idle_rss, idle_total = server.rss(), server.rss("VmRSS")
         phases = []
         for i, n in enumerate(clients):
             p = phase(server, n, args.requests, args.max_tokens, args.prompt_len, vocab, seed=i)
@@ -127,13 +128,18 @@ def main():
                 print("   failure:", why)
         server.wait_idle(60)
         time.sleep(2.5)
-        after_rss = server.rss()
+        after_rss, after_total = server.rss(), server.rss("VmRSS")
         peak = server.metrics()
-        print("resident memory: idle %.1f MiB, after load %.1f MiB" % (idle_rss / 2**20, after_rss / 2**20))
+        # Anonymous memory is what the server allocates; the total also counts
+        # pages of the memory-mapped weights, which stay cached once touched.
+        print("resident memory (anonymous): idle %.1f MiB, after load %.1f MiB; "
+              "with mapped weights: %.1f -> %.1f MiB" % (idle_rss / 2**20, after_rss / 2**20,
+                                                        idle_total / 2**20, after_total / 2**20))
         speedup = phases[-1]["tokens_per_s"] / phases[0]["tokens_per_s"] if phases[0]["tokens_per_s"] else 0
         print("throughput N=%d / N=%d: %.2fx" % (clients[-1], clients[0], speedup))
         report = {"model": args.model, "max_tokens": args.max_tokens, "prompt_len": args.prompt_len,
-                  "phases": phases, "idle_rss": idle_rss, "after_rss": after_rss, "speedup": speedup,
+                  "phases": phases, "idle_rss": idle_rss, "after_rss": after_rss, "idle_vmrss": idle_total,
+                  "after_vmrss": after_total, "speedup": speedup,
                   "forward_passes": peak["dsv3_forward_passes_total"], "batch_tokens": peak["dsv3_batch_tokens_total"]}
     finally:
         rc = server.stop()

@@ -20,3 +20,10 @@ target_link_libraries(server_unit_test PRIVATE dsv3_server)
 # Dev tool for the load test (tests/server/load_test.py) on a bigger random model.
 add_executable(random_model server/random_model.cc)
 target_link_libraries(random_model PRIVATE dsv3_runtime)
+
+# Bad command lines: one clear error line, exit status 1.
+add_test(NAME cli_serve_bad_model_dir COMMAND ${FAIL} "nonexistent" ${DSV3} serve -m ${T}/nonexistent)
+add_test(NAME cli_serve_bad_ctx_size COMMAND ${FAIL} "ctx-size.*max_position_embeddings 256"
+         ${DSV3} -t 1 serve -q -m ${G}/v3_tiny_bf16 --ctx-size 100000)
+add_test(NAME cli_serve_cannot_listen COMMAND ${FAIL} "host/--port: cannot listen on 10.255.255.1:8099"
+         ${DSV3} -t 1 serve -q -m ${G}/v3_tiny_bf16 --host 10.255.255.1 --port 8099)

@@ -9,8 +9,8 @@ for p in clang libomp-14-dev; do
   dpkg -s "$p" >/dev/null 2>&1 || { sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd=sudo; $sudo_cmd apt-get install -y -q "$p"; }
 done
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DDSV3_FUZZ=ON -DDSV3_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build build-fuzz --target fuzz_safetensors fuzz_config
-for t in safetensors config; do
+cmake --build build-fuzz --target fuzz_safetensors fuzz_config fuzz_gguf
+for t in safetensors config gguf; do
   work="build-fuzz/corpus-$t"
   mkdir -p "$work"
   echo "fuzz_$t: ${secs}s"

@@ -6,8 +6,10 @@
 #include <map>
 
 #include "apps/dsv3/commands.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/config.h"
+#include "model/gguf_model.h"
 #include "model/stats.h"
 
 namespace dsv3::cli {
@@ -103,15 +105,33 @@ void PrintStoredBytes(const std::string& dir) {
     std::printf("weights %-11s %lld tensors, %.3f MB\n", dtype.c_str(), (long long)e.first, e.second / 1e6);
 }
 
+bool IsGguf(const std::string& path) {
+  return path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0 && !std::filesystem::is_directory(path);
+}
+
+// A GGUF file: config from its metadata, bytes per ggml type.
+Expected<Config> InspectGguf(const std::string& path) {
+  DSV3_ASSIGN_OR_RETURN(auto file, GgufFile::Open(path));
+  DSV3_ASSIGN_OR_RETURN(Config c, ConfigFromGguf(*file));
+  std::map<std::string, std::pair<int64_t, uint64_t>> by_type;  // count, bytes
+  for (const auto& t : file->tensors()) {
+    auto& e = by_type[GgmlTypeName(t.ggml_type)];
+    ++e.first, e.second += t.nbytes;
+  }
+  for (const auto& [type, e] : by_type)
+    std::printf("gguf %-14s %lld tensors, %.3f MB\n", type.c_str(), (long long)e.first, e.second / 1e6);
+  return c;
+}
+
 int Inspect(const InspectOptions& o) {
-  auto config = LoadConfig(o.model_dir);
+  auto config = IsGguf(o.model_dir) ? InspectGguf(o.model_dir) : LoadConfig(o.model_dir);
   if (!config.ok()) return Fail(config.status());
   const Config& c = *config;
   PrintArchitecture(c);
   const ModelStats s = ComputeStats(c);
   PrintParams(s);
   PrintKv(s, o.context > 0 ? o.context : c.max_position_embeddings);
-  PrintStoredBytes(o.model_dir);
+  if (!IsGguf(o.model_dir)) PrintStoredBytes(o.model_dir);
   return 0;
 }
 
@@ -120,7 +140,7 @@ int Inspect(const InspectOptions& o) {
 void RegisterInspect(CLI::App& app, Common& common) {
   auto o = std::make_shared<InspectOptions>();
   CLI::App* cmd = app.add_subcommand("inspect", "describe a model from its config.json (and weights if present)");
-  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory or config.json path")->required();
+  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory, config.json or .gguf file")->required();
   cmd->add_option("--context", o->context, "context length for the KV-cache total (default: max positions)")
       ->check(CLI::NonNegativeNumber);
   cmd->callback([o, &common] {

@@ -108,7 +108,7 @@ int Logits(const LogitsOptions& o) {
 void RegisterLogits(CLI::App& app, Common& common) {
   auto o = std::make_shared<LogitsOptions>();
   CLI::App* cmd = app.add_subcommand("logits", "dump logits for every position of token sequences");
-  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory")->required();
+  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory or .gguf file")->required();
   cmd->add_option("--input", o->input, "safetensors file with tensor 'tokens' I32 [B, T]")->required();
   cmd->add_option("--output", o->output, "safetensors file to write")->required();
   cmd->add_option("--prefill", o->prefill, "prefill the first N positions, decode the rest (default: all)")

@@ -69,7 +69,7 @@ int Run(const RunOptions& o) {
 void RegisterRun(CLI::App& app, Common& common) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "generate tokens from a prompt");
-  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json + safetensors)")->required();
+  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json + safetensors) or .gguf file")->required();
   cmd->add_option("--prompt-ids", o->prompt_ids, "prompt token ids, e.g. \"0 15 27\"")->required();
   cmd->add_option("-n,--max-tokens", o->gen.max_new_tokens, "tokens to generate")->capture_default_str();
   cmd->add_option("--temperature", o->gen.sampling.temperature, "0 = greedy")->capture_default_str();

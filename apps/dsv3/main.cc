@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   dsv3::cli::RegisterInspect(app, common);
   dsv3::cli::RegisterLogits(app, common);
   dsv3::cli::RegisterServe(app, common);
+  dsv3::cli::RegisterConvert(app, common);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,7 @@
 // Scalar dtype codecs: the ground truth for every vectorised conversion.
 #include "core/dtype.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
@@ -19,6 +20,7 @@ constexpr DTypeInfo kInfos[] = {
     {DType::kI64, "I64", 8},       {DType::kI32, "I32", 4},       {DType::kI16, "I16", 2},
     {DType::kI8, "I8", 1},         {DType::kU64, "U64", 8},       {DType::kU32, "U32", 4},
     {DType::kU16, "U16", 2},       {DType::kU8, "U8", 1},         {DType::kBool, "BOOL", 1},
+    {DType::kQ8_0, "Q8_0", 0},
 };
 
 constexpr float Pow2(int e) {
@@ -58,9 +60,15 @@ std::string_view DTypeName(DType t) {
   return "?";
 }
 
+int64_t DTypeBlockElems(DType t) { return t == DType::kQ8_0 ? kQ8_0Block : 1; }
+
+int64_t DTypeBlockBytes(DType t) {
+  return t == DType::kQ8_0 ? kQ8_0BlockBytes : static_cast<int64_t>(DTypeSize(t));
+}
+
 std::optional<DType> ParseDType(std::string_view name) {
   for (const auto& i : kInfos)
-    if (i.name == name) return i.type;
+    if (i.name == name && i.size > 0) return i.type;
   return std::nullopt;
 }
 
@@ -95,34 +103,48 @@ uint16_t F32ToF16(float f) {
 }
 
 uint8_t F32ToF8E4M3(float f) {
-  if (std::isnan(f)) return 0x7f;
-  const uint8_t sign = std::signbit(f) ? 0x80 : 0;
-  float a = std::fabs(f);
-  if (a >= 448.0f) return sign | 0x7e;  // saturate to max finite
-  // Quantum for |a|: subnormal step 2^-9 below 2^-6, else 2^(e-3).
-  int e;
-  std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1)
-  int exp_unbiased = e - 1;
-  if (exp_unbiased < -6) exp_unbiased = -6;
-  const float quantum = std::ldexp(1.0f, exp_unbiased - 3);
-  const float q = std::nearbyint(a / quantum);  // default rounding: nearest even
-  const float r = q * quantum;
-  if (r >= 448.0f) return sign | 0x7e;
-  // Encode r exactly.
-  if (r == 0.0f) return sign;
-  int re;
-  float rm = std::frexp(r, &re);
-  int ee = re - 1 + 7;
-  if (ee <= 0) {  // subnormal: r = man/8 * 2^-6
-    const int man = static_cast<int>(std::lround(r / std::ldexp(1.0f, -9)));
-    return sign | static_cast<uint8_t>(man);
+  // Bit arithmetic on the float: exact round-to-nearest-even (checked against
+  // a brute-force nearest-code search in tests/gguf_test.cc).
+  const uint32_t u = FloatBits(f);
+  const uint8_t sign = static_cast<uint8_t>((u >> 24) & 0x80);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return 0x7f;                       // NaN
+  if (a >= 0x43e80000u) return sign | 0x7e;               // >= 464 (448 + half step): saturate
+  if (a < 0x3c800000u) {                                  // below 2^-6: subnormal, step 2^-9
+    const float q = std::nearbyint(BitsFloat(a) * 512.0f);  // exact scaling; ties to even
+    return sign | static_cast<uint8_t>(q);                 // q == 8 encodes 2^-6 correctly
   }
-  const int man = static_cast<int>(std::lround((rm * 2.0f - 1.0f) * 8.0f));
-  return sign | static_cast<uint8_t>((ee << 3) | man);
+  // Normal: keep 3 of 23 mantissa bits, round to nearest even, rebias 127 -> 7.
+  const uint32_t r = (a + 0x7ffffu + ((a >> 20) & 1u)) >> 20;  // exponent:mantissa(3)
+  const uint32_t code = r - (120u << 3);
+  return sign | static_cast<uint8_t>(code > 0x7e ? 0x7e : code);
 }
 
 float F8E5M2ToF32(uint8_t v) {
   return F16ToF32(static_cast<uint16_t>(v) << 8);
+}
+
+void DecodeQ8_0(const uint8_t* blocks, int64_t n, float* out) {
+  for (int64_t b = 0; b < n / kQ8_0Block; ++b, blocks += kQ8_0BlockBytes) {
+    uint16_t h;
+    std::memcpy(&h, blocks, 2);
+    const float d = F16ToF32(h);
+    const int8_t* q = reinterpret_cast<const int8_t*>(blocks + 2);
+    for (int64_t i = 0; i < kQ8_0Block; ++i) out[b * kQ8_0Block + i] = d * static_cast<float>(q[i]);
+  }
+}
+
+void EncodeQ8_0(const float* x, int64_t n, uint8_t* blocks) {
+  for (int64_t b = 0; b < n / kQ8_0Block; ++b, x += kQ8_0Block, blocks += kQ8_0BlockBytes) {
+    float amax = 0.0f;
+    for (int64_t i = 0; i < kQ8_0Block; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const uint16_t h = F32ToF16(d);
+    std::memcpy(blocks, &h, 2);
+    for (int64_t i = 0; i < kQ8_0Block; ++i)
+      blocks[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[i] * id)));
+  }
 }
 
 }  // namespace dsv3

@@ -16,12 +16,21 @@ namespace dsv3 {
 enum class DType : uint8_t {
   kF64, kF32, kF16, kBF16, kF8E4M3, kF8E5M2,
   kI64, kI32, kI16, kI8, kU64, kU32, kU16, kU8, kBool,
+  kQ8_0,  // GGUF/ggml block type: 32 int8 values sharing one f16 scale
 };
 
-// Bytes per element.
+// Bytes per element; 0 for block-quantized types (Q8_0), see DTypeBytes.
 size_t DTypeSize(DType t);
-// Safetensors spelling ("BF16", "F8_E4M3", ...).
+// Elements per block (1 for plain types, 32 for Q8_0) and bytes per block.
+int64_t DTypeBlockElems(DType t);
+int64_t DTypeBlockBytes(DType t);
+// Bytes of `n` consecutive elements; n must be a multiple of the block size.
+inline uint64_t DTypeBytes(DType t, int64_t n) {
+  return t == DType::kQ8_0 ? static_cast<uint64_t>(n / 32) * 34 : static_cast<uint64_t>(n) * DTypeSize(t);
+}
+// Safetensors spelling ("BF16", "F8_E4M3", ...); "Q8_0" for the block type.
 std::string_view DTypeName(DType t);
+// Safetensors dtypes only: block types are never accepted here.
 std::optional<DType> ParseDType(std::string_view safetensors_name);
 
 inline uint32_t FloatBits(float f) {
@@ -54,5 +63,13 @@ inline float F8E4M3ToF32(uint8_t v) { return kF8E4M3Table[v]; }
 uint8_t F32ToF8E4M3(float f);
 
 float F8E5M2ToF32(uint8_t v);
+
+// Q8_0 (ggml block_q8_0): 2-byte little-endian f16 scale d, then 32 int8 q;
+// value i = d * q[i]. The encoder is ggml's reference quantize_row_q8_0:
+// d = amax / 127, q = roundf(x / d) (ties away from zero), d stored as f16.
+inline constexpr int64_t kQ8_0Block = 32;
+inline constexpr int64_t kQ8_0BlockBytes = 34;
+void DecodeQ8_0(const uint8_t* blocks, int64_t n, float* out);  // n % 32 == 0
+void EncodeQ8_0(const float* x, int64_t n, uint8_t* blocks);    // n % 32 == 0
 
 }  // namespace dsv3

@@ -30,6 +30,11 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops the whole pages inside [p, p + n) of a read-only file mapping from
+// this process (MADV_DONTNEED): streaming converters call it after using a
+// tensor so resident memory stays bounded; a later read faults them back in.
+void ReleaseMappedPages(const void* p, size_t n);
+
 // Reads a whole (small) text file; the error names the path.
 Expected<std::string> ReadTextFile(const std::string& path);
 

@@ -308,6 +308,13 @@ Expected<Config> ParseConfig(const std::string& text, const std::string& label) 
   return c;
 }
 
+Status ValidateConfig(const Config& c, const std::string& label) {
+  const json empty = json::object();
+  FieldReader f(empty, label);
+  DSV3_RETURN_IF_ERROR(ValidateShapes(f, c));
+  return ValidateMoe(f, c);
+}
+
 Expected<Config> LoadConfig(const std::string& path) {
   std::filesystem::path p(path);
   if (std::filesystem::is_directory(p)) p /= "config.json";

@@ -83,6 +83,9 @@ struct Config {
 
 // Parses and validates config.json text; `label` names the file in errors.
 Expected<Config> ParseConfig(const std::string& json_text, const std::string& label);
+// The checks ParseConfig applies after reading fields, for Configs built
+// another way (e.g. from GGUF metadata); errors name `label` and the field.
+Status ValidateConfig(const Config& config, const std::string& label);
 // Reads DIR/config.json (or a path to a .json file).
 Expected<Config> LoadConfig(const std::string& path);
 

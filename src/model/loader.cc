@@ -110,24 +110,31 @@ class StoreBinder : public TensorBinder {
 
 }  // namespace
 
+void Model::Prepare() {
+  ModelWeights& w = weights_;
+  if (config_.tie_word_embeddings) w.lm_head = w.embed_tokens;
+  for (auto& layer : w.layers) {  // MTP layers may omit their copies of embed/head
+    if (!layer.is_mtp) continue;
+    if (layer.mtp.embed_tokens.empty()) layer.mtp.embed_tokens = w.embed_tokens;
+    if (layer.mtp.shared_head_head.empty()) layer.mtp.shared_head_head = w.lm_head;
+  }
+  router_ = RouterParams::FromConfig(config_);
+  inv_freq_ = config_.RopeInvFreq();
+  softmax_scale_ = static_cast<float>(config_.SoftmaxScale());
+  rope_scale_ = static_cast<float>(config_.RopeCosSinScale());
+}
+
 Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOptions& options) {
+  std::error_code ec;
+  if (dir.size() > 5 && dir.compare(dir.size() - 5, 5, ".gguf") == 0 && !std::filesystem::is_directory(dir, ec))
+    return LoadGguf(dir, options);
   std::unique_ptr<Model> m(new Model());
   DSV3_ASSIGN_OR_RETURN(m->config_, LoadConfig(dir));
   DSV3_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
   StoreBinder binder(*m->store_, m->config_);
   BindWeights(m->config_, m->weights_, binder);
   DSV3_RETURN_IF_ERROR(binder.status());
-  ModelWeights& w = m->weights_;
-  if (m->config_.tie_word_embeddings) w.lm_head = w.embed_tokens;
-  for (auto& layer : w.layers) {  // MTP layers may omit their copies of embed/head
-    if (!layer.is_mtp) continue;
-    if (layer.mtp.embed_tokens.empty()) layer.mtp.embed_tokens = w.embed_tokens;
-    if (layer.mtp.shared_head_head.empty()) layer.mtp.shared_head_head = w.lm_head;
-  }
-  m->router_ = RouterParams::FromConfig(m->config_);
-  m->inv_freq_ = m->config_.RopeInvFreq();
-  m->softmax_scale_ = static_cast<float>(m->config_.SoftmaxScale());
-  m->rope_scale_ = static_cast<float>(m->config_.RopeCosSinScale());
+  m->Prepare();
   if (options.verbose) {
     const size_t unused = m->store_->Names().size() - binder.used().size();
     std::fprintf(stderr, "loaded %s: %zu tensors, %.1f MB in %zu file(s)%s\n", dir.c_str(),

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
@@ -62,8 +63,9 @@ struct LoadOptions {
 
 class Model {
  public:
-  // Loads config.json and the safetensors checkpoint from `dir`.
-  static Expected<std::unique_ptr<Model>> Load(const std::string& dir, const LoadOptions& options = {});
+  // Loads config.json and the safetensors checkpoint from `dir`, or a
+  // llama.cpp "deepseek2" GGUF file when `path` names a .gguf file.
+  static Expected<std::unique_ptr<Model>> Load(const std::string& path, const LoadOptions& options = {});
 
   const Config& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
@@ -84,6 +86,8 @@ class Model {
 
  private:
   Model() = default;
+  static Expected<std::unique_ptr<Model>> LoadGguf(const std::string& path, const LoadOptions& options);
+  void Prepare();  // after binding: ties, MTP fallbacks, router and RoPE tables
   Status ValidateBatch(const Batch& batch, const KvCache& cache, int stack, Workspace& ws) const;
   void Reserve(Workspace& ws, int64_t n, int64_t logit_rows, int64_t max_context) const;
   void ComputeRope(const Batch& batch, Workspace& ws) const;
@@ -98,6 +102,8 @@ class Model {
 
   Config config_;
   std::unique_ptr<TensorStore> store_;
+  std::unique_ptr<GgufFile> gguf_;
+  std::vector<std::vector<uint8_t>> owned_;  // tensors rebuilt at load (GGUF attn_k_b/v_b -> kv_b_proj)
   ModelWeights weights_;
   RouterParams router_;
   std::vector<float> inv_freq_;  // [dr/2]

@@ -37,6 +37,9 @@ void DecodeRow(const Weight& w, int64_t r, float* out) {
       }
       break;
     }
+    case DType::kQ8_0:
+      DecodeQ8_0(static_cast<const uint8_t*>(w.data) + r * w.bytes_per_row(), cols, out);
+      break;
     default:
       for (int64_t c = 0; c < cols; ++c) out[c] = 0.0f;  // rejected at load time
   }

@@ -1,5 +1,6 @@
-// A weight matrix exactly as the checkpoint stores it: F32, BF16, F16, or FP8
-// e4m3 with a block-scale grid (`weight_scale_inv`). Ops decode on the fly;
+// A weight matrix exactly as the checkpoint stores it: F32, BF16, F16, FP8
+// e4m3 with a block-scale grid (`weight_scale_inv`), or GGUF Q8_0 blocks
+// (32 values per 34-byte block along a row; cols % 32 == 0). Ops decode on the fly;
 // the model never holds a float copy of a matrix. A Weight may also be a view
 // of a contiguous range of rows (e.g. one head's W_uk inside kv_b_proj), in
 // which case FP8 scales are still indexed by the row's absolute position.
@@ -22,7 +23,7 @@ struct Weight {
   int64_t row_offset = 0;  // absolute index of this view's first row
 
   bool empty() const { return data == nullptr; }
-  int64_t bytes_per_row() const { return cols * static_cast<int64_t>(DTypeSize(dtype)); }
+  int64_t bytes_per_row() const { return static_cast<int64_t>(DTypeBytes(dtype, cols)); }
   int64_t nbytes() const { return rows * bytes_per_row(); }
 
   // Rows [begin, begin + count) of this matrix.

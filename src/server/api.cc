@@ -88,8 +88,9 @@ class Fields {
 
   static std::string Show(const json& v) {
     std::string s = v.type_name();
-    if (v.is_primitive()) s += " " + v.dump();
-    return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+    if (v.is_primitive()) s.append(" ").append(v.dump());
+    if (s.size() > 80) s.resize(77), s.append("...");
+    return s;
   }
   static std::string Num(double x) {
     std::string s = std::to_string(x);

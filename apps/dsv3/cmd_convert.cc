@@ -1,0 +1,76 @@
+// `dsv3 convert --to bf16|fp8|gguf IN_DIR OUT`: checkpoint conversion (see
+// src/convert/convert.h and docs/convert.md). Prints a progress bar and a
+// summary on stderr; any failure leaves nothing under OUT.
+#include <cstdio>
+
+#include "apps/dsv3/commands.h"
+#include "convert/convert.h"
+
+namespace dsv3::cli {
+
+namespace {
+
+struct ConvertFlags {
+  std::string to, scale_fmt, type = "bf16";
+  int64_t buffer_mb = 64;
+  bool quiet = false;
+  ConvertOptions options;
+};
+
+Expected<ConvertOptions> Resolve(ConvertFlags f) {
+  ConvertOptions& o = f.options;
+  if (f.to == "bf16") o.target = ConvertTarget::kBf16;
+  else if (f.to == "fp8") o.target = ConvertTarget::kFp8;
+  else if (f.to == "gguf") o.target = ConvertTarget::kGguf;
+  else return Status::Error("--to: '" + f.to + "' is not bf16, fp8 or gguf");
+  if (!f.scale_fmt.empty() && f.scale_fmt != "ue8m0") return Status::Error("--scale-fmt: only ue8m0 is supported");
+  if (!f.scale_fmt.empty() && o.target != ConvertTarget::kFp8) return Status::Error("--scale-fmt applies to --to fp8 only");
+  o.scale_ue8m0 = f.scale_fmt == "ue8m0";
+  if (f.type == "f32") o.gguf_type = DType::kF32;
+  else if (f.type == "f16") o.gguf_type = DType::kF16;
+  else if (f.type == "bf16") o.gguf_type = DType::kBF16;
+  else if (f.type == "q8_0") o.gguf_type = DType::kQ8_0;
+  else return Status::Error("--type: '" + f.type + "' is not f32, f16, bf16 or q8_0");
+  if (o.allow_missing_scale && o.target != ConvertTarget::kBf16)
+    return Status::Error("--allow-missing-scale applies to --to bf16 only");
+  if (f.buffer_mb < 1) return Status::Error("--buffer-mb: must be at least 1");
+  o.buffer_bytes = f.buffer_mb << 20;
+  o.progress = !f.quiet;
+  return o;
+}
+
+}  // namespace
+
+void RegisterConvert(CLI::App& app, Common& common) {
+  auto f = std::make_shared<ConvertFlags>();
+  CLI::App* cmd = app.add_subcommand("convert", "convert a checkpoint: FP8 <-> BF16 safetensors, or to GGUF");
+  cmd->add_option("--to", f->to, "target: bf16, fp8 or gguf")->required();
+  cmd->add_option("input", f->options.input, "input checkpoint directory")->required();
+  cmd->add_option("output", f->options.output, "output directory (bf16, fp8) or .gguf file")->required();
+  cmd->add_flag("--force", f->options.force, "replace an existing output");
+  cmd->add_flag("--allow-missing-scale", f->options.allow_missing_scale,
+                "bf16: copy FP8 weights that have no scale tensor unchanged instead of failing");
+  cmd->add_option("--scale-fmt", f->scale_fmt, "fp8: scale format (ue8m0: power-of-two scales)");
+  cmd->add_option("--type", f->type, "gguf: f32, f16, bf16 (default) or q8_0");
+  cmd->add_flag("--mtp", f->options.gguf_mtp, "gguf: keep MTP layers (dsv3 reads them; llama.cpp does not)");
+  cmd->add_option("--name", f->options.gguf_name, "gguf: general.name (default: the input directory name)");
+  cmd->add_option("--buffer-mb", f->buffer_mb, "working memory for one chunk of rows, MiB (default 64)");
+  cmd->add_flag("-q,--quiet", f->quiet, "no progress bar");
+  cmd->callback([f, &common] {
+    common.Apply();
+    auto options = Resolve(*f);
+    if (!options.ok()) {
+      common.exit_code = Fail(options.status());
+      return;
+    }
+    auto summary = Convert(*options);
+    if (!summary.ok()) {
+      common.exit_code = Fail(summary.status());
+      return;
+    }
+    std::fprintf(stderr, "%s\n", FormatSummary(*options, *summary).c_str());
+    common.exit_code = 0;
+  });
+}
+
+}  // namespace dsv3::cli

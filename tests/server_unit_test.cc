@@ -8,6 +8,7 @@
 
 #include "server/api.h"
 #include "server/chat_output.h"
+#include "server/chat_tools.h"
 #include "server/metrics.h"
 #include "server/responses.h"
 
@@ -170,6 +171,26 @@ TEST(Metrics, PrometheusTextFormat) {
     EXPECT_TRUE(std::regex_match(text.substr(start, end - start), line)) << text.substr(start, end - start);
     start = end + 1;
   }
+}
+
+TEST(ChatTools, DescribedAfterTheSystemPrompt) {
+  const json tools = json::parse(R"([{"type": "function", "function": {"name": "get_weather",
+      "description": "Weather for a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])");
+  const json messages = json::parse(R"([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Paris?"}])");
+  ApiError e;
+  auto out = AddToolsToMessages(messages, tools, &e);
+  ASSERT_TRUE(out.has_value()) << e.message;
+  ASSERT_EQ(out->size(), 3u);
+  EXPECT_EQ((*out)[0]["content"], "Be brief.");
+  const std::string sys = (*out)[1]["content"];
+  EXPECT_NE(sys.find("`get_weather`: Weather for a city"), std::string::npos);
+  EXPECT_NE(sys.find("<｜tool▁call▁begin｜>function<｜tool▁sep｜>"), std::string::npos);
+  EXPECT_NE(sys.find("\"city\""), std::string::npos);
+  EXPECT_EQ((*out)[2]["role"], "user");
+  EXPECT_EQ(*AddToolsToMessages(messages, json(nullptr), &e), messages);
+  EXPECT_FALSE(AddToolsToMessages(messages, json::parse(R"([{"type": "function", "function": {}}])"), &e));
+  EXPECT_EQ(e.param, "tools[0].function.name");
+  EXPECT_FALSE(AddToolsToMessages(messages, json::parse(R"([{"type": "retrieval"}])"), &e));
 }
 
 }  // namespace

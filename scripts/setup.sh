@@ -18,6 +18,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q "${missing[@]}"
 fi
 here="$(cd "$(dirname "$0")" && pwd)"
+# Node.js runs the tokenizer parity tests' references; Debian's if none is installed.
+if ! command -v node >/dev/null 2>&1 && ! command -v npm >/dev/null 2>&1; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q nodejs npm ||
+    echo "setup: could not install nodejs/npm: the tokenizer parity tests will be skipped"
+fi
 if [ -x "$here/setup-node.sh" ] && command -v npm >/dev/null 2>&1; then
   "$here/setup-node.sh"
 fi

@@ -1,17 +1,21 @@
-// `dsv3 run`: load a checkpoint, generate from a prompt of token ids, print
-// each token id as it is produced and a speed summary on stderr.
+// `dsv3 run`: load a checkpoint, generate from a prompt and stream the
+// result, with a speed summary on stderr. `--prompt "text"` is encoded with
+// the tokenizer found beside the model (BOS per tokenizer_config.json) and
+// the output streams as text; `--prompt-ids` prints each token id instead.
 #include <cstdio>
 
 #include "apps/dsv3/commands.h"
+#include "apps/dsv3/text_output.h"
 #include "runtime/generate.h"
 #include "runtime/speculative.h"
+#include "tokenizer/stream_decoder.h"
 
 namespace dsv3::cli {
 
 namespace {
 
 struct RunOptions {
-  std::string model_dir, prompt_ids;
+  std::string model_dir, prompt_ids, prompt, tokenizer_dir;
   GenerateOptions gen;
   bool ignore_eos = false;
   bool quiet = false;
@@ -29,13 +33,43 @@ void PrintSpecStats(const SpecStats& s) {
   std::fprintf(stderr, "\n");
 }
 
+// --prompt: text -> ids (BOS per the tokenizer's config); also makes
+// generation stop at the tokenizer's EOS unless --ignore-eos.
+Expected<std::vector<int32_t>> TextPrompt(const RunOptions& o, const Tokenizer& tok, GenerateOptions& gen) {
+  std::vector<int32_t> ids;
+  bool repaired = false;
+  DSV3_RETURN_IF_ERROR(tok.EncodeInto(o.prompt, ids, &repaired));
+  if (ids.empty()) return Status::Error("--prompt: the prompt is empty");
+  if (repaired) std::fprintf(stderr, "dsv3: warning: --prompt is not valid UTF-8; invalid bytes became U+FFFD\n");
+  if (tok.config().add_bos_token && tok.bos_id() >= 0) ids.insert(ids.begin(), tok.bos_id());
+  if (!o.ignore_eos) AddTokenizerStops(tok, gen);
+  return ids;
+}
+
 int Run(const RunOptions& o) {
-  auto ids = ParseIds(o.prompt_ids);
-  if (!ids.ok()) return Fail(ids.status().WithContext("--prompt-ids"));
+  const bool text_mode = !o.prompt.empty();
+  std::vector<int32_t> prompt;
+  if (!text_mode) {
+    auto parsed = ParseIds(o.prompt_ids);
+    if (!parsed.ok()) return Fail(parsed.status().WithContext("--prompt-ids"));
+    prompt = std::move(*parsed);
+  }
   auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
   if (!model.ok()) return Fail(model.status());
   GenerateOptions gen = o.gen;
   gen.stop_at_eos = !o.ignore_eos;
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<StreamDecoder> stream;
+  if (text_mode) {
+    auto loaded = LoadTokenizerFor(**model, o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir);
+    if (!loaded.ok()) return Fail(loaded.status());
+    tok = std::move(*loaded);
+    auto ids = TextPrompt(o, *tok, gen);
+    if (!ids.ok()) return Fail(ids.status());
+    prompt = std::move(*ids);
+    stream = std::make_unique<StreamDecoder>(*tok);
+  }
+  const std::vector<int32_t>* ids = &prompt;
   bool use_spec = o.spec == "mtp";
   if (o.spec == "auto") {
     use_spec = (*model)->has_mtp();
@@ -44,16 +78,31 @@ int Run(const RunOptions& o) {
   GenerateStats stats;
   SpecStats spec_stats;
   bool first = true;
+  std::string piece;
+  Status decode_status;
   auto print = [&](int32_t token) {
-    std::printf(first ? "%d" : " %d", token);
+    if (stream) {
+      if (IsStop(**model, gen, token)) return true;  // not part of the text
+      piece.clear();
+      decode_status = stream->Add(token, piece);
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+    } else {
+      std::printf(first ? "%d" : " %d", token);
+    }
     std::fflush(stdout);
     first = false;
-    return true;
+    return decode_status.ok();
   };
   auto out = use_spec ? GenerateSpeculative(**model, *ids, gen, o.spec_options, print, &stats, &spec_stats)
                       : Generate(**model, *ids, gen, print, &stats);
+  if (stream) {
+    piece.clear();
+    stream->Flush(piece);
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+  }
   std::printf("\n");
   if (!out.ok()) return Fail(out.status());
+  if (!decode_status.ok()) return Fail(decode_status.WithContext("decoding the output"));
   if (use_spec && !o.quiet) PrintSpecStats(spec_stats);
   if (!o.quiet)
     std::fprintf(stderr, "prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s)\n",
@@ -70,7 +119,10 @@ void RegisterRun(CLI::App& app, Common& common) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "generate tokens from a prompt");
   cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json + safetensors) or .gguf file")->required();
-  cmd->add_option("--prompt-ids", o->prompt_ids, "prompt token ids, e.g. \"0 15 27\"")->required();
+  auto* ids_opt = cmd->add_option("--prompt-ids", o->prompt_ids, "prompt token ids, e.g. \"0 15 27\" (prints ids)");
+  auto* text_opt = cmd->add_option("-p,--prompt", o->prompt, "prompt text (needs tokenizer.json; prints text)");
+  ids_opt->excludes(text_opt);
+  cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model's directory)");
   cmd->add_option("-n,--max-tokens", o->gen.max_new_tokens, "tokens to generate")->capture_default_str();
   cmd->add_option("--temperature", o->gen.sampling.temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", o->gen.sampling.top_k, "keep the k most likely tokens (0 = off)")->capture_default_str();
@@ -86,6 +138,10 @@ void RegisterRun(CLI::App& app, Common& common) {
       ->check(CLI::Range(1, 16))
       ->capture_default_str();
   cmd->callback([o, &common] {
+    if (o->prompt.empty() && o->prompt_ids.empty()) {
+      common.exit_code = Fail(Status::Error("give --prompt \"text\" or --prompt-ids \"0 15 27\""));
+      return;
+    }
     common.Apply();
     common.exit_code = Run(*o);
   });

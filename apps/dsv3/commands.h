@@ -21,6 +21,9 @@ void RegisterInspect(CLI::App& app, Common& common);
 void RegisterLogits(CLI::App& app, Common& common);
 void RegisterServe(CLI::App& app, Common& common);
 void RegisterConvert(CLI::App& app, Common& common);
+void RegisterTokenize(CLI::App& app, Common& common);
+void RegisterChat(CLI::App& app, Common& common);
+void RegisterTrainTokenizer(CLI::App& app, Common& common);
 
 // Prints "dsv3: error: <message>" to stderr and returns 1.
 int Fail(const Status& status);

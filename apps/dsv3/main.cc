@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
   dsv3::cli::RegisterLogits(app, common);
   dsv3::cli::RegisterServe(app, common);
   dsv3::cli::RegisterConvert(app, common);
+  dsv3::cli::RegisterTokenize(app, common);
+  dsv3::cli::RegisterChat(app, common);
+  dsv3::cli::RegisterTrainTokenizer(app, common);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

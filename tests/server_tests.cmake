@@ -5,7 +5,7 @@
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(DSV3_SERVER_ENV "DSV3_BIN=$<TARGET_FILE:dsv3>" "DSV3_GOLDEN=${DSV3_GOLDEN_DIR}"
     "DSV3_TEST_OUT=${CMAKE_CURRENT_BINARY_DIR}/tmp/server")
-foreach(name api bad_input web)
+foreach(name api bad_input text web)
   add_test(NAME server_${name} COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/test_${name}.py)
   set_tests_properties(server_${name} PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV}" TIMEOUT 300)
 endforeach()

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "apps/dsv3/commands.h"
+#include "apps/dsv3/text_output.h"
 #include "runtime/scheduler.h"
 #include "server/http_server.h"
 #include "server/text_codec.h"
@@ -20,7 +21,7 @@ namespace dsv3::cli {
 namespace {
 
 struct ServeOptions {
-  std::string model_dir;
+  std::string model_dir, tokenizer_dir;
   server::ServerOptions http;
   SchedulerOptions sched;
   bool no_prefix_cache = false, no_web = false, quiet = false;
@@ -43,7 +44,9 @@ int Serve(ServeOptions o, const Common& common) {
 
   auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
   if (!model.ok()) return Fail(model.status());
-  std::unique_ptr<server::TextCodec> codec = server::NewIdCodec();
+  auto codec = server::LoadTextCodec(o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir,
+                                     (*model)->config().vocab_size, o.quiet);
+  if (!codec.ok()) return Fail(codec.status());
   o.sched.threads = common.threads;
   o.sched.prefix_reuse = !o.no_prefix_cache;
   auto sched = Scheduler::Start(**model, o.sched);
@@ -51,13 +54,13 @@ int Serve(ServeOptions o, const Common& common) {
   if (o.http.model_name.empty()) o.http.model_name = BaseName(o.model_dir);
   o.http.web_ui = !o.no_web;
   o.http.log_requests = !o.quiet;
-  server::HttpServer http(**sched, *codec, o.http);
+  server::HttpServer http(**sched, **codec, o.http);
   if (Status st = http.Bind(); !st.ok()) return Fail(st.WithContext("--host/--port"));
   const SchedulerStats s = (*sched)->Stats();
   std::printf("dsv3 serve: listening on http://%s:%d (model '%s', %lld sequences x %lld tokens, KV cache %.1f MiB, "
               "text: %s)\n",
               o.http.host.c_str(), http.port(), o.http.model_name.c_str(), static_cast<long long>(s.slots),
-              static_cast<long long>(s.context), s.kv_cache_bytes / 1048576.0, codec->Describe().c_str());
+              static_cast<long long>(s.context), s.kv_cache_bytes / 1048576.0, (*codec)->Describe().c_str());
   std::fflush(stdout);
 
   std::atomic<bool> done{false};
@@ -91,6 +94,8 @@ void RegisterServe(CLI::App& app, Common& common) {
   o->http.model_name.clear();
   CLI::App* cmd = app.add_subcommand("serve", "serve a model over an OpenAI-compatible HTTP API");
   cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json + safetensors)")->required();
+  cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model directory; "
+                  "without tokenizer.json the server works in token ids)");
   cmd->add_option("--host", o->http.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->http.port, "port (0: any free port, printed at start)")
       ->capture_default_str()->check(CLI::Range(0, 65535));

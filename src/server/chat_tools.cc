@@ -7,11 +7,11 @@ using nlohmann::json;
 
 std::string ToolsSystemPrompt(const json& tools) {
   std::string s =
-      "## Tools\n\nYou can call the functions below. To call one or more, answer with:\n"
-      "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>FUNCTION_NAME\n```json\n"
-      "{\"argument\": \"value\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>\n"
-      "(one <｜tool▁call▁begin｜>...<｜tool▁call▁end｜> per call), and nothing after it. "
-      "The results come back as tool outputs.\n\n### Functions\n";
+      "## Tools\nTo call functions, answer with\n"
+      "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\n"
+      "ARGUMENTS\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>\n"
+      "(one call between each <｜tool▁call▁begin｜> and <｜tool▁call▁end｜>); results come back as tool outputs.\n"
+      "### Functions";
   for (const json& t : tools) {
     const json& f = t["function"];
     s += "\n- `" + f["name"].get<std::string>() + "`";

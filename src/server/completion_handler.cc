@@ -178,6 +178,8 @@ void HttpServer::HandleGeneration(const httplib::Request& req, httplib::Response
   g.sampling = r->sampling;
   g.stop_at_eos = !r->ignore_eos;
   g.stop_token_ids = r->stop_token_ids;
+  if (!r->ignore_eos)
+    for (int32_t t : codec_.StopTokens()) g.stop_token_ids.push_back(t);
   auto active = std::make_shared<ActiveGuard>(active_);
   SubmitResult sub = scheduler_.Submit(std::move(g));
   if (sub.code == SubmitCode::kInvalid) return SendError(res, BadRequest(sub.message));

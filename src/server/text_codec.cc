@@ -34,6 +34,7 @@ class IdCodec : public TextCodec {
   std::unique_ptr<TextStream> NewStream(bool) const override { return std::make_unique<IdStream>(); }
   std::string TokenString(int32_t id) const override { return std::to_string(id); }
   std::string TokenBytes(int32_t id) const override { return std::to_string(id); }
+  std::vector<int32_t> StopTokens() const override { return {}; }
 };
 
 }  // namespace

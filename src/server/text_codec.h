@@ -47,9 +47,17 @@ class TextCodec {
   // For logprobs: a token's text and its raw bytes.
   virtual std::string TokenString(int32_t id) const = 0;
   virtual std::string TokenBytes(int32_t id) const = 0;
+  // Tokens that end generation besides the config's eos_token_id (the
+  // tokenizer's EOS), unless a request sets ignore_eos.
+  virtual std::vector<int32_t> StopTokens() const = 0;
 };
 
 // Token-id mode (no tokenizer in the model directory).
 std::unique_ptr<TextCodec> NewIdCodec();
+
+// DIR/tokenizer.json (+ tokenizer_config.json) when present, else token-id
+// mode. The vocabulary must fit the model's; an unknown chat template only
+// disables chat (with a warning on stderr), it does not stop the server.
+Expected<std::unique_ptr<TextCodec>> LoadTextCodec(const std::string& dir, int64_t model_vocab, bool quiet);
 
 }  // namespace dsv3::server

@@ -156,6 +156,45 @@ class Server:
         return rc
 
 
+def chat_model():
+    """A chat-capable tiny model: the golden v3_tiny_bf16 weights plus a
+    byte-level BPE tokenizer (vocabulary 384, DeepSeek-V3 special tokens, the
+    dsv3 chat template) trained by `dsv3 train-tokenizer` on the tokenizer's
+    stress file. Built once per output directory."""
+    out = os.path.join(OUT, "tiny_chat")
+    if os.path.exists(os.path.join(out, "tokenizer_config.json")):
+        return out
+    os.makedirs(out, exist_ok=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    stress = os.path.join(here, "..", "tokenizer", "stress.txt")
+    tmp = out + ".tok.%d" % os.getpid()
+    subprocess.run([BIN, "train-tokenizer", "-q", "--vocab-size", "384", "--out", tmp, stress], check=True)
+    golden = os.path.join(GOLDEN, "v3_tiny_bf16")
+    for name in ("config.json", "model.safetensors"):
+        try:  # tests running in parallel may race here
+            os.symlink(os.path.abspath(os.path.join(golden, name)), os.path.join(out, name))
+        except FileExistsError:
+            pass
+    for name in ("tokenizer.json", "tokenizer_config.json"):  # config last: it marks the model complete
+        os.replace(os.path.join(tmp, name), os.path.join(out, name))
+    os.rmdir(tmp)
+    return out
+
+
+def chat_parts(events):
+    """(content, reasoning_content, tool_calls) of streamed chat chunks."""
+    content, reasoning, calls = "", "", []
+    for e in events:
+        if not isinstance(e, dict):
+            continue
+        for c in e.get("choices", []):
+            d = c.get("delta", {})
+            content += d.get("content") or ""
+            reasoning += d.get("reasoning_content") or ""
+            calls += [{"id": t["id"], "type": t["type"], "function": t["function"]} for t in d.get("tool_calls", [])]
+    return content, reasoning, calls
+
+
 def completion_text(events):
     """Concatenated text of streamed completion chunks."""
     return "".join(c["text"] for e in events if isinstance(e, dict) for c in e.get("choices", []))

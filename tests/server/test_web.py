@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness import GOLDEN, OUT, Server
+from harness import GOLDEN, OUT, Server, chat_model
 
 MODEL = os.path.join(GOLDEN, "v3_tiny_bf16")
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
@@ -96,8 +96,53 @@ class WebDriver:
             self.proc.wait(10)
 
 
+LAST_ANSWER = """
+    const a = document.querySelectorAll('.msg.assistant');
+    const m = a[a.length - 1];
+    return m && m.dataset.done === '1' &&
+           {text: m.querySelector('.content').textContent, chunks: Number(m.dataset.chunks),
+            reasoning: m.querySelector('.reasoning').textContent,
+            error: (m.querySelector('.error') || {}).textContent || '',
+            user: document.querySelector('.msg.user').textContent};"""
+
+
 class WebPage(unittest.TestCase):
-    def test_type_a_message_and_see_a_streamed_answer(self):
+    def test_chat_type_a_message_and_see_a_streamed_answer(self):
+        os.makedirs(OUT, exist_ok=True)
+        server = Server(chat_model(), "-q", "--name", "tiny-chat")
+        profile = tempfile.mkdtemp(prefix="dsv3-chromium-")
+        driver = None
+        try:
+            message, n = "Hello there! How are you?", 40
+            st, expected, _ = server.post("/v1/chat/completions", {
+                "messages": [{"role": "user", "content": message}], "max_tokens": n, "temperature": 0})
+            self.assertEqual(st, 200)
+            want = expected["choices"][0]["message"]
+            driver = WebDriver(profile)
+            driver.s("POST", "/url", {"url": "http://127.0.0.1:%d/" % server.port})
+            driver.wait_for("return document.getElementById('mode').textContent === 'tiny-chat — chat'")
+            driver.type("#temperature", "0", clear=True)
+            driver.type("#max_tokens", str(n), clear=True)
+            driver.type("#input", message + "\ue007")  # Enter sends
+            result = driver.wait_for(LAST_ANSWER)
+            shot = os.path.join(OUT, "web_chat.png")
+            driver.screenshot(shot)
+            self.assertEqual(result["error"], "")
+            self.assertEqual(result["user"], message)
+            self.assertEqual(result["text"], (want["content"] or "") + "".join(
+                "\n[tool call] %s(%s)" % (c["function"]["name"], c["function"]["arguments"])
+                for c in want.get("tool_calls", [])))
+            self.assertEqual(result["reasoning"], want.get("reasoning_content", ""))
+            self.assertGreater(result["chunks"], 3)  # arrived as a stream, not in one piece
+            self.assertGreater(os.path.getsize(shot), 1000)
+            print("screenshot:", shot)
+        finally:
+            if driver:
+                driver.quit()
+            shutil.rmtree(profile, ignore_errors=True)
+            self.assertEqual(server.stop(), 0)
+
+    def test_token_ids_type_a_prompt_and_see_a_streamed_answer(self):
         os.makedirs(OUT, exist_ok=True)
         server = Server(MODEL, "-q", "--name", "tiny-v3")
         profile = tempfile.mkdtemp(prefix="dsv3-chromium-")
@@ -112,20 +157,14 @@ class WebPage(unittest.TestCase):
             driver.type("#temperature", "0", clear=True)
             driver.type("#max_tokens", str(n), clear=True)
             driver.type("#input", " ".join(map(str, prompt)) + "\ue007")  # Enter sends
-            result = driver.wait_for("""
-                const a = document.querySelectorAll('.msg.assistant');
-                const m = a[a.length - 1];
-                return m && m.dataset.done === '1' &&
-                       {text: m.querySelector('.content').textContent, chunks: Number(m.dataset.chunks),
-                        error: (m.querySelector('.error') || {}).textContent || '',
-                        user: document.querySelector('.msg.user').textContent};""")
-            driver.screenshot(os.path.join(OUT, "web_chat.png"))
+            result = driver.wait_for(LAST_ANSWER)
+            driver.screenshot(os.path.join(OUT, "web_ids.png"))
             self.assertEqual(result["error"], "")
             self.assertEqual(result["user"], "0 15 27")
             self.assertEqual(result["text"], expected["choices"][0]["text"])
             self.assertGreater(result["chunks"], 3)  # arrived as a stream, not in one piece
-            self.assertTrue(os.path.getsize(os.path.join(OUT, "web_chat.png")) > 1000)
-            print("screenshot:", os.path.join(OUT, "web_chat.png"))
+            self.assertTrue(os.path.getsize(os.path.join(OUT, "web_ids.png")) > 1000)
+            print("screenshot:", os.path.join(OUT, "web_ids.png"))
         finally:
             if driver:
                 driver.quit()

@@ -23,8 +23,7 @@ std::string CallIdPrefix() {
 
 Generation::Generation(const TextCodec& codec, const ApiRequest& request, bool starts_in_reasoning, Metrics& metrics,
                        double arrived)
-    : codec_(codec),
-      chat_(request.endpoint == Endpoint::kChat),
+    : chat_(request.endpoint == Endpoint::kChat),
       logprobs_(request.logprobs),
       metrics_(metrics),
       arrived_(arrived),

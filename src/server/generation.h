@@ -67,7 +67,6 @@ class Generation : public std::enable_shared_from_this<Generation> {
   void Route(const std::string& text, Delta* d);
   void Push(Delta&& d, bool finished, const FinishInfo* info);
 
-  const TextCodec& codec_;
   bool chat_;
   int logprobs_;
   Metrics& metrics_;

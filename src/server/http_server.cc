@@ -156,10 +156,10 @@ void HttpServer::HandleModels(const httplib::Request& req, httplib::Response& re
 
 void HttpServer::Log(const httplib::Request& req, const httplib::Response& res) {
   const bool generation = req.path == "/v1/completions" || req.path == "/v1/chat/completions";
-  const std::string endpoint = generation || req.path == "/health" || req.path == "/metrics" || req.path == "/" ||
-                                       req.path.rfind("/v1/models", 0) == 0
-                                   ? (req.path.rfind("/v1/models", 0) == 0 ? "/v1/models" : req.path)
-                                   : "other";
+  // A bounded label set: unknown paths must not create new series.
+  std::string endpoint = "other";
+  if (generation || req.path == "/health" || req.path == "/metrics" || req.path == "/") endpoint = req.path;
+  if (req.path.rfind("/v1/models", 0) == 0) endpoint = "/v1/models";
   metrics_.CountRequest(endpoint, res.status);
   // Generation requests are summarised when they finish (with token counts).
   if (options_.log_requests && !(generation && res.status == 200) && req.path != "/metrics" && req.path != "/health")

@@ -180,6 +180,16 @@ class BadInput(unittest.TestCase):
         s.close()
         self.s.wait_idle()
 
+    def test_idle_keep_alive_connection_is_closed(self):
+        s = raw_socket(self.s.port)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(10)
+        self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 200"))
+        t0 = time.monotonic()
+        self.assertEqual(s.recv(65536), b"")  # closed by the server after --idle-timeout (1 s)
+        self.assertLess(time.monotonic() - t0, 5)
+        s.close()
+
     def test_slow_clients(self):
         # A body trickling in (each gap under the idle timeout) is still served.
         body = json.dumps({"prompt": [1, 2, 3], "max_tokens": 2}).encode()

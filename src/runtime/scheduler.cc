@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <future>
 
 #include "core/parallel.h"
@@ -237,12 +236,7 @@ void Scheduler::PlaceInSlot(Sequence& seq) {
   const SlotChoice c = slots_.Pick(prompt, options_.prefix_reuse);
   std::vector<int32_t>& tokens = slots_.tokens(c.slot);
   if (c.copy_from >= 0) {
-    // Rows of one (slot, layer) are contiguous by position: one copy per layer.
-    const size_t bytes = static_cast<size_t>(c.reuse * cache_.row_dim()) * sizeof(float);
-    for (int64_t l = 0; l < cache_.num_layers(); ++l)
-      std::memcpy(cache_.Row(c.slot, l, 0), cache_.Row(c.copy_from, l, 0), bytes);
-    for (int s = 0; s < cache_.num_stacks(); ++s)
-      cache_.set_length(c.slot, std::min(cache_.length(c.copy_from, s), c.reuse), s);
+    cache_.CopyPrefix(c.copy_from, c.slot, c.reuse);
     tokens.assign(prompt.begin(), prompt.begin() + c.reuse);
   } else {
     cache_.Truncate(c.slot, c.reuse);

@@ -95,7 +95,6 @@ Status Scheduler::Warmup() {
   for (int64_t i = 0; i < n; ++i) batch_.Add(0, static_cast<int32_t>(i / slots), static_cast<int32_t>(i % slots), i < slots);
   DSV3_RETURN_IF_ERROR(model_.Forward(batch_, cache_, ws_));
   for (int64_t s = 0; s < slots; ++s) cache_.Clear(s);
-  ws_.scores.resize(static_cast<size_t>(NumThreads() * options_.context));  // attention scratch at full context
   row_owner_.reserve(slots);
   in_batch_.assign(slots, 0);
   std::lock_guard<std::mutex> lock(mu_);

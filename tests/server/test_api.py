@@ -50,9 +50,18 @@ class Api(unittest.TestCase):
             self.assertEqual(full["object"], "text_completion")
             events, _ = self.stream(prompt=prompt, max_tokens=12, temperature=0)
             self.assertEqual(completion_text(events), expected)
-            self.assertGreater(len(events), 2)  # really streamed, token by token
+            # A content chunk and the final one at least: the server sends whatever
+            # tokens are ready when the connection's thread gets to write, so a fast
+            # model may deliver a short completion in one chunk.
+            self.assertGreaterEqual(len(events), 2)
             self.assertEqual(events[-1]["choices"][0]["finish_reason"], full["choices"][0]["finish_reason"])
             self.assertTrue(all("usage" not in e for e in events))
+
+    def test_long_stream_arrives_in_pieces(self):
+        # 100 tokens: the stream really flows while the model generates.
+        events, _ = self.stream(prompt=PROMPTS[0], max_tokens=100, temperature=0)
+        self.assertEqual(completion_text(events), run_greedy(MODEL, PROMPTS[0], 100))
+        self.assertGreater(len(events), 2)
 
     def test_other_golden_models_match_run(self):
         for name in ("v3_tiny_fp8", "v2lite_tiny_bf16"):
@@ -104,7 +113,12 @@ class Api(unittest.TestCase):
             self.assertLessEqual(val, 0)
         events, _ = self.stream(prompt=[0, 15, 27], max_tokens=5, temperature=0, logprobs=3, ignore_eos=True)
         streamed = [t for e in events for c in e["choices"] if c["logprobs"] for t in c["logprobs"]["token_logprobs"]]
-        self.assertEqual(streamed, lp["token_logprobs"])
+        # Equal up to float rounding: the second request reuses the cached prompt
+        # prefix, so its last prompt row is computed in a batch of another size
+        # (the tiled kernels may sum in another order).
+        self.assertEqual(len(streamed), len(lp["token_logprobs"]))
+        for a, b in zip(streamed, lp["token_logprobs"]):
+            self.assertAlmostEqual(a, b, places=5)
 
     def test_stop_token_ids(self):
         ids = self.complete(prompt=[1, 2, 3], max_tokens=12, temperature=0, ignore_eos=True)["choices"][0]["text"]

@@ -28,7 +28,8 @@ tok_cli(malformed_json 1 "dsv3: error: .*bad/tokenizer.json: not valid JSON" "${
 tok_cli(missing_input 1 "dsv3: error: --file: .*/nope.txt" "${T} --file ${TOK_WORK}/nope.txt")
 tok_cli(chat_text 0 "^<｜begin▁of▁sentence｜>S<｜User｜>Hi<｜Assistant｜>$"
         "printf '[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"user\",\"content\":\"Hi\"}]' > ${TOK_WORK}/c.json && ${T} --chat ${TOK_WORK}/c.json --add-generation-prompt --text")
-tok_cli(chat_ids_start_with_bos 0 "^0 " "${T} --chat ${TOK_WORK}/c.json")
+tok_cli(chat_ids_start_with_bos 0 "^0 "
+        "printf '[{\"role\":\"user\",\"content\":\"Hi\"}]' > ${TOK_WORK}/c_ids.json && ${T} --chat ${TOK_WORK}/c_ids.json")
 tok_cli(chat_bad_messages 1 "dsv3: error: .*bad.json: messages\\[0\\].role 'robot'"
         "printf '{\"messages\":[{\"role\":\"robot\",\"content\":\"x\"}]}' > ${TOK_WORK}/bad.json && ${T} --chat ${TOK_WORK}/bad.json")
 tok_cli(train_vocab_too_small 1 "dsv3: error: --vocab-size must be at least 276" "${TOK_DSV3} train-tokenizer -q --vocab-size 100 --out ${TOK_WORK}/small ${TOK_STRESS}")

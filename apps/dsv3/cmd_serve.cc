@@ -25,6 +25,9 @@ struct ServeOptions {
   server::ServerOptions http;
   SchedulerOptions sched;
   bool no_prefix_cache = false, no_web = false, quiet = false;
+  std::string spec = "none";  // none | mtp | auto
+  int draft_tokens = 1;
+  std::string kv_cache = "f32";
 };
 
 std::string BaseName(std::string dir) {
@@ -42,15 +45,25 @@ int Serve(ServeOptions o, const Common& common) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a client that vanished is a failed write, not a dead server
 
-  auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
+  LoadOptions lo{.verbose = !o.quiet};
+  lo.kv_cache = o.kv_cache == "fp8" ? KvCacheType::kF8E4M3 : KvCacheType::kF32;
+  auto model = Model::Load(o.model_dir, lo);
   if (!model.ok()) return Fail(model.status());
+  o.sched.draft_tokens = o.spec == "none" ? 0 : o.draft_tokens;
+  if (o.spec == "mtp" && !(*model)->has_mtp())
+    return Fail(Status::Error("--spec mtp: the model has no MTP layer (num_nextn_predict_layers is 0); "
+                              "use --spec auto or none"));
+  if (o.spec == "auto" && !(*model)->has_mtp()) {
+    std::fprintf(stderr, "dsv3: warning: --spec auto: the model has no MTP layer, serving without speculation\n");
+    o.sched.draft_tokens = 0;
+  }
   auto codec = server::LoadTextCodec(o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir,
                                      (*model)->config().vocab_size, o.quiet);
   if (!codec.ok()) return Fail(codec.status());
   o.sched.threads = common.threads;
   o.sched.prefix_reuse = !o.no_prefix_cache;
   auto sched = Scheduler::Start(**model, o.sched);
-  if (!sched.ok()) return Fail(sched.status().WithContext("--parallel/--ctx-size/--prefill-chunk"));
+  if (!sched.ok()) return Fail(sched.status().WithContext("--parallel/--ctx-size/--prefill-chunk/--spec"));
   if (o.http.model_name.empty()) o.http.model_name = BaseName(o.model_dir);
   o.http.web_ui = !o.no_web;
   o.http.log_requests = !o.quiet;
@@ -58,9 +71,10 @@ int Serve(ServeOptions o, const Common& common) {
   if (Status st = http.Bind(); !st.ok()) return Fail(st.WithContext("--host/--port"));
   const SchedulerStats s = (*sched)->Stats();
   std::printf("dsv3 serve: listening on http://%s:%d (model '%s', %lld sequences x %lld tokens, KV cache %.1f MiB, "
-              "text: %s)\n",
+              "text: %s, speculation: %s)\n",
               o.http.host.c_str(), http.port(), o.http.model_name.c_str(), static_cast<long long>(s.slots),
-              static_cast<long long>(s.context), s.kv_cache_bytes / 1048576.0, (*codec)->Describe().c_str());
+              static_cast<long long>(s.context), s.kv_cache_bytes / 1048576.0, (*codec)->Describe().c_str(),
+              s.draft_tokens ? ("MTP, " + std::to_string(s.draft_tokens) + " draft token(s)").c_str() : "off");
   std::fflush(stdout);
 
   std::atomic<bool> done{false};
@@ -124,6 +138,13 @@ void RegisterServe(CLI::App& app, Common& common) {
   cmd->add_option("--cors-origin", o->http.cors_origin, "send CORS headers allowing this origin (e.g. '*')");
   cmd->add_option("--http-threads", o->http.http_threads, "HTTP worker threads (default: parallel + max-queue + 16)")
       ->check(CLI::Range(1, 10000));
+  cmd->add_option("--spec", o->spec, "speculative decoding: none, mtp (the model's MTP layer drafts; error "
+                  "without one), auto (mtp when the model has one)")
+      ->check(CLI::IsMember({"none", "mtp", "auto"}))->capture_default_str();
+  cmd->add_option("--draft-tokens", o->draft_tokens, "draft tokens per sequence and step with --spec")
+      ->check(CLI::Range(1, 16))->capture_default_str();
+  cmd->add_option("--kv-cache", o->kv_cache, "latent KV cache: f32 or fp8 (e4m3 with per-row scales)")
+      ->check(CLI::IsMember({"f32", "fp8"}))->capture_default_str();
   cmd->add_flag("--no-web", o->no_web, "do not serve the chat page at /");
   cmd->add_flag("-q,--quiet", o->quiet, "no loading messages or request log");
   cmd->callback([o, &common] {

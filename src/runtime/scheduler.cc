@@ -10,6 +10,7 @@
 
 #include "core/parallel.h"
 #include "runtime/logprobs.h"
+#include "runtime/scheduler_sequence.h"
 
 namespace dsv3 {
 
@@ -27,21 +28,6 @@ const char* FinishReasonName(FinishReason reason) {
 double MonotonicSeconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-
-struct Scheduler::Sequence {
-  Sequence(GenerationRequest r, std::shared_ptr<SequenceHandle> h)
-      : req(std::move(r)), handle(std::move(h)), sampler(req.sampling), top(std::max(req.logprobs, 0)) {}
-  GenerationRequest req;
-  std::shared_ptr<SequenceHandle> handle;
-  Sampler sampler;
-  std::vector<TokenLogprob> top;  // [logprobs] scratch for each token's alternatives
-  int64_t slot = -1;
-  int64_t next_prompt = 0;  // prompt tokens already scheduled into the slot
-  int64_t cached = 0;       // of which reused from the prefix cache
-  int64_t generated = 0;
-  int32_t last_token = -1;  // the sampled token the next decode step feeds; -1 while prefilling
-  bool finished = false;
-};
 
 namespace {
 int64_t DefaultContext(const Model& model) { return std::min<int64_t>(model.config().max_position_embeddings, 4096); }
@@ -64,6 +50,9 @@ Expected<std::unique_ptr<Scheduler>> Scheduler::Start(const Model& model, const 
   if (o.max_sequences < 1) return Status::Error("max_sequences must be >= 1");
   if (o.max_queue < 0) return Status::Error("max_queue must be >= 0");
   if (o.prefill_chunk < 1) return Status::Error("prefill_chunk must be >= 1");
+  if (o.draft_tokens < 0 || o.draft_tokens > 16) return Status::Error("--draft-tokens must be in [1, 16]");
+  if (o.draft_tokens > 0 && !model.has_mtp())
+    return Status::Error("--spec mtp: the model has no MTP layer (num_nextn_predict_layers is 0)");
   std::unique_ptr<Scheduler> s(new Scheduler(model, o));
   // The thread warms the workspace up first (buffers and per-thread scratch
   // belong to the thread pool that will use them), then serves.
@@ -88,12 +77,16 @@ Expected<std::unique_ptr<Scheduler>> Scheduler::Start(const Model& model, const 
 Status Scheduler::Warmup() {
   // One forward of the largest batch a step can hold (a decode token for every
   // slot plus a full prefill chunk) sizes every buffer; spread over the slots
-  // so it fits short contexts. Then the cache is emptied again.
-  const int64_t slots = options_.max_sequences;
-  const int64_t n = std::min(slots + options_.prefill_chunk, slots * options_.context);
+  // so it fits short contexts. Then the cache is emptied again. With
+  // speculative decoding every slot verifies K + 1 tokens and the MTP layer
+  // runs over as many rows.
+  const int64_t slots = options_.max_sequences, per_slot = 1 + options_.draft_tokens;
+  const int64_t n = std::min(slots * per_slot + options_.prefill_chunk, slots * options_.context);
   batch_.Clear();
-  for (int64_t i = 0; i < n; ++i) batch_.Add(0, static_cast<int32_t>(i / slots), static_cast<int32_t>(i % slots), i < slots);
+  for (int64_t i = 0; i < n; ++i)
+    batch_.Add(0, static_cast<int32_t>(i / slots), static_cast<int32_t>(i % slots), i < slots * per_slot);
   DSV3_RETURN_IF_ERROR(model_.Forward(batch_, cache_, ws_));
+  if (options_.draft_tokens > 0) DSV3_RETURN_IF_ERROR(WarmupSpec());
   for (int64_t s = 0; s < slots; ++s) cache_.Clear(s);
   row_owner_.reserve(slots);
   in_batch_.assign(slots, 0);
@@ -101,6 +94,8 @@ Status Scheduler::Warmup() {
   stats_.slots = slots;
   stats_.context = options_.context;
   stats_.kv_cache_bytes = cache_.bytes();
+  stats_.draft_tokens = options_.draft_tokens;
+  stats_.spec = spec_;
   free_slots_ = slots;
   return Status::Ok();
 }
@@ -178,6 +173,12 @@ void Scheduler::Loop() {
     ReapCancelled();
     Admit();
     if (active_.empty()) continue;
+    step_start_ = MonotonicSeconds();
+    if (options_.draft_tokens > 0) {
+      Draft();
+      std::erase_if(active_, [](const auto& s) { return s->finished; });
+      if (active_.empty()) continue;
+    }
     BuildBatch();
     RunStep();
   }
@@ -233,25 +234,37 @@ void Scheduler::Admit() {
 void Scheduler::PlaceInSlot(Sequence& seq) {
   const std::vector<int32_t>& prompt = seq.req.prompt;
   const SlotChoice c = slots_.Pick(prompt, options_.prefix_reuse);
+  int64_t reuse = c.reuse;
+  if (options_.draft_tokens > 0 && reuse > 0) {
+    // MTP row i was built with token i + 1 of its old sequence: rows are good
+    // up to reuse - 1, and only as far as the MTP stack got. The main stack
+    // restarts where the MTP one ends, so both advance together.
+    reuse = std::min(reuse - 1, cache_.length(c.copy_from >= 0 ? c.copy_from : c.slot, /*stack=*/1));
+  }
   std::vector<int32_t>& tokens = slots_.tokens(c.slot);
   if (c.copy_from >= 0) {
-    cache_.CopyPrefix(c.copy_from, c.slot, c.reuse);
-    tokens.assign(prompt.begin(), prompt.begin() + c.reuse);
+    cache_.CopyPrefix(c.copy_from, c.slot, reuse);
+    tokens.assign(prompt.begin(), prompt.begin() + reuse);
   } else {
-    cache_.Truncate(c.slot, c.reuse);
-    tokens.resize(c.reuse);
+    cache_.Truncate(c.slot, reuse);
+    tokens.resize(reuse);
   }
   slots_.Acquire(c.slot);
   seq.slot = c.slot;
-  seq.next_prompt = seq.cached = c.reuse;
+  seq.next_prompt = seq.cached = seq.mtp_from = reuse;
 }
 
 void Scheduler::BuildBatch() {
   batch_.Clear();
   row_owner_.clear();
-  // Every generating sequence advances by one token...
+  for (auto& s : active_) s->batch_count = 0;
+  // Every generating sequence advances by one token (or verifies its drafts)...
   for (auto& s : active_) {
     if (s->last_token < 0) continue;
+    if (options_.draft_tokens > 0) {
+      BuildSpecRows(*s);
+      continue;
+    }
     std::vector<int32_t>& tokens = slots_.tokens(s->slot);
     batch_.Add(s->last_token, static_cast<int32_t>(tokens.size()), static_cast<int32_t>(s->slot), true);
     tokens.push_back(s->last_token);
@@ -265,6 +278,7 @@ void Scheduler::BuildBatch() {
     const int64_t p = static_cast<int64_t>(prompt.size());
     const int64_t n = std::min(p - s->next_prompt, budget);
     std::vector<int32_t>& tokens = slots_.tokens(s->slot);
+    s->batch_row = batch_.size(), s->batch_count = n;
     for (int64_t i = s->next_prompt; i < s->next_prompt + n; ++i) {
       batch_.Add(prompt[i], static_cast<int32_t>(i), static_cast<int32_t>(s->slot), i == p - 1);
       tokens.push_back(prompt[i]);
@@ -275,19 +289,25 @@ void Scheduler::BuildBatch() {
   }
 }
 
+void Scheduler::FailSlots(const Batch& batch, const Status& st) {
+  // Nothing of this step is trustworthy: end its sequences and forget their rows.
+  std::fill(in_batch_.begin(), in_batch_.end(), 0);
+  for (int64_t i = 0; i < batch.size(); ++i) in_batch_[batch.slots[i]] = 1;
+  for (auto& s : active_) {
+    if (!in_batch_[s->slot] || s->finished) continue;
+    cache_.Clear(s->slot);
+    slots_.tokens(s->slot).clear();
+    Finish(*s, FinishReason::kError, st.message());
+  }
+}
+
 void Scheduler::RunStep() {
-  const double t0 = MonotonicSeconds();
+  step_emitted_ = 0;
   const Status st = model_.Forward(batch_, cache_, ws_);
   if (!st.ok()) {
-    // Nothing of this step is trustworthy: end its sequences and forget their rows.
-    std::fill(in_batch_.begin(), in_batch_.end(), 0);
-    for (int64_t i = 0; i < batch_.size(); ++i) in_batch_[batch_.slots[i]] = 1;
-    for (auto& s : active_) {
-      if (!in_batch_[s->slot]) continue;
-      cache_.Clear(s->slot);
-      slots_.tokens(s->slot).clear();
-      Finish(*s, FinishReason::kError, st.message());
-    }
+    FailSlots(batch_, st);
+  } else if (options_.draft_tokens > 0) {
+    ConsumeSpec();
   } else {
     Consume();
   }
@@ -296,8 +316,9 @@ void Scheduler::RunStep() {
   stats_.forward_passes += 1;
   stats_.batch_tokens += batch_.size();
   stats_.max_batch_tokens_seen = std::max(stats_.max_batch_tokens_seen, batch_.size());
-  stats_.busy_seconds += MonotonicSeconds() - t0;
-  if (st.ok()) stats_.generated_tokens += static_cast<int64_t>(row_owner_.size());
+  stats_.busy_seconds += MonotonicSeconds() - step_start_;
+  stats_.generated_tokens += step_emitted_;
+  if (options_.draft_tokens > 0) stats_.spec = spec_;  // same sizes: no allocation
   stats_.running = static_cast<int64_t>(active_.size());
   free_slots_ = slots_.num_free();
 }
@@ -308,9 +329,13 @@ void Scheduler::Consume() {
 }
 
 void Scheduler::Emit(Sequence& seq, const float* logits) {
+  EmitToken(seq, seq.sampler.Sample(logits, model_.config().vocab_size), logits, /*last_of_step=*/true);
+}
+
+bool Scheduler::EmitToken(Sequence& seq, int32_t token, const float* logits, bool last_of_step) {
   const Config& c = model_.config();
   const int64_t vocab = c.vocab_size;
-  const int32_t token = seq.sampler.Sample(logits, vocab);
+  ++step_emitted_;
   TokenEvent ev;
   ev.token = token;
   ev.index = seq.generated++;
@@ -324,11 +349,12 @@ void Scheduler::Emit(Sequence& seq, const float* logits) {
   if (ev.stop_token || !keep_going) {
     Finish(seq, FinishReason::kStop);
   } else if (seq.generated >= seq.req.max_tokens ||
-             static_cast<int64_t>(slots_.tokens(seq.slot).size()) >= options_.context) {
+             (last_of_step && static_cast<int64_t>(slots_.tokens(seq.slot).size()) >= options_.context)) {
     Finish(seq, FinishReason::kLength);
-  } else {
+  } else if (last_of_step) {
     seq.last_token = token;
   }
+  return !seq.finished;
 }
 
 void Scheduler::Finish(Sequence& seq, FinishReason reason, std::string error) {

@@ -10,6 +10,18 @@
 // Generalises Generate() (generate.h): with the same options a sequence gets
 // the same tokens whatever else shares its batches, because every row of a
 // ragged batch is computed exactly as it would be alone.
+//
+// With draft_tokens K > 0 (speculative decoding, speculative.h) each step
+// first runs the model's MTP layer over every sequence: it catches the MTP
+// latent cache up on the main hidden states of the previous step (prompt
+// chunks and accepted tokens) and proposes up to K drafts per generating
+// sequence; the main forward then verifies [pending token, drafts...] of every
+// sequence at once, and each sequence accepts its own prefix plus one
+// corrected token (exact match when greedy, rejection sampling otherwise), so
+// greedy output is unchanged and sampled output keeps its distribution.
+// Rejected rows are dropped by truncating the slot's lengths; after each
+// draft phase the MTP stack of a slot holds exactly the positions of its main
+// stack, so prefix reuse and cancellation keep the two in step.
 #pragma once
 
 #include <atomic>
@@ -25,6 +37,7 @@
 #include "core/status.h"
 #include "model/model.h"
 #include "runtime/request.h"
+#include "runtime/speculative.h"
 #include "runtime/slot_table.h"
 
 namespace dsv3 {
@@ -36,6 +49,7 @@ struct SchedulerOptions {
   int64_t prefill_chunk = 128;  // prompt tokens per forward, over all sequences
   bool prefix_reuse = true;    // reuse cached prompt prefixes
   int threads = 0;             // forward-pass threads (0: the process default)
+  int draft_tokens = 0;        // MTP speculative decoding: drafts per sequence and step (0: off; needs an MTP layer)
 };
 
 // Cancels a submitted request from any thread; the scheduler ends it (reason
@@ -68,6 +82,10 @@ struct SchedulerStats {
   int64_t forward_passes = 0, batch_tokens = 0, max_batch_tokens_seen = 0;
   double busy_seconds = 0;  // time spent in forward passes and sampling
   size_t kv_cache_bytes = 0;
+  int64_t draft_tokens = 0;  // K (0: no speculative decoding)
+  // Speculative rounds (one per sequence per verifying step), drafts proposed
+  // and accepted (also per draft position), tokens those rounds emitted.
+  SpecStats spec;
 };
 
 class Scheduler {
@@ -105,6 +123,20 @@ class Scheduler {
   void RunStep();
   void Consume();
   void Emit(Sequence& seq, const float* logits);
+  // Hands one token to the request; false when the sequence finished. Only
+  // the last token of a step becomes the next decode input.
+  bool EmitToken(Sequence& seq, int32_t token, const float* logits, bool last_of_step);
+  void FailSlots(const Batch& batch, const Status& st);
+  // Speculative decoding (scheduler_spec.cc).
+  Status WarmupSpec();
+  void Draft();
+  int64_t DraftPick(int64_t depth);
+  int64_t DraftBudget(const Sequence& seq) const;
+  int32_t TokenAfter(const Sequence& seq, int64_t pos) const;
+  void BuildSpecRows(Sequence& seq);
+  void ConsumeSpec();
+  void Verify(Sequence& seq, const float* logits);
+  void Carry(Sequence& seq, int64_t batch_row, int64_t count);
   void Finish(Sequence& seq, FinishReason reason, std::string error = {});
 
   const Model& model_;
@@ -127,6 +159,18 @@ class Scheduler {
   std::deque<std::unique_ptr<Sequence>> active_;  // in admission order
   std::vector<Sequence*> row_owner_;              // logit row -> sequence
   std::vector<char> in_batch_;                    // [slots] scratch: slot has tokens in this step
+  int64_t step_emitted_ = 0;                      // tokens handed out in this step
+  double step_start_ = 0;                         // when this step's work began
+  // Speculative decoding buffers, sized at start (rows = the largest main batch).
+  std::vector<float> carry_;               // [rows, d] main hidden states the MTP layer has not read yet
+  std::vector<float> hidden_in_;           // [rows, d] the MTP batch's hidden inputs
+  std::vector<float> mtp_h_;               // [slots, d] MTP outputs feeding the next draft depth
+  std::vector<int32_t> drafts_;            // [slots, K] by slot
+  std::vector<float> q_;                   // [slots, K, V] draft distributions (sampling only)
+  std::vector<float> probs_, residual_;    // [V] acceptance scratch
+  std::vector<Sequence*> draft_owner_;     // MTP logit row -> sequence
+  int64_t carry_used_ = 0;
+  SpecStats spec_;                         // copied into stats_ after every step
   std::thread thread_;
 };
 

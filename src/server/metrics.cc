@@ -25,6 +25,32 @@ std::string Escape(const std::string& s) {  // label values: backslash, quote, n
 void Scalar(std::string& out, const std::string& name, const char* type, const std::string& help, double v) {
   out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + Num(v) + "\n";
 }
+// MTP speculative decoding: drafts proposed and accepted overall and per
+// draft position (1-based), and tokens per verification round.
+void RenderSpec(const SchedulerStats& s, std::string& out) {
+  Scalar(out, "dsv3_spec_draft_tokens", "gauge", "MTP draft tokens per sequence and step (0: speculation off).",
+         static_cast<double>(s.draft_tokens));
+  if (s.draft_tokens == 0) return;
+  const SpecStats& p = s.spec;
+  Scalar(out, "dsv3_spec_rounds_total", "counter", "Speculative verification rounds (one per sequence per step).",
+         p.rounds);
+  Scalar(out, "dsv3_spec_drafted_tokens_total", "counter", "Draft tokens proposed by the MTP layer.", p.drafted);
+  Scalar(out, "dsv3_spec_accepted_tokens_total", "counter", "Draft tokens the main model accepted.", p.accepted);
+  Scalar(out, "dsv3_spec_emitted_tokens_total", "counter", "Tokens emitted by speculative rounds.", p.emitted);
+  Scalar(out, "dsv3_spec_acceptance_ratio", "gauge", "Accepted / proposed draft tokens so far.", p.acceptance());
+  Scalar(out, "dsv3_spec_tokens_per_round", "gauge", "Tokens emitted per verification round so far.",
+         p.tokens_per_forward());
+  out += "# HELP dsv3_spec_position_drafted_total Draft tokens proposed at each draft position.\n"
+         "# TYPE dsv3_spec_position_drafted_total counter\n";
+  for (size_t j = 0; j < p.proposed_at.size(); ++j)
+    out += "dsv3_spec_position_drafted_total{position=\"" + std::to_string(j + 1) + "\"} " +
+           std::to_string(p.proposed_at[j]) + "\n";
+  out += "# HELP dsv3_spec_position_accepted_total Draft tokens accepted at each draft position.\n"
+         "# TYPE dsv3_spec_position_accepted_total counter\n";
+  for (size_t j = 0; j < p.accepted_at.size(); ++j)
+    out += "dsv3_spec_position_accepted_total{position=\"" + std::to_string(j + 1) + "\"} " +
+           std::to_string(p.accepted_at[j]) + "\n";
+}
 }  // namespace
 
 void Histogram::Observe(double v) {
@@ -91,6 +117,7 @@ std::string Metrics::Render(const SchedulerStats& s, const std::string& model_na
   Scalar(out, "dsv3_forward_passes_total", "counter", "Batched forward passes run.", s.forward_passes);
   Scalar(out, "dsv3_batch_tokens_total", "counter", "Tokens over all forward passes.", s.batch_tokens);
   Scalar(out, "dsv3_busy_seconds_total", "counter", "Seconds spent in forward passes and sampling.", s.busy_seconds);
+  RenderSpec(s, out);
   ttft_.Render("dsv3_time_to_first_token_seconds", "Time from request arrival to its first generated token.", out);
   itl_.Render("dsv3_inter_token_latency_seconds", "Time between consecutive tokens of one sequence.", out);
   duration_.Render("dsv3_request_duration_seconds", "Time from request arrival to its last token.", out);

@@ -25,5 +25,9 @@ target_link_libraries(random_model PRIVATE dsv3_runtime)
 add_test(NAME cli_serve_bad_model_dir COMMAND ${FAIL} "nonexistent" ${DSV3} serve -m ${T}/nonexistent)
 add_test(NAME cli_serve_bad_ctx_size COMMAND ${FAIL} "ctx-size.*max_position_embeddings 256"
          ${DSV3} -t 1 serve -q -m ${G}/v3_tiny_bf16 --ctx-size 100000)
+add_test(NAME cli_serve_spec_without_mtp COMMAND ${FAIL} "spec mtp: the model has no MTP layer"
+         ${DSV3} -t 1 serve -q -m ${G}/v2lite_tiny_bf16 --spec mtp)
+add_test(NAME cli_chat_spec_without_mtp COMMAND ${FAIL} "spec mtp: the model has no MTP layer"
+         ${DSV3} -t 1 chat -q -m ${G}/v2lite_tiny_bf16 --spec mtp)
 add_test(NAME cli_serve_cannot_listen COMMAND ${FAIL} "host/--port: cannot listen on 10.255.255.1:8099"
          ${DSV3} -t 1 serve -q -m ${G}/v3_tiny_bf16 --host 10.255.255.1 --port 8099)

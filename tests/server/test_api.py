@@ -274,5 +274,53 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(last["choices"][0]["finish_reason"], "length")
 
 
+class Spec(unittest.TestCase):
+    """--spec mtp: MTP speculative decoding inside the batching (the golden
+    models have one MTP layer). Greedy output stays `dsv3 run`'s, streamed or
+    not, with concurrent requests; acceptance counters appear in /metrics."""
+
+    def test_greedy_unchanged_and_metrics(self):
+        for k in ("1", "3"):
+            s = Server(MODEL, "-q", "--spec", "mtp", "--draft-tokens", k, "--parallel", "3", "--prefill-chunk", "8")
+            try:
+                self.assertIn("speculation: MTP, %s draft token(s)" % k, s.banner)
+                expected = [run_greedy(MODEL, p, 12) for p in PROMPTS]
+                results = [None] * len(PROMPTS)
+
+                def one(i):
+                    st, full, _ = s.post("/v1/completions", {"prompt": PROMPTS[i], "max_tokens": 12, "temperature": 0})
+                    st2, events, _ = s.stream("/v1/completions", {"prompt": PROMPTS[i], "max_tokens": 12,
+                                                                   "temperature": 0, "stream": True})
+                    results[i] = (st, full["choices"][0]["text"], st2, completion_text(events[:-1]))
+
+                threads = [threading.Thread(target=one, args=(i,)) for i in range(len(PROMPTS))]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                for i, e in enumerate(expected):
+                    self.assertEqual(results[i], (200, e, 200, e), "K=%s prompt %d" % (k, i))
+                m = s.metrics()
+                self.assertEqual(m["dsv3_spec_draft_tokens"], int(k))
+                self.assertGreater(m["dsv3_spec_drafted_tokens_total"], 0)
+                self.assertLessEqual(m["dsv3_spec_accepted_tokens_total"], m["dsv3_spec_drafted_tokens_total"])
+                self.assertEqual(sum(m['dsv3_spec_position_drafted_total{position="%d"}' % (j + 1)]
+                                     for j in range(int(k))), m["dsv3_spec_drafted_tokens_total"])
+                self.assertGreaterEqual(m["dsv3_spec_tokens_per_round"], 1.0)
+            finally:
+                self.assertEqual(s.stop(), 0)
+
+    def test_auto_without_mtp_falls_back_with_a_warning(self):
+        s = Server(os.path.join(GOLDEN, "v2lite_tiny_bf16"), "--spec", "auto")
+        try:
+            self.assertIn("speculation: off", s.banner)
+            st, full, _ = s.post("/v1/completions", {"prompt": [0, 1, 2], "max_tokens": 3, "temperature": 0})
+            self.assertEqual(st, 200)
+            self.assertEqual(s.metrics()["dsv3_spec_draft_tokens"], 0)
+        finally:
+            self.assertEqual(s.stop(), 0)
+        self.assertTrue(any("--spec auto: the model has no MTP layer" in l for l in s.stderr_lines), s.stderr_lines)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -26,6 +26,8 @@ void RegisterConvert(CLI::App& app, Common& common);
 void RegisterTokenize(CLI::App& app, Common& common);
 void RegisterChat(CLI::App& app, Common& common);
 void RegisterTrainTokenizer(CLI::App& app, Common& common);
+void RegisterTrain(CLI::App& app, Common& common);
+void RegisterPrepareData(CLI::App& app, Common& common);
 
 // Prints "dsv3: error: <message>" to stderr and returns 1.
 int Fail(const Status& status);

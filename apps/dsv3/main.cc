@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
   dsv3::cli::RegisterTokenize(app, common);
   dsv3::cli::RegisterChat(app, common);
   dsv3::cli::RegisterTrainTokenizer(app, common);
+  dsv3::cli::RegisterTrain(app, common);
+  dsv3::cli::RegisterPrepareData(app, common);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -54,7 +54,9 @@ class Text(unittest.TestCase):
                 self.assertEqual(full["choices"][0]["text"], expected)
                 events = self.stream("/v1/completions", prompt=prompt, max_tokens=16, temperature=0)
                 self.assertEqual(completion_text(events), expected)
-                self.assertGreater(len(events), 2)
+                # A content chunk and the final one at least: tokens ready together may
+                # share a chunk (test_api checks that a long stream arrives in pieces).
+                self.assertGreaterEqual(len(events), 2)
 
     def test_stop_strings(self):
         base = self.complete(prompt="Hello world", max_tokens=24, temperature=0, ignore_eos=True)["choices"][0]["text"]

@@ -1,0 +1,73 @@
+// `dsv3 train`: pre-trains a DeepSeek-V3-architecture model on token data
+// with the DeepSeek-V3 recipe (MTP loss, aux-loss-free balancing, FP8 or
+// BF16 GEMM numerics, AdamW). Every option is a flag and a key of the
+// optional --config JSON file (flags win); see src/train/options.h and
+// docs/training.md. Progress lines go to stdout, ending with
+// `final step=N train_loss=X val_loss=Y max_vio=Z`.
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include "apps/dsv3/commands.h"
+#include "train/trainer.h"
+
+namespace dsv3::cli {
+
+namespace {
+
+struct TrainFlags {
+  std::string config_file;
+  std::vector<std::string> text;     // one per option field
+  std::vector<CLI::Option*> option;  // to see which flags were given
+  std::vector<bool> flag;            // bool fields
+};
+
+int Train(const TrainFlags& f) {
+  train::TrainOptions o;
+  if (!f.config_file.empty()) {
+    Status st = train::ApplyTrainJson(f.config_file, o);
+    if (!st.ok()) return Fail(st);
+  }
+  const auto& fields = train::TrainOptionFields();
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (f.option[i]->count() == 0) continue;
+    const bool is_bool = std::holds_alternative<bool train::TrainOptions::*>(fields[i].member);
+    Status st = train::SetOptionFromText(o, fields[i], is_bool ? (f.flag[i] ? "true" : "false") : f.text[i]);
+    if (!st.ok()) return Fail(st);
+  }
+  auto trainer = train::Trainer::Create(o, stdout);
+  if (!trainer.ok()) return Fail(trainer.status());
+  auto result = (*trainer)->Run();
+  if (!result.ok()) return Fail(result.status());
+  return 0;
+}
+
+}  // namespace
+
+void RegisterTrain(CLI::App& app, Common& common) {
+  auto f = std::make_shared<TrainFlags>();
+  CLI::App* cmd = app.add_subcommand("train", "pre-train a model on token data (MTP, aux-loss-free MoE, FP8/BF16)");
+  cmd->add_option("--config", f->config_file, "training options as a JSON object (flags override it)");
+  const auto& fields = train::TrainOptionFields();
+  f->text.resize(fields.size());
+  f->flag.resize(fields.size());
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (std::holds_alternative<bool train::TrainOptions::*>(fields[i].member)) {
+      f->option.push_back(cmd->add_flag_callback(train::FlagName(fields[i]), [f, i] { f->flag[i] = true; },
+                                                 fields[i].help));
+    } else {
+      const char* type = std::holds_alternative<int64_t train::TrainOptions::*>(fields[i].member)  ? "INT"
+                         : std::holds_alternative<double train::TrainOptions::*>(fields[i].member) ? "FLOAT"
+                                                                                                   : "TEXT";
+      f->option.push_back(cmd->add_option(train::FlagName(fields[i]), f->text[i], fields[i].help)
+                              ->type_name(type)
+                              ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast));  // the last one wins
+    }
+  }
+  cmd->callback([f, &common] {
+    common.Apply();
+    common.exit_code = Train(*f);
+  });
+}
+
+}  // namespace dsv3::cli

@@ -1,0 +1,64 @@
+// AdamW for the float32 master weights (decoupled weight decay as in
+// torch.optim.AdamW; no decay on norms and biases), gradient clipping by
+// global norm, and the learning-rate schedule (linear warm-up, then cosine
+// decay to a floor, or DeepSeek's multi-step decay). Moments are stored in
+// float32 or, as in the DeepSeek-V3 recipe, in BF16 (rounded to nearest even
+// after every update; the arithmetic itself is float32).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "train/params.h"
+
+namespace dsv3::train {
+
+enum class Schedule { kCosine, kStep };
+bool ParseSchedule(const std::string& s, Schedule* out);
+
+struct OptimizerOptions {
+  double lr = 3e-3;             // peak learning rate
+  double min_lr_ratio = 0.1;    // cosine floor as a fraction of lr
+  int64_t warmup_steps = 100;
+  Schedule schedule = Schedule::kCosine;
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  double weight_decay = 0.1;
+  double clip_norm = 1.0;       // 0: no clipping
+  bool bf16_moments = false;
+};
+
+// Learning rate of step `step` (0-based) of a `total`-step run: linear
+// warm-up to lr over warmup_steps, then cosine to lr * min_lr_ratio at the
+// last step, or (kStep) lr until 80% of the run, lr * 0.316 until 90%, then
+// lr * 0.1 (the DeepSeek LLM multi-step schedule).
+double LearningRate(const OptimizerOptions& o, int64_t step, int64_t total);
+
+class AdamW {
+ public:
+  AdamW(TrainParams& params, const OptimizerOptions& options);
+
+  // Global L2 norm of all gradients (double, fixed summation order).
+  double GradNorm() const;
+  // Scales gradients so their global norm is at most clip_norm (given the
+  // norm GradNorm() returned), then applies update number `t` (1-based, for
+  // bias correction) with learning rate `lr`.
+  void Update(int64_t t, double lr, double grad_norm);
+
+  // Moments of tensor i of params.tensors() (only trainable ones have any),
+  // as float32, and back (for checkpoints).
+  void GetMoments(size_t i, std::vector<float>* m, std::vector<float>* v) const;
+  void SetMoments(size_t i, const float* m, const float* v);
+  const OptimizerOptions& options() const { return options_; }
+
+ private:
+  TrainParams& params_;
+  OptimizerOptions options_;
+  std::vector<int64_t> offset_;        // [tensors] start of each tensor's moments
+  std::vector<float> m_, v_;           // float32 moments
+  std::vector<uint16_t> m16_, v16_;    // or BF16 moments
+  mutable std::vector<double> norm_parts_;  // [chunks] GradNorm partial sums
+};
+
+}  // namespace dsv3::train

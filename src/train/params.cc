@@ -1,0 +1,172 @@
+// Float32 master parameters bound through BindWeights; see params.h.
+#include "train/params.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/parallel.h"
+#include "io/safetensors.h"
+#include "ops/ops.h"
+#include "train/rng.h"
+
+namespace dsv3::train {
+
+namespace {
+
+// Binds matrices into a contiguous arena (first pass: count only) and sizes
+// vectors; records each tensor's float pointer.
+class ArenaBinder : public TensorBinder {
+ public:
+  ArenaBinder(float* arena, std::vector<float*>* pointers) : arena_(arena), pointers_(pointers) {}
+  int64_t used() const { return used_; }
+
+  void Matrix(const std::string&, int64_t rows, int64_t cols, TensorRole, bool optional, Weight& out) override {
+    if (optional) return;  // MTP copies of embed/head: shared with the main model
+    if (arena_) {
+      out = Weight();
+      out.dtype = DType::kF32;
+      out.rows = rows, out.cols = cols;
+      out.data = arena_ + used_;
+      pointers_->push_back(arena_ + used_);
+    }
+    used_ += rows * cols;
+  }
+  void Vector(const std::string&, int64_t n, TensorRole, std::vector<float>& out) override {
+    out.assign(n, 0.0f);
+    if (arena_) pointers_->push_back(out.data());
+  }
+
+ private:
+  float* arena_;
+  std::vector<float*>* pointers_;
+  int64_t used_ = 0;
+};
+
+}  // namespace
+
+TrainParams::TrainParams(const Config& config) : config_(config) {
+  ArenaBinder counter(nullptr, nullptr);
+  ModelWeights scratch;
+  BindWeights(config_, scratch, counter);
+  arena_size_ = counter.used();
+  values_.assign(arena_size_, 0.0f);
+  std::vector<float*> value_ptrs;
+  ArenaBinder vb(values_.data(), &value_ptrs);
+  BindWeights(config_, w_, vb);
+  size_t i = 0;
+  for (const TensorDesc& t : ListTensors(config_)) {
+    if (t.optional) continue;
+    ParamTensor p;
+    p.name = t.name, p.shape = t.shape, p.role = t.role;
+    p.numel = 1;
+    for (int64_t s : t.shape) p.numel *= s;
+    p.value = value_ptrs[i++];
+    p.decay = t.role != TensorRole::kNorm && t.role != TensorRole::kRouterBias;
+    tensors_.push_back(std::move(p));
+  }
+  AddGradSlot();
+  constexpr int64_t kChunk = 1 << 16;
+  for (size_t j = 0; j < tensors_.size(); ++j) {
+    tensors_[j].grad = grad_sets_[0]->ptrs[j];
+    if (!tensors_[j].grad) continue;
+    for (int64_t b = 0; b < tensors_[j].numel; b += kChunk)
+      chunks_.push_back({static_cast<int32_t>(j), b, std::min(tensors_[j].numel, b + kChunk)});
+  }
+}
+
+std::unique_ptr<TrainParams::GradSet> TrainParams::NewGradSet() const {
+  auto set = std::make_unique<GradSet>();
+  set->arena.assign(arena_size_, 0.0f);
+  ArenaBinder gb(set->arena.data(), &set->ptrs);
+  BindWeights(config_, set->g, gb);
+  for (size_t j = 0; j < tensors_.size(); ++j)  // the router bias is not trained by gradient
+    if (tensors_[j].role == TensorRole::kRouterBias) set->ptrs[j] = nullptr;
+  return set;
+}
+
+int TrainParams::AddGradSlot() {
+  grad_sets_.push_back(NewGradSet());
+  return static_cast<int>(grad_sets_.size()) - 1;
+}
+
+void TrainParams::AddGrads(int from, int to) {
+  const GradSet& a = *grad_sets_[from];
+  GradSet& b = *grad_sets_[to];
+  ParallelFor(static_cast<int64_t>(chunks_.size()), 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const ParamChunk& ch = chunks_[c];
+      const float* src = a.ptrs[ch.tensor];
+      float* dst = b.ptrs[ch.tensor];
+      for (int64_t i = ch.begin; i < ch.end; ++i) dst[i] += src[i];
+    }
+  });
+}
+
+const ParamTensor* TrainParams::Find(const std::string& name) const {
+  for (const ParamTensor& p : tensors_)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+int64_t TrainParams::NumParams() const {
+  int64_t n = 0;
+  for (const ParamTensor& p : tensors_)
+    if (p.grad) n += p.numel;
+  return n;
+}
+
+void TrainParams::InitNormal(uint64_t seed, float std) {
+  for (ParamTensor& p : tensors_) {
+    if (p.role == TensorRole::kNorm) {
+      std::fill(p.value, p.value + p.numel, 1.0f);
+    } else if (p.role == TensorRole::kRouterBias) {
+      std::fill(p.value, p.value + p.numel, 0.0f);
+    } else {
+      Rng rng(seed, HashString(p.name));
+      for (int64_t i = 0; i < p.numel; ++i) p.value[i] = static_cast<float>(rng.Normal() * std);
+    }
+  }
+}
+
+void TrainParams::ZeroGrads(int slot) {
+  const GradSet& set = *grad_sets_[slot];
+  for (size_t j = 0; j < tensors_.size(); ++j)
+    if (set.ptrs[j]) std::memset(set.ptrs[j], 0, tensors_[j].numel * sizeof(float));
+}
+
+Status TrainParams::LoadCheckpoint(const std::string& dir) {
+  DSV3_ASSIGN_OR_RETURN(auto store, TensorStore::Open(dir));
+  const auto q = config_.quantization.value_or(QuantizationConfig{});
+  for (ParamTensor& p : tensors_) {
+    const TensorInfo* t = store->Find(p.name);
+    if (!t) return Status::Error("tensor '" + p.name + "' is missing from " + store->path());
+    if (t->shape != p.shape) {
+      TensorInfo want;
+      want.shape = p.shape;
+      return Status::Error(t->file + ": tensor '" + p.name + "' has shape " + t->ShapeString() +
+                           " but the model config implies " + want.ShapeString());
+    }
+    Weight w;  // decode through the inference op so every stored dtype is covered
+    w.dtype = t->dtype;
+    w.rows = p.shape.size() == 2 ? p.shape[0] : 1;
+    w.cols = p.shape.back();
+    w.data = t->data;
+    if (t->dtype == DType::kF8E4M3) {
+      const TensorInfo* s = store->Find(p.name + "_scale_inv");
+      w.block_rows = q.block_rows, w.block_cols = q.block_cols;
+      w.scale_cols = (w.cols + q.block_cols - 1) / q.block_cols;
+      const int64_t scale_rows = (w.rows + q.block_rows - 1) / q.block_rows;
+      if (!s || s->dtype != DType::kF32 || s->shape != std::vector<int64_t>{scale_rows, w.scale_cols})
+        return Status::Error(t->file + ": FP8 tensor '" + p.name + "' lacks a matching F32 '" + p.name +
+                             "_scale_inv'");
+      w.scale_inv = reinterpret_cast<const float*>(s->data);
+    } else if (t->dtype != DType::kF32 && t->dtype != DType::kBF16 && t->dtype != DType::kF16) {
+      return Status::Error(t->file + ": tensor '" + p.name + "' has dtype " + std::string(DTypeName(t->dtype)) +
+                           "; expected F32, BF16, F16 or F8_E4M3");
+    }
+    for (int64_t r = 0; r < w.rows; ++r) ops::DecodeRow(w, r, p.value + r * w.cols);
+  }
+  return Status::Ok();
+}
+
+}  // namespace dsv3::train

@@ -1,0 +1,111 @@
+// The whole DeepSeek-V3 network for training: embedding, L decoder blocks
+// (MLA + dense MLP or MoE), final norm and head with next-token
+// cross-entropy, then D sequential MTP depths (depth k combines the
+// embedding of token i+k with depth k-1's hidden state — the main model's
+// state after model.norm for k = 1, as the engine's MTP does — runs its own
+// block, and predicts token i+k+1 through the shared head). One call runs
+// the forward, computes every loss, and (optionally) the full backward,
+// accumulating float32 gradients into TrainParams. All activation buffers
+// are sized once for the batch shape.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/router.h"
+#include "train/attention.h"
+#include "train/context.h"
+#include "train/ffn.h"
+#include "train/params.h"
+
+namespace dsv3::train {
+
+struct ModelOptions {
+  int64_t batch = 8, seq = 128;  // B sequences of T positions
+  Precision precision = Precision::kFp32;
+  BalanceOptions balance;
+  double mtp_lambda = 0.3;  // loss = CE + lambda/D * sum_k CE_k + balance
+};
+
+struct Losses {
+  double main = 0.0;          // mean next-token cross-entropy
+  std::vector<double> mtp;    // [D] mean cross-entropy of each MTP depth
+  double main_acc = 0.0;      // top-1 accuracy of the next-token prediction
+  std::vector<double> mtp_acc;  // [D] top-1 accuracy of MTP depth k (token i+k+1)
+  double balance = 0.0;       // balance / aux loss, summed over MoE layers, weighted
+  double total = 0.0;         // what the gradients are of
+};
+
+class TrainModel {
+ public:
+  // The MTP depth D is params.config().num_nextn_predict_layers. Gradients
+  // go to params' gradient set `grad_slot`.
+  TrainModel(TrainParams& params, const ModelOptions& options, int grad_slot = 0);
+
+  int64_t window() const { return dims_.T + depth_ + 1; }  // tokens per sequence a step reads
+  const Dims& dims() const { return dims_; }
+  int depth() const { return depth_; }
+
+  // tokens [B, window()]: position i of sequence b reads tokens[b][i] and
+  // predicts tokens[b][i+1]; MTP depth k reads tokens[b][i+k], predicts
+  // tokens[b][i+k+1]. With `backward`, gradients of loss_scale * total are
+  // added to the parameters' grads. `logits`, if given, receives copies of
+  // the logits (before softmax): [D+1] arrays of [B*T, V], main first.
+  Losses Step(const int32_t* tokens, bool backward, float loss_scale,
+              std::vector<std::vector<float>>* logits = nullptr);
+
+  // Tokens routed to each expert in the last Step, per layer (empty for
+  // dense layers), main layers then MTP layers.
+  std::vector<const std::vector<int64_t>*> Loads() const;
+  double flops() const { return lin_.flops(); }  // GEMM flops issued so far
+  // A hash of every routing decision of the last Step (tests use it to see
+  // that a perturbation did not change which experts were chosen).
+  uint64_t RoutingHash() const;
+
+ private:
+  struct Block {
+    std::vector<float> x1, rstd1, h_mid, x2, rstd2;  // [n, d], [n], [n, d], [n, d], [n]
+    MlaActs attn;
+    MlpActs mlp;  // dense layers
+    MoeActs moe;  // MoE layers
+  };
+  struct Mtp {
+    std::vector<float> emb, cat, e_rstd, h_rstd;  // [n, d], [n, 2d], [n], [n]
+    std::vector<float> in, out, normed, n_rstd;   // [n, d] block input / output / after shared_head.norm, [n]
+    std::vector<float> d_normed;                  // [n, d] head gradient, kept for the backward
+  };
+
+  void BlockForward(int64_t l, const float* h_in, float* h_out);
+  void BlockBackward(int64_t l, const float* h_in, float* dh);
+  // logits [n, V] = x head^T; returns the summed CE; with backward writes dx.
+  double HeadLoss(const float* x, const int32_t* targets, float scale, bool backward, float* dx,
+                  std::vector<float>* logits_copy, double* accuracy);
+  double MtpForward(int k, const float* prev, bool backward, float scale, std::vector<float>* logits_copy,
+                    double* accuracy);
+  void MtpBackward(int k, float* dprev);
+
+  TrainParams& params_;
+  int slot_ = 0;  // gradient set written
+  const Config& config_;
+  ModelOptions options_;
+  int depth_ = 0;
+  float loss_scale_ = 1.0f;  // of the current Step, for the balance-loss gradients
+  Dims dims_;
+  LinearOps lin_;
+  TrainContext ctx_;
+  RouterParams router_;
+  // Forward state.
+  std::vector<std::vector<int32_t>> inputs_, targets_;  // [D+1][n]
+  std::vector<std::vector<float>> hs_;                   // [L+1][n, d] residual stream
+  std::vector<Block> blocks_;                            // [L + D]
+  std::vector<Mtp> mtp_;                                 // [D]
+  std::vector<float> hidden_, hidden_rstd_, d_hidden_;   // [n, d], [n], [n, d]
+  std::vector<float> logits_, ce_losses_;                // [n, V], [n]
+  std::vector<uint8_t> hits_;                            // [n] top-1 hits
+  // Backward scratch.
+  std::vector<float> dh_, dtmp_, dcat_, norm_scratch_;   // [n, d], [n, d], [n, 2d]
+  MlaScratch mla_scratch_;
+  FfnScratch ffn_scratch_;
+};
+
+}  // namespace dsv3::train

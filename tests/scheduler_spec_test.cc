@@ -339,7 +339,7 @@ void ExpectDistributionKept(const Model* model) {
   o.threads = 1, o.max_queue = 4096, o.prefix_reuse = false;
   auto sched = Scheduler::Start(*model, o);
   ASSERT_TRUE(sched.ok());
-  const int runs = 1500;
+  const int runs = SamplingRuns(1500);
   std::vector<Out> out(runs);
   for (int i = 0; i < runs; ++i) {
     GenerationRequest r;

@@ -45,6 +45,17 @@ inline std::map<std::vector<int32_t>, double> ExactContinuations(const Model& m,
   return out;
 }
 
+// Runs for a sampling test: a fifth under AddressSanitizer (a Debug + ASan
+// build is ~50x slower; there the test is about memory, the statistic stays
+// valid with fewer runs, only less sensitive).
+inline constexpr int SamplingRuns(int runs) {
+#if defined(__SANITIZE_ADDRESS__)
+  return runs / 5;
+#else
+  return runs;
+#endif
+}
+
 // Chi-square over cells with expected count >= 5 (the others pooled into one).
 inline double ChiSquare(const std::map<std::vector<int32_t>, double>& exact,
                         std::map<std::vector<int32_t>, int>& counts, int runs, int* cells) {

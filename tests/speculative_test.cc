@@ -93,7 +93,7 @@ TEST(SpecSampling, DistributionMatchesTheMainModel) {
   gen.sampling.top_k = 3;
   const auto exact = ExactContinuations(*m, prompt, gen.sampling, 3);
   ASSERT_EQ(exact.size(), 27u);
-  const int runs = 2000;
+  const int runs = SamplingRuns(2000);
   std::map<std::vector<int32_t>, int> counts;
   for (int r = 0; r < runs; ++r) {
     gen.sampling.seed = 1000 + r;

@@ -9,6 +9,7 @@
 
 #include "model/stats.h"
 #include "runtime/bench.h"
+#include "runtime/bench_spec.h"
 
 namespace dsv3 {
 namespace {
@@ -71,6 +72,69 @@ TEST(Bench, BadOptionsAreErrors) {
   BenchOptions o;
   o.batches = {0};
   EXPECT_FALSE(RunBenchmark(**model, o).ok());
+}
+
+// `bench --spec mtp` on the tiny golden checkpoint with an MTP layer: greedy
+// speculation reproduces the plain continuation, the counts add up per draft
+// position, and every cost is relative to the one-token decode step.
+TEST(Bench, SpecSmokeOnTinyMtpModel) {
+  auto model = Model::Load(std::string(DSV3_GOLDEN_DIR) + "/v3_tiny_bf16");
+  ASSERT_TRUE(model.ok());
+  SpecBenchOptions o;
+  o.draft_tokens = {1, 3}, o.prompt_tokens = 8, o.new_tokens = 6, o.repetitions = 1;
+  auto r = RunSpecBenchmark(**model, o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_GT(r->baseline_tokens_per_s, 0);
+  ASSERT_EQ(r->runs.size(), 2u);
+  for (const SpecRun& run : r->runs) {
+    const SpecStats& s = run.stats;
+    EXPECT_TRUE(run.same_output) << "K=" << run.draft_tokens;
+    EXPECT_GT(run.tokens_per_s, 0);
+    EXPECT_NEAR(run.speedup, run.tokens_per_s / r->baseline_tokens_per_s, 1e-9);
+    ASSERT_EQ(s.proposed_at.size(), static_cast<size_t>(run.draft_tokens));
+    EXPECT_EQ(s.drafted, s.rounds * run.draft_tokens);
+    int64_t accepted = 0;
+    for (int p = 0; p < run.draft_tokens; ++p) {
+      EXPECT_EQ(s.proposed_at[p], s.rounds);
+      if (p > 0) {
+        EXPECT_LE(s.accepted_at[p], s.accepted_at[p - 1]);  // a prefix is accepted
+      }
+      accepted += s.accepted_at[p];
+    }
+    EXPECT_EQ(accepted, s.accepted);
+    EXPECT_EQ(s.emitted, o.new_tokens);
+    // 5 tokens after the prefill's first, at most K+1 per round.
+    EXPECT_GE(s.rounds, (o.new_tokens - 1 + run.draft_tokens) / (run.draft_tokens + 1));
+    EXPECT_LE(s.rounds, o.new_tokens - 1);
+    EXPECT_NEAR(TokensPerRound(s), 1.0 + static_cast<double>(s.accepted) / s.rounds, 1e-12);
+    EXPECT_GT(run.predicted_speedup, 0);
+  }
+  EXPECT_EQ(r->decode.tokens, 1);
+  EXPECT_EQ(r->decode.relative, 1.0);
+  EXPECT_EQ(r->draft.tokens, 1);
+  EXPECT_GT(r->draft.relative, 0);
+  const int64_t K = (*model)->config().num_experts_per_tok;
+  EXPECT_EQ(r->decode.experts_per_layer, K);
+  ASSERT_EQ(r->verify.size(), 2u);
+  EXPECT_EQ(r->verify[0].tokens, 2);
+  EXPECT_EQ(r->verify[1].tokens, 4);
+  for (const SpecCost& c : r->verify) {
+    EXPECT_NEAR(c.relative, c.seconds / r->decode.seconds, 1e-9);
+    EXPECT_GE(c.experts_per_layer, K);
+  }
+  const auto j = nlohmann::json::parse(SpecBenchJson(*r));
+  EXPECT_EQ(j["spec"]["runs"].size(), 2u);
+  EXPECT_EQ(j["spec"]["runs"][1]["acceptance_per_position"].size(), 3u);
+  EXPECT_EQ(j["spec"]["verify"][1]["tokens"], 4);
+  EXPECT_GT(j["spec"]["baseline_tokens_per_s"].get<double>(), 0);
+}
+
+TEST(Bench, SpecNeedsAnMtpLayer) {
+  auto model = Model::Load(std::string(DSV3_GOLDEN_DIR) + "/v2lite_tiny_bf16");
+  ASSERT_TRUE(model.ok());
+  auto r = RunSpecBenchmark(**model, SpecBenchOptions{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("no MTP layer"), std::string::npos);
 }
 
 }  // namespace

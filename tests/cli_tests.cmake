@@ -77,6 +77,15 @@ add_test(NAME cli_bench_text_tiny
                  --membw-reps 1)
 set_tests_properties(cli_bench_text_tiny PROPERTIES
                      PASS_REGULAR_EXPRESSION "prefill 8 tokens: .* tok/s.*of the FMA peak.*of roofline.*peak RSS")
+add_test(NAME cli_bench_spec_tiny
+         COMMAND dsv3 -t 1 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --spec mtp --draft-tokens 1,2 -p 8 -n 6
+                 --reps 1 --json)
+set_tests_properties(cli_bench_spec_tiny PROPERTIES PASS_REGULAR_EXPRESSION
+  "\"baseline_tokens_per_s\": [0-9].*\"draft_tokens\": 1,.*\"same_output\": true.*\"acceptance_per_position\": \\[.*\"draft_tokens\": 2,.*\"same_output\": true.*\"draft_step\": {.*\"verify\": \\[.*\"tokens\": 3")
+add_test(NAME cli_bench_spec_needs_mtp COMMAND dsv3 bench --model ${DSV3_GOLDEN_DIR}/v2lite_tiny_bf16 --spec mtp)
+set_tests_properties(cli_bench_spec_needs_mtp PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: bench --spec mtp: the model has no MTP layer")
+add_test(NAME cli_bench_bad_draft_tokens COMMAND dsv3 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --spec mtp --draft-tokens 1,x)
+set_tests_properties(cli_bench_bad_draft_tokens PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --draft-tokens: 'x' is not a draft length")
 add_test(NAME cli_init_bad_dtype
          COMMAND dsv3 init --config ${DSV3_GOLDEN_DIR}/v3_tiny_fp8/config.json --out ${DSV3_CLI_TMP}/bad --dtype int4)
 set_tests_properties(cli_init_bad_dtype PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --dtype must be fp8 or bf16")

@@ -2,12 +2,16 @@
 // each against this machine's limit measured in the same run (read
 // bandwidth for decode, FMA peak for prefill), plus memory use. `--membw`
 // alone measures only the machine. `--json` prints the same fields as JSON.
+// `--spec mtp --draft-tokens K[,K...]` instead measures MTP speculative
+// decoding: a greedy continuation with and without it, and the cost of
+// verification and draft forwards relative to a one-token decode step.
 #include <cstdio>
 #include <sstream>
 
 #include "apps/dsv3/commands.h"
 #include "core/parallel.h"
 #include "runtime/bench.h"
+#include "runtime/bench_spec.h"
 
 namespace dsv3::cli {
 
@@ -15,23 +19,27 @@ namespace {
 
 struct BenchCmdOptions {
   std::string model_dir, batches = "1,4,16", head = "stored", router = "stored", kv = "f32";
+  std::string spec = "none", draft_tokens = "1,2,3";
   BenchOptions bench;
   int64_t membw_mb = 1024;
   bool json = false, membw_only = false, bf16_act = false, mmap = false;
 };
 
-Expected<std::vector<int64_t>> ParseBatches(const std::string& text) {
+// A comma-separated list of integers in [1, max]; errors name `flag`.
+Expected<std::vector<int64_t>> ParseList(const std::string& text, const std::string& flag, const std::string& what,
+                                         int64_t max) {
   std::vector<int64_t> out;
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
     char* end = nullptr;
     const long long v = std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != 0 || v < 1 || v > 4096)
-      return Status::Error("-b: '" + item + "' is not a batch size (a list like 1,4,16)");
+    if (item.empty() || *end != 0 || v < 1 || v > max)
+      return Status::Error(flag + ": '" + item + "' is not " + what + " (a list like 1,2,3 of 1.." +
+                           std::to_string(max) + ")");
     out.push_back(v);
   }
-  if (out.empty()) return Status::Error("-b: give at least one batch size");
+  if (out.empty()) return Status::Error(flag + ": give at least one value");
   return out;
 }
 
@@ -54,6 +62,54 @@ void PrintText(const std::string& dir, const BenchResult& r, bool machine_only) 
               r.weight_bytes / 1e9, r.kv_cache_bytes / 1e9);
 }
 
+void PrintSpecText(const std::string& dir, const SpecBenchResult& r) {
+  std::printf("model: %s\n", dir.c_str());
+  std::printf("speculative decoding (MTP drafts, greedy), prompt %lld tokens, %lld new tokens; without it %.2f tok/s\n",
+              static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.new_tokens), r.baseline_tokens_per_s);
+  std::printf("   K  tok/s    speed-up  predicted  rounds  drafted  accepted  rate    per position     tok/forward  same\n");
+  for (const SpecRun& run : r.runs) {
+    const SpecStats& s = run.stats;
+    std::string per;
+    for (size_t p = 0; p < s.proposed_at.size(); ++p) {
+      char b[16];
+      std::snprintf(b, sizeof(b), "%s%.2f", p ? " " : "", s.proposed_at[p] ? 1.0 * s.accepted_at[p] / s.proposed_at[p] : 0.0);
+      per += b;
+    }
+    std::printf("  %2d  %7.2f  %8.2fx  %8.2fx  %6lld  %7lld  %8lld  %5.1f%%  %-15s  %11.2f  %s\n", run.draft_tokens,
+                run.tokens_per_s, run.speedup, run.predicted_speedup, static_cast<long long>(s.rounds),
+                static_cast<long long>(s.drafted), static_cast<long long>(s.accepted), 100.0 * s.acceptance(),
+                per.c_str(), TokensPerRound(s), run.same_output ? "yes" : "NO");
+  }
+  std::printf("cost per forward at context %lld, relative to a one-token decode step (mean of %lld steps):\n",
+              static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.new_tokens));
+  auto line = [](const char* what, const SpecCost& c) {
+    std::printf("  %-22s %8.2f ms  %5.2fx  experts/layer %.1f\n", what, 1e3 * c.seconds, c.relative, c.experts_per_layer);
+  };
+  line("decode 1 token", r.decode);
+  line("MTP draft step", r.draft);
+  for (const SpecCost& c : r.verify) {
+    const std::string what = "verify " + std::to_string(c.tokens) + " tokens (K=" + std::to_string(c.tokens - 1) + ")";
+    line(what.c_str(), c);
+  }
+}
+
+int BenchSpec(const BenchCmdOptions& o, const Model& model) {
+  auto ks = ParseList(o.draft_tokens, "--draft-tokens", "a draft length", 16);
+  if (!ks.ok()) return Fail(ks.status());
+  SpecBenchOptions so;
+  so.draft_tokens.assign(ks->begin(), ks->end());
+  so.prompt_tokens = o.bench.prompt_tokens, so.new_tokens = o.bench.decode_steps;
+  so.repetitions = o.bench.repetitions, so.seed = o.bench.seed;
+  so.progress = o.bench.progress;
+  auto r = RunSpecBenchmark(model, so);
+  if (!r.ok()) return Fail(r.status());
+  if (o.json)
+    std::printf("%s\n", SpecBenchJson(*r).c_str());
+  else
+    PrintSpecText(o.model_dir, *r);
+  return 0;
+}
+
 int Bench(BenchCmdOptions& o) {
   BenchOptions& b = o.bench;
   b.threads = NumThreads();
@@ -68,7 +124,7 @@ int Bench(BenchCmdOptions& o) {
     return 0;
   }
   if (o.model_dir.empty()) return Fail(Status::Error("bench: --model DIR is required (or --membw alone)"));
-  auto batches = ParseBatches(o.batches);
+  auto batches = ParseList(o.batches, "-b", "a batch size", 4096);
   if (!batches.ok()) return Fail(batches.status());
   b.batches = *batches;
   LoadOptions lo;
@@ -76,6 +132,7 @@ int Bench(BenchCmdOptions& o) {
   if (!head.ok()) return Fail(head.status());
   auto router = ParseWeightFormat(o.router, "--router");
   if (!router.ok()) return Fail(router.status());
+  if (o.spec != "none" && o.spec != "mtp") return Fail(Status::Error("--spec must be none or mtp, not '" + o.spec + "'"));
   if (o.kv != "f32" && o.kv != "fp8") return Fail(Status::Error("--kv must be f32 or fp8, not '" + o.kv + "'"));
   lo.head = *head, lo.router = *router, lo.bf16_activations = o.bf16_act;
   lo.kv_cache = o.kv == "fp8" ? KvCacheType::kF8E4M3 : KvCacheType::kF32;
@@ -83,6 +140,7 @@ int Bench(BenchCmdOptions& o) {
   lo.load_to_memory = !o.mmap;
   auto model = Model::Load(o.model_dir, lo);
   if (!model.ok()) return Fail(model.status());
+  if (o.spec == "mtp") return BenchSpec(o, **model);
   auto r = RunBenchmark(**model, b);
   if (!r.ok()) return Fail(r.status());
   if (o.json)
@@ -111,6 +169,9 @@ void RegisterBench(CLI::App& app, Common& common) {
   cmd->add_flag("--membw", o->membw_only, "measure only read bandwidth and FMA peak");
   cmd->add_flag("--mmap", o->mmap, "run the weights from the file mapping (no copy to huge-page memory)");
   cmd->add_flag("--json", o->json, "print JSON");
+  cmd->add_option("--spec", o->spec, "none, or mtp: measure MTP speculative decoding (-p prompt, -n new tokens)")
+      ->capture_default_str();
+  cmd->add_option("--draft-tokens", o->draft_tokens, "draft lengths K for --spec mtp, e.g. 1,2,3")->capture_default_str();
   cmd->callback([o, &common] {
     common.Apply();
     common.exit_code = Bench(*o);

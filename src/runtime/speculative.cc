@@ -185,7 +185,7 @@ Expected<std::vector<std::vector<int32_t>>> SpeculativeDecoder::Run(const std::v
   if (longest + gen_.max_new_tokens > c.max_position_embeddings)
     return Status::Error("prompt + max_new_tokens exceeds max_position_embeddings " +
                          std::to_string(c.max_position_embeddings));
-  cache_ = KvCache(c, static_cast<int64_t>(prompts.size()), longest + gen_.max_new_tokens + K + 1);
+  cache_ = model_.NewCache(static_cast<int64_t>(prompts.size()), longest + gen_.max_new_tokens + K + 1);
   seqs_.clear();
   stats_ = SpecStats();
   stats_.proposed_at.assign(K, 0), stats_.accepted_at.assign(K, 0);

@@ -58,6 +58,41 @@ set_tests_properties(cli_convert_gguf_and_load PROPERTIES PASS_REGULAR_EXPRESSIO
 add_test(NAME cli_convert_write_failure COMMAND sh -c
   "rm -f ${DSV3_CLI_TMP}/full.gguf; (trap '' XFSZ; ulimit -f 1024; exec $<TARGET_FILE:dsv3> convert -q --to gguf --type f32 ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 ${DSV3_CLI_TMP}/full.gguf); rc=$?; ls ${DSV3_CLI_TMP}/full.gguf* 2>/dev/null; echo exit=$rc")
 set_tests_properties(cli_convert_write_failure PROPERTIES PASS_REGULAR_EXPRESSION "full.gguf.tmp: write failed: File too large\nexit=1\n$")
+# dsv3 init and dsv3 bench end to end on a tiny config (fields, not speed),
+# and their bad-input errors.
+set(DSV3_CLI_TMP ${CMAKE_CURRENT_BINARY_DIR}/tmp/cli)
+add_test(NAME cli_init_tiny
+         COMMAND dsv3 init --config ${DSV3_GOLDEN_DIR}/v3_tiny_fp8/config.json --out ${DSV3_CLI_TMP}/init_tiny
+                 --shard-mb 1 --seed 3)
+set_tests_properties(cli_init_tiny PROPERTIES FIXTURES_SETUP cli_tiny_checkpoint ENVIRONMENT "OMP_WAIT_POLICY=passive"
+                     PASS_REGULAR_EXPRESSION "wrote .*init_tiny \\(fp8, seed 3")
+add_test(NAME cli_bench_json_tiny
+         COMMAND dsv3 -t 2 bench --model ${DSV3_CLI_TMP}/init_tiny -p 8 -n 2 -b 1,2 --reps 1 --membw-mb 8
+                 --membw-reps 1 --head fp8 --kv fp8 --json)
+set_tests_properties(cli_bench_json_tiny PROPERTIES FIXTURES_REQUIRED cli_tiny_checkpoint
+                     ENVIRONMENT "OMP_WAIT_POLICY=passive"
+                     PASS_REGULAR_EXPRESSION "\"prefill_tokens_per_s\": [0-9].*\"decode_tokens_per_s\": {[^}]*\"1\": [0-9][^}]*\"2\": [0-9]")
+add_test(NAME cli_bench_text_tiny
+         COMMAND dsv3 -t 1 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 -p 8 -n 2 -b 1 --reps 1 --membw-mb 8
+                 --membw-reps 1)
+set_tests_properties(cli_bench_text_tiny PROPERTIES
+                     PASS_REGULAR_EXPRESSION "prefill 8 tokens: .* tok/s.*of the FMA peak.*of roofline.*peak RSS")
+add_test(NAME cli_bench_spec_tiny
+         COMMAND dsv3 -t 1 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --spec mtp --draft-tokens 1,2 -p 8 -n 6
+                 --reps 1 --json)
+set_tests_properties(cli_bench_spec_tiny PROPERTIES PASS_REGULAR_EXPRESSION
+  "\"baseline_tokens_per_s\": [0-9].*\"draft_tokens\": 1,.*\"same_output\": true.*\"acceptance_per_position\": \\[.*\"draft_tokens\": 2,.*\"same_output\": true.*\"draft_step\": {.*\"verify\": \\[.*\"tokens\": 3")
+add_test(NAME cli_bench_spec_needs_mtp COMMAND dsv3 bench --model ${DSV3_GOLDEN_DIR}/v2lite_tiny_bf16 --spec mtp)
+set_tests_properties(cli_bench_spec_needs_mtp PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: bench --spec mtp: the model has no MTP layer")
+add_test(NAME cli_bench_bad_draft_tokens COMMAND dsv3 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --spec mtp --draft-tokens 1,x)
+set_tests_properties(cli_bench_bad_draft_tokens PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --draft-tokens: 'x' is not a draft length")
+add_test(NAME cli_init_bad_dtype
+         COMMAND dsv3 init --config ${DSV3_GOLDEN_DIR}/v3_tiny_fp8/config.json --out ${DSV3_CLI_TMP}/bad --dtype int4)
+set_tests_properties(cli_init_bad_dtype PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --dtype must be fp8 or bf16")
+add_test(NAME cli_bench_needs_model COMMAND dsv3 bench -p 8)
+set_tests_properties(cli_bench_needs_model PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: bench: --model DIR is required")
+add_test(NAME cli_bench_bad_head COMMAND dsv3 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_fp8 --head int4)
+set_tests_properties(cli_bench_bad_head PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --head must be stored, bf16 or fp8")
 
 # --- dsv3 train (src/train): synthetic token data from make_token_data ------
 set(TRAIN_CLI ${CMAKE_CURRENT_BINARY_DIR}/tmp/train_cli)

@@ -19,6 +19,9 @@ struct Common {
 void RegisterRun(CLI::App& app, Common& common);
 void RegisterInspect(CLI::App& app, Common& common);
 void RegisterLogits(CLI::App& app, Common& common);
+void RegisterServe(CLI::App& app, Common& common);
+void RegisterInit(CLI::App& app, Common& common);
+void RegisterBench(CLI::App& app, Common& common);
 void RegisterConvert(CLI::App& app, Common& common);
 void RegisterTokenize(CLI::App& app, Common& common);
 void RegisterChat(CLI::App& app, Common& common);

@@ -55,6 +55,9 @@ int main(int argc, char** argv) {
   dsv3::cli::RegisterRun(app, common);
   dsv3::cli::RegisterInspect(app, common);
   dsv3::cli::RegisterLogits(app, common);
+  dsv3::cli::RegisterServe(app, common);
+  dsv3::cli::RegisterInit(app, common);
+  dsv3::cli::RegisterBench(app, common);
   dsv3::cli::RegisterConvert(app, common);
   dsv3::cli::RegisterTokenize(app, common);
   dsv3::cli::RegisterChat(app, common);

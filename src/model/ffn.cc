@@ -1,7 +1,10 @@
 // Feed-forward blocks: the dense SwiGLU MLP and DeepSeekMoE (shared experts
-// plus routed experts chosen per token). Routed experts run once per forward
-// over all the tokens that chose them, so each expert's weights are read once
-// per batch, not once per token.
+// plus routed experts chosen per token). Tokens are grouped by expert, so
+// each expert runs once per forward over all the tokens that chose it and its
+// weights are read once per batch, not once per token. The gate/up stage of
+// every active expert (and the shared experts) is one batch of fused
+// SwiGLU jobs, the down stage another: two parallel passes per MoE layer,
+// split over the threads by rows of all experts together.
 #include <algorithm>
 
 #include "core/parallel.h"
@@ -10,17 +13,17 @@
 
 namespace dsv3 {
 
-// out [n, d] = down(silu(gate x) * up x), x [n, d], hidden width `width`.
-void Model::Mlp(const MlpWeights& w, int64_t width, const float* x, float* out, int64_t n, Workspace& ws) const {
-  ops::MatMul(w.gate_proj, x, ws.ffn_gate.data(), n);  // [n, width]
-  ops::MatMul(w.up_proj, x, ws.ffn_up.data(), n);      // [n, width]
-  ops::SiluMul(ws.ffn_gate.data(), ws.ffn_up.data(), n, width);
-  ops::MatMul(w.down_proj, ws.ffn_gate.data(), out, n);
+// out [n, d] = down(silu(gate x) * up x), x [n, d].
+void Model::Mlp(const MlpWeights& w, const float* x, float* out, int64_t n, Workspace& ws) const {
+  const int64_t width = w.gate_proj.rows, d = config_.hidden_size;
+  const ops::GateUpJob job{&w.gate_proj, &w.up_proj, x, d, ws.ffn_gate.data(), ws.ffn_up.data(), width, n};
+  ops::GateUpSiluBatch({&job, 1}, mm_);  // ffn_gate [n, width]
+  ops::MatMul(w.down_proj, ws.ffn_gate.data(), out, n, mm_);
 }
 
 void Model::RouteTokens(const MoeWeights& w, int64_t n, Workspace& ws) const {
   const int64_t E = router_.num_experts, K = router_.top_k;
-  ops::MatMul(w.gate, ws.x.data(), ws.router_logits.data(), n);  // [n, E] in float32
+  ops::MatMul(w.gate, ws.x.data(), ws.router_logits.data(), n);  // [n, E], float32 activations always
   const float* bias = w.e_score_correction_bias.empty() ? nullptr : w.e_score_correction_bias.data();
   ParallelFor(n, 8, [&](int64_t i0, int64_t i1) {
     float* scratch = ws.router_scratch.data() + omp_get_thread_num() * router_.scratch_size();
@@ -30,9 +33,44 @@ void Model::RouteTokens(const MoeWeights& w, int64_t n, Workspace& ws) const {
   });
 }
 
+// Runs every routed expert with tokens (rows of ws.gathered, grouped by
+// expert) and the shared experts (all tokens, written straight to ws.proj).
+void Model::RunExperts(const MoeWeights& w, int64_t n, Workspace& ws) const {
+  const int64_t d = config_.hidden_size, E = router_.num_experts, K = router_.top_k;
+  const int64_t inter = config_.moe_intermediate_size;
+  float* shared_hidden = ws.ffn_gate.data() + n * K * inter;  // [n, shared width]
+  float* shared_tmp = ws.ffn_up.data() + n * K * inter;
+  ws.gate_up_jobs.clear();
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t first = ws.expert_offset[e], count = ws.expert_offset[e + 1] - first;
+    if (count == 0) continue;
+    const MlpWeights& m = w.experts[e];
+    ws.gate_up_jobs.push_back({&m.gate_proj, &m.up_proj, ws.gathered.data() + first * d, d,
+                               ws.ffn_gate.data() + first * inter, ws.ffn_up.data() + first * inter, inter, count});
+  }
+  if (w.has_shared()) {
+    const MlpWeights& m = w.shared_experts;
+    ws.gate_up_jobs.push_back({&m.gate_proj, &m.up_proj, ws.x.data(), d, shared_hidden, shared_tmp,
+                               m.gate_proj.rows, n});
+  }
+  ws.experts_run += static_cast<int64_t>(ws.gate_up_jobs.size()) - (w.has_shared() ? 1 : 0);
+  ++ws.moe_layers_run;
+  ops::GateUpSiluBatch(ws.gate_up_jobs, mm_);
+  ws.mm_jobs.clear();
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t first = ws.expert_offset[e], count = ws.expert_offset[e + 1] - first;
+    if (count == 0) continue;
+    ws.mm_jobs.push_back({&w.experts[e].down_proj, ws.ffn_gate.data() + first * inter, inter,
+                          ws.gathered_out.data() + first * d, d, count});
+  }
+  if (w.has_shared())
+    ws.mm_jobs.push_back({&w.shared_experts.down_proj, shared_hidden, w.shared_experts.gate_proj.rows,
+                          ws.proj.data(), d, n});
+  ops::MatMulBatch(ws.mm_jobs, mm_);
+}
+
 void Model::Moe(const MoeWeights& w, const Batch& b, Workspace& ws) const {
   const int64_t n = b.size(), d = config_.hidden_size, E = router_.num_experts, K = router_.top_k;
-  const int64_t inter = config_.moe_intermediate_size;
   RouteTokens(w, n, ws);
   // Group (token, k) assignments by expert: offsets into expert_tokens.
   std::fill(ws.expert_count.begin(), ws.expert_count.begin() + E, 0);
@@ -45,26 +83,21 @@ void Model::Moe(const MoeWeights& w, const Batch& b, Workspace& ws) const {
     const int64_t slot = ws.expert_offset[e] + ws.expert_count[e]++;
     ws.expert_tokens[slot] = static_cast<int32_t>(a / K);
     ws.expert_slot_weight[slot] = ws.expert_weights[a];
-    std::copy_n(ws.x.data() + (a / K) * d, d, ws.gathered.data() + slot * d);
+    ws.assignment_slot[a] = static_cast<int32_t>(slot);
   }
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t count = ws.expert_offset[e + 1] - ws.expert_offset[e];
-    if (count == 0) continue;
-    const int64_t first = ws.expert_offset[e];
-    Mlp(w.experts[e], inter, ws.gathered.data() + first * d, ws.gathered_out.data() + first * d, count, ws);
-  }
-  // proj = sum of weighted expert outputs, added in expert order (as the
-  // reference does), then + SwiGLU_shared(x).
-  std::fill(ws.proj.begin(), ws.proj.begin() + n * d, 0.0f);
-  for (int64_t slot = 0; slot < n * K; ++slot) {
-    float* dst = ws.proj.data() + ws.expert_tokens[slot] * d;
-    ops::Axpy(ws.expert_slot_weight[slot], ws.gathered_out.data() + slot * d, dst, d);
-  }
-  if (w.has_shared()) {
-    float* shared = ws.gathered_out.data();  // free again: [n, d]
-    Mlp(w.shared_experts, inter * config_.n_shared_experts, ws.x.data(), shared, n, ws);
-    for (int64_t i = 0; i < n * d; ++i) ws.proj[i] += shared[i];
-  }
+  ParallelFor(n * K, 64, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) std::copy_n(ws.x.data() + ws.expert_tokens[s] * d, d, ws.gathered.data() + s * d);
+  });
+  if (!w.has_shared()) std::fill(ws.proj.begin(), ws.proj.begin() + n * d, 0.0f);
+  RunExperts(w, n, ws);  // proj = shared experts(x); gathered_out = routed outputs
+  // proj[i] += sum_k weight * expert output, per token in parallel.
+  ParallelFor(n, 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t slot = ws.assignment_slot[i * K + k];
+        ops::Axpy(ws.expert_slot_weight[slot], ws.gathered_out.data() + slot * d, ws.proj.data() + i * d, d);
+      }
+  });
 }
 
 }  // namespace dsv3

@@ -165,6 +165,7 @@ Expected<std::unique_ptr<Model>> Model::LoadGguf(const std::string& path, const 
   BindWeights(m->config_, m->weights_, binder);
   DSV3_RETURN_IF_ERROR(binder.status());
   m->Prepare();
+  DSV3_RETURN_IF_ERROR(m->Finish(options));
   if (options.verbose) {
     const size_t unused = m->gguf_->tensors().size() - binder.used().size();
     std::fprintf(stderr, "loaded %s: GGUF v%u, %zu tensors, %.1f MB%s\n", path.c_str(), m->gguf_->version(),

@@ -5,8 +5,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <cstring>
+#include <functional>
 #include <set>
+#include <unordered_set>
 
+#include "core/parallel.h"
 #include "model/model.h"
 
 namespace dsv3 {
@@ -15,7 +18,9 @@ namespace {
 
 class StoreBinder : public TensorBinder {
  public:
-  StoreBinder(const TensorStore& store, const Config& config) : store_(store), config_(config) {}
+  // With `owned` set, matrices not on a 64-byte boundary are copied there.
+  StoreBinder(const TensorStore& store, const Config& config, std::vector<AlignedBuffer<uint8_t>>* owned)
+      : store_(store), config_(config), owned_(owned) {}
 
   Status status() const { return status_; }
   const std::set<std::string>& used() const { return used_; }
@@ -45,7 +50,14 @@ class StoreBinder : public TensorBinder {
              "; expected F32, BF16, F16 or F8_E4M3");
     }
     Use(*t);
+    if (owned_ && status_.ok() && reinterpret_cast<uintptr_t>(t->data) % 64 != 0) {
+      owned_->emplace_back(t->nbytes);
+      std::memcpy(owned_->back().data(), t->data, t->nbytes);
+      out.data = owned_->back().data();
+      realigned_bytes_ += t->nbytes;
+    }
   }
+  uint64_t realigned_bytes() const { return realigned_bytes_; }
 
   void Vector(const std::string& name, int64_t n, TensorRole role, std::vector<float>& out) override {
     if (!status_.ok()) return;
@@ -103,12 +115,63 @@ class StoreBinder : public TensorBinder {
 
   const TensorStore& store_;
   const Config& config_;
+  std::vector<AlignedBuffer<uint8_t>>* owned_;
+  uint64_t realigned_bytes_ = 0;
   Status status_;
   std::set<std::string> used_;
   uint64_t bytes_ = 0;
 };
 
+// Visits the matrices already bound in a ModelWeights (BindWeights is the
+// one tensor list) without touching the store.
+class MatrixVisitor : public TensorBinder {
+ public:
+  explicit MatrixVisitor(std::function<void(TensorRole, Weight&)> fn) : fn_(std::move(fn)) {}
+  void Matrix(const std::string&, int64_t, int64_t, TensorRole role, bool, Weight& out) override {
+    if (!out.empty()) fn_(role, out);
+  }
+  void Vector(const std::string&, int64_t, TensorRole, std::vector<float>&) override {}
+
+ private:
+  std::function<void(TensorRole, Weight&)> fn_;
+};
+
 }  // namespace
+
+uint64_t Model::CopyToMemory() {
+  std::unordered_set<const void*> owned;
+  for (const AlignedBuffer<uint8_t>& b : aligned_) owned.insert(b.data());
+  std::vector<Weight*> todo;
+  MatrixVisitor visit([&](TensorRole role, Weight& w) {
+    if (role != TensorRole::kEmbedding && !owned.count(w.data) && w.data != weights_.embed_tokens.data) {
+      owned.insert(w.data);
+      todo.push_back(&w);
+    }
+  });
+  BindWeights(config_, weights_, visit);
+  uint64_t bytes = 0;
+  for (Weight* w : todo) {
+    const uint8_t* src = static_cast<const uint8_t*>(w->data);
+    const size_t n = static_cast<size_t>(w->nbytes());
+    aligned_.emplace_back(n);
+    uint8_t* dst = aligned_.back().data();
+    ParallelFor(static_cast<int64_t>(n), 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(dst + b, src + b, e - b); });
+    ReleaseMappedPages(src, n);
+    w->data = dst;
+    bytes += n;
+  }
+  return bytes;
+}
+
+Status Model::Finish(const LoadOptions& options) {
+  options_ = options;
+  mm_.bf16_activations = options.bf16_activations;
+  DSV3_RETURN_IF_ERROR(ConvertWeights());
+  copied_bytes_ = options.load_to_memory ? CopyToMemory() : 0;
+  weight_bytes_ = DecodeWeightBytes(static_cast<double>(config_.n_routed_experts)) +
+                  static_cast<uint64_t>(weights_.embed_tokens.nbytes());
+  return Status::Ok();
+}
 
 void Model::Prepare() {
   ModelWeights& w = weights_;
@@ -131,15 +194,21 @@ Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadO
   std::unique_ptr<Model> m(new Model());
   DSV3_ASSIGN_OR_RETURN(m->config_, LoadConfig(dir));
   DSV3_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
-  StoreBinder binder(*m->store_, m->config_);
+  StoreBinder binder(*m->store_, m->config_, options.align_weights ? &m->aligned_ : nullptr);
   BindWeights(m->config_, m->weights_, binder);
   DSV3_RETURN_IF_ERROR(binder.status());
   m->Prepare();
+  DSV3_RETURN_IF_ERROR(m->Finish(options));
   if (options.verbose) {
     const size_t unused = m->store_->Names().size() - binder.used().size();
-    std::fprintf(stderr, "loaded %s: %zu tensors, %.1f MB in %zu file(s)%s\n", dir.c_str(),
+    std::fprintf(stderr, "loaded %s: %zu tensors, %.1f MB in %zu file(s)%s%s\n", dir.c_str(),
                  binder.used().size(), binder.bytes() / 1e6, m->store_->num_files(),
-                 unused ? (", " + std::to_string(unused) + " unused tensors ignored").c_str() : "");
+                 unused ? (", " + std::to_string(unused) + " unused tensors ignored").c_str() : "",
+                 binder.realigned_bytes()
+                     ? (", " + std::to_string(binder.realigned_bytes() / 1000000) + " MB copied to 64-byte alignment").c_str()
+                     : "");
+    if (m->copied_bytes_)
+      std::fprintf(stderr, "  %.1f MB of matrices copied to huge-page memory\n", m->copied_bytes_ / 1e6);
   }
   return m;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/aligned_buffer.h"
 #include "core/status.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
@@ -17,6 +18,7 @@
 #include "model/kv_cache.h"
 #include "model/router.h"
 #include "model/weights.h"
+#include "ops/ops.h"
 
 namespace dsv3 {
 
@@ -51,15 +53,43 @@ struct Workspace {
   std::vector<int32_t> expert_count, expert_offset, expert_tokens;  // by expert
   std::vector<float> expert_slot_weight;  // [N*K] weight of each gathered row
   std::vector<float> gathered, gathered_out;  // [N*K, d]
-  std::vector<float> scores;            // [threads, max context]
+  std::vector<int32_t> assignment_slot;  // [N*K] gathered row of each (token, k)
+  std::vector<ops::AttentionBlock> attn_blocks;  // runs of one slot's consecutive tokens
+  std::vector<ops::MatMulJob> mm_jobs;  // per-head and per-expert products of one stage
+  std::vector<Weight> head_views;       // [H] per-head slices the jobs point at
+  std::vector<ops::GateUpJob> gate_up_jobs;
   std::vector<float> mtp_in;            // [N, 2d]
   std::vector<float> logits;            // [rows, V]
   std::vector<int64_t> slot_next;       // [slots] batch validation
+  // Counters for benchmarks: routed experts run and MoE layers run so far.
+  int64_t experts_run = 0, moe_layers_run = 0;
 };
+
+// How a weight is held in memory: as the checkpoint stores it, or converted
+// at load (FP8 = e4m3 with 128x128 block scales, amax/448 per block).
+enum class WeightFormat { kAsStored, kBf16, kFp8 };
 
 struct LoadOptions {
   bool verbose = false;  // print a loading summary to stderr
+  WeightFormat head = WeightFormat::kAsStored;    // lm_head and MTP shared heads
+  WeightFormat router = WeightFormat::kAsStored;  // MoE gate weights
+  KvCacheType kv_cache = KvCacheType::kF32;       // what NewCache() allocates
+  // Linear layers (not the router) round activations to bf16 so BF16/FP8
+  // weights use VDPBF16PS; a reduced-precision mode with its own bound.
+  bool bf16_activations = false;
+  // Weights whose bytes do not start on a 64-byte boundary in the mapped
+  // file are copied into aligned memory: the kernels stream misaligned rows
+  // at half speed. Off: always read in place.
+  bool align_weights = true;
+  // Copy every matrix but the embedding (read one row per token) out of the
+  // page cache into anonymous memory with transparent huge pages: the decode
+  // kernels stream 2 MiB pages faster than 4 KiB page-cache pages. Resident
+  // memory is the same; loading costs one copy. Off: run from the mapping.
+  bool load_to_memory = true;
 };
+
+// Parses "stored" / "bf16" / "fp8"; the error names `flag`.
+Expected<WeightFormat> ParseWeightFormat(const std::string& text, const std::string& flag);
 
 class Model {
  public:
@@ -82,7 +112,17 @@ class Model {
   Status ForwardMtp(int depth, const Batch& batch, const float* hidden_in, KvCache& cache, Workspace& ws) const;
 
   // The cache a batch of `slots` sequences of up to `capacity` tokens needs.
-  KvCache NewCache(int64_t slots, int64_t capacity) const { return KvCache(config_, slots, capacity); }
+  KvCache NewCache(int64_t slots, int64_t capacity) const {
+    return KvCache(config_, slots, capacity, options_.kv_cache);
+  }
+  const LoadOptions& options() const { return options_; }
+  // Bytes of weights the model holds (mapped from the checkpoint or converted
+  // at load), and of the weights one token of decode reads (every matrix but
+  // the routed experts, plus top-k of them per MoE layer).
+  uint64_t weight_bytes() const { return weight_bytes_; }
+  // Bytes read for one decode step in which `experts_used` routed experts run
+  // per MoE layer (batch 1: num_experts_per_tok), embedding rows excluded.
+  uint64_t DecodeWeightBytes(double experts_used) const;
 
  private:
   Model() = default;
@@ -94,16 +134,28 @@ class Model {
   void DecoderLayer(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
   void Attention(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
   void AttendLatent(int64_t layer, const Batch& batch, const KvCache& cache, Workspace& ws) const;
-  void Mlp(const MlpWeights& w, int64_t width, const float* x, float* out, int64_t n, Workspace& ws) const;
+  void Mlp(const MlpWeights& w, const float* x, float* out, int64_t n, Workspace& ws) const;
+  void RunExperts(const MoeWeights& w, int64_t n, Workspace& ws) const;
   void Moe(const MoeWeights& w, const Batch& batch, Workspace& ws) const;
   void RouteTokens(const MoeWeights& w, int64_t n, Workspace& ws) const;
   void Logits(const Weight& head, const Batch& batch, Workspace& ws) const;  // from ws.hidden
   void Embed(const Weight& table, const Batch& batch, float* out) const;
 
+  Status ConvertWeights();  // applies options_ (formats, W_uk^T) after binding
+  uint64_t CopyToMemory();  // options_.load_to_memory; returns bytes copied
+  // After Prepare(), for every loader: load options, conversions, the copy.
+  Status Finish(const LoadOptions& options);
+  const Weight& Convert(const Weight& w, WeightFormat format);
+
   Config config_;
+  LoadOptions options_;
+  ops::MatMulOptions mm_;  // linear layers; the router always uses float32
   std::unique_ptr<TensorStore> store_;
   std::unique_ptr<GgufFile> gguf_;
   std::vector<std::vector<uint8_t>> owned_;  // tensors rebuilt at load (GGUF attn_k_b/v_b -> kv_b_proj)
+  std::vector<AlignedBuffer<uint8_t>> aligned_;  // converted, realigned and copied weights
+  std::vector<Weight> converted_;
+  uint64_t weight_bytes_ = 0, copied_bytes_ = 0;
   ModelWeights weights_;
   RouterParams router_;
   std::vector<float> inv_freq_;  // [dr/2]

@@ -42,21 +42,23 @@ void Model::Reserve(Workspace& ws, int64_t n, int64_t logit_rows, int64_t max_co
   auto grow = [](auto& v, int64_t size) {
     if (static_cast<int64_t>(v.size()) < size) v.resize(size);
   };
-  const int64_t ffn = std::max({c.intermediate_size, c.moe_intermediate_size * std::max<int64_t>(c.n_shared_experts, 1),
-                                c.moe_intermediate_size});
   const int64_t K = std::max<int64_t>(c.num_experts_per_tok, 1), E = std::max<int64_t>(c.n_routed_experts, 1);
+  // Dense MLP hidden [n, inter], or routed hidden [n*K, moe_inter] then shared [n, moe_inter * n_shared].
+  const int64_t ffn = std::max(c.intermediate_size,
+                               K * c.moe_intermediate_size + c.moe_intermediate_size * c.n_shared_experts);
   grow(ws.h, n * d), grow(ws.x, n * d), grow(ws.proj, n * d), grow(ws.hidden, n * d);
   grow(ws.q_a, n * std::max<int64_t>(c.q_lora_rank, 1)), grow(ws.q, n * H * c.qk_head_dim());
   grow(ws.kv, n * c.kv_latent_dim());
   grow(ws.q_full, n * H * c.kv_latent_dim()), grow(ws.o_lat, n * H * c.kv_lora_rank);
   grow(ws.attn, n * H * c.v_head_dim);
   grow(ws.rope_cos, n * c.qk_rope_head_dim / 2), grow(ws.rope_sin, n * c.qk_rope_head_dim / 2);
-  grow(ws.ffn_gate, n * K * ffn), grow(ws.ffn_up, n * K * ffn);
+  grow(ws.ffn_gate, n * ffn), grow(ws.ffn_up, n * ffn);
+  grow(ws.assignment_slot, n * K), grow(ws.head_views, H);
   grow(ws.router_logits, n * E), grow(ws.router_scratch, threads * router_.scratch_size());
   grow(ws.expert_ids, n * K), grow(ws.expert_weights, n * K), grow(ws.expert_slot_weight, n * K);
   grow(ws.expert_count, E), grow(ws.expert_offset, E + 1), grow(ws.expert_tokens, n * K);
   grow(ws.gathered, n * K * d), grow(ws.gathered_out, n * K * d);
-  grow(ws.scores, threads * max_context), grow(ws.mtp_in, n * 2 * d);
+  grow(ws.mtp_in, n * 2 * d);
   grow(ws.logits, logit_rows * c.vocab_size);
   ws.tokens = std::max(ws.tokens, n);
 }
@@ -85,15 +87,15 @@ void Model::DecoderLayer(int64_t l, const Batch& b, KvCache& cache, Workspace& w
   // h += MLA(RMSNorm(h))
   ops::RmsNorm(ws.h.data(), d, w.input_layernorm.data(), eps, ws.x.data(), d, n, d);
   Attention(l, b, cache, ws);
-  for (int64_t i = 0; i < n * d; ++i) ws.h[i] += ws.proj[i];
+  ops::Add(ws.proj.data(), ws.h.data(), n * d);
   // h += FFN(RMSNorm(h))
   ops::RmsNorm(ws.h.data(), d, w.post_attention_layernorm.data(), eps, ws.x.data(), d, n, d);
   if (w.is_moe) {
     Moe(w.moe, b, ws);
   } else {
-    Mlp(w.mlp, config_.intermediate_size, ws.x.data(), ws.proj.data(), n, ws);
+    Mlp(w.mlp, ws.x.data(), ws.proj.data(), n, ws);
   }
-  for (int64_t i = 0; i < n * d; ++i) ws.h[i] += ws.proj[i];
+  ops::Add(ws.proj.data(), ws.h.data(), n * d);
 }
 
 void Model::Logits(const Weight& head, const Batch& b, Workspace& ws) const {
@@ -101,7 +103,7 @@ void Model::Logits(const Weight& head, const Batch& b, Workspace& ws) const {
   const int64_t d = config_.hidden_size, rows = static_cast<int64_t>(b.logit_rows.size());
   for (int64_t r = 0; r < rows; ++r)
     std::copy_n(ws.hidden.data() + b.logit_rows[r] * d, d, ws.x.data() + r * d);
-  ops::MatMul(head, ws.x.data(), ws.logits.data(), rows);
+  ops::MatMul(head, ws.x.data(), ws.logits.data(), rows, mm_);
 }
 
 Status Model::Forward(const Batch& b, KvCache& cache, Workspace& ws) const {

@@ -32,6 +32,9 @@ struct AttentionWeights {
   std::vector<float> kv_a_layernorm;  // [rc]
   Weight kv_b_proj;             // [H*(dn+dv), rc]
   Weight o_proj;                // [d, H*dv]
+  // Derived at load, not a checkpoint tensor: W_uk of every head transposed,
+  // [H*rc, dn], so the absorbed query q_lat = W_uk^T q_nope is a plain product.
+  Weight w_uk_t;
 };
 
 struct MoeWeights {

@@ -1,8 +1,10 @@
-// Scalar reference implementations of the op API, threaded over output rows
-// with the persistent pool. These define the numerics every SIMD kernel is
-// checked against.
+// Scalar reference implementations of the op API (namespace ref), threaded
+// over output rows with the persistent pool. These define the numerics every
+// SIMD kernel is checked against; ops/dispatch.cc runs them for what the SIMD
+// kernels do not cover. DecodeRow is shared by both.
 #include "ops/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -53,6 +55,8 @@ float* RowScratch(int64_t n) {
   return buf.data();
 }
 }  // namespace
+
+namespace ref {
 
 float Dot(const float* a, const float* b, int64_t n) {
   float s = 0.0f;
@@ -128,4 +132,49 @@ void Softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+void MatMulBf16Activations(const Weight& w, const float* x, int64_t x_stride, float* y, int64_t y_stride,
+                           int64_t n) {
+  ParallelFor(w.rows, 4, [&](int64_t r0, int64_t r1) {
+    float* row = RowScratch(2 * w.cols);
+    float* xr = row + w.cols;
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t c = 0; c < w.cols; ++c) xr[c] = Bf16ToF32(F32ToBf16(x[t * x_stride + c]));
+      for (int64_t r = r0; r < r1; ++r) {
+        DecodeRow(w, r, row);
+        y[t * y_stride + r] = Dot(row, xr, w.cols);
+      }
+    }
+  });
+}
+
+void GateUpSilu(const GateUpJob& j) {
+  MatMul(*j.gate, j.x, j.x_stride, j.y, j.y_stride, j.n);
+  MatMul(*j.up, j.x, j.x_stride, j.tmp, j.y_stride, j.n);
+  for (int64_t t = 0; t < j.n; ++t) SiluMul(j.y + t * j.y_stride, j.tmp + t * j.y_stride, 1, j.gate->rows);
+}
+
+float LatentValue(const LatentRowsView& rows, int64_t j, int64_t k, int64_t rc) {
+  if (!rows.f8) return rows.f32[j * rows.stride + k];
+  return F8E4M3ToF32(rows.f8[j * rows.stride + k]) * rows.f8_scale[2 * j + (k < rc ? 0 : 1)];
+}
+
+void MlaAttention(int64_t rc, int64_t dr, float scale, const float* q, int64_t h0, int64_t h1, int64_t pos,
+                  const LatentRowsView& rows, float* o) {
+  const int64_t lat = rc + dr;
+  std::vector<float> scores(pos + 1);
+  for (int64_t h = h0; h < h1; ++h) {
+    for (int64_t j = 0; j <= pos; ++j) {
+      float s = 0.0f;
+      for (int64_t k = 0; k < lat; ++k) s += q[h * lat + k] * LatentValue(rows, j, k, rc);
+      scores[j] = scale * s;
+    }
+    Softmax(scores.data(), pos + 1);
+    float* out = o + h * rc;
+    std::fill(out, out + rc, 0.0f);
+    for (int64_t j = 0; j <= pos; ++j)
+      for (int64_t k = 0; k < rc; ++k) out[k] += scores[j] * LatentValue(rows, j, k, rc);
+  }
+}
+
+}  // namespace ref
 }  // namespace dsv3::ops

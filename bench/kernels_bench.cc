@@ -1,0 +1,236 @@
+// Microbenchmarks of every kernel family (cpu/ through ops/): bytes/s for the
+// memory-bound matrix-vector products and GFLOP/s for the compute-bound
+// ones, single-threaded kernels (per core) and the threaded op. Compare the
+// figures with `dsv3 bench --membw` (read bandwidth, FMA peak).
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/parallel.h"
+#include "cpu/kernels.h"
+#include "ops/ops.h"
+
+namespace dsv3 {
+namespace {
+
+struct Matrix {
+  Weight w;
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+};
+
+// Random [rows, cols] of dtype (FP8 with 128x128 scales).
+Matrix MakeMatrix(DType dt, int64_t rows, int64_t cols) {
+  Matrix m;
+  std::mt19937 rng(1);
+  m.bytes.resize(rows * cols * DTypeSize(dt));
+  // Weights as a checkpoint holds them: encodings of normal(0, 1) values
+  // (e4m3 subnormals as rare as in real weights), drawn from a table of 4096
+  // encoded samples so that even 512 MB fill in a second.
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t es = static_cast<int64_t>(DTypeSize(dt));
+  std::vector<uint8_t> table(4096 * es);
+  for (int64_t i = 0; i < 4096; ++i) {
+    const float v = normal(rng) * (dt == DType::kF8E4M3 ? 64.0f : 0.02f);
+    if (dt == DType::kF8E4M3) table[i] = F32ToF8E4M3(v);
+    if (dt == DType::kBF16 || dt == DType::kF16) {
+      const uint16_t h = dt == DType::kBF16 ? F32ToBf16(v) : F32ToF16(v);
+      std::memcpy(&table[i * es], &h, 2);
+    }
+    if (dt == DType::kF32) std::memcpy(&table[i * es], &v, 4);
+  }
+  uint64_t state = 88172645463325252ull;
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    std::memcpy(&m.bytes[i * es], &table[(state >> 20) % 4096 * es], es);
+  }
+  m.w.dtype = dt, m.w.rows = rows, m.w.cols = cols, m.w.data = m.bytes.data();
+  if (dt == DType::kF8E4M3) {
+    m.scales.assign(((rows + 127) / 128) * ((cols + 127) / 128), 1e-3f);
+    m.w.scale_inv = m.scales.data(), m.w.scale_cols = (cols + 127) / 128;
+  }
+  return m;
+}
+
+cpu::MatRef Ref(const Weight& w) {
+  return {w.dtype, w.rows, w.cols, w.data, w.scale_inv, w.scale_cols, w.block_rows, w.block_cols, w.row_offset};
+}
+
+DType DtypeArg(int64_t a) {
+  const DType kTypes[] = {DType::kF8E4M3, DType::kBF16, DType::kF32, DType::kF16};
+  return kTypes[a];
+}
+
+// One core, weights in L2 (256 KB of FP8): the kernel's own speed.
+void BM_MatVecInCache(benchmark::State& state) {
+  const DType dt = DtypeArg(state.range(0));
+  const int64_t cols = 2048, rows = 262144 / cols / DTypeSize(dt) * 1;
+  Matrix m = MakeMatrix(dt, rows, cols);
+  std::vector<float> x(cols, 0.5f), y(rows), scratch(cpu::MatMulScratchFloats(Ref(m.w), 1));
+  for (auto _ : state) {
+    cpu::MatMulRows(Ref(m.w), x.data(), cols, 1, y.data(), rows, 0, rows, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * m.w.nbytes());
+  state.SetLabel(std::string(DTypeName(dt)) + " " + cpu::TargetName());
+}
+BENCHMARK(BM_MatVecInCache)->DenseRange(0, 3);
+
+// All threads, 512 MB of weights from DRAM: compare with the read bandwidth.
+void BM_MatVecDram(benchmark::State& state) {
+  const DType dt = DtypeArg(state.range(0));
+  const int64_t cols = 2048, rows = (512ll << 20) / cols / DTypeSize(dt);
+  Matrix m = MakeMatrix(dt, rows, cols);
+  std::vector<float> x(cols, 0.5f), y(rows);
+  for (auto _ : state) {
+    ops::MatMul(m.w, x.data(), y.data(), 1);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * m.w.nbytes());
+  state.SetLabel(std::string(DTypeName(dt)) + " threads " + std::to_string(NumThreads()));
+}
+BENCHMARK(BM_MatVecDram)->DenseRange(0, 2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// All threads, 512 MB of FP8 weights from DRAM for a batch of n tokens
+// (batched decode): bytes/s of weights.
+void BM_MatMulDram(benchmark::State& state) {
+  const int64_t n = state.range(0), cols = 2048, rows = (512ll << 20) / cols;
+  Matrix m = MakeMatrix(DType::kF8E4M3, rows, cols);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows);
+  for (auto _ : state) {
+    ops::MatMul(m.w, x.data(), y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * m.w.nbytes());
+}
+BENCHMARK(BM_MatMulDram)->Arg(4)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// One core, n tokens against a [rows, 2048] matrix: GFLOP/s.
+void BM_MatMul(benchmark::State& state) {
+  const DType dt = DtypeArg(state.range(0));
+  const int64_t n = state.range(1), cols = 2048, rows = 256;
+  Matrix m = MakeMatrix(dt, rows, cols);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::MatMulScratchFloats(Ref(m.w), n));
+  for (auto _ : state) {
+    cpu::MatMulRows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * rows * cols * n * state.iterations(), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.SetLabel(std::string(DTypeName(dt)));
+}
+BENCHMARK(BM_MatMul)->ArgsProduct({{0, 1, 2}, {1, 4, 8, 16, 64, 512}})->Unit(benchmark::kMillisecond);
+
+// One core, bf16 activations (VDPBF16PS where present).
+void BM_MatMulBf16(benchmark::State& state) {
+  const DType dt = DtypeArg(state.range(0));
+  const int64_t n = state.range(1), cols = 2048, rows = 256;
+  Matrix m = MakeMatrix(dt, rows, cols);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::MatMulBf16ScratchFloats(Ref(m.w), n));
+  for (auto _ : state) {
+    cpu::MatMulBf16Rows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * rows * cols * n * state.iterations(), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.SetLabel(std::string(DTypeName(dt)) + (cpu::HasAvx512Bf16() ? " vdpbf16ps" : " twin"));
+}
+BENCHMARK(BM_MatMulBf16)->ArgsProduct({{0, 1}, {16, 64, 512}})->Unit(benchmark::kMillisecond);
+
+// One core, fused expert gate/up + SiLU (1408 x 2048 each, FP8).
+void BM_GateUpSilu(benchmark::State& state) {
+  const int64_t n = state.range(0), cols = 2048, rows = 1408;
+  Matrix g = MakeMatrix(DType::kF8E4M3, rows, cols), u = MakeMatrix(DType::kF8E4M3, rows, cols);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), tmp(n * rows), scratch(cpu::MatMulScratchFloats(Ref(g.w), n));
+  for (auto _ : state) {
+    cpu::GateUpSiluRows(Ref(g.w), Ref(u.w), x.data(), cols, n, y.data(), tmp.data(), rows, 0, rows, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * rows * cols * n * state.iterations(),
+                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_GateUpSilu)->Arg(1)->Arg(48)->Unit(benchmark::kMillisecond);
+
+// One core, absorbed MLA attention: 16 heads, rc 512 + dr 64, `ctx` rows.
+void BM_MlaAttention(benchmark::State& state) {
+  const int64_t ctx = state.range(0), m = state.range(1), H = 16, rc = 512, dr = 64, lat = rc + dr;
+  const bool f8 = state.range(2) != 0;
+  std::vector<float> rows(ctx * lat, 0.01f), q(m * H * lat, 0.02f), o(m * H * rc);
+  std::vector<uint8_t> rows8(ctx * lat, 0x30);
+  std::vector<float> scales(2 * ctx, 0.01f);
+  cpu::LatentRows view{f8 ? nullptr : rows.data(), f8 ? rows8.data() : nullptr, scales.data(), lat};
+  const cpu::MlaShape shape{rc, dr, 0.07f};
+  std::vector<float> scratch(cpu::MlaScratchFloats(shape, m, H));
+  for (auto _ : state) {
+    cpu::MlaAttention(shape, q.data(), H * lat, m, ctx - m, 0, H, view, o.data(), H * rc, scratch.data());
+    benchmark::DoNotOptimize(o.data());
+  }
+  const double flops = 2.0 * H * (lat + rc) * static_cast<double>(m) * static_cast<double>(ctx - m / 2);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * state.iterations(), benchmark::Counter::kIsRate,
+                                                 benchmark::Counter::kIs1000);
+  state.SetLabel(f8 ? "fp8 rows" : "f32 rows");
+}
+BENCHMARK(BM_MlaAttention)->ArgsProduct({{512, 4096}, {1, 4}, {0, 1}});
+
+void BM_RmsNorm(benchmark::State& state) {
+  const int64_t d = state.range(0);
+  std::vector<float> x(d, 0.3f), w(d, 1.0f), out(d);
+  for (auto _ : state) {
+    cpu::RmsNorm(x.data(), d, w.data(), 1e-6f, out.data(), d, 1, d);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * d * 12);
+}
+BENCHMARK(BM_RmsNorm)->Arg(2048)->Arg(7168);
+
+void BM_Softmax(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  std::vector<float> x(n);
+  for (auto _ : state) {
+    for (int64_t i = 0; i < n; ++i) x[i] = 0.001f * static_cast<float>(i % 1000);
+    cpu::Softmax(x.data(), n);
+    benchmark::DoNotOptimize(x.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_Softmax)->Arg(512)->Arg(129280);
+
+void BM_SiluMul(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  std::vector<float> g(n, 0.2f), u(n, 0.5f);
+  for (auto _ : state) {
+    cpu::SiluMul(g.data(), u.data(), n);
+    benchmark::DoNotOptimize(g.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_SiluMul)->Arg(1408)->Arg(10944);
+
+void BM_Rope(benchmark::State& state) {
+  std::vector<float> x(64, 0.1f), c(32, 0.9f), s(32, 0.1f);
+  for (auto _ : state) {
+    cpu::RopeInterleaved(x.data(), c.data(), s.data(), 64);
+    benchmark::DoNotOptimize(x.data());
+  }
+  state.SetItemsProcessed(state.iterations() * 64);
+}
+BENCHMARK(BM_Rope);
+
+void BM_EncodeF8(benchmark::State& state) {
+  const int64_t n = 576;
+  std::vector<float> x(n, 0.37f);
+  std::vector<uint8_t> out(n);
+  for (auto _ : state) {
+    cpu::EncodeF8E4M3(x.data(), n, 0.01f, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+BENCHMARK(BM_EncodeF8);
+
+}  // namespace
+}  // namespace dsv3
+
+BENCHMARK_MAIN();

@@ -1,0 +1,113 @@
+// SIMD kernels behind the op API (ops/ops.h), written with Google Highway
+// and dispatched at run time to the best target of the CPU (AVX2, AVX-512,
+// ...): one dispatch per call, never per element. Every kernel has a scalar
+// twin in ops/ (ops::ref) that defines its numerics; tests/cpu_kernels_test
+// compares them on every compiled target. Kernels here are serial: callers
+// split the work (output rows, heads, tokens) over threads.
+#pragma once
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace dsv3::cpu {
+
+// A weight matrix in its stored format; the same fields as ops::Weight,
+// which this layer cannot see. FP8 rows carry a block-scale grid indexed by
+// absolute row (row_offset + r) and column.
+struct MatRef {
+  DType dtype = DType::kF32;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;
+  const float* scale_inv = nullptr;
+  int64_t scale_cols = 0, block_rows = 128, block_cols = 128, row_offset = 0;
+};
+
+// The name of the Highway target the kernels dispatch to ("AVX3", "AVX2").
+const char* TargetName();
+
+// ---- Matrix products (matmul.cc) ----
+
+// True when the SIMD matmul handles `dtype` (F32, BF16, F16, F8_E4M3).
+bool MatMulSupports(DType dtype);
+// Floats of scratch one MatMulRows / GateUpSiluRows call needs for n tokens.
+int64_t MatMulScratchFloats(const MatRef& w, int64_t n);
+
+// y[t * y_stride + r] = sum_k W[r, k] * x[t * x_stride + k] for rows r in
+// [r0, r1) and tokens t in [0, n). Weights are decoded in registers; the
+// activations stay float32 and the sums are float32.
+void MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
+                int64_t r0, int64_t r1, float* scratch);
+
+// Fused SwiGLU input stage for rows [r0, r1): y = silu(gate x) * (up x), both
+// [n, rows] with row stride y_stride; `tmp` (same layout) holds up x on the way.
+void GateUpSiluRows(const MatRef& gate, const MatRef& up, const float* x, int64_t x_stride, int64_t n, float* y,
+                    float* tmp, int64_t y_stride, int64_t r0, int64_t r1, float* scratch);
+
+// ---- Reduced precision: BF16 activations (matmul_bf16.cc) ----
+
+// True when the CPU has AVX512_BF16 (VDPBF16PS); the BF16-activation matmul
+// then uses it, else its Highway twin with the same rounding of activations.
+bool HasAvx512Bf16();
+// As MatMulRows, but each activation is rounded to bf16 (round to nearest
+// even) before the products; weights must be BF16 or F8_E4M3 (both exact in
+// bf16). Products and sums stay float32. `use_vdpbf16ps` = false forces the
+// Highway twin (tests).
+bool MatMulBf16Supports(DType dtype);
+int64_t MatMulBf16ScratchFloats(const MatRef& w, int64_t n);
+void MatMulBf16Rows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
+                    int64_t r0, int64_t r1, float* scratch, bool use_vdpbf16ps = true);
+
+// ---- Element-wise kernels (elementwise.cc) ----
+
+float Dot(const float* a, const float* b, int64_t n);
+void Axpy(float a, const float* x, float* y, int64_t n);  // y += a x
+void Add(const float* x, float* y, int64_t n);             // y += x
+// out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight, rows of d floats.
+void RmsNorm(const float* x, int64_t x_stride, const float* weight, float eps, float* out, int64_t out_stride,
+             int64_t n, int64_t d);
+void SiluMul(float* gate, const float* up, int64_t n);  // gate = silu(gate) * up
+// Rotates pairs (x[2i], x[2i+1]) by angle i: cos/sin [dim/2].
+void RopeInterleaved(float* x, const float* cos, const float* sin, int64_t dim);
+void Softmax(float* x, int64_t n);
+
+// ---- FP8 encoding (quantize.cc) ----
+
+float AbsMax(const float* x, int64_t n);  // max |x|, 0 for n = 0
+// out[i] = e4m3(x[i] / scale), as F32ToF8E4M3 (nearest even, saturating).
+void EncodeF8E4M3(const float* x, int64_t n, float scale, uint8_t* out);
+
+// ---- Latent attention (attention.cc) ----
+
+// The cache rows one slot and layer holds: row j is [rc + dr] values, either
+// float32 (`f32`) or e4m3 bytes (`f8`) times a per-row scale.
+struct LatentRows {
+  const float* f32 = nullptr;
+  const uint8_t* f8 = nullptr;
+  const float* f8_scale = nullptr;  // [rows]
+  int64_t stride = 0;               // elements between rows
+};
+
+// Absorbed MLA attention for `m` query tokens at positions p0 .. p0+m-1 of
+// one slot and heads [h0, h1): token i, head h attends cache rows 0..p0+i,
+// scores = scale * q[i, h] . row_j (all rc + dr values), a streaming
+// (flash-style) softmax over blocks of rows, and o[i, h] = sum_j a_j c_j
+// (first rc values). q [m, H, rc+dr] with token stride q_stride (floats),
+// o [m, H, rc] with token stride o_stride.
+struct MlaShape {
+  int64_t rc = 0, dr = 0;
+  float scale = 1.0f;
+};
+int64_t MlaScratchFloats(const MlaShape& s, int64_t m, int64_t heads);
+void MlaAttention(const MlaShape& s, const float* q, int64_t q_stride, int64_t m, int64_t p0, int64_t h0,
+                  int64_t h1, const LatentRows& rows, float* o, int64_t o_stride, float* scratch);
+
+// ---- Machine limits (measure.cc), for the benchmarks ----
+
+// Best-of-`reps` read bandwidth in bytes/s over a `bytes` buffer with
+// `threads` threads (each reads its own contiguous part).
+double MeasureReadBandwidth(int threads, int64_t bytes, int reps);
+// Peak float32 FMA throughput in FLOP/s with `threads` threads.
+double MeasureFmaPeak(int threads);
+
+}  // namespace dsv3::cpu

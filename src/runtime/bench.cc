@@ -1,0 +1,217 @@
+// The benchmark runner; see bench.h.
+#include "runtime/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "model/stats.h"
+#include "ops/ops.h"
+
+namespace dsv3 {
+
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// A field of /proc/self/status in bytes (0 when unavailable).
+uint64_t StatusBytes(const std::string& key) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(key + ":", 0) == 0) {
+      std::istringstream in(line.substr(key.size() + 1));
+      uint64_t kb = 0;
+      in >> kb;
+      return kb * 1024;
+    }
+  return 0;
+}
+
+void Say(const BenchOptions& o, const std::string& s) {
+  if (o.progress) o.progress(s);
+}
+
+Status RunPrefill(const Model& m, const BenchOptions& o, BenchResult& r) {
+  const int64_t p = o.prompt_tokens, V = m.config().vocab_size;
+  std::mt19937_64 rng(o.seed);
+  Batch batch;
+  for (int64_t i = 0; i < p; ++i) batch.Add(static_cast<int32_t>(2 + rng() % (V - 2)), static_cast<int32_t>(i), 0, i == p - 1);
+  KvCache cache = m.NewCache(1, p);
+  Workspace ws;
+  // An untimed first run maps every weight page in (its first touch costs
+  // page faults, not compute) and sizes the workspace.
+  Say(o, "prefill: warm-up run");
+  DSV3_RETURN_IF_ERROR(m.Forward(batch, cache, ws));
+  double best = 1e30;
+  for (int rep = 0; rep < o.repetitions; ++rep) {
+    cache.Clear(0);
+    const double t0 = Now();
+    DSV3_RETURN_IF_ERROR(m.Forward(batch, cache, ws));
+    best = std::min(best, Now() - t0);
+    char line[128];
+    std::snprintf(line, sizeof(line), "prefill %lld tokens: run %d/%d %.3f s", static_cast<long long>(p), rep + 1,
+                  o.repetitions, Now() - t0);
+    Say(o, line);
+  }
+  r.prompt_tokens = p;
+  r.prefill_seconds = best;
+  r.prefill_tokens_per_s = static_cast<double>(p) / best;
+  r.prefill_flops = PrefillFlops(m.config(), p);
+  r.prefill_flops_per_s = r.prefill_flops / best;
+  return Status::Ok();
+}
+
+Status RunDecode(const Model& m, const BenchOptions& o, int64_t B, DecodeResult& d) {
+  const Config& c = m.config();
+  const int64_t V = c.vocab_size, steps = o.decode_steps;
+  std::mt19937_64 rng(o.seed * 7919 + static_cast<uint64_t>(B));
+  KvCache cache = m.NewCache(B, steps + 1);
+  Workspace ws;
+  Batch batch;
+  double best = 1e30, experts = 0;
+  for (int rep = 0; rep < o.repetitions; ++rep) {
+    for (int64_t s = 0; s < B; ++s) cache.Clear(s);
+    double t0 = 0;
+    int64_t e0 = 0, l0 = 0;
+    for (int64_t step = 0; step <= steps; ++step) {  // step 0 warms up, untimed
+      if (step == 1) t0 = Now(), e0 = ws.experts_run, l0 = ws.moe_layers_run;
+      batch.Clear();
+      for (int64_t s = 0; s < B; ++s)
+        batch.Add(static_cast<int32_t>(2 + rng() % (V - 2)), static_cast<int32_t>(step), static_cast<int32_t>(s), true);
+      DSV3_RETURN_IF_ERROR(m.Forward(batch, cache, ws));
+    }
+    const double secs = Now() - t0;
+    if (secs < best) {
+      best = secs;
+      experts = ws.moe_layers_run > l0 ? static_cast<double>(ws.experts_run - e0) / (ws.moe_layers_run - l0) : 0.0;
+    }
+    char line[128];
+    std::snprintf(line, sizeof(line), "decode batch %lld: run %d/%d %.1f tok/s", static_cast<long long>(B), rep + 1,
+                  o.repetitions, static_cast<double>(B * steps) / secs);
+    Say(o, line);
+  }
+  d.batch = B, d.steps = steps, d.seconds = best;
+  d.tokens_per_s = static_cast<double>(B * steps) / best;
+  d.experts_per_layer = experts;
+  const double weights_per_step = static_cast<double>(m.DecodeWeightBytes(experts));
+  const double row_bytes = cache.type() == KvCacheType::kF32 ? 4.0 * c.kv_latent_dim() : c.kv_latent_dim() + 8.0;
+  const double mean_context = 1.0 + static_cast<double>(steps + 1) / 2.0;
+  d.kv_bytes_per_token = static_cast<double>(c.num_hidden_layers) * mean_context * row_bytes;
+  d.weight_bytes_per_token = weights_per_step / static_cast<double>(B);
+  const double per_step = weights_per_step + d.kv_bytes_per_token * static_cast<double>(B);
+  d.achieved_bytes_per_s = per_step / (best / static_cast<double>(steps));
+  return Status::Ok();
+}
+
+}  // namespace
+
+double PrefillFlops(const Config& c, int64_t tokens) {
+  const ModelStats s = ComputeStats(c);
+  const double linear = static_cast<double>(s.active_params - s.embedding_params - s.head_params);
+  double flops = 2.0 * linear * static_cast<double>(tokens) + 2.0 * static_cast<double>(s.head_params);
+  const double per_row = 2.0 * static_cast<double>(c.num_hidden_layers * c.num_attention_heads) *
+                         static_cast<double>(c.kv_latent_dim() + c.kv_lora_rank);
+  flops += per_row * static_cast<double>(tokens) * static_cast<double>(tokens + 1) / 2.0;  // rows 0..p per token
+  return flops;
+}
+
+BenchResult MeasureMachine(const BenchOptions& o) {
+  BenchResult r;
+  r.target = ops::KernelTarget();
+  r.vdpbf16ps = ops::HasVdpbf16ps();
+  r.threads = o.threads;
+  Say(o, "measuring read bandwidth and FMA peak");
+  r.membw_bytes_per_s = ops::MeasureReadBandwidth(o.threads, o.membw_bytes, o.membw_reps);
+  r.fma_peak_flops = ops::MeasureFmaPeak(o.threads);
+  return r;
+}
+
+// Forgets the process's peak RSS so far (Linux: clear_refs 5), so the
+// bandwidth buffer does not count as the model's memory.
+void ResetPeakRss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+}
+
+Expected<BenchResult> RunBenchmark(const Model& m, const BenchOptions& o) {
+  if (o.prompt_tokens < 1 || o.decode_steps < 1 || o.repetitions < 1)
+    return Status::Error("bench: -p, -n and --reps must be >= 1");
+  for (int64_t b : o.batches)
+    if (b < 1) return Status::Error("bench: batch sizes (-b) must be >= 1");
+  // The machine's limits before and after the model runs, best of both:
+  // other processes sharing the cores lower a measurement, never raise it.
+  const BenchResult before = MeasureMachine(o);
+  ResetPeakRss();
+  BenchResult r;
+  DSV3_RETURN_IF_ERROR(RunPrefill(m, o, r));
+  for (int64_t b : o.batches) {
+    r.decode.emplace_back();
+    DSV3_RETURN_IF_ERROR(RunDecode(m, o, b, r.decode.back()));
+  }
+  // Memory figures before the second bandwidth buffer exists.
+  r.rss_bytes = StatusBytes("VmRSS");
+  r.peak_rss_bytes = StatusBytes("VmHWM");  // read second: the peak only grows
+  r.rss_file_bytes = StatusBytes("RssFile"), r.rss_anon_bytes = StatusBytes("RssAnon");
+  r.weight_bytes = m.weight_bytes();
+  const Config& c = m.config();
+  const int64_t max_b = *std::max_element(o.batches.begin(), o.batches.end());
+  const int64_t row = m.options().kv_cache == KvCacheType::kF32 ? 4 * c.kv_latent_dim() : c.kv_latent_dim() + 8;
+  r.kv_cache_bytes = static_cast<uint64_t>(std::max(o.prompt_tokens, max_b * (o.decode_steps + 1)) *
+                                           c.num_layers_with_mtp() * row);
+  const BenchResult after = MeasureMachine(o);
+  r.target = after.target, r.vdpbf16ps = after.vdpbf16ps, r.threads = after.threads;
+  r.membw_bytes_per_s = std::max(before.membw_bytes_per_s, after.membw_bytes_per_s);
+  r.fma_peak_flops = std::max(before.fma_peak_flops, after.fma_peak_flops);
+  r.prefill_fraction_of_peak = r.prefill_flops_per_s / r.fma_peak_flops;
+  for (DecodeResult& d : r.decode) {
+    d.roofline_tokens_per_s = r.membw_bytes_per_s / (d.weight_bytes_per_token + d.kv_bytes_per_token);
+    d.fraction_of_roofline = d.tokens_per_s / d.roofline_tokens_per_s;
+  }
+  return r;
+}
+
+std::string BenchJson(const BenchResult& r) {
+  nlohmann::ordered_json j;
+  j["target"] = r.target;
+  j["vdpbf16ps"] = r.vdpbf16ps;
+  j["threads"] = r.threads;
+  j["membw_gb_per_s"] = r.membw_bytes_per_s / 1e9;
+  j["fma_peak_gflop_per_s"] = r.fma_peak_flops / 1e9;
+  j["prompt_tokens"] = r.prompt_tokens;
+  j["prefill_seconds"] = r.prefill_seconds;
+  j["prefill_tokens_per_s"] = r.prefill_tokens_per_s;
+  j["prefill_gflop_per_s"] = r.prefill_flops_per_s / 1e9;
+  j["prefill_fraction_of_fma_peak"] = r.prefill_fraction_of_peak;
+  nlohmann::ordered_json per_batch = nlohmann::ordered_json::object(), details = nlohmann::ordered_json::array();
+  for (const DecodeResult& d : r.decode) {
+    per_batch[std::to_string(d.batch)] = d.tokens_per_s;
+    details.push_back({{"batch", d.batch},
+                       {"steps", d.steps},
+                       {"seconds", d.seconds},
+                       {"tokens_per_s", d.tokens_per_s},
+                       {"experts_per_layer", d.experts_per_layer},
+                       {"weight_bytes_per_token", d.weight_bytes_per_token},
+                       {"kv_bytes_per_token", d.kv_bytes_per_token},
+                       {"achieved_gb_per_s", d.achieved_bytes_per_s / 1e9},
+                       {"roofline_tokens_per_s", d.roofline_tokens_per_s},
+                       {"fraction_of_roofline", d.fraction_of_roofline}});
+  }
+  j["decode_tokens_per_s"] = per_batch;
+  j["decode"] = details;
+  j["weight_bytes"] = r.weight_bytes;
+  j["kv_cache_bytes"] = r.kv_cache_bytes;
+  j["peak_rss_bytes"] = r.peak_rss_bytes;
+  j["rss_bytes"] = r.rss_bytes;
+  j["rss_file_bytes"] = r.rss_file_bytes;
+  j["rss_anon_bytes"] = r.rss_anon_bytes;
+  return j.dump(2);
+}
+
+}  // namespace dsv3

@@ -31,6 +31,18 @@ mkdir -p "$model"
 for f in config.json model.safetensors tokenizer.json tokenizer_config.json; do
   cp "$work/run/$f" "$model/$f"
 done
+# Training documents are separated by the EOS token and never start with BOS:
+# make prompts start the same way (model card, "Data").
+python3 - "$model/tokenizer_config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c['add_bos_token'] = True
+c['bos_token']['content'] = c['eos_token']['content']
+with open(sys.argv[1], 'w') as f:
+    json.dump(c, f, indent=2, ensure_ascii=False)
+    f.write('\n')
+PY
+python3 "$here/plot-curves.py" "$work/run/train_log.jsonl" "$model/loss-curves.svg"
 # The held-out documents as text (prepare-data's rule: every 20th file).
 files=("$work"/text/*.txt)
 : > "$work/validation.txt"

@@ -41,7 +41,7 @@ else
   echo "| balancing | validation loss | MaxVio (worst layer) | MaxVio per MoE layer |"
   echo "|---|---|---|---|"
   for v in "${variants[@]}"; do
-    per=$(grep '^eval step' "$out/$v.out" | tail -1 | sed -E 's/.*max_vio //')
+    per=$(grep '^eval step' "$out/$v.out" | tail -1 | sed -E 's/.*max_vio //; s/  min_load.*//')
     echo "| $v | $(final "$v" val_loss) | $(final "$v" max_vio) | $per |"
   done
 fi

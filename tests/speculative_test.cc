@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "runtime/generate.h"
 #include "runtime/speculative.h"
+#include "spec_test_util.h"
 
 namespace dsv3 {
 namespace {
@@ -82,37 +83,6 @@ TEST(SpecGreedy, StatisticsAddUp) {
   EXPECT_LE(stats.emitted, stats.accepted + stats.rounds + 1);
 }
 
-// Exact probability of each 3-token continuation under the main model with
-// the given sampling filters, by enumeration over the filtered support.
-std::map<std::vector<int32_t>, double> ExactContinuations(const Model& m, const std::vector<int32_t>& prompt,
-                                                          const SamplingOptions& o, int depth) {
-  std::map<std::vector<int32_t>, double> out;
-  const int64_t V = m.config().vocab_size;
-  std::function<void(std::vector<int32_t>&, double)> rec = [&](std::vector<int32_t>& ctx, double p) {
-    if (static_cast<int>(ctx.size() - prompt.size()) == depth) {
-      out[std::vector<int32_t>(ctx.begin() + prompt.size(), ctx.end())] = p;
-      return;
-    }
-    KvCache cache = m.NewCache(1, ctx.size());
-    Workspace ws;
-    Batch b;
-    for (size_t i = 0; i < ctx.size(); ++i) b.Add(ctx[i], i, 0, i + 1 == ctx.size());
-    ASSERT_TRUE(m.Forward(b, cache, ws).ok());
-    Sampler s(o);
-    std::vector<float> probs(V);
-    s.Distribution(ws.logits.data(), V, probs.data());
-    for (int64_t v = 0; v < V; ++v) {
-      if (probs[v] <= 0) continue;
-      ctx.push_back(static_cast<int32_t>(v));
-      rec(ctx, p * probs[v]);
-      ctx.pop_back();
-    }
-  };
-  std::vector<int32_t> ctx = prompt;
-  rec(ctx, 1.0);
-  return out;
-}
-
 TEST(SpecSampling, DistributionMatchesTheMainModel) {
   auto m = Load("v3_tiny_bf16");
   const std::vector<int32_t> prompt = {0, 17, 42, 5};
@@ -123,7 +93,7 @@ TEST(SpecSampling, DistributionMatchesTheMainModel) {
   gen.sampling.top_k = 3;
   const auto exact = ExactContinuations(*m, prompt, gen.sampling, 3);
   ASSERT_EQ(exact.size(), 27u);
-  const int runs = 2000;
+  const int runs = SamplingRuns(2000);
   std::map<std::vector<int32_t>, int> counts;
   for (int r = 0; r < runs; ++r) {
     gen.sampling.seed = 1000 + r;
@@ -132,19 +102,8 @@ TEST(SpecSampling, DistributionMatchesTheMainModel) {
     ASSERT_TRUE(exact.count(*out)) << "sampled a continuation outside the filtered support";
     ++counts[*out];
   }
-  // Chi-square over cells with expected count >= 5 (others pooled).
-  double chi2 = 0, pooled_e = 0, pooled_o = 0;
   int cells = 0;
-  for (const auto& [seq, p] : exact) {
-    const double e = p * runs, o = counts[seq];
-    if (e < 5) {
-      pooled_e += e, pooled_o += o;
-      continue;
-    }
-    chi2 += (o - e) * (o - e) / e;
-    ++cells;
-  }
-  if (pooled_e > 0) chi2 += (pooled_o - pooled_e) * (pooled_o - pooled_e) / pooled_e, ++cells;
+  const double chi2 = ChiSquare(exact, counts, runs, &cells);
   // 99.9th percentile of chi-square with cells-1 <= 26 degrees of freedom is < 54.1.
   EXPECT_LT(chi2, 54.1) << "cells=" << cells;
   std::printf("  chi-square %.2f over %d cells (%d runs)\n", chi2, cells, runs);

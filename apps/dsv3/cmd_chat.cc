@@ -4,7 +4,8 @@
 // `<think>...</think>` reasoning is shown apart (dimmed on a terminal) and
 // not fed back. Ctrl-C stops the reply being generated (the chat goes on),
 // Ctrl-D at the prompt exits. --raw-prompt sends each line as plain text
-// (BOS + text, no history).
+// (BOS + text, no history). --spec mtp drafts with the model's MTP layer
+// (speculative.h): same replies, fewer main-model passes.
 #include <unistd.h>
 
 #include <csignal>
@@ -14,6 +15,7 @@
 #include "apps/dsv3/commands.h"
 #include "apps/dsv3/text_output.h"
 #include "runtime/generate.h"
+#include "runtime/speculative.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/stream_decoder.h"
 
@@ -22,9 +24,11 @@ namespace dsv3::cli {
 namespace {
 
 struct ChatOptions {
-  std::string model_dir, tokenizer_dir, system;
+  std::string model_dir = DefaultModelDir(), tokenizer_dir, system;
   GenerateOptions gen;
   bool raw_prompt = false, hide_reasoning = false, quiet = false;
+  std::string spec = "none";  // none | mtp | auto; Chat() resolves auto
+  SpecOptions spec_options;
 };
 
 volatile std::sig_atomic_t g_interrupted = 0;  // set by SIGINT, read by the token callback
@@ -68,7 +72,7 @@ Expected<std::string> Reply(const Model& model, const Tokenizer& tok, const Chat
     std::fflush(stdout);
   };
   GenerateStats stats;
-  auto out = Generate(model, prompt, gen, [&](int32_t token) {
+  auto on_token = [&](int32_t token) {
     if (g_interrupted) return false;
     if (IsStop(model, gen, token)) return true;
     text.clear();
@@ -76,7 +80,9 @@ Expected<std::string> Reply(const Model& model, const Tokenizer& tok, const Chat
     parser.Add(text, reasoning, content);
     flush();
     return decode_status.ok() && !g_interrupted;
-  }, &stats);
+  };
+  auto out = o.spec == "mtp" ? GenerateSpeculative(model, prompt, gen, o.spec_options, on_token, &stats)
+                             : Generate(model, prompt, gen, on_token, &stats);
   text.clear();
   stream.Flush(text);
   parser.Add(text, reasoning, content);
@@ -93,9 +99,15 @@ Expected<std::string> Reply(const Model& model, const Tokenizer& tok, const Chat
   return answer;
 }
 
-int Chat(const ChatOptions& o) {
+int Chat(ChatOptions o) {
   auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
   if (!model.ok()) return Fail(model.status());
+  if (o.spec == "mtp" && !(*model)->has_mtp())
+    return Fail(Status::Error("--spec mtp: the model has no MTP layer (num_nextn_predict_layers is 0)"));
+  if (o.spec == "auto") {
+    o.spec = (*model)->has_mtp() ? "mtp" : "none";
+    if (o.spec == "none") std::fprintf(stderr, "dsv3: warning: --spec auto: no MTP layer, chatting without speculation\n");
+  }
   auto tok = LoadTokenizerFor(**model, o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir);
   if (!tok.ok()) return Fail(tok.status());
   const TokenizerConfig& cfg = (*tok)->config();
@@ -159,8 +171,8 @@ void RegisterChat(CLI::App& app, Common& common) {
   auto o = std::make_shared<ChatOptions>();
   o->gen.max_new_tokens = 512;
   CLI::App* cmd = app.add_subcommand("chat", "interactive multi-turn chat (streams replies)");
-  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json, safetensors, tokenizer files)")
-      ->required();
+  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json, safetensors, tokenizer files; default: the bundled model)")
+      ->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model directory)");
   cmd->add_option("--system", o->system, "system prompt");
   cmd->add_flag("--raw-prompt", o->raw_prompt, "no chat template: send each line as plain text");
@@ -172,6 +184,10 @@ void RegisterChat(CLI::App& app, Common& common) {
   cmd->add_option("--min-p", o->gen.sampling.min_p, "drop tokens below min_p * max prob")->capture_default_str();
   cmd->add_option("--seed", o->gen.sampling.seed, "sampling seed (same seed, same output)")->capture_default_str();
   cmd->add_flag("-q,--quiet", o->quiet, "no loading or speed messages");
+  cmd->add_option("--spec", o->spec, "speculative decoding: none, mtp (the model's MTP layer drafts), auto")
+      ->check(CLI::IsMember({"none", "mtp", "auto"}))->capture_default_str();
+  cmd->add_option("--draft-tokens", o->spec_options.draft_tokens, "draft tokens per step with --spec")
+      ->check(CLI::Range(1, 16))->capture_default_str();
   cmd->callback([o, &common] {
     common.Apply();
     common.exit_code = Chat(*o);

@@ -15,7 +15,7 @@ namespace dsv3::cli {
 namespace {
 
 struct RunOptions {
-  std::string model_dir, prompt_ids, prompt, tokenizer_dir;
+  std::string model_dir = DefaultModelDir(), prompt_ids, prompt, tokenizer_dir;
   GenerateOptions gen;
   bool ignore_eos = false;
   bool quiet = false;
@@ -118,7 +118,8 @@ int Run(const RunOptions& o) {
 void RegisterRun(CLI::App& app, Common& common) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "generate tokens from a prompt");
-  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json + safetensors) or .gguf file")->required();
+  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json + safetensors) or .gguf file (default: the bundled model)")
+      ->capture_default_str();
   auto* ids_opt = cmd->add_option("--prompt-ids", o->prompt_ids, "prompt token ids, e.g. \"0 15 27\" (prints ids)");
   auto* text_opt = cmd->add_option("-p,--prompt", o->prompt, "prompt text (needs tokenizer.json; prints text)");
   ids_opt->excludes(text_opt);

@@ -19,6 +19,7 @@ struct Common {
 void RegisterRun(CLI::App& app, Common& common);
 void RegisterInspect(CLI::App& app, Common& common);
 void RegisterLogits(CLI::App& app, Common& common);
+void RegisterServe(CLI::App& app, Common& common);
 void RegisterInit(CLI::App& app, Common& common);
 void RegisterBench(CLI::App& app, Common& common);
 void RegisterConvert(CLI::App& app, Common& common);
@@ -27,6 +28,11 @@ void RegisterChat(CLI::App& app, Common& common);
 void RegisterTrainTokenizer(CLI::App& app, Common& common);
 void RegisterTrain(CLI::App& app, Common& common);
 void RegisterPrepareData(CLI::App& app, Common& common);
+void RegisterPerplexity(CLI::App& app, Common& common);
+
+// The model used when --model is omitted: $DSV3_MODEL, else the bundled
+// model of the source tree this binary was built from (models/brown-10m).
+std::string DefaultModelDir();
 
 // Prints "dsv3: error: <message>" to stderr and returns 1.
 int Fail(const Status& status);

@@ -11,6 +11,11 @@ namespace dsv3::cli {
 
 void Common::Apply() const { SetNumThreads(threads); }
 
+std::string DefaultModelDir() {
+  const char* env = std::getenv("DSV3_MODEL");
+  return env && *env ? env : DSV3_DEFAULT_MODEL;
+}
+
 int Fail(const Status& status) {
   std::fprintf(stderr, "dsv3: error: %s\n", status.message().c_str());
   return 1;
@@ -50,6 +55,7 @@ int main(int argc, char** argv) {
   dsv3::cli::RegisterRun(app, common);
   dsv3::cli::RegisterInspect(app, common);
   dsv3::cli::RegisterLogits(app, common);
+  dsv3::cli::RegisterServe(app, common);
   dsv3::cli::RegisterInit(app, common);
   dsv3::cli::RegisterBench(app, common);
   dsv3::cli::RegisterConvert(app, common);
@@ -58,6 +64,7 @@ int main(int argc, char** argv) {
   dsv3::cli::RegisterTrainTokenizer(app, common);
   dsv3::cli::RegisterTrain(app, common);
   dsv3::cli::RegisterPrepareData(app, common);
+  dsv3::cli::RegisterPerplexity(app, common);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

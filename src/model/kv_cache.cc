@@ -65,6 +65,21 @@ ops::LatentRowsView KvCache::Rows(int64_t slot, int64_t layer) const {
   return v;
 }
 
+void KvCache::CopyPrefix(int64_t src, int64_t dst, int64_t n) {
+  // Rows of one (slot, layer) are contiguous by position: one copy per layer
+  // (bytes and scales as stored, so an FP8 cache is copied without requantizing).
+  for (int64_t l = 0; l < num_layers_; ++l) {
+    const int64_t from = Index(src, l, 0), to = Index(dst, l, 0);
+    if (type_ == KvCacheType::kF32) {
+      std::copy_n(f32_.data() + from * row_dim_, n * row_dim_, f32_.data() + to * row_dim_);
+    } else {
+      std::copy_n(f8_.data() + from * row_dim_, n * row_dim_, f8_.data() + to * row_dim_);
+      std::copy_n(scale_.data() + 2 * from, 2 * n, scale_.data() + 2 * to);
+    }
+  }
+  for (int s = 0; s < num_stacks_; ++s) set_length(dst, std::min(length(src, s), n), s);
+}
+
 void KvCache::Truncate(int64_t slot, int64_t n) {
   for (int s = 0; s < num_stacks_; ++s) set_length(slot, std::min(length(slot, s), n), s);
 }

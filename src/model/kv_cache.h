@@ -46,6 +46,10 @@ class KvCache {
   // Forgets positions >= n in every stack (rollback); rows are overwritten later.
   void Truncate(int64_t slot, int64_t n);
   void Clear(int64_t slot) { Truncate(slot, 0); }
+  // Makes slot `dst` hold the first n positions of slot `src` (every layer;
+  // each stack's length becomes min(its length in src, n)). Prefix reuse
+  // between sequences (the server's scheduler) uses it.
+  void CopyPrefix(int64_t src, int64_t dst, int64_t n);
 
   size_t bytes() const { return f32_.size() * sizeof(float) + f8_.size() + scale_.size() * sizeof(float); }
 

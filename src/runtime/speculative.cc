@@ -84,35 +84,42 @@ Status SpeculativeDecoder::Draft() {
   return Status::Ok();
 }
 
-int64_t SpeculativeDecoder::Accept(Seq& s, const float* logits, int32_t* next) {
-  const int64_t V = model_.config().vocab_size, K = spec_.draft_tokens;
-  probs_.resize(V), residual_.resize(V);
+int64_t AcceptDrafts(Sampler& sampler, const float* logits, std::span<const int32_t> drafts, const float* q,
+                     int64_t V, float* probs, float* residual, int32_t* next) {
+  const int64_t K = static_cast<int64_t>(drafts.size());
+  const bool greedy = sampler.options().greedy();
   for (int64_t j = 0; j < K; ++j) {
     const float* row = logits + j * V;
-    const int32_t draft = s.drafts[j];
-    if (gen_.sampling.greedy()) {
+    const int32_t draft = drafts[j];
+    if (greedy) {
       const int32_t target = ArgMax(row, V);
       if (draft == target) continue;
       *next = target;
       return j;
     }
-    s.sampler.Distribution(row, V, probs_.data());
-    const float* q = s.q.data() + j * V;
-    const double ratio = q[draft] > 0 ? probs_[draft] / static_cast<double>(q[draft]) : 0.0;
-    if (s.sampler.rng().Uniform() < ratio) continue;
+    sampler.Distribution(row, V, probs);
+    const float* qj = q + j * V;
+    const double ratio = qj[draft] > 0 ? probs[draft] / static_cast<double>(qj[draft]) : 0.0;
+    if (sampler.rng().Uniform() < ratio) continue;
     // Rejected: sample from the normalised residual max(0, p - q).
     double mass = 0;
-    for (int64_t v = 0; v < V; ++v) mass += (residual_[v] = std::max(0.0f, probs_[v] - q[v]));
+    for (int64_t v = 0; v < V; ++v) mass += (residual[v] = std::max(0.0f, probs[v] - qj[v]));
     if (mass <= 0) {  // p == q up to rounding: the residual is empty, p itself is exact
-      *next = s.sampler.SampleFrom(probs_.data(), V);
+      *next = sampler.SampleFrom(probs, V);
       return j;
     }
-    for (int64_t v = 0; v < V; ++v) residual_[v] = static_cast<float>(residual_[v] / mass);
-    *next = s.sampler.SampleFrom(residual_.data(), V);
+    for (int64_t v = 0; v < V; ++v) residual[v] = static_cast<float>(residual[v] / mass);
+    *next = sampler.SampleFrom(residual, V);
     return j;
   }
-  *next = s.sampler.Sample(logits + K * V, V);  // every draft accepted: a bonus token
+  *next = sampler.Sample(logits + K * V, V);  // every draft accepted: a bonus token
   return K;
+}
+
+int64_t SpeculativeDecoder::Accept(Seq& s, const float* logits, int32_t* next) {
+  const int64_t V = model_.config().vocab_size;
+  probs_.resize(V), residual_.resize(V);
+  return AcceptDrafts(s.sampler, logits, s.drafts, s.q.data(), V, probs_.data(), residual_.data(), next);
 }
 
 bool SpeculativeDecoder::Emit(int64_t index, Seq& s, int32_t token, const BatchTokenCallback& on_token) {

@@ -35,6 +35,15 @@ struct SpecStats {
   double tokens_per_forward() const { return rounds ? static_cast<double>(emitted) / rounds : 0.0; }
 };
 
+// The acceptance rule of one verification round: logits [k+1, V] are the main
+// model's for [pending, drafts...], drafts [k] were drawn from q [k, V] (the
+// draft distributions; unused when greedy). Returns how many leading drafts
+// are accepted and writes the token that follows them to *next (the
+// correction drawn from max(0, p - q), or a bonus token from the last row).
+// probs and residual are [V] scratch.
+int64_t AcceptDrafts(Sampler& sampler, const float* logits, std::span<const int32_t> drafts, const float* q,
+                     int64_t V, float* probs, float* residual, int32_t* next);
+
 // One prompt per sequence; on_token(sequence, token) receives tokens in order.
 using BatchTokenCallback = std::function<bool(int64_t sequence, int32_t token)>;
 

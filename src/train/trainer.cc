@@ -235,12 +235,13 @@ EvalResult Trainer::Evaluate() {
   }
   for (const auto& l : loads) {
     if (l.empty()) {
-      r.max_vio.push_back(-1.0);
+      r.max_vio.push_back(-1.0), r.min_load.push_back(-1.0);
       continue;
     }
-    double total = 0.0, mx = 0.0;
-    for (double x : l) total += x, mx = std::max(mx, x);
+    double total = 0.0, mx = 0.0, mn = l[0];
+    for (double x : l) total += x, mx = std::max(mx, x), mn = std::min(mn, x);
     r.max_vio.push_back(mx / (total / l.size()) - 1.0);
+    r.min_load.push_back(mn / (total / l.size()));
     r.worst_max_vio = std::max(r.worst_max_vio, r.max_vio.back());
   }
   return r;
@@ -290,7 +291,7 @@ void Trainer::LogStep(int64_t step, const Losses& l, double grad_norm, double lr
 }
 
 void Trainer::LogEval(int64_t step, const EvalResult& e) {
-  // eval step N  val_loss X  val_acc A  [val_mtp X.. mtp_acc A..]  [max_vio layerL=V..]
+  // eval step N  val_loss X  val_acc A  [val_mtp X.. mtp_acc A..]  [max_vio layerL=V..]  [min_load layerL=V..]
   std::string line = "eval step " + std::to_string(step);
   char buf[64];
   std::snprintf(buf, sizeof(buf), "  val_loss %.4f  val_acc %.4f", e.loss, e.acc), line += buf;
@@ -306,10 +307,16 @@ void Trainer::LogEval(int64_t step, const EvalResult& e) {
     std::snprintf(buf, sizeof(buf), "%s layer%zu=%.3f", any ? "" : "  max_vio", l, e.max_vio[l]), line += buf;
     any = true;
   }
+  any = false;
+  for (size_t l = 0; l < e.min_load.size(); ++l) {
+    if (e.min_load[l] < 0) continue;
+    std::snprintf(buf, sizeof(buf), "%s layer%zu=%.3f", any ? "" : "  min_load", l, e.min_load[l]), line += buf;
+    any = true;
+  }
   std::fprintf(log_, "%s\n", line.c_str());
   std::fflush(log_);
   json j = {{"step", step}, {"val_loss", e.loss}, {"val_mtp", e.mtp}, {"val_acc", e.acc}, {"val_mtp_acc", e.mtp_acc},
-            {"max_vio", e.max_vio}};
+            {"max_vio", e.max_vio}, {"min_load", e.min_load}};
   std::fprintf(jsonl_, "%s\n", j.dump().c_str());
   std::fflush(jsonl_);
 }

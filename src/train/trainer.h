@@ -29,6 +29,7 @@ struct EvalResult {
   std::vector<double> mtp_acc;   // [D] top-1 accuracy of MTP depth k (token i+k+1)
   std::vector<double> max_vio;   // per layer (main then MTP): max load / mean load - 1; -1 for dense layers
   double worst_max_vio = 0.0;    // the largest over MoE layers (0 without MoE)
+  std::vector<double> min_load;  // per layer: min load / mean load (0: a starved expert); -1 for dense layers
 };
 
 struct TrainResult {

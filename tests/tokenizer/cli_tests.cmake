@@ -47,6 +47,9 @@ tok_cli(run_prompt_text 0 "^ok$"
 set_tests_properties(tokenizer_cli_run_prompt_text PROPERTIES FIXTURES_SETUP tok_model)
 tok_cli(chat_two_turns 0 "^> .*\n> .*\n> $" "printf 'hi\\nmore\\n' | ${TOK_DSV3} chat -q -m ${TOK_MODEL} -n 8 --system 'Be brief.' | tr -d '\\r'")
 set_tests_properties(tokenizer_cli_chat_two_turns PROPERTIES FIXTURES_REQUIRED "tok_cli;tok_model")
+# chat --spec mtp (the golden model has an MTP layer): the same greedy replies.
+tok_cli(chat_spec_same_replies 0 "^ok$" "a=$(printf 'hi\\nmore\\n' | ${TOK_DSV3} chat -q -m ${TOK_MODEL} -n 12) && b=$(printf 'hi\\nmore\\n' | ${TOK_DSV3} chat -q -m ${TOK_MODEL} -n 12 --spec mtp --draft-tokens 2) && test -n \"$a\" && test \"$a\" = \"$b\" && echo ok")
+set_tests_properties(tokenizer_cli_chat_spec_same_replies PROPERTIES FIXTURES_REQUIRED "tok_cli;tok_model")
 tok_cli(chat_raw_prompt 0 "^> " "printf 'hi\\n' | ${TOK_DSV3} chat -q --raw-prompt -m ${TOK_MODEL} -n 4")
 set_tests_properties(tokenizer_cli_chat_raw_prompt PROPERTIES FIXTURES_REQUIRED "tok_cli;tok_model")
 tok_cli(chat_unknown_template 1 "dsv3: error: chat_template .* --raw-prompt"

@@ -1,0 +1,175 @@
+// `dsv3 perplexity --file TEXT`: how well a model predicts a text file. The
+// file is encoded with the model's tokenizer (BOS per tokenizer_config.json)
+// and scored in windows of --context tokens that overlap by one token: window
+// k covers tokens [k (C-1), k (C-1) + C), its first token is context only, so
+// every token after the first is predicted exactly once, from 0..C-1 tokens
+// of context. Perplexity is exp(mean negative log-likelihood per predicted
+// token); bits per byte divide the total in bits by the file's UTF-8 bytes,
+// which makes models with different tokenizers comparable. `--tokens FILE`
+// scores ids as stored (little-endian uint32, e.g. a `dsv3 prepare-data`
+// shard) instead, so n-gram baselines can be computed on the very same ids;
+// its bytes are those of the decoded ids.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "apps/dsv3/commands.h"
+#include "apps/dsv3/text_output.h"
+#include "model/model.h"
+
+namespace dsv3::cli {
+
+namespace {
+
+struct PerplexityOptions {
+  std::string model_dir = DefaultModelDir(), file, tokens, tokenizer_dir;
+  int64_t context = 0;  // 0: the model's pre-YaRN context, at most 4096
+  bool quiet = false;
+};
+
+Expected<std::string> ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error(path + ": cannot open the file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().empty()) return Status::Error(path + ": the file is empty");
+  return text.str();
+}
+
+// Little-endian uint32 ids (x86 and ARM hosts are little-endian).
+Expected<std::vector<int32_t>> ReadIds(const std::string& path, const Tokenizer& tok) {
+  DSV3_ASSIGN_OR_RETURN(std::string bytes, ReadText(path));
+  if (bytes.size() % 4 != 0) return Status::Error(path + ": size is not a multiple of 4 bytes (uint32 ids)");
+  std::vector<int32_t> ids(bytes.size() / 4);
+  std::memcpy(ids.data(), bytes.data(), bytes.size());
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (!tok.IsValidId(ids[i]))
+      return Status::Error(path + ": id " + std::to_string(static_cast<uint32_t>(ids[i])) + " at index " +
+                           std::to_string(i) + " is outside the tokenizer's vocabulary");
+  return ids;
+}
+
+// The ids to score and the UTF-8 bytes they stand for.
+struct Input {
+  std::vector<int32_t> ids;
+  int64_t bytes = 0;
+};
+
+Expected<Input> ReadInput(const PerplexityOptions& o, const Tokenizer& tok) {
+  Input in;
+  if (!o.tokens.empty()) {
+    DSV3_ASSIGN_OR_RETURN(in.ids, ReadIds(o.tokens, tok));
+    DSV3_ASSIGN_OR_RETURN(std::string text, tok.Decode(in.ids));
+    in.bytes = static_cast<int64_t>(text.size());
+    return in;
+  }
+  DSV3_ASSIGN_OR_RETURN(std::string text, ReadText(o.file));
+  bool repaired = false;
+  DSV3_RETURN_IF_ERROR(tok.EncodeInto(text, in.ids, &repaired).WithContext(o.file));
+  if (repaired) std::fprintf(stderr, "dsv3: warning: %s is not valid UTF-8; invalid bytes became U+FFFD\n", o.file.c_str());
+  if (tok.config().add_bos_token && tok.bos_id() >= 0) in.ids.insert(in.ids.begin(), tok.bos_id());
+  in.bytes = static_cast<int64_t>(text.size());
+  return in;
+}
+
+// -log p(target) from one row of logits [V], in double for the sum.
+double NegLogProb(const float* logits, int64_t vocab, int32_t target) {
+  const float max = *std::max_element(logits, logits + vocab);
+  double sum = 0.0;
+  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(logits[v]) - max);
+  return std::log(sum) - (static_cast<double>(logits[target]) - max);
+}
+
+int64_t DefaultContext(const Config& c) {
+  const int64_t trained = c.rope_scaling ? c.rope_scaling->original_max_position_embeddings : c.max_position_embeddings;
+  return std::min<int64_t>({trained, c.max_position_embeddings, 4096});
+}
+
+struct Score {
+  double nll = 0.0;  // nats, summed
+  int64_t predicted = 0;
+};
+
+// Scores ids[begin, end) with the model: predicts ids[begin+1 .. end).
+Status ScoreWindow(const Model& m, const std::vector<int32_t>& ids, int64_t begin, int64_t end, KvCache& cache,
+                   Workspace& ws, Batch& batch, Score& score) {
+  batch.Clear();
+  cache.Clear(0);
+  for (int64_t i = begin; i < end; ++i)
+    batch.Add(ids[i], static_cast<int32_t>(i - begin), 0, i + 1 < end);
+  DSV3_RETURN_IF_ERROR(m.Forward(batch, cache, ws));
+  const int64_t vocab = m.config().vocab_size;
+  for (int64_t i = begin; i + 1 < end; ++i) {
+    score.nll += NegLogProb(ws.logits.data() + (i - begin) * vocab, vocab, ids[i + 1]);
+    ++score.predicted;
+  }
+  return Status::Ok();
+}
+
+int Perplexity(const PerplexityOptions& o) {
+  auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
+  if (!model.ok()) return Fail(model.status());
+  const Model& m = **model;
+  auto tok = LoadTokenizerFor(m, o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir);
+  if (!tok.ok()) return Fail(tok.status());
+  auto input = ReadInput(o, **tok);
+  if (!input.ok()) return Fail(input.status());
+  const std::vector<int32_t>& ids = input->ids;
+  const std::string& source = o.tokens.empty() ? o.file : o.tokens;
+  if (ids.size() < 2) return Fail(Status::Error(source + ": fewer than two tokens; nothing to predict"));
+  const int64_t context = o.context > 0 ? o.context : DefaultContext(m.config());
+  if (context < 2 || context > m.config().max_position_embeddings)
+    return Fail(Status::Error("--context must be in [2, max_position_embeddings = " +
+                              std::to_string(m.config().max_position_embeddings) + "], got " + std::to_string(context)));
+  KvCache cache = m.NewCache(1, context);
+  Workspace ws;
+  Batch batch;
+  Score score;
+  const int64_t n = static_cast<int64_t>(ids.size()), step = context - 1;
+  const int64_t windows = (n - 2) / step + 1;
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t k = 0; k < windows; ++k) {
+    const int64_t begin = k * step, end = std::min(begin + context, n);
+    if (Status s = ScoreWindow(m, ids, begin, end, cache, ws, batch, score); !s.ok()) return Fail(s);
+    if (!o.quiet && (k + 1 == windows || (k + 1) % 16 == 0))
+      std::fprintf(stderr, "\rscored %lld/%lld windows (%lld tokens)", (long long)(k + 1), (long long)windows,
+                   (long long)score.predicted);
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!o.quiet)
+    std::fprintf(stderr, "\ncontext %lld tokens, %.1f tokens/s\n", (long long)context, score.predicted / std::max(seconds, 1e-9));
+  const double ppl = std::exp(score.nll / score.predicted);
+  const double bpb = score.nll / std::log(2.0) / static_cast<double>(std::max<int64_t>(input->bytes, 1));
+  std::printf("perplexity=%.4f bits_per_byte=%.4f tokens=%lld\n", ppl, bpb, (long long)score.predicted);
+  return 0;
+}
+
+}  // namespace
+
+void RegisterPerplexity(CLI::App& app, Common& common) {
+  auto o = std::make_shared<PerplexityOptions>();
+  CLI::App* cmd = app.add_subcommand("perplexity", "perplexity and bits per byte of a text file");
+  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory or .gguf file (default: the bundled model)")
+      ->capture_default_str();
+  auto* file = cmd->add_option("-f,--file", o->file, "text file (UTF-8)");
+  auto* tokens = cmd->add_option("--tokens", o->tokens, "token ids instead: little-endian uint32 (a prepare-data shard)");
+  file->excludes(tokens);
+  cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model's directory)");
+  cmd->add_option("-c,--context", o->context,
+                  "tokens per window (default: the model's pre-YaRN context, at most 4096)");
+  cmd->add_flag("-q,--quiet", o->quiet, "no loading or progress messages");
+  cmd->callback([o, &common] {
+    if (o->file.empty() && o->tokens.empty()) {
+      common.exit_code = Fail(Status::Error("give --file TEXT or --tokens IDS.bin"));
+      return;
+    }
+    common.Apply();
+    common.exit_code = Perplexity(*o);
+  });
+}
+
+}  // namespace dsv3::cli

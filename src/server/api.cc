@@ -1,0 +1,312 @@
+// Request parsing and validation; see api.h.
+#include "server/api.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "runtime/request.h"
+
+namespace dsv3::server {
+
+using nlohmann::json;
+
+json ApiError::ToJson() const {
+  json e = {{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}};
+  if (!param.empty()) e["param"] = param;
+  if (!code.empty()) e["code"] = code;
+  return json{{"error", e}};
+}
+
+ApiError BadRequest(std::string message, std::string param, std::string code) {
+  ApiError e;
+  e.status = 400;
+  e.message = std::move(message);
+  e.param = std::move(param);
+  e.code = std::move(code);
+  return e;
+}
+
+namespace {
+
+// Typed access to optional fields of one JSON object; the first problem is
+// kept in *error and every later call returns false.
+class Fields {
+ public:
+  Fields(const json& j, ApiError* error) : j_(j), error_(error) {}
+
+  const json* Get(const char* name) const {
+    auto it = j_.find(name);
+    return it == j_.end() || it->is_null() ? nullptr : &*it;
+  }
+  bool Fail(const std::string& name, const std::string& why) {
+    if (ok_) *error_ = BadRequest("'" + name + "' " + why, name);
+    ok_ = false;
+    return false;
+  }
+  bool ok() const { return ok_; }
+
+  bool Int(const char* name, int64_t lo, int64_t hi, int64_t* out) {
+    const json* v = Get(name);
+    if (!ok_ || !v) return ok_;
+    if (!v->is_number_integer()) return Fail(name, "must be an integer, got " + Show(*v));
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(hi))
+      return Fail(name, "must be at most " + std::to_string(hi) + ", got " + v->dump());
+    const int64_t x = v->get<int64_t>();
+    if (x < lo || x > hi)
+      return Fail(name, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v->dump());
+    *out = x;
+    return true;
+  }
+  bool Float(const char* name, double lo, double hi, bool lo_open, float* out) {
+    const json* v = Get(name);
+    if (!ok_ || !v) return ok_;
+    if (!v->is_number()) return Fail(name, "must be a number, got " + Show(*v));
+    const double x = v->get<double>();
+    if (!std::isfinite(x) || x > hi || x < lo || (lo_open && x == lo))
+      return Fail(name, std::string("must be in ") + (lo_open ? "(" : "[") + Num(lo) + ", " + Num(hi) + "], got " +
+                            v->dump());
+    *out = static_cast<float>(x);
+    return true;
+  }
+  bool Bool(const char* name, bool* out) {
+    const json* v = Get(name);
+    if (!ok_ || !v) return ok_;
+    if (!v->is_boolean()) return Fail(name, "must be true or false, got " + Show(*v));
+    *out = v->get<bool>();
+    return true;
+  }
+  bool String(const char* name, std::string* out) {
+    const json* v = Get(name);
+    if (!ok_ || !v) return ok_;
+    if (!v->is_string()) return Fail(name, "must be a string, got " + Show(*v));
+    *out = v->get<std::string>();
+    return true;
+  }
+
+  static std::string Show(const json& v) {
+    std::string s = v.type_name();
+    if (v.is_primitive()) s.append(" ").append(v.dump());
+    if (s.size() > 80) s.resize(77), s.append("...");
+    return s;
+  }
+  static std::string Num(double x) {
+    std::string s = std::to_string(x);
+    while (s.size() > 1 && s.back() == '0') s.pop_back();
+    if (s.back() == '.') s.pop_back();
+    return s;
+  }
+
+ private:
+  const json& j_;
+  ApiError* error_;
+  bool ok_ = true;
+};
+
+bool ParseIdList(const json& a, Fields& f, std::vector<int32_t>* out) {
+  out->clear();
+  for (size_t i = 0; i < a.size(); ++i) {
+    const json& t = a[i];
+    if (!t.is_number_integer() || (t.is_number_unsigned() && t.get<uint64_t>() > INT32_MAX) ||
+        t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
+      return f.Fail("prompt", "token " + std::to_string(i) + " must be a non-negative integer id, got " + Fields::Show(t));
+    out->push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  if (out->empty()) return f.Fail("prompt", "is empty");
+  return true;
+}
+
+bool ParsePrompt(Fields& f, ApiRequest* r) {
+  const json* p = f.Get("prompt");
+  if (!p) return f.Fail("prompt", "is required");
+  if (p->is_array() && p->size() == 1 && (p->at(0).is_string() || p->at(0).is_array())) p = &p->at(0);  // batch of one
+  if (p->is_string()) {
+    r->prompt_text = p->get<std::string>();
+    if (r->prompt_text.empty()) return f.Fail("prompt", "is empty");
+    return true;
+  }
+  if (p->is_array()) {
+    if (!p->empty() && (p->at(0).is_string() || p->at(0).is_array()))
+      return f.Fail("prompt", "holds " + std::to_string(p->size()) +
+                                  " prompts; dsv3 takes one prompt per request (send them concurrently instead)");
+    r->prompt_ids.emplace();
+    return ParseIdList(*p, f, &*r->prompt_ids);
+  }
+  return f.Fail("prompt", "must be a string or an array of token ids, got " + Fields::Show(*p));
+}
+
+bool ParseMessages(Fields& f, ApiRequest* r) {
+  const json* m = f.Get("messages");
+  if (!m) return f.Fail("messages", "is required");
+  if (!m->is_array() || m->empty()) return f.Fail("messages", "must be a non-empty array of messages");
+  static const char* kRoles[] = {"system", "developer", "user", "assistant", "tool"};
+  for (size_t i = 0; i < m->size(); ++i) {
+    const json& msg = m->at(i);
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (!msg.is_object()) return f.Fail(where, "must be an object, got " + Fields::Show(msg));
+    auto role = msg.find("role");
+    if (role == msg.end() || !role->is_string()) return f.Fail(where + ".role", "must be a string");
+    if (std::find(std::begin(kRoles), std::end(kRoles), role->get<std::string>()) == std::end(kRoles))
+      return f.Fail(where + ".role", "must be one of system, developer, user, assistant, tool; got " + role->dump());
+    auto content = msg.find("content");
+    if (content != msg.end() && !content->is_null() && !content->is_string() && !content->is_array())
+      return f.Fail(where + ".content", "must be a string, an array of content parts or null");
+  }
+  r->messages = *m;
+  if (const json* t = f.Get("tools")) {
+    if (!t->is_array()) return f.Fail("tools", "must be an array");
+    r->tools = *t;
+  }
+  return true;
+}
+
+bool ParseStop(Fields& f, ApiRequest* r) {
+  const json* s = f.Get("stop");
+  if (!s) return true;
+  if (s->is_string()) {
+    r->stop.push_back(s->get<std::string>());
+  } else if (s->is_array()) {
+    for (const json& x : *s) {
+      if (!x.is_string()) return f.Fail("stop", "must be a string or an array of strings");
+      r->stop.push_back(x.get<std::string>());
+    }
+  } else {
+    return f.Fail("stop", "must be a string or an array of strings, got " + Fields::Show(*s));
+  }
+  if (r->stop.size() > 16) return f.Fail("stop", "holds more than 16 strings");
+  for (const auto& x : r->stop)
+    if (x.empty()) return f.Fail("stop", "holds an empty string");
+  return true;
+}
+
+// Fields dsv3 does not implement: refused unless given their neutral value.
+bool RefuseUnsupported(Fields& f, Endpoint endpoint) {
+  int64_t n = 1;
+  if (!f.Int("n", 1, 128, &n)) return false;
+  if (n != 1) return f.Fail("n", "must be 1 (dsv3 returns one choice per request)");
+  for (const char* name : {"presence_penalty", "frequency_penalty"}) {
+    float v = 0;
+    if (!f.Float(name, -2.0, 2.0, false, &v)) return false;
+    if (v != 0.0f) return f.Fail(name, "is not supported (only 0)");
+  }
+  if (const json* b = f.Get("logit_bias"); b && !(b->is_object() && b->empty()))
+    return f.Fail("logit_bias", "is not supported");
+  if (endpoint == Endpoint::kCompletions) {
+    bool echo = false;
+    int64_t best_of = 1;
+    if (!f.Bool("echo", &echo) || !f.Int("best_of", 1, 128, &best_of)) return false;
+    if (echo) return f.Fail("echo", "is not supported");
+    if (best_of != 1) return f.Fail("best_of", "must be 1");
+    if (f.Get("suffix")) return f.Fail("suffix", "is not supported");
+  } else if (const json* rf = f.Get("response_format")) {
+    if (!rf->is_object() || rf->value("type", "") != "text")
+      return f.Fail("response_format", "only {\"type\": \"text\"} is supported");
+  }
+  return true;
+}
+
+bool ParseLogprobs(Fields& f, Endpoint endpoint, ApiRequest* r) {
+  if (endpoint == Endpoint::kCompletions) {
+    int64_t k = -1;
+    if (!f.Int("logprobs", 0, kMaxTopLogprobs, &k)) return false;
+    r->logprobs = static_cast<int>(k);
+    return true;
+  }
+  bool want = false;
+  int64_t k = 0;
+  if (!f.Bool("logprobs", &want) || !f.Int("top_logprobs", 0, kMaxTopLogprobs, &k)) return false;
+  if (f.Get("top_logprobs") && !want) return f.Fail("top_logprobs", "needs \"logprobs\": true");
+  r->logprobs = want ? static_cast<int>(k) : -1;
+  return true;
+}
+
+bool ParseSampling(Fields& f, ApiRequest* r) {
+  SamplingOptions& s = r->sampling;
+  s.temperature = 1.0f;  // OpenAI's default
+  int64_t top_k = 0;
+  if (!f.Float("temperature", 0.0, 2.0, false, &s.temperature) || !f.Float("top_p", 0.0, 1.0, true, &s.top_p) ||
+      !f.Float("min_p", 0.0, 1.0, false, &s.min_p) || !f.Int("top_k", -1, INT32_MAX, &top_k))
+    return false;
+  s.top_k = top_k < 0 ? 0 : static_cast<int>(top_k);  // -1 means off (vLLM)
+  const json* sd = f.Get("seed");
+  if (sd) {
+    if (!sd->is_number_integer()) return f.Fail("seed", "must be an integer, got " + Fields::Show(*sd));
+    s.seed = sd->is_number_unsigned() ? sd->get<uint64_t>() : static_cast<uint64_t>(sd->get<int64_t>());
+  } else {
+    // Unseeded requests must differ from each other; a process-wide counter
+    // mixed by the sampler's splitmix seeding is enough.
+    static std::atomic<uint64_t> counter{(static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}()};
+    s.seed = counter.fetch_add(0x9e3779b97f4a7c15ull);
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<ApiRequest> ParseRequestJson(const json& body, Endpoint endpoint, ApiError* error) {
+  if (!body.is_object()) {
+    *error = BadRequest("the request body must be a JSON object, got " + Fields::Show(body));
+    return std::nullopt;
+  }
+  ApiRequest r;
+  r.endpoint = endpoint;
+  Fields f(body, error);
+  f.String("model", &r.model);
+  if (endpoint == Endpoint::kCompletions) {
+    f.ok() && ParsePrompt(f, &r);
+  } else {
+    f.ok() && ParseMessages(f, &r);
+  }
+  const int64_t kMax = std::numeric_limits<int32_t>::max();
+  const char* max_name = endpoint == Endpoint::kChat && f.Get("max_completion_tokens") ? "max_completion_tokens"
+                                                                                       : "max_tokens";
+  f.ok() && f.Int(max_name, 1, kMax, &r.max_tokens);
+  f.ok() && ParseSampling(f, &r) && ParseStop(f, &r) && ParseLogprobs(f, endpoint, &r) &&
+      RefuseUnsupported(f, endpoint) && f.Bool("stream", &r.stream) && f.Bool("ignore_eos", &r.ignore_eos);
+  if (f.ok()) {
+    if (const json* so = f.Get("stream_options")) {
+      if (!so->is_object()) {
+        f.Fail("stream_options", "must be an object");
+      } else if (!r.stream) {
+        f.Fail("stream_options", "is only allowed with \"stream\": true");
+      } else {
+        Fields sf(*so, error);
+        if (!sf.Bool("include_usage", &r.include_usage)) f.Fail("stream_options", "include_usage must be a boolean");
+      }
+    }
+  }
+  if (f.ok()) {
+    if (const json* ids = f.Get("stop_token_ids")) {
+      if (!ids->is_array()) {
+        f.Fail("stop_token_ids", "must be an array of token ids");
+      } else {
+        for (const json& t : *ids) {
+          if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX) {
+            f.Fail("stop_token_ids", "must be an array of non-negative integer ids");
+            break;
+          }
+          r.stop_token_ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+        }
+      }
+    }
+  }
+  if (!f.ok()) return std::nullopt;
+  return r;
+}
+
+std::optional<ApiRequest> ParseRequest(const std::string& body, Endpoint endpoint, ApiError* error) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::exception& e) {
+    // nlohmann rejects invalid UTF-8, numbers out of double range and syntax errors alike.
+    std::string what = e.what();
+    *error = BadRequest("the request body is not valid JSON: " + what.substr(0, 200));
+    return std::nullopt;
+  }
+  return ParseRequestJson(j, endpoint, error);
+}
+
+}  // namespace dsv3::server

@@ -1,0 +1,218 @@
+// POST /v1/completions and /v1/chat/completions: validate, build the prompt
+// ids, submit to the scheduler, then either wait for the whole answer or
+// stream it as Server-Sent Events. A stream's writer notices a client that
+// went away (a failed write, or a closed socket while waiting for tokens) and
+// cancels the sequence, which frees its cache slot before the next forward.
+#include <httplib.h>
+
+#include <cstdio>
+#include <ctime>
+
+#include "server/http_server.h"
+#include "server/responses.h"
+
+namespace dsv3::server {
+
+namespace {
+
+struct ActiveGuard {
+  explicit ActiveGuard(std::atomic<int>& n) : count(n) { ++count; }
+  ~ActiveGuard() { --count; }
+  std::atomic<int>& count;
+};
+
+std::string OpenAiFinishReason(const Generation& g) {
+  switch (g.info().reason) {
+    case FinishReason::kStop: return g.used_tools() ? "tool_calls" : "stop";
+    case FinishReason::kLength: return "length";
+    default: return "";
+  }
+}
+
+// The error a generation that did not complete is reported with.
+ApiError EndedError(const FinishInfo& info, double timeout_s) {
+  ApiError e;
+  e.type = "server_error";
+  if (info.reason == FinishReason::kTimeout) {
+    e.status = 503, e.code = "timeout";
+    e.message = "the request ran longer than the server's request timeout (" + std::to_string(int(timeout_s)) + " s)";
+  } else if (info.reason == FinishReason::kCancelled) {
+    e.status = 503, e.code = "server_shutdown";
+    e.message = "the request was cancelled because the server is shutting down";
+  } else {
+    e.status = 500, e.code = "internal_error";
+    e.message = "generation failed: " + info.error;
+  }
+  return e;
+}
+
+struct Prompt {
+  std::vector<int32_t> ids;
+  bool starts_in_reasoning = false;
+};
+
+std::optional<Prompt> BuildPrompt(const ApiRequest& r, const TextCodec& codec, ApiError* error) {
+  Prompt p;
+  if (r.endpoint == Endpoint::kChat) {
+    auto chat = codec.EncodeChat(r.messages, r.tools);
+    if (!chat.ok()) return *error = BadRequest(chat.status().message(), "messages"), std::nullopt;
+    p.ids = std::move(chat->ids);
+    p.starts_in_reasoning = chat->starts_in_reasoning;
+  } else if (r.prompt_ids) {
+    p.ids = *r.prompt_ids;
+  } else {
+    auto ids = codec.EncodePrompt(r.prompt_text);
+    if (!ids.ok()) return *error = BadRequest(ids.status().message(), "prompt"), std::nullopt;
+    p.ids = std::move(*ids);
+  }
+  if (p.ids.empty()) return *error = BadRequest("the prompt encodes to no tokens", "prompt"), std::nullopt;
+  if (!r.stop.empty() && !codec.has_tokenizer())
+    return *error = BadRequest("stop strings need a tokenizer, and this model has none: use stop_token_ids", "stop"),
+           std::nullopt;
+  return p;
+}
+
+// OpenAI's wording, so clients that parse it keep working.
+ApiError ContextError(const ApiRequest& r, int64_t context, int64_t prompt, int64_t max_tokens) {
+  const bool chat = r.endpoint == Endpoint::kChat;
+  return BadRequest("This model's maximum context length is " + std::to_string(context) +
+                        " tokens. However, you requested " + std::to_string(prompt + max_tokens) + " tokens (" +
+                        std::to_string(prompt) + " in the " + (chat ? "messages" : "prompt") + ", " +
+                        std::to_string(max_tokens) + " in the completion). Please reduce the length of the " +
+                        (chat ? "messages" : "prompt") + " or completion.",
+                    chat ? "messages" : "prompt", "context_length_exceeded");
+}
+
+void LogFinished(const std::string& path, bool stream, int status, const Generation& g) {
+  const FinishInfo& i = g.info();
+  const double now = MonotonicSeconds();
+  const double ttft = g.first_token_time() > 0 ? g.first_token_time() - g.arrived() : 0;
+  const double decode = g.first_token_time() > 0 ? now - g.first_token_time() : 0;
+  std::fprintf(stderr, "POST %s %d%s prompt=%lld (cached %lld) completion=%lld finish=%s ttft=%.3fs %.1f tok/s\n",
+               path.c_str(), status, stream ? " stream" : "", static_cast<long long>(i.prompt_tokens),
+               static_cast<long long>(i.cached_prompt_tokens), static_cast<long long>(i.completion_tokens),
+               FinishReasonName(i.reason), ttft, i.completion_tokens > 1 ? (i.completion_tokens - 1) / decode : 0.0);
+}
+
+// One stream's writer state, owned by its content provider.
+struct Stream {
+  std::shared_ptr<Generation> gen;
+  ResponseMeta meta;
+  bool include_usage = false, started = false, log = false;
+  int tool_calls = 0;
+  double last_write = 0, timeout_s = 0;
+  std::string path;
+  std::shared_ptr<ActiveGuard> active;
+
+  // Called repeatedly by httplib; false aborts the response.
+  bool Step(httplib::DataSink& sink) {
+    std::string out;
+    if (!started && meta.endpoint == Endpoint::kChat)  // the role chunk goes out at once
+      out += SseData(StreamChunk(meta, Delta(), "", true, include_usage, 0));
+    Delta d;
+    const bool finished = gen->Take(out.empty() ? 0.25 : 0.0, &d);
+    if (!d.empty()) {
+      out += SseData(StreamChunk(meta, d, "", !started && meta.endpoint == Endpoint::kChat && out.empty(),
+                                 include_usage, tool_calls));
+      tool_calls += static_cast<int>(d.tool_calls.size());
+    }
+    if (!out.empty()) started = true;
+    if (finished) out += Final();
+    const double now = MonotonicSeconds();
+    if (out.empty()) {
+      if (!sink.is_writable()) return Abort();  // the client closed the connection
+      if (now - last_write < 15) return true;
+      out = ": keep-alive\n\n";  // an SSE comment: proxies and clients see the stream is alive
+    }
+    if (!sink.write(out.data(), out.size())) return Abort();
+    last_write = now;
+    if (finished) {
+      sink.done();
+      if (log) LogFinished(path, true, 200, *gen);
+    }
+    return true;
+  }
+
+  std::string Final() {
+    const std::string reason = OpenAiFinishReason(*gen);
+    if (reason.empty()) return SseData(EndedError(gen->info(), timeout_s).ToJson()) + "data: [DONE]\n\n";
+    std::string out = SseData(StreamChunk(meta, Delta(), reason, false, include_usage, tool_calls));
+    if (include_usage) out += SseData(UsageChunk(meta, gen->info()));
+    return out + "data: [DONE]\n\n";
+  }
+
+  // The client went away: cancel, and log once the scheduler has let go.
+  bool Abort() {
+    gen->Cancel();
+    if (log) {
+      Delta ignored;
+      for (int i = 0; i < 20 && !gen->Take(0.1, &ignored); ++i) {
+      }
+      LogFinished(path, true, 499, *gen);  // nginx's "client closed request"
+    }
+    return false;
+  }
+};
+
+}  // namespace
+
+void HttpServer::HandleGeneration(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
+  const double arrived = MonotonicSeconds();
+  if (draining_) return SendError(res, {503, "the server is shutting down", "server_error", "", "server_shutdown"});
+  ApiError error;
+  std::optional<ApiRequest> r = ParseRequest(req.body, endpoint, &error);
+  if (!r) return SendError(res, error);
+  if (!r->model.empty() && r->model != options_.model_name)
+    return SendError(res, {404, "the model '" + r->model + "' does not exist (this server serves '" +
+                                    options_.model_name + "')",
+                           "invalid_request_error", "model", "model_not_found"});
+  std::optional<Prompt> prompt = BuildPrompt(*r, codec_, &error);
+  if (!prompt) return SendError(res, error);
+  const int64_t context = scheduler_.options().context, p = static_cast<int64_t>(prompt->ids.size());
+  const int64_t max_tokens = r->max_tokens > 0 ? r->max_tokens : std::min(options_.default_max_tokens, context - p);
+  if (max_tokens < 1 || p + max_tokens > context) return SendError(res, ContextError(*r, context, p, max_tokens));
+
+  auto gen = std::make_shared<Generation>(codec_, *r, prompt->starts_in_reasoning, metrics_, arrived);
+  const double deadline = options_.request_timeout_s > 0 ? arrived + options_.request_timeout_s : 0;
+  GenerationRequest g = gen->MakeRequest(std::move(prompt->ids), max_tokens, deadline);
+  g.sampling = r->sampling;
+  g.stop_at_eos = !r->ignore_eos;
+  g.stop_token_ids = r->stop_token_ids;
+  if (!r->ignore_eos)
+    for (int32_t t : codec_.StopTokens()) g.stop_token_ids.push_back(t);
+  auto active = std::make_shared<ActiveGuard>(active_);
+  SubmitResult sub = scheduler_.Submit(std::move(g));
+  if (sub.code == SubmitCode::kInvalid) return SendError(res, BadRequest(sub.message));
+  if (sub.code == SubmitCode::kQueueFull)
+    return SendError(res, {429, sub.message, "rate_limit_error", "", "queue_full"});
+  if (sub.code == SubmitCode::kShuttingDown)
+    return SendError(res, {503, sub.message, "server_error", "", "server_shutdown"});
+  gen->set_handle(sub.handle);
+
+  ResponseMeta meta{endpoint, NewResponseId(endpoint), static_cast<int64_t>(std::time(nullptr)), options_.model_name,
+                    &codec_, r->logprobs >= 0};
+  if (!r->stream) {
+    Delta all;
+    while (!gen->Take(1.0, &all)) {
+    }
+    const std::string reason = OpenAiFinishReason(*gen);
+    if (reason.empty()) {
+      SendError(res, EndedError(gen->info(), options_.request_timeout_s));
+    } else {
+      res.set_content(Dump(FullResponse(meta, all, reason, gen->info())), "application/json");
+    }
+    if (options_.log_requests) LogFinished(req.path, false, res.status < 0 ? 200 : res.status, *gen);
+    return;
+  }
+  auto stream = std::make_shared<Stream>();
+  stream->gen = gen, stream->meta = meta, stream->include_usage = r->include_usage;
+  stream->timeout_s = options_.request_timeout_s, stream->log = options_.log_requests, stream->path = req.path;
+  stream->last_write = MonotonicSeconds(), stream->active = active;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "text/event-stream", [stream](size_t, httplib::DataSink& sink) { return stream->Step(sink); },
+      [stream](bool) { stream->gen->Cancel(); });  // runs however the response ended; a no-op once finished
+}
+
+}  // namespace dsv3::server

@@ -1,0 +1,222 @@
+// Server set-up, routing, authentication, the small endpoints and graceful
+// shutdown; the generation endpoints are in completion_handler.cc.
+#include "server/http_server.h"
+
+#include <httplib.h>
+#include <malloc.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include "server/responses.h"
+
+namespace dsv3::server {
+
+extern const unsigned char kIndexHtml[];
+extern const size_t kIndexHtml_size;
+
+using nlohmann::json;
+
+void SendError(httplib::Response& res, const ApiError& error) {
+  res.status = error.status;
+  res.set_content(Dump(error.ToJson()), "application/json");
+}
+
+namespace {
+
+ApiError Error(int status, std::string type, std::string message, std::string code = {}) {
+  ApiError e;
+  e.status = status, e.type = std::move(type), e.message = std::move(message), e.code = std::move(code);
+  return e;
+}
+
+// Compares in time independent of where the strings differ, so response
+// timing does not reveal how much of a guessed key was right.
+bool SameSecret(const std::string& given, const std::string& key) {
+  if (given.size() != key.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < key.size(); ++i) diff |= static_cast<unsigned char>(given[i] ^ key[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
+HttpServer::HttpServer(Scheduler& scheduler, const TextCodec& codec, const ServerOptions& options)
+    : scheduler_(scheduler), codec_(codec), options_(options), http_(std::make_unique<httplib::Server>()) {
+  started_ = static_cast<int64_t>(std::time(nullptr));
+  Configure();
+  Routes();
+}
+
+HttpServer::~HttpServer() {
+  stopped_ = true;
+  if (housekeeping_.joinable()) housekeeping_.join();
+}
+
+void HttpServer::Configure() {
+  const SchedulerOptions& so = scheduler_.options();
+  const int threads = options_.http_threads > 0 ? options_.http_threads
+                                                : static_cast<int>(so.max_sequences + so.max_queue + 16);
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http_->set_payload_max_length(options_.max_body_bytes);
+  http_->set_keep_alive_timeout(options_.idle_timeout_s);
+  http_->set_read_timeout(options_.idle_timeout_s, 0);
+  http_->set_write_timeout(options_.idle_timeout_s, 0);
+  http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!options_.cors_origin.empty()) {
+      res.set_header("Access-Control-Allow-Origin", options_.cors_origin);
+      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      if (req.method == "OPTIONS") {
+        res.status = 204;
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    if (!Authorized(req)) {
+      SendError(res, Error(401, "invalid_request_error",
+                           "missing or incorrect API key: send it as 'Authorization: Bearer <key>'",
+                           "invalid_api_key"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  // Anything httplib refuses itself (unknown path, oversized body, bad
+  // request line) still gets an OpenAI-style body.
+  http_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string message = "HTTP " + std::to_string(res.status);
+    if (res.status == 404) message = "no such endpoint: " + req.method + " " + req.path;
+    if (res.status == 413) message = "the request body is too large (see --max-body)";
+    if (res.status == 400) message = "malformed HTTP request";
+    SendError(res, Error(res.status, res.status == 404 ? "not_found_error" : "invalid_request_error", message));
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  http_->set_logger([this](const httplib::Request& req, const httplib::Response& res) { Log(req, res); });
+}
+
+bool HttpServer::Authorized(const httplib::Request& req) const {
+  if (options_.api_key.empty()) return true;
+  if (req.method == "GET" && req.path == "/") return true;  // the page itself holds no data; it asks for the key
+  const std::string h = req.get_header_value("Authorization");
+  const std::string prefix = "Bearer ";
+  return h.size() > prefix.size() && h.compare(0, prefix.size(), prefix) == 0 &&
+         SameSecret(h.substr(prefix.size()), options_.api_key);
+}
+
+void HttpServer::Routes() {
+  auto not_allowed = [](const httplib::Request& req, httplib::Response& res) {
+    SendError(res, Error(405, "invalid_request_error", "method " + req.method + " is not allowed on " + req.path));
+  };
+  for (const char* path : {"/v1/completions", "/v1/chat/completions"}) {
+    const Endpoint ep = std::string(path) == "/v1/completions" ? Endpoint::kCompletions : Endpoint::kChat;
+    http_->Post(path, [this, ep](const httplib::Request& req, httplib::Response& res) { HandleGeneration(req, res, ep); });
+    http_->Get(path, not_allowed), http_->Put(path, not_allowed), http_->Delete(path, not_allowed);
+    http_->Patch(path, not_allowed);
+  }
+  for (const char* path : {"/", "/health", "/metrics", "/v1/models"})
+    http_->Post(path, not_allowed), http_->Put(path, not_allowed), http_->Delete(path, not_allowed);
+  http_->Get("/health", [this](const httplib::Request&, httplib::Response& res) { HandleHealth(res); });
+  http_->Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) { HandleModels(req, res); });
+  http_->Get(R"(/v1/models/(.+))",
+             [this](const httplib::Request& req, httplib::Response& res) { HandleModels(req, res); });
+  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics_.Render(scheduler_.Stats(), options_.model_name), "text/plain; version=0.0.4");
+  });
+  if (options_.web_ui) {
+    http_->Get("/", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(reinterpret_cast<const char*>(kIndexHtml), kIndexHtml_size, "text/html; charset=utf-8");
+    });
+  }
+}
+
+void HttpServer::HandleHealth(httplib::Response& res) {
+  const SchedulerStats s = scheduler_.Stats();
+  json j = {{"status", draining_ ? "shutting_down" : "ok"}, {"running", s.running}, {"waiting", s.waiting}};
+  res.status = draining_ ? 503 : 200;
+  res.set_content(Dump(j), "application/json");
+}
+
+void HttpServer::HandleModels(const httplib::Request& req, httplib::Response& res) {
+  json model = {{"id", options_.model_name},
+                {"object", "model"},
+                {"created", started_},
+                {"owned_by", "dsv3"},
+                {"max_model_len", scheduler_.options().context},
+                {"dsv3", {{"tokenizer", codec_.has_tokenizer()}, {"chat", codec_.has_chat_format()},
+                          {"text", codec_.Describe()}}}};
+  if (req.matches.size() > 1) {
+    if (req.matches[1] != options_.model_name)
+      return SendError(res, Error(404, "invalid_request_error",
+                                  "the model '" + std::string(req.matches[1]) + "' does not exist", "model_not_found"));
+    return res.set_content(Dump(model), "application/json");
+  }
+  res.set_content(Dump(json{{"object", "list"}, {"data", json::array({model})}}), "application/json");
+}
+
+void HttpServer::Log(const httplib::Request& req, const httplib::Response& res) {
+  const bool generation = req.path == "/v1/completions" || req.path == "/v1/chat/completions";
+  // A bounded label set: unknown paths must not create new series.
+  std::string endpoint = "other";
+  if (generation || req.path == "/health" || req.path == "/metrics" || req.path == "/") endpoint = req.path;
+  if (req.path.rfind("/v1/models", 0) == 0) endpoint = "/v1/models";
+  metrics_.CountRequest(endpoint, res.status);
+  // Generation requests are summarised when they finish (with token counts).
+  if (options_.log_requests && !(generation && res.status == 200) && req.path != "/metrics" && req.path != "/health")
+    std::fprintf(stderr, "%s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);
+}
+
+Status HttpServer::Bind() {
+  if (options_.port == 0) {
+    port_ = http_->bind_to_any_port(options_.host);
+  } else {
+    port_ = http_->bind_to_port(options_.host, options_.port) ? options_.port : -1;
+  }
+  if (port_ <= 0)
+    return Status::Error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
+                         " (address in use, or not a local address?)");
+  return Status::Ok();
+}
+
+void HttpServer::Serve() {
+  housekeeping_ = std::thread([this] { HousekeepingLoop(); });
+  http_->listen_after_bind();
+  stopped_ = true;
+  if (housekeeping_.joinable()) housekeeping_.join();
+}
+
+void HttpServer::HousekeepingLoop() {
+  // Once a second: the throughput window for /metrics, and memory handed
+  // back to the system after a burst, so an idle server returns to its idle size.
+  bool trimmed = true;
+  while (!stopped_) {
+    for (int i = 0; i < 10 && !stopped_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const SchedulerStats s = scheduler_.Stats();
+    metrics_.SampleThroughput(MonotonicSeconds(), s.generated_tokens);
+    const bool idle = s.running == 0 && s.waiting == 0 && active_ == 0;
+    if (!idle) trimmed = false;
+    if (idle && !trimmed) {
+      malloc_trim(0);
+      trimmed = true;
+    }
+  }
+}
+
+void HttpServer::Shutdown() {
+  if (shutdown_started_.exchange(true)) return;
+  draining_ = true;  // new generation requests get 503 from here on
+  const SchedulerStats s = scheduler_.Stats();
+  if (options_.log_requests || s.running + s.waiting > 0)
+    std::fprintf(stderr, "dsv3 serve: shutting down (%lld running, %lld queued; grace %.0f s)\n",
+                 static_cast<long long>(s.running), static_cast<long long>(s.waiting), options_.shutdown_grace_s);
+  scheduler_.BeginDrain();
+  if (!scheduler_.WaitIdle(options_.shutdown_grace_s)) {
+    scheduler_.CancelAll();
+    scheduler_.WaitIdle(10);
+  }
+  // Let the HTTP threads write the last event of every stream before the listener goes.
+  for (int i = 0; i < 500 && active_ > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  http_->stop();
+}
+
+}  // namespace dsv3::server

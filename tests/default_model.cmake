@@ -1,0 +1,35 @@
+# The bundled default model (models/brown-10m): `dsv3` without --model runs
+# it, and any engine change that alters its numerics is noticed here: a pinned
+# greedy continuation, the perplexity of a held-out Brown document within
+# 1e-3 relative of the value measured when the model was shipped (card:
+# models/brown-10m/README.md), greedy output unchanged by MTP speculative
+# decoding, and `dsv3 perplexity`'s bad-input errors.
+set(DSV3 $<TARGET_FILE:dsv3>)
+set(FAIL ${CMAKE_CURRENT_SOURCE_DIR}/expect_fail.sh)
+set(T ${CMAKE_CURRENT_BINARY_DIR}/tmp)
+set(EXCERPT ${CMAKE_CURRENT_SOURCE_DIR}/data/brown-validation-excerpt.txt)
+
+add_test(NAME default_model_greedy
+  COMMAND ${DSV3} run -t 1 -q --prompt "The president said that" -n 20 --temperature 0)
+set_tests_properties(default_model_greedy PROPERTIES PASS_REGULAR_EXPRESSION
+  "^ the President would be willing to get a good job. \"If you want to do it.\n$")
+
+# 104.9959 when shipped; the window is +-0.1% (float32 summation-order noise is ~1e-6).
+add_test(NAME default_model_perplexity
+  COMMAND sh -c "out=$(${DSV3} perplexity -t 1 -q --file ${EXCERPT}) && echo \"$out\" && echo \"$out\" | awk -F'[= ]' '{ exit !($2 > 104.891 && $2 < 105.101 && $6 == 3552) }'")
+
+foreach(k 1 2 3)
+  add_test(NAME default_model_spec_greedy_k${k}
+    COMMAND sh -c "for p in 'The president said that' 'She looked at him and' 'In the morning' 'It was a'; do a=$(${DSV3} run -t 1 -q --prompt \"$p\" -n 48 --temperature 0) && b=$(${DSV3} run -t 1 -q --prompt \"$p\" -n 48 --temperature 0 --spec mtp --draft-tokens ${k}) && test -n \"$a\" && test \"$a\" = \"$b\" || exit 1; done")
+endforeach()
+
+add_test(NAME perplexity_bad_missing_file COMMAND ${FAIL} "nonexistent.txt: cannot open the file" ${DSV3} perplexity --file ${T}/nonexistent.txt)
+add_test(NAME perplexity_bad_no_input COMMAND ${FAIL} "give --file TEXT or --tokens" ${DSV3} perplexity)
+add_test(NAME perplexity_bad_empty_file
+  COMMAND sh -c "mkdir -p ${T} && : > ${T}/empty.txt && ${FAIL} 'empty.txt: the file is empty' ${DSV3} perplexity --file ${T}/empty.txt")
+add_test(NAME perplexity_bad_token_size
+  COMMAND sh -c "mkdir -p ${T} && printf 'abcde' > ${T}/odd.bin && ${FAIL} 'odd.bin: size is not a multiple of 4' ${DSV3} perplexity --tokens ${T}/odd.bin")
+add_test(NAME perplexity_bad_token_id
+  COMMAND sh -c "mkdir -p ${T} && printf '\\001\\000\\000\\000\\377\\377\\000\\000' > ${T}/big.bin && ${FAIL} 'big.bin: id 65535 at index 1 is outside' ${DSV3} perplexity --tokens ${T}/big.bin")
+add_test(NAME perplexity_bad_context COMMAND ${FAIL} "context must be in \\[2, max_position_embeddings = 1024\\], got 1" ${DSV3} perplexity --file ${EXCERPT} --context 1)
+add_test(NAME perplexity_bad_model COMMAND ${FAIL} "nonexistent" ${DSV3} perplexity -m ${T}/nonexistent --file ${EXCERPT})

@@ -1,0 +1,33 @@
+# End-to-end tests of `dsv3 serve` (issue 7): each starts the real server on
+# an ephemeral loopback port and talks HTTP to it with Python's standard
+# library (tests/server/*.py); the web test drives Debian's chromium through
+# chromedriver. Artefacts (the page screenshot) go to build/tests/tmp/server.
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+set(DSV3_SERVER_ENV "DSV3_BIN=$<TARGET_FILE:dsv3>" "DSV3_GOLDEN=${DSV3_GOLDEN_DIR}"
+    "DSV3_TEST_OUT=${CMAKE_CURRENT_BINARY_DIR}/tmp/server")
+foreach(name api bad_input text web)
+  add_test(NAME server_${name} COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/test_${name}.py)
+  set_tests_properties(server_${name} PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV}" TIMEOUT 300)
+endforeach()
+# The load-test script itself, small: zero failed requests, memory back to idle.
+add_test(NAME server_load_smoke COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/load_test.py
+         --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --clients 1,4 --requests 2 --max-tokens 16 --prompt-len 8 --check)
+set_tests_properties(server_load_smoke PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV}" TIMEOUT 300)
+
+dsv3_test(server_unit_test server_unit_test.cc)
+target_link_libraries(server_unit_test PRIVATE dsv3_server)
+
+# Dev tool for the load test (tests/server/load_test.py) on a bigger random model.
+add_executable(random_model server/random_model.cc)
+target_link_libraries(random_model PRIVATE dsv3_runtime)
+
+# Bad command lines: one clear error line, exit status 1.
+add_test(NAME cli_serve_bad_model_dir COMMAND ${FAIL} "nonexistent" ${DSV3} serve -m ${T}/nonexistent)
+add_test(NAME cli_serve_bad_ctx_size COMMAND ${FAIL} "ctx-size.*max_position_embeddings 256"
+         ${DSV3} -t 1 serve -q -m ${G}/v3_tiny_bf16 --ctx-size 100000)
+add_test(NAME cli_serve_spec_without_mtp COMMAND ${FAIL} "spec mtp: the model has no MTP layer"
+         ${DSV3} -t 1 serve -q -m ${G}/v2lite_tiny_bf16 --spec mtp)
+add_test(NAME cli_chat_spec_without_mtp COMMAND ${FAIL} "spec mtp: the model has no MTP layer"
+         ${DSV3} -t 1 chat -q -m ${G}/v2lite_tiny_bf16 --spec mtp)
+add_test(NAME cli_serve_cannot_listen COMMAND ${FAIL} "host/--port: cannot listen on 10.255.255.1:8099"
+         ${DSV3} -t 1 serve -q -m ${G}/v3_tiny_bf16 --host 10.255.255.1 --port 8099)

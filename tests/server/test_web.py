@@ -133,7 +133,9 @@ class WebPage(unittest.TestCase):
                 "\n[tool call] %s(%s)" % (c["function"]["name"], c["function"]["arguments"])
                 for c in want.get("tool_calls", [])))
             self.assertEqual(result["reasoning"], want.get("reasoning_content", ""))
-            self.assertGreater(result["chunks"], 3)  # arrived as a stream, not in one piece
+            # Arrived as a stream, not in one piece; the server coalesces tokens that
+            # pile up while a client reads, so a loaded machine sends fewer chunks.
+            self.assertGreaterEqual(result["chunks"], 2)
             self.assertGreater(os.path.getsize(shot), 1000)
             print("screenshot:", shot)
         finally:
@@ -162,7 +164,9 @@ class WebPage(unittest.TestCase):
             self.assertEqual(result["error"], "")
             self.assertEqual(result["user"], "0 15 27")
             self.assertEqual(result["text"], expected["choices"][0]["text"])
-            self.assertGreater(result["chunks"], 3)  # arrived as a stream, not in one piece
+            # Arrived as a stream, not in one piece; the server coalesces tokens that
+            # pile up while a client reads, so a loaded machine sends fewer chunks.
+            self.assertGreaterEqual(result["chunks"], 2)
             self.assertTrue(os.path.getsize(os.path.join(OUT, "web_ids.png")) > 1000)
             print("screenshot:", os.path.join(OUT, "web_ids.png"))
         finally:

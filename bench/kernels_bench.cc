@@ -121,7 +121,7 @@ void BM_MatMul(benchmark::State& state) {
       benchmark::Counter(2.0 * rows * cols * n * state.iterations(), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
   state.SetLabel(std::string(DTypeName(dt)));
 }
-BENCHMARK(BM_MatMul)->ArgsProduct({{0, 1, 2}, {1, 4, 8, 16, 64, 512}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MatMul)->ArgsProduct({{0, 1, 2}, {1, 2, 3, 4, 6, 8, 16, 64, 512}})->Unit(benchmark::kMillisecond);
 
 // One core, bf16 activations (VDPBF16PS where present).
 void BM_MatMulBf16(benchmark::State& state) {

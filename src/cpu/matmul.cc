@@ -47,8 +47,11 @@ constexpr int64_t kSegmentRows = 128;
 constexpr int64_t kPrefetchBytes = 4096;
 // From this many tokens on, weights are decoded in natural lane order (no
 // permuted activation copy) and the tile is kRowsMany rows x kTokensMany
-// tokens (4 x 6 measured best of 2x8, 3x8, 4x6, 4x4, 1x16 on Zen 5).
-constexpr int64_t kManyTokens = 8;
+// tokens (4 x 6 measured best of 2x8, 3x8, 4x6, 4x4, 1x16 on Zen 5). The
+// one-row tile's time grows linearly with its tokens (one accumulator chain
+// per token), so it only serves single tokens: 4 tokens on the 4-row tile
+// take 0.48x the time (BM_MatMul, docs/performance.md).
+constexpr int64_t kManyTokens = 2;
 constexpr int kRowsMany = 4;
 constexpr int64_t kTokensMany = 6;
 

@@ -21,7 +21,7 @@ namespace dsv3::cli {
 namespace {
 
 struct ServeOptions {
-  std::string model_dir, tokenizer_dir;
+  std::string model_dir = DefaultModelDir(), tokenizer_dir;
   server::ServerOptions http;
   SchedulerOptions sched;
   bool no_prefix_cache = false, no_web = false, quiet = false;
@@ -107,7 +107,8 @@ void RegisterServe(CLI::App& app, Common& common) {
   auto o = std::make_shared<ServeOptions>();
   o->http.model_name.clear();
   CLI::App* cmd = app.add_subcommand("serve", "serve a model over an OpenAI-compatible HTTP API");
-  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json + safetensors)")->required();
+  cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json + safetensors; default: the bundled model)")
+      ->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model directory; "
                   "without tokenizer.json the server works in token ids)");
   cmd->add_option("--host", o->http.host, "address to listen on")->capture_default_str();

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include "core/parallel.h"
@@ -41,11 +42,12 @@ std::string WriteText(const std::string& path, const std::string& text) {
   return path;
 }
 
-// A shared synthetic data set and tiny config, written once per process.
+// A shared synthetic data set and tiny config, written once per process; ctest
+// runs each test as its own process, in parallel, so the directory is per process.
 struct Setup {
   std::string data, config;
   Setup() {
-    const std::string dir = Fresh("shared");
+    const std::string dir = Fresh("shared_" + std::to_string(getpid()));
     data = dir + "/data";
     EXPECT_TRUE(testing::WriteMarkovData(data, 64, 300, 3).ok());
     config = WriteText(dir + "/config.json", TinyConfigJson(TinyOptions{}));

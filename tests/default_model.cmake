@@ -23,7 +23,7 @@ foreach(k 1 2 3)
     COMMAND sh -c "for p in 'The president said that' 'She looked at him and' 'In the morning' 'It was a'; do a=$(${DSV3} run -t 1 -q --prompt \"$p\" -n 48 --temperature 0) && b=$(${DSV3} run -t 1 -q --prompt \"$p\" -n 48 --temperature 0 --spec mtp --draft-tokens ${k}) && test -n \"$a\" && test \"$a\" = \"$b\" || exit 1; done")
 endforeach()
 
-add_test(NAME perplexity_bad_missing_file COMMAND ${FAIL} "nonexistent.txt: cannot open the file" ${DSV3} perplexity --file ${T}/nonexistent.txt)
+add_test(NAME perplexity_bad_missing_file COMMAND ${FAIL} "nonexistent.txt: cannot open: No such file or directory" ${DSV3} perplexity --file ${T}/nonexistent.txt)
 add_test(NAME perplexity_bad_no_input COMMAND ${FAIL} "give --file TEXT or --tokens" ${DSV3} perplexity)
 add_test(NAME perplexity_bad_empty_file
   COMMAND sh -c "mkdir -p ${T} && : > ${T}/empty.txt && ${FAIL} 'empty.txt: the file is empty' ${DSV3} perplexity --file ${T}/empty.txt")

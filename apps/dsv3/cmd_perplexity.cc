@@ -14,11 +14,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "apps/dsv3/commands.h"
 #include "apps/dsv3/text_output.h"
+#include "core/mapped_file.h"
 #include "model/model.h"
 
 namespace dsv3::cli {
@@ -31,18 +30,16 @@ struct PerplexityOptions {
   bool quiet = false;
 };
 
-Expected<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error(path + ": cannot open the file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().empty()) return Status::Error(path + ": the file is empty");
-  return text.str();
+// The whole file; an empty one is an error (nothing to score).
+Expected<std::string> ReadNonEmpty(const std::string& path) {
+  DSV3_ASSIGN_OR_RETURN(std::string bytes, ReadTextFile(path));
+  if (bytes.empty()) return Status::Error(path + ": the file is empty");
+  return bytes;
 }
 
 // Little-endian uint32 ids (x86 and ARM hosts are little-endian).
 Expected<std::vector<int32_t>> ReadIds(const std::string& path, const Tokenizer& tok) {
-  DSV3_ASSIGN_OR_RETURN(std::string bytes, ReadText(path));
+  DSV3_ASSIGN_OR_RETURN(std::string bytes, ReadNonEmpty(path));
   if (bytes.size() % 4 != 0) return Status::Error(path + ": size is not a multiple of 4 bytes (uint32 ids)");
   std::vector<int32_t> ids(bytes.size() / 4);
   std::memcpy(ids.data(), bytes.data(), bytes.size());
@@ -67,11 +64,8 @@ Expected<Input> ReadInput(const PerplexityOptions& o, const Tokenizer& tok) {
     in.bytes = static_cast<int64_t>(text.size());
     return in;
   }
-  DSV3_ASSIGN_OR_RETURN(std::string text, ReadText(o.file));
-  bool repaired = false;
-  DSV3_RETURN_IF_ERROR(tok.EncodeInto(text, in.ids, &repaired).WithContext(o.file));
-  if (repaired) std::fprintf(stderr, "dsv3: warning: %s is not valid UTF-8; invalid bytes became U+FFFD\n", o.file.c_str());
-  if (tok.config().add_bos_token && tok.bos_id() >= 0) in.ids.insert(in.ids.begin(), tok.bos_id());
+  DSV3_ASSIGN_OR_RETURN(std::string text, ReadNonEmpty(o.file));
+  DSV3_RETURN_IF_ERROR(EncodeForModel(tok, text, o.file, in.ids));
   in.bytes = static_cast<int64_t>(text.size());
   return in;
 }

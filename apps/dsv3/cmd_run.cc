@@ -37,11 +37,7 @@ void PrintSpecStats(const SpecStats& s) {
 // generation stop at the tokenizer's EOS unless --ignore-eos.
 Expected<std::vector<int32_t>> TextPrompt(const RunOptions& o, const Tokenizer& tok, GenerateOptions& gen) {
   std::vector<int32_t> ids;
-  bool repaired = false;
-  DSV3_RETURN_IF_ERROR(tok.EncodeInto(o.prompt, ids, &repaired));
-  if (ids.empty()) return Status::Error("--prompt: the prompt is empty");
-  if (repaired) std::fprintf(stderr, "dsv3: warning: --prompt is not valid UTF-8; invalid bytes became U+FFFD\n");
-  if (tok.config().add_bos_token && tok.bos_id() >= 0) ids.insert(ids.begin(), tok.bos_id());
+  DSV3_RETURN_IF_ERROR(EncodeForModel(tok, o.prompt, "--prompt", ids));
   if (!o.ignore_eos) AddTokenizerStops(tok, gen);
   return ids;
 }

@@ -3,6 +3,7 @@
 // model, and the stop tokens for generation.
 #pragma once
 
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -34,6 +35,19 @@ inline Expected<std::unique_ptr<Tokenizer>> LoadTokenizerFor(const Model& model,
     return Status::Error(dir + "/tokenizer.json: vocabulary of " + std::to_string((*tok)->vocab_size()) +
                          " ids does not fit the model's vocab_size " + std::to_string(model.config().vocab_size));
   return tok;
+}
+
+// Text -> ids for the model: invalid UTF-8 is repaired with a warning naming
+// `label`, and the BOS id is prepended when tokenizer_config.json asks for it.
+// Text that encodes to no tokens is an error naming `label`.
+inline Status EncodeForModel(const Tokenizer& tok, std::string_view text, const std::string& label,
+                             std::vector<int32_t>& ids) {
+  bool repaired = false;
+  DSV3_RETURN_IF_ERROR(tok.EncodeInto(text, ids, &repaired).WithContext(label));
+  if (ids.empty()) return Status::Error(label + ": the text is empty");
+  if (repaired) std::fprintf(stderr, "dsv3: warning: %s is not valid UTF-8; invalid bytes became U+FFFD\n", label.c_str());
+  if (tok.config().add_bos_token && tok.bos_id() >= 0) ids.insert(ids.begin(), tok.bos_id());
+  return Status::Ok();
 }
 
 // Generation also stops at the tokenizer's EOS (config.json may not list it).

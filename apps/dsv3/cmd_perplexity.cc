@@ -19,6 +19,7 @@
 #include "apps/dsv3/text_output.h"
 #include "core/mapped_file.h"
 #include "model/model.h"
+#include "runtime/logprobs.h"
 
 namespace dsv3::cli {
 
@@ -70,14 +71,6 @@ Expected<Input> ReadInput(const PerplexityOptions& o, const Tokenizer& tok) {
   return in;
 }
 
-// -log p(target) from one row of logits [V], in double for the sum.
-double NegLogProb(const float* logits, int64_t vocab, int32_t target) {
-  const float max = *std::max_element(logits, logits + vocab);
-  double sum = 0.0;
-  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(logits[v]) - max);
-  return std::log(sum) - (static_cast<double>(logits[target]) - max);
-}
-
 int64_t DefaultContext(const Config& c) {
   const int64_t trained = c.rope_scaling ? c.rope_scaling->original_max_position_embeddings : c.max_position_embeddings;
   return std::min<int64_t>({trained, c.max_position_embeddings, 4096});
@@ -98,7 +91,7 @@ Status ScoreWindow(const Model& m, const std::vector<int32_t>& ids, int64_t begi
   DSV3_RETURN_IF_ERROR(m.Forward(batch, cache, ws));
   const int64_t vocab = m.config().vocab_size;
   for (int64_t i = begin; i + 1 < end; ++i) {
-    score.nll += NegLogProb(ws.logits.data() + (i - begin) * vocab, vocab, ids[i + 1]);
+    score.nll -= TokenLogprobs(ws.logits.data() + (i - begin) * vocab, vocab, ids[i + 1], 0, nullptr);
     ++score.predicted;
   }
   return Status::Ok();

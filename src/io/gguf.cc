@@ -4,9 +4,7 @@
 #include "io/gguf.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
-#include <filesystem>
 
 namespace dsv3 {
 
@@ -389,27 +387,15 @@ Expected<std::unique_ptr<GgufWriter>> GgufWriter::Create(const std::string& path
     w->sizes_.push_back(s.nbytes());
     offset += (s.nbytes() + alignment - 1) / alignment * alignment;
   }
-  w->path_ = path;
-  w->tmp_path_ = path + ".tmp";
-  w->file_ = std::fopen(w->tmp_path_.c_str(), "wb");
-  if (!w->file_) return Status::Error(w->tmp_path_ + ": cannot create: " + std::strerror(errno));
+  DSV3_ASSIGN_OR_RETURN(w->file_, TempFile::Create(path));
   DSV3_RETURN_IF_ERROR(w->Put(head.data(), head.size()));
   DSV3_RETURN_IF_ERROR(w->PadTo(alignment));
   while (w->current_ < w->sizes_.size() && w->sizes_[w->current_] == 0) ++w->current_;
   return w;
 }
 
-GgufWriter::~GgufWriter() {
-  if (file_) std::fclose(file_);
-  if (!finished_) {
-    std::error_code ec;
-    std::filesystem::remove(tmp_path_, ec);
-  }
-}
-
 Status GgufWriter::Put(const void* data, size_t n) {
-  if (n && std::fwrite(data, 1, n, file_) != n)
-    return Status::Error(tmp_path_ + ": write failed: " + std::strerror(errno));
+  DSV3_RETURN_IF_ERROR(file_->Write(data, n));
   position_ += n;
   return Status::Ok();
 }
@@ -423,7 +409,7 @@ Status GgufWriter::PadTo(uint64_t alignment) {
 Status GgufWriter::Write(const void* data, size_t n) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
   while (n > 0) {
-    if (current_ >= sizes_.size()) return Status::Error(tmp_path_ + ": more tensor bytes written than the header declares");
+    if (current_ >= sizes_.size()) return Status::Error(tmp_path() + ": more tensor bytes written than the header declares");
     const uint64_t take = std::min<uint64_t>(n, sizes_[current_] - in_current_);
     DSV3_RETURN_IF_ERROR(Put(p, take));
     p += take, n -= take, in_current_ += take;
@@ -439,17 +425,9 @@ Status GgufWriter::Write(const void* data, size_t n) {
 
 Status GgufWriter::Finish() {
   if (current_ != sizes_.size())
-    return Status::Error(tmp_path_ + ": only " + std::to_string(current_) + " of " + std::to_string(sizes_.size()) +
+    return Status::Error(tmp_path() + ": only " + std::to_string(current_) + " of " + std::to_string(sizes_.size()) +
                          " tensors written");
-  const bool flushed = std::fflush(file_) == 0;
-  const bool closed = std::fclose(file_) == 0;
-  file_ = nullptr;
-  if (!flushed || !closed) return Status::Error(tmp_path_ + ": write failed: " + std::strerror(errno));
-  std::error_code ec;
-  std::filesystem::rename(tmp_path_, path_, ec);
-  if (ec) return Status::Error(path_ + ": cannot rename from " + tmp_path_ + ": " + ec.message());
-  finished_ = true;
-  return Status::Ok();
+  return file_->Commit();
 }
 
 }  // namespace dsv3

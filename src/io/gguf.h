@@ -21,6 +21,7 @@
 #include "core/dtype.h"
 #include "core/mapped_file.h"
 #include "core/status.h"
+#include "io/temp_file.h"
 
 namespace dsv3 {
 
@@ -124,26 +125,25 @@ class GgufWriter {
                                                       const std::vector<std::pair<std::string, GgufValue>>& kv,
                                                       const std::vector<GgufTensorSpec>& specs,
                                                       uint32_t alignment = kGgufDefaultAlignment);
-  ~GgufWriter();  // removes the temporary file unless Finish() succeeded
 
   // Appends bytes of the current tensor(s) in spec order; may be called in
   // pieces. Alignment padding between tensors is inserted automatically.
   Status Write(const void* data, size_t n);
+  // Renames PATH.tmp to PATH once every tensor is written; until then (or
+  // if the writer is destroyed first) only PATH.tmp exists (TempFile).
   Status Finish();
-  const std::string& tmp_path() const { return tmp_path_; }
+  const std::string& tmp_path() const { return file_->tmp_path(); }
 
  private:
   GgufWriter() = default;
   Status Put(const void* data, size_t n);
   Status PadTo(uint64_t alignment);
-  std::string path_, tmp_path_;
-  std::FILE* file_ = nullptr;
+  std::unique_ptr<TempFile> file_;
   std::vector<uint64_t> sizes_;  // bytes of each tensor in order
   size_t current_ = 0;           // tensor being written
   uint64_t in_current_ = 0;      // bytes of it written so far
   uint64_t position_ = 0;        // bytes written to the file
   uint32_t alignment_ = kGgufDefaultAlignment;
-  bool finished_ = false;
 };
 
 }  // namespace dsv3

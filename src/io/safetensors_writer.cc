@@ -1,9 +1,6 @@
 // Streaming safetensors writer; see safetensors_writer.h.
 #include "io/safetensors_writer.h"
 
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 
 namespace dsv3 {
@@ -34,47 +31,27 @@ Expected<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
   // lines when mapped, as the SIMD kernels want (the format allows padding).
   while ((text.size() + 8) % 64 != 0) text.push_back(' ');
   std::unique_ptr<SafetensorsWriter> w(new SafetensorsWriter());
-  w->path_ = path;
-  w->tmp_path_ = path + ".tmp";
   w->expected_bytes_ = offset;
-  w->file_ = std::fopen(w->tmp_path_.c_str(), "wb");
-  if (!w->file_) return Status::Error(w->tmp_path_ + ": cannot create: " + std::strerror(errno));
+  DSV3_ASSIGN_OR_RETURN(w->file_, TempFile::Create(path));
   const uint64_t len = text.size();
-  if (std::fwrite(&len, 8, 1, w->file_) != 1 || std::fwrite(text.data(), 1, len, w->file_) != len)
-    return Status::Error(w->tmp_path_ + ": write failed: " + std::strerror(errno));
+  DSV3_RETURN_IF_ERROR(w->file_->Write(&len, 8));
+  DSV3_RETURN_IF_ERROR(w->file_->Write(text.data(), len));
   return w;
-}
-
-SafetensorsWriter::~SafetensorsWriter() {
-  if (file_) std::fclose(file_);
-  if (!finished_) {
-    std::error_code ec;
-    std::filesystem::remove(tmp_path_, ec);
-  }
 }
 
 Status SafetensorsWriter::Write(const void* data, size_t n) {
   if (written_bytes_ + n > expected_bytes_)
-    return Status::Error(tmp_path_ + ": more tensor bytes written than the header declares");
-  if (n && std::fwrite(data, 1, n, file_) != n)
-    return Status::Error(tmp_path_ + ": write failed: " + std::strerror(errno));
+    return Status::Error(file_->tmp_path() + ": more tensor bytes written than the header declares");
+  DSV3_RETURN_IF_ERROR(file_->Write(data, n));
   written_bytes_ += n;
   return Status::Ok();
 }
 
 Status SafetensorsWriter::Finish() {
   if (written_bytes_ != expected_bytes_)
-    return Status::Error(tmp_path_ + ": only " + std::to_string(written_bytes_) + " of " +
+    return Status::Error(file_->tmp_path() + ": only " + std::to_string(written_bytes_) + " of " +
                          std::to_string(expected_bytes_) + " tensor bytes written");
-  const bool flushed = std::fflush(file_) == 0;
-  const bool closed = std::fclose(file_) == 0;
-  file_ = nullptr;
-  if (!flushed || !closed) return Status::Error(tmp_path_ + ": write failed: " + std::strerror(errno));
-  std::error_code ec;
-  std::filesystem::rename(tmp_path_, path_, ec);
-  if (ec) return Status::Error(path_ + ": cannot rename from " + tmp_path_ + ": " + ec.message());
-  finished_ = true;
-  return Status::Ok();
+  return file_->Commit();
 }
 
 Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,

@@ -15,6 +15,7 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "io/temp_file.h"
 
 namespace dsv3 {
 
@@ -30,19 +31,17 @@ class SafetensorsWriter {
   static Expected<std::unique_ptr<SafetensorsWriter>> Create(
       const std::string& path, const std::vector<TensorSpec>& specs,
       const std::map<std::string, std::string>& metadata = {});
-  ~SafetensorsWriter();  // removes the temporary file unless Finish() succeeded
 
   // Appends bytes of the current tensor(s); may be called in pieces.
   Status Write(const void* data, size_t n);
-  // Verifies every byte was written, flushes, renames to the final path.
+  // Verifies every byte was written, flushes, renames PATH.tmp to PATH; a
+  // writer destroyed before that leaves nothing behind (TempFile).
   Status Finish();
 
  private:
   SafetensorsWriter() = default;
-  std::string path_, tmp_path_;
-  std::FILE* file_ = nullptr;
+  std::unique_ptr<TempFile> file_;
   uint64_t expected_bytes_ = 0, written_bytes_ = 0;
-  bool finished_ = false;
 };
 
 struct TensorToWrite {

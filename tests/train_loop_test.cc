@@ -241,6 +241,80 @@ TEST(TrainLoopTest, CheckpointRunsInDsv3LogitsWithTheTrainersLogits) {
   }
 }
 
+// How often MTP depth 1 of the checkpoint in `dir` predicts what the main
+// model's greedy choice will be (its argmax one position later) on
+// validation windows: the first-draft acceptance of greedy speculation.
+double DraftAgreement(const std::string& dir) {
+  auto config = LoadConfig(dir);
+  EXPECT_TRUE(config.ok());
+  TrainParams params(*config);
+  EXPECT_TRUE(params.LoadCheckpoint(dir).ok());
+  ModelOptions mo;
+  mo.batch = 8, mo.seq = 30, mo.mtp_targets_main = true;
+  TrainModel tm(params, mo);
+  auto data = TokenData::Open(Shared().data, 64);
+  EXPECT_TRUE(data.ok());
+  std::vector<int32_t> tokens(mo.batch * tm.window());
+  for (int64_t b = 0; b < mo.batch; ++b) (*data)->ValidationWindow(b, mo.batch, tm.window(), tokens.data() + b * tm.window());
+  return tm.Step(tokens.data(), false, 1.0f).mtp_acc.at(0);
+}
+
+// Every tensor of a's model.safetensors that b also has, byte for byte, split
+// into main-model tensors (must be equal) and MTP-layer ones (counted if changed).
+void CompareExports(const std::string& a, const std::string& b, int64_t main_layers, int* mtp_changed) {
+  auto fa = SafetensorsFile::Open(a + "/model.safetensors");
+  auto fb = SafetensorsFile::Open(b + "/model.safetensors");
+  ASSERT_TRUE(fa.ok() && fb.ok());
+  for (const TensorInfo& t : (*fb)->tensors()) {
+    const bool mtp = t.name.rfind("model.layers." + std::to_string(main_layers) + ".", 0) == 0;
+    const TensorInfo* u = (*fa)->Find(t.name);
+    if (!mtp) {
+      ASSERT_TRUE(u) << t.name;
+      EXPECT_EQ(0, std::memcmp(t.data, u->data, t.nbytes)) << t.name << " changed although frozen";
+    } else if (!u || std::memcmp(t.data, u->data, t.nbytes) != 0) {
+      ++*mtp_changed;
+    }
+  }
+}
+
+// --init-from + --trainable mtp + --mtp-targets main: the main model (its
+// router biases too) stays bit for bit; the MTP layer learns to predict the
+// main model's greedy choice, the acceptance speculative decoding gets; a
+// model trained without an MTP layer gets a new one the same way.
+TEST(TrainLoopTest, MtpSelfDistillationKeepsTheMainModelAndRaisesDraftAgreement) {
+  SetNumThreads(1);
+  for (int base_depth : {1, 0}) {
+    TrainOptions base = Base(Fresh("distill_base_" + std::to_string(base_depth)));
+    base.mtp_depth = base_depth;
+    ASSERT_TRUE(Train(base).ok());
+    TrainOptions o = Base(Fresh("distill_" + std::to_string(base_depth)));
+    o.init_from = base.out, o.trainable = "mtp", o.mtp_targets = "main", o.steps = 40;
+    std::unique_ptr<Trainer> t;
+    auto r = Train(o, &t);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(t->params().NumParams(), [&] {
+      int64_t n = 0;
+      for (const ParamTensor& p : t->params().tensors())
+        if (p.grad && p.name.rfind("model.layers.2.", 0) == 0) n += p.numel;
+      return n;
+    }()) << "only the MTP layer (model.layers.2) is trainable";
+    int changed = 0;
+    CompareExports(base.out, o.out, 2, &changed);
+    EXPECT_GT(changed, 5);
+    const double after = DraftAgreement(o.out);
+    // In a Markov chain the main model's choice after token i+1 is a function
+    // of token i+1, which the MTP layer reads: it can be learned exactly.
+    EXPECT_GT(after, 0.9) << "base depth " << base_depth;
+    EXPECT_NEAR(r->val.mtp_acc.at(0), after, 0.1);  // the trainer's own evaluation measures the same
+    if (base_depth == 1) {
+      const double before = DraftAgreement(base.out);
+      std::printf("draft agreement with the main model: %.3f trained on data, %.3f after self-distillation\n", before,
+                  after);
+      EXPECT_LT(1.0 - after, 0.5 * (1.0 - before)) << "disagreement at least halved";
+    }
+  }
+}
+
 // Runs Trainer::Create + Run and returns the error message ("" on success).
 std::string ErrorOf(const TrainOptions& o) {
   auto r = Train(o);
@@ -300,6 +374,33 @@ TEST(TrainLoopBadInputTest, OverwriteAndResumeFromAnotherShape) {
   fs::copy_file(small.out + "/optimizer.safetensors", o.out + "/optimizer.safetensors",
                 fs::copy_options::overwrite_existing);
   EXPECT_NE(ErrorOf(o).find("the checkpoint is of another model shape"), std::string::npos) << ErrorOf(o);
+}
+
+TEST(TrainLoopBadInputTest, DistillationFlags) {
+  SetNumThreads(1);
+  TrainOptions o = Base(Fresh("bad_distill"));
+  o.trainable = "mtp";
+  EXPECT_NE(ErrorOf(o).find("--trainable mtp needs a trained model to keep: pass --init-from"), std::string::npos)
+      << ErrorOf(o);
+  o.trainable = "some", o.init_from = o.out;
+  EXPECT_NE(ErrorOf(o).find("--trainable must be all or mtp (got 'some')"), std::string::npos) << ErrorOf(o);
+  o.trainable = "all", o.mtp_targets = "teacher";
+  EXPECT_NE(ErrorOf(o).find("--mtp-targets must be data or main"), std::string::npos) << ErrorOf(o);
+  o.mtp_targets = "main", o.mtp_depth = 0;
+  EXPECT_NE(ErrorOf(o).find("need MTP layers, but --mtp-depth is 0"), std::string::npos) << ErrorOf(o);
+  o.mtp_depth = -1, o.init_from = o.out + "/missing";
+  EXPECT_NE(ErrorOf(o).find("--init-from: " + o.init_from), std::string::npos) << ErrorOf(o);
+  // A checkpoint of another shape names the tensor.
+  TrainOptions other = Base(Fresh("bad_distill_other"));
+  TinyOptions no_lora;
+  no_lora.q_lora = false;  // q_proj instead of q_a/q_b
+  other.model_config = WriteText(other.out + "/c.json", TinyConfigJson(no_lora));
+  other.steps = 1;
+  ASSERT_EQ(ErrorOf(other), "");
+  o = Base(Fresh("bad_distill_shape"));
+  o.init_from = other.out, o.trainable = "mtp";
+  EXPECT_NE(ErrorOf(o).find("--init-from: "), std::string::npos) << ErrorOf(o);
+  EXPECT_NE(ErrorOf(o).find("q_a_proj.weight' is missing"), std::string::npos) << ErrorOf(o);
 }
 
 TEST(TrainLoopBadInputTest, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {

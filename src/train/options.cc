@@ -25,6 +25,11 @@ const std::vector<OptionField>& TrainOptionFields() {
       {"stop_at", "save and stop after this step (to train in sessions; the schedule still spans --steps)",
        &O::stop_at},
       {"resume", "continue the checkpoint in --out", &O::resume},
+      {"init_from", "start from this checkpoint directory's weights instead of random ones", &O::init_from},
+      {"trainable", "all, or mtp: train only the MTP layers' own weights (the main model, embedding and head "
+                    "stay bit for bit as loaded)", &O::trainable},
+      {"mtp_targets", "what MTP depth k learns at position i: data (token i+k+1) or main (the main model's greedy "
+                      "prediction of it, which is what speculative decoding must match)", &O::mtp_targets},
       {"precision", "GEMM numerics: fp32, bf16 or fp8 (e4m3, 1x128 / 128x128 scaling)", &O::precision},
       {"balance", "expert balancing: aux-free (bias), aux-loss (classic loss) or none", &O::balance},
       {"mtp_depth", "MTP depth D (-1: the config's num_nextn_predict_layers)", &O::mtp_depth},
@@ -127,6 +132,14 @@ Status ValidateTrainOptions(const TrainOptions& o) {
   Schedule s;
   if (!ParseSchedule(o.lr_schedule, &s)) return Status::Error("--lr-schedule must be cosine or step (got '" + o.lr_schedule + "')");
   if (o.save_dtype != "f32" && o.save_dtype != "bf16") return Status::Error("--save-dtype must be f32 or bf16");
+  if (o.trainable != "all" && o.trainable != "mtp")
+    return Status::Error("--trainable must be all or mtp (got '" + o.trainable + "')");
+  if (o.mtp_targets != "data" && o.mtp_targets != "main")
+    return Status::Error("--mtp-targets must be data or main (got '" + o.mtp_targets + "')");
+  if (o.trainable == "mtp" && o.init_from.empty() && !o.resume)
+    return Status::Error("--trainable mtp needs a trained model to keep: pass --init-from DIR (or --resume)");
+  if (o.mtp_depth == 0 && (o.trainable == "mtp" || o.mtp_targets == "main"))
+    return Status::Error("--trainable mtp / --mtp-targets main need MTP layers, but --mtp-depth is 0");
   struct Check { const char* flag; bool ok; };
   const Check checks[] = {
       {"--stop-at must be >= 0", o.stop_at >= 0},

@@ -20,6 +20,11 @@ struct TrainOptions {
   int64_t steps = 0;
   int64_t stop_at = 0;  // > 0: save and stop after this step (train in sessions); the schedule follows `steps`
   bool resume = false;
+  // Start from a trained checkpoint instead of random values, and train only
+  // part of it: "mtp" freezes everything but the MTP layers' own weights.
+  std::string init_from;
+  std::string trainable = "all";    // all | mtp
+  std::string mtp_targets = "data"; // data | main (the main model's greedy next token: self-distillation)
   // The recipe's switches.
   std::string precision = "fp32";   // fp32 | bf16 | fp8
   std::string balance = "aux-free"; // aux-free | aux-loss | none

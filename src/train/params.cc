@@ -2,6 +2,7 @@
 #include "train/params.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/parallel.h"
@@ -42,6 +43,13 @@ class ArenaBinder : public TensorBinder {
   int64_t used_ = 0;
 };
 
+// N of "model.layers.N.*"; -1 for the embedding, final norm and head.
+int64_t LayerOf(const std::string& name) {
+  static const std::string kPrefix = "model.layers.";
+  if (name.rfind(kPrefix, 0) != 0) return -1;
+  return std::strtoll(name.c_str() + kPrefix.size(), nullptr, 10);
+}
+
 }  // namespace
 
 TrainParams::TrainParams(const Config& config) : config_(config) {
@@ -65,13 +73,23 @@ TrainParams::TrainParams(const Config& config) : config_(config) {
     tensors_.push_back(std::move(p));
   }
   AddGradSlot();
+  for (size_t j = 0; j < tensors_.size(); ++j) tensors_[j].grad = grad_sets_[0]->ptrs[j];
+  BuildChunks();
+}
+
+void TrainParams::BuildChunks() {
   constexpr int64_t kChunk = 1 << 16;
+  chunks_.clear();
   for (size_t j = 0; j < tensors_.size(); ++j) {
-    tensors_[j].grad = grad_sets_[0]->ptrs[j];
-    if (!tensors_[j].grad) continue;
+    if (!tensors_[j].grad || tensors_[j].frozen) continue;
     for (int64_t b = 0; b < tensors_[j].numel; b += kChunk)
       chunks_.push_back({static_cast<int32_t>(j), b, std::min(tensors_[j].numel, b + kChunk)});
   }
+}
+
+void TrainParams::FreezeAllButMtp() {
+  for (ParamTensor& p : tensors_) p.frozen = LayerOf(p.name) < config_.num_hidden_layers;
+  BuildChunks();
 }
 
 std::unique_ptr<TrainParams::GradSet> TrainParams::NewGradSet() const {
@@ -111,7 +129,7 @@ const ParamTensor* TrainParams::Find(const std::string& name) const {
 int64_t TrainParams::NumParams() const {
   int64_t n = 0;
   for (const ParamTensor& p : tensors_)
-    if (p.grad) n += p.numel;
+    if (p.grad && !p.frozen) n += p.numel;
   return n;
 }
 
@@ -134,11 +152,16 @@ void TrainParams::ZeroGrads(int slot) {
     if (set.ptrs[j]) std::memset(set.ptrs[j], 0, tensors_[j].numel * sizeof(float));
 }
 
-Status TrainParams::LoadCheckpoint(const std::string& dir) {
+Status TrainParams::LoadCheckpoint(const std::string& dir, bool mtp_optional, int64_t* missing) {
   DSV3_ASSIGN_OR_RETURN(auto store, TensorStore::Open(dir));
   const auto q = config_.quantization.value_or(QuantizationConfig{});
+  if (missing) *missing = 0;
   for (ParamTensor& p : tensors_) {
     const TensorInfo* t = store->Find(p.name);
+    if (!t && mtp_optional && LayerOf(p.name) >= config_.num_hidden_layers) {
+      if (missing) ++*missing;
+      continue;
+    }
     if (!t) return Status::Error("tensor '" + p.name + "' is missing from " + store->path());
     if (t->shape != p.shape) {
       TensorInfo want;

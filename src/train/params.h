@@ -26,6 +26,7 @@ struct ParamTensor {
   float* value = nullptr;
   float* grad = nullptr;  // null for tensors not trained by gradient (router bias)
   bool decay = false;     // AdamW weight decay applies (not norms, not biases)
+  bool frozen = false;    // kept as loaded: no update, not in chunks() (--trainable mtp)
 };
 
 // Mutable float32 data of a matrix bound by TrainParams.
@@ -58,6 +59,9 @@ class TrainParams {
   // and reductions add per-chunk partial sums in order (thread-independent).
   const std::vector<ParamChunk>& chunks() const { return chunks_; }
   int64_t NumParams() const;  // trainable elements
+  // Freezes every tensor outside the MTP layers (model.layers.{L..}): the
+  // main model, its embedding and head keep their values bit for bit.
+  void FreezeAllButMtp();
 
   // Matrices ~ N(0, std^2) from a per-tensor stream of `seed` (independent of
   // tensor order), norms 1, router biases 0.
@@ -70,8 +74,10 @@ class TrainParams {
   void AddGrads(int from, int to);
   // Copies every tensor from a checkpoint (config.json + safetensors in any
   // dtype the engine loads, FP8 dequantized). Shapes must match this config;
-  // errors name the tensor and the file.
-  Status LoadCheckpoint(const std::string& dir);
+  // errors name the tensor and the file. With `mtp_optional`, MTP-layer
+  // tensors the checkpoint lacks keep their values (a model without an MTP
+  // layer can be given one); *missing counts them.
+  Status LoadCheckpoint(const std::string& dir, bool mtp_optional = false, int64_t* missing = nullptr);
 
   // Layer l's router correction bias [E] (null when the layer has none).
   float* RouterBias(int64_t l) {
@@ -92,6 +98,7 @@ class TrainParams {
     std::vector<float*> ptrs;   // per tensor, in tensors_ order (null: no gradient)
   };
   std::unique_ptr<GradSet> NewGradSet() const;
+  void BuildChunks();  // chunks_ over the tensors with a gradient that are not frozen
 
   Config config_;
   int64_t arena_size_ = 0;

@@ -44,6 +44,7 @@ TrainModel::TrainModel(TrainParams& params, const ModelOptions& options, int gra
   }
   hidden_.resize(n * d), hidden_rstd_.resize(n), d_hidden_.resize(n * d);
   logits_.resize(n * dims_.V), ce_losses_.resize(n), hits_.resize(n);
+  if (options_.mtp_targets_main) main_top_.resize(n);
   dh_.resize(n * d), dtmp_.resize(n * d), dcat_.resize(n * 2 * d), norm_scratch_.resize(RmsNormScratch(n, d));
   mla_scratch_.Reserve(dims_, std::max(NumThreads(), omp_get_num_procs()));
   ffn_scratch_.Reserve(dims_);
@@ -103,15 +104,22 @@ void TrainModel::BlockBackward(int64_t l, const float* h_in, float* dh) {
 }
 
 double TrainModel::HeadLoss(const float* x, const int32_t* targets, float scale, bool backward, float* dx,
-                            std::vector<float>* logits_copy, double* accuracy) {
+                            std::vector<float>* logits_copy, double* accuracy, int32_t* argmax) {
   const int64_t n = dims_.n, d = dims_.d, V = dims_.V;
   const Precision hp = ctx_.head_precision();
   lin_.Forward(hp, x, d, Data(params_.head()), V, d, logits_.data(), V, n);  // logits [n, V]
   if (logits_copy) logits_copy->assign(logits_.begin(), logits_.begin() + n * V);
+  if (argmax)
+    ParallelFor(n, 8, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* z = logits_.data() + i * V;
+        argmax[i] = static_cast<int32_t>(std::max_element(z, z + V) - z);
+      }
+    });
   const double sum = CrossEntropyForward(logits_.data(), targets, ce_losses_.data(), n, V, hits_.data());
-  int64_t hits = 0;
-  for (int64_t i = 0; i < n; ++i) hits += hits_[i];
-  *accuracy = static_cast<double>(hits) / static_cast<double>(n);
+  int64_t hits = 0, scored = 0;
+  for (int64_t i = 0; i < n; ++i) hits += hits_[i], scored += targets[i] >= 0;
+  *accuracy = scored ? static_cast<double>(hits) / static_cast<double>(scored) : 0.0;
   if (backward) {
     CrossEntropyBackward(logits_.data(), targets, scale, n, V);
     lin_.Backward(hp, logits_.data(), V, x, d, Data(params_.head()), V, d, dx, d, false, Mut(params_.head_grad(slot_)),
@@ -155,6 +163,14 @@ void TrainModel::MtpBackward(int k, float* dprev) {
                   mg.hnorm.data(), norm_scratch_.data(), n, d);
 }
 
+void TrainModel::MainTargets() {
+  const Dims& m = dims_;
+  for (int k = 1; k <= depth_; ++k)
+    for (int64_t b = 0; b < m.B; ++b)
+      for (int64_t t = 0; t < m.T; ++t)
+        targets_[k][b * m.T + t] = t + k < m.T ? main_top_[b * m.T + t + k] : -1;
+}
+
 Losses TrainModel::Step(const int32_t* tokens, bool backward, float loss_scale,
                         std::vector<std::vector<float>>* logits) {
   const Dims& m = dims_;
@@ -172,9 +188,14 @@ Losses TrainModel::Step(const int32_t* tokens, bool backward, float loss_scale,
   for (int64_t l = 0; l < L; ++l) BlockForward(l, hs_[l].data(), hs_[l + 1].data());
   RmsNormForward(hs_[L].data(), d, w.norm.data(), m.eps, hidden_.data(), d, hidden_rstd_.data(), n, d);
   Losses out;
-  out.main = HeadLoss(hidden_.data(), targets_[0].data(), loss_scale / n, backward, d_hidden_.data(),
-                      logits ? &(*logits)[0] : nullptr, &out.main_acc) / n;
-  const float mtp_scale = depth_ ? static_cast<float>(loss_scale * options_.mtp_lambda / depth_ / n) : 0.0f;
+  const bool main_backward = backward && options_.train_main;
+  out.main = HeadLoss(hidden_.data(), targets_[0].data(), loss_scale / n, main_backward, d_hidden_.data(),
+                      logits ? &(*logits)[0] : nullptr, &out.main_acc,
+                      options_.mtp_targets_main ? main_top_.data() : nullptr) / n;
+  if (options_.mtp_targets_main) MainTargets();
+  // Frozen main model: the MTP losses alone, unweighted.
+  const double mtp_weight = options_.train_main ? options_.mtp_lambda : 1.0;
+  const float mtp_scale = depth_ ? static_cast<float>(loss_scale * mtp_weight / depth_ / n) : 0.0f;
   double mtp_sum = 0.0;
   for (int k = 1; k <= depth_; ++k) {
     const float* prev = k == 1 ? hidden_.data() : mtp_[k - 2].out.data();
@@ -182,13 +203,15 @@ Losses TrainModel::Step(const int32_t* tokens, bool backward, float loss_scale,
     out.mtp.push_back(MtpForward(k, prev, backward, mtp_scale, logits ? &(*logits)[k] : nullptr, &out.mtp_acc.back()) / n);
     mtp_sum += out.mtp.back();
   }
-  for (size_t l = 0; l < blocks_.size(); ++l)
+  // A frozen main model's balance losses are not trained, so not counted.
+  for (size_t l = options_.train_main ? 0 : L; l < blocks_.size(); ++l)
     if (w.layers[l].is_moe) out.balance += blocks_[l].moe.balance_loss;
-  out.total = out.main + (depth_ ? options_.mtp_lambda / depth_ * mtp_sum : 0.0) + out.balance;
+  out.total = (options_.train_main ? out.main : 0.0) + (depth_ ? mtp_weight / depth_ * mtp_sum : 0.0) + out.balance;
   if (!backward) return out;
   // MTP depths last to first; dh_ carries the gradient of each depth's input hidden.
   std::fill(dh_.begin(), dh_.end(), 0.0f);
   for (int k = depth_; k >= 1; --k) MtpBackward(k, dh_.data());
+  if (!options_.train_main) return out;
   if (depth_ > 0) Add(d_hidden_.data(), dh_.data(), d_hidden_.data(), n * d);
   ModelWeights& g = params_.g(slot_);
   RmsNormBackward(d_hidden_.data(), d, hs_[L].data(), d, w.norm.data(), hidden_rstd_.data(), dh_.data(), d, false,

@@ -25,13 +25,21 @@ struct ModelOptions {
   Precision precision = Precision::kFp32;
   BalanceOptions balance;
   double mtp_lambda = 0.3;  // loss = CE + lambda/D * sum_k CE_k + balance
+  // false: the backward covers only the MTP depths (their loss, unweighted;
+  // the main model is frozen) and stops at the main hidden state.
+  bool train_main = true;
+  // MTP depth k at position i learns the main model's greedy prediction of
+  // token i+k+1 (its argmax at position i+k) instead of the data token; the
+  // last k positions of each sequence, whose main prediction lies outside the
+  // window, are not scored. Self-distillation for speculative drafts.
+  bool mtp_targets_main = false;
 };
 
 struct Losses {
   double main = 0.0;          // mean next-token cross-entropy
   std::vector<double> mtp;    // [D] mean cross-entropy of each MTP depth
   double main_acc = 0.0;      // top-1 accuracy of the next-token prediction
-  std::vector<double> mtp_acc;  // [D] top-1 accuracy of MTP depth k (token i+k+1)
+  std::vector<double> mtp_acc;  // [D] top-1 accuracy of MTP depth k (token i+k+1, or main's prediction of it)
   double balance = 0.0;       // balance / aux loss, summed over MoE layers, weighted
   double total = 0.0;         // what the gradients are of
 };
@@ -78,8 +86,12 @@ class TrainModel {
   void BlockForward(int64_t l, const float* h_in, float* h_out);
   void BlockBackward(int64_t l, const float* h_in, float* dh);
   // logits [n, V] = x head^T; returns the summed CE; with backward writes dx.
+  // Scored positions are those with a target >= 0; CE and accuracy are their
+  // sum / fraction. `argmax` [n], if given, receives each row's top token.
   double HeadLoss(const float* x, const int32_t* targets, float scale, bool backward, float* dx,
-                  std::vector<float>* logits_copy, double* accuracy);
+                  std::vector<float>* logits_copy, double* accuracy, int32_t* argmax = nullptr);
+  // targets_[k] = the main model's top token at position i+k (-1 past the window).
+  void MainTargets();
   double MtpForward(int k, const float* prev, bool backward, float scale, std::vector<float>* logits_copy,
                     double* accuracy);
   void MtpBackward(int k, float* dprev);
@@ -102,6 +114,7 @@ class TrainModel {
   std::vector<float> hidden_, hidden_rstd_, d_hidden_;   // [n, d], [n], [n, d]
   std::vector<float> logits_, ce_losses_;                // [n, V], [n]
   std::vector<uint8_t> hits_;                            // [n] top-1 hits
+  std::vector<int32_t> main_top_;                        // [n] main model's argmax (mtp_targets_main)
   // Backward scratch.
   std::vector<float> dh_, dtmp_, dcat_, norm_scratch_;   // [n, d], [n, d], [n, 2d]
   MlaScratch mla_scratch_;

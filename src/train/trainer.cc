@@ -84,6 +84,9 @@ Status Trainer::Setup() {
   ModelOptions mo;
   mo.batch = o_.batch_size, mo.seq = o_.seq_len, mo.precision = precision_, mo.balance = balance_;
   mo.mtp_lambda = o_.mtp_lambda;
+  mo.train_main = o_.trainable == "all";
+  mo.mtp_targets_main = o_.mtp_targets == "main";
+  if (!mo.train_main) params_->FreezeAllButMtp();
   if (o_.seq_len > config_.max_position_embeddings)
     return Status::Error("--seq-len " + std::to_string(o_.seq_len) + " exceeds the model's max_position_embeddings " +
                          std::to_string(config_.max_position_embeddings));
@@ -112,6 +115,14 @@ Status Trainer::PrepareOut() {
       return Status::Error(o_.out + ": already holds a training checkpoint; pass --resume to continue it or choose "
                            "another --out");
     params_->InitNormal(static_cast<uint64_t>(o_.seed), static_cast<float>(o_.init_std));
+    if (!o_.init_from.empty()) {
+      int64_t missing = 0;
+      Status s = params_->LoadCheckpoint(o_.init_from, /*mtp_optional=*/true, &missing);
+      if (!s.ok()) return Status::Error("--init-from: " + s.message());
+      if (missing > 0)
+        std::fprintf(log_, "init: %s has no MTP layer; its %lld tensors start from random values\n",
+                     o_.init_from.c_str(), (long long)missing);
+    }
     std::error_code ec;
     fs::create_directories(o_.out, ec);
     if (ec) return Status::Error(o_.out + ": cannot create directory (" + ec.message() + ")");
@@ -202,6 +213,7 @@ void Trainer::UpdateBiases() {
   for (size_t l = 0; l < loads_.size(); ++l) {
     float* bias = params_->RouterBias(static_cast<int64_t>(l));
     if (!bias || loads_[l].empty()) continue;
+    if (o_.trainable == "mtp" && static_cast<int64_t>(l) < config_.num_hidden_layers) continue;  // frozen
     double mean = 0.0;
     for (int64_t x : loads_[l]) mean += static_cast<double>(x);
     mean /= static_cast<double>(loads_[l].size());

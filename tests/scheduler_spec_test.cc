@@ -329,14 +329,14 @@ TEST(SchedulerSpec, CancelledSequencesLeaveReusableSlots) {
   EXPECT_EQ((*sched)->Stats().running, 0);
 }
 
-void ExpectDistributionKept(const Model* model) {
+void ExpectDistributionKept(const Model* model, int64_t draft_vocab = 0) {
   const std::vector<int32_t> prompt = {0, 17, 42, 5};
   SamplingOptions so;
   so.temperature = 1.5f, so.top_k = 3;  // several continuations matter
   const auto exact = ExactContinuations(*model, prompt, so, 3);
   ASSERT_EQ(exact.size(), 27u);
   SchedulerOptions o = SpecOpts(2, 8, 64, 16);
-  o.threads = 1, o.max_queue = 4096, o.prefix_reuse = false;
+  o.threads = 1, o.max_queue = 4096, o.prefix_reuse = false, o.draft_vocab = draft_vocab;
   auto sched = Scheduler::Start(*model, o);
   ASSERT_TRUE(sched.ok());
   const int runs = SamplingRuns(1500);
@@ -375,6 +375,32 @@ TEST(SchedulerSpec, SamplingKeepsTheDistributionWhenDraftsAreAccepted) {
   ExpectDistributionKept(m->get());
 }
 
+// Drafts from the first V/2 ids only: the same greedy tokens (drafts the
+// main model would not pick are rejected), fewer accepted than with the
+// whole vocabulary, and with sampling still the main model's distribution
+// (rejection sampling against the restricted draft distribution).
+TEST(SchedulerSpec, DraftVocabularyKeepsOutputs) {
+  auto m = Model::Load(AgreeingMtp(0.0f, 0.0f, "spec_agree_draft_vocab"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  const int64_t V = (*m)->config().vocab_size;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 7; ++i) prompts.push_back(Prompt(1 + 5 * i, 10 + i, V));
+  const SchedulerStats whole = ExpectGreedyMatches(**m, SpecOpts(2), prompts, 11);
+  SchedulerOptions o = SpecOpts(2);
+  o.draft_vocab = V / 2;
+  const SchedulerStats half = ExpectGreedyMatches(**m, o, prompts, 11);
+  EXPECT_GT(half.spec.accepted, 0);
+  EXPECT_LT(half.spec.acceptance(), whole.spec.acceptance());
+  std::printf("  draft vocabulary %lld of %lld: %.1f%% accepted (whole: %.1f%%)\n", (long long)(V / 2), (long long)V,
+              100.0 * half.spec.acceptance(), 100.0 * whole.spec.acceptance());
+}
+
+TEST(SchedulerSpec, SamplingKeepsTheDistributionWithADraftVocabulary) {
+  auto m = Model::Load(AgreeingMtp(0.25f, 0.5f, "spec_agree_sampling_vocab"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  ExpectDistributionKept(m->get(), (*m)->config().vocab_size / 2);
+}
+
 TEST(SchedulerSpec, ModelWithoutMtpIsAClearError) {
   auto model = LoadGolden("v2lite_tiny_bf16");
   auto sched = Scheduler::Start(*model, SpecOpts(1));
@@ -383,6 +409,12 @@ TEST(SchedulerSpec, ModelWithoutMtpIsAClearError) {
   auto bad = Scheduler::Start(*LoadGolden("v3_tiny_bf16"), SpecOpts(17));
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("draft-tokens"), std::string::npos);
+  SchedulerOptions too_many = SpecOpts(1);
+  too_many.draft_vocab = 385;
+  auto vocab = Scheduler::Start(*LoadGolden("v3_tiny_bf16"), too_many);
+  ASSERT_FALSE(vocab.ok());
+  EXPECT_NE(vocab.status().message().find("--draft-vocab 385 is outside [0, vocab_size 384]"), std::string::npos)
+      << vocab.status().message();
 }
 
 }  // namespace

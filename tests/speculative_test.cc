@@ -109,6 +109,60 @@ TEST(SpecSampling, DistributionMatchesTheMainModel) {
   std::printf("  chi-square %.2f over %d cells (%d runs)\n", chi2, cells, runs);
 }
 
+// The draft head over the first N ids gives the first N logits of the whole
+// head (FP8 head, N inside a 128-row scale block).
+TEST(SpecDraftVocab, LogitsAreThoseOfTheWholeHead) {
+  auto m = Load("v3_tiny_fp8");
+  const int64_t d = m->config().hidden_size, V = m->config().vocab_size, N = 100;
+  KvCache cache = m->NewCache(1, 16);
+  Workspace ws;
+  Batch b;
+  for (int i = 0; i < 6; ++i) b.Add(3 + 7 * i, i, 0, i == 5);
+  ASSERT_TRUE(m->Forward(b, cache, ws).ok());
+  const std::vector<float> hidden(ws.hidden.begin(), ws.hidden.begin() + 6 * d);  // [6, d]
+  ASSERT_TRUE(m->ForwardMtp(0, b, hidden.data(), cache, ws).ok());
+  const std::vector<float> whole(ws.logits.begin(), ws.logits.begin() + V);  // [V]
+  ASSERT_TRUE(m->ForwardMtp(0, b, hidden.data(), cache, ws, N).ok());
+  for (int64_t v = 0; v < N; ++v) EXPECT_NEAR(ws.logits[v], whole[v], 1e-5f * (1 + std::fabs(whole[v]))) << v;
+}
+
+TEST(SpecDraftVocab, GreedyIdenticalAndSamplingExact) {
+  auto m = Load("v3_tiny_bf16");
+  const int64_t V = m->config().vocab_size;
+  GenerateOptions gen;
+  gen.max_new_tokens = 24;
+  gen.stop_at_eos = false;
+  for (const auto& p : Prompts(6, V)) {
+    auto plain = Generate(*m, p, gen, nullptr);
+    ASSERT_TRUE(plain.ok());
+    for (int64_t n : {int64_t{1}, V / 2}) {
+      auto out = GenerateSpeculative(*m, p, gen, SpecOptions{2, n}, nullptr);
+      ASSERT_TRUE(out.ok()) << out.status().message();
+      EXPECT_EQ(*out, *plain) << "draft vocab " << n;
+    }
+  }
+  const std::vector<int32_t> prompt = {0, 17, 42, 5};
+  gen.max_new_tokens = 3;
+  gen.sampling.temperature = 1.5f, gen.sampling.top_k = 3;
+  const auto exact = ExactContinuations(*m, prompt, gen.sampling, 3);
+  const int runs = SamplingRuns(1500);
+  std::map<std::vector<int32_t>, int> counts;
+  for (int r = 0; r < runs; ++r) {
+    gen.sampling.seed = 7000 + r;
+    auto out = GenerateSpeculative(*m, prompt, gen, SpecOptions{2, V / 2}, nullptr);
+    ASSERT_TRUE(out.ok());
+    ASSERT_TRUE(exact.count(*out)) << "sampled a continuation outside the filtered support";
+    ++counts[*out];
+  }
+  int cells = 0;
+  const double chi2 = ChiSquare(exact, counts, runs, &cells);
+  EXPECT_LT(chi2, 54.1) << "cells=" << cells;
+  std::printf("  draft vocabulary %lld: chi-square %.2f over %d cells (%d runs)\n", (long long)(V / 2), chi2, cells, runs);
+  auto bad = GenerateSpeculative(*m, prompt, gen, SpecOptions{1, V + 1}, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--draft-vocab"), std::string::npos);
+}
+
 TEST(SpecErrors, ModelWithoutMtpIsAClearError) {
   auto m = Load("v2lite_tiny_bf16");
   auto out = GenerateSpeculative(*m, std::vector<int32_t>{0, 1}, GenerateOptions{}, SpecOptions{1}, nullptr);

@@ -20,6 +20,7 @@ namespace {
 struct BenchCmdOptions {
   std::string model_dir, batches = "1,4,16", head = "stored", router = "stored", kv = "f32";
   std::string spec = "none", draft_tokens = "1,2,3";
+  int64_t draft_vocab = 0;
   BenchOptions bench;
   int64_t membw_mb = 1024;
   bool json = false, membw_only = false, bf16_act = false, mmap = false;
@@ -98,6 +99,7 @@ int BenchSpec(const BenchCmdOptions& o, const Model& model) {
   if (!ks.ok()) return Fail(ks.status());
   SpecBenchOptions so;
   so.draft_tokens.assign(ks->begin(), ks->end());
+  so.draft_vocab = o.draft_vocab;
   so.prompt_tokens = o.bench.prompt_tokens, so.new_tokens = o.bench.decode_steps;
   so.repetitions = o.bench.repetitions, so.seed = o.bench.seed;
   so.progress = o.bench.progress;
@@ -172,6 +174,8 @@ void RegisterBench(CLI::App& app, Common& common) {
   cmd->add_option("--spec", o->spec, "none, or mtp: measure MTP speculative decoding (-p prompt, -n new tokens)")
       ->capture_default_str();
   cmd->add_option("--draft-tokens", o->draft_tokens, "draft lengths K for --spec mtp, e.g. 1,2,3")->capture_default_str();
+  cmd->add_option("--draft-vocab", o->draft_vocab, "draft only among token ids [0, N) (BPE lists frequent tokens first): a cheaper MTP head; 0 = all")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->callback([o, &common] {
     common.Apply();
     common.exit_code = Bench(*o);

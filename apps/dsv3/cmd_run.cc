@@ -134,6 +134,8 @@ void RegisterRun(CLI::App& app, Common& common) {
   cmd->add_option("--draft-tokens", o->spec_options.draft_tokens, "draft tokens per step with --spec")
       ->check(CLI::Range(1, 16))
       ->capture_default_str();
+  cmd->add_option("--draft-vocab", o->spec_options.draft_vocab, "draft only among token ids [0, N) (BPE lists frequent tokens first): a cheaper MTP head; 0 = all")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->callback([o, &common] {
     if (o->prompt.empty() && o->prompt_ids.empty()) {
       common.exit_code = Fail(Status::Error("give --prompt \"text\" or --prompt-ids \"0 15 27\""));

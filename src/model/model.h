@@ -109,7 +109,10 @@ class Model {
   // after the one whose main hidden state is hidden_in[i]) at position i's
   // position. Writes ws.logits (predictions for t_{i+2}) for logit_rows and
   // leaves the MTP block's output (before shared_head.norm) in ws.h.
-  Status ForwardMtp(int depth, const Batch& batch, const float* hidden_in, KvCache& cache, Workspace& ws) const;
+  // draft_vocab > 0 projects only onto token ids [0, draft_vocab): ws.logits
+  // is then [logit_rows, draft_vocab] (a cheaper head for speculative drafts).
+  Status ForwardMtp(int depth, const Batch& batch, const float* hidden_in, KvCache& cache, Workspace& ws,
+                    int64_t draft_vocab = 0) const;
 
   // The cache a batch of `slots` sequences of up to `capacity` tokens needs.
   KvCache NewCache(int64_t slots, int64_t capacity) const {

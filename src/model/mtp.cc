@@ -8,7 +8,8 @@
 
 namespace dsv3 {
 
-Status Model::ForwardMtp(int depth, const Batch& b, const float* hidden_in, KvCache& cache, Workspace& ws) const {
+Status Model::ForwardMtp(int depth, const Batch& b, const float* hidden_in, KvCache& cache, Workspace& ws,
+                         int64_t draft_vocab) const {
   if (depth < 0 || depth >= config_.num_nextn_predict_layers)
     return Status::Error("MTP depth " + std::to_string(depth) + " requested but the model has " +
                          std::to_string(config_.num_nextn_predict_layers) + " MTP layer(s)");
@@ -27,7 +28,8 @@ Status Model::ForwardMtp(int depth, const Batch& b, const float* hidden_in, KvCa
   ops::MatMul(w.eh_proj, ws.mtp_in.data(), ws.h.data(), n);  // h [n, d]
   DecoderLayer(layer, b, cache, ws);
   ops::RmsNorm(ws.h.data(), d, w.shared_head_norm.data(), eps, ws.hidden.data(), d, n, d);
-  Logits(w.shared_head_head, b, ws);
+  const bool part = draft_vocab > 0 && draft_vocab < config_.vocab_size;
+  Logits(part ? w.shared_head_head.Rows(0, draft_vocab) : w.shared_head_head, b, ws);
   for (int64_t i = 0; i < n; ++i) cache.set_length(b.slots[i], b.positions[i] + 1, stack);
   return Status::Ok();
 }

@@ -25,6 +25,7 @@ Status Validate(const Model& m, const SpecBenchOptions& o) {
   if (!m.has_mtp())
     return Status::Error("bench --spec mtp: the model has no MTP layer (num_nextn_predict_layers is 0)");
   if (o.draft_tokens.empty()) return Status::Error("--draft-tokens: give at least one K");
+  DSV3_RETURN_IF_ERROR(DraftVocab(m.config(), o.draft_vocab).status());
   for (int k : o.draft_tokens)
     if (k < 1 || k > 16) return Status::Error("--draft-tokens: K must be in 1..16, not " + std::to_string(k));
   if (o.prompt_tokens < 1 || o.new_tokens < 2 || o.repetitions < 1)
@@ -64,7 +65,7 @@ Status RunContinuations(const Model& m, const SpecBenchOptions& o, const std::ve
     for (int rep = 0; rep < o.repetitions; ++rep) {
       GenerateStats st;
       SpecStats ss;
-      auto out = GenerateSpeculative(m, prompt, gen, SpecOptions{k}, nullptr, &st, &ss);
+      auto out = GenerateSpeculative(m, prompt, gen, SpecOptions{k, o.draft_vocab}, nullptr, &st, &ss);
       if (!out.ok()) return out.status();
       const double tps = (st.generated_tokens - 1) / st.decode_seconds;
       if (tps > run.tokens_per_s) run.tokens_per_s = tps, run.stats = ss;
@@ -84,14 +85,14 @@ struct CostKind {
 };
 
 // One forward of `kind` at context P on random tokens, rolled back after.
-Status CostStep(const Model& m, CostKind& kind, int64_t P, const std::vector<float>& h_last, KvCache& cache,
-                Workspace& ws, Batch& batch, std::mt19937_64& rng) {
+Status CostStep(const Model& m, CostKind& kind, int64_t P, const std::vector<float>& h_last, int64_t draft_vocab,
+                KvCache& cache, Workspace& ws, Batch& batch, std::mt19937_64& rng) {
   const int64_t V = m.config().vocab_size;
   batch.Clear();
   for (int64_t i = 0; i < kind.tokens; ++i)
     batch.Add(static_cast<int32_t>(2 + rng() % (V - 2)), static_cast<int32_t>(P + i), 0, true);
   if (kind.mtp) {
-    DSV3_RETURN_IF_ERROR(m.ForwardMtp(0, batch, h_last.data(), cache, ws));
+    DSV3_RETURN_IF_ERROR(m.ForwardMtp(0, batch, h_last.data(), cache, ws, draft_vocab));
     cache.set_length(0, P, 1);
   } else {
     DSV3_RETURN_IF_ERROR(m.Forward(batch, cache, ws));
@@ -121,7 +122,7 @@ Status MeasureCosts(const Model& m, const SpecBenchOptions& o, const std::vector
   for (int k : o.draft_tokens) kinds.push_back({k + 1, false});
   std::mt19937_64 rng(o.seed * 104729 + 17);
   for (CostKind& kind : kinds)  // warm-up, untimed
-    DSV3_RETURN_IF_ERROR(CostStep(m, kind, P, h_last, cache, ws, batch, rng));
+    DSV3_RETURN_IF_ERROR(CostStep(m, kind, P, h_last, o.draft_vocab, cache, ws, batch, rng));
   for (int rep = 0; rep < o.repetitions; ++rep) {
     std::vector<double> secs(kinds.size(), 0.0);
     std::vector<int64_t> experts(kinds.size(), 0), layers(kinds.size(), 0);
@@ -129,7 +130,7 @@ Status MeasureCosts(const Model& m, const SpecBenchOptions& o, const std::vector
       for (size_t i = 0; i < kinds.size(); ++i) {
         const int64_t e0 = ws.experts_run, l0 = ws.moe_layers_run;
         const double t0 = Now();
-        DSV3_RETURN_IF_ERROR(CostStep(m, kinds[i], P, h_last, cache, ws, batch, rng));
+        DSV3_RETURN_IF_ERROR(CostStep(m, kinds[i], P, h_last, o.draft_vocab, cache, ws, batch, rng));
         secs[i] += Now() - t0;
         experts[i] += ws.experts_run - e0, layers[i] += ws.moe_layers_run - l0;
       }

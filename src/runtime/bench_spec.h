@@ -21,6 +21,7 @@ namespace dsv3 {
 
 struct SpecBenchOptions {
   std::vector<int> draft_tokens = {1, 2, 3};  // K values
+  int64_t draft_vocab = 0;      // SpecOptions::draft_vocab (0: the whole vocabulary)
   int64_t prompt_tokens = 64;   // random prompt (and the context of the cost steps)
   int64_t new_tokens = 64;      // continuation length; also steps per cost kind
   int repetitions = 3;          // best of

@@ -53,6 +53,7 @@ Expected<std::unique_ptr<Scheduler>> Scheduler::Start(const Model& model, const 
   if (o.draft_tokens < 0 || o.draft_tokens > 16) return Status::Error("--draft-tokens must be in [1, 16]");
   if (o.draft_tokens > 0 && !model.has_mtp())
     return Status::Error("--spec mtp: the model has no MTP layer (num_nextn_predict_layers is 0)");
+  DSV3_RETURN_IF_ERROR(DraftVocab(model.config(), o.draft_vocab).status());
   std::unique_ptr<Scheduler> s(new Scheduler(model, o));
   // The thread warms the workspace up first (buffers and per-thread scratch
   // belong to the thread pool that will use them), then serves.

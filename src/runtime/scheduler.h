@@ -50,6 +50,7 @@ struct SchedulerOptions {
   bool prefix_reuse = true;    // reuse cached prompt prefixes
   int threads = 0;             // forward-pass threads (0: the process default)
   int draft_tokens = 0;        // MTP speculative decoding: drafts per sequence and step (0: off; needs an MTP layer)
+  int64_t draft_vocab = 0;     // drafts among token ids [0, draft_vocab) only (0: all; speculative.h DraftVocab)
 };
 
 // Cancels a submitted request from any thread; the scheduler ends it (reason
@@ -167,6 +168,7 @@ class Scheduler {
   std::vector<float> mtp_h_;               // [slots, d] MTP outputs feeding the next draft depth
   std::vector<int32_t> drafts_;            // [slots, K] by slot
   std::vector<float> q_;                   // [slots, K, V] draft distributions (sampling only)
+  int64_t draft_vocab_ = 0;                // drafts among ids [0, draft_vocab_)
   std::vector<float> probs_, residual_;    // [V] acceptance scratch
   std::vector<Sequence*> draft_owner_;     // MTP logit row -> sequence
   int64_t carry_used_ = 0;

@@ -30,8 +30,9 @@ Status Scheduler::WarmupSpec() {
   draft_owner_.reserve(slots);
   spec_ = SpecStats();
   spec_.proposed_at.assign(K, 0), spec_.accepted_at.assign(K, 0);
+  draft_vocab_ = *DraftVocab(c, options_.draft_vocab);  // validated by Create
   // The warm-up batch asks logits of more rows than a draft phase ever does.
-  return model_.ForwardMtp(0, batch_, hidden_in_.data(), cache_, ws_);
+  return model_.ForwardMtp(0, batch_, hidden_in_.data(), cache_, ws_, draft_vocab_);
 }
 
 int64_t Scheduler::DraftBudget(const Sequence& seq) const {
@@ -75,7 +76,7 @@ void Scheduler::Draft() {
   if (batch_.size() == 0) return;
   const float* hidden = hidden_in_.data();  // [rows, d]
   for (int64_t depth = 0; depth < K; ++depth) {
-    if (Status st = model_.ForwardMtp(0, batch_, hidden, cache_, ws_); !st.ok()) {
+    if (Status st = model_.ForwardMtp(0, batch_, hidden, cache_, ws_, draft_vocab_); !st.ok()) {
       FailSlots(batch_, st.WithContext("MTP draft"));
       break;
     }
@@ -98,17 +99,19 @@ int64_t Scheduler::DraftPick(int64_t depth) {
   // ws_.logits row a belongs to draft_owner_[a]; keeps the owners that want
   // another draft, their MTP output moved to mtp_h_ in the same order.
   const int64_t d = model_.config().hidden_size, V = model_.config().vocab_size, K = options_.draft_tokens;
+  const int64_t Vd = draft_vocab_;  // logits [owners, Vd]
   int64_t kept = 0;
   for (size_t a = 0; a < draft_owner_.size(); ++a) {
     Sequence& s = *draft_owner_[a];
-    const float* logits = ws_.logits.data() + a * V;
+    const float* logits = ws_.logits.data() + a * Vd;
     int32_t& draft = drafts_[s.slot * K + depth];
     if (s.sampler.options().greedy()) {
-      draft = ArgMax(logits, V);
+      draft = ArgMax(logits, Vd);
     } else {
-      float* q = q_.data() + (s.slot * K + depth) * V;  // [V]
-      s.sampler.Distribution(logits, V, q);
-      draft = s.sampler.SampleFrom(q, V);
+      float* q = q_.data() + (s.slot * K + depth) * V;  // [V], zero past Vd
+      s.sampler.Distribution(logits, Vd, q);
+      std::fill(q + Vd, q + V, 0.0f);
+      draft = s.sampler.SampleFrom(q, Vd);
     }
     if (s.drafts_n > depth + 1) {
       std::copy_n(ws_.hidden.data() + batch_.logit_rows[a] * d, d, mtp_h_.data() + kept * d);

@@ -13,6 +13,13 @@ double Now() {
 }
 }  // namespace
 
+Expected<int64_t> DraftVocab(const Config& config, int64_t draft_vocab) {
+  if (draft_vocab < 0 || draft_vocab > config.vocab_size)
+    return Status::Error("--draft-vocab " + std::to_string(draft_vocab) + " is outside [0, vocab_size " +
+                         std::to_string(config.vocab_size) + "] (0: the whole vocabulary)");
+  return draft_vocab == 0 ? config.vocab_size : draft_vocab;
+}
+
 SpeculativeDecoder::SpeculativeDecoder(const Model& model, const GenerateOptions& gen, const SpecOptions& spec)
     : model_(model), gen_(gen), spec_(spec), cache_(model.config(), 0, 0) {}
 
@@ -49,6 +56,7 @@ Status SpeculativeDecoder::Prefill(const std::vector<std::vector<int32_t>>& prom
 // Catches the MTP layer up on new main hidden states and proposes K drafts.
 Status SpeculativeDecoder::Draft() {
   const int64_t d = model_.config().hidden_size, V = model_.config().vocab_size, K = spec_.draft_tokens;
+  const int64_t Vd = draft_vocab_;  // logits [rows, Vd]
   std::vector<Seq*> active;
   for (auto& s : seqs_)
     if (!s.done) active.push_back(&s);
@@ -67,14 +75,15 @@ Status SpeculativeDecoder::Draft() {
       hidden_in_.assign(mtp_h.begin(), mtp_h.end());
       for (Seq* s : active) batch_.Add(s->drafts[j - 1], s->n + j - 1, s->slot, true);
     }
-    DSV3_RETURN_IF_ERROR(model_.ForwardMtp(0, batch_, hidden_in_.data(), cache_, ws_));
+    DSV3_RETURN_IF_ERROR(model_.ForwardMtp(0, batch_, hidden_in_.data(), cache_, ws_, Vd));
     for (size_t a = 0; a < active.size(); ++a) {
       Seq& s = *active[a];
       const int64_t row = batch_.logit_rows[a];
       std::memcpy(&mtp_h[a * d], ws_.hidden.data() + row * d, d * sizeof(float));
-      float* q = s.q.data() + j * V;
-      s.sampler.Distribution(ws_.logits.data() + a * V, V, q);
-      s.drafts[j] = gen_.sampling.greedy() ? ArgMax(q, V) : s.sampler.SampleFrom(q, V);
+      float* q = s.q.data() + j * V;  // [V], zero past Vd
+      s.sampler.Distribution(ws_.logits.data() + a * Vd, Vd, q);
+      std::fill(q + Vd, q + V, 0.0f);
+      s.drafts[j] = gen_.sampling.greedy() ? ArgMax(q, Vd) : s.sampler.SampleFrom(q, Vd);
     }
   }
   for (Seq* s : active) {
@@ -175,6 +184,7 @@ Expected<std::vector<std::vector<int32_t>>> SpeculativeDecoder::Run(const std::v
   if (!model_.has_mtp())
     return Status::Error("--spec mtp: the model has no MTP layer (num_nextn_predict_layers is 0)");
   if (spec_.draft_tokens < 1) return Status::Error("--draft-tokens must be >= 1");
+  DSV3_ASSIGN_OR_RETURN(draft_vocab_, DraftVocab(c, spec_.draft_vocab));
   DSV3_RETURN_IF_ERROR(gen_.sampling.Validate());
   int64_t longest = 0;
   for (const auto& p : prompts) {

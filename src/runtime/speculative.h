@@ -20,8 +20,17 @@
 namespace dsv3 {
 
 struct SpecOptions {
-  int draft_tokens = 1;  // K >= 1
+  int draft_tokens = 1;      // K >= 1
+  int64_t draft_vocab = 0;   // > 0: drafts only among token ids [0, draft_vocab) (see DraftVocab)
 };
+
+// The vocabulary drafts are drawn from: the whole of it (draft_vocab 0), or
+// its first draft_vocab ids, where byte-level BPE vocabularies keep their
+// most frequent tokens; the MTP head then reads only those rows. Exactness
+// does not depend on it: a draft outside it is simply never proposed, and
+// rejection sampling uses the restricted distribution q actually sampled.
+// Errors name --draft-vocab when it exceeds the vocabulary.
+Expected<int64_t> DraftVocab(const Config& config, int64_t draft_vocab);
 
 struct SpecStats {
   int64_t rounds = 0;          // main-model verification forwards (per sequence)
@@ -88,6 +97,7 @@ class SpeculativeDecoder {
   Batch batch_;
   std::vector<float> hidden_in_, probs_, residual_;  // [rows, d], [V], [V]
   SpecStats stats_;
+  int64_t draft_vocab_ = 0;  // ids drafts are drawn from: [0, draft_vocab_)
   double prefill_seconds_ = 0;
 };
 

@@ -94,7 +94,7 @@ void BM_MatVecDram(benchmark::State& state) {
 BENCHMARK(BM_MatVecDram)->DenseRange(0, 2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // All threads, 512 MB of FP8 weights from DRAM for a batch of n tokens
-// (batched decode): bytes/s of weights.
+// (batched decode, speculative verification): bytes/s of weights.
 void BM_MatMulDram(benchmark::State& state) {
   const int64_t n = state.range(0), cols = 2048, rows = (512ll << 20) / cols;
   Matrix m = MakeMatrix(DType::kF8E4M3, rows, cols);
@@ -105,7 +105,7 @@ void BM_MatMulDram(benchmark::State& state) {
   }
   state.SetBytesProcessed(state.iterations() * m.w.nbytes());
 }
-BENCHMARK(BM_MatMulDram)->Arg(4)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MatMulDram)->Arg(1)->Arg(2)->Arg(3)->Arg(4)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // One core, n tokens against a [rows, 2048] matrix: GFLOP/s.
 void BM_MatMul(benchmark::State& state) {

@@ -57,7 +57,8 @@ Status SpeculativeDecoder::Prefill(const std::vector<std::vector<int32_t>>& prom
 Status SpeculativeDecoder::Draft() {
   const int64_t d = model_.config().hidden_size, V = model_.config().vocab_size, K = spec_.draft_tokens;
   const int64_t Vd = draft_vocab_;  // logits [rows, Vd]
-  std::vector<Seq*> active;
+  std::vector<Seq*>& active = active_seqs_;  // member: no allocation per round
+  active.clear();
   for (auto& s : seqs_)
     if (!s.done) active.push_back(&s);
   batch_.Clear();
@@ -68,7 +69,7 @@ Status SpeculativeDecoder::Draft() {
       batch_.Add(i + 1 < s->n ? s->out_tokens[i + 1] : s->pending, i, s->slot, i == s->n - 1);
     hidden_in_.insert(hidden_in_.end(), s->hidden.begin(), s->hidden.end());
   }
-  std::vector<float> mtp_h(active.size() * d);  // [active, d] the MTP layer's own normalised output
+  std::vector<float>& mtp_h = mtp_h_;  // [active, d] the MTP layer's own normalised output (sized by Run)
   for (int64_t j = 0; j < K; ++j) {
     if (j > 0) {
       batch_.Clear();
@@ -127,7 +128,6 @@ int64_t AcceptDrafts(Sampler& sampler, const float* logits, std::span<const int3
 
 int64_t SpeculativeDecoder::Accept(Seq& s, const float* logits, int32_t* next) {
   const int64_t V = model_.config().vocab_size;
-  probs_.resize(V), residual_.resize(V);
   return AcceptDrafts(s.sampler, logits, s.drafts, s.q.data(), V, probs_.data(), residual_.data(), next);
 }
 
@@ -145,7 +145,8 @@ bool SpeculativeDecoder::Emit(int64_t index, Seq& s, int32_t token, const BatchT
 Status SpeculativeDecoder::VerifyAndAccept(const BatchTokenCallback& on_token) {
   const int64_t d = model_.config().hidden_size, V = model_.config().vocab_size, K = spec_.draft_tokens;
   batch_.Clear();
-  std::vector<int64_t> active;
+  std::vector<int64_t>& active = active_ids_;
+  active.clear();
   for (size_t i = 0; i < seqs_.size(); ++i) {
     Seq& s = seqs_[i];
     if (s.done) continue;
@@ -207,7 +208,13 @@ Expected<std::vector<std::vector<int32_t>>> SpeculativeDecoder::Run(const std::v
     seqs_.back().drafts.resize(K);
     seqs_.back().q.resize(K * V);
     seqs_.back().out_tokens = prompts[s];
+    seqs_.back().out_tokens.reserve(prompts[s].size() + gen_.max_new_tokens + K + 1);
+    seqs_.back().out.reserve(gen_.max_new_tokens + K + 1);
   }
+  // Round buffers sized once: the token loop does not allocate.
+  mtp_h_.assign(prompts.size() * c.hidden_size, 0.0f);
+  active_seqs_.reserve(prompts.size()), active_ids_.reserve(prompts.size());
+  probs_.resize(V), residual_.resize(V);
   double t0 = Now();
   DSV3_RETURN_IF_ERROR(Prefill(prompts));
   prefill_seconds_ = Now() - t0;

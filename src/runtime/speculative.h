@@ -96,6 +96,9 @@ class SpeculativeDecoder {
   Workspace ws_;
   Batch batch_;
   std::vector<float> hidden_in_, probs_, residual_;  // [rows, d], [V], [V]
+  std::vector<float> mtp_h_;                         // [sequences, d] MTP output fed back for drafts 2..K
+  std::vector<Seq*> active_seqs_;                    // sequences still generating (Draft)
+  std::vector<int64_t> active_ids_;                  // their indices (VerifyAndAccept)
   SpecStats stats_;
   int64_t draft_vocab_ = 0;  // ids drafts are drawn from: [0, draft_vocab_)
   double prefill_seconds_ = 0;

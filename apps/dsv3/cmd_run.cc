@@ -97,6 +97,7 @@ int Run(const RunOptions& o) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
   }
   std::printf("\n");
+  std::fflush(stdout);  // the line ends before the statistics on stderr
   if (!out.ok()) return Fail(out.status());
   if (!decode_status.ok()) return Fail(decode_status.WithContext("decoding the output"));
   if (use_spec && !o.quiet) PrintSpecStats(spec_stats);

@@ -135,6 +135,35 @@ TEST(TrainGradTest, CrossEntropy) {
   ExpectGrad(f, z.data(), n * V, dz, 1e-2f, "cross-entropy");
 }
 
+TEST(TrainGradTest, SoftCrossEntropy) {
+  const int64_t n = 4, V = 9;
+  auto z = RandomVector(n * V, 19, 2.0f);
+  std::vector<float> targets = RandomVector(3 * V, 20, 1.0f);  // 3 target distributions
+  for (int64_t r = 0; r < 3; ++r) {
+    float* p = targets.data() + r * V;
+    double s = 0;
+    for (int64_t v = 0; v < V; ++v) s += (p[v] = std::exp(p[v]));
+    for (int64_t v = 0; v < V; ++v) p[v] = static_cast<float>(p[v] / s);
+  }
+  const std::vector<int32_t> rows = {2, -1, 0, 2};  // row 1 unscored
+  std::vector<float> probs(n * V), losses(n);
+  auto f = [&] {
+    probs = z;
+    return 0.7 * SoftCrossEntropyForward(probs.data(), targets.data(), rows.data(), losses.data(), n, V);
+  };
+  f();
+  EXPECT_EQ(losses[1], 0.0f);
+  // loss_i = -sum p log q, directly.
+  for (int64_t i : {0, 2, 3}) {
+    double want = 0;
+    for (int64_t v = 0; v < V; ++v) want -= targets[rows[i] * V + v] * std::log(probs[i * V + v]);
+    EXPECT_NEAR(losses[i], want, 1e-5) << i;
+  }
+  SoftCrossEntropyBackward(probs.data(), targets.data(), rows.data(), 0.7f, n, V);
+  const std::vector<float> dz = probs;
+  ExpectGrad(f, z.data(), n * V, dz, 1e-2f, "soft cross-entropy");
+}
+
 TEST(TrainGradTest, EmbeddingAndLinear) {
   const int64_t n = 5, V = 6, in = 7, out = 3;
   auto table = RandomVector(V * in, 10), W = RandomVector(out * in, 11), R = RandomVector(n * out, 12);

@@ -250,7 +250,7 @@ double DraftAgreement(const std::string& dir) {
   TrainParams params(*config);
   EXPECT_TRUE(params.LoadCheckpoint(dir).ok());
   ModelOptions mo;
-  mo.batch = 8, mo.seq = 30, mo.mtp_targets_main = true;
+  mo.batch = 8, mo.seq = 30, mo.mtp_targets = MtpTargets::kMainArgmax;
   TrainModel tm(params, mo);
   auto data = TokenData::Open(Shared().data, 64);
   EXPECT_TRUE(data.ok());
@@ -277,18 +277,20 @@ void CompareExports(const std::string& a, const std::string& b, int64_t main_lay
   }
 }
 
-// --init-from + --trainable mtp + --mtp-targets main: the main model (its
-// router biases too) stays bit for bit; the MTP layer learns to predict the
-// main model's greedy choice, the acceptance speculative decoding gets; a
-// model trained without an MTP layer gets a new one the same way.
+// --init-from + --trainable mtp + --mtp-targets main / main-probs: the main
+// model (its router biases too) stays bit for bit; the MTP layer learns to
+// predict the main model's greedy choice, the acceptance speculative
+// decoding gets; a model trained without an MTP layer gets a new one.
 TEST(TrainLoopTest, MtpSelfDistillationKeepsTheMainModelAndRaisesDraftAgreement) {
   SetNumThreads(1);
-  for (int base_depth : {1, 0}) {
+  struct Case { int base_depth; const char* targets; };
+  for (const Case c : {Case{1, "main"}, Case{1, "main-probs"}, Case{0, "main"}}) {
+    const int base_depth = c.base_depth;
     TrainOptions base = Base(Fresh("distill_base_" + std::to_string(base_depth)));
     base.mtp_depth = base_depth;
     ASSERT_TRUE(Train(base).ok());
-    TrainOptions o = Base(Fresh("distill_" + std::to_string(base_depth)));
-    o.init_from = base.out, o.trainable = "mtp", o.mtp_targets = "main", o.steps = 40;
+    TrainOptions o = Base(Fresh(std::string("distill_") + std::to_string(base_depth) + c.targets));
+    o.init_from = base.out, o.trainable = "mtp", o.mtp_targets = c.targets, o.steps = 40;
     std::unique_ptr<Trainer> t;
     auto r = Train(o, &t);
     ASSERT_TRUE(r.ok()) << r.status().message();
@@ -304,12 +306,12 @@ TEST(TrainLoopTest, MtpSelfDistillationKeepsTheMainModelAndRaisesDraftAgreement)
     const double after = DraftAgreement(o.out);
     // In a Markov chain the main model's choice after token i+1 is a function
     // of token i+1, which the MTP layer reads: it can be learned exactly.
-    EXPECT_GT(after, 0.9) << "base depth " << base_depth;
+    EXPECT_GT(after, 0.9) << "base depth " << base_depth << ", " << c.targets;
     EXPECT_NEAR(r->val.mtp_acc.at(0), after, 0.1);  // the trainer's own evaluation measures the same
     if (base_depth == 1) {
       const double before = DraftAgreement(base.out);
-      std::printf("draft agreement with the main model: %.3f trained on data, %.3f after self-distillation\n", before,
-                  after);
+      std::printf("draft agreement with the main model: %.3f trained on data, %.3f after self-distillation (%s)\n",
+                  before, after, c.targets);
       EXPECT_LT(1.0 - after, 0.5 * (1.0 - before)) << "disagreement at least halved";
     }
   }
@@ -385,7 +387,7 @@ TEST(TrainLoopBadInputTest, DistillationFlags) {
   o.trainable = "some", o.init_from = o.out;
   EXPECT_NE(ErrorOf(o).find("--trainable must be all or mtp (got 'some')"), std::string::npos) << ErrorOf(o);
   o.trainable = "all", o.mtp_targets = "teacher";
-  EXPECT_NE(ErrorOf(o).find("--mtp-targets must be data or main"), std::string::npos) << ErrorOf(o);
+  EXPECT_NE(ErrorOf(o).find("--mtp-targets must be data, main or main-probs"), std::string::npos) << ErrorOf(o);
   o.mtp_targets = "main", o.mtp_depth = 0;
   EXPECT_NE(ErrorOf(o).find("need MTP layers, but --mtp-depth is 0"), std::string::npos) << ErrorOf(o);
   o.mtp_depth = -1, o.init_from = o.out + "/missing";

@@ -124,6 +124,46 @@ double CrossEntropyForward(float* logits, const int32_t* targets, float* losses,
   return total;
 }
 
+double SoftCrossEntropyForward(float* logits, const float* target_probs, const int32_t* rows, float* losses,
+                               int64_t n, int64_t V, uint8_t* hits) {
+  ParallelFor(n, 8, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      float* z = logits + i * V;
+      const float m = RowMax(z, V);
+      const int64_t zmax = std::max_element(z, z + V) - z;
+      double pz = 0.0;  // sum_v p_v (z_v - m)
+      if (rows[i] >= 0) {
+        const float* p = target_probs + rows[i] * V;
+        for (int64_t v = 0; v < V; ++v) pz += static_cast<double>(p[v]) * (z[v] - m);
+        if (hits) hits[i] = std::max_element(p, p + V) - p == zmax;
+      } else if (hits) {
+        hits[i] = 0;
+      }
+      const double sum = ExpShiftSum(z, V, m);
+      losses[i] = rows[i] < 0 ? 0.0f : static_cast<float>(std::log(sum) - pz);  // log Z - sum p (z - m)
+      ScaleRow(z, V, static_cast<float>(1.0 / sum));
+    }
+  });
+  double total = 0.0;
+  for (int64_t i = 0; i < n; ++i) total += losses[i];
+  return total;
+}
+
+void SoftCrossEntropyBackward(float* probs, const float* target_probs, const int32_t* rows, float scale, int64_t n,
+                              int64_t V) {
+  ParallelFor(n, 8, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      float* q = probs + i * V;
+      if (rows[i] < 0) {
+        std::fill(q, q + V, 0.0f);
+        continue;
+      }
+      const float* p = target_probs + rows[i] * V;
+      for (int64_t v = 0; v < V; ++v) q[v] = scale * (q[v] - p[v]);
+    }
+  });
+}
+
 void CrossEntropyBackward(float* probs, const int32_t* targets, float scale, int64_t n, int64_t V) {
   ParallelFor(n, 8, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {

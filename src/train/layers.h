@@ -47,4 +47,14 @@ double CrossEntropyForward(float* logits, const int32_t* targets, float* losses,
 // dlogits [n, V] = scale * (probs - onehot(target)); in place on probs.
 void CrossEntropyBackward(float* probs, const int32_t* targets, float scale, int64_t n, int64_t V);
 
+// Cross-entropy against distributions: row i's target is row rows[i] of
+// target_probs [*, V] (rows[i] < 0: ignored): loss_i = -sum_v p_v log q_v
+// with q = softmax(logits_i). Overwrites logits with q; `hits` marks rows
+// whose largest logit is the target distribution's most likely token.
+double SoftCrossEntropyForward(float* logits, const float* target_probs, const int32_t* rows, float* losses,
+                               int64_t n, int64_t V, uint8_t* hits = nullptr);
+// dlogits [n, V] = scale * (q - p); in place on q.
+void SoftCrossEntropyBackward(float* probs, const float* target_probs, const int32_t* rows, float scale, int64_t n,
+                              int64_t V);
+
 }  // namespace dsv3::train

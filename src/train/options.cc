@@ -28,8 +28,9 @@ const std::vector<OptionField>& TrainOptionFields() {
       {"init_from", "start from this checkpoint directory's weights instead of random ones", &O::init_from},
       {"trainable", "all, or mtp: train only the MTP layers' own weights (the main model, embedding and head "
                     "stay bit for bit as loaded)", &O::trainable},
-      {"mtp_targets", "what MTP depth k learns at position i: data (token i+k+1) or main (the main model's greedy "
-                      "prediction of it, which is what speculative decoding must match)", &O::mtp_targets},
+      {"mtp_targets", "what MTP depth k learns at position i: data (token i+k+1), main (the main model's greedy "
+                      "prediction of it, what greedy speculative decoding must match) or main-probs (the main model's "
+                      "whole distribution for it, which sampled drafts must match)", &O::mtp_targets},
       {"precision", "GEMM numerics: fp32, bf16 or fp8 (e4m3, 1x128 / 128x128 scaling)", &O::precision},
       {"balance", "expert balancing: aux-free (bias), aux-loss (classic loss) or none", &O::balance},
       {"mtp_depth", "MTP depth D (-1: the config's num_nextn_predict_layers)", &O::mtp_depth},
@@ -134,11 +135,11 @@ Status ValidateTrainOptions(const TrainOptions& o) {
   if (o.save_dtype != "f32" && o.save_dtype != "bf16") return Status::Error("--save-dtype must be f32 or bf16");
   if (o.trainable != "all" && o.trainable != "mtp")
     return Status::Error("--trainable must be all or mtp (got '" + o.trainable + "')");
-  if (o.mtp_targets != "data" && o.mtp_targets != "main")
-    return Status::Error("--mtp-targets must be data or main (got '" + o.mtp_targets + "')");
+  if (o.mtp_targets != "data" && o.mtp_targets != "main" && o.mtp_targets != "main-probs")
+    return Status::Error("--mtp-targets must be data, main or main-probs (got '" + o.mtp_targets + "')");
   if (o.trainable == "mtp" && o.init_from.empty() && !o.resume)
     return Status::Error("--trainable mtp needs a trained model to keep: pass --init-from DIR (or --resume)");
-  if (o.mtp_depth == 0 && (o.trainable == "mtp" || o.mtp_targets == "main"))
+  if (o.mtp_depth == 0 && (o.trainable == "mtp" || o.mtp_targets != "data"))
     return Status::Error("--trainable mtp / --mtp-targets main need MTP layers, but --mtp-depth is 0");
   struct Check { const char* flag; bool ok; };
   const Check checks[] = {

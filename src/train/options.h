@@ -24,7 +24,7 @@ struct TrainOptions {
   // part of it: "mtp" freezes everything but the MTP layers' own weights.
   std::string init_from;
   std::string trainable = "all";    // all | mtp
-  std::string mtp_targets = "data"; // data | main (the main model's greedy next token: self-distillation)
+  std::string mtp_targets = "data"; // data | main | main-probs (the main model's argmax / distribution: self-distillation)
   // The recipe's switches.
   std::string precision = "fp32";   // fp32 | bf16 | fp8
   std::string balance = "aux-free"; // aux-free | aux-loss | none

@@ -44,7 +44,7 @@ TrainModel::TrainModel(TrainParams& params, const ModelOptions& options, int gra
   }
   hidden_.resize(n * d), hidden_rstd_.resize(n), d_hidden_.resize(n * d);
   logits_.resize(n * dims_.V), ce_losses_.resize(n), hits_.resize(n);
-  if (options_.mtp_targets_main) main_top_.resize(n);
+  if (options_.mtp_targets != MtpTargets::kData) main_probs_.resize(n * dims_.V);
   dh_.resize(n * d), dtmp_.resize(n * d), dcat_.resize(n * 2 * d), norm_scratch_.resize(RmsNormScratch(n, d));
   mla_scratch_.Reserve(dims_, std::max(NumThreads(), omp_get_num_procs()));
   ffn_scratch_.Reserve(dims_);
@@ -104,24 +104,20 @@ void TrainModel::BlockBackward(int64_t l, const float* h_in, float* dh) {
 }
 
 double TrainModel::HeadLoss(const float* x, const int32_t* targets, float scale, bool backward, float* dx,
-                            std::vector<float>* logits_copy, double* accuracy, int32_t* argmax) {
+                            std::vector<float>* logits_copy, double* accuracy, float* probs, const float* soft) {
   const int64_t n = dims_.n, d = dims_.d, V = dims_.V;
   const Precision hp = ctx_.head_precision();
   lin_.Forward(hp, x, d, Data(params_.head()), V, d, logits_.data(), V, n);  // logits [n, V]
   if (logits_copy) logits_copy->assign(logits_.begin(), logits_.begin() + n * V);
-  if (argmax)
-    ParallelFor(n, 8, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        const float* z = logits_.data() + i * V;
-        argmax[i] = static_cast<int32_t>(std::max_element(z, z + V) - z);
-      }
-    });
-  const double sum = CrossEntropyForward(logits_.data(), targets, ce_losses_.data(), n, V, hits_.data());
+  const double sum = soft ? SoftCrossEntropyForward(logits_.data(), soft, targets, ce_losses_.data(), n, V, hits_.data())
+                          : CrossEntropyForward(logits_.data(), targets, ce_losses_.data(), n, V, hits_.data());
+  if (probs) std::copy_n(logits_.data(), n * V, probs);  // the softmax, before the backward reuses the buffer
   int64_t hits = 0, scored = 0;
   for (int64_t i = 0; i < n; ++i) hits += hits_[i], scored += targets[i] >= 0;
   *accuracy = scored ? static_cast<double>(hits) / static_cast<double>(scored) : 0.0;
   if (backward) {
-    CrossEntropyBackward(logits_.data(), targets, scale, n, V);
+    if (soft) SoftCrossEntropyBackward(logits_.data(), soft, targets, scale, n, V);
+    else CrossEntropyBackward(logits_.data(), targets, scale, n, V);
     lin_.Backward(hp, logits_.data(), V, x, d, Data(params_.head()), V, d, dx, d, false, Mut(params_.head_grad(slot_)),
                   n);
   }
@@ -140,7 +136,9 @@ double TrainModel::MtpForward(int k, const float* prev, bool backward, float sca
   lin_.Forward(ctx_.precision, s.cat.data(), 2 * d, Data(mw.eh_proj), d, 2 * d, s.in.data(), d, n);
   BlockForward(l, s.in.data(), s.out.data());
   RmsNormForward(s.out.data(), d, mw.shared_head_norm.data(), dims_.eps, s.normed.data(), d, s.n_rstd.data(), n, d);
-  return HeadLoss(s.normed.data(), targets_[k].data(), scale, backward, s.d_normed.data(), logits_copy, accuracy);
+  const float* soft = options_.mtp_targets == MtpTargets::kMainProbs ? main_probs_.data() : nullptr;
+  return HeadLoss(s.normed.data(), targets_[k].data(), scale, backward, s.d_normed.data(), logits_copy, accuracy,
+                  nullptr, soft);
 }
 
 // dprev: in, the gradient reaching depth k's output from depth k+1; out, the
@@ -165,10 +163,16 @@ void TrainModel::MtpBackward(int k, float* dprev) {
 
 void TrainModel::MainTargets() {
   const Dims& m = dims_;
+  const bool rows = options_.mtp_targets == MtpTargets::kMainProbs;
   for (int k = 1; k <= depth_; ++k)
     for (int64_t b = 0; b < m.B; ++b)
-      for (int64_t t = 0; t < m.T; ++t)
-        targets_[k][b * m.T + t] = t + k < m.T ? main_top_[b * m.T + t + k] : -1;
+      for (int64_t t = 0; t < m.T; ++t) {
+        const int64_t r = b * m.T + t + k;  // main position i+k
+        const float* p = main_probs_.data() + r * m.V;
+        targets_[k][b * m.T + t] = t + k >= m.T ? -1
+                                   : rows        ? static_cast<int32_t>(r)
+                                                 : static_cast<int32_t>(std::max_element(p, p + m.V) - p);
+      }
 }
 
 Losses TrainModel::Step(const int32_t* tokens, bool backward, float loss_scale,
@@ -191,8 +195,8 @@ Losses TrainModel::Step(const int32_t* tokens, bool backward, float loss_scale,
   const bool main_backward = backward && options_.train_main;
   out.main = HeadLoss(hidden_.data(), targets_[0].data(), loss_scale / n, main_backward, d_hidden_.data(),
                       logits ? &(*logits)[0] : nullptr, &out.main_acc,
-                      options_.mtp_targets_main ? main_top_.data() : nullptr) / n;
-  if (options_.mtp_targets_main) MainTargets();
+                      main_probs_.empty() ? nullptr : main_probs_.data()) / n;
+  if (!main_probs_.empty()) MainTargets();
   // Frozen main model: the MTP losses alone, unweighted.
   const double mtp_weight = options_.train_main ? options_.mtp_lambda : 1.0;
   const float mtp_scale = depth_ ? static_cast<float>(loss_scale * mtp_weight / depth_ / n) : 0.0f;

@@ -20,6 +20,12 @@
 
 namespace dsv3::train {
 
+// What MTP depth k learns at position i: the data's token i+k+1 (the
+// paper's objective), or the main model's prediction of that token (its
+// output at position i+k): the argmax, or the whole distribution
+// (self-distillation for speculative drafts, docs/speculative.md).
+enum class MtpTargets { kData, kMainArgmax, kMainProbs };
+
 struct ModelOptions {
   int64_t batch = 8, seq = 128;  // B sequences of T positions
   Precision precision = Precision::kFp32;
@@ -28,11 +34,9 @@ struct ModelOptions {
   // false: the backward covers only the MTP depths (their loss, unweighted;
   // the main model is frozen) and stops at the main hidden state.
   bool train_main = true;
-  // MTP depth k at position i learns the main model's greedy prediction of
-  // token i+k+1 (its argmax at position i+k) instead of the data token; the
-  // last k positions of each sequence, whose main prediction lies outside the
-  // window, are not scored. Self-distillation for speculative drafts.
-  bool mtp_targets_main = false;
+  // With kMain*, the last k positions of each sequence, whose main
+  // prediction lies outside the window, are not scored.
+  MtpTargets mtp_targets = MtpTargets::kData;
 };
 
 struct Losses {
@@ -87,10 +91,13 @@ class TrainModel {
   void BlockBackward(int64_t l, const float* h_in, float* dh);
   // logits [n, V] = x head^T; returns the summed CE; with backward writes dx.
   // Scored positions are those with a target >= 0; CE and accuracy are their
-  // sum / fraction. `argmax` [n], if given, receives each row's top token.
+  // sum / fraction. With `soft`, targets are rows of soft [*, V] (target
+  // distributions). `probs` [n, V], if given, receives the softmax.
   double HeadLoss(const float* x, const int32_t* targets, float scale, bool backward, float* dx,
-                  std::vector<float>* logits_copy, double* accuracy, int32_t* argmax = nullptr);
-  // targets_[k] = the main model's top token at position i+k (-1 past the window).
+                  std::vector<float>* logits_copy, double* accuracy, float* probs = nullptr,
+                  const float* soft = nullptr);
+  // targets_[k] from the main model's distributions main_probs_: its top
+  // token at position i+k, or (kMainProbs) that row's index; -1 past the window.
   void MainTargets();
   double MtpForward(int k, const float* prev, bool backward, float scale, std::vector<float>* logits_copy,
                     double* accuracy);
@@ -114,7 +121,7 @@ class TrainModel {
   std::vector<float> hidden_, hidden_rstd_, d_hidden_;   // [n, d], [n], [n, d]
   std::vector<float> logits_, ce_losses_;                // [n, V], [n]
   std::vector<uint8_t> hits_;                            // [n] top-1 hits
-  std::vector<int32_t> main_top_;                        // [n] main model's argmax (mtp_targets_main)
+  std::vector<float> main_probs_;                        // [n, V] main model's distributions (kMain* targets)
   // Backward scratch.
   std::vector<float> dh_, dtmp_, dcat_, norm_scratch_;   // [n, d], [n, d], [n, 2d]
   MlaScratch mla_scratch_;

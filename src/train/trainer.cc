@@ -85,7 +85,9 @@ Status Trainer::Setup() {
   mo.batch = o_.batch_size, mo.seq = o_.seq_len, mo.precision = precision_, mo.balance = balance_;
   mo.mtp_lambda = o_.mtp_lambda;
   mo.train_main = o_.trainable == "all";
-  mo.mtp_targets_main = o_.mtp_targets == "main";
+  mo.mtp_targets = o_.mtp_targets == "main"       ? MtpTargets::kMainArgmax
+                   : o_.mtp_targets == "main-probs" ? MtpTargets::kMainProbs
+                                                     : MtpTargets::kData;
   if (!mo.train_main) params_->FreezeAllButMtp();
   if (o_.seq_len > config_.max_position_embeddings)
     return Status::Error("--seq-len " + std::to_string(o_.seq_len) + " exceeds the model's max_position_embeddings " +

@@ -6,12 +6,17 @@
 #      the training documents; token shards (scripts/train-experiment-data.sh);
 #   2. `dsv3 train` with the recipe of the model card (FP8 GEMMs, aux-loss-free
 #      balancing, one MTP layer), ~10M tokens, about 25 minutes on 2 idle cores;
-#   3. the checkpoint (BF16) and tokenizer copied to OUT_MODEL_DIR, and the
-#      baselines and perplexities of the model card printed.
+#   3. the checkpoint (BF16) and tokenizer copied to OUT_MODEL_DIR;
+#   4. the MTP layer refitted to the model for speculative decoding: the model's
+#      own continuations of training-document prompts (scripts/mtp-distill-data.sh)
+#      and `dsv3 train --trainable mtp --mtp-targets main-probs`, the main model
+#      frozen (docs/speculative.md), ~15 minutes; its MTP layer replaces the
+#      pre-trained one in OUT_MODEL_DIR;
+#   5. the baselines and perplexities of the model card printed.
 #   scripts/make-default-model.sh WORK_DIR [OUT_MODEL_DIR]   (default: models/brown-10m)
 set -euo pipefail
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-  sed -n '2,11p' "$0" >&2
+  sed -n '2,15p' "$0" >&2
   exit 2
 fi
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -43,6 +48,15 @@ with open(sys.argv[1], 'w') as f:
     f.write('\n')
 PY
 python3 "$here/plot-curves.py" "$work/run/train_log.jsonl" "$model/loss-curves.svg"
+
+# Step 4: fit the MTP layer to the model it drafts for.
+rm -rf "$work/distill" "$work/mtp"
+DSV3=$dsv3 "$here/mtp-distill-data.sh" "$work/text" "$work/distill" "$model"
+OMP_WAIT_POLICY=passive "$dsv3" train --model-config "$model" --init-from "$model" --trainable mtp \
+  --mtp-targets main-probs --data "$work/distill/data" --out "$work/mtp" --steps 3000 \
+  --batch-size 8 --grad-accum 2 --seq-len 256 --precision fp8 --lr 2e-3 --warmup-steps 100 \
+  --eval-every 500 --eval-windows 100 --log-every 250 --save-dtype bf16 --seed 1
+cp "$work/mtp/model.safetensors" "$model/model.safetensors"
 # The held-out documents as text (prepare-data's rule: every 20th file).
 files=("$work"/text/*.txt)
 : > "$work/validation.txt"

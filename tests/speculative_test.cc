@@ -83,30 +83,38 @@ TEST(SpecGreedy, StatisticsAddUp) {
   EXPECT_LE(stats.emitted, stats.accepted + stats.rounds + 1);
 }
 
-TEST(SpecSampling, DistributionMatchesTheMainModel) {
-  auto m = Load("v3_tiny_bf16");
+// Samples `runs` 3-token continuations of a fixed prompt with speculation
+// (seeds seed0..) and returns the chi-square against the exact enumerated
+// distribution of the main model (27 cells: temperature 1.5, top-3).
+double SampledChiSquare(const Model& m, const SpecOptions& spec, int runs, uint64_t seed0) {
   const std::vector<int32_t> prompt = {0, 17, 42, 5};
   GenerateOptions gen;
   gen.max_new_tokens = 3;
   gen.stop_at_eos = false;
   gen.sampling.temperature = 1.5f;  // flatten so several continuations matter
   gen.sampling.top_k = 3;
-  const auto exact = ExactContinuations(*m, prompt, gen.sampling, 3);
-  ASSERT_EQ(exact.size(), 27u);
-  const int runs = SamplingRuns(2000);
+  const auto exact = ExactContinuations(m, prompt, gen.sampling, 3);
+  EXPECT_EQ(exact.size(), 27u);
   std::map<std::vector<int32_t>, int> counts;
   for (int r = 0; r < runs; ++r) {
-    gen.sampling.seed = 1000 + r;
-    auto out = GenerateSpeculative(*m, prompt, gen, SpecOptions{2}, nullptr);
-    ASSERT_TRUE(out.ok());
-    ASSERT_TRUE(exact.count(*out)) << "sampled a continuation outside the filtered support";
+    gen.sampling.seed = seed0 + r;
+    auto out = GenerateSpeculative(m, prompt, gen, spec, nullptr);
+    EXPECT_TRUE(out.ok());
+    if (!out.ok()) return 1e30;
+    EXPECT_TRUE(exact.count(*out)) << "sampled a continuation outside the filtered support";
     ++counts[*out];
   }
   int cells = 0;
   const double chi2 = ChiSquare(exact, counts, runs, &cells);
+  std::printf("  chi-square %.2f over %d cells (%d runs, K=%d, draft vocabulary %lld)\n", chi2, cells, runs,
+              spec.draft_tokens, (long long)spec.draft_vocab);
+  return chi2;
+}
+
+TEST(SpecSampling, DistributionMatchesTheMainModel) {
+  auto m = Load("v3_tiny_bf16");
   // 99.9th percentile of chi-square with cells-1 <= 26 degrees of freedom is < 54.1.
-  EXPECT_LT(chi2, 54.1) << "cells=" << cells;
-  std::printf("  chi-square %.2f over %d cells (%d runs)\n", chi2, cells, runs);
+  EXPECT_LT(SampledChiSquare(*m, SpecOptions{2}, SamplingRuns(2000), 1000), 54.1);
 }
 
 // The draft head over the first N ids gives the first N logits of the whole
@@ -141,24 +149,8 @@ TEST(SpecDraftVocab, GreedyIdenticalAndSamplingExact) {
       EXPECT_EQ(*out, *plain) << "draft vocab " << n;
     }
   }
-  const std::vector<int32_t> prompt = {0, 17, 42, 5};
-  gen.max_new_tokens = 3;
-  gen.sampling.temperature = 1.5f, gen.sampling.top_k = 3;
-  const auto exact = ExactContinuations(*m, prompt, gen.sampling, 3);
-  const int runs = SamplingRuns(1500);
-  std::map<std::vector<int32_t>, int> counts;
-  for (int r = 0; r < runs; ++r) {
-    gen.sampling.seed = 7000 + r;
-    auto out = GenerateSpeculative(*m, prompt, gen, SpecOptions{2, V / 2}, nullptr);
-    ASSERT_TRUE(out.ok());
-    ASSERT_TRUE(exact.count(*out)) << "sampled a continuation outside the filtered support";
-    ++counts[*out];
-  }
-  int cells = 0;
-  const double chi2 = ChiSquare(exact, counts, runs, &cells);
-  EXPECT_LT(chi2, 54.1) << "cells=" << cells;
-  std::printf("  draft vocabulary %lld: chi-square %.2f over %d cells (%d runs)\n", (long long)(V / 2), chi2, cells, runs);
-  auto bad = GenerateSpeculative(*m, prompt, gen, SpecOptions{1, V + 1}, nullptr);
+  EXPECT_LT(SampledChiSquare(*m, SpecOptions{2, V / 2}, SamplingRuns(1500), 7000), 54.1);
+  auto bad = GenerateSpeculative(*m, std::vector<int32_t>{0, 5}, gen, SpecOptions{1, V + 1}, nullptr);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("--draft-vocab"), std::string::npos);
 }

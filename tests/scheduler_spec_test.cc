@@ -24,6 +24,7 @@
 
 #include "runtime/generate.h"
 #include "runtime/scheduler.h"
+#include "request_collector.h"
 #include "spec_test_util.h"
 
 namespace dsv3 {
@@ -95,35 +96,7 @@ std::string AgreeingMtp(float context_scale, float mtp_scale, const std::string&
 }
 
 // One request's tokens and finish, waitable from the test thread.
-struct Out {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<int32_t> tokens;
-  FinishInfo info;
-  bool done = false;
-  void Attach(GenerationRequest& r) {
-    r.on_token = [this](const TokenEvent& e) {
-      std::lock_guard<std::mutex> lock(mu);
-      EXPECT_EQ(e.index, static_cast<int64_t>(tokens.size()));
-      tokens.push_back(e.token);
-      cv.notify_all();
-      return true;
-    };
-    r.on_finish = [this](const FinishInfo& i) {
-      std::lock_guard<std::mutex> lock(mu);
-      info = i, done = true;
-      cv.notify_all();
-    };
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return done; }));
-  }
-  void WaitTokens(size_t n) {
-    std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return tokens.size() >= n || done; }));
-  }
-};
+using Out = testing::RequestCollector;
 
 std::vector<int32_t> Reference(const Model& m, const std::vector<int32_t>& prompt, int64_t n) {
   GenerateOptions o;

@@ -14,6 +14,7 @@
 
 #include "runtime/generate.h"
 #include "runtime/scheduler.h"
+#include "request_collector.h"
 
 namespace dsv3 {
 namespace {
@@ -25,42 +26,7 @@ std::unique_ptr<Model> LoadGolden(const std::string& name) {
 }
 
 // Collects one request's output; waitable from the test thread.
-struct Collector {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<int32_t> tokens;
-  std::vector<TokenEvent> events;
-  std::vector<std::vector<TokenLogprob>> tops;
-  bool done = false;
-  FinishInfo info;
-  int stop_after = -1;  // on_token returns false at this index
-
-  void Attach(GenerationRequest& r) {
-    r.on_token = [this](const TokenEvent& e) {
-      std::lock_guard<std::mutex> lock(mu);
-      tokens.push_back(e.token);
-      events.push_back(e);
-      tops.emplace_back(e.top.begin(), e.top.end());
-      events.back().top = {};
-      cv.notify_all();
-      return e.index != stop_after;
-    };
-    r.on_finish = [this](const FinishInfo& i) {
-      std::lock_guard<std::mutex> lock(mu);
-      info = i;
-      done = true;
-      cv.notify_all();
-    };
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return done; }));
-  }
-  void WaitTokens(size_t n) {
-    std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return tokens.size() >= n || done; }));
-  }
-};
+using Collector = testing::RequestCollector;
 
 std::vector<int32_t> Reference(const Model& m, const std::vector<int32_t>& prompt, int64_t n, const SamplingOptions& s) {
   GenerateOptions o;

@@ -86,6 +86,13 @@ add_test(NAME cli_bench_spec_needs_mtp COMMAND dsv3 bench --model ${DSV3_GOLDEN_
 set_tests_properties(cli_bench_spec_needs_mtp PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: bench --spec mtp: the model has no MTP layer")
 add_test(NAME cli_bench_bad_draft_tokens COMMAND dsv3 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --spec mtp --draft-tokens 1,x)
 set_tests_properties(cli_bench_bad_draft_tokens PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --draft-tokens: 'x' is not a draft length")
+add_test(NAME cli_bench_spec_draft_vocab
+         COMMAND dsv3 -t 1 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --spec mtp --draft-tokens 2 --draft-vocab 100
+                 -p 8 -n 6 --reps 1 --json)
+set_tests_properties(cli_bench_spec_draft_vocab PROPERTIES PASS_REGULAR_EXPRESSION "\"draft_tokens\": 2,.*\"same_output\": true")
+add_test(NAME cli_bench_bad_draft_vocab COMMAND dsv3 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --spec mtp --draft-vocab 385)
+set_tests_properties(cli_bench_bad_draft_vocab PROPERTIES PASS_REGULAR_EXPRESSION
+                     "dsv3: error: --draft-vocab 385 is outside \\[0, vocab_size 384\\]")
 add_test(NAME cli_init_bad_dtype
          COMMAND dsv3 init --config ${DSV3_GOLDEN_DIR}/v3_tiny_fp8/config.json --out ${DSV3_CLI_TMP}/bad --dtype int4)
 set_tests_properties(cli_init_bad_dtype PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --dtype must be fp8 or bf16")

@@ -29,5 +29,9 @@ add_test(NAME cli_serve_spec_without_mtp COMMAND ${FAIL} "spec mtp: the model ha
          ${DSV3} -t 1 serve -q -m ${G}/v2lite_tiny_bf16 --spec mtp)
 add_test(NAME cli_chat_spec_without_mtp COMMAND ${FAIL} "spec mtp: the model has no MTP layer"
          ${DSV3} -t 1 chat -q -m ${G}/v2lite_tiny_bf16 --spec mtp)
+add_test(NAME cli_serve_bad_draft_vocab COMMAND ${FAIL} "draft-vocab 385 is outside"
+         ${DSV3} -t 1 serve -q -m ${G}/v3_tiny_bf16 --spec mtp --draft-vocab 385)
+add_test(NAME cli_run_bad_draft_vocab COMMAND ${FAIL} "draft-vocab 385 is outside"
+         ${DSV3} -t 1 run -q -m ${G}/v3_tiny_bf16 --prompt-ids "1 2" --spec mtp --draft-vocab 385)
 add_test(NAME cli_serve_cannot_listen COMMAND ${FAIL} "host/--port: cannot listen on 10.255.255.1:8099"
          ${DSV3} -t 1 serve -q -m ${G}/v3_tiny_bf16 --host 10.255.255.1 --port 8099)

@@ -175,7 +175,7 @@ void RegisterBench(CLI::App& app, Common& common) {
       ->capture_default_str();
   cmd->add_option("--draft-tokens", o->draft_tokens, "draft lengths K for --spec mtp, e.g. 1,2,3")->capture_default_str();
   cmd->add_option("--draft-vocab", o->draft_vocab, "draft only among token ids [0, N) (BPE lists frequent tokens first): a cheaper MTP head; 0 = all")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str();
   cmd->callback([o, &common] {
     common.Apply();
     common.exit_code = Bench(*o);

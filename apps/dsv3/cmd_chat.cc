@@ -189,7 +189,7 @@ void RegisterChat(CLI::App& app, Common& common) {
   cmd->add_option("--draft-tokens", o->spec_options.draft_tokens, "draft tokens per step with --spec")
       ->check(CLI::Range(1, 16))->capture_default_str();
   cmd->add_option("--draft-vocab", o->spec_options.draft_vocab, "draft only among token ids [0, N) (BPE lists frequent tokens first): a cheaper MTP head; 0 = all")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str();
   cmd->callback([o, &common] {
     common.Apply();
     common.exit_code = Chat(*o);

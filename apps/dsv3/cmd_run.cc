@@ -136,7 +136,7 @@ void RegisterRun(CLI::App& app, Common& common) {
       ->check(CLI::Range(1, 16))
       ->capture_default_str();
   cmd->add_option("--draft-vocab", o->spec_options.draft_vocab, "draft only among token ids [0, N) (BPE lists frequent tokens first): a cheaper MTP head; 0 = all")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str();
   cmd->callback([o, &common] {
     if (o->prompt.empty() && o->prompt_ids.empty()) {
       common.exit_code = Fail(Status::Error("give --prompt \"text\" or --prompt-ids \"0 15 27\""));

@@ -145,7 +145,7 @@ void RegisterServe(CLI::App& app, Common& common) {
   cmd->add_option("--draft-tokens", o->draft_tokens, "draft tokens per sequence and step with --spec")
       ->check(CLI::Range(1, 16))->capture_default_str();
   cmd->add_option("--draft-vocab", o->sched.draft_vocab, "draft only among token ids [0, N) (BPE lists frequent tokens first): a cheaper MTP head; 0 = all")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str();
   cmd->add_option("--kv-cache", o->kv_cache, "latent KV cache: f32 or fp8 (e4m3 with per-row scales)")
       ->check(CLI::IsMember({"f32", "fp8"}))->capture_default_str();
   cmd->add_flag("--no-web", o->no_web, "do not serve the chat page at /");

@@ -103,16 +103,8 @@ int64_t Scheduler::DraftPick(int64_t depth) {
   int64_t kept = 0;
   for (size_t a = 0; a < draft_owner_.size(); ++a) {
     Sequence& s = *draft_owner_[a];
-    const float* logits = ws_.logits.data() + a * Vd;
-    int32_t& draft = drafts_[s.slot * K + depth];
-    if (s.sampler.options().greedy()) {
-      draft = ArgMax(logits, Vd);
-    } else {
-      float* q = q_.data() + (s.slot * K + depth) * V;  // [V], zero past Vd
-      s.sampler.Distribution(logits, Vd, q);
-      std::fill(q + Vd, q + V, 0.0f);
-      draft = s.sampler.SampleFrom(q, Vd);
-    }
+    drafts_[s.slot * K + depth] =
+        DrawDraft(s.sampler, ws_.logits.data() + a * Vd, Vd, V, q_.data() + (s.slot * K + depth) * V);
     if (s.drafts_n > depth + 1) {
       std::copy_n(ws_.hidden.data() + batch_.logit_rows[a] * d, d, mtp_h_.data() + kept * d);
       draft_owner_[kept++] = &s;

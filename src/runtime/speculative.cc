@@ -81,10 +81,7 @@ Status SpeculativeDecoder::Draft() {
       Seq& s = *active[a];
       const int64_t row = batch_.logit_rows[a];
       std::memcpy(&mtp_h[a * d], ws_.hidden.data() + row * d, d * sizeof(float));
-      float* q = s.q.data() + j * V;  // [V], zero past Vd
-      s.sampler.Distribution(ws_.logits.data() + a * Vd, Vd, q);
-      std::fill(q + Vd, q + V, 0.0f);
-      s.drafts[j] = gen_.sampling.greedy() ? ArgMax(q, Vd) : s.sampler.SampleFrom(q, Vd);
+      s.drafts[j] = DrawDraft(s.sampler, ws_.logits.data() + a * Vd, Vd, V, s.q.data() + j * V);
     }
   }
   for (Seq* s : active) {
@@ -92,6 +89,13 @@ Status SpeculativeDecoder::Draft() {
     s->hidden.clear();
   }
   return Status::Ok();
+}
+
+int32_t DrawDraft(Sampler& sampler, const float* logits, int64_t draft_vocab, int64_t V, float* q) {
+  if (sampler.options().greedy()) return ArgMax(logits, draft_vocab);
+  sampler.Distribution(logits, draft_vocab, q);
+  std::fill(q + draft_vocab, q + V, 0.0f);
+  return sampler.SampleFrom(q, draft_vocab);
 }
 
 int64_t AcceptDrafts(Sampler& sampler, const float* logits, std::span<const int32_t> drafts, const float* q,

@@ -44,6 +44,12 @@ struct SpecStats {
   double tokens_per_forward() const { return rounds ? static_cast<double>(emitted) / rounds : 0.0; }
 };
 
+// One draft token from the MTP logits [draft_vocab] (ids [0, draft_vocab) of
+// a V-token vocabulary): the argmax when greedy, else a sample from q [V],
+// the sampler's distribution over those ids and zero past them (what
+// AcceptDrafts needs to keep sampling exact; q is left alone when greedy).
+int32_t DrawDraft(Sampler& sampler, const float* logits, int64_t draft_vocab, int64_t V, float* q);
+
 // The acceptance rule of one verification round: logits [k+1, V] are the main
 // model's for [pending, drafts...], drafts [k] were drawn from q [k, V] (the
 // draft distributions; unused when greedy). Returns how many leading drafts

@@ -161,7 +161,9 @@ void GreedyForEveryK(const std::string& name, KvCacheType kv) {
     int64_t accepted = 0;
     for (int j = 0; j < k; ++j) {
       accepted += s.accepted_at[j];
-      if (j > 0) EXPECT_LE(s.accepted_at[j], s.accepted_at[j - 1]);  // position j + 1 needs position j
+      if (j > 0) {
+        EXPECT_LE(s.accepted_at[j], s.accepted_at[j - 1]);  // position j + 1 needs position j
+      }
     }
     EXPECT_EQ(accepted, s.accepted);
     EXPECT_LE(s.emitted, s.accepted + s.rounds);  // a round emits accepted + 1 (fewer when a stop cuts it)

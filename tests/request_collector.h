@@ -1,7 +1,8 @@
 // A waitable collector of one scheduler request's output for the scheduler
 // tests: Attach() installs on_token / on_finish callbacks that record the
 // tokens (and events, top logprobs, finish info) under a mutex and wake
-// waiters; event indices must arrive in order. stop_after makes on_token ask
+// waiters; event indices must arrive in order. SubmitAndWait runs a
+// request to its end. stop_after makes on_token ask
 // the scheduler to stop at that index.
 #pragma once
 
@@ -43,6 +44,12 @@ struct RequestCollector {
       done = true;
       cv.notify_all();
     };
+  }
+  // Attach, submit (must be accepted) and wait for the end.
+  void SubmitAndWait(Scheduler& scheduler, GenerationRequest r) {
+    Attach(r);
+    ASSERT_EQ(scheduler.Submit(std::move(r)).code, SubmitCode::kAccepted);
+    Wait();
   }
   void Wait() {
     std::unique_lock<std::mutex> lock(mu);

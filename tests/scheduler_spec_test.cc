@@ -248,9 +248,7 @@ void PrefixReuse(KvCacheType kv) {
     Out o;
     GenerationRequest r;
     r.prompt = prompt, r.max_tokens = 9, r.stop_at_eos = false;
-    o.Attach(r);
-    ASSERT_EQ((*sched)->Submit(std::move(r)).code, SubmitCode::kAccepted);
-    o.Wait();
+    o.SubmitAndWait(**sched, std::move(r));
     EXPECT_EQ(o.tokens, Reference(*model, prompt, 9));
   }
   EXPECT_EQ((*sched)->Stats().cached_prompt_tokens, 39 + 38);
@@ -295,9 +293,7 @@ TEST(SchedulerSpec, CancelledSequencesLeaveReusableSlots) {
   Out o;
   GenerationRequest r;
   r.prompt = prompt, r.max_tokens = 30, r.stop_at_eos = false;
-  o.Attach(r);
-  ASSERT_EQ((*sched)->Submit(std::move(r)).code, SubmitCode::kAccepted);
-  o.Wait();
+  o.SubmitAndWait(**sched, std::move(r));
   EXPECT_GT(o.info.cached_prompt_tokens, 0);
   EXPECT_EQ(o.tokens, Reference(*model, prompt, 30));
   ASSERT_TRUE((*sched)->WaitIdle(10));

@@ -119,9 +119,7 @@ TEST(Scheduler, PrefixReuseFromFreeSlotKeepsTokens) {
       Collector c;
       GenerationRequest r;
       r.prompt = prompt, r.max_tokens = 5, r.stop_at_eos = false;
-      c.Attach(r);
-      ASSERT_EQ((*sched)->Submit(std::move(r)).code, SubmitCode::kAccepted);
-      c.Wait();
+      c.SubmitAndWait(**sched, std::move(r));
       EXPECT_EQ(c.tokens, Reference(*model, prompt, 5, {}));
       if (!reuse) {
         EXPECT_EQ(c.info.cached_prompt_tokens, 0);
@@ -168,10 +166,7 @@ TEST(Scheduler, CancelStopLengthAndStopTokens) {
   {  // on_token returning false stops right there
     Collector c;
     c.stop_after = 3;
-    GenerationRequest r = Req(prompt, 30);
-    c.Attach(r);
-    ASSERT_EQ((*sched)->Submit(std::move(r)).code, SubmitCode::kAccepted);
-    c.Wait();
+    c.SubmitAndWait(**sched, Req(prompt, 30));
     EXPECT_EQ(c.info.reason, FinishReason::kStop);
     EXPECT_EQ(c.tokens, std::vector<int32_t>(ref.begin(), ref.begin() + 4));
   }
@@ -179,9 +174,7 @@ TEST(Scheduler, CancelStopLengthAndStopTokens) {
     Collector c;
     GenerationRequest r = Req(prompt, 30);
     r.stop_token_ids = {ref[5]};
-    c.Attach(r);
-    ASSERT_EQ((*sched)->Submit(std::move(r)).code, SubmitCode::kAccepted);
-    c.Wait();
+    c.SubmitAndWait(**sched, std::move(r));
     const auto first = std::find(ref.begin(), ref.end(), ref[5]) - ref.begin();
     EXPECT_EQ(c.info.reason, FinishReason::kStop);
     ASSERT_EQ(static_cast<int64_t>(c.tokens.size()), first + 1);
@@ -211,9 +204,7 @@ TEST(Scheduler, LogprobsAreTheModelDistribution) {
   Collector c;
   GenerationRequest r = Req(Prompt(6, 2, V), 4);
   r.logprobs = 5;
-  c.Attach(r);
-  ASSERT_EQ((*sched)->Submit(std::move(r)).code, SubmitCode::kAccepted);
-  c.Wait();
+  c.SubmitAndWait(**sched, std::move(r));
   ASSERT_EQ(c.tops.size(), 4u);
   for (size_t i = 0; i < c.tops.size(); ++i) {
     ASSERT_EQ(c.tops[i].size(), 5u);

@@ -88,7 +88,8 @@ void TrainParams::BuildChunks() {
 }
 
 void TrainParams::FreezeAllButMtp() {
-  for (ParamTensor& p : tensors_) p.frozen = LayerOf(p.name) < config_.num_hidden_layers;
+  frozen_layers_ = config_.num_hidden_layers;
+  for (ParamTensor& p : tensors_) p.frozen = LayerOf(p.name) < frozen_layers_;  // embedding, norm, head: -1
   BuildChunks();
 }
 

@@ -62,6 +62,8 @@ class TrainParams {
   // Freezes every tensor outside the MTP layers (model.layers.{L..}): the
   // main model, its embedding and head keep their values bit for bit.
   void FreezeAllButMtp();
+  // Whether layer l's tensors (its router bias too) are frozen.
+  bool LayerFrozen(int64_t l) const { return l < frozen_layers_; }
 
   // Matrices ~ N(0, std^2) from a per-tensor stream of `seed` (independent of
   // tensor order), norms 1, router biases 0.
@@ -101,6 +103,7 @@ class TrainParams {
   void BuildChunks();  // chunks_ over the tensors with a gradient that are not frozen
 
   Config config_;
+  int64_t frozen_layers_ = 0;  // layers [0, frozen_layers_) are frozen
   int64_t arena_size_ = 0;
   std::vector<float> values_;  // all matrices, contiguous
   ModelWeights w_;

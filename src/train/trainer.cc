@@ -215,7 +215,7 @@ void Trainer::UpdateBiases() {
   for (size_t l = 0; l < loads_.size(); ++l) {
     float* bias = params_->RouterBias(static_cast<int64_t>(l));
     if (!bias || loads_[l].empty()) continue;
-    if (o_.trainable == "mtp" && static_cast<int64_t>(l) < config_.num_hidden_layers) continue;  // frozen
+    if (params_->LayerFrozen(static_cast<int64_t>(l))) continue;
     double mean = 0.0;
     for (int64_t x : loads_[l]) mean += static_cast<double>(x);
     mean /= static_cast<double>(loads_[l].size());

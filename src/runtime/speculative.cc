@@ -69,18 +69,20 @@ Status SpeculativeDecoder::Draft() {
       batch_.Add(i + 1 < s->n ? s->out_tokens[i + 1] : s->pending, i, s->slot, i == s->n - 1);
     hidden_in_.insert(hidden_in_.end(), s->hidden.begin(), s->hidden.end());
   }
-  std::vector<float>& mtp_h = mtp_h_;  // [active, d] the MTP layer's own normalised output (sized by Run)
+  // Draft 1 reads the main hidden rows; drafts 2..K the MTP layer's own
+  // normalised output of the previous depth, mtp_h_ [active, d] (sized by Run).
+  const float* hidden = hidden_in_.data();
   for (int64_t j = 0; j < K; ++j) {
     if (j > 0) {
       batch_.Clear();
-      hidden_in_.assign(mtp_h.begin(), mtp_h.end());
       for (Seq* s : active) batch_.Add(s->drafts[j - 1], s->n + j - 1, s->slot, true);
+      hidden = mtp_h_.data();
     }
-    DSV3_RETURN_IF_ERROR(model_.ForwardMtp(0, batch_, hidden_in_.data(), cache_, ws_, Vd));
+    DSV3_RETURN_IF_ERROR(model_.ForwardMtp(0, batch_, hidden, cache_, ws_, Vd));
     for (size_t a = 0; a < active.size(); ++a) {
       Seq& s = *active[a];
       const int64_t row = batch_.logit_rows[a];
-      std::memcpy(&mtp_h[a * d], ws_.hidden.data() + row * d, d * sizeof(float));
+      std::memcpy(&mtp_h_[a * d], ws_.hidden.data() + row * d, d * sizeof(float));
       s.drafts[j] = DrawDraft(s.sampler, ws_.logits.data() + a * Vd, Vd, V, s.q.data() + j * V);
     }
   }

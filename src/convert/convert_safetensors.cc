@@ -16,6 +16,7 @@
 #include "convert/checkpoint_io.h"
 #include "convert/internal.h"
 #include "convert/tensor_stream.h"
+#include "core/json_depth.h"
 #include "io/safetensors_writer.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -41,6 +42,7 @@ struct BlockSize {
 
 // weight_block_size from config.json's quantization_config, if any.
 Expected<BlockSize> ReadBlockSize(const std::string& text, const std::string& label) {
+  DSV3_RETURN_IF_ERROR(CheckJsonDepth(text, label));
   const ojson j = ojson::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::Error(label + ": not a JSON object");
   BlockSize b;
@@ -159,6 +161,7 @@ Status PlanFp8(const InputShard& shard, const std::set<std::string>& fp8, std::v
 
 // config.json with quantization_config removed (bf16) or set (fp8).
 Expected<std::string> EditConfig(const InputCheckpoint& in, const ConvertOptions& o) {
+  DSV3_RETURN_IF_ERROR(CheckJsonDepth(in.config_text, in.config_path));
   ojson j = ojson::parse(in.config_text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::Error(in.config_path + ": not a JSON object");
   if (o.target == ConvertTarget::kBf16) {

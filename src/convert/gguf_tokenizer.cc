@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
 #include "core/mapped_file.h"
 
 namespace dsv3 {
@@ -58,6 +59,7 @@ Expected<std::vector<std::pair<std::string, GgufValue>>> TokenizerGgufMetadata(c
   std::error_code ec;
   if (!fs::exists(path, ec)) return kv;
   DSV3_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
+  DSV3_RETURN_IF_ERROR(CheckJsonDepth(text, path));
   const json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("model") || !j["model"].is_object() ||
       !j["model"].contains("vocab") || !j["model"]["vocab"].is_object())
@@ -96,6 +98,7 @@ Expected<std::vector<std::pair<std::string, GgufValue>>> TokenizerGgufMetadata(c
   const std::string tc_path = (fs::path(dir) / "tokenizer_config.json").string();
   if (fs::exists(tc_path, ec)) {
     DSV3_ASSIGN_OR_RETURN(std::string tc_text, ReadTextFile(tc_path));
+    DSV3_RETURN_IF_ERROR(CheckJsonDepth(tc_text, tc_path));
     tc = json::parse(tc_text, nullptr, false);
     if (tc.is_discarded() || !tc.is_object()) return Status::Error(tc_path + ": not a JSON object");
   }

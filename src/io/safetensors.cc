@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
+
 namespace dsv3 {
 
 namespace fs = std::filesystem;
@@ -82,6 +84,8 @@ Expected<std::vector<TensorInfo>> SafetensorsFile::ParseImage(
   if (header_len > size - 8)
     return Status::Error(label + ": header length " + std::to_string(header_len) +
                          " runs past the end of the file (" + std::to_string(size) + " bytes; truncated?)");
+  const std::string_view header_text(reinterpret_cast<const char*>(data) + 8, header_len);
+  DSV3_RETURN_IF_ERROR(CheckJsonDepth(header_text, label + ": header"));
   json header = json::parse(data + 8, data + 8 + header_len, nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded() || !header.is_object())
     return Status::Error(label + ": header is not a JSON object");
@@ -167,6 +171,7 @@ Expected<std::unique_ptr<TensorStore>> TensorStore::Open(const std::string& path
     return store;
   }
   DSV3_ASSIGN_OR_RETURN(std::string text, ReadTextFile(index_path.string()));
+  DSV3_RETURN_IF_ERROR(CheckJsonDepth(text, index_path.string()));
   json index = json::parse(text, nullptr, false);
   if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
       !index["weight_map"].is_object())

@@ -160,7 +160,7 @@ class TensorFiller {
 // the options; the parsed Config comes back in `config`.
 Expected<std::string> MakeConfigText(const std::string& text, const InitOptions& o, Config& config) {
   DSV3_ASSIGN_OR_RETURN(config, ParseConfig(text, "config"));
-  json j = json::parse(text, nullptr, false);
+  json j = json::parse(text, nullptr, false);  // ParseConfig bounded its nesting
   if (o.fp8) {
     json q = {{"quant_method", "fp8"}, {"fmt", "e4m3"}, {"activation_scheme", "dynamic"},
               {"weight_block_size", {128, 128}}};

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
+
 namespace dsv3 {
 
 using nlohmann::json;
@@ -127,6 +129,7 @@ Expected<std::vector<ChatMessage>> ParseChatMessages(const json& j, const std::s
 }
 
 Expected<std::vector<ChatMessage>> ParseChatMessagesText(std::string_view text, const std::string& label) {
+  DSV3_RETURN_IF_ERROR(CheckJsonDepth(text, label));
   json j = json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded()) return Status::Error(label + ": not valid JSON");
   return ParseChatMessages(j, label);

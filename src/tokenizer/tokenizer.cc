@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
+#include "core/json_depth.h"
 #include "core/mapped_file.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/utf8.h"
@@ -18,6 +19,7 @@ using nlohmann::json;
 namespace {
 
 Expected<json> ParseJson(std::string_view text, const std::string& label) {
+  DSV3_RETURN_IF_ERROR(CheckJsonDepth(text, label));
   json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::Error(label + ": not valid JSON");
   if (!j.is_object()) return Status::Error(label + ": top level must be a JSON object");

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 
@@ -78,6 +79,7 @@ Status SaveModel(const std::string& path, const TrainParams& params, DType dtype
 }  // namespace
 
 Expected<std::string> CheckpointConfigJson(const std::string& config_json, int mtp_depth, DType dtype) {
+  DSV3_RETURN_IF_ERROR(CheckJsonDepth(config_json, "model config"));
   nlohmann::ordered_json j = nlohmann::ordered_json::parse(config_json, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::Error("model config is not a JSON object");
   j["num_nextn_predict_layers"] = mtp_depth;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
 #include "train/rng.h"
 
 namespace dsv3::train {
@@ -80,6 +81,7 @@ Expected<std::unique_ptr<TokenData>> TokenData::Open(const std::string& dir, int
   if (!fs::exists(dir)) return Status::Error(dir + ": data directory does not exist");
   if (!fs::exists(meta)) return Status::Error(dir + ": no data.json (not a directory written by dsv3 prepare-data)");
   DSV3_ASSIGN_OR_RETURN(std::string text, ReadTextFile(meta));
+  DSV3_RETURN_IF_ERROR(CheckJsonDepth(text, meta));
   const json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::Error(meta + ": not a JSON object");
   if (j.value("format", "") != kDataFormat)

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
 #include "core/mapped_file.h"
 #include "train/ffn.h"
 #include "train/optimizer.h"
@@ -96,6 +97,7 @@ Status SetOptionFromText(TrainOptions& o, const OptionField& f, const std::strin
 
 Status ApplyTrainJson(const std::string& path, TrainOptions& o) {
   DSV3_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
+  DSV3_RETURN_IF_ERROR(CheckJsonDepth(text, path));
   const json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::Error(path + ": not a JSON object");
   for (const auto& [key, value] : j.items()) {

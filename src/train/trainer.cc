@@ -7,6 +7,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
 #include "core/mapped_file.h"
 #include "core/parallel.h"
 #include "train/checkpoint.h"
@@ -38,6 +39,7 @@ double TruncateLog(const std::string& path, int64_t step) {
   std::string line, kept;
   double loss = NAN;
   while (std::getline(in, line)) {
+    if (!CheckJsonDepth(line, path).ok()) continue;  // not a line this trainer wrote
     const json j = json::parse(line, nullptr, false);
     if (j.is_discarded() || j.value("step", int64_t{0}) > step) continue;
     kept += line + "\n";
@@ -132,6 +134,7 @@ Status Trainer::PrepareOut() {
   } else {
     const std::string saved = o_.out + "/config.json";
     DSV3_ASSIGN_OR_RETURN(std::string text, ReadTextFile(saved));
+    DSV3_RETURN_IF_ERROR(CheckJsonDepth(text, saved));
     json a = json::parse(text, nullptr, false), b = json::parse(config_json_, nullptr, false);
     if (a.is_discarded() || !a.is_object()) return Status::Error(saved + ": not a JSON object");
     a.erase("torch_dtype"), b.erase("torch_dtype");

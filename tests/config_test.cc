@@ -123,6 +123,65 @@ TEST(Config, RejectsBadFieldsNamingThem) {
   EXPECT_FALSE(LoadConfig("/nonexistent/dir").ok());
 }
 
+// Counts and reals a hostile config.json could use to make dsv3 allocate
+// terabytes or compute NaN (issue 20): each refused, naming the field, before
+// anything is sized by it.
+TEST(Config, RejectsHostileCountsAndRealsNamingThem) {
+  const BadCase cases[] = {
+      {"num_hidden_layers", int64_t{1} << 40, "num_hidden_layers"},
+      {"num_hidden_layers", 1048576, "num_hidden_layers"},
+      {"n_routed_experts", int64_t{1} << 31, "n_routed_experts"},
+      {"n_routed_experts", 1048576, "n_routed_experts"},
+      {"num_nextn_predict_layers", int64_t{1} << 40, "num_nextn_predict_layers"},
+      {"vocab_size", int64_t{1} << 40, "vocab_size"},
+      {"hidden_size", int64_t{1} << 33, "hidden_size"},
+      {"max_position_embeddings", int64_t{1} << 40, "max_position_embeddings"},
+      {"kv_lora_rank", int64_t{1} << 31, "kv_lora_rank"},
+      {"rms_norm_eps", 1e300, "rms_norm_eps"},
+      {"rms_norm_eps", 2.0, "rms_norm_eps"},
+      {"rope_theta", 1e300, "rope_theta"},
+      {"routed_scaling_factor", 1e300, "routed_scaling_factor"},
+      {"rope_scaling", json{{"type", "yarn"}, {"factor", 1e300}}, "rope_scaling.factor"},
+      {"rope_scaling", json{{"type", "yarn"}, {"factor", 40}, {"beta_fast", -1}}, "rope_scaling.beta_fast"},
+      {"rope_scaling", json{{"type", "yarn"}, {"factor", 40}, {"mscale", 1e300}}, "rope_scaling.mscale"},
+      {"rope_scaling", json{{"type", "yarn"}, {"factor", 40}, {"original_max_position_embeddings", int64_t{1} << 40}},
+       "original_max_position_embeddings"},
+  };
+  for (const BadCase& bc : cases) {
+    json j = ReadJson("deepseek_v3.json");
+    j[bc.field] = bc.value;
+    auto c = ParseConfig(j.dump(), "dir/config.json");
+    ASSERT_FALSE(c.ok()) << bc.field << " = " << bc.value.dump();
+    EXPECT_NE(c.status().message().find(bc.needle), std::string::npos) << c.status().message();
+  }
+  // 61 layers x 4096 experts is within each limit but not their product.
+  json j = ReadJson("deepseek_v3.json");
+  j["n_routed_experts"] = 4096;
+  j["n_group"] = 8;
+  auto c = ParseConfig(j.dump(), "c.json");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("expert tensors"), std::string::npos) << c.status().message();
+  // Infinity cannot be written in JSON, but a literal past double's range
+  // parses as one: refused as non-finite, not carried into the math.
+  std::string text = ReadJson("deepseek_v3.json").dump();
+  text.replace(text.find("\"rms_norm_eps\":"), std::string("\"rms_norm_eps\":").size(), "\"rms_norm_eps\":1e999,\"x\":");
+  EXPECT_FALSE(ParseConfig(text, "c.json").ok());
+}
+
+TEST(Config, DeepNestingIsAnErrorNotACrash) {
+  json j = ReadJson("deepseek_v3.json");
+  std::string text = j.dump();
+  text.pop_back();
+  text += ",\"extra\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  auto c = ParseConfig(text, "dir/config.json");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("nested deeper than 128"), std::string::npos) << c.status().message();
+  text = j.dump();
+  text.pop_back();
+  text += ",\"extra\":" + std::string(20, '[') + std::string(20, ']') + "}";  // ordinary nesting still fine
+  EXPECT_TRUE(ParseConfig(text, "dir/config.json").ok());
+}
+
 TEST(Config, AcceptsEosListsAndNullQLora) {
   json j = ReadJson("deepseek_v3.json");
   j["eos_token_id"] = {1, 2};

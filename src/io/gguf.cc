@@ -37,6 +37,12 @@ const GgmlTypeInfo* FindGgmlType(uint32_t id) {
 
 constexpr uint64_t kMaxString = 1ull << 30;
 constexpr int kMaxArrayDepth = 4;
+// Each parsed metadata element costs ~100 bytes of memory however few bytes
+// it took in the file, so their number is bounded, not just by the file's
+// size: a 262K-token vocabulary with its merges and types is under 1M.
+constexpr uint64_t kMaxMetadataElements = 1ull << 22;
+// DeepSeek-V3 as GGUF has ~1,100 tensors (experts stacked per layer).
+constexpr uint64_t kMaxTensors = 1ull << 20;
 
 // Bounds-checked little-endian reader over the mapped image.
 class Cursor {
@@ -67,10 +73,19 @@ class Cursor {
   Status Error(const std::string& what) const {
     return Status::Error(label_ + ": " + what + " (at byte " + std::to_string(pos_) + ")");
   }
+  // Counts `n` more metadata elements against kMaxMetadataElements.
+  Status Spend(uint64_t n, const std::string& key) {
+    if (n > kMaxMetadataElements - elements_)
+      return Error("metadata '" + key + "': more than " + std::to_string(kMaxMetadataElements) +
+                   " metadata array elements in total (dsv3's limit; a tokenizer needs under 1M)");
+    elements_ += n;
+    return Status::Ok();
+  }
+  const uint8_t* at() const { return p_ + pos_; }
 
  private:
   const uint8_t* p_;
-  uint64_t size_, pos_ = 0;
+  uint64_t size_, pos_ = 0, elements_ = 0;
   std::string label_;
 };
 
@@ -115,6 +130,7 @@ Status ReadValue(Cursor& c, GgufType type, GgufValue& v, int depth, const std::s
   if (elem > static_cast<uint32_t>(GgufType::kFloat64))
     return c.Error("metadata '" + key + "': unknown array element type " + std::to_string(elem));
   if (n > c.left()) return c.Truncated("array '" + key + "' of " + std::to_string(n) + " elements");
+  DSV3_RETURN_IF_ERROR(c.Spend(n, key));
   v.items.resize(n);
   for (auto& item : v.items) DSV3_RETURN_IF_ERROR(ReadValue(c, v.array_type, item, depth + 1, key));
   return Status::Ok();
@@ -162,10 +178,17 @@ Status PlaceTensors(std::vector<GgufTensorInfo>& tensors, const uint8_t* base, u
       return Status::Error(where + " data [" + std::to_string(t.offset) + ", +" + std::to_string(t.nbytes) +
                            ") runs past the end of the data section (" + std::to_string(data_size) + " bytes; truncated?)");
     if (prev && t.offset < end_prev) return Status::Error(where + " overlaps tensor '" + prev->name + "'");
+    if (t.offset - end_prev >= align)
+      return Status::Error(where + " starts " + std::to_string(t.offset - end_prev) + " bytes after " +
+                           (prev ? "tensor '" + prev->name + "' ends" : "the data section's start") +
+                           " (more than the alignment padding: a tensor is missing from the table)");
     t.data = base + t.offset;
     end_prev = t.offset + t.nbytes;
     prev = &t;
   }
+  if (data_size - end_prev >= align && !tensors.empty())
+    return Status::Error(label + ": " + std::to_string(data_size - end_prev) +
+                         " bytes of tensor data after the last tensor (a tensor is missing from the table)");
   return Status::Ok();
 }
 
@@ -270,6 +293,8 @@ Expected<std::unique_ptr<GgufFile>> GgufFile::Parse(const uint8_t* data, size_t 
   DSV3_RETURN_IF_ERROR(c.Read(n_kv, "metadata count"));
   if (n_kv > c.left() / 13) return c.Truncated("metadata of " + std::to_string(n_kv) + " entries");
   if (n_tensors > c.left() / 28) return c.Truncated("tensor infos of " + std::to_string(n_tensors) + " tensors");
+  if (n_tensors > kMaxTensors)
+    return c.Error("tensor count " + std::to_string(n_tensors) + " exceeds dsv3's limit of " + std::to_string(kMaxTensors));
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string key;
     uint32_t type = 0;
@@ -295,6 +320,12 @@ Expected<std::unique_ptr<GgufFile>> GgufFile::Parse(const uint8_t* data, size_t 
     if (n_tensors > 0) return c.Truncated("data section");
     f->data_offset_ = size;
   }
+  // Writers pad the header with zeros; anything else there means the tensor
+  // count does not match the tensor infos that follow it.
+  for (const uint8_t* p = c.at(); p < data + f->data_offset_; ++p)
+    if (*p != 0)
+      return c.Error("non-zero bytes after the " + std::to_string(n_tensors) +
+                     " tensor infos (the header's tensor count does not match the tensor table)");
   DSV3_RETURN_IF_ERROR(PlaceTensors(f->tensors_, data + f->data_offset_, size - f->data_offset_, f->alignment_, label));
   return f;
 }

@@ -2,9 +2,11 @@
 #include "model/config.h"
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
 #include "core/mapped_file.h"
 
 namespace dsv3 {
@@ -13,10 +15,18 @@ using nlohmann::json;
 
 namespace {
 
+// %g, so 1e+300 and inf read as such in errors.
+std::string FormatReal(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
+}
+
 // Reads typed fields with a message naming the field on a type mismatch.
 class FieldReader {
  public:
-  FieldReader(const json& j, std::string label) : j_(j), label_(std::move(label)) {}
+  FieldReader(const json& j, std::string label, FieldNamer namer = nullptr)
+      : j_(j), label_(std::move(label)), namer_(namer) {}
 
   Status Int(const char* key, int64_t& out, bool required, bool null_is_zero = false) {
     if (!j_.contains(key)) {
@@ -50,12 +60,13 @@ class FieldReader {
     return Status::Ok();
   }
   Status Error(const std::string& key, const std::string& what) const {
-    return Status::Error(label_ + ": field '" + key + "' " + what);
+    return Status::Error(label_ + ": " + (namer_ ? namer_(key) : "field '" + key + "'") + " " + what);
   }
 
  private:
   const json& j_;
   std::string label_;
+  FieldNamer namer_;
 };
 
 Status ParseRopeScaling(const json& j, const std::string& label, Config& c) {
@@ -76,12 +87,7 @@ Status ParseRopeScaling(const json& j, const std::string& label, Config& c) {
   DSV3_RETURN_IF_ERROR(f.Double("beta_slow", s.beta_slow));
   DSV3_RETURN_IF_ERROR(f.Double("mscale", s.mscale));
   DSV3_RETURN_IF_ERROR(f.Double("mscale_all_dim", s.mscale_all_dim));
-  if (!(s.factor > 0)) return Status::Error(label + ": field 'rope_scaling.factor' must be > 0");
-  if (s.original_max_position_embeddings <= 0)
-    return Status::Error(label + ": field 'rope_scaling.original_max_position_embeddings' must be > 0");
-  if (!(s.beta_fast > 0) || !(s.beta_slow > 0))
-    return Status::Error(label + ": fields 'rope_scaling.beta_fast/beta_slow' must be > 0");
-  c.rope_scaling = s;
+  c.rope_scaling = s;  // ranges checked with the rest in ValidateRope
   return Status::Ok();
 }
 
@@ -178,7 +184,60 @@ Status ValidateMoe(FieldReader& f, const Config& c) {
     return f.Error("num_experts_per_tok", "exceeds the experts in the topk_group kept groups");
   if (c.topk_method == TopkMethod::kNoauxTc && c.n_group > 1 && per_group < 2)
     return f.Error("n_group", "leaves fewer than 2 experts per group (noaux_tc scores a group by its top 2)");
-  if (!(c.routed_scaling_factor > 0)) return f.Error("routed_scaling_factor", "must be > 0");
+  return Status::Ok();
+}
+
+// Every count under ConfigLimits, so what is sized by them stays affordable.
+Status ValidateLimits(FieldReader& f, const Config& c) {
+  using L = ConfigLimits;
+  struct Bounded { const char* name; int64_t value, max; };
+  const Bounded bounded[] = {
+      {"vocab_size", c.vocab_size, L::kVocab},           {"hidden_size", c.hidden_size, L::kWidth},
+      {"intermediate_size", c.intermediate_size, L::kFfn},
+      {"moe_intermediate_size", c.moe_intermediate_size, L::kFfn},
+      {"num_hidden_layers", c.num_hidden_layers, L::kLayers},
+      {"num_nextn_predict_layers", c.num_nextn_predict_layers, L::kMtpLayers},
+      {"num_attention_heads", c.num_attention_heads, L::kHeads}, {"kv_lora_rank", c.kv_lora_rank, L::kWidth},
+      {"q_lora_rank", c.q_lora_rank, L::kWidth},           {"qk_rope_head_dim", c.qk_rope_head_dim, L::kHeadDim},
+      {"qk_nope_head_dim", c.qk_nope_head_dim, L::kHeadDim}, {"v_head_dim", c.v_head_dim, L::kHeadDim},
+      {"n_routed_experts", c.n_routed_experts, L::kExperts},
+      {"n_shared_experts", c.n_shared_experts, L::kSharedExperts},
+      {"max_position_embeddings", c.max_position_embeddings, L::kPositions}};
+  for (const auto& b : bounded)
+    if (b.value > b.max)
+      return f.Error(b.name, "is " + std::to_string(b.value) + "; dsv3 accepts at most " + std::to_string(b.max));
+  if (c.num_layers_with_mtp() * c.n_routed_experts > L::kExpertSlots)
+    return f.Error("n_routed_experts", "times the layers (" + std::to_string(c.num_layers_with_mtp()) +
+                                           ") exceeds " + std::to_string(L::kExpertSlots) + " expert tensors");
+  return Status::Ok();
+}
+
+// Floating-point fields: finite and inside the range where the math holds
+// (an rms_norm_eps of 1e300 or an infinite scale gives NaN logits silently).
+Status ValidateReals(FieldReader& f, const Config& c) {
+  struct Real { const char* name; double value, lo, hi; };
+  const Real reals[] = {{"rms_norm_eps", c.rms_norm_eps, 0.0, 1.0},
+                        {"rope_theta", c.rope_theta, 1.0, 1e12},
+                        {"routed_scaling_factor", c.routed_scaling_factor, 0.0, 1e4}};
+  for (const auto& r : reals)
+    if (!(std::isfinite(r.value) && r.value > r.lo && r.value < r.hi))
+      return f.Error(r.name, "must be a finite number in (" + FormatReal(r.lo) + ", " + FormatReal(r.hi) + ") (got " +
+                                 FormatReal(r.value) + ")");
+  if (!c.rope_scaling) return Status::Ok();
+  const RopeScaling& s = *c.rope_scaling;
+  const Real rope[] = {{"rope_scaling.factor", s.factor, 0.0, 1e6},
+                       {"rope_scaling.beta_fast", s.beta_fast, 0.0, 1e6},
+                       {"rope_scaling.beta_slow", s.beta_slow, 0.0, 1e6},
+                       {"rope_scaling.mscale", s.mscale, -1e3, 1e3},
+                       {"rope_scaling.mscale_all_dim", s.mscale_all_dim, -1e3, 1e3}};
+  for (const auto& r : rope)
+    if (!(std::isfinite(r.value) && r.value > r.lo && r.value < r.hi))
+      return f.Error(r.name, "must be a finite number in (" + FormatReal(r.lo) + ", " + FormatReal(r.hi) + ") (got " +
+                                 FormatReal(r.value) + ")");
+  if (s.original_max_position_embeddings <= 0 || s.original_max_position_embeddings > ConfigLimits::kPositions)
+    return f.Error("rope_scaling.original_max_position_embeddings",
+                   "must be in [1, " + std::to_string(ConfigLimits::kPositions) + "] (got " +
+                       std::to_string(s.original_max_position_embeddings) + ")");
   return Status::Ok();
 }
 
@@ -197,8 +256,8 @@ Status ValidateShapes(FieldReader& f, const Config& c) {
   if (c.num_nextn_predict_layers < 0) return f.Error("num_nextn_predict_layers", "must be >= 0");
   const bool any_dense = !c.HasMoe() || c.first_k_dense_replace > 0 || c.moe_layer_freq > 1;
   if (any_dense && c.intermediate_size <= 0) return f.Error("intermediate_size", "must be > 0");
-  if (!(c.rms_norm_eps > 0)) return f.Error("rms_norm_eps", "must be > 0");
-  if (!(c.rope_theta > 1)) return f.Error("rope_theta", "must be > 1");
+  DSV3_RETURN_IF_ERROR(ValidateLimits(f, c));
+  DSV3_RETURN_IF_ERROR(ValidateReals(f, c));
   if (c.bos_token_id >= c.vocab_size) return f.Error("bos_token_id", "is outside the vocabulary");
   for (int64_t e : c.eos_token_ids)
     if (e < 0 || e >= c.vocab_size) return f.Error("eos_token_id", "is outside the vocabulary");
@@ -254,6 +313,7 @@ std::vector<float> Config::RopeInvFreq() const {
 }
 
 Expected<Config> ParseConfig(const std::string& text, const std::string& label) {
+  DSV3_RETURN_IF_ERROR(CheckJsonDepth(text, label));
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::Error(label + ": not a JSON object");
   Config c;
@@ -308,9 +368,9 @@ Expected<Config> ParseConfig(const std::string& text, const std::string& label) 
   return c;
 }
 
-Status ValidateConfig(const Config& c, const std::string& label) {
+Status ValidateConfig(const Config& c, const std::string& label, FieldNamer namer) {
   const json empty = json::object();
-  FieldReader f(empty, label);
+  FieldReader f(empty, label, namer);
   DSV3_RETURN_IF_ERROR(ValidateShapes(f, c));
   return ValidateMoe(f, c);
 }

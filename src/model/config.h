@@ -83,9 +83,33 @@ struct Config {
 
 // Parses and validates config.json text; `label` names the file in errors.
 Expected<Config> ParseConfig(const std::string& json_text, const std::string& label);
+// How a validation error names a field: config.json's name by default
+// ("field 'rms_norm_eps'"); a GGUF reader passes one that names its key.
+using FieldNamer = std::string (*)(const std::string& field);
+
 // The checks ParseConfig applies after reading fields, for Configs built
-// another way (e.g. from GGUF metadata); errors name `label` and the field.
-Status ValidateConfig(const Config& config, const std::string& label);
+// another way (e.g. from GGUF metadata); errors name `label` and the field
+// as `namer` spells it. Besides consistency, every count and dimension is
+// held under the limits below, so nothing sized by a hostile file (a tensor
+// list, a router table, a KV cache) is allocated before it is refused.
+Status ValidateConfig(const Config& config, const std::string& label, FieldNamer namer = nullptr);
+
+// Limits that follow from what a machine can run, not from any release:
+// each is at least 8x the largest DeepSeek-architecture model published
+// (V3/R1: 61 layers, 256 experts, 129,280 tokens; Kimi K2: 384 experts).
+struct ConfigLimits {
+  static constexpr int64_t kLayers = 1024;          // num_hidden_layers
+  static constexpr int64_t kMtpLayers = 16;         // num_nextn_predict_layers
+  static constexpr int64_t kVocab = 1 << 22;        // vocab_size
+  static constexpr int64_t kWidth = 1 << 16;        // hidden_size, LoRA ranks
+  static constexpr int64_t kFfn = 1 << 19;          // intermediate sizes
+  static constexpr int64_t kHeads = 1024;           // num_attention_heads
+  static constexpr int64_t kHeadDim = 4096;         // rope/nope/v head dims
+  static constexpr int64_t kExperts = 4096;         // n_routed_experts
+  static constexpr int64_t kSharedExperts = 64;     // n_shared_experts
+  static constexpr int64_t kExpertSlots = 1 << 17;  // (layers + MTP) x routed experts
+  static constexpr int64_t kPositions = 1 << 24;    // max_position_embeddings
+};
 // Reads DIR/config.json (or a path to a .json file).
 Expected<Config> LoadConfig(const std::string& path);
 

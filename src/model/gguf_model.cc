@@ -269,6 +269,35 @@ Status ReadRope(MetaReader& m, Config& c) {
   return Status::Ok();
 }
 
+// The GGUF key a Config field was read from, for validation errors.
+std::string GgufFieldName(const std::string& field) {
+  static const NamePair kKeys[] = {
+      {"vocab_size", "vocab_size"}, {"hidden_size", "embedding_length"},
+      {"intermediate_size", "feed_forward_length"}, {"moe_intermediate_size", "expert_feed_forward_length"},
+      {"num_hidden_layers", "block_count"}, {"num_nextn_predict_layers", "nextn_predict_layers"},
+      {"num_attention_heads", "attention.head_count"}, {"n_shared_experts", "expert_shared_count"},
+      {"n_routed_experts", "expert_count"}, {"routed_scaling_factor", "expert_weights_scale"},
+      {"kv_lora_rank", "attention.kv_lora_rank"}, {"q_lora_rank", "attention.q_lora_rank"},
+      {"qk_rope_head_dim", "rope.dimension_count"}, {"v_head_dim", "attention.value_length_mla"},
+      {"qk_nope_head_dim", "attention.key_length_mla"}, {"n_group", "expert_group_count"},
+      {"topk_group", "expert_group_used_count"}, {"num_experts_per_tok", "expert_used_count"},
+      {"first_k_dense_replace", "leading_dense_block_count"}, {"max_position_embeddings", "context_length"},
+      {"rms_norm_eps", "attention.layer_norm_rms_epsilon"}, {"rope_theta", "rope.freq_base"},
+      {"rope_scaling.factor", "rope.scaling.factor"},
+      {"rope_scaling.original_max_position_embeddings", "rope.scaling.original_context_length"},
+      {"rope_scaling.beta_fast", "rope.scaling.yarn_beta_fast"},
+      {"rope_scaling.beta_slow", "rope.scaling.yarn_beta_slow"},
+      {"rope_scaling.mscale_all_dim", "rope.scaling.yarn_log_multiplier"}};
+  if (field == "bos_token_id" || field == "eos_token_id") return "metadata key 'tokenizer.ggml." + field + "'";
+  if (field == "rope_scaling.mscale") return "metadata key 'dsv3.rope.scaling.mscale'";
+  std::string note;
+  if (field == "qk_nope_head_dim") note = " minus " + Key("rope.dimension_count");
+  if (field == "num_hidden_layers") note = " minus " + Key("nextn_predict_layers");
+  for (const auto& k : kKeys)
+    if (field == k.hf) return "metadata key '" + Key(k.gguf) + "'" + note;
+  return "the value derived for '" + field + "'";  // topk_method, moe_layer_freq: not stored as keys
+}
+
 }  // namespace
 
 Expected<Config> ConfigFromGguf(const GgufFile& f) {
@@ -305,6 +334,7 @@ Expected<Config> ConfigFromGguf(const GgufFile& f) {
   if (const GgufValue* eos = f.Find("tokenizer.ggml.eos_token_id"); eos && eos->is_integer())
     c.eos_token_ids.push_back(eos->AsInt());
   c.torch_dtype = "";
+  DSV3_RETURN_IF_ERROR(ValidateConfig(c, f.path(), GgufFieldName));
   return c;
 }
 

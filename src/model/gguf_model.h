@@ -61,7 +61,8 @@ std::vector<std::pair<std::string, GgufValue>> GgufMetadataFromConfig(const Conf
                                                                       std::vector<std::string>* warnings);
 
 // Builds the Config of a deepseek2 GGUF file from its metadata (and, where
-// llama.cpp infers a setting from tensors, from their presence).
+// llama.cpp infers a setting from tensors, from their presence), validated
+// by the same checks as config.json with errors naming the GGUF keys.
 Expected<Config> ConfigFromGguf(const GgufFile& file);
 
 }  // namespace dsv3

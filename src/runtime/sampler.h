@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "core/status.h"
@@ -13,14 +14,15 @@
 namespace dsv3 {
 
 struct SamplingOptions {
-  float temperature = 0.0f;  // <= 0: greedy (argmax, lowest id on ties)
+  float temperature = 0.0f;  // below FLT_MIN (0, or so small 1/T overflows): greedy, argmax with lowest id on ties
   int top_k = 0;             // 0: off
   float top_p = 1.0f;        // 1: off
   float min_p = 0.0f;        // 0: off
   uint64_t seed = 0;
 
   Status Validate() const;   // names the offending parameter
-  bool greedy() const { return temperature <= 0.0f; }
+  // A subnormal temperature would make 1/T infinite and every logit NaN.
+  bool greedy() const { return !(temperature >= std::numeric_limits<float>::min()); }
 };
 
 // xoshiro256** seeded through splitmix64.

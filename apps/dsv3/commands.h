@@ -37,6 +37,11 @@ std::string DefaultModelDir();
 // Prints "dsv3: error: <message>" to stderr and returns 1.
 int Fail(const Status& status);
 
+// The largest -t accepted: max(64, 8 x this machine's cores).
+int MaxThreads();
+// The subcommand being run ("run", "inspect", ...), for top-level errors.
+std::string CommandName(const CLI::App& app);
+
 // Parses "0 15 27" / "0,15,27" into ids; the error names the bad entry.
 Expected<std::vector<int32_t>> ParseIds(const std::string& text);
 

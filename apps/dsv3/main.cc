@@ -1,8 +1,12 @@
 // dsv3: one binary, one subcommand per job (run, inspect, logits, ...).
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <new>
+#include <thread>
 
 #include "apps/dsv3/commands.h"
 #include "core/parallel.h"
@@ -14,6 +18,18 @@ void Common::Apply() const { SetNumThreads(threads); }
 std::string DefaultModelDir() {
   const char* env = std::getenv("DSV3_MODEL");
   return env && *env ? env : DSV3_DEFAULT_MODEL;
+}
+
+int MaxThreads() {
+  // libgomp fails (or crashes) creating tens of thousands of threads; more
+  // than a few per core only adds contention.
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(64, 8 * cores);
+}
+
+std::string CommandName(const CLI::App& app) {
+  const auto subs = app.get_subcommands();
+  return subs.empty() ? std::string("...") : subs.front()->get_name();
 }
 
 int Fail(const Status& status) {
@@ -51,7 +67,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   dsv3::cli::Common common;
   app.add_option("-t,--threads", common.threads, "worker threads (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, dsv3::cli::MaxThreads()));
   dsv3::cli::RegisterRun(app, common);
   dsv3::cli::RegisterInspect(app, common);
   dsv3::cli::RegisterLogits(app, common);
@@ -65,10 +81,17 @@ int main(int argc, char** argv) {
   dsv3::cli::RegisterTrain(app, common);
   dsv3::cli::RegisterPrepareData(app, common);
   dsv3::cli::RegisterPerplexity(app, common);
+  // Commands run inside parse(); whatever escapes them is reported as one
+  // error line (allocation failure included), never as an abort.
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::bad_alloc&) {
+    return dsv3::cli::Fail(dsv3::Status::Error("out of memory while running 'dsv3 " + dsv3::cli::CommandName(app) +
+                                               "' (free memory, or use a smaller model, context, batch or -t)"));
+  } catch (const std::exception& e) {
+    return dsv3::cli::Fail(dsv3::Status::Error("'dsv3 " + dsv3::cli::CommandName(app) + "' stopped: " + e.what()));
   }
   return common.exit_code;
 }

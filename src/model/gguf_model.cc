@@ -291,8 +291,8 @@ std::string GgufFieldName(const std::string& field) {
   if (field == "bos_token_id" || field == "eos_token_id") return "metadata key 'tokenizer.ggml." + field + "'";
   if (field == "rope_scaling.mscale") return "metadata key 'dsv3.rope.scaling.mscale'";
   std::string note;
-  if (field == "qk_nope_head_dim") note = " minus " + Key("rope.dimension_count");
-  if (field == "num_hidden_layers") note = " minus " + Key("nextn_predict_layers");
+  if (field == "qk_nope_head_dim") note = " (less '" + Key("rope.dimension_count") + "')";
+  if (field == "num_hidden_layers") note = " (less '" + Key("nextn_predict_layers") + "')";
   for (const auto& k : kKeys)
     if (field == k.hf) return "metadata key '" + Key(k.gguf) + "'" + note;
   return "the value derived for '" + field + "'";  // topk_method, moe_layer_freq: not stored as keys

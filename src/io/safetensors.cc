@@ -152,6 +152,22 @@ Status TensorStore::AddFile(std::unique_ptr<SafetensorsFile> file, const std::se
   return Status::Ok();
 }
 
+Expected<std::map<std::string, std::string>> ParseSafetensorsIndex(std::string_view text, const std::string& label) {
+  DSV3_RETURN_IF_ERROR(CheckJsonDepth(text, label));
+  const json index = json::parse(text.begin(), text.end(), nullptr, false);
+  if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+    return Status::Error(label + ": not a JSON object with a 'weight_map' object");
+  std::map<std::string, std::string> weight_map;
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+    if (!it.value().is_string()) return Status::Error(label + ": weight_map entry '" + it.key() + "' is not a file name");
+    const std::string shard = it.value().get<std::string>();
+    if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
+      return Status::Error(label + ": shard name '" + shard + "' must be a plain file name");
+    weight_map.emplace(it.key(), shard);
+  }
+  return weight_map;
+}
+
 Expected<std::unique_ptr<TensorStore>> TensorStore::Open(const std::string& path) {
   std::unique_ptr<TensorStore> store(new TensorStore());
   store->path_ = path;
@@ -171,30 +187,19 @@ Expected<std::unique_ptr<TensorStore>> TensorStore::Open(const std::string& path
     return store;
   }
   DSV3_ASSIGN_OR_RETURN(std::string text, ReadTextFile(index_path.string()));
-  DSV3_RETURN_IF_ERROR(CheckJsonDepth(text, index_path.string()));
-  json index = json::parse(text, nullptr, false);
-  if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
-      !index["weight_map"].is_object())
-    return Status::Error(index_path.string() + ": not a JSON object with a 'weight_map' object");
+  DSV3_ASSIGN_OR_RETURN(const auto weight_map, ParseSafetensorsIndex(text, index_path.string()));
   std::set<std::string> shards, listed;
-  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
-    if (!it.value().is_string())
-      return Status::Error(index_path.string() + ": weight_map entry '" + it.key() + "' is not a file name");
-    const std::string shard = it.value().get<std::string>();
-    if (shard.find('/') != std::string::npos || shard == ".." )
-      return Status::Error(index_path.string() + ": shard name '" + shard + "' must be a plain file name");
-    shards.insert(shard);
-    listed.insert(it.key());
-  }
+  for (const auto& [tensor, shard] : weight_map) shards.insert(shard), listed.insert(tensor);
   for (const auto& shard : shards) {
     DSV3_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open((fs::path(path) / shard).string()));
     // Like Hugging Face, only what the index lists is part of the checkpoint.
     DSV3_RETURN_IF_ERROR(store->AddFile(std::move(file), &listed));
   }
-  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
-    const TensorInfo* t = store->Find(it.key());
-    if (!t || t->file != (fs::path(path) / it.value().get<std::string>()).string()) return Status::Error(index_path.string() + ": tensor '" + it.key() + "' is listed in shard " +
-                                 it.value().get<std::string>() + " but that file does not contain it");
+  for (const auto& [tensor, shard] : weight_map) {
+    const TensorInfo* t = store->Find(tensor);
+    if (!t || t->file != (fs::path(path) / shard).string())
+      return Status::Error(index_path.string() + ": tensor '" + tensor + "' is listed in shard " + shard +
+                           " but that file does not contain it");
   }
   return store;
 }

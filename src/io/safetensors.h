@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/dtype.h"
@@ -54,6 +55,10 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
   std::map<std::string, size_t> index_;
 };
+
+// model.safetensors.index.json's weight_map: tensor name -> shard file name
+// (a plain name inside the checkpoint directory). Errors name `label`.
+Expected<std::map<std::string, std::string>> ParseSafetensorsIndex(std::string_view text, const std::string& label);
 
 // All tensors of a checkpoint directory (or of one .safetensors file).
 class TensorStore {

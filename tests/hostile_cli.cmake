@@ -17,6 +17,10 @@ foreach(case layers experts experts_1m layers_1m nextn eps)
     COMMAND sh -c "ulimit -v 1500000; exec ${FAIL} \"hostile/${case}/config.json: field '(num_hidden_layers|n_routed_experts|num_nextn_predict_layers|rms_norm_eps)'\" ${DSV3} -t 1 inspect -m ${H}/${case}")
   set_tests_properties(hostile_config_${case} PROPERTIES FIXTURES_REQUIRED hostile_inputs)
 endforeach()
+# The same refusals from the commands that load (run) and rewrite (convert).
+add_test(NAME hostile_config_run_convert_layers
+  COMMAND sh -c "ulimit -v 1500000 && ${FAIL} \"field 'num_hidden_layers' is 1099511627776\" ${DSV3} -t 1 run -m ${H}/layers --prompt-ids 1 && ${FAIL} \"field 'n_routed_experts' is 2147483648\" ${DSV3} -t 1 convert -q --force --to fp8 ${H}/experts ${H}/experts_out")
+set_tests_properties(hostile_config_run_convert_layers PROPERTIES FIXTURES_REQUIRED hostile_inputs)
 add_test(NAME hostile_config_run_eps
   COMMAND ${FAIL} "field 'rms_norm_eps' must be a finite number" ${DSV3} -t 1 run -m ${H}/eps --prompt-ids "1 2")
 set_tests_properties(hostile_config_run_eps PROPERTIES FIXTURES_REQUIRED hostile_inputs)

@@ -27,18 +27,16 @@ def write_configs(out, golden):
         "nextn": {"num_nextn_predict_layers": 2 ** 40},
         "eps": {"rms_norm_eps": 1e300},
     }
-    for name, fields in variants.items():
+    nested = "[" * DEPTH + "]" * DEPTH
+    texts = {name: json.dumps(dict(base, **fields)) for name, fields in variants.items()}
+    texts["deep"] = json.dumps(base)[:-1] + ', "extra": ' + nested + "}"
+    for name, text in texts.items():
         d = os.path.join(out, name)
         os.makedirs(d, exist_ok=True)
-        json.dump(dict(base, **fields), open(os.path.join(d, "config.json"), "w"))
-    nested = "[" * DEPTH + "]" * DEPTH
-    deep = os.path.join(out, "deep")
-    os.makedirs(deep, exist_ok=True)
-    text = json.dumps(base)[:-1] + ', "extra": ' + nested + "}"
-    open(os.path.join(deep, "config.json"), "w").write(text)
-    weights = os.path.join(deep, "model.safetensors")
-    if not os.path.lexists(weights):
-        os.symlink(os.path.join(golden, "v3_tiny_bf16", "model.safetensors"), weights)
+        open(os.path.join(d, "config.json"), "w").write(text)
+        weights = os.path.join(d, "model.safetensors")  # real weights: the config alone is at fault
+        if not os.path.lexists(weights):
+            os.symlink(os.path.join(golden, "v3_tiny_bf16", "model.safetensors"), weights)
     chat = ('[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": '
             '[{"type": "function", "function": {"name": "f", "arguments": ' + nested + '}}]}]')
     open(os.path.join(out, "deep_chat.json"), "w").write(chat)

@@ -44,23 +44,50 @@ Expected<Weight> WeightFromTensor(const TensorInfo& t, const TensorInfo* scale, 
       return Status::Error(t.file + ": tensor '" + t.name + "' has dtype " + std::string(DTypeName(t.dtype)) +
                            "; expected F32, F16, BF16 or F8_E4M3");
   }
-  if (reinterpret_cast<uintptr_t>(t.data) % DTypeSize(t.dtype) != 0)
-    return Status::Error(t.file + ": tensor '" + t.name + "' data is not aligned to its element size");
-  return w;
+  return w;  // misaligned data (an unpadded header) is copied row by row when decoded
 }
 
 namespace {
 
+// Safetensors headers need not be padded (MLX writes them unpadded), so a
+// tensor may start at any byte. ops::DecodeRow reads elements through typed
+// pointers; a misaligned row is first copied into an aligned buffer, which
+// keeps the converters streaming (one row of extra memory per thread).
+bool Aligned(const void* p, size_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; }
+
+void DecodeAnyRow(const Weight& w, int64_t r, float* out) {
+  const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * w.bytes_per_row();
+  if (Aligned(row, DTypeSize(w.dtype))) return ops::DecodeRow(w, r, out);
+  thread_local std::vector<float> copy;  // float storage: aligned for every element size
+  copy.resize((w.bytes_per_row() + sizeof(float) - 1) / sizeof(float));
+  std::memcpy(copy.data(), row, w.bytes_per_row());
+  Weight one = w.Rows(r, 1);  // keeps the absolute row for the FP8 scale lookup
+  one.data = copy.data();
+  ops::DecodeRow(one, 0, out);
+}
+
+// Points a misaligned FP8 scale grid at an aligned copy owned by `owned`
+// (the grid is 1/16384 of the weight's size).
+void AlignScales(Weight& w, std::vector<std::vector<float>>& owned) {
+  if (w.dtype != DType::kF8E4M3 || !w.scale_inv || Aligned(w.scale_inv, sizeof(float))) return;
+  const int64_t n = (w.row_offset + w.rows + w.block_rows - 1) / w.block_rows * w.scale_cols;
+  owned.emplace_back(n);
+  std::memcpy(owned.back().data(), w.scale_inv, n * sizeof(float));
+  w.scale_inv = owned.back().data();
+}
+
 class StackedMatrixRows : public RowSource {
  public:
-  explicit StackedMatrixRows(std::vector<Weight> parts) : parts_(std::move(parts)) {}
+  explicit StackedMatrixRows(std::vector<Weight> parts) : parts_(std::move(parts)) {
+    for (Weight& w : parts_) AlignScales(w, scales_);
+  }
   int64_t rows() const override { return parts_[0].rows * static_cast<int64_t>(parts_.size()); }
   int64_t cols() const override { return parts_[0].cols; }
   void Rows(int64_t r0, int64_t n, float* out) override {
     ParallelFor(n, 16, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t r = r0 + i;
-        ops::DecodeRow(parts_[r / parts_[0].rows], r % parts_[0].rows, out + i * cols());
+        DecodeAnyRow(parts_[r / parts_[0].rows], r % parts_[0].rows, out + i * cols());
       }
     });
   }
@@ -75,13 +102,16 @@ class StackedMatrixRows : public RowSource {
 
  private:
   std::vector<Weight> parts_;
+  std::vector<std::vector<float>> scales_;  // aligned copies of misaligned FP8 scale grids
 };
 
 // attn_k_b / attn_v_b rows from kv_b, decoding one head of kv_b at a time.
 class MlaSplitRows : public RowSource {
  public:
   MlaSplitRows(const Weight& kv_b, int64_t heads, int64_t dn, int64_t dv, bool k)
-      : kv_b_(kv_b), heads_(heads), dn_(dn), dv_(dv), k_(k), head_((dn + dv) * kv_b.cols) {}
+      : kv_b_(kv_b), heads_(heads), dn_(dn), dv_(dv), k_(k), head_((dn + dv) * kv_b.cols) {
+    AlignScales(kv_b_, scales_);
+  }
   int64_t rows() const override { return heads_ * (k_ ? kv_b_.cols : dv_); }
   int64_t cols() const override { return k_ ? dn_ : kv_b_.cols; }
   void Rows(int64_t r0, int64_t n, float* out) override {
@@ -102,13 +132,14 @@ class MlaSplitRows : public RowSource {
  private:
   void Load(int64_t h) {
     if (h == loaded_) return;
-    for (int64_t r = 0; r < dn_ + dv_; ++r) ops::DecodeRow(kv_b_, h * (dn_ + dv_) + r, head_.data() + r * kv_b_.cols);
+    for (int64_t r = 0; r < dn_ + dv_; ++r) DecodeAnyRow(kv_b_, h * (dn_ + dv_) + r, head_.data() + r * kv_b_.cols);
     loaded_ = h;
   }
   Weight kv_b_;
   int64_t heads_, dn_, dv_;
   bool k_;
   std::vector<float> head_;
+  std::vector<std::vector<float>> scales_;  // an aligned copy of a misaligned FP8 scale grid
   int64_t loaded_ = -1;
 };
 

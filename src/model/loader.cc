@@ -18,9 +18,12 @@ namespace {
 
 class StoreBinder : public TensorBinder {
  public:
-  // With `owned` set, matrices not on a 64-byte boundary are copied there.
-  StoreBinder(const TensorStore& store, const Config& config, std::vector<AlignedBuffer<uint8_t>>* owned)
-      : store_(store), config_(config), owned_(owned) {}
+  // Matrices not aligned to their element size (a safetensors header need
+  // not be padded; MLX writes such files) are copied into `owned`; with
+  // `align64`, so is every matrix not on a 64-byte boundary.
+  StoreBinder(const TensorStore& store, const Config& config, std::vector<AlignedBuffer<uint8_t>>* owned,
+              bool align64)
+      : store_(store), config_(config), owned_(owned), align64_(align64) {}
 
   Status status() const { return status_; }
   const std::set<std::string>& used() const { return used_; }
@@ -40,8 +43,8 @@ class StoreBinder : public TensorBinder {
     out.rows = rows;
     out.cols = cols;
     out.data = t->data;
-    if (reinterpret_cast<uintptr_t>(t->data) % DTypeSize(t->dtype) != 0)
-      return Fail(t->file + ": tensor '" + name + "' data is not aligned to its element size");
+    const uintptr_t at = reinterpret_cast<uintptr_t>(t->data);
+    const bool copy = at % DTypeSize(t->dtype) != 0 || (align64_ && at % 64 != 0);
     switch (t->dtype) {
       case DType::kF32: case DType::kBF16: case DType::kF16: break;
       case DType::kF8E4M3: BindScale(name, out); break;
@@ -50,10 +53,8 @@ class StoreBinder : public TensorBinder {
              "; expected F32, BF16, F16 or F8_E4M3");
     }
     Use(*t);
-    if (owned_ && status_.ok() && reinterpret_cast<uintptr_t>(t->data) % 64 != 0) {
-      owned_->emplace_back(t->nbytes);
-      std::memcpy(owned_->back().data(), t->data, t->nbytes);
-      out.data = owned_->back().data();
+    if (copy && status_.ok()) {
+      out.data = Copy(*t);
       realigned_bytes_ += t->nbytes;
     }
   }
@@ -80,6 +81,11 @@ class StoreBinder : public TensorBinder {
   }
 
  private:
+  const uint8_t* Copy(const TensorInfo& t) {
+    owned_->emplace_back(t.nbytes);
+    std::memcpy(owned_->back().data(), t.data, t.nbytes);
+    return owned_->back().data();
+  }
   void Fail(const std::string& message) {
     if (status_.ok()) status_ = Status::Error(message);
   }
@@ -107,15 +113,15 @@ class StoreBinder : public TensorBinder {
     if (s->dtype != DType::kF32)
       return Fail(s->file + ": scale tensor '" + scale_name + "' must be F32, not " + std::string(DTypeName(s->dtype)));
     if (!CheckShape(*s, shape)) return;
-    if (reinterpret_cast<uintptr_t>(s->data) % alignof(float) != 0)
-      return Fail(s->file + ": scale tensor '" + scale_name + "' is not 4-byte aligned");
-    w.scale_inv = reinterpret_cast<const float*>(s->data);
+    const bool aligned = reinterpret_cast<uintptr_t>(s->data) % alignof(float) == 0;
+    w.scale_inv = reinterpret_cast<const float*>(aligned ? s->data : Copy(*s));
     Use(*s);
   }
 
   const TensorStore& store_;
   const Config& config_;
   std::vector<AlignedBuffer<uint8_t>>* owned_;
+  bool align64_;
   uint64_t realigned_bytes_ = 0;
   Status status_;
   std::set<std::string> used_;
@@ -194,7 +200,7 @@ Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadO
   std::unique_ptr<Model> m(new Model());
   DSV3_ASSIGN_OR_RETURN(m->config_, LoadConfig(dir));
   DSV3_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
-  StoreBinder binder(*m->store_, m->config_, options.align_weights ? &m->aligned_ : nullptr);
+  StoreBinder binder(*m->store_, m->config_, &m->aligned_, options.align_weights);
   BindWeights(m->config_, m->weights_, binder);
   DSV3_RETURN_IF_ERROR(binder.status());
   m->Prepare();

@@ -79,7 +79,8 @@ struct LoadOptions {
   bool bf16_activations = false;
   // Weights whose bytes do not start on a 64-byte boundary in the mapped
   // file are copied into aligned memory: the kernels stream misaligned rows
-  // at half speed. Off: always read in place.
+  // at half speed. Off: read in place, except tensors not even aligned to
+  // their element size (an unpadded safetensors header), always copied.
   bool align_weights = true;
   // Copy every matrix but the embedding (read one row per token) out of the
   // page cache into anonymous memory with transparent huge pages: the decode

@@ -3,10 +3,11 @@
 // the PyTorch golden logits, BF16 -> FP8 -> BF16 within the e4m3 rounding
 // bound, the FP8 model's logits against its BF16 original, bad input (a
 // truncated shard, index/shard disagreement, an existing target, a failing
-// write, a missing scale) and bounded memory on a checkpoint many times the
-// conversion buffer.
+// write, a missing scale), what --force may replace, unpadded safetensors
+// inputs, and bounded memory on a checkpoint many times the conversion buffer.
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <cstring>
@@ -15,7 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "convert/checkpoint_io.h"
 #include "convert_test_util.h"
+#include "core/mapped_file.h"
 #include "io/safetensors_writer.h"
 #include "model/weights.h"
 
@@ -284,19 +287,125 @@ TEST(ConvertErrors, IndexAndShardsMustAgree) {
 
 TEST(ConvertErrors, ExistingTargetNeedsForce) {
   const std::string dir = ScratchDir();
-  fs::create_directories(dir + "/out");
-  std::ofstream(dir + "/out/keep.txt") << "precious";
+  ASSERT_TRUE(RunConvert(ConvertTarget::kBf16, Golden("v3_tiny_fp8"), dir + "/out").ok());
+  EXPECT_TRUE(fs::is_regular_file(dir + "/out/" + kOutputMarker));
+  std::ofstream(dir + "/out/keep.txt") << "stale";
   auto s = RunConvert(ConvertTarget::kBf16, Golden("v3_tiny_fp8"), dir + "/out");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("already exists (use --force"), std::string::npos) << s.status().message();
   EXPECT_TRUE(fs::exists(dir + "/out/keep.txt"));
   ConvertOptions o;
-  o.force = true;
+  o.force = true;  // a directory dsv3 wrote is replaced whole
   ASSERT_TRUE(RunConvert(ConvertTarget::kBf16, Golden("v3_tiny_fp8"), dir + "/out", o).ok());
   EXPECT_FALSE(fs::exists(dir + "/out/keep.txt"));
   EXPECT_TRUE(fs::exists(dir + "/out/model.safetensors"));
+  EXPECT_FALSE(fs::exists(dir + "/out.dsv3-old"));
   s = RunConvert(ConvertTarget::kBf16, Golden("v3_tiny_fp8"), Golden("v3_tiny_fp8") + "/sub", o);
   ASSERT_FALSE(s.ok());  // never write into (or over) the input
+}
+
+// --force replaces only a regular file or a directory dsv3 wrote: never a
+// FIFO, a device, a symlink (to a file or a directory) or a foreign
+// directory, each of which stays exactly as it was; nothing partial remains.
+TEST(ConvertErrors, ForceReplacesOnlyWhatDsv3Wrote) {
+  const std::string dir = ScratchDir();
+  fs::create_directories(dir + "/target");
+  std::ofstream(dir + "/target/keep") << "precious";
+  std::ofstream(dir + "/file") << "precious";
+  fs::create_directory_symlink(dir + "/target", dir + "/dirlink");
+  fs::create_symlink(dir + "/file", dir + "/filelink.gguf");
+  ASSERT_EQ(::mkfifo((dir + "/fifo.gguf").c_str(), 0600), 0);
+  ConvertOptions o;
+  o.force = true;
+  struct Case {
+    ConvertTarget to;
+    std::string out, error;
+  };
+  for (const Case& c : {Case{ConvertTarget::kFp8, "dirlink", "dirlink: is a symbolic link"},
+                        Case{ConvertTarget::kGguf, "dirlink", "dirlink: is a symbolic link"},
+                        Case{ConvertTarget::kGguf, "target", "target: is a directory; give a .gguf"},
+                        Case{ConvertTarget::kGguf, "filelink.gguf", "filelink.gguf: is a symbolic link"},
+                        Case{ConvertTarget::kGguf, "fifo.gguf", "fifo.gguf: is a FIFO"},
+                        Case{ConvertTarget::kFp8, "fifo.gguf", "fifo.gguf: is a FIFO"},
+                        Case{ConvertTarget::kFp8, "target", "target: is a directory dsv3 did not write"}}) {
+    auto s = RunConvert(c.to, Golden("v3_tiny_bf16"), dir + "/" + c.out, o);
+    ASSERT_FALSE(s.ok()) << c.out;
+    EXPECT_NE(s.status().message().find(c.error), std::string::npos) << s.status().message();
+  }
+  EXPECT_TRUE(fs::is_symlink(dir + "/dirlink") && fs::is_symlink(dir + "/filelink.gguf"));
+  EXPECT_TRUE(fs::is_fifo(dir + "/fifo.gguf"));
+  EXPECT_EQ(ReadTextFile(dir + "/target/keep").value(), "precious");
+  EXPECT_EQ(ReadTextFile(dir + "/file").value(), "precious");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 5);  // nothing partial or new
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir + "/target"), fs::directory_iterator()), 1);
+  // A regular file is replaced (the GGUF case of --force).
+  ASSERT_TRUE(RunConvert(ConvertTarget::kGguf, Golden("v3_tiny_bf16"), dir + "/file", o).ok());
+  EXPECT_GT(fs::file_size(dir + "/file"), 1000u);
+}
+
+// ---- unpadded safetensors headers ----
+
+// `src` rewritten with a compact header of odd length, so the data section
+// (and every tensor) starts at an odd offset: the format allows any header
+// length (MLX writes unpadded headers); dsv3's writer pads to 64.
+void WriteUnpadded(const std::string& src, const std::string& dst) {
+  auto in = MappedFile::Open(src);
+  ASSERT_TRUE(in.ok()) << in.status().message();
+  const char* bytes = reinterpret_cast<const char*>((*in)->data());
+  uint64_t len = 0;
+  std::memcpy(&len, bytes, 8);
+  std::string header = nlohmann::json::parse(bytes + 8, bytes + 8 + len).dump();
+  if (header.size() % 2 == 0) header.push_back(' ');
+  const uint64_t new_len = header.size();
+  std::ofstream out(dst, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(&new_len), 8);
+  out.write(header.data(), static_cast<std::streamsize>(header.size()));
+  out.write(bytes + 8 + len, static_cast<std::streamsize>((*in)->size() - 8 - len));
+}
+
+std::string UnpaddedCopy(const std::string& golden, const std::string& dir) {
+  fs::create_directories(dir);
+  fs::copy_file(Golden(golden) + "/config.json", dir + "/config.json");
+  WriteUnpadded(Golden(golden) + "/model.safetensors", dir + "/model.safetensors");
+  return dir;
+}
+
+// Loads (in place and realigned) with logits bit-identical to the padded
+// original, and converts to byte-identical outputs: FP8 weights with
+// misaligned F32 scales, BF16 and F32 tensors at odd addresses.
+TEST(UnpaddedSafetensors, LoadAndConvertLikeThePaddedFile) {
+  const std::string dir = ScratchDir();
+  for (const std::string golden : {"v3_tiny_bf16", "v3_tiny_fp8"}) {
+    const std::string in = UnpaddedCopy(golden, dir + "/" + golden);
+    auto store = TensorStore::Open(in);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    const TensorInfo* embed = (*store)->Find("model.embed_tokens.weight");
+    ASSERT_NE(reinterpret_cast<uintptr_t>(embed->data) % 2, 0u) << "the copy must be misaligned";
+    const GoldenLogits g = LoadGoldenLogits(golden);
+    auto want = LoadModel(Golden(golden));
+    ASSERT_TRUE(want);
+    const std::vector<float> expect = AllLogits(*want, g);
+    for (bool align : {true, false}) {
+      auto m = Model::Load(in, LoadOptions{.align_weights = align});
+      ASSERT_TRUE(m.ok()) << m.status().message();
+      const std::vector<float> got = AllLogits(**m, g);
+      ASSERT_EQ(got.size(), expect.size());
+      EXPECT_EQ(std::memcmp(got.data(), expect.data(), got.size() * sizeof(float)), 0) << golden << " align " << align;
+    }
+    ConvertOptions o;
+    o.gguf_name = "same";
+    ASSERT_TRUE(RunConvert(ConvertTarget::kGguf, Golden(golden), dir + "/" + golden + "_a.gguf", o).ok());
+    auto s = RunConvert(ConvertTarget::kGguf, in, dir + "/" + golden + "_b.gguf", o);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    EXPECT_EQ(ReadTextFile(dir + "/" + golden + "_a.gguf", 1 << 30).value(),
+              ReadTextFile(dir + "/" + golden + "_b.gguf", 1 << 30).value()) << golden;
+    const ConvertTarget to = golden == "v3_tiny_fp8" ? ConvertTarget::kBf16 : ConvertTarget::kFp8;
+    ASSERT_TRUE(RunConvert(to, Golden(golden), dir + "/" + golden + "_a").ok());
+    s = RunConvert(to, in, dir + "/" + golden + "_b");
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    EXPECT_EQ(ReadTextFile(dir + "/" + golden + "_a/model.safetensors", 1 << 30).value(),
+              ReadTextFile(dir + "/" + golden + "_b/model.safetensors", 1 << 30).value()) << golden;
+  }
 }
 
 // A real write error from the kernel: RLIMIT_FSIZE makes write() fail with

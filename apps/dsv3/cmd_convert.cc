@@ -1,10 +1,13 @@
 // `dsv3 convert --to bf16|fp8|gguf IN_DIR OUT`: checkpoint conversion (see
 // src/convert/convert.h and docs/convert.md). Prints a progress bar and a
-// summary on stderr; any failure leaves nothing under OUT.
+// summary on stderr; any failure leaves nothing under OUT, and SIGINT/SIGTERM
+// remove the partial output (OUT.dsv3-partial, OUT.tmp) before the process
+// dies of the signal.
 #include <cstdio>
 
 #include "apps/dsv3/commands.h"
 #include "convert/convert.h"
+#include "io/temp_file.h"
 
 namespace dsv3::cli {
 
@@ -57,6 +60,7 @@ void RegisterConvert(CLI::App& app, Common& common) {
   cmd->add_option("--buffer-mb", f->buffer_mb, "working memory for one chunk of rows, MiB (default 64)");
   cmd->add_flag("-q,--quiet", f->quiet, "no progress bar");
   cmd->callback([f, &common] {
+    InstallSignalCleanup();
     common.Apply();
     auto options = Resolve(*f);
     if (!options.ok()) {

@@ -3,12 +3,15 @@
 // BF16 GEMM numerics, AdamW). Every option is a flag and a key of the
 // optional --config JSON file (flags win); see src/train/options.h and
 // docs/training.md. Progress lines go to stdout, ending with
-// `final step=N train_loss=X val_loss=Y max_vio=Z`.
+// `final step=N train_loss=X val_loss=Y max_vio=Z`. SIGINT/SIGTERM while a
+// checkpoint is being written remove its temporary files before the process
+// dies of the signal (each checkpoint file is whole: old or new).
 #include <cstdio>
 #include <memory>
 #include <vector>
 
 #include "apps/dsv3/commands.h"
+#include "io/temp_file.h"
 #include "train/trainer.h"
 
 namespace dsv3::cli {
@@ -35,6 +38,11 @@ int Train(const TrainFlags& f) {
     Status st = train::SetOptionFromText(o, fields[i], is_bool ? (f.flag[i] ? "true" : "false") : f.text[i]);
     if (!st.ok()) return Fail(st);
   }
+  // The weight files go through TempFile (cleaned by the handler); the small
+  // text files of a checkpoint are written to these names and renamed.
+  InstallSignalCleanup();
+  for (const char* name : {"config.json.tmp", "tokenizer.json.tmp", "tokenizer_config.json.tmp"})
+    SignalCleanup::Register(o.out + "/" + name, false);
   auto trainer = train::Trainer::Create(o, stdout);
   if (!trainer.ok()) return Fail(trainer.status());
   auto result = (*trainer)->Run();

@@ -1,15 +1,11 @@
 // Input checkpoints, staged output directories, auxiliary files; see checkpoint_io.h.
 #include "convert/checkpoint_io.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 
 #include "core/mapped_file.h"
+#include "io/temp_file.h"
 
 namespace dsv3 {
 
@@ -45,6 +41,7 @@ Expected<InputCheckpoint> OpenInputCheckpoint(const std::string& dir) {
 }
 
 namespace {
+
 // True when one of the two paths lies inside (or is) the other.
 bool Overlaps(const fs::path& a, const fs::path& b) {
   auto inside = [](const fs::path& outer, const fs::path& inner) {
@@ -55,58 +52,133 @@ bool Overlaps(const fs::path& a, const fs::path& b) {
   };
   return inside(a, b) || inside(b, a);
 }
+
+// What a non-regular, non-directory name is, for error messages.
+const char* KindOf(fs::file_type t) {
+  switch (t) {
+    case fs::file_type::symlink: return "a symbolic link";
+    case fs::file_type::fifo: return "a FIFO";
+    case fs::file_type::character: return "a character device";
+    case fs::file_type::block: return "a block device";
+    case fs::file_type::socket: return "a socket";
+    default: return "not a regular file";
+  }
+}
+
+bool IsOurOutputDir(const fs::path& dir) {
+  std::error_code ec;
+  return fs::symlink_status(dir / kOutputMarker, ec).type() == fs::file_type::regular;
+}
+
+// May `path` (not followed if a symlink) be replaced? Missing: yes; present:
+// only with `force`, and only a regular file or a directory dsv3 wrote.
+// `label` is the path as the user gave it.
+Status CheckReplaceable(const fs::path& path, const std::string& label, bool force) {
+  std::error_code ec;
+  const fs::file_type type = fs::symlink_status(path, ec).type();
+  if (type == fs::file_type::not_found) return Status::Ok();
+  if (ec) return Status::Error(label + ": cannot stat: " + ec.message());
+  if (!force) return Status::Error(label + ": already exists (use --force to replace it)");
+  if (type == fs::file_type::regular) return Status::Ok();
+  if (type == fs::file_type::directory) {
+    if (IsOurOutputDir(path)) return Status::Ok();
+    return Status::Error(label + ": is a directory dsv3 did not write (no " + kOutputMarker +
+                         " inside); --force does not replace it");
+  }
+  return Status::Error(label + ": is " + KindOf(type) +
+                       "; --force replaces only regular files and directories dsv3 wrote");
+}
+
+// Removes a leftover of an earlier run under one of our reserved names
+// ("<out>.dsv3-partial", "<out>.dsv3-old"): a symlink or file is unlinked
+// (never followed), a directory only if it is ours or empty.
+Status RemoveLeftover(const fs::path& path) {
+  std::error_code ec;
+  const fs::file_type type = fs::symlink_status(path, ec).type();
+  if (type == fs::file_type::not_found) return Status::Ok();
+  if (type == fs::file_type::directory && !IsOurOutputDir(path) && !fs::is_empty(path, ec))
+    return Status::Error(path.string() + ": exists and was not written by dsv3; remove it first");
+  if (type != fs::file_type::directory && type != fs::file_type::regular && type != fs::file_type::symlink)
+    return Status::Error(path.string() + ": is " + KindOf(type) + "; remove it first");
+  fs::remove_all(path, ec);  // does not follow symlinks
+  if (ec) return Status::Error(path.string() + ": cannot remove: " + ec.message());
+  return Status::Ok();
+}
+
+// The output path made absolute with its parent resolved, but its own last
+// component kept as given: a symlink named as the output is the output (and
+// refused by CheckReplaceable), never the directory it points to.
+fs::path OutputPath(const std::string& path) {
+  std::error_code ec;
+  fs::path p = fs::absolute(path, ec).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();  // "out/" -> "out"
+  return fs::weakly_canonical(p.parent_path(), ec) / p.filename();
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<StagedDir>> StagedDir::Create(const std::string& final_dir, const std::string& input_dir,
                                                        bool force) {
   std::error_code ec;
-  const fs::path out = fs::weakly_canonical(final_dir, ec), in = fs::weakly_canonical(input_dir, ec);
+  const fs::path out = OutputPath(final_dir), in = fs::weakly_canonical(input_dir, ec);
   if (Overlaps(out, in))
     return Status::Error(final_dir + ": the output directory must not be or contain the input " + input_dir +
                          " (or lie inside it)");
-  if (fs::exists(out, ec) && !force)
-    return Status::Error(final_dir + ": already exists (use --force to replace it)");
-  if (out.has_parent_path() && !fs::is_directory(out.parent_path(), ec))
+  DSV3_RETURN_IF_ERROR(CheckReplaceable(out, final_dir, force));
+  if (!fs::is_directory(out.parent_path(), ec))
     return Status::Error(final_dir + ": parent directory " + out.parent_path().string() + " does not exist");
   std::unique_ptr<StagedDir> d(new StagedDir());
   d->final_ = out.string();
   d->staging_ = out.string() + ".dsv3-partial";
   d->force_ = force;
-  fs::remove_all(d->staging_, ec);  // leftovers of an interrupted run of ours
-  if (!fs::create_directory(d->staging_, ec))
+  DSV3_RETURN_IF_ERROR(RemoveLeftover(d->staging_));  // of an interrupted run of ours
+  d->cleanup_slot_ = SignalCleanup::Register(d->staging_, true);
+  if (!fs::create_directory(d->staging_, ec)) {
+    d->committed_ = true;  // not ours to remove
     return Status::Error(d->staging_ + ": cannot create: " + (ec ? ec.message() : "exists"));
+  }
+  DSV3_RETURN_IF_ERROR(WriteTextFile((fs::path(d->staging_) / kOutputMarker).string(),
+                                     "written by dsv3 convert; dsv3 convert --force may replace this directory\n"));
   return d;
 }
 
 StagedDir::~StagedDir() {
+  SignalCleanup::Unregister(cleanup_slot_);
   if (committed_) return;
   std::error_code ec;
   fs::remove_all(staging_, ec);
 }
 
 Status StagedDir::Commit() {
+  // The old output moves aside and the new one in as one step for signals.
+  SignalCleanup::Critical critical;
   std::error_code ec;
   std::string old;
-  if (fs::exists(final_, ec)) {
+  if (fs::symlink_status(final_, ec).type() != fs::file_type::not_found) {
     if (!force_) return Status::Error(final_ + ": appeared while converting; not replaced (use --force)");
+    DSV3_RETURN_IF_ERROR(CheckReplaceable(final_, final_, force_));
     old = final_ + ".dsv3-old";
-    fs::remove_all(old, ec);
+    DSV3_RETURN_IF_ERROR(RemoveLeftover(old));
     fs::rename(final_, old, ec);
     if (ec) return Status::Error(final_ + ": cannot move the existing output aside: " + ec.message());
   }
   fs::rename(staging_, final_, ec);
   if (ec) return Status::Error(final_ + ": cannot rename from " + staging_ + ": " + ec.message());
   committed_ = true;
+  SignalCleanup::Unregister(cleanup_slot_);
+  cleanup_slot_ = -1;
   if (!old.empty()) fs::remove_all(old, ec);
   return Status::Ok();
 }
 
 Status CheckOutputFile(const std::string& path, bool force) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) return Status::Error(path + ": is a directory; give a .gguf file name");
-  if (fs::exists(path, ec) && !force) return Status::Error(path + ": already exists (use --force to replace it)");
-  const fs::path parent = fs::absolute(path, ec).parent_path();
-  if (!fs::is_directory(parent, ec)) return Status::Error(path + ": parent directory " + parent.string() + " does not exist");
+  const fs::path out = OutputPath(path);
+  if (fs::symlink_status(out, ec).type() == fs::file_type::directory)
+    return Status::Error(path + ": is a directory; give a .gguf file name");
+  DSV3_RETURN_IF_ERROR(CheckReplaceable(out, path, force));
+  if (!fs::is_directory(out.parent_path(), ec))
+    return Status::Error(path + ": parent directory " + out.parent_path().string() + " does not exist");
   return Status::Ok();
 }
 
@@ -115,7 +187,7 @@ Expected<int64_t> CopyAuxiliaryFiles(const std::string& in_dir, const std::strin
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(in_dir, ec)) {
     const std::string name = entry.path().filename().string();
-    if (name == "config.json" || name == "model.safetensors.index.json" ||
+    if (name == "config.json" || name == "model.safetensors.index.json" || name == kOutputMarker ||
         entry.path().extension() == ".safetensors")
       continue;
     const fs::path dst = fs::path(out_dir) / name;
@@ -129,21 +201,9 @@ Expected<int64_t> CopyAuxiliaryFiles(const std::string& in_dir, const std::strin
 }
 
 Status WriteTextFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return Status::Error(tmp + ": cannot create: " + std::strerror(errno));
-  const bool wrote = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  const bool flushed = std::fflush(f) == 0;
-  const int err = errno;
-  const bool closed = std::fclose(f) == 0;
-  if (!wrote || !flushed || !closed) {
-    std::remove(tmp.c_str());
-    return Status::Error(tmp + ": write failed: " + std::strerror(err));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Status::Error(path + ": cannot rename from " + tmp + ": " + ec.message());
-  return Status::Ok();
+  DSV3_ASSIGN_OR_RETURN(auto file, TempFile::Create(path));
+  DSV3_RETURN_IF_ERROR(file->Write(text.data(), text.size()));
+  return file->Commit();
 }
 
 }  // namespace dsv3

@@ -2,6 +2,10 @@
 // (index and shards must agree exactly), staging an output directory so it
 // appears under its final name only when complete, and copying the small
 // non-weight files (tokenizer, generation config, code, docs) across.
+// What --force may replace is decided here, on the output name itself (never
+// through a symlink): a regular file, or a directory holding the marker file
+// every dsv3 output directory gets; never a symlink, a device, a FIFO, a
+// socket or a directory dsv3 did not write.
 #pragma once
 
 #include <memory>
@@ -32,8 +36,13 @@ struct InputCheckpoint {
 // vice versa, checked by TensorStore); config.json must exist.
 Expected<InputCheckpoint> OpenInputCheckpoint(const std::string& dir);
 
+// The marker file inside every output directory convert writes (and inside
+// its staging directory), so --force can tell its own outputs from others.
+inline constexpr char kOutputMarker[] = ".dsv3-output";
+
 // An output directory built as "<final>.dsv3-partial" and renamed onto
-// <final> by Commit(); removed again if never committed.
+// <final> by Commit(); removed again if never committed, or by the signal
+// handler (SignalCleanup) if the process is interrupted.
 class StagedDir {
  public:
   // Refuses an existing <final> unless `force`; refuses outputs that overlap
@@ -47,14 +56,16 @@ class StagedDir {
  private:
   StagedDir() = default;
   std::string final_, staging_;
+  int cleanup_slot_ = -1;
   bool force_ = false, committed_ = false;
 };
 
-// Refuses an existing output file unless `force`.
+// Refuses an existing output file unless `force` and it is a regular file.
 Status CheckOutputFile(const std::string& path, bool force);
 
-// Copies every entry of `in_dir` except weights (*.safetensors, the index)
-// and config.json into `out_dir`; returns the number of files copied.
+// Copies every entry of `in_dir` except weights (*.safetensors, the index),
+// config.json and the output marker into `out_dir`; returns the number of
+// files copied.
 Expected<int64_t> CopyAuxiliaryFiles(const std::string& in_dir, const std::string& out_dir);
 
 // Writes `text` to `path` through a temporary name.

@@ -82,19 +82,19 @@ void PrintKv(const ModelStats& s, int64_t context) {
               2.0 * per_bf16 * static_cast<double>(context) / (1ull << 30));
 }
 
-void PrintStoredBytes(const std::string& dir) {
+// Weights that are present but unreadable are an error (exit 1): a summary
+// that looks complete must not hide a broken checkpoint.
+Status PrintStoredBytes(const std::string& dir) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  const bool has_weights = std::filesystem::exists(std::filesystem::path(dir) / "model.safetensors", ec) ||
-                           std::filesystem::exists(std::filesystem::path(dir) / "model.safetensors.index.json", ec);
-  if (!has_weights) {
+  // symlink_status: a dangling link or a FIFO under the name is present, and must fail loudly.
+  auto present = [&](const char* name) { return fs::exists(fs::symlink_status(fs::path(dir) / name, ec)); };
+  if (!present("model.safetensors") && !present("model.safetensors.index.json")) {
     std::printf("weights             none found (config.json only)\n");
-    return;
+    return Status::Ok();
   }
   auto store = TensorStore::Open(dir);
-  if (!store.ok()) {
-    std::printf("weights             unreadable: %s\n", store.status().message().c_str());
-    return;
-  }
+  if (!store.ok()) return store.status().WithContext("weights");
   std::map<std::string, std::pair<int64_t, uint64_t>> by_dtype;  // count, bytes
   for (const auto& name : (*store)->Names()) {
     const TensorInfo* t = (*store)->Find(name);
@@ -103,6 +103,7 @@ void PrintStoredBytes(const std::string& dir) {
   }
   for (const auto& [dtype, e] : by_dtype)
     std::printf("weights %-11s %lld tensors, %.3f MB\n", dtype.c_str(), (long long)e.first, e.second / 1e6);
+  return Status::Ok();
 }
 
 bool IsGguf(const std::string& path) {
@@ -131,7 +132,10 @@ int Inspect(const InspectOptions& o) {
   const ModelStats s = ComputeStats(c);
   PrintParams(s);
   PrintKv(s, o.context > 0 ? o.context : c.max_position_embeddings);
-  if (!IsGguf(o.model_dir)) PrintStoredBytes(o.model_dir);
+  if (!IsGguf(o.model_dir)) {
+    std::fflush(stdout);  // the summary so far, then the error
+    if (Status s = PrintStoredBytes(o.model_dir); !s.ok()) return Fail(s);
+  }
   return 0;
 }
 

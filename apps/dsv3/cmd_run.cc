@@ -1,10 +1,12 @@
 // `dsv3 run`: load a checkpoint, generate from a prompt and stream the
 // result, with a speed summary on stderr. `--prompt "text"` is encoded with
-// the tokenizer found beside the model (BOS per tokenizer_config.json) and
-// the output streams as text; `--prompt-ids` prints each token id instead.
+// the tokenizer found beside the model, or embedded in a .gguf model (BOS per
+// tokenizer_config.json or the GGUF metadata), and the output streams as
+// text; `--prompt-ids` prints each token id instead.
 #include <cstdio>
 
 #include "apps/dsv3/commands.h"
+#include "apps/dsv3/gguf_tokenizer.h"
 #include "apps/dsv3/text_output.h"
 #include "runtime/generate.h"
 #include "runtime/speculative.h"
@@ -42,6 +44,19 @@ Expected<std::vector<int32_t>> TextPrompt(const RunOptions& o, const Tokenizer& 
   return ids;
 }
 
+// --tokenizer DIR when given; else a .gguf model's embedded tokenizer; else
+// the tokenizer.json beside the model.
+Expected<std::unique_ptr<Tokenizer>> RunTokenizer(const Model& model, const RunOptions& o) {
+  if (!o.tokenizer_dir.empty() || !IsGgufFile(o.model_dir)) {
+    return LoadTokenizerFor(model, o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir);
+  }
+  DSV3_ASSIGN_OR_RETURN(auto tok, LoadGgufTokenizer(o.model_dir));
+  if (tok->vocab_size() > model.config().vocab_size)
+    return Status::Error(o.model_dir + ": the embedded tokenizer's " + std::to_string(tok->vocab_size()) +
+                         " ids do not fit the model's vocab_size " + std::to_string(model.config().vocab_size));
+  return tok;
+}
+
 int Run(const RunOptions& o) {
   const bool text_mode = !o.prompt.empty();
   std::vector<int32_t> prompt;
@@ -57,7 +72,7 @@ int Run(const RunOptions& o) {
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<StreamDecoder> stream;
   if (text_mode) {
-    auto loaded = LoadTokenizerFor(**model, o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir);
+    auto loaded = RunTokenizer(**model, o);
     if (!loaded.ok()) return Fail(loaded.status());
     tok = std::move(*loaded);
     auto ids = TextPrompt(o, *tok, gen);
@@ -118,9 +133,9 @@ void RegisterRun(CLI::App& app, Common& common) {
   cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json + safetensors) or .gguf file (default: the bundled model)")
       ->capture_default_str();
   auto* ids_opt = cmd->add_option("--prompt-ids", o->prompt_ids, "prompt token ids, e.g. \"0 15 27\" (prints ids)");
-  auto* text_opt = cmd->add_option("-p,--prompt", o->prompt, "prompt text (needs tokenizer.json; prints text)");
+  auto* text_opt = cmd->add_option("-p,--prompt", o->prompt, "prompt text (needs tokenizer.json, or a .gguf with a tokenizer; prints text)");
   ids_opt->excludes(text_opt);
-  cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model's directory)");
+  cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model's directory, or a .gguf model's embedded tokenizer)");
   cmd->add_option("-n,--max-tokens", o->gen.max_new_tokens, "tokens to generate")->capture_default_str();
   cmd->add_option("--temperature", o->gen.sampling.temperature, "0 = greedy")->capture_default_str();
   cmd->add_option("--top-k", o->gen.sampling.top_k, "keep the k most likely tokens (0 = off)")->capture_default_str();

@@ -1,4 +1,5 @@
-// `dsv3 tokenize`: text <-> ids with a tokenizer directory. Each input line
+// `dsv3 tokenize`: text <-> ids with a tokenizer directory (or the tokenizer
+// embedded in a .gguf file). Each input line
 // (stdin or --file) is handled on its own: encode prints the line's ids
 // (no BOS, newline excluded) space-separated; --decode turns a line of ids
 // back into text. --chat renders an OpenAI-style messages file with the
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "apps/dsv3/commands.h"
+#include "apps/dsv3/gguf_tokenizer.h"
 #include "core/mapped_file.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/tokenizer.h"
@@ -25,8 +27,12 @@ struct TokenizeOptions {
   int repeat = 3;
 };
 
+Expected<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& path) {
+  return IsGgufFile(path) ? LoadGgufTokenizer(path) : Tokenizer::Load(path);
+}
+
 Expected<std::string> ReadInput(const std::string& file) {
-  if (!file.empty()) return ReadTextFile(file);
+  if (!file.empty()) return ReadTextFile(file, kMaxDataFileBytes);  // a regular file: a directory is an error
   std::ostringstream ss;
   ss << std::cin.rdbuf();
   return ss.str();
@@ -70,7 +76,7 @@ int Bench(const std::string& dir, const std::vector<std::string_view>& lines, in
   double best = 1e30;
   std::vector<int32_t> ids;
   for (int r = 0; r < std::max(repeat, 1); ++r) {
-    auto loaded = Tokenizer::Load(dir);
+    auto loaded = LoadTokenizer(dir);
     if (!loaded.ok()) return Fail(loaded.status());
     const Tokenizer& tok = **loaded;
     bytes = tokens = 0;
@@ -88,7 +94,7 @@ int Bench(const std::string& dir, const std::vector<std::string_view>& lines, in
 }
 
 int Tokenize(const TokenizeOptions& o) {
-  auto tok = Tokenizer::Load(o.tokenizer_dir);
+  auto tok = LoadTokenizer(o.tokenizer_dir);
   if (!tok.ok()) return Fail(tok.status());
   if (!o.chat_file.empty()) return Chat(**tok, o);
   auto input = ReadInput(o.file);
@@ -127,7 +133,7 @@ int Tokenize(const TokenizeOptions& o) {
 void RegisterTokenize(CLI::App& app, Common& common) {
   auto o = std::make_shared<TokenizeOptions>();
   CLI::App* cmd = app.add_subcommand("tokenize", "text -> token ids (one line each), --decode for ids -> text");
-  cmd->add_option("--tokenizer", o->tokenizer_dir, "directory with tokenizer.json (+ tokenizer_config.json)")
+  cmd->add_option("--tokenizer", o->tokenizer_dir, "directory with tokenizer.json (+ tokenizer_config.json), or a .gguf file with a tokenizer")
       ->required();
   cmd->add_option("-f,--file", o->file, "input file (default: stdin)");
   cmd->add_flag("--decode", o->decode, "input lines are ids; print their text");

@@ -196,3 +196,115 @@ prep_error(empty_input "no text in the input files"
            prepare-data --tokenizer ${TRAIN_CLI}/tok --out ${TRAIN_CLI}/p5 ${TRAIN_CFG}.empty)
 prep_error(tokenizer_larger_than_model "vocab_size 300 but the model config has vocab_size 64"
            -t 1 train --model-config ${TRAIN_CFG} --data ${TRAIN_CLI}/prep --out ${TRAIN_CLI}/p6 --steps 2)
+
+# ===========================================================================
+# Files and conversion hardening (docs/convert.md "What may be read and
+# replaced"): only regular files are read as checkpoints, configs, indexes and
+# tokenizers (a FIFO must not hang, /dev/zero must not be read forever); text
+# files are bounded; `convert --force` replaces only regular files and
+# directories dsv3 wrote, never a device, FIFO, symlink or foreign directory;
+# SIGINT/SIGTERM leave no partial output; `tokenize -f DIR` and unreadable
+# weights in `inspect` are errors; a .gguf model's embedded tokenizer is used.
+# Each test works in its own directory under FILES_TMP; TIMEOUT catches hangs.
+# ===========================================================================
+set(FILES_TMP ${CMAKE_CURRENT_BINARY_DIR}/tmp/files)
+set(BROWN ${CMAKE_SOURCE_DIR}/models/brown-10m)
+
+# files_test(NAME SETUP REGEX CMD...): runs SETUP (sh, in a fresh $d), then
+# expects CMD to fail with one "dsv3: error:" line matching REGEX.
+function(files_test name setup regex)
+  string(JOIN " " cmd ${ARGN})
+  add_test(NAME cli_files_${name} COMMAND sh -c
+    "d=${FILES_TMP}/${name}; rm -rf $d && mkdir -p $d && cd $d && ${setup} && exec ${FAIL} '${regex}' ${cmd}")
+  set_tests_properties(cli_files_${name} PROPERTIES TIMEOUT 30 SKIP_RETURN_CODE 77)
+endfunction()
+
+set(V3CFG "cp ${G}/v3_tiny_bf16/config.json m/")
+files_test(fifo_weights "mkdir m && ${V3CFG} && mkfifo m/model.safetensors"
+           "m/model.safetensors: is not a regular file \\(a FIFO\\)" ${DSV3} inspect -m m)
+files_test(fifo_weights_run "mkdir m && ${V3CFG} && mkfifo m/model.safetensors"
+           "m/model.safetensors: is not a regular file \\(a FIFO\\)" ${DSV3} run -m m --prompt-ids 1)
+files_test(fifo_config "mkdir m && mkfifo m/config.json"
+           "m/config.json: is not a regular file \\(a FIFO\\)" ${DSV3} inspect -m m)
+files_test(fifo_config_run "mkdir m && mkfifo m/config.json"
+           "m/config.json: is not a regular file \\(a FIFO\\)" ${DSV3} run -m m --prompt-ids 1)
+files_test(zero_config "mkdir m && ln -s /dev/zero m/config.json"
+           "m/config.json: is not a regular file \\(a character device\\)" ${DSV3} run -m m --prompt-ids 1)
+files_test(zero_index "mkdir m && ${V3CFG} && ln -s /dev/zero m/model.safetensors.index.json"
+           "model.safetensors.index.json: is not a regular file \\(a character device\\)" ${DSV3} run -m m --prompt-ids 1)
+files_test(zero_tokenizer "mkdir t && ln -s /dev/zero t/tokenizer.json"
+           "t/tokenizer.json: is not a regular file \\(a character device\\)" ${DSV3} tokenize --tokenizer t)
+files_test(fifo_tokenizer_run "mkdir m && cp ${BROWN}/config.json ${BROWN}/model.safetensors m/ && mkfifo m/tokenizer.json"
+           "m/tokenizer.json: is not a regular file \\(a FIFO\\)" ${DSV3} run -m m --prompt hi)
+files_test(zero_convert_config "mkdir m && ln -s /dev/zero m/config.json"
+           "m/config.json: is not a regular file" ${DSV3} convert --to gguf m out.gguf)
+files_test(huge_config "mkdir m && truncate -s 300M m/config.json"
+           "m/config.json: 314572800 bytes is more than the 256 MiB" ${DSV3} inspect -m m)
+files_test(tokenize_dir "true" "error: --file: .*: is not a regular file \\(a directory\\)"
+           ${DSV3} tokenize --tokenizer ${BROWN} -f .)
+files_test(inspect_unreadable_weights
+           "mkdir m && ${V3CFG} && head -c 100000 ${G}/v3_tiny_bf16/model.safetensors > m/model.safetensors"
+           "weights: m/model.safetensors: .*past the end" ${DSV3} inspect -m m)
+
+# --force onto things that are not dsv3's to replace; what they were is intact.
+files_test(force_device "mknod nullcopy c 1 3 || exit 77"
+           "nullcopy: is a character device; --force replaces only regular files"
+           ${DSV3} convert -q --force --to gguf ${G}/v3_tiny_bf16 nullcopy)
+files_test(force_fifo "mkfifo out.gguf" "out.gguf: is a FIFO; --force replaces only regular files"
+           ${DSV3} convert -q --force --to gguf ${G}/v3_tiny_bf16 out.gguf)
+files_test(force_symlink_dir "mkdir target && echo precious > target/keep && ln -s target out"
+           "out: is a symbolic link; --force replaces only" ${DSV3} convert -q --force --to fp8 ${G}/v3_tiny_bf16 out)
+files_test(force_symlink_file "echo precious > keep && ln -s keep out.gguf"
+           "out.gguf: is a symbolic link; --force replaces only" ${DSV3} convert -q --force --to gguf ${G}/v3_tiny_bf16 out.gguf)
+files_test(force_foreign_dir "mkdir out && echo precious > out/keep"
+           "out: is a directory dsv3 did not write \\(no .dsv3-output inside\\)"
+           ${DSV3} convert -q --force --to fp8 ${G}/v3_tiny_bf16 out)
+add_test(NAME cli_files_force_left_intact COMMAND sh -c
+  "set -e; d=${FILES_TMP}/intact; rm -rf $d && mkdir -p $d && cd $d
+   mkfifo fifo.gguf; mkdir target; echo precious > target/keep; ln -s target link; mkdir foreign; echo precious > foreign/keep
+   for out in fifo.gguf link foreign; do ! ${DSV3} convert -q --force --to gguf ${G}/v3_tiny_bf16 $out 2>/dev/null; done
+   ! ${DSV3} convert -q --force --to fp8 ${G}/v3_tiny_bf16 link 2>/dev/null
+   test -p fifo.gguf && test -L link && test \"$(cat target/keep)\" = precious && test \"$(ls -A target)\" = keep
+   test \"$(cat foreign/keep)\" = precious && test -z \"$(ls -d *.tmp *.dsv3-partial 2>/dev/null)\" && echo intact")
+set_tests_properties(cli_files_force_left_intact PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "intact")
+# ...while a regular file and a directory dsv3 wrote are replaced.
+add_test(NAME cli_files_force_replaces_own COMMAND sh -c
+  "set -e; d=${FILES_TMP}/own; rm -rf $d && mkdir -p $d && cd $d
+   echo old > out.gguf && ${DSV3} convert -q --force --to gguf ${G}/v3_tiny_bf16 out.gguf 2>/dev/null
+   ${DSV3} inspect -m out.gguf >/dev/null
+   ${DSV3} convert -q --to fp8 ${G}/v3_tiny_bf16 out 2>/dev/null && test -f out/.dsv3-output
+   ${DSV3} convert -q --force --to fp8 ${G}/v3_tiny_bf16 out 2>/dev/null && ${DSV3} inspect -m out >/dev/null
+   test -z \"$(ls -d out.* 2>/dev/null | grep -v out.gguf)\" && echo replaced")
+set_tests_properties(cli_files_force_replaces_own PROPERTIES TIMEOUT 60 PASS_REGULAR_EXPRESSION "replaced")
+
+# SIGINT/SIGTERM during convert (the bundled model, GGUF and safetensors
+# outputs) and train (a checkpoint every step): no partial output remains.
+add_test(NAME cli_files_signal_convert
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/signal_cleanup_test.sh ${DSV3} ${FILES_TMP}/signal_convert convert ${BROWN})
+set(SIGNAL_TRAIN_CFG ${CMAKE_CURRENT_BINARY_DIR}/signal_train_config.json)
+string(REPLACE "\"hidden_size\": 32" "\"hidden_size\": 256" SIGNAL_CFG_TEXT "${TRAIN_CFG_TEXT}")
+string(REPLACE "\"intermediate_size\": 48" "\"intermediate_size\": 512" SIGNAL_CFG_TEXT "${SIGNAL_CFG_TEXT}")
+string(REPLACE "\"moe_intermediate_size\": 16" "\"moe_intermediate_size\": 128" SIGNAL_CFG_TEXT "${SIGNAL_CFG_TEXT}")
+file(WRITE ${SIGNAL_TRAIN_CFG} "${SIGNAL_CFG_TEXT}")
+add_test(NAME cli_files_signal_train COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/signal_cleanup_test.sh ${DSV3}
+         ${FILES_TMP}/signal_train train ${SIGNAL_TRAIN_CFG} ${TRAIN_CLI}/data)
+set_tests_properties(cli_files_signal_convert cli_files_signal_train PROPERTIES TIMEOUT 300 PASS_REGULAR_EXPRESSION "\nok\n")
+set_tests_properties(cli_files_signal_train PROPERTIES FIXTURES_REQUIRED train_cli_data)
+
+# A GGUF of the bundled model carries its tokenizer: `run --prompt` on the
+# .gguf alone (no tokenizer.json beside it) gives the pinned greedy text of
+# default_model_greedy, and `tokenize` with the .gguf gives the same ids as
+# tokenizer.json for every line of the tokenizer stress file.
+set(BROWN_GGUF ${FILES_TMP}/gguf/brown.gguf)
+add_test(NAME cli_files_gguf_convert COMMAND sh -c
+  "rm -rf ${FILES_TMP}/gguf && mkdir -p ${FILES_TMP}/gguf && ${DSV3} convert -q --to gguf ${BROWN} ${BROWN_GGUF}")
+set_tests_properties(cli_files_gguf_convert PROPERTIES FIXTURES_SETUP files_gguf)
+add_test(NAME cli_files_gguf_run_prompt
+  COMMAND ${DSV3} run -t 1 -q -m ${BROWN_GGUF} --prompt "The president said that" -n 20 --temperature 0)
+set_tests_properties(cli_files_gguf_run_prompt PROPERTIES FIXTURES_REQUIRED files_gguf PASS_REGULAR_EXPRESSION
+  "^ the President would be willing to get a good job. \"If you want to do it.\n$")
+add_test(NAME cli_files_gguf_tokenize_same_ids COMMAND sh -c
+  "${DSV3} tokenize --tokenizer ${BROWN} -f ${PREP_STRESS} 2>/dev/null > ${FILES_TMP}/gguf/dir.ids && ${DSV3} tokenize --tokenizer ${BROWN_GGUF} -f ${PREP_STRESS} 2>/dev/null > ${FILES_TMP}/gguf/gguf.ids && test -s ${FILES_TMP}/gguf/dir.ids && cmp ${FILES_TMP}/gguf/dir.ids ${FILES_TMP}/gguf/gguf.ids && wc -l < ${FILES_TMP}/gguf/gguf.ids")
+set_tests_properties(cli_files_gguf_tokenize_same_ids PROPERTIES FIXTURES_REQUIRED files_gguf PASS_REGULAR_EXPRESSION "^[1-9][0-9]*\n$")
+files_test(gguf_without_tokenizer "${DSV3} convert -q --to gguf ${G}/v3_tiny_bf16 m.gguf"
+           "m.gguf: has no embedded tokenizer.*--tokenizer DIR" ${DSV3} run -m m.gguf --prompt hi)

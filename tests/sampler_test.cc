@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "runtime/sampler.h"
@@ -17,6 +18,30 @@ TEST(Sampler, GreedyIsArgmaxWithLowestIdOnTies) {
   EXPECT_EQ(s.Sample(kLogits.data(), kLogits.size()), 1);
   const std::vector<float> tie = {0.0f, 2.0f, 2.0f};
   EXPECT_EQ(s.Sample(tie.data(), 3), 1);
+}
+
+// 1e-40 is a subnormal float: 1/T is infinite, so sampling would compute
+// NaN probabilities (it always returned the last id). Such a temperature
+// means "as cold as can be": greedy. The smallest normal float still samples.
+TEST(Sampler, SubnormalTemperatureIsGreedy) {
+  for (float t : {1e-40f, 1e-45f, std::numeric_limits<float>::denorm_min()}) {
+    SamplingOptions o;
+    o.temperature = t, o.seed = 7;
+    EXPECT_TRUE(o.greedy()) << t;
+    Sampler s(o);
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(s.Sample(kLogits.data(), kLogits.size()), 1) << t;
+    std::vector<float> probs(kLogits.size());
+    s.Distribution(kLogits.data(), kLogits.size(), probs.data());
+    EXPECT_EQ(probs[1], 1.0f);
+  }
+  SamplingOptions o;
+  o.temperature = std::numeric_limits<float>::min(), o.seed = 7;
+  EXPECT_FALSE(o.greedy());
+  Sampler s(o);
+  std::vector<float> probs(kLogits.size());
+  s.Distribution(kLogits.data(), kLogits.size(), probs.data());
+  for (float p : probs) EXPECT_TRUE(std::isfinite(p));
+  EXPECT_EQ(probs[1], 1.0f);  // the coldest sampling temperature is still a point mass on the argmax
 }
 
 TEST(Sampler, SameSeedSameTokens) {

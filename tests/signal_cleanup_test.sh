@@ -9,7 +9,9 @@
 # mid-write and late. A run the signal reached must end with status 128+N
 # (killed by it); a run that finished first must have exited 0. Any final
 # output present afterwards must be complete (`dsv3 inspect` reads it).
-# Passes only if at least 4 signals arrived while the output was partial.
+# Passes only if enough signals arrived while the output was partial (4 for
+# convert; 2 for train, whose checkpoint files exist only for milliseconds),
+# so the test cannot pass by always signalling too early or too late.
 set -u -m  # -m: background jobs keep SIGINT (non-interactive shells ignore it otherwise)
 dsv3=$1 tmp=$2 mode=$3
 shift 3
@@ -86,12 +88,12 @@ run_train() {
 }
 
 case "$mode" in
-  convert) run_convert "$@" ;;
-  train) run_train "$@" ;;
+  convert) run_convert "$@"; min_mid_write=4 ;;
+  train) run_train "$@"; min_mid_write=2 ;;
   *) echo "unknown mode $mode"; exit 2 ;;
 esac
 echo "$runs runs, $mid_write interrupted while the output was partial, $failures failures"
-[ "$mid_write" -ge 4 ] || fail "fewer than 4 signals arrived while the output was partial"
+[ "$mid_write" -ge "$min_mid_write" ] || fail "fewer than $min_mid_write signals arrived while the output was partial"
 [ "$failures" -eq 0 ] || exit 1
 rm -rf "$tmp"
 echo ok

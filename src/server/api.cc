@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 
+#include "core/json_depth.h"
 #include "runtime/request.h"
 
 namespace dsv3::server {
@@ -154,11 +155,8 @@ bool ParseMessages(Fields& f, ApiRequest* r) {
     if (content != msg.end() && !content->is_null() && !content->is_string() && !content->is_array())
       return f.Fail(where + ".content", "must be a string, an array of content parts or null");
   }
-  r->messages = *m;
-  if (const json* t = f.Get("tools")) {
-    if (!t->is_array()) return f.Fail("tools", "must be an array");
-    r->tools = *t;
-  }
+  // The messages and tools are moved into the request once all fields are checked.
+  if (const json* t = f.Get("tools"); t && !t->is_array()) return f.Fail("tools", "must be an array");
   return true;
 }
 
@@ -245,7 +243,7 @@ bool ParseSampling(Fields& f, ApiRequest* r) {
 
 }  // namespace
 
-std::optional<ApiRequest> ParseRequestJson(const json& body, Endpoint endpoint, ApiError* error) {
+std::optional<ApiRequest> ParseRequestJson(json body, Endpoint endpoint, ApiError* error) {
   if (!body.is_object()) {
     *error = BadRequest("the request body must be a JSON object, got " + Fields::Show(body));
     return std::nullopt;
@@ -293,10 +291,23 @@ std::optional<ApiRequest> ParseRequestJson(const json& body, Endpoint endpoint, 
     }
   }
   if (!f.ok()) return std::nullopt;
+  if (endpoint == Endpoint::kChat) {
+    // Moved, not copied: a large chat is held once (its JSON tree is many
+    // times the size of its text).
+    r.messages = std::move(body["messages"]);
+    if (auto t = body.find("tools"); t != body.end() && !t->is_null()) r.tools = std::move(*t);
+  }
   return r;
 }
 
 std::optional<ApiRequest> ParseRequest(const std::string& body, Endpoint endpoint, ApiError* error) {
+  // Before parsing: nlohmann parses any depth, but copies, compares and
+  // serialises recursively, so a deeply nested value (in tool parameters,
+  // tool-call arguments, a content part) would overflow the stack later.
+  if (Status st = CheckJsonDepth(body, "the request body"); !st.ok()) {
+    *error = BadRequest(st.message());
+    return std::nullopt;
+  }
   json j;
   try {
     j = json::parse(body);
@@ -306,7 +317,7 @@ std::optional<ApiRequest> ParseRequest(const std::string& body, Endpoint endpoin
     *error = BadRequest("the request body is not valid JSON: " + what.substr(0, 200));
     return std::nullopt;
   }
-  return ParseRequestJson(j, endpoint, error);
+  return ParseRequestJson(std::move(j), endpoint, error);
 }
 
 }  // namespace dsv3::server

@@ -50,7 +50,8 @@ struct ApiRequest {
 // Returns std::nullopt and fills *error on any problem.
 std::optional<ApiRequest> ParseRequest(const std::string& body, Endpoint endpoint, ApiError* error);
 
-// Exposed for tests: one JSON value -> request, given an already-parsed body.
-std::optional<ApiRequest> ParseRequestJson(const nlohmann::json& body, Endpoint endpoint, ApiError* error);
+// Exposed for tests: one JSON value -> request, given an already-parsed body
+// (taken by value: the messages and tools are moved out of it).
+std::optional<ApiRequest> ParseRequestJson(nlohmann::json body, Endpoint endpoint, ApiError* error);
 
 }  // namespace dsv3::server

@@ -22,7 +22,7 @@ std::string ToolsSystemPrompt(const json& tools) {
   return s;
 }
 
-std::optional<json> AddToolsToMessages(const json& messages, const json& tools, ApiError* error) {
+std::optional<json> AddToolsToMessages(json messages, const json& tools, ApiError* error) {
   if (tools.is_null() || (tools.is_array() && tools.empty())) return messages;
   for (size_t i = 0; i < tools.size(); ++i) {
     const json& t = tools[i];
@@ -42,9 +42,9 @@ std::optional<json> AddToolsToMessages(const json& messages, const json& tools, 
   json out = json::array();
   size_t i = 0;
   while (i < messages.size() && messages[i].is_object() && messages[i].value("role", "") == "system")
-    out.push_back(messages[i++]);
+    out.push_back(std::move(messages[i++]));
   out.push_back({{"role", "system"}, {"content", ToolsSystemPrompt(tools)}});
-  for (; i < messages.size(); ++i) out.push_back(messages[i]);
+  for (; i < messages.size(); ++i) out.push_back(std::move(messages[i]));
   return out;
 }
 

@@ -17,8 +17,9 @@ namespace dsv3::server {
 // Validates `tools` (an array of {"type": "function", "function": {"name",
 // "description"?, "parameters"?}}) and returns `messages` with a system
 // message describing them after the leading system messages. Null or empty
-// tools return messages as is.
-std::optional<nlohmann::json> AddToolsToMessages(const nlohmann::json& messages, const nlohmann::json& tools,
+// tools return messages as is. `messages` is taken by value and its elements
+// moved, so a long chat is not copied.
+std::optional<nlohmann::json> AddToolsToMessages(nlohmann::json messages, const nlohmann::json& tools,
                                                  ApiError* error);
 
 // The system-prompt text for validated tools.

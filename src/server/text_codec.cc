@@ -27,7 +27,7 @@ class IdCodec : public TextCodec {
     return Status::Error("this model has no tokenizer (no tokenizer.json in its directory): give \"prompt\" as an "
                          "array of token ids");
   }
-  Expected<ChatPrompt> EncodeChat(const nlohmann::json&, const nlohmann::json&) const override {
+  Expected<ChatPrompt> EncodeChat(nlohmann::json, const nlohmann::json&) const override {
     return Status::Error("this model has no tokenizer (no tokenizer.json in its directory), so it has no chat "
                          "format: use /v1/completions with \"prompt\" as an array of token ids");
   }

@@ -40,7 +40,8 @@ class TextCodec {
   virtual std::string Describe() const = 0;  // for the startup banner and /v1/models
 
   virtual Expected<std::vector<int32_t>> EncodePrompt(const std::string& text) const = 0;
-  virtual Expected<ChatPrompt> EncodeChat(const nlohmann::json& messages, const nlohmann::json& tools) const = 0;
+  // `messages` by value: callers move a request's (possibly large) chat in.
+  virtual Expected<ChatPrompt> EncodeChat(nlohmann::json messages, const nlohmann::json& tools) const = 0;
   // keep_special: special tokens' text stays in the stream (the chat output
   // parser needs tool-call markers); the stop token never produces text.
   virtual std::unique_ptr<TextStream> NewStream(bool keep_special) const = 0;

@@ -53,16 +53,16 @@ class TokenizerCodec : public TextCodec {
     return tok_->Encode(text, {.add_bos = tok_->config().add_bos_token});
   }
 
-  Expected<ChatPrompt> EncodeChat(const nlohmann::json& messages, const nlohmann::json& tools) const override {
+  Expected<ChatPrompt> EncodeChat(nlohmann::json messages, const nlohmann::json& tools) const override {
     if (!format_)
       return Status::Error("this model's tokenizer_config.json has no chat template dsv3 knows: use /v1/completions");
-    nlohmann::json msgs = messages;
-    for (auto& m : msgs)  // OpenAI's newer name for a system message
+    for (auto& m : messages)  // OpenAI's newer name for a system message
       if (m.is_object() && m.value("role", "") == "developer") m["role"] = "system";
     ApiError error;
-    auto with_tools = AddToolsToMessages(msgs, tools, &error);
+    auto with_tools = AddToolsToMessages(std::move(messages), tools, &error);
     if (!with_tools) return Status::Error(error.message);
     DSV3_ASSIGN_OR_RETURN(std::vector<ChatMessage> parsed, ParseChatMessages(*with_tools, "messages"));
+    with_tools.reset();  // the JSON tree is done with; only the parsed messages are rendered
     DSV3_ASSIGN_OR_RETURN(std::string text, format_->Render(parsed, /*add_generation_prompt=*/true));
     ChatPrompt p;
     p.ids = tok_->Encode(text);  // the template starts with BOS itself

@@ -4,6 +4,7 @@
 // went away (a failed write, or a closed socket while waiting for tokens) and
 // cancels the sequence, which frees its cache slot before the next forward.
 #include <httplib.h>
+#include <malloc.h>
 
 #include <cstdio>
 #include <ctime>
@@ -46,15 +47,12 @@ ApiError EndedError(const FinishInfo& info, double timeout_s) {
   return e;
 }
 
-struct Prompt {
-  std::vector<int32_t> ids;
-  bool starts_in_reasoning = false;
-};
-
-std::optional<Prompt> BuildPrompt(const ApiRequest& r, const TextCodec& codec, ApiError* error) {
-  Prompt p;
+// Moves the chat messages out of `r` (they are not needed once encoded).
+std::optional<EncodedPrompt> BuildPrompt(ApiRequest& r, const TextCodec& codec, ApiError* error) {
+  EncodedPrompt p;
   if (r.endpoint == Endpoint::kChat) {
-    auto chat = codec.EncodeChat(r.messages, r.tools);
+    auto chat = codec.EncodeChat(std::move(r.messages), r.tools);
+    r.tools = nullptr;
     if (!chat.ok()) return *error = BadRequest(chat.status().message(), "messages"), std::nullopt;
     p.ids = std::move(chat->ids);
     p.starts_in_reasoning = chat->starts_in_reasoning;
@@ -156,17 +154,44 @@ struct Stream {
 
 }  // namespace
 
+std::optional<EncodedPrompt> HttpServer::Decode(const httplib::Request& req, Endpoint endpoint,
+                                                std::optional<ApiRequest>& r, ApiError* error) {
+  // A large body's JSON tree takes about 12x its size and parsing it keeps a
+  // core busy; a burst of them decoded at once would multiply the memory peak
+  // and starve /health of CPU, so they take turns (small ones never wait).
+  // Each thread frees into its own malloc arena, so the tree's pages are
+  // trimmed before the next large body is decoded, on whichever thread.
+  const bool large = req.body.size() >= kLargeBodyBytes;
+  if (!large) return DecodeBody(req, endpoint, r, error);
+  large_decodes_.acquire();
+  std::optional<EncodedPrompt> prompt = DecodeBody(req, endpoint, r, error);
+  malloc_trim(0);
+  large_decodes_.release();
+  return prompt;
+}
+
+std::optional<EncodedPrompt> HttpServer::DecodeBody(const httplib::Request& req, Endpoint endpoint,
+                                                    std::optional<ApiRequest>& r, ApiError* error) {
+  r = ParseRequest(req.body, endpoint, error);
+  // The body is not needed once parsed: free it now rather than when the
+  // response (perhaps a long stream) is done. httplib's Request is a local
+  // of its request loop, so the const_cast touches no const object.
+  std::string().swap(const_cast<httplib::Request&>(req).body);
+  if (!r) return std::nullopt;
+  if (!r->model.empty() && r->model != options_.model_name)
+    return *error = {404, "the model '" + r->model + "' does not exist (this server serves '" + options_.model_name +
+                              "')",
+                     "invalid_request_error", "model", "model_not_found"},
+           std::nullopt;
+  return BuildPrompt(*r, codec_, error);
+}
+
 void HttpServer::HandleGeneration(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
   const double arrived = MonotonicSeconds();
   if (draining_) return SendError(res, {503, "the server is shutting down", "server_error", "", "server_shutdown"});
   ApiError error;
-  std::optional<ApiRequest> r = ParseRequest(req.body, endpoint, &error);
-  if (!r) return SendError(res, error);
-  if (!r->model.empty() && r->model != options_.model_name)
-    return SendError(res, {404, "the model '" + r->model + "' does not exist (this server serves '" +
-                                    options_.model_name + "')",
-                           "invalid_request_error", "model", "model_not_found"});
-  std::optional<Prompt> prompt = BuildPrompt(*r, codec_, &error);
+  std::optional<ApiRequest> r;
+  std::optional<EncodedPrompt> prompt = Decode(req, endpoint, r, &error);
   if (!prompt) return SendError(res, error);
   const int64_t context = scheduler_.options().context, p = static_cast<int64_t>(prompt->ids.size());
   const int64_t max_tokens = r->max_tokens > 0 ? r->max_tokens : std::min(options_.default_max_tokens, context - p);

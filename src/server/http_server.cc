@@ -5,11 +5,14 @@
 #include <httplib.h>
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 
+#include "server/http_transport.h"
 #include "server/responses.h"
+#include "server/socket_stream.h"
 
 namespace dsv3::server {
 
@@ -42,8 +45,30 @@ bool SameSecret(const std::string& given, const std::string& key) {
 
 }  // namespace
 
+ConnectionLimits LimitsFor(const ServerOptions& o, int64_t max_sequences, int64_t max_queue) {
+  ConnectionLimits l;
+  l.header_timeout_s = o.header_timeout_s;
+  l.body_timeout_s = o.body_timeout_s;
+  l.idle_timeout_s = o.idle_timeout_s;
+  l.max_connections = o.max_connections;
+  l.max_connections_per_ip = o.max_connections_per_ip;
+  l.max_body_bytes = o.max_body_bytes;
+  l.max_request_memory = o.max_request_memory;
+  l.worker_threads = o.http_threads > 0 ? o.http_threads : static_cast<int>(max_sequences + max_queue + 16);
+  l.cors_origin = o.cors_origin;
+  return l;
+}
+
 HttpServer::HttpServer(Scheduler& scheduler, const TextCodec& codec, const ServerOptions& options)
-    : scheduler_(scheduler), codec_(codec), options_(options), http_(std::make_unique<httplib::Server>()) {
+    : scheduler_(scheduler),
+      codec_(codec),
+      options_(options),
+      large_decodes_(std::clamp<std::ptrdiff_t>(std::thread::hardware_concurrency() / 2, 1, kMaxLargeDecodes)) {
+  const SchedulerOptions& so = scheduler_.options();
+  transport_ = std::make_unique<Transport>(LimitsFor(options_, so.max_sequences, so.max_queue), metrics_.connections(),
+                                           [this](int status, std::string_view line) { LogRefusal(status, line); });
+  http_ = std::make_unique<GuardedServer>(*transport_);
+  transport_->set_server(http_.get());
   started_ = static_cast<int64_t>(std::time(nullptr));
   Configure();
   Routes();
@@ -52,13 +77,11 @@ HttpServer::HttpServer(Scheduler& scheduler, const TextCodec& codec, const Serve
 HttpServer::~HttpServer() {
   stopped_ = true;
   if (housekeeping_.joinable()) housekeeping_.join();
+  transport_->Stop();
 }
 
 void HttpServer::Configure() {
-  const SchedulerOptions& so = scheduler_.options();
-  const int threads = options_.http_threads > 0 ? options_.http_threads
-                                                : static_cast<int>(so.max_sequences + so.max_queue + 16);
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http_->new_task_queue = [this] { return new InlineTaskQueue(*transport_); };
   http_->set_payload_max_length(options_.max_body_bytes);
   http_->set_keep_alive_timeout(options_.idle_timeout_s);
   http_->set_read_timeout(options_.idle_timeout_s, 0);
@@ -85,9 +108,13 @@ void HttpServer::Configure() {
   // request line) still gets an OpenAI-style body.
   http_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    // httplib says 400 for any body it could not read; the stream knows why.
+    if (res.status == 400 && CurrentReadFailure() == ReadFailure::kTooLarge) res.status = 413;
+    if (res.status == 400 && CurrentReadFailure() == ReadFailure::kTimeout) res.status = 408;
     std::string message = "HTTP " + std::to_string(res.status);
     if (res.status == 404) message = "no such endpoint: " + req.method + " " + req.path;
     if (res.status == 413) message = "the request body is too large (see --max-body)";
+    if (res.status == 408) message = "the request body did not arrive in time (see --body-timeout, --idle-timeout)";
     if (res.status == 400) message = "malformed HTTP request";
     SendError(res, Error(res.status, res.status == 404 ? "not_found_error" : "invalid_request_error", message));
     return httplib::Server::HandlerResponse::Handled;
@@ -175,7 +202,20 @@ Status HttpServer::Bind() {
   if (port_ <= 0)
     return Status::Error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
                          " (address in use, or not a local address?)");
-  return Status::Ok();
+  if (!http_->WidenBacklog(std::clamp(options_.max_connections, 128, 4096)))
+    return Status::Error("cannot set the listen backlog on " + options_.host + ":" + std::to_string(port_));
+  return transport_->Start();
+}
+
+void HttpServer::LogRefusal(int status, std::string_view request_line) {
+  // The request line is "METHOD PATH VERSION"; its path picks the metrics label.
+  const size_t a = request_line.find(' '), b = request_line.rfind(' ');
+  const std::string path(a != b && b != std::string_view::npos ? request_line.substr(a + 1, b - a - 1) : "");
+  const bool known = path == "/v1/completions" || path == "/v1/chat/completions" || path == "/health" ||
+                     path == "/metrics" || path == "/";
+  metrics_.CountRequest(known ? path : "other", status);
+  if (options_.log_requests && !request_line.empty())
+    std::fprintf(stderr, "%.*s %d\n", static_cast<int>(request_line.size()), request_line.data(), status);
 }
 
 void HttpServer::Serve() {
@@ -187,17 +227,23 @@ void HttpServer::Serve() {
 
 void HttpServer::HousekeepingLoop() {
   // Once a second: the throughput window for /metrics, and memory handed
-  // back to the system after a burst, so an idle server returns to its idle size.
+  // back to the system after a burst (of generations, or of large requests,
+  // answered or refused), so an idle server returns to its idle size. Freed
+  // glibc heap stays resident until trimmed, in every thread's arena.
   bool trimmed = true;
+  int64_t released_at_trim = transport_->request_bytes_released();
   while (!stopped_) {
     for (int i = 0; i < 10 && !stopped_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     const SchedulerStats s = scheduler_.Stats();
     metrics_.SampleThroughput(MonotonicSeconds(), s.generated_tokens);
-    const bool idle = s.running == 0 && s.waiting == 0 && active_ == 0;
+    const bool idle = s.running == 0 && s.waiting == 0 && active_ == 0 && transport_->in_flight() == 0;
     if (!idle) trimmed = false;
+    const int64_t released = transport_->request_bytes_released();
+    if (released - released_at_trim > (int64_t{1} << 20)) trimmed = false;  // not for every small request
     if (idle && !trimmed) {
       malloc_trim(0);
       trimmed = true;
+      released_at_trim = released;
     }
   }
 }

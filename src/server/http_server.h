@@ -7,27 +7,37 @@
 // sequence. Shutdown() drains: new requests get 503, queued ones are cancelled,
 // running ones get `shutdown_grace_s` to finish before they are cancelled, and
 // every open stream is closed with a final event before the listener stops.
+// Connections are handled by http_transport.h: deadlines for request heads
+// and bodies, connection caps per client IP and in total, and a bound on the
+// memory held by requests in flight.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <semaphore>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "core/status.h"
 #include "runtime/scheduler.h"
 #include "server/api.h"
+#include "server/connection.h"
 #include "server/metrics.h"
 #include "server/text_codec.h"
 
 namespace httplib {
-class Server;
 struct Request;
 struct Response;
 }  // namespace httplib
 
 namespace dsv3::server {
+
+class GuardedServer;
+class Transport;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -39,10 +49,22 @@ struct ServerOptions {
   int64_t default_max_tokens = 512;  // when a request gives none (capped by the context)
   double request_timeout_s = 600;   // a generation running longer ends with an error
   int idle_timeout_s = 10;          // idle keep-alive connections, and stalled reads/writes, are dropped
+  double header_timeout_s = 10;     // a request's line and headers must arrive within this (total)
+  double body_timeout_s = 60;       // its body within this after the headers (total)
+  int max_connections = 1024;       // open client connections (capped by the open-file limit)
+  int max_connections_per_ip = 256;
+  int64_t max_request_memory = int64_t{1} << 30;  // bytes charged to requests in flight (503 above)
   double shutdown_grace_s = 10;     // running requests get this long to finish on shutdown
   int http_threads = 0;             // 0: max_sequences + max_queue + 16
   bool web_ui = true;
   bool log_requests = true;         // one line per request on stderr
+};
+
+// A request's prompt ids, and whether the chat template left the reply
+// inside <think>.
+struct EncodedPrompt {
+  std::vector<int32_t> ids;
+  bool starts_in_reasoning = false;
 };
 
 class HttpServer {
@@ -50,7 +72,7 @@ class HttpServer {
   HttpServer(Scheduler& scheduler, const TextCodec& codec, const ServerOptions& options);
   ~HttpServer();
 
-  Status Bind();                  // binds host:port
+  Status Bind();                  // binds host:port and starts the connection threads
   int port() const { return port_; }
   void Serve();                   // blocks until Shutdown() has completed
   void Shutdown();                // graceful; any thread; idempotent
@@ -59,26 +81,40 @@ class HttpServer {
   struct ActiveCount;
   void Configure();
   void Routes();
+  // Body -> validated request -> prompt ids; a large body waits its turn.
+  std::optional<EncodedPrompt> Decode(const httplib::Request& req, Endpoint endpoint, std::optional<ApiRequest>& r,
+                                      ApiError* error);
+  std::optional<EncodedPrompt> DecodeBody(const httplib::Request& req, Endpoint endpoint,
+                                          std::optional<ApiRequest>& r, ApiError* error);
   void HandleGeneration(const httplib::Request& req, httplib::Response& res, Endpoint endpoint);
   void HandleModels(const httplib::Request& req, httplib::Response& res);
   void HandleHealth(httplib::Response& res);
   bool Authorized(const httplib::Request& req) const;
   void Log(const httplib::Request& req, const httplib::Response& res);
   void HousekeepingLoop();
+  void LogRefusal(int status, std::string_view request_line);
 
   Scheduler& scheduler_;
   const TextCodec& codec_;
   ServerOptions options_;
   Metrics metrics_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<Transport> transport_;
+  std::unique_ptr<GuardedServer> http_;
   int port_ = -1;
   int64_t started_ = 0;  // unix seconds
   std::atomic<bool> draining_{false}, shutdown_started_{false}, stopped_{false};
   std::atomic<int> active_{0};  // generation responses not yet fully written
+  static constexpr size_t kLargeBodyBytes = 1 << 20;
+  static constexpr std::ptrdiff_t kMaxLargeDecodes = 64;
+  std::counting_semaphore<kMaxLargeDecodes> large_decodes_;  // half the cores (at least 1) decode large bodies
   std::thread housekeeping_;
 };
 
 // Sends an OpenAI-style error body with its status.
 void SendError(httplib::Response& res, const ApiError& error);
+
+// The connection limits `options` ask for, with worker threads for a
+// scheduler of `max_sequences` slots and `max_queue` waiting requests.
+ConnectionLimits LimitsFor(const ServerOptions& options, int64_t max_sequences, int64_t max_queue);
 
 }  // namespace dsv3::server

@@ -51,6 +51,21 @@ void RenderSpec(const SchedulerStats& s, std::string& out) {
     out += "dsv3_spec_position_accepted_total{position=\"" + std::to_string(j + 1) + "\"} " +
            std::to_string(p.accepted_at[j]) + "\n";
 }
+void RenderConnections(const ConnectionCounters& c, std::string& out) {
+  Scalar(out, "dsv3_http_connections", "gauge", "Client connections open.", static_cast<double>(c.open.load()));
+  Scalar(out, "dsv3_http_request_memory_bytes", "gauge", "Bytes charged to requests in flight (--max-request-memory).",
+         static_cast<double>(c.request_memory.load()));
+  Scalar(out, "dsv3_http_request_memory_limit_bytes", "gauge", "--max-request-memory.",
+         static_cast<double>(c.request_memory_limit.load()));
+  out += "# HELP dsv3_http_connections_closed_total Connections the server closed or refused to protect itself.\n"
+         "# TYPE dsv3_http_connections_closed_total counter\n";
+  const std::pair<const char*, uint64_t> reasons[] = {
+      {"header_timeout", c.head_timeouts.load()}, {"evicted", c.evicted.load()}, {"refused", c.refused.load()}};
+  for (const auto& [reason, n] : reasons)
+    out += "dsv3_http_connections_closed_total{reason=\"" + std::string(reason) + "\"} " + std::to_string(n) + "\n";
+  Scalar(out, "dsv3_http_requests_over_memory_total", "counter", "Requests refused (503) by --max-request-memory.",
+         static_cast<double>(c.busy.load()));
+}
 }  // namespace
 
 void Histogram::Observe(double v) {
@@ -118,6 +133,7 @@ std::string Metrics::Render(const SchedulerStats& s, const std::string& model_na
   Scalar(out, "dsv3_batch_tokens_total", "counter", "Tokens over all forward passes.", s.batch_tokens);
   Scalar(out, "dsv3_busy_seconds_total", "counter", "Seconds spent in forward passes and sampling.", s.busy_seconds);
   RenderSpec(s, out);
+  RenderConnections(connections_, out);
   ttft_.Render("dsv3_time_to_first_token_seconds", "Time from request arrival to its first generated token.", out);
   itl_.Render("dsv3_inter_token_latency_seconds", "Time between consecutive tokens of one sequence.", out);
   duration_.Render("dsv3_request_duration_seconds", "Time from request arrival to its last token.", out);

@@ -1,9 +1,12 @@
 // Prometheus text-format metrics for GET /metrics: request counts by endpoint
 // and status, token counters, queue depth and running sequences (from the
 // scheduler), time to first token, inter-token latency and request duration
-// histograms, recent generation throughput, KV-cache size and resident memory.
+// histograms, recent generation throughput, KV-cache size and resident memory,
+// and the connection gate's counters (open connections, heads that missed
+// their deadline, evictions, refusals, request memory in flight).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -30,6 +33,17 @@ class Histogram {
   uint64_t count_ = 0;
 };
 
+// Updated by the connection gate and the HTTP transport, read by Render.
+struct ConnectionCounters {
+  std::atomic<int64_t> open{0};               // client connections open
+  std::atomic<int64_t> request_memory{0};     // bytes charged to requests in flight
+  std::atomic<int64_t> request_memory_limit{0};
+  std::atomic<uint64_t> head_timeouts{0};     // closed for missing --header-timeout
+  std::atomic<uint64_t> evicted{0};           // closed to make room under a connection cap
+  std::atomic<uint64_t> refused{0};           // new connections refused (503) at a cap
+  std::atomic<uint64_t> busy{0};              // requests refused (503) by --max-request-memory
+};
+
 class Metrics {
  public:
   Metrics();
@@ -41,12 +55,14 @@ class Metrics {
   void SampleThroughput(double now, int64_t generated_tokens);
 
   std::string Render(const SchedulerStats& s, const std::string& model_name) const;
+  ConnectionCounters& connections() { return connections_; }
 
  private:
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
   std::vector<std::pair<double, int64_t>> window_;  // (time, generated tokens so far)
   Histogram ttft_, itl_, duration_;
+  ConnectionCounters connections_;
 };
 
 // Resident set size of this process in bytes (/proc/self/statm), 0 if unknown.

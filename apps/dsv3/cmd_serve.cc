@@ -2,18 +2,28 @@
 // API with continuous batching (src/server, src/runtime/scheduler.h). SIGINT
 // or SIGTERM shuts down gracefully (running requests get --shutdown-grace
 // seconds, then are cancelled; every stream gets a final event); a second
-// signal cancels at once.
+// signal cancels at once. Before allocating anything big, start-up checks
+// that the KV cache, the forward workspace and the HTTP worker stacks fit in
+// the memory and address space the machine allows (server/startup_memory.h);
+// an allocation that fails anyway is reported as an error, not a crash.
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <system_error>
 #include <thread>
 
 #include "apps/dsv3/commands.h"
 #include "apps/dsv3/text_output.h"
 #include "runtime/scheduler.h"
 #include "server/http_server.h"
+#include "server/startup_memory.h"
 #include "server/text_codec.h"
 
 namespace dsv3::cli {
@@ -36,7 +46,112 @@ std::string BaseName(std::string dir) {
   return slash == std::string::npos ? dir : dir.substr(slash + 1);
 }
 
+// An empty key would silently turn authentication off: refuse it. (CLI11
+// ignores an empty environment variable, so that case is checked here.)
+Status CheckApiKey(const ServeOptions& o, bool flag_given) {
+  if (flag_given && o.http.api_key.empty()) return Status::Error("--api-key is empty (omit it to serve without a key)");
+  const char* env = std::getenv("DSV3_API_KEY");
+  if (!flag_given && env != nullptr && *env == '\0')
+    return Status::Error("DSV3_API_KEY is empty (unset it to serve without a key)");
+  return Status::Ok();
+}
+
+// Connection limits against the open-file limit (raised to the hard limit
+// when that helps) and the request-memory bound against one largest request.
+Status CheckConnectionLimits(ServeOptions& o) {
+  const server::ConnectionLimits l = server::LimitsFor(o.http, o.sched.max_sequences, o.sched.max_queue);
+  const int64_t largest = server::RequestCharge({.method = "POST", .content_length = 0, .chunked = true},
+                                                l.max_head_bytes, l.max_body_bytes, l.body_memory_factor);
+  if (o.http.max_request_memory < largest)
+    return Status::Error("--max-request-memory " + std::to_string(o.http.max_request_memory) +
+                         " is below what one --max-body request is charged (" + std::to_string(largest) +
+                         " bytes: the body x " + std::to_string(static_cast<int>(l.body_memory_factor)) +
+                         " for its parsed form); raise it or lower --max-body");
+  constexpr rlim_t kReserve = 128;  // model files, the listener, the gate's eventfd, logs
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0) return Status::Ok();
+  const rlim_t want = static_cast<rlim_t>(o.http.max_connections) + kReserve;
+  if (r.rlim_cur < want) {
+    r.rlim_cur = std::min(want, r.rlim_max);
+    setrlimit(RLIMIT_NOFILE, &r);
+    getrlimit(RLIMIT_NOFILE, &r);
+  }
+  if (r.rlim_cur < want) {
+    const int fit = r.rlim_cur > kReserve ? static_cast<int>(r.rlim_cur - kReserve) : 1;
+    if (!o.quiet)
+      std::fprintf(stderr, "dsv3: warning: --max-connections %d lowered to %d (open-file limit %llu)\n",
+                   o.http.max_connections, fit, static_cast<unsigned long long>(r.rlim_cur));
+    o.http.max_connections = fit;
+  }
+  return Status::Ok();
+}
+
+// The KV cache, warm-up workspace and worker stacks against MemAvailable and
+// RLIMIT_AS, before Scheduler::Start allocates them.
+Status CheckStartupMemory(const ServeOptions& o, const Model& model) {
+  const Config& c = model.config();
+  const int64_t context = o.sched.context > 0 ? o.sched.context : std::min<int64_t>(c.max_position_embeddings, 4096);
+  if (context > c.max_position_embeddings) return Status::Ok();  // Scheduler::Start names that error
+  const server::ConnectionLimits l = server::LimitsFor(o.http, o.sched.max_sequences, o.sched.max_queue);
+  server::StartupPlan plan{.slots = o.sched.max_sequences, .context = context, .prefill_chunk = o.sched.prefill_chunk,
+                           .draft_tokens = o.sched.draft_tokens, .kv_cache = model.options().kv_cache,
+                           .threads = l.worker_threads + l.light_threads, .stack_bytes = l.worker_stack_bytes};
+  const std::string flags = "--parallel " + std::to_string(plan.slots) + " x --ctx-size " + std::to_string(context) +
+                            ", --prefill-chunk " + std::to_string(plan.prefill_chunk) +
+                            (plan.draft_tokens ? ", --draft-tokens " + std::to_string(plan.draft_tokens) : "") +
+                            ", " + std::to_string(plan.threads) + " HTTP threads (--http-threads, --max-queue)";
+  return server::CheckStartupMemory(server::EstimateStartupMemory(c, plan), server::ReadMemoryLimits(), flags);
+}
+
+// Serves until the first SIGINT/SIGTERM has drained the server; a second
+// one cancels the running requests.
+void ServeUntilSignalled(server::HttpServer& http, Scheduler& sched, const sigset_t& signals) {
+  std::atomic<bool> done{false};
+  std::thread shutdown;
+  std::thread waiter([&] {
+    for (int count = 0;;) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0) continue;
+      if (done) return;
+      if (count++ == 0) {
+        shutdown = std::thread([&] { http.Shutdown(); });
+      } else {
+        std::fprintf(stderr, "dsv3 serve: second signal, cancelling running requests\n");
+        sched.CancelAll();
+      }
+    }
+  });
+  http.Serve();
+  done = true;
+  pthread_kill(waiter.native_handle(), SIGTERM);  // wake the waiter (the signal is blocked, so only sigwait sees it)
+  waiter.join();
+  if (shutdown.joinable()) shutdown.join();
+}
+
+int Serve(ServeOptions o, const Common& common);
+
+// Serve() with allocation and thread-creation failures during start-up
+// reported as errors (what was being done and the flags that size it).
+int ServeReportingFailures(ServeOptions o, const Common& common) {
+  try {
+    return Serve(std::move(o), common);
+  } catch (const std::bad_alloc&) {
+    return Fail(Status::Error("out of memory while starting the server (the KV cache, workspace and HTTP threads "
+                              "grow with --parallel, --ctx-size, --prefill-chunk and --http-threads)"));
+  } catch (const std::system_error& e) {
+    return Fail(Status::Error(std::string("cannot start the server's threads (") + e.what() +
+                              "); lower --parallel or --http-threads"));
+  }
+}
+
 int Serve(ServeOptions o, const Common& common) {
+  // Request bodies (megabytes) and their parsed JSON come and go on many
+  // HTTP threads. glibc's default raises its mmap threshold after the first
+  // large free, so later large buffers land in per-thread arenas and stay
+  // resident after a burst even when trimmed (measured: 44 -> 74 MiB after 30
+  // rejected 3.4 MB bodies; 45 MiB with a fixed threshold). Fixed, they are
+  // mapped and unmapped with each request.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
   // Every thread created from here on inherits this mask; one thread waits for the signals.
   sigset_t signals;
   sigemptyset(&signals);
@@ -62,6 +177,8 @@ int Serve(ServeOptions o, const Common& common) {
   if (!codec.ok()) return Fail(codec.status());
   o.sched.threads = common.threads;
   o.sched.prefix_reuse = !o.no_prefix_cache;
+  if (Status st = CheckConnectionLimits(o); !st.ok()) return Fail(st);
+  if (Status st = CheckStartupMemory(o, **model); !st.ok()) return Fail(st);
   auto sched = Scheduler::Start(**model, o.sched);
   if (!sched.ok()) return Fail(sched.status().WithContext("--parallel/--ctx-size/--prefill-chunk/--spec"));
   if (o.http.model_name.empty()) o.http.model_name = BaseName(o.model_dir);
@@ -76,29 +193,35 @@ int Serve(ServeOptions o, const Common& common) {
               static_cast<long long>(s.context), s.kv_cache_bytes / 1048576.0, (*codec)->Describe().c_str(),
               s.draft_tokens ? ("MTP, " + std::to_string(s.draft_tokens) + " draft token(s)").c_str() : "off");
   std::fflush(stdout);
-
-  std::atomic<bool> done{false};
-  std::thread shutdown;
-  std::thread waiter([&] {
-    for (int count = 0;;) {
-      int sig = 0;
-      if (sigwait(&signals, &sig) != 0) continue;
-      if (done) return;
-      if (count++ == 0) {
-        shutdown = std::thread([&] { http.Shutdown(); });
-      } else {
-        std::fprintf(stderr, "dsv3 serve: second signal, cancelling running requests\n");
-        (*sched)->CancelAll();
-      }
-    }
-  });
-  http.Serve();
-  done = true;
-  pthread_kill(waiter.native_handle(), SIGTERM);  // wake the waiter (the signal is blocked, so only sigwait sees it)
-  waiter.join();
-  if (shutdown.joinable()) shutdown.join();
+  ServeUntilSignalled(http, **sched, signals);
   if (!o.quiet) std::fprintf(stderr, "dsv3 serve: stopped\n");
   return 0;
+}
+
+// The flags that bound what clients can make the server hold: connections,
+// time, request bytes, threads.
+void AddConnectionFlags(CLI::App* cmd, server::ServerOptions& http) {
+  cmd->add_option("--idle-timeout", http.idle_timeout_s, "seconds before an idle or stalled connection is dropped")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
+  cmd->add_option("--shutdown-grace", http.shutdown_grace_s, "seconds running requests get on shutdown")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-body", http.max_body_bytes, "largest request body in bytes (413 above)")
+      ->capture_default_str()->check(CLI::Range(1024, 1 << 30));
+  cmd->add_option("--header-timeout", http.header_timeout_s, "seconds a request's line and headers may take "
+                  "in total (slow clients are dropped)")->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+  cmd->add_option("--body-timeout", http.body_timeout_s, "seconds a request body may take in total after its "
+                  "headers (408 after)")->capture_default_str()->check(CLI::Range(0.1, 3600.0));
+  cmd->add_option("--max-connections", http.max_connections, "open client connections; past it the oldest "
+                  "one still sending its headers is closed, or the new one gets 503")
+      ->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--max-connections-per-ip", http.max_connections_per_ip, "open connections per client address "
+                  "(same policy)")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--max-request-memory", http.max_request_memory, "bytes requests in flight may hold "
+                  "(bodies are charged 12x their size for their parsed form); 503 with Retry-After above")
+      ->capture_default_str()->check(CLI::Range(int64_t{1} << 20, int64_t{1} << 44));
+  cmd->add_option("--cors-origin", http.cors_origin, "send CORS headers allowing this origin (e.g. '*')");
+  cmd->add_option("--http-threads", http.http_threads, "HTTP worker threads (default: parallel + max-queue + 16)")
+      ->check(CLI::Range(1, 10000));
 }
 
 }  // namespace
@@ -114,8 +237,8 @@ void RegisterServe(CLI::App& app, Common& common) {
   cmd->add_option("--host", o->http.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", o->http.port, "port (0: any free port, printed at start)")
       ->capture_default_str()->check(CLI::Range(0, 65535));
-  cmd->add_option("--api-key", o->http.api_key, "require 'Authorization: Bearer KEY' on every request")
-      ->envname("DSV3_API_KEY");
+  CLI::Option* api_key = cmd->add_option("--api-key", o->http.api_key, "require 'Authorization: Bearer KEY' on "
+                                         "every request (must not be empty)")->envname("DSV3_API_KEY");
   cmd->add_option("--name", o->http.model_name, "model id clients use (default: the directory name)");
   cmd->add_option("--parallel", o->sched.max_sequences, "sequences decoded together (KV-cache slots)")
       ->capture_default_str()->check(CLI::Range(1, 4096));
@@ -130,15 +253,7 @@ void RegisterServe(CLI::App& app, Common& common) {
       ->capture_default_str()->check(CLI::Range(1, 1 << 30));
   cmd->add_option("--request-timeout", o->http.request_timeout_s, "seconds a generation may run (0: no limit)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--idle-timeout", o->http.idle_timeout_s, "seconds before an idle or stalled connection is dropped")
-      ->capture_default_str()->check(CLI::Range(1, 3600));
-  cmd->add_option("--shutdown-grace", o->http.shutdown_grace_s, "seconds running requests get on shutdown")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--max-body", o->http.max_body_bytes, "largest request body in bytes (413 above)")
-      ->capture_default_str()->check(CLI::Range(1024, 1 << 30));
-  cmd->add_option("--cors-origin", o->http.cors_origin, "send CORS headers allowing this origin (e.g. '*')");
-  cmd->add_option("--http-threads", o->http.http_threads, "HTTP worker threads (default: parallel + max-queue + 16)")
-      ->check(CLI::Range(1, 10000));
+  AddConnectionFlags(cmd, o->http);
   cmd->add_option("--spec", o->spec, "speculative decoding: none, mtp (the model's MTP layer drafts; error "
                   "without one), auto (mtp when the model has one)")
       ->check(CLI::IsMember({"none", "mtp", "auto"}))->capture_default_str();
@@ -150,9 +265,13 @@ void RegisterServe(CLI::App& app, Common& common) {
       ->check(CLI::IsMember({"f32", "fp8"}))->capture_default_str();
   cmd->add_flag("--no-web", o->no_web, "do not serve the chat page at /");
   cmd->add_flag("-q,--quiet", o->quiet, "no loading messages or request log");
-  cmd->callback([o, &common] {
+  cmd->callback([o, &common, api_key] {
     common.Apply();
-    common.exit_code = Serve(*o, common);
+    if (Status st = CheckApiKey(*o, api_key->count() > 0); !st.ok()) {
+      common.exit_code = Fail(st);
+      return;
+    }
+    common.exit_code = ServeReportingFailures(*o, common);
   });
 }
 

@@ -5,17 +5,32 @@
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 set(DSV3_SERVER_ENV "DSV3_BIN=$<TARGET_FILE:dsv3>" "DSV3_GOLDEN=${DSV3_GOLDEN_DIR}"
     "DSV3_TEST_OUT=${CMAKE_CURRENT_BINARY_DIR}/tmp/server")
-foreach(name api bad_input text web)
+# Hardening (docs/server.md, "Limits"): hostile JSON and framing, slow clients,
+# request memory, start-up limits.
+foreach(name api bad_input text web hardening slowloris request_memory startup_limits)
   add_test(NAME server_${name} COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/test_${name}.py)
   set_tests_properties(server_${name} PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV}" TIMEOUT 300)
 endforeach()
+# /health latency is measured: not next to another test on a two-core machine.
+set_tests_properties(server_slowloris PROPERTIES RUN_SERIAL TRUE)
 # The load-test script itself, small: zero failed requests, memory back to idle.
 add_test(NAME server_load_smoke COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/load_test.py
          --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --clients 1,4 --requests 2 --max-tokens 16 --prompt-len 8 --check)
 set_tests_properties(server_load_smoke PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV}" TIMEOUT 300)
+# Its hostile mix, small: slowloris + streams + large refused requests at once;
+# /health within 1 s throughout, every stream complete, memory back within 1.5x.
+add_test(NAME server_load_attack_smoke COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/load_test.py
+         --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --attack --slowloris 60 --streams 4 --big 8 --max-tokens 16
+         --prompt-len 8 --check)
+set_tests_properties(server_load_attack_smoke PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV}" TIMEOUT 300 RUN_SERIAL TRUE)
 
 dsv3_test(server_unit_test server_unit_test.cc)
 target_link_libraries(server_unit_test PRIVATE dsv3_server)
+# Framing checks, request-memory budget, refusals, start-up memory estimate:
+# one ctest entry (server_limits_unit) so `ctest -R server_` runs it.
+add_executable(server_limits_test server/server_limits_test.cc)
+target_link_libraries(server_limits_test PRIVATE dsv3_server GTest::gtest GTest::gtest_main)
+add_test(NAME server_limits_unit COMMAND server_limits_test)
 
 # Dev tool for the load test (tests/server/load_test.py) on a bigger random model.
 add_executable(random_model server/random_model.cc)

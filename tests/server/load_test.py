@@ -16,6 +16,16 @@ mapped weights) at idle and after the load (after a short idle period).
 --check exits non-zero on any failed request, on memory that did not return
 to within 10% (+16 MiB) of idle, or when --min-speedup is given and the
 largest N's throughput is not that many times N=1's.
+
+--attack runs the hostile mix instead, all at once against one server: a
+slowloris of --slowloris sockets (one header line every --slowloris-interval
+s, closed sockets replaced), --streams streaming generations, and --big
+concurrent ~3 MB chat requests (refused: 400 on a model without a chat
+format, or 503 past --max-request-memory), while /health is polled every
+100 ms. It reports the largest /health latency, the streams that completed,
+and resident memory (VmRSS) at idle, at peak and 5 s after the load; with
+--check it fails unless /health always answered within 1 s, every stream
+completed, and memory 5 s after the load is within 1.5x of idle.
 """
 import argparse
 import json
@@ -26,6 +36,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import attack  # noqa: E402
 import harness  # noqa: E402
 
 
@@ -90,6 +101,57 @@ def phase(server, n, requests, max_tokens, prompt_len, vocab, seed):
             "itl_p50_ms": 1e3 * percentile(gaps, 50), "itl_p99_ms": 1e3 * percentile(gaps, 99)}
 
 
+def attack_run(args, server, vocab):
+    """The hostile mix (--attack); returns (report, problems)."""
+    MiB, pid = 2**20, server.proc.pid
+    phase(server, 2, 1, 4, args.prompt_len, vocab, seed=999)  # warm-up
+    time.sleep(2.5)
+    idle = attack.vm_rss(pid)
+    body = attack.big_chat_body(args.big_messages)
+    big, streams = [], {}
+    t0 = time.monotonic()
+    with attack.RssSampler(pid) as rss, attack.HealthPoller(server.port, interval=0.1) as health, \
+            attack.Slowloris(server.port, args.slowloris, args.slowloris_interval, duration=120, reconnect=True,
+                             max_connects=20 * args.slowloris) as loris:
+        time.sleep(1.0)  # the slow sockets are open
+        burst = threading.Thread(target=lambda: big.extend(
+            attack.burst(server.port, "/v1/chat/completions", body, args.big)))
+        burst.start()
+        streams = phase(server, args.streams, 1, args.max_tokens, args.prompt_len, vocab, seed=7)
+        burst.join()
+        time.sleep(1.0)  # a last second of slowloris and polling after the load
+    load_s = time.monotonic() - t0
+    time.sleep(5)
+    after = attack.vm_rss(pid)
+    statuses = sorted(r[0] for r in big)
+    report = {"health_polls": len(health.latencies), "health_max_ms": 1e3 * health.max_latency,
+              "health_p99_ms": 1e3 * percentile(health.latencies, 99), "health_failures": health.failures[:5],
+              "streams": args.streams, "streams_failed": streams["failed"], "stream_failures": streams["failures"],
+              "big_requests": {str(k): statuses.count(k) for k in sorted(set(statuses), key=str)},
+              "big_request_bytes": len(body), "slowloris_sockets": args.slowloris,
+              "slowloris_connects": loris.connects, "slowloris_max_lifetime_s": max(loris.lifetimes, default=0),
+              "rss_idle_mib": idle / MiB, "rss_peak_mib": rss.peak / MiB, "rss_after_mib": after / MiB,
+              "load_seconds": load_s}
+    print("attack: %d slowloris sockets (%d connects, longest lived %.1f s), %d streams (%d failed), "
+          "%d x %.1f MB requests %s" % (args.slowloris, loris.connects, report["slowloris_max_lifetime_s"],
+                                        args.streams, streams["failed"], args.big, len(body) / 1e6,
+                                        report["big_requests"]))
+    print("/health: %d polls, max %.1f ms, p99 %.1f ms, %d failed" %
+          (len(health.latencies), report["health_max_ms"], report["health_p99_ms"], len(health.failures)))
+    print("VmRSS: idle %.1f MiB, peak %.1f MiB, 5 s after the load %.1f MiB (%.2fx idle)" %
+          (idle / MiB, rss.peak / MiB, after / MiB, after / idle))
+    problems = []
+    if health.failures or health.max_latency >= 1.0:
+        problems.append("/health: max %.0f ms, failures %s" % (report["health_max_ms"], health.failures[:3]))
+    if streams["failed"]:
+        problems.append("streams failed: %s" % streams["failures"])
+    if not set(statuses) <= {400, 503} or len(statuses) != args.big:
+        problems.append("big requests: %s" % report["big_requests"])
+    if after > 1.5 * idle:
+        problems.append("memory 5 s after the load %.1f MiB > 1.5 x idle %.1f MiB" % (after / MiB, idle / MiB))
+    return report, problems
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
@@ -102,10 +164,16 @@ def main():
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--min-speedup", type=float, default=0.0)
+    ap.add_argument("--attack", action="store_true", help="run the hostile mix (see above)")
+    ap.add_argument("--slowloris", type=int, default=200)
+    ap.add_argument("--slowloris-interval", type=float, default=3.0)
+    ap.add_argument("--streams", type=int, default=16)
+    ap.add_argument("--big", type=int, default=30)
+    ap.add_argument("--big-messages", type=int, default=90_000, help="messages per big request (~34 bytes each)")
     args = ap.parse_args()
     if args.threads:
         harness.THREADS = args.threads
-    clients = [int(x) for x in args.clients.split(",")]
+    clients = [args.streams] if args.attack else [int(x) for x in args.clients.split(",")]
     ctx = args.prompt_len + args.max_tokens
     server = harness.Server(args.model, "-q", "--parallel", str(max(clients)), "--ctx-size", str(ctx),
                             "--max-queue", str(4 * max(clients)), *args.server_args.split())
@@ -113,6 +181,19 @@ def main():
         vocab = 0
         with open(os.path.join(args.model, "config.json")) as f:
             vocab = json.load(f)["vocab_size"]
+        if args.attack:
+            report, problems = attack_run(args, server, vocab)
+            rc = server.stop()
+            if rc != 0:
+                problems.append("server exit status %d" % rc)
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump(report, f, indent=1)
+            if args.check and problems:
+                print("FAIL: " + "; ".join(problems))
+                return 1
+            print("OK" if args.check else "")
+            return 0
         phase(server, 2, 1, 4, args.prompt_len, vocab, seed=999)  # warm-up: buffers, threads, pages
         time.sleep(2.5)  # the server trims freed memory after ~1 s idle
         idle_rss, idle_total = server.rss(), server.rss("VmRSS")
@@ -142,7 +223,7 @@ def main():
                   "after_vmrss": after_total, "speedup": speedup,
                   "forward_passes": peak["dsv3_forward_passes_total"], "batch_tokens": peak["dsv3_batch_tokens_total"]}
     finally:
-        rc = server.stop()
+        rc = server.stop() if server.proc.poll() is None else server.proc.returncode
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

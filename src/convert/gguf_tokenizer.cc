@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json_depth.h"
+#include "core/json_fields.h"
 #include "core/mapped_file.h"
 
 namespace dsv3 {
@@ -81,7 +82,7 @@ Expected<std::vector<std::pair<std::string, GgufValue>>> TokenizerGgufMetadata(c
       const int64_t id = a["id"].get<int64_t>();
       if (id < 0 || id >= c.vocab_size) continue;
       const std::string content = a["content"].get<std::string>();
-      const bool special = a.value("special", false) || LooksSpecial(content);
+      const bool special = BoolField(a, "special", false) || LooksSpecial(content);
       tokens[id] = content, types[id] = special ? kControl : kUserDefined, ids[content] = id;
     }
   for (int64_t i = 0; i < c.vocab_size; ++i)

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json_depth.h"
+#include "core/json_fields.h"
 #include "core/mapped_file.h"
 
 namespace dsv3 {
@@ -96,8 +97,8 @@ Status ParseQuantization(const json& j, const std::string& label, Config& c) {
   const json& q = j["quantization_config"];
   const std::string where = label + ": field 'quantization_config";
   if (!q.is_object()) return Status::Error(where + "' must be an object");
-  if (q.value("quant_method", "") != "fp8")
-    return Status::Error(where + ".quant_method' must be \"fp8\" (got " + q.value("quant_method", json()).dump() + ")");
+  const json method = q.contains("quant_method") ? q["quant_method"] : json();
+  if (method != "fp8") return Status::Error(where + ".quant_method' must be \"fp8\" (got " + method.dump() + ")");
   if (q.contains("fmt") && q["fmt"] != "e4m3")
     return Status::Error(where + ".fmt' must be \"e4m3\" (got " + q["fmt"].dump() + ")");
   QuantizationConfig qc;

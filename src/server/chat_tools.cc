@@ -1,6 +1,8 @@
 // Tool definitions into the system prompt; see chat_tools.h.
 #include "server/chat_tools.h"
 
+#include "core/json_fields.h"
+
 namespace dsv3::server {
 
 using nlohmann::json;
@@ -27,7 +29,7 @@ std::optional<json> AddToolsToMessages(json messages, const json& tools, ApiErro
   for (size_t i = 0; i < tools.size(); ++i) {
     const json& t = tools[i];
     const std::string where = "tools[" + std::to_string(i) + "]";
-    if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") || !t["function"].is_object())
+    if (!t.is_object() || StringField(t, "type") != "function" || !t.contains("function") || !t["function"].is_object())
       return *error = BadRequest(where + " must be {\"type\": \"function\", \"function\": {...}}", where), std::nullopt;
     const json& f = t["function"];
     if (!f.contains("name") || !f["name"].is_string() || f["name"].get<std::string>().empty())
@@ -41,7 +43,7 @@ std::optional<json> AddToolsToMessages(json messages, const json& tools, ApiErro
   // After the request's own leading system messages: "You are ...", then the tools.
   json out = json::array();
   size_t i = 0;
-  while (i < messages.size() && messages[i].is_object() && messages[i].value("role", "") == "system")
+  while (i < messages.size() && messages[i].is_object() && StringField(messages[i], "role") == "system")
     out.push_back(std::move(messages[i++]));
   out.push_back({{"role", "system"}, {"content", ToolsSystemPrompt(tools)}});
   for (; i < messages.size(); ++i) out.push_back(std::move(messages[i]));

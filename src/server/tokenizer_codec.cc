@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "server/chat_tools.h"
+#include "core/json_fields.h"
 #include "server/text_codec.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/stream_decoder.h"
@@ -57,7 +58,7 @@ class TokenizerCodec : public TextCodec {
     if (!format_)
       return Status::Error("this model's tokenizer_config.json has no chat template dsv3 knows: use /v1/completions");
     for (auto& m : messages)  // OpenAI's newer name for a system message
-      if (m.is_object() && m.value("role", "") == "developer") m["role"] = "system";
+      if (m.is_object() && StringField(m, "role") == "developer") m["role"] = "system";
     ApiError error;
     auto with_tools = AddToolsToMessages(std::move(messages), tools, &error);
     if (!with_tools) return Status::Error(error.message);

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json_depth.h"
+#include "core/json_fields.h"
 
 namespace dsv3 {
 
@@ -34,7 +35,7 @@ Expected<std::optional<std::string>> ParseContent(const json& m, const std::stri
   if (c.is_array()) {
     std::string text;
     for (const json& part : c) {
-      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+      if (!part.is_object() || StringField(part, "type") != "text" || !part.contains("text") || !part["text"].is_string())
         return Status::Error(label + ".content: only {\"type\": \"text\", \"text\": ...} parts are supported");
       text += part["text"].get<std::string>();
     }

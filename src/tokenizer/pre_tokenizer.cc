@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "core/json_fields.h"
+
 namespace dsv3 {
 
 using nlohmann::json;
@@ -110,11 +112,11 @@ Status PreTokenizer::ParseStep(const json& j, const std::string& label, bool* ha
     if (!j.contains("behavior")) return Status::Error(label + ".behavior is required");
     DSV3_ASSIGN_OR_RETURN(step.behavior, ParseBehavior(j["behavior"], label));
     if (j.contains("invert") && !j["invert"].is_boolean()) return Status::Error(label + ".invert must be true or false");
-    step.invert = j.value("invert", false);
+    step.invert = BoolField(j, "invert", false);
   } else if (type == "ByteLevel") {
     *has_byte_level = true;
-    step.add_prefix_space = j.value("add_prefix_space", false);
-    if (j.value("use_regex", true)) {
+    step.add_prefix_space = BoolField(j, "add_prefix_space", false);
+    if (BoolField(j, "use_regex", true)) {
       DSV3_ASSIGN_OR_RETURN(step.regex, Regex::Compile(kGpt2Pattern, label + " (GPT-2 regex)"));
     }
   } else {

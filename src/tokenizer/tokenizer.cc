@@ -2,12 +2,15 @@
 // tokenizer.h.
 #include "tokenizer/tokenizer.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <tuple>
 
 #include "core/json_depth.h"
+#include "core/json_fields.h"
 #include "core/mapped_file.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/utf8.h"
@@ -30,13 +33,13 @@ Expected<json> ParseJson(std::string_view text, const std::string& label) {
 Status CheckUnsupported(const json& j, const std::string& label) {
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
     const json& n = j["normalizer"];
-    const bool empty_seq = n.is_object() && n.value("type", "") == "Sequence" && n.contains("normalizers") &&
+    const bool empty_seq = n.is_object() && StringField(n, "type") == "Sequence" && n.contains("normalizers") &&
                            n["normalizers"].is_array() && n["normalizers"].empty();
     if (!empty_seq)
-      return Status::Error(label + ": normalizer of type '" + (n.is_object() ? n.value("type", "?") : "?") +
+      return Status::Error(label + ": normalizer of type '" + StringField(n, "type", "?") +
                            "' is not supported (dsv3 reads byte-level BPE tokenizers without a normalizer)");
   }
-  if (!j.contains("decoder") || !j["decoder"].is_object() || j["decoder"].value("type", "") != "ByteLevel")
+  if (!j.contains("decoder") || !j["decoder"].is_object() || StringField(j["decoder"], "type") != "ByteLevel")
     return Status::Error(label + ": decoder must be of type 'ByteLevel' (dsv3 reads byte-level BPE tokenizers)");
   const json& m = j["model"];
   if (m.contains("dropout") && !m["dropout"].is_null() && m["dropout"] != 0)
@@ -44,7 +47,7 @@ Status CheckUnsupported(const json& j, const std::string& label) {
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
     if (m.contains(key) && !m[key].is_null() && m[key] != "")
       return Status::Error(label + ": model." + key + " is not supported (must be null)");
-  if (m.value("byte_fallback", false))
+  if (BoolField(m, "byte_fallback", false))
     return Status::Error(label + ": model.byte_fallback is not supported with a byte-level alphabet");
   return Status::Ok();
 }
@@ -76,14 +79,32 @@ Expected<std::vector<std::pair<std::string, std::string>>> ParseMerges(const jso
   return out;
 }
 
+// Ids index tables with one entry per id up to the largest, so one number
+// in a crafted tokenizer.json could ask for gigabytes. Real vocabularies are
+// dense (DeepSeek-V3: 129,280 ids, all used), so the largest id may exceed
+// the number of tokens by at most kMaxUnusedIds, and no id may pass the
+// vocabulary limit dsv3 accepts in a config (ConfigLimits::kVocab).
+constexpr int64_t kMaxTokenId = (int64_t{1} << 22) - 1;
+constexpr int64_t kMaxUnusedIds = 1 << 16;
+
+Status CheckIdSpan(int64_t max_id, size_t tokens, const std::string& what) {
+  if (max_id > kMaxTokenId || max_id >= static_cast<int64_t>(tokens) + kMaxUnusedIds)
+    return Status::Error(what + ": id " + std::to_string(max_id) + " for " + std::to_string(tokens) +
+                         " tokens (ids must be below " + std::to_string(kMaxTokenId + 1) +
+                         " and leave fewer than " + std::to_string(kMaxUnusedIds) + " ids unused)");
+  return Status::Ok();
+}
+
 Expected<AddedToken> ParseAddedToken(const json& t, const std::string& label) {
   if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") ||
       !t["content"].is_string())
     return Status::Error(label + " needs an integer 'id' and a string 'content'");
   AddedToken a;
-  a.id = t["id"].get<int32_t>();
+  const int64_t id = t["id"].is_number_unsigned() && t["id"].get<uint64_t>() > INT64_MAX ? -1 : t["id"].get<int64_t>();
+  if (id < 0 || id > kMaxTokenId)
+    return Status::Error(label + ".id must be in [0, " + std::to_string(kMaxTokenId) + "]");
+  a.id = static_cast<int32_t>(id);
   a.content = t["content"].get<std::string>();
-  if (a.id < 0) return Status::Error(label + ".id must be >= 0");
   if (a.content.empty()) return Status::Error(label + ".content must not be empty");
   for (auto [key, field] : {std::pair{"special", &a.special}, {"normalized", &a.normalized}, {"lstrip", &a.lstrip},
                             {"rstrip", &a.rstrip}, {"single_word", &a.single_word}}) {
@@ -115,8 +136,8 @@ Status Tokenizer::ParseTokenizerJson(std::string_view text, const std::string& l
   DSV3_ASSIGN_OR_RETURN(json j, ParseJson(text, label));
   if (!j.contains("model") || !j["model"].is_object()) return Status::Error(label + ": field 'model' is required");
   const json& m = j["model"];
-  if (m.value("type", "BPE") != "BPE")
-    return Status::Error(label + ": model.type '" + m.value("type", "") + "' is not supported (only BPE)");
+  if (StringField(m, "type", "BPE") != "BPE")
+    return Status::Error(label + ": model.type '" + StringField(m, "type", "(not a string)") + "' is not supported (only BPE)");
   DSV3_RETURN_IF_ERROR(CheckUnsupported(j, label));
   bool has_byte_level = false;
   auto pre = PreTokenizer::FromJson(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json(), &has_byte_level);
@@ -129,9 +150,15 @@ Status Tokenizer::ParseTokenizerJson(std::string_view text, const std::string& l
   std::vector<std::string> vocab;
   std::vector<bool> mergeable;
   std::string bytes;
+  int64_t max_id = -1;
   for (const auto& [token, id_json] : m["vocab"].items()) {
-    if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 || id_json.get<int64_t>() > (1 << 30))
-      return Status::Error(label + ": model.vocab[\"" + token + "\"] must be an id in [0, 2^30]");
+    if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 || id_json.get<int64_t>() > kMaxTokenId)
+      return Status::Error(label + ": model.vocab[\"" + token + "\"] must be an id in [0, " +
+                           std::to_string(kMaxTokenId) + "]");
+    max_id = std::max(max_id, id_json.get<int64_t>());
+  }
+  DSV3_RETURN_IF_ERROR(CheckIdSpan(max_id, m["vocab"].size(), label + ": model.vocab"));
+  for (const auto& [token, id_json] : m["vocab"].items()) {
     const size_t id = id_json.get<size_t>();
     if (id >= vocab.size()) vocab.resize(id + 1), mergeable.resize(id + 1);
     const bool in_alphabet = byte_level::Decode(token, &bytes);
@@ -139,7 +166,7 @@ Status Tokenizer::ParseTokenizerJson(std::string_view text, const std::string& l
     mergeable[id] = in_alphabet;
   }
   DSV3_ASSIGN_OR_RETURN(auto merges, ParseMerges(m.contains("merges") ? m["merges"] : json::array(), label));
-  auto bpe = Bpe::Build(std::move(vocab), mergeable, merges, m.value("ignore_merges", false));
+  auto bpe = Bpe::Build(std::move(vocab), mergeable, merges, BoolField(m, "ignore_merges", false));
   if (!bpe.ok()) return bpe.status().WithContext(label);
   bpe_ = std::move(*bpe);
   if (m.contains("unk_token") && !m["unk_token"].is_null())
@@ -158,6 +185,7 @@ Status Tokenizer::ParseTokenizerJson(std::string_view text, const std::string& l
   }
   vocab_size_ = bpe_.size();
   for (const auto& t : added) vocab_size_ = std::max(vocab_size_, t.id + 1);
+  DSV3_RETURN_IF_ERROR(CheckIdSpan(vocab_size_ - 1, bpe_.size() + added.size(), label + ": added_tokens"));
   added_index_.assign(vocab_size_, -1);
   for (size_t i = 0; i < added.size(); ++i) {
     added_index_[added[i].id] = static_cast<int32_t>(i);
@@ -185,7 +213,7 @@ Status Tokenizer::ParseConfigJson(std::string_view text, const std::string& labe
       config_.chat_template = t.get<std::string>();
     } else if (t.is_array()) {  // [{"name": "default", "template": ...}, ...]
       for (const json& e : t)
-        if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
+        if (e.is_object() && StringField(e, "name") == "default" && e.contains("template") && e["template"].is_string())
           config_.chat_template = e["template"].get<std::string>();
     } else {
       return Status::Error(label + ": field 'chat_template' must be a string");

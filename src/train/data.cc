@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json_depth.h"
+#include "core/json_fields.h"
 #include "train/rng.h"
 
 namespace dsv3::train {
@@ -44,7 +45,7 @@ Status OpenSplit(const std::string& dir, const json& j, const char* name, int64_
     split.tokens += shard.size;
     split.shards.push_back(std::move(shard));
   }
-  split.documents = s.value("documents", int64_t{0});
+  split.documents = IntField(s, "documents", 0);
   if (split.tokens == 0) return Status::Error(where + " split is empty (no tokens)");
   return Status::Ok();
 }
@@ -84,16 +85,16 @@ Expected<std::unique_ptr<TokenData>> TokenData::Open(const std::string& dir, int
   DSV3_RETURN_IF_ERROR(CheckJsonDepth(text, meta));
   const json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::Error(meta + ": not a JSON object");
-  if (j.value("format", "") != kDataFormat)
+  if (StringField(j, "format") != kDataFormat)
     return Status::Error(meta + ": field 'format' must be \"" + std::string(kDataFormat) + "\"");
-  if (j.value("dtype", "") != "uint32") return Status::Error(meta + ": field 'dtype' must be \"uint32\"");
+  if (StringField(j, "dtype") != "uint32") return Status::Error(meta + ": field 'dtype' must be \"uint32\"");
   auto data = std::unique_ptr<TokenData>(new TokenData());
   data->dir_ = dir;
   if (!j.contains("vocab_size") || !j["vocab_size"].is_number_integer() || j["vocab_size"].get<int64_t>() <= 0)
     return Status::Error(meta + ": field 'vocab_size' must be a positive integer");
   data->info_.vocab_size = j["vocab_size"].get<int64_t>();
-  data->info_.eos_token_id = j.value("eos_token_id", int64_t{-1});
-  data->info_.tokenizer = j.value("tokenizer", "");
+  data->info_.eos_token_id = IntField(j, "eos_token_id", -1);
+  data->info_.tokenizer = StringField(j, "tokenizer");
   if (data->info_.vocab_size > model_vocab)
     return Status::Error(meta + ": the data's tokenizer has vocab_size " + std::to_string(data->info_.vocab_size) +
                          " but the model config has vocab_size " + std::to_string(model_vocab) +

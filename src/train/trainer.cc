@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json_depth.h"
+#include "core/json_fields.h"
 #include "core/mapped_file.h"
 #include "core/parallel.h"
 #include "train/checkpoint.h"
@@ -41,9 +42,9 @@ double TruncateLog(const std::string& path, int64_t step) {
   while (std::getline(in, line)) {
     if (!CheckJsonDepth(line, path).ok()) continue;  // not a line this trainer wrote
     const json j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || j.value("step", int64_t{0}) > step) continue;
+    if (j.is_discarded() || IntField(j, "step", 0) > step) continue;
     kept += line + "\n";
-    if (j.value("step", int64_t{0}) == step && j.contains("loss")) loss = j["loss"].get<double>();
+    if (IntField(j, "step", 0) == step && j.contains("loss") && j["loss"].is_number()) loss = j["loss"].get<double>();
   }
   in.close();
   std::ofstream(path, std::ios::trunc) << kept;

@@ -61,6 +61,9 @@ TEST(Chat, MessageErrorsNameTheField) {
   EXPECT_NE(err(R"([{"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f"}}]}])")
                 .find("arguments"),
             std::string::npos);
+  // A content part whose "type" is not a string made value() throw (fuzzer find).
+  EXPECT_NE(err(R"([{"role": "user", "content": [{"type": {}, "text": "x"}]}])").find("[0].content"),
+            std::string::npos);
   auto ok = ParseChatMessagesText(R"({"messages": [{"role": "assistant", "content": null, "tool_calls":
       [{"type": "function", "function": {"name": "f", "arguments": {"a": 1}}}]},
       {"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "text", "text": "y"}]}]})", "f");

@@ -158,6 +158,18 @@ TEST(Tokenizer, BadFilesGiveErrorsNamingTheField) {
             std::string::npos);
   EXPECT_NE(with([](json& k) { k["added_tokens"][0].erase("id"); }).find("added_tokens[0]"), std::string::npos);
   EXPECT_NE(with([](json& k) { k["model"]["vocab"]["a"] = "zero"; }).find("model.vocab"), std::string::npos);
+  // Fuzzer finds (issue 20): one large id asked for a table of 16 GB; a field
+  // of the wrong type made nlohmann's value() throw instead of an error.
+  EXPECT_NE(with([](json& k) { k["model"]["vocab"]["a"] = 508888888; }).find("must be an id in [0, 4194303]"), std::string::npos);
+  EXPECT_NE(with([](json& k) { k["model"]["vocab"]["a"] = 300000; }).find("model.vocab: id 300000"), std::string::npos);
+  EXPECT_NE(with([](json& k) { k["added_tokens"][0]["id"] = int64_t{1} << 40; }).find("added_tokens[0].id"),
+            std::string::npos);
+  EXPECT_NE(with([](json& k) { k["added_tokens"][0]["id"] = 2000000; }).find("added_tokens: id 2000000"),
+            std::string::npos);
+  for (const char* field : {"type", "byte_fallback", "ignore_merges"})
+    EXPECT_NO_THROW(with([&](json& k) { k["model"][field] = json::object(); })) << field;
+  EXPECT_NO_THROW(with([](json& k) { k["decoder"]["type"] = 7; }));
+  EXPECT_NO_THROW(with([](json& k) { k["pre_tokenizer"]["pretokenizers"][1]["use_regex"] = "yes"; }));
   auto t = Tokenizer::FromJson("{not json", "", "tokenizer.json", "cfg");
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.status().message().find("tokenizer.json: not valid JSON"), std::string::npos);

@@ -70,6 +70,9 @@ class Fields {
       return Fail(name, std::string("must be in ") + (lo_open ? "(" : "[") + Num(lo) + ", " + Num(hi) + "], got " +
                             v->dump());
     *out = static_cast<float>(x);
+    if (lo_open && *out <= lo)  // e.g. top_p 1e-300: in range as a double, 0 as the float the sampler uses
+      return Fail(name, std::string("must be in (") + Num(lo) + ", " + Num(hi) + "], got " + v->dump() +
+                            " (rounds to " + Num(lo) + " in single precision)");
     return true;
   }
   bool Bool(const char* name, bool* out) {

@@ -21,7 +21,7 @@ set_tests_properties(server_load_smoke PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV
 # /health within 1 s throughout, every stream complete, memory back within 1.5x.
 add_test(NAME server_load_attack_smoke COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/load_test.py
          --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 --attack --slowloris 60 --streams 4 --big 8 --max-tokens 16
-         --prompt-len 8 --check)
+         --prompt-len 8 --attack-seconds 5 --server-args=--header-timeout=2 --check)
 set_tests_properties(server_load_attack_smoke PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV}" TIMEOUT 300 RUN_SERIAL TRUE)
 
 dsv3_test(server_unit_test server_unit_test.cc)

@@ -25,7 +25,9 @@ format, or 503 past --max-request-memory), while /health is polled every
 100 ms. It reports the largest /health latency, the streams that completed,
 and resident memory (VmRSS) at idle, at peak and 5 s after the load; with
 --check it fails unless /health always answered within 1 s, every stream
-completed, and memory 5 s after the load is within 1.5x of idle.
+completed, and memory 5 s after the load is within 1.5x of idle. The
+slowloris and the polling last --attack-seconds (past the server's
+--header-timeout, so slow sockets are cut and replaced meanwhile).
 """
 import argparse
 import json
@@ -119,7 +121,9 @@ def attack_run(args, server, vocab):
         burst.start()
         streams = phase(server, args.streams, 1, args.max_tokens, args.prompt_len, vocab, seed=7)
         burst.join()
-        time.sleep(1.0)  # a last second of slowloris and polling after the load
+        # Slowloris and polling go on past the server's --header-timeout, so
+        # slow sockets are cut and replaced while /health is watched.
+        time.sleep(max(1.0, args.attack_seconds - (time.monotonic() - t0)))
     load_s = time.monotonic() - t0
     time.sleep(5)
     after = attack.vm_rss(pid)
@@ -170,6 +174,7 @@ def main():
     ap.add_argument("--streams", type=int, default=16)
     ap.add_argument("--big", type=int, default=30)
     ap.add_argument("--big-messages", type=int, default=90_000, help="messages per big request (~34 bytes each)")
+    ap.add_argument("--attack-seconds", type=float, default=15.0, help="keep the slowloris and polling this long")
     args = ap.parse_args()
     if args.threads:
         harness.THREADS = args.threads

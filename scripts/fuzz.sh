@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-60}"
 jobs="${2:-1}"
 shift $(( $# > 2 ? 2 : $# ))
-all=(safetensors safetensors_index config gguf tokenizer chat api_request)
+all=(safetensors safetensors_index config gguf tokenizer chat api_request http_head)
 targets=("${@:-${all[@]}}")
 for p in clang libomp-14-dev; do
   dpkg -s "$p" >/dev/null 2>&1 || { sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd=sudo; $sudo_cmd apt-get install -y -q "$p"; }
@@ -30,7 +30,7 @@ run_one() {  # TARGET SECONDS: fuzz, then merge what added coverage into the kep
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -n 1 || true)
   if [ "$rc" -ne 0 ]; then
-    echo "fuzz_$t: FAILED after ${secs}s (exit $rc) - see $log and $art"; grep -m 3 -E 'ERROR|SUMMARY' "$log" || true
+    echo "fuzz_$t: FAILED (exit $rc) - see $log and $art"; grep -m 3 -E 'ERROR|SUMMARY' "$log" || true
     return 1
   fi
   echo "fuzz_$t: ${secs}s, $runs inputs, $cov, corpus $(ls "tests/fuzz/corpus/$t" | wc -l) files, no crash"

@@ -1,10 +1,11 @@
 // One client connection of `dsv3 serve` and the limits it is held to. A
 // connection belongs either to the connection gate (connection_gate.h), which
-// waits for a complete request head without occupying a worker thread, or to
-// one worker thread while that thread serves one request on it; it moves
-// between the two by value (std::unique_ptr), never shared. Bytes the gate
-// read past the head (the start of a body, a pipelined request) stay in
-// `pending` and are served to httplib before the socket is read again.
+// waits for a complete request head, and for a body of declared length,
+// without occupying a worker thread, or to one worker thread while that
+// thread serves one request on it; it moves between the two by value
+// (std::unique_ptr), never shared. Bytes the gate read (the head, the body,
+// the start of a pipelined request) stay in `pending` and are served to
+// httplib before the socket is read again.
 #pragma once
 
 #include <cstddef>
@@ -34,7 +35,7 @@ struct ConnectionLimits {
 };
 
 struct Connection {
-  enum class Phase { kHead, kKeepAlive, kLinger };
+  enum class Phase { kHead, kBody, kKeepAlive, kLinger };
   int fd = -1;
   std::string ip;
   int port = 0;

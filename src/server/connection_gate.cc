@@ -267,6 +267,7 @@ bool ConnectionGate::MakeRoom(const std::string& ip, double now) {
 void ConnectionGate::OnReadable(size_t i, double now) {
   Connection& c = *waiting_[i];
   if (c.phase == Connection::Phase::kLinger) return Drain(i);
+  if (c.phase == Connection::Phase::kBody) return ReadBody(i);
   char buf[16384];
   bool eof = false;
   while (c.pending.size() <= limits_.max_head_bytes) {
@@ -300,6 +301,30 @@ void ConnectionGate::Drain(size_t i) {
   Close(waiting_[i]);
 }
 
+void ConnectionGate::ReadBody(size_t i) {
+  Connection& c = *waiting_[i];
+  const size_t total = c.head_bytes + static_cast<size_t>(c.head.content_length);
+  char buf[65536];
+  // At most a slice per wake-up: a fast upload must not keep the gate from
+  // the other connections (a /health head waiting behind 30 MB of bodies).
+  constexpr size_t kSlice = 256 << 10;
+  const size_t stop = std::min(total, c.pending.size() + kSlice);
+  while (c.pending.size() < stop) {
+    const ssize_t n = ::recv(c.fd, buf, std::min(sizeof(buf), stop - c.pending.size()), MSG_DONTWAIT);
+    if (n > 0) {
+      c.pending.append(buf, static_cast<size_t>(n));
+      // Total deadline from the end of the head; a stall also ends it.
+      c.deadline = std::min(c.since + limits_.body_timeout_s, Now() + limits_.idle_timeout_s);
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    return Close(waiting_[i]);  // gone before its body was complete
+  }
+  if (c.pending.size() == total) HandOver(i);
+}
+
+void ConnectionGate::HandOver(size_t i) { dispatch_(std::move(waiting_[i])); }
+
 void ConnectionGate::CheckHead(size_t i, double now) {
   Connection& c = *waiting_[i];
   const size_t end = FindHeadEnd(c.pending, c.scanned);
@@ -326,7 +351,15 @@ void ConnectionGate::CheckHead(size_t i, double now) {
   }
   counters_.request_memory = budget_.reserved();
   c.charge = charge;
-  dispatch_(std::move(waiting_[i]));
+  const size_t total = end + static_cast<size_t>(std::max<int64_t>(c.head.content_length, 0));
+  if (c.pending.size() < total) {  // a body of known length is read here, so a slow one holds no worker
+    c.phase = Connection::Phase::kBody;
+    c.since = now;
+    c.deadline = std::min(now + limits_.body_timeout_s, now + limits_.idle_timeout_s);
+    c.pending.reserve(total);
+    return ReadBody(i);
+  }
+  HandOver(i);
 }
 
 void ConnectionGate::Refuse(Connection& c, int status, const std::string& message, double now) {
@@ -340,6 +373,11 @@ void ConnectionGate::Refuse(Connection& c, int status, const std::string& messag
 
 void ConnectionGate::StartLinger(Connection& c, double now) {
   ::shutdown(c.fd, SHUT_WR);  // the answer is complete; the client sees EOF after it
+  if (c.charge) {  // no longer a request in flight
+    budget_.Release(c.charge);
+    counters_.request_memory = budget_.reserved();
+    c.charge = 0;
+  }
   c.phase = Connection::Phase::kLinger;
   c.deadline = now + limits_.linger_s;
   c.since = now;
@@ -350,6 +388,14 @@ void ConnectionGate::StartLinger(Connection& c, double now) {
 void ConnectionGate::Expire(double now) {
   for (auto& c : waiting_) {
     if (!c || c->deadline > now) continue;
+    if (c->phase == Connection::Phase::kBody) {
+      ++counters_.body_timeouts;
+      Refuse(*c, 408, "the request body did not arrive within --body-timeout (" +
+                          std::to_string(static_cast<int>(limits_.body_timeout_s)) + " s), or stalled for " +
+                          "--idle-timeout (" + std::to_string(static_cast<int>(limits_.idle_timeout_s)) + " s)",
+             now);
+      continue;
+    }
     if (c->phase == Connection::Phase::kHead) ++counters_.head_timeouts;
     Close(c);
   }

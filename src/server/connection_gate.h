@@ -1,11 +1,13 @@
 // The connection gate: one poll() thread that owns every client connection
 // not currently being served, so that slow or idle clients cost a file
-// descriptor and a few bytes, never a worker thread. It reads each new (or
+// descriptor and some bytes, never a worker thread. It reads each new (or
 // kept-alive) connection until its request head is complete and checks it
-// (request_head.h); only then does a worker get it, with its memory charge
-// reserved (request_budget.h). It closes heads that miss --header-timeout
+// (request_head.h), reserves its memory charge (request_budget.h), reads a
+// body of declared length to its end (the charge already covers it), and only
+// then hands it to a worker. It closes heads that miss --header-timeout
 // (slowloris: a header line every few seconds is progress, but the deadline is
-// total), idle keep-alive connections after --idle-timeout, and, when a client
+// total), answers 408 to bodies that miss --body-timeout, closes idle
+// keep-alive connections after --idle-timeout, and, when a client
 // IP or the whole server is at its connection cap, the oldest connection of
 // that IP (or of the busiest IP) still waiting for its head; with nothing to
 // evict the new connection gets 503. Refusals are answered with an
@@ -65,7 +67,9 @@ class ConnectionGate {
   bool MakeRoom(const std::string& ip, double now);
   void OnReadable(size_t i, double now);
   void Drain(size_t i);
+  void ReadBody(size_t i);
   void CheckHead(size_t i, double now);
+  void HandOver(size_t i);  // to a worker
   void Refuse(Connection& c, int status, const std::string& message, double now);
   void StartLinger(Connection& c, double now);
   void Expire(double now);

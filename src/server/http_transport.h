@@ -3,7 +3,8 @@
 // GuardedServer::process_and_close_socket (a virtual httplib lets a subclass
 // override), which passes it to the connection gate (connection_gate.h)
 // instead of tying up a pool thread; once the gate has a complete, acceptable
-// request head it dispatches the connection to a worker pool, where
+// request head (and its body, when its length is declared) it dispatches the
+// connection to a worker pool, where
 // httplib's process_request serves exactly one request through a
 // deadline-bound SocketStream. Keep-alive connections go back to the gate
 // between requests. Body-less GET/HEAD/OPTIONS requests (/health, /metrics)

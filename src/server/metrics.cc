@@ -60,7 +60,8 @@ void RenderConnections(const ConnectionCounters& c, std::string& out) {
   out += "# HELP dsv3_http_connections_closed_total Connections the server closed or refused to protect itself.\n"
          "# TYPE dsv3_http_connections_closed_total counter\n";
   const std::pair<const char*, uint64_t> reasons[] = {
-      {"header_timeout", c.head_timeouts.load()}, {"evicted", c.evicted.load()}, {"refused", c.refused.load()}};
+      {"header_timeout", c.head_timeouts.load()}, {"body_timeout", c.body_timeouts.load()},
+      {"evicted", c.evicted.load()}, {"refused", c.refused.load()}};
   for (const auto& [reason, n] : reasons)
     out += "dsv3_http_connections_closed_total{reason=\"" + std::string(reason) + "\"} " + std::to_string(n) + "\n";
   Scalar(out, "dsv3_http_requests_over_memory_total", "counter", "Requests refused (503) by --max-request-memory.",

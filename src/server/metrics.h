@@ -39,6 +39,7 @@ struct ConnectionCounters {
   std::atomic<int64_t> request_memory{0};     // bytes charged to requests in flight
   std::atomic<int64_t> request_memory_limit{0};
   std::atomic<uint64_t> head_timeouts{0};     // closed for missing --header-timeout
+  std::atomic<uint64_t> body_timeouts{0};     // answered 408 for missing --body-timeout
   std::atomic<uint64_t> evicted{0};           // closed to make room under a connection cap
   std::atomic<uint64_t> refused{0};           // new connections refused (503) at a cap
   std::atomic<uint64_t> busy{0};              // requests refused (503) by --max-request-memory

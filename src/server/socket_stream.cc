@@ -86,6 +86,10 @@ ssize_t SocketStream::read(char* ptr, size_t size) {
     }
     std::copy_n(c_.pending.data() + offset_, n, ptr);
     offset_ += n;
+    if (offset_ == c_.pending.size()) {  // all handed over (httplib holds its own copy of the body): free it now
+      std::string().swap(c_.pending);
+      offset_ = 0, c_.head_bytes = 0;
+    }
     return static_cast<ssize_t>(n);
   }
   return ReadSocket(ptr, size);

@@ -1,11 +1,11 @@
 // The httplib::Stream a worker thread serves one request through. It first
-// hands httplib the bytes the connection gate already read (the head, maybe
-// the start of the body), then reads the socket under a deadline for the
-// whole body (--body-timeout), not one per read, so a client trickling its
-// body a byte at a time cannot hold a worker indefinitely; a read or write
-// that makes no progress for --idle-timeout also fails. Body bytes are capped
-// (a chunked body has no declared size). It never reads past what httplib
-// asks for, so a pipelined request stays in the socket or in `pending`.
+// hands httplib the bytes the connection gate already read (the head, and a
+// body of declared length in full), then reads the socket only for a chunked
+// body, which declares no size: under a deadline for the whole body
+// (--body-timeout), not one per read, so a client trickling it cannot hold a
+// worker indefinitely, and capped at --max-body. A read or write that makes no
+// progress for --idle-timeout fails. It never reads past what httplib asks
+// for, so a pipelined request stays in the socket or in `pending`.
 #pragma once
 
 #include <httplib.h>

@@ -2,7 +2,7 @@
 clients keep being served while sockets trickle header lines (each line is
 progress, so only a total deadline stops them), while one client address holds
 more connections than its cap, while idle sockets fill the server-wide cap, and
-while a body trickles in. Before the connection gate, 95 such sockets held 95
+while bodies stall or trickle in. Before the connection gate, 95 such sockets held 95
 of the 88 HTTP threads and /health went unanswered for a minute."""
 import json
 import os
@@ -100,6 +100,26 @@ class Slowloris_(unittest.TestCase):
         finally:
             for s in socks:
                 s.close()
+
+    def test_unfinished_bodies_hold_no_worker(self):
+        # Ten uploads stuck half-way on a server with two generation workers: the
+        # gate reads declared-length bodies itself, so a complete request is served at once.
+        s = Server(MODEL, "-q", "--http-threads", "2")
+        socks = []
+        try:
+            for _ in range(10):
+                c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+                c.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"prompt\"")
+                socks.append(c)
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            st, out, _ = s.post("/v1/completions", {"prompt": [1, 2], "max_tokens": 2}, timeout=30)
+            self.assertEqual(st, 200, out)
+            self.assertLess(time.monotonic() - t0, 3.0)
+        finally:
+            for c in socks:
+                c.close()
+            self.assertEqual(s.stop(), 0)
 
     def test_trickled_body_hits_the_body_deadline(self):
         # Full headers, then one body byte every 0.3 s: progress every time, but

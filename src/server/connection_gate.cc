@@ -352,7 +352,9 @@ void ConnectionGate::CheckHead(size_t i, double now) {
   counters_.request_memory = budget_.reserved();
   c.charge = charge;
   const size_t total = end + static_cast<size_t>(std::max<int64_t>(c.head.content_length, 0));
-  if (c.pending.size() < total) {  // a body of known length is read here, so a slow one holds no worker
+  // A body of known length is read here, so a slow one holds no worker; one
+  // that waits for "100 Continue" is read by the worker after httplib sends it.
+  if (c.pending.size() < total && !c.head.expect_continue) {
     c.phase = Connection::Phase::kBody;
     c.since = now;
     c.deadline = std::min(now + limits_.body_timeout_s, now + limits_.idle_timeout_s);

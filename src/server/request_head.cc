@@ -56,6 +56,7 @@ bool SplitLines(std::string_view head, std::vector<std::string_view>* lines) {
 
 struct Framing {
   std::vector<std::string_view> lengths, codings, encodings;
+  bool expect_continue = false;
 };
 
 // Collects the framing headers; a refusal status when a line is malformed.
@@ -71,6 +72,7 @@ HeadCheck ReadFraming(const std::vector<std::string_view>& lines, Framing* f) {
     if (IEquals(name, "Content-Length")) f->lengths.push_back(value);
     if (IEquals(name, "Transfer-Encoding")) f->codings.push_back(value);
     if (IEquals(name, "Content-Encoding")) f->encodings.push_back(value);
+    if (IEquals(name, "Expect") && IEquals(value, "100-continue")) f->expect_continue = true;
   }
   return {};
 }
@@ -118,6 +120,7 @@ HeadCheck CheckRequestHead(std::string_view head, size_t max_body_bytes) {
   c.head.method = std::string(lines[0].substr(0, space));
   Framing f;
   if (HeadCheck bad = ReadFraming(lines, &f); bad.status) return bad;
+  c.head.expect_continue = f.expect_continue;
   for (std::string_view e : f.encodings)
     if (!e.empty() && !IEquals(e, "identity"))
       return Refuse(415, "Content-Encoding " + Quote(e) + " is not supported: send the body uncompressed");

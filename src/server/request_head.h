@@ -21,6 +21,7 @@ struct RequestHead {
   std::string method;
   int64_t content_length = -1;  // -1: no Content-Length header
   bool chunked = false;         // Transfer-Encoding: chunked
+  bool expect_continue = false;  // Expect: 100-continue (the body follows httplib's 100 response)
   // A request without a body that only reads server state (GET, HEAD,
   // OPTIONS): served by the small pool that keeps /health answering.
   bool light() const { return content_length <= 0 && !chunked && (method == "GET" || method == "HEAD" || method == "OPTIONS"); }

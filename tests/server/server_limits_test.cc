@@ -41,6 +41,10 @@ TEST(RequestHead, AcceptsOrdinaryRequests) {
   EXPECT_TRUE(c.head.chunked);
   EXPECT_EQ(Check("POST / HTTP/1.1\r\nContent-Encoding: identity\r\nContent-Length: 0\r\n\r\n").status, 0);
   EXPECT_EQ(Check("POST / HTTP/1.1\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n").status, 0);
+  c = Check("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 7\r\n\r\n");
+  EXPECT_EQ(c.status, 0);
+  EXPECT_TRUE(c.head.expect_continue);
+  EXPECT_FALSE(Check("POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\n").head.expect_continue);
 }
 
 TEST(RequestHead, RefusesBadFraming) {

@@ -170,6 +170,24 @@ class Hardening(unittest.TestCase):
             b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(data), data)))
         self.assertEqual(status, 200, body)
 
+    def test_expect_100_continue(self):
+        # The client sends its body only after "100 Continue" (curl does for large
+        # bodies): the gate must not wait for that body itself.
+        data = json.dumps({"prompt": [1, 2], "max_tokens": 2}).encode()
+        s = socket.create_connection(("127.0.0.1", self.s.port), timeout=10)
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(data))
+        self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 100"))
+        s.sendall(data)
+        reply = b""
+        while True:
+            more = s.recv(65536)
+            if not more:
+                break
+            reply += more
+        s.close()
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply[:200])
+
     def test_keep_alive_and_pipelining(self):
         c = self.s.conn()
         for _ in range(5):

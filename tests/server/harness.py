@@ -205,6 +205,16 @@ def raw_socket(port, timeout=10):
     return s
 
 
+def sanitized():
+    """True when the dsv3 binary is built with AddressSanitizer: its allocator
+    keeps freed memory in quarantine (resident-memory checks do not apply) and
+    it reserves terabytes of shadow address space (no RLIMIT_AS runs)."""
+    try:
+        return "libasan" in subprocess.run(["ldd", BIN], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def run_cli(*args):
     """Runs the dsv3 binary; returns stdout (raises on failure)."""
     return subprocess.run([BIN, "-t", THREADS, *args], check=True, capture_output=True, text=True).stdout

@@ -10,11 +10,14 @@ import time
 import unittest
 
 from attack import RssSampler, big_chat_body, burst, post_raw, vm_rss
-from harness import GOLDEN, Server
+from harness import GOLDEN, Server, sanitized
 
 MODEL = os.path.join(GOLDEN, "v3_tiny_bf16")
 LIMIT = 256 << 20
 MiB = 1 << 20
+# Under AddressSanitizer freed memory stays in its quarantine: statuses are
+# still checked, resident memory is not.
+CHECK_RSS = not sanitized()
 
 
 class RequestMemory(unittest.TestCase):
@@ -45,8 +48,9 @@ class RequestMemory(unittest.TestCase):
         after = self.settled()
         print("sequential: idle %.1f MiB, peak %.1f MiB, 5 s after %.1f MiB" %
               (self.idle / MiB, rss.peak / MiB, after / MiB))
-        self.assertLess(rss.peak, self.idle + 200 * MiB)  # about one request's worth, not ten
-        self.assertLess(after, 1.5 * self.idle)
+        if CHECK_RSS:
+            self.assertLess(rss.peak, self.idle + 200 * MiB)  # about one request's worth, not ten
+            self.assertLess(after, 1.5 * self.idle)
         self.assertTrue(self.s.healthy())
 
     def test_concurrent_bodies_are_bounded_then_refused_with_retry_after(self):
@@ -65,8 +69,9 @@ class RequestMemory(unittest.TestCase):
         after = self.settled()
         print("30 concurrent: %s; idle %.1f MiB, peak %.1f MiB, 5 s after %.1f MiB" %
               ({s: statuses.count(s) for s in set(statuses)}, self.idle / MiB, rss.peak / MiB, after / MiB))
-        self.assertLess(rss.peak, self.idle + LIMIT + 64 * MiB)
-        self.assertLess(after, 1.5 * self.idle)
+        if CHECK_RSS:
+            self.assertLess(rss.peak, self.idle + LIMIT + 64 * MiB)
+            self.assertLess(after, 1.5 * self.idle)
         m = self.s.metrics()
         self.assertEqual(m["dsv3_http_requests_over_memory_total"] - before, len(busy))
         self.assertLess(m["dsv3_http_request_memory_bytes"], 4096)  # only the /metrics request itself

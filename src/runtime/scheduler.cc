@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <new>
 
 #include "core/parallel.h"
 #include "runtime/logprobs.h"
@@ -62,7 +63,12 @@ Expected<std::unique_ptr<Scheduler>> Scheduler::Start(const Model& model, const 
   Scheduler* self = s.get();
   s->thread_ = std::thread([self, &ready] {
     SetNumThreads(self->options_.threads);
-    const Status st = self->Warmup();
+    Status st;
+    try {  // an exception on this thread would terminate the process; report it to Start instead
+      st = self->Warmup();
+    } catch (const std::bad_alloc&) {
+      st = Status::Error("out of memory sizing the workspace (lower --parallel, --ctx-size or --prefill-chunk)");
+    }
     const bool ok = st.ok();
     ready.set_value(st);
     if (ok) self->Loop();

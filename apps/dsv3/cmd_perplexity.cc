@@ -33,7 +33,7 @@ struct PerplexityOptions {
 
 // The whole file; an empty one is an error (nothing to score).
 Expected<std::string> ReadNonEmpty(const std::string& path) {
-  DSV3_ASSIGN_OR_RETURN(std::string bytes, ReadTextFile(path));
+  DSV3_ASSIGN_OR_RETURN(std::string bytes, ReadTextFile(path, kMaxDataFileBytes));
   if (bytes.empty()) return Status::Error(path + ": the file is empty");
   return bytes;
 }

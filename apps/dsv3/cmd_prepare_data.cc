@@ -30,7 +30,7 @@ struct PrepareOptions {
 Expected<std::vector<std::string>> ReadDocuments(const PrepareOptions& o) {
   std::vector<std::string> docs;
   for (const std::string& path : o.files) {
-    DSV3_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
+    DSV3_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path, kMaxDataFileBytes));  // a corpus, not a config
     if (!o.doc_per_line) {
       if (text.find_first_not_of(" \t\r\n") != std::string::npos) docs.push_back(std::move(text));
       continue;

@@ -33,7 +33,7 @@ int TrainTokenizer(const TrainTokenizerOptions& o) {
     };
   BpeTrainer trainer(options);
   for (const std::string& file : o.files) {
-    auto text = ReadTextFile(file);
+    auto text = ReadTextFile(file, kMaxDataFileBytes);  // a corpus, not a config
     if (!text.ok()) return Fail(text.status());
     if (!o.quiet) std::fprintf(stderr, "train-tokenizer: reading %s (%zu bytes)\n", file.c_str(), text->size());
     const Status s = trainer.AddText(*text);

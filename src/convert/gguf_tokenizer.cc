@@ -1,4 +1,5 @@
-// tokenizer.json -> tokenizer.ggml.* metadata; see gguf_tokenizer.h.
+// tokenizer.json -> tokenizer.ggml.* metadata, and back (the tokenizer a GGUF
+// file embeds); see gguf_tokenizer.h.
 #include "convert/gguf_tokenizer.h"
 
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include "core/json_depth.h"
 #include "core/json_fields.h"
 #include "core/mapped_file.h"
+#include "tokenizer/pre_tokenizer.h"
 
 namespace dsv3 {
 
@@ -119,6 +121,98 @@ Expected<std::vector<std::pair<std::string, GgufValue>>> TokenizerGgufMetadata(c
   if (tc.contains("chat_template") && tc["chat_template"].is_string())
     kv.push_back({"tokenizer.chat_template", GgufValue::Str(tc["chat_template"].get<std::string>())});
   return kv;
+}
+
+namespace {
+
+// ---- GGUF -> tokenizer.json (token types: TokenType above) ----
+
+const GgufValue* FindString(const GgufFile& f, const char* key) {
+  const GgufValue* v = f.Find(key);
+  return v && v->type == GgufType::kString ? v : nullptr;
+}
+
+json DeepSeekV3PreTokenizer() {
+  json steps = json::array();
+  for (const char* pattern : kDeepSeekV3Patterns)
+    steps.push_back({{"type", "Split"}, {"pattern", {{"Regex", pattern}}}, {"behavior", "Isolated"}, {"invert", false}});
+  steps.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}});
+  return {{"type", "Sequence"}, {"pretokenizers", steps}};
+}
+
+// tokenizer.json's vocab, merges and added tokens from the token arrays.
+Status BuildModel(const GgufFile& f, json& model, json& added) {
+  const std::string& label = f.path();
+  const GgufValue* tokens = f.Find("tokenizer.ggml.tokens");
+  if (!tokens || tokens->type != GgufType::kArray || tokens->array_type != GgufType::kString)
+    return Status::Error(label + ": metadata 'tokenizer.ggml.tokens' must be an array of strings");
+  const GgufValue* types = f.Find("tokenizer.ggml.token_type");
+  if (types && (types->type != GgufType::kArray || types->items.size() != tokens->items.size() ||
+                (!types->items.empty() && !types->items[0].is_integer())))
+    return Status::Error(label + ": metadata 'tokenizer.ggml.token_type' must be integers, one per token");
+  json vocab = json::object();
+  for (size_t id = 0; id < tokens->items.size(); ++id) {
+    const std::string& text = tokens->items[id].s;
+    const int64_t type = types ? types->items[id].AsInt() : kNormal;
+    if (type == kNormal) {
+      if (!vocab.emplace(text, id).second)
+        return Status::Error(label + ": token '" + text + "' appears twice in 'tokenizer.ggml.tokens'");
+    } else if (type == kControl || type == kUserDefined) {
+      added.push_back({{"id", id}, {"content", text}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                       {"normalized", false}, {"special", type == kControl}});
+    }
+  }
+  json merges = json::array();
+  if (const GgufValue* m = f.Find("tokenizer.ggml.merges")) {
+    if (m->type != GgufType::kArray || m->array_type != GgufType::kString)
+      return Status::Error(label + ": metadata 'tokenizer.ggml.merges' must be an array of strings");
+    for (const GgufValue& e : m->items) merges.push_back(e.s);
+  }
+  model = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
+           {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
+           {"ignore_merges", false}, {"vocab", std::move(vocab)}, {"merges", std::move(merges)}};
+  return Status::Ok();
+}
+
+// tokenizer_config.json: BOS/EOS by content, add_bos/add_eos, chat template.
+Expected<json> BuildConfig(const GgufFile& f) {
+  json config = json::object();
+  const GgufValue* tokens = f.Find("tokenizer.ggml.tokens");
+  for (auto [key, field] : {std::pair{"tokenizer.ggml.bos_token_id", "bos_token"}, {"tokenizer.ggml.eos_token_id", "eos_token"}}) {
+    const GgufValue* v = f.Find(key);
+    if (!v) continue;
+    if (!v->is_integer() || v->AsInt() < 0 || static_cast<size_t>(v->AsInt()) >= tokens->items.size())
+      return Status::Error(f.path() + ": metadata '" + key + "' is not a token id");
+    config[field] = tokens->items[v->AsInt()].s;
+  }
+  for (auto [key, field] : {std::pair{"tokenizer.ggml.add_bos_token", "add_bos_token"}, {"tokenizer.ggml.add_eos_token", "add_eos_token"}})
+    if (const GgufValue* v = f.Find(key); v && v->type == GgufType::kBool) config[field] = v->b;
+  if (const GgufValue* t = FindString(f, "tokenizer.chat_template")) config["chat_template"] = t->s;
+  return config;
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Tokenizer>> TokenizerFromGguf(const GgufFile& gguf) {
+  const std::string& path = gguf.path();
+  const GgufValue* model = FindString(gguf, "tokenizer.ggml.model");
+  if (!model) return Status::Error(path + ": has no embedded tokenizer (no tokenizer.ggml.model); pass --tokenizer DIR");
+  if (model->s != "gpt2")
+    return Status::Error(path + ": tokenizer.ggml.model '" + model->s + "' is not supported (dsv3 reads gpt2 byte-level BPE)");
+  const GgufValue* pre = FindString(gguf, "tokenizer.ggml.pre");
+  const std::string pre_name = pre ? pre->s : "(none)";
+  if (pre_name != "deepseek-v3")
+    return Status::Error(path + ": tokenizer.ggml.pre '" + pre_name +
+                         "' is not a pre-tokenizer dsv3 can rebuild from GGUF (deepseek-v3 only); pass --tokenizer DIR");
+  json model_json, added = json::array();
+  DSV3_RETURN_IF_ERROR(BuildModel(gguf, model_json, added));
+  DSV3_ASSIGN_OR_RETURN(json config, BuildConfig(gguf));
+  const json tok = {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr}, {"added_tokens", added},
+                    {"normalizer", nullptr}, {"pre_tokenizer", DeepSeekV3PreTokenizer()}, {"post_processor", nullptr},
+                    {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true},
+                                 {"use_regex", true}}},
+                    {"model", model_json}};
+  return Tokenizer::FromJson(tok.dump(), config.dump(), path + " (tokenizer.ggml.*)", path + " (tokenizer.ggml.*)");
 }
 
 }  // namespace dsv3

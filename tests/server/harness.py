@@ -13,6 +13,7 @@ import socket
 import subprocess
 import threading
 import time
+import unittest
 
 BIN = os.environ.get("DSV3_BIN", "build/dsv3")
 GOLDEN = os.environ.get("DSV3_GOLDEN", "tests/golden")
@@ -154,6 +155,16 @@ class Server:
         self._stderr_thread.join(timeout=5)
         self.proc.stdout.close()
         return rc
+
+
+class ServerTest(unittest.TestCase):
+    """A test class whose tests share one server, `cls.s` (set in setUpClass);
+    the server must exit 0 when the class is done with it."""
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.s.stop()
+        assert rc == 0, "exit status %d\n%s" % (rc, "".join(cls.s.stderr_lines))
 
 
 def chat_model():

@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import GOLDEN, Server, completion_text, run_cli
+from harness import GOLDEN, Server, ServerTest, completion_text, run_cli
 
 MODEL = os.path.join(GOLDEN, "v3_tiny_bf16")
 PROMPTS = [[0, 15, 27], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [200, 3], [7] * 30, [0, 100, 200, 300]]
@@ -21,15 +21,10 @@ def run_greedy(model, prompt, n):
                    "--temperature", "0").strip()
 
 
-class Api(unittest.TestCase):
+class Api(ServerTest):
     @classmethod
     def setUpClass(cls):
         cls.s = Server(MODEL, "--parallel", "4", "--prefill-chunk", "8")
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.s.stop()
-        assert rc == 0, "exit status %d\n%s" % (rc, "".join(cls.s.stderr_lines))
 
     def complete(self, **body):
         status, out, _ = self.s.post("/v1/completions", body)

@@ -11,20 +11,15 @@ import threading
 import time
 import unittest
 
-from harness import GOLDEN, Server, completion_text, raw_socket
+from harness import GOLDEN, Server, ServerTest, completion_text, raw_socket
 
 MODEL = os.path.join(GOLDEN, "v3_tiny_bf16")
 
 
-class BadInput(unittest.TestCase):
+class BadInput(ServerTest):
     @classmethod
     def setUpClass(cls):
         cls.s = Server(MODEL, "--parallel", "2", "--max-queue", "4", "--idle-timeout", "1", "--max-body", "65536")
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.s.stop()
-        assert rc == 0, "exit status %d\n%s" % (rc, "".join(cls.s.stderr_lines))
 
     def tearDown(self):
         self.assertTrue(self.s.healthy())

@@ -10,7 +10,7 @@ import socket
 import time
 import unittest
 
-from harness import OUT, Server, chat_model
+from harness import OUT, Server, ServerTest, chat_model
 
 DEPTH = 100_000
 
@@ -69,16 +69,11 @@ def split_response(reply):
     return int(head.split(b" ")[1]), head.decode("latin-1"), body
 
 
-class Hardening(unittest.TestCase):
+class Hardening(ServerTest):
     @classmethod
     def setUpClass(cls):
         cls.s = Server(long_chat_model(), "-q", "--parallel", "2", "--ctx-size", "4096", "--max-body", "1048576",
                        "--header-timeout", "5")
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.s.stop()
-        assert rc == 0, "exit status %d\n%s" % (rc, "".join(cls.s.stderr_lines))
 
     def tearDown(self):
         self.assertTrue(self.s.healthy())

@@ -10,7 +10,7 @@ import time
 import unittest
 
 from attack import RssSampler, big_chat_body, burst, post_raw, vm_rss
-from harness import GOLDEN, Server, sanitized
+from harness import GOLDEN, Server, ServerTest, sanitized
 
 MODEL = os.path.join(GOLDEN, "v3_tiny_bf16")
 LIMIT = 256 << 20
@@ -20,7 +20,7 @@ MiB = 1 << 20
 CHECK_RSS = not sanitized()
 
 
-class RequestMemory(unittest.TestCase):
+class RequestMemory(ServerTest):
     @classmethod
     def setUpClass(cls):
         cls.s = Server(MODEL, "-q", "--max-request-memory", str(LIMIT))
@@ -29,10 +29,6 @@ class RequestMemory(unittest.TestCase):
         time.sleep(2.5)  # the server trims freed memory once idle
         cls.idle = vm_rss(cls.s.proc.pid)
         cls.body = big_chat_body()
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.s.stop() == 0, "".join(cls.s.stderr_lines)
 
     def settled(self):
         time.sleep(5)

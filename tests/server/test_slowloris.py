@@ -11,7 +11,7 @@ import time
 import unittest
 
 from attack import HealthPoller, Slowloris
-from harness import GOLDEN, Server
+from harness import GOLDEN, Server, ServerTest
 
 MODEL = os.path.join(GOLDEN, "v3_tiny_bf16")
 HEADER_TIMEOUT = 3
@@ -36,15 +36,11 @@ def served_from(source, port, body):
     return reply.split(b"\r\n", 1)[0]
 
 
-class Slowloris_(unittest.TestCase):
+class Slowloris_(ServerTest):
     @classmethod
     def setUpClass(cls):
         cls.s = Server(MODEL, "-q", "--parallel", "2", "--header-timeout", str(HEADER_TIMEOUT),
                        "--max-connections-per-ip", "32", "--max-connections", "120", "--body-timeout", "3")
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.s.stop() == 0, "".join(cls.s.stderr_lines)
 
     def tearDown(self):
         self.assertTrue(self.s.healthy())

@@ -8,21 +8,16 @@ import json
 import os
 import unittest
 
-from harness import Server, chat_model, chat_parts, completion_text, run_cli
+from harness import Server, ServerTest, chat_model, chat_parts, completion_text, run_cli
 
 PROMPTS = ["Hello world", "The capital of France is", "def f(x):\n    return", "你好，世界", "emoji 😀 and tabs\t!"]
 
 
-class Text(unittest.TestCase):
+class Text(ServerTest):
     @classmethod
     def setUpClass(cls):
         cls.model = chat_model()
         cls.s = Server(cls.model, "--parallel", "4")
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.s.stop()
-        assert rc == 0, "exit status %d\n%s" % (rc, "".join(cls.s.stderr_lines))
 
     def complete(self, **body):
         st, out, _ = self.s.post("/v1/completions", body)

@@ -106,10 +106,6 @@ Status PrintStoredBytes(const std::string& dir) {
   return Status::Ok();
 }
 
-bool IsGguf(const std::string& path) {
-  return path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0 && !std::filesystem::is_directory(path);
-}
-
 // A GGUF file: config from its metadata, bytes per ggml type.
 Expected<Config> InspectGguf(const std::string& path) {
   DSV3_ASSIGN_OR_RETURN(auto file, GgufFile::Open(path));
@@ -125,14 +121,14 @@ Expected<Config> InspectGguf(const std::string& path) {
 }
 
 int Inspect(const InspectOptions& o) {
-  auto config = IsGguf(o.model_dir) ? InspectGguf(o.model_dir) : LoadConfig(o.model_dir);
+  auto config = IsGgufPath(o.model_dir) ? InspectGguf(o.model_dir) : LoadConfig(o.model_dir);
   if (!config.ok()) return Fail(config.status());
   const Config& c = *config;
   PrintArchitecture(c);
   const ModelStats s = ComputeStats(c);
   PrintParams(s);
   PrintKv(s, o.context > 0 ? o.context : c.max_position_embeddings);
-  if (!IsGguf(o.model_dir)) {
+  if (!IsGgufPath(o.model_dir)) {
     std::fflush(stdout);  // the summary so far, then the error
     if (Status s = PrintStoredBytes(o.model_dir); !s.ok()) return Fail(s);
   }

@@ -47,7 +47,7 @@ Expected<std::vector<int32_t>> TextPrompt(const RunOptions& o, const Tokenizer& 
 // --tokenizer DIR when given; else a .gguf model's embedded tokenizer; else
 // the tokenizer.json beside the model.
 Expected<std::unique_ptr<Tokenizer>> RunTokenizer(const Model& model, const RunOptions& o) {
-  if (!o.tokenizer_dir.empty() || !IsGgufFile(o.model_dir)) {
+  if (!o.tokenizer_dir.empty() || !IsGgufPath(o.model_dir)) {
     return LoadTokenizerFor(model, o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir);
   }
   DSV3_ASSIGN_OR_RETURN(auto tok, LoadGgufTokenizer(o.model_dir));

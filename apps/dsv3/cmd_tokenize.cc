@@ -28,7 +28,7 @@ struct TokenizeOptions {
 };
 
 Expected<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& path) {
-  return IsGgufFile(path) ? LoadGgufTokenizer(path) : Tokenizer::Load(path);
+  return IsGgufPath(path) ? LoadGgufTokenizer(path) : Tokenizer::Load(path);
 }
 
 Expected<std::string> ReadInput(const std::string& file) {

@@ -3,21 +3,14 @@
 // not a tokenizer.json beside it.
 #pragma once
 
-#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "convert/gguf_tokenizer.h"
 #include "io/gguf.h"
+#include "model/gguf_model.h"
 
 namespace dsv3::cli {
-
-// A .gguf model file (Model::Load's rule: the name, and not a directory).
-inline bool IsGgufFile(const std::string& path) {
-  std::error_code ec;
-  return path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0 &&
-         !std::filesystem::is_directory(path, ec);
-}
 
 // The tokenizer embedded in the GGUF file at `path`.
 inline Expected<std::unique_ptr<Tokenizer>> LoadGgufTokenizer(const std::string& path) {

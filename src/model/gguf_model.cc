@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 
 namespace dsv3 {
 
@@ -58,6 +59,11 @@ int64_t ParseIndex(const std::string& s) {
 std::string Key(const char* suffix) { return std::string(kGgufArch) + "." + suffix; }
 
 }  // namespace
+
+bool IsGgufPath(const std::string& path) {
+  std::error_code ec;
+  return path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0 && !std::filesystem::is_directory(path, ec);
+}
 
 std::string GgufKbName(int64_t layer) { return "blk." + std::to_string(layer) + ".attn_k_b.weight"; }
 std::string GgufVbName(int64_t layer) { return "blk." + std::to_string(layer) + ".attn_v_b.weight"; }

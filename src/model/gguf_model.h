@@ -60,6 +60,10 @@ std::vector<std::pair<std::string, GgufValue>> GgufMetadataFromConfig(const Conf
                                                                       const GgufExportInfo& info,
                                                                       std::vector<std::string>* warnings);
 
+// Whether `path` names a GGUF model: a name ending in ".gguf" that is not a
+// directory (Model::Load's rule; `inspect`, `run` and `tokenize` share it).
+bool IsGgufPath(const std::string& path);
+
 // Builds the Config of a deepseek2 GGUF file from its metadata (and, where
 // llama.cpp infers a setting from tensors, from their presence), validated
 // by the same checks as config.json with errors naming the GGUF keys.

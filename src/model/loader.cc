@@ -3,13 +3,13 @@
 // the config; FP8 weights must come with a matching `_scale_inv` grid.
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <cstring>
 #include <functional>
 #include <set>
 #include <unordered_set>
 
 #include "core/parallel.h"
+#include "model/gguf_model.h"
 #include "model/model.h"
 
 namespace dsv3 {
@@ -194,9 +194,7 @@ void Model::Prepare() {
 }
 
 Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOptions& options) {
-  std::error_code ec;
-  if (dir.size() > 5 && dir.compare(dir.size() - 5, 5, ".gguf") == 0 && !std::filesystem::is_directory(dir, ec))
-    return LoadGguf(dir, options);
+  if (IsGgufPath(dir)) return LoadGguf(dir, options);
   std::unique_ptr<Model> m(new Model());
   DSV3_ASSIGN_OR_RETURN(m->config_, LoadConfig(dir));
   DSV3_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 
 #include "core/json_depth.h"
@@ -217,24 +218,23 @@ Status ValidateLimits(FieldReader& f, const Config& c) {
 // (an rms_norm_eps of 1e300 or an infinite scale gives NaN logits silently).
 Status ValidateReals(FieldReader& f, const Config& c) {
   struct Real { const char* name; double value, lo, hi; };
-  const Real reals[] = {{"rms_norm_eps", c.rms_norm_eps, 0.0, 1.0},
-                        {"rope_theta", c.rope_theta, 1.0, 1e12},
-                        {"routed_scaling_factor", c.routed_scaling_factor, 0.0, 1e4}};
-  for (const auto& r : reals)
-    if (!(std::isfinite(r.value) && r.value > r.lo && r.value < r.hi))
-      return f.Error(r.name, "must be a finite number in (" + FormatReal(r.lo) + ", " + FormatReal(r.hi) + ") (got " +
-                                 FormatReal(r.value) + ")");
+  auto check = [&f](std::initializer_list<Real> reals) {
+    for (const Real& r : reals)
+      if (!(std::isfinite(r.value) && r.value > r.lo && r.value < r.hi))
+        return f.Error(r.name, "must be a finite number in (" + FormatReal(r.lo) + ", " + FormatReal(r.hi) +
+                                   ") (got " + FormatReal(r.value) + ")");
+    return Status::Ok();
+  };
+  DSV3_RETURN_IF_ERROR(check({{"rms_norm_eps", c.rms_norm_eps, 0.0, 1.0},
+                              {"rope_theta", c.rope_theta, 1.0, 1e12},
+                              {"routed_scaling_factor", c.routed_scaling_factor, 0.0, 1e4}}));
   if (!c.rope_scaling) return Status::Ok();
   const RopeScaling& s = *c.rope_scaling;
-  const Real rope[] = {{"rope_scaling.factor", s.factor, 0.0, 1e6},
-                       {"rope_scaling.beta_fast", s.beta_fast, 0.0, 1e6},
-                       {"rope_scaling.beta_slow", s.beta_slow, 0.0, 1e6},
-                       {"rope_scaling.mscale", s.mscale, -1e3, 1e3},
-                       {"rope_scaling.mscale_all_dim", s.mscale_all_dim, -1e3, 1e3}};
-  for (const auto& r : rope)
-    if (!(std::isfinite(r.value) && r.value > r.lo && r.value < r.hi))
-      return f.Error(r.name, "must be a finite number in (" + FormatReal(r.lo) + ", " + FormatReal(r.hi) + ") (got " +
-                                 FormatReal(r.value) + ")");
+  DSV3_RETURN_IF_ERROR(check({{"rope_scaling.factor", s.factor, 0.0, 1e6},
+                              {"rope_scaling.beta_fast", s.beta_fast, 0.0, 1e6},
+                              {"rope_scaling.beta_slow", s.beta_slow, 0.0, 1e6},
+                              {"rope_scaling.mscale", s.mscale, -1e3, 1e3},
+                              {"rope_scaling.mscale_all_dim", s.mscale_all_dim, -1e3, 1e3}}));
   if (s.original_max_position_embeddings <= 0 || s.original_max_position_embeddings > ConfigLimits::kPositions)
     return f.Error("rope_scaling.original_max_position_embeddings",
                    "must be in [1, " + std::to_string(ConfigLimits::kPositions) + "] (got " +

@@ -90,7 +90,7 @@ Status CheckConnectionLimits(ServeOptions& o) {
 // RLIMIT_AS, before Scheduler::Start allocates them.
 Status CheckStartupMemory(const ServeOptions& o, const Model& model) {
   const Config& c = model.config();
-  const int64_t context = o.sched.context > 0 ? o.sched.context : std::min<int64_t>(c.max_position_embeddings, 4096);
+  const int64_t context = o.sched.context > 0 ? o.sched.context : DefaultContext(model);
   if (context > c.max_position_embeddings) return Status::Ok();  // Scheduler::Start names that error
   const server::ConnectionLimits l = server::LimitsFor(o.http, o.sched.max_sequences, o.sched.max_queue);
   server::StartupPlan plan{.slots = o.sched.max_sequences, .context = context, .prefill_chunk = o.sched.prefill_chunk,

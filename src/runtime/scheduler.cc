@@ -30,9 +30,7 @@ double MonotonicSeconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-namespace {
 int64_t DefaultContext(const Model& model) { return std::min<int64_t>(model.config().max_position_embeddings, 4096); }
-}  // namespace
 
 Scheduler::Scheduler(const Model& model, const SchedulerOptions& options)
     : model_(model),

@@ -89,6 +89,10 @@ struct SchedulerStats {
   SpecStats spec;
 };
 
+// The per-sequence context a scheduler gets when SchedulerOptions::context
+// is 0: the model's max_position_embeddings, at most 4096.
+int64_t DefaultContext(const Model& model);
+
 class Scheduler {
  public:
   // Allocates the cache and the workspace for the largest batch (so the token

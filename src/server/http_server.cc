@@ -181,13 +181,23 @@ void HttpServer::HandleModels(const httplib::Request& req, httplib::Response& re
   res.set_content(Dump(json{{"object", "list"}, {"data", json::array({model})}}), "application/json");
 }
 
+namespace {
+
+// The /metrics endpoint label of a request path: a bounded set, so unknown
+// paths do not create new series.
+std::string EndpointLabel(const std::string& path) {
+  if (path == "/v1/completions" || path == "/v1/chat/completions" || path == "/health" || path == "/metrics" ||
+      path == "/")
+    return path;
+  if (path.rfind("/v1/models", 0) == 0) return "/v1/models";
+  return "other";
+}
+
+}  // namespace
+
 void HttpServer::Log(const httplib::Request& req, const httplib::Response& res) {
   const bool generation = req.path == "/v1/completions" || req.path == "/v1/chat/completions";
-  // A bounded label set: unknown paths must not create new series.
-  std::string endpoint = "other";
-  if (generation || req.path == "/health" || req.path == "/metrics" || req.path == "/") endpoint = req.path;
-  if (req.path.rfind("/v1/models", 0) == 0) endpoint = "/v1/models";
-  metrics_.CountRequest(endpoint, res.status);
+  metrics_.CountRequest(EndpointLabel(req.path), res.status);
   // Generation requests are summarised when they finish (with token counts).
   if (options_.log_requests && !(generation && res.status == 200) && req.path != "/metrics" && req.path != "/health")
     std::fprintf(stderr, "%s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);
@@ -211,9 +221,7 @@ void HttpServer::LogRefusal(int status, std::string_view request_line) {
   // The request line is "METHOD PATH VERSION"; its path picks the metrics label.
   const size_t a = request_line.find(' '), b = request_line.rfind(' ');
   const std::string path(a != b && b != std::string_view::npos ? request_line.substr(a + 1, b - a - 1) : "");
-  const bool known = path == "/v1/completions" || path == "/v1/chat/completions" || path == "/health" ||
-                     path == "/metrics" || path == "/";
-  metrics_.CountRequest(known ? path : "other", status);
+  metrics_.CountRequest(EndpointLabel(path), status);
   if (options_.log_requests && !request_line.empty())
     std::fprintf(stderr, "%.*s %d\n", static_cast<int>(request_line.size()), request_line.data(), status);
 }

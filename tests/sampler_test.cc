@@ -1,5 +1,7 @@
-// Sampling: greedy argmax, seeded determinism, each filter's support, and the
-// empirical frequencies of many draws against the filtered distribution.
+// Sampling: greedy argmax, seeded determinism, each filter's support, the
+// empirical frequencies of many draws against the filtered distribution, and
+// the logit adjustments (logit_bias, repetition / frequency / presence
+// penalties) against distributions computed by hand.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -110,6 +112,142 @@ TEST(Sampler, FrequenciesMatchTheDistribution) {
     ++dof;
   }
   EXPECT_LT(chi2, 18.47);  // chi-square 4 dof, p = 0.001
+}
+
+// softmax of hand-adjusted logits, for comparison with Distribution().
+std::vector<double> Softmax(std::vector<double> x, double temperature) {
+  double m = -1e300, sum = 0;
+  for (double v : x) m = std::max(m, v);
+  for (double& v : x) sum += (v = std::exp((v - m) / temperature));
+  for (double& v : x) v /= sum;
+  return x;
+}
+
+void ExpectDistribution(Sampler& s, const std::vector<double>& want) {
+  std::vector<float> p(kLogits.size());
+  s.Distribution(kLogits.data(), kLogits.size(), p.data());
+  for (size_t i = 0; i < p.size(); ++i) EXPECT_NEAR(p[i], want[i], 1e-6) << "token " << i;
+}
+
+TEST(Sampler, PenaltiesMatchHandComputedDistribution) {
+  // logits {1, 3, 2.5, -1, .5, 2.9, -3, 0}; prompt {3, 5}; generated {1, 1, 2}.
+  SamplingOptions o;
+  o.temperature = 0.7f, o.repetition_penalty = 1.3f, o.frequency_penalty = 0.4f, o.presence_penalty = 0.25f;
+  o.logit_bias = {{0, 1.5f}, {4, -0.5f}};
+  Sampler s(o);
+  s.Start(std::vector<int32_t>{3, 5}, kLogits.size());
+  for (int32_t t : {1, 1, 2}) s.Accept(t);
+  // Bias first; repetition over prompt and generated (divide positive,
+  // multiply negative); then count * frequency + presence over generated only.
+  const std::vector<double> want = Softmax({1.0 + 1.5,
+                                            3.0 / 1.3 - 2 * 0.4 - 0.25,
+                                            2.5 / 1.3 - 1 * 0.4 - 0.25,
+                                            -1.0 * 1.3,
+                                            0.5 - 0.5,
+                                            2.9 / 1.3,
+                                            -3.0,
+                                            0.0},
+                                           0.7);
+  ExpectDistribution(s, want);
+}
+
+TEST(Sampler, PresenceAndFrequencyIgnoreThePrompt) {
+  SamplingOptions o;
+  o.temperature = 1.0f, o.presence_penalty = 1.0f, o.frequency_penalty = 0.5f;
+  Sampler s(o);
+  s.Start(std::vector<int32_t>{1, 1, 1, 5}, kLogits.size());  // OpenAI: prompt tokens are not penalised
+  ExpectDistribution(s, Softmax({1, 3, 2.5, -1, .5, 2.9, -3, 0}, 1.0));
+  s.Accept(5);
+  ExpectDistribution(s, Softmax({1, 3, 2.5, -1, .5, 2.9 - 1.5, -3, 0}, 1.0));
+}
+
+TEST(Sampler, RollbackRestoresTheHistory) {
+  SamplingOptions o;
+  o.temperature = 1.0f, o.repetition_penalty = 2.0f, o.frequency_penalty = 0.3f;
+  Sampler s(o), t(o);
+  s.Start(std::vector<int32_t>{2}, kLogits.size());
+  t.Start(std::vector<int32_t>{2}, kLogits.size());
+  s.Accept(1), t.Accept(1);
+  std::vector<float> before(kLogits.size()), after(kLogits.size());
+  s.Distribution(kLogits.data(), kLogits.size(), before.data());
+  for (int32_t d : {4, 2, 4, 7}) s.Accept(d);  // drafts: new ids, a prompt id, a repeat
+  EXPECT_EQ(s.accepted(), 5);
+  s.Rollback(1);
+  EXPECT_EQ(s.accepted(), 1);
+  s.Distribution(kLogits.data(), kLogits.size(), after.data());
+  EXPECT_EQ(before, after);
+  s.Accept(7), t.Accept(7);  // the state after rollback keeps working like a fresh one
+  s.Distribution(kLogits.data(), kLogits.size(), before.data());
+  t.Distribution(kLogits.data(), kLogits.size(), after.data());
+  EXPECT_EQ(before, after);
+}
+
+TEST(Sampler, GreedyWithPenaltiesIsDeterministicAndAvoidsRepeats) {
+  SamplingOptions o;  // greedy
+  o.repetition_penalty = 1.5f;
+  Sampler a(o), b(o);
+  a.Start(std::vector<int32_t>{}, kLogits.size());
+  b.Start(std::vector<int32_t>{}, kLogits.size());
+  std::vector<int32_t> x, y;
+  for (int i = 0; i < 6; ++i) {
+    x.push_back(a.Sample(kLogits.data(), kLogits.size()));
+    a.Accept(x.back());
+    y.push_back(b.Sample(kLogits.data(), kLogits.size()));
+    b.Accept(y.back());
+  }
+  EXPECT_EQ(x, y);
+  // 3 -> 3/1.5 = 2 drops below 2.9, then 2.9 -> 1.93 below 2.5, ...
+  EXPECT_EQ(x[0], 1);
+  EXPECT_EQ(x[1], 5);
+  EXPECT_EQ(x[2], 2);
+}
+
+TEST(Sampler, BannedTokenIsNeverDrawn) {
+  SamplingOptions o;
+  o.temperature = 2.0f, o.seed = 3;
+  o.logit_bias = {{1, kBanBias}, {5, -100.0f}};
+  Sampler s(o);
+  for (int i = 0; i < 20000; ++i) {
+    const int32_t t = s.Sample(kLogits.data(), kLogits.size());
+    ASSERT_NE(t, 1);
+    ASSERT_NE(t, 5);
+  }
+  o.temperature = 0;  // greedy skips the banned argmax too
+  Sampler g(o);
+  EXPECT_EQ(g.Sample(kLogits.data(), kLogits.size()), 2);
+  o.logit_bias = {{6, 100.0f}};  // +100 all but forces a token
+  Sampler f(o);
+  EXPECT_EQ(f.Sample(kLogits.data(), kLogits.size()), 6);
+}
+
+TEST(Sampler, ChoiceSeedsDiffer) {
+  EXPECT_EQ(ChoiceSeed(42, 0), 42u);
+  std::set<uint64_t> seeds;
+  for (int i = 0; i < 64; ++i) seeds.insert(ChoiceSeed(42, i));
+  EXPECT_EQ(seeds.size(), 64u);
+}
+
+TEST(Sampler, ValidatesPenaltiesAndBias) {
+  auto message = [](const SamplingOptions& o, int64_t vocab = 0) { return o.Validate(vocab).message(); };
+  SamplingOptions o;
+  o.presence_penalty = 2.5f;
+  EXPECT_NE(message(o).find("presence_penalty"), std::string::npos);
+  o = SamplingOptions{};
+  o.frequency_penalty = -2.01f;
+  EXPECT_NE(message(o).find("frequency_penalty"), std::string::npos);
+  o = SamplingOptions{};
+  o.repetition_penalty = 0;
+  EXPECT_NE(message(o).find("repetition_penalty"), std::string::npos);
+  o = SamplingOptions{};
+  o.logit_bias = {{3, 101.0f}};
+  EXPECT_NE(message(o).find("logit_bias"), std::string::npos);
+  o.logit_bias = {{8, 1.0f}};
+  EXPECT_TRUE(o.Validate().ok());
+  EXPECT_NE(message(o, 8).find("outside the vocabulary"), std::string::npos);
+  o.logit_bias = {{0, -100}, {1, -100}, {1, -100}};
+  EXPECT_TRUE(o.Validate(3).ok());
+  o.logit_bias.push_back({2, -100});
+  EXPECT_NE(message(o, 3).find("bans every token"), std::string::npos);
 }
 
 TEST(Sampler, ValidatesParameters) {

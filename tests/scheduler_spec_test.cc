@@ -98,9 +98,11 @@ std::string AgreeingMtp(float context_scale, float mtp_scale, const std::string&
 // One request's tokens and finish, waitable from the test thread.
 using Out = testing::RequestCollector;
 
-std::vector<int32_t> Reference(const Model& m, const std::vector<int32_t>& prompt, int64_t n) {
+std::vector<int32_t> Reference(const Model& m, const std::vector<int32_t>& prompt, int64_t n,
+                               const SamplingOptions& sampling = {}) {
   GenerateOptions o;
   o.max_new_tokens = n;
+  o.sampling = sampling;
   o.stop_at_eos = false;
   auto out = Generate(m, prompt, o, nullptr);
   EXPECT_TRUE(out.ok()) << out.status().message();
@@ -122,7 +124,8 @@ SchedulerOptions SpecOpts(int k, int64_t slots = 3, int64_t chunk = 7, int64_t c
 // Submits `prompts` at once (more than there are slots) and checks each
 // against Generate(); returns the scheduler's statistics.
 SchedulerStats ExpectGreedyMatches(const Model& model, const SchedulerOptions& so,
-                                   const std::vector<std::vector<int32_t>>& prompts, int64_t max_tokens_base) {
+                                   const std::vector<std::vector<int32_t>>& prompts, int64_t max_tokens_base,
+                                   const SamplingOptions& sampling = {}) {
   auto sched = Scheduler::Start(model, so);
   EXPECT_TRUE(sched.ok()) << sched.status().message();
   if (!sched.ok()) return {};
@@ -131,12 +134,14 @@ SchedulerStats ExpectGreedyMatches(const Model& model, const SchedulerOptions& s
   for (size_t i = 0; i < prompts.size(); ++i) {
     GenerationRequest r;
     r.prompt = prompts[i], r.max_tokens = max_tokens[i] = max_tokens_base + 5 * (i % 4), r.stop_at_eos = false;
+    r.sampling = sampling;
     out[i].Attach(r);
     EXPECT_EQ((*sched)->Submit(std::move(r)).code, SubmitCode::kAccepted);
   }
   for (size_t i = 0; i < prompts.size(); ++i) {
     out[i].Wait();
-    EXPECT_EQ(out[i].tokens, Reference(model, prompts[i], max_tokens[i])) << "K=" << so.draft_tokens << " request " << i;
+    EXPECT_EQ(out[i].tokens, Reference(model, prompts[i], max_tokens[i], sampling))
+        << "K=" << so.draft_tokens << " request " << i;
     EXPECT_EQ(out[i].info.reason, FinishReason::kLength);
   }
   EXPECT_TRUE((*sched)->WaitIdle(10));
@@ -193,6 +198,26 @@ void GreedyWithAcceptance(float context_scale, double min_acceptance, double max
 }
 
 TEST(SchedulerSpec, GreedyMatchesGenerateWhenDraftsAreAccepted) { GreedyWithAcceptance(0.0f, 0.9, 1.0); }
+
+// Penalties make a token's logits depend on the drafts before it in the same
+// round: drafting and verification count them tentatively and roll back, so
+// greedy output still equals Generate()'s, and drafts drawn under the same
+// penalties are still accepted.
+TEST(SchedulerSpec, GreedyWithPenaltiesMatchesGenerate) {
+  auto m = Model::Load(AgreeingMtp(0.0f, 0.0f, "spec_agree_penalties"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  const int64_t V = (*m)->config().vocab_size;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 5; ++i) prompts.push_back(Prompt(1 + 5 * i, 20 + i, V));
+  SamplingOptions penalties;
+  penalties.repetition_penalty = 1.6f, penalties.frequency_penalty = 0.7f, penalties.presence_penalty = 0.4f;
+  penalties.logit_bias = {{3, kBanBias}, {11, 2.0f}};
+  EXPECT_NE(Reference(**m, prompts[2], 20, penalties), Reference(**m, prompts[2], 20));  // they do change the output
+  for (int k = 1; k <= 3; ++k) {
+    const SchedulerStats st = ExpectGreedyMatches(**m, SpecOpts(k), prompts, 14, penalties);
+    EXPECT_GT(st.spec.acceptance(), 0.5) << "K=" << k;
+  }
+}
 TEST(SchedulerSpec, GreedyMatchesGenerateWithPartialAcceptance) { GreedyWithAcceptance(0.5f, 0.05, 0.95); }
 
 // The MTP latent cache must follow the sequence whatever the batching: the
@@ -300,10 +325,11 @@ TEST(SchedulerSpec, CancelledSequencesLeaveReusableSlots) {
   EXPECT_EQ((*sched)->Stats().running, 0);
 }
 
-void ExpectDistributionKept(const Model* model, int64_t draft_vocab = 0) {
+void ExpectDistributionKept(const Model* model, int64_t draft_vocab = 0, bool penalties = false) {
   const std::vector<int32_t> prompt = {0, 17, 42, 5};
   SamplingOptions so;
   so.temperature = 1.5f, so.top_k = 3;  // several continuations matter
+  if (penalties) so.repetition_penalty = 3.0f, so.frequency_penalty = 1.0f, so.presence_penalty = 0.5f;
   const auto exact = ExactContinuations(*model, prompt, so, 3);
   ASSERT_EQ(exact.size(), 27u);
   SchedulerOptions o = SpecOpts(2, 8, 64, 16);
@@ -364,6 +390,12 @@ TEST(SchedulerSpec, DraftVocabularyKeepsOutputs) {
   EXPECT_LT(half.spec.acceptance(), whole.spec.acceptance());
   std::printf("  draft vocabulary %lld of %lld: %.1f%% accepted (whole: %.1f%%)\n", (long long)(V / 2), (long long)V,
               100.0 * half.spec.acceptance(), 100.0 * whole.spec.acceptance());
+}
+
+TEST(SchedulerSpec, SamplingWithPenaltiesKeepsTheDistribution) {
+  auto m = Model::Load(AgreeingMtp(0.25f, 0.5f, "spec_agree_sampling_penalties"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  ExpectDistributionKept(m->get(), 0, /*penalties=*/true);
 }
 
 TEST(SchedulerSpec, SamplingKeepsTheDistributionWithADraftVocabulary) {

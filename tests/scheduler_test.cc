@@ -58,7 +58,7 @@ std::vector<int32_t> Prompt(int64_t len, int32_t salt, int64_t vocab) {
   return p;
 }
 
-void ExpectMatchesReference(const std::string& model_name, bool sampled) {
+void ExpectMatchesReference(const std::string& model_name, bool sampled, bool penalized = false) {
   auto model = LoadGolden(model_name);
   const int64_t V = model->config().vocab_size;
   SchedulerOptions so;
@@ -74,6 +74,11 @@ void ExpectMatchesReference(const std::string& model_name, bool sampled) {
     if (sampled) {
       reqs[i].sampling.temperature = 0.9f, reqs[i].sampling.top_k = 40, reqs[i].sampling.top_p = 0.95f;
       reqs[i].sampling.seed = 11u + i;
+    }
+    if (penalized) {
+      reqs[i].sampling.repetition_penalty = 1.3f, reqs[i].sampling.frequency_penalty = 0.5f;
+      reqs[i].sampling.presence_penalty = 0.2f * (i % 3);
+      reqs[i].sampling.logit_bias = {{static_cast<int32_t>(i % V), kBanBias}, {5, 1.5f}};
     }
     reqs[i].stop_at_eos = false;
   }
@@ -99,10 +104,60 @@ void ExpectMatchesReference(const std::string& model_name, bool sampled) {
   EXPECT_GT(st.batch_tokens, st.forward_passes);  // steps really were shared
 }
 
+// n choices of one prompt (SubmitGroup): each equals Generate() with its own
+// seed, and the prompt is read once; the followers compute only its last token.
+TEST(Scheduler, GroupReadsThePromptOnce) {
+  auto model = LoadGolden("v3_tiny_bf16");
+  const int64_t V = model->config().vocab_size;
+  for (int64_t slots : {4, 2}) {  // with 2 slots the third choice waits for one
+    auto sched = Scheduler::Start(*model, Opts(slots, 128));
+    ASSERT_TRUE(sched.ok());
+    const std::vector<int32_t> prompt = Prompt(10, 9, V);  // shorter than a plain copy's 16-token minimum
+    const int n = 3;
+    std::vector<Collector> out(n);
+    std::vector<GenerationRequest> reqs(n);
+    for (int i = 0; i < n; ++i) {
+      reqs[i] = Req(prompt, 12);
+      reqs[i].sampling.temperature = 1.0f, reqs[i].sampling.seed = ChoiceSeed(77, i);
+      reqs[i].sampling.presence_penalty = 0.5f;
+      out[i].Attach(reqs[i]);
+    }
+    std::vector<GenerationRequest> submitted = reqs;
+    std::vector<std::shared_ptr<SequenceHandle>> handles;
+    ASSERT_EQ((*sched)->SubmitGroup(std::move(submitted), &handles).code, SubmitCode::kAccepted);
+    ASSERT_EQ(handles.size(), 3u);
+    for (int i = 0; i < n; ++i) {
+      out[i].Wait();
+      EXPECT_EQ(out[i].tokens, Reference(*model, prompt, 12, reqs[i].sampling)) << "choice " << i;
+    }
+    EXPECT_NE(out[0].tokens, out[1].tokens);
+    ASSERT_TRUE((*sched)->WaitIdle(10));
+    const SchedulerStats st = (*sched)->Stats();
+    EXPECT_EQ(st.prompt_tokens, n * 10);
+    EXPECT_EQ(st.cached_prompt_tokens, (n - 1) * 9) << slots << " slots";
+  }
+}
+
+TEST(Scheduler, GroupIsQueuedWhole) {
+  auto model = LoadGolden("v3_tiny_bf16");
+  auto sched = Scheduler::Start(*model, Opts(1, 64, /*max_queue=*/1));
+  ASSERT_TRUE(sched.ok());
+  std::vector<GenerationRequest> three(3, Req({1, 2, 3}, 4));
+  EXPECT_EQ((*sched)->SubmitGroup(three, nullptr).code, SubmitCode::kQueueFull);  // 1 slot + 1 queued < 3
+  std::vector<GenerationRequest> mixed = {Req({1, 2, 3}, 4), Req({1, 2, 4}, 4)};
+  EXPECT_EQ((*sched)->SubmitGroup(mixed, nullptr).code, SubmitCode::kInvalid);
+  ASSERT_TRUE((*sched)->WaitIdle(10));
+  EXPECT_EQ((*sched)->Stats().requests_finished, 0);
+}
+
 TEST(Scheduler, GreedyMatchesGenerateV3) { ExpectMatchesReference("v3_tiny_bf16", false); }
 TEST(Scheduler, GreedyMatchesGenerateFp8) { ExpectMatchesReference("v3_tiny_fp8", false); }
 TEST(Scheduler, GreedyMatchesGenerateV2Lite) { ExpectMatchesReference("v2lite_tiny_bf16", false); }
 TEST(Scheduler, SeededSamplingMatchesGenerate) { ExpectMatchesReference("v3_tiny_bf16", true); }
+TEST(Scheduler, PenaltiesAndBiasMatchGenerate) {
+  ExpectMatchesReference("v3_tiny_bf16", false, true);
+  ExpectMatchesReference("v3_tiny_bf16", true, true);
+}
 
 TEST(Scheduler, PrefixReuseFromFreeSlotKeepsTokens) {
   auto model = LoadGolden("v3_tiny_bf16");

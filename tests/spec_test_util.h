@@ -15,7 +15,7 @@
 namespace dsv3 {
 
 // Exact probability of each 3-token continuation under the main model with
-// the given sampling filters, by enumeration over the filtered support.
+// the given sampling filters and penalties, by enumeration over the filtered support.
 inline std::map<std::vector<int32_t>, double> ExactContinuations(const Model& m, const std::vector<int32_t>& prompt,
                                                                  const SamplingOptions& o, int depth) {
   std::map<std::vector<int32_t>, double> out;
@@ -30,7 +30,9 @@ inline std::map<std::vector<int32_t>, double> ExactContinuations(const Model& m,
     Batch b;
     for (size_t i = 0; i < ctx.size(); ++i) b.Add(ctx[i], i, 0, i + 1 == ctx.size());
     ASSERT_TRUE(m.Forward(b, cache, ws).ok());
-    Sampler s(o);
+    Sampler s(o);  // penalties count the prompt and the continuation so far
+    s.Start(prompt, V);
+    for (size_t i = prompt.size(); i < ctx.size(); ++i) s.Accept(ctx[i]);
     std::vector<float> probs(V);
     s.Distribution(ws.logits.data(), V, probs.data());
     for (int64_t v = 0; v < V; ++v) {

@@ -67,6 +67,29 @@ TEST_P(SpecGreedy, IdenticalToPlainDecoding) {
 
 INSTANTIATE_TEST_SUITE_P(Golden, SpecGreedy, ::testing::Values("v3_tiny_bf16", "v3_tiny_fp8"));
 
+// Penalties and logit_bias see the drafts of a round tentatively: greedy
+// output with them is still Generate()'s (batched, sequence s seeded seed + s).
+TEST(SpecGreedy, PenaltiesIdenticalToPlainDecoding) {
+  auto m = Load("v3_tiny_bf16");
+  GenerateOptions gen;
+  gen.max_new_tokens = 20;
+  gen.stop_at_eos = false;
+  gen.sampling.repetition_penalty = 1.8f, gen.sampling.frequency_penalty = 0.6f, gen.sampling.presence_penalty = 0.3f;
+  gen.sampling.logit_bias = {{7, kBanBias}, {2, 1.0f}};
+  const auto prompts = Prompts(6, m->config().vocab_size);
+  for (int k = 1; k <= 3; ++k) {
+    SpeculativeDecoder batched(*m, gen, SpecOptions{k});
+    auto outs = batched.Run(prompts, nullptr);
+    ASSERT_TRUE(outs.ok()) << outs.status().message();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      auto plain = Generate(*m, prompts[i], gen, nullptr);
+      ASSERT_TRUE(plain.ok());
+      EXPECT_EQ((*outs)[i], *plain) << "K=" << k << " prompt " << i;
+      EXPECT_EQ(std::count((*outs)[i].begin(), (*outs)[i].end(), 7), 0);
+    }
+  }
+}
+
 TEST(SpecGreedy, StatisticsAddUp) {
   auto m = Load("v3_tiny_fp8");
   GenerateOptions gen;

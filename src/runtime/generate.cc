@@ -18,7 +18,7 @@ Expected<std::vector<int32_t>> Generate(const Model& model, std::span<const int3
   const Config& c = model.config();
   if (prompt.empty()) return Status::Error("the prompt is empty: give at least one token");
   if (options.max_new_tokens < 0) return Status::Error("max_new_tokens must be >= 0");
-  DSV3_RETURN_IF_ERROR(options.sampling.Validate());
+  DSV3_RETURN_IF_ERROR(options.sampling.Validate(c.vocab_size));
   const int64_t capacity = static_cast<int64_t>(prompt.size()) + options.max_new_tokens;
   if (capacity > c.max_position_embeddings)
     return Status::Error("prompt (" + std::to_string(prompt.size()) + " tokens) + max_new_tokens (" +
@@ -28,6 +28,7 @@ Expected<std::vector<int32_t>> Generate(const Model& model, std::span<const int3
   Workspace ws;
   Batch batch;
   Sampler sampler(options.sampling);
+  sampler.Start(prompt, c.vocab_size);
   GenerateStats local;
   local.prompt_tokens = static_cast<int64_t>(prompt.size());
   double t0 = Now();
@@ -45,6 +46,7 @@ Expected<std::vector<int32_t>> Generate(const Model& model, std::span<const int3
   int64_t pos = local.prompt_tokens;
   while (static_cast<int64_t>(out.size()) < options.max_new_tokens) {
     const int32_t next = sampler.Sample(ws.logits.data(), c.vocab_size);
+    sampler.Accept(next);
     out.push_back(next);
     const bool is_stop =
         (options.stop_at_eos && std::count(c.eos_token_ids.begin(), c.eos_token_ids.end(), next)) ||

@@ -8,13 +8,39 @@
 
 namespace dsv3 {
 
-Status SamplingOptions::Validate() const {
+Status SamplingOptions::Validate(int64_t vocab) const {
   if (!std::isfinite(temperature) || temperature < 0.0f)
     return Status::Error("temperature must be a finite number >= 0 (got " + std::to_string(temperature) + ")");
   if (top_k < 0) return Status::Error("top_k must be >= 0 (got " + std::to_string(top_k) + ")");
   if (!(top_p > 0.0f && top_p <= 1.0f)) return Status::Error("top_p must be in (0, 1] (got " + std::to_string(top_p) + ")");
   if (!(min_p >= 0.0f && min_p <= 1.0f)) return Status::Error("min_p must be in [0, 1] (got " + std::to_string(min_p) + ")");
+  if (!(presence_penalty >= -2.0f && presence_penalty <= 2.0f))
+    return Status::Error("presence_penalty must be in [-2, 2] (got " + std::to_string(presence_penalty) + ")");
+  if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f))
+    return Status::Error("frequency_penalty must be in [-2, 2] (got " + std::to_string(frequency_penalty) + ")");
+  if (!(repetition_penalty > 0.0f && repetition_penalty <= 10.0f))
+    return Status::Error("repetition_penalty must be in (0, 10] (got " + std::to_string(repetition_penalty) + ")");
+  std::vector<int32_t> banned;
+  for (const LogitBias& b : logit_bias) {
+    if (!(b.bias >= -100.0f && b.bias <= 100.0f))
+      return Status::Error("logit_bias of token " + std::to_string(b.token) + " must be in [-100, 100] (got " +
+                           std::to_string(b.bias) + ")");
+    if (b.token < 0 || (vocab > 0 && b.token >= vocab))
+      return Status::Error("logit_bias: token id " + std::to_string(b.token) + " is outside the vocabulary [0, " +
+                           std::to_string(vocab) + ")");
+    if (b.bias <= kBanBias) banned.push_back(b.token);
+  }
+  std::sort(banned.begin(), banned.end());
+  banned.erase(std::unique(banned.begin(), banned.end()), banned.end());
+  if (vocab > 0 && static_cast<int64_t>(banned.size()) >= vocab)
+    return Status::Error("logit_bias bans every token of the vocabulary: nothing could be generated");
   return Status::Ok();
+}
+
+uint64_t ChoiceSeed(uint64_t seed, int64_t index) {
+  // An odd multiplier and xor keep the choices of one request apart and away
+  // from the next unseeded request (whose seed is this one's plus a golden-ratio step).
+  return index == 0 ? seed : seed ^ (static_cast<uint64_t>(index) * 0xd1b54a32d192ed03ull);
 }
 
 namespace {
@@ -51,7 +77,68 @@ int32_t ArgMax(const float* x, int64_t n) {
 
 Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) {}
 
-void Sampler::Distribution(const float* logits, int64_t vocab, float* probs) {
+void Sampler::Grow(int32_t token) {
+  if (token < static_cast<int32_t>(generated_count_.size())) return;
+  generated_count_.resize(token + 1, 0);
+  in_prompt_.resize(token + 1, 0);
+}
+
+void Sampler::Start(std::span<const int32_t> prompt, int64_t vocab) {
+  if (!options_.penalized()) return;
+  generated_count_.assign(vocab, 0);
+  in_prompt_.assign(vocab, 0);
+  seen_.clear();
+  history_.clear();
+  accepted_ = 0;
+  if (options_.repetition_penalty == 1.0f) return;  // presence and frequency count generated tokens only
+  for (int32_t t : prompt) {
+    if (t < 0) continue;
+    Grow(t);
+    if (!in_prompt_[t]) in_prompt_[t] = 1, seen_.push_back(t);
+  }
+}
+
+void Sampler::Accept(int32_t token) {
+  ++accepted_;
+  if (!options_.penalized() || token < 0) return;
+  Grow(token);
+  history_.push_back(token);
+  if (generated_count_[token]++ == 0 && !in_prompt_[token]) seen_.push_back(token);
+}
+
+void Sampler::Rollback(int64_t n) {
+  if (n >= accepted_) return;
+  accepted_ = std::max<int64_t>(n, 0);
+  if (!options_.penalized()) return;
+  while (static_cast<int64_t>(history_.size()) > accepted_) {
+    const int32_t t = history_.back();
+    history_.pop_back();
+    // Last in, first out: a token whose count returns to 0 was the last one to appear first.
+    if (--generated_count_[t] == 0 && !in_prompt_[t]) seen_.pop_back();
+  }
+}
+
+const float* Sampler::Adjusted(const float* logits, int64_t vocab) {
+  if (!options_.adjusts_logits()) return logits;
+  adjusted_.resize(vocab);
+  std::copy(logits, logits + vocab, adjusted_.begin());
+  float* x = adjusted_.data();
+  for (const LogitBias& b : options_.logit_bias)
+    if (b.token < vocab) x[b.token] = b.bias <= kBanBias ? -std::numeric_limits<float>::infinity() : x[b.token] + b.bias;
+  const float rep = options_.repetition_penalty;
+  for (int32_t t : seen_) {
+    if (t >= vocab) continue;  // a draft head's shorter vocabulary
+    if (rep != 1.0f) x[t] = x[t] > 0.0f ? x[t] / rep : x[t] * rep;
+    if (const int32_t c = generated_count_[t]; c > 0)
+      x[t] -= static_cast<float>(c) * options_.frequency_penalty + options_.presence_penalty;
+  }
+  return x;
+}
+
+int32_t Sampler::Greedy(const float* logits, int64_t vocab) { return ArgMax(Adjusted(logits, vocab), vocab); }
+
+void Sampler::Distribution(const float* raw_logits, int64_t vocab, float* probs) {
+  const float* logits = Adjusted(raw_logits, vocab);
   if (options_.greedy()) {
     std::fill(probs, probs + vocab, 0.0f);
     probs[ArgMax(logits, vocab)] = 1.0f;
@@ -60,6 +147,13 @@ void Sampler::Distribution(const float* logits, int64_t vocab, float* probs) {
   // softmax(logits / T) in float64 accumulation for a stable normaliser.
   const float inv_t = 1.0f / options_.temperature;
   const float m = logits[ArgMax(logits, vocab)];
+  if (!(m > -std::numeric_limits<float>::infinity())) {
+    // logit_bias banned every id of this (draft head's shorter) vocabulary:
+    // a point mass keeps the draft distribution valid; verification rejects it.
+    std::fill(probs, probs + vocab, 0.0f);
+    probs[0] = 1.0f;
+    return;
+  }
   double sum = 0.0;
   for (int64_t i = 0; i < vocab; ++i) sum += (probs[i] = std::exp((logits[i] - m) * inv_t));
   for (int64_t i = 0; i < vocab; ++i) probs[i] = static_cast<float>(probs[i] / sum);
@@ -105,7 +199,7 @@ int32_t Sampler::SampleFrom(const float* probs, int64_t vocab) {
 }
 
 int32_t Sampler::Sample(const float* logits, int64_t vocab) {
-  if (options_.greedy()) return ArgMax(logits, vocab);
+  if (options_.greedy()) return Greedy(logits, vocab);
   probs_.resize(vocab);
   Distribution(logits, vocab, probs_.data());
   return SampleFrom(probs_.data(), vocab);

@@ -116,7 +116,7 @@ Scheduler::~Scheduler() {
   if (thread_.joinable()) thread_.join();
 }
 
-SubmitResult Scheduler::Submit(GenerationRequest r) {
+SubmitResult Scheduler::Check(const GenerationRequest& r) const {
   auto invalid = [](std::string m) { return SubmitResult{SubmitCode::kInvalid, std::move(m), nullptr}; };
   const int64_t vocab = model_.config().vocab_size, p = static_cast<int64_t>(r.prompt.size());
   if (p == 0) return invalid("the prompt is empty: give at least one token");
@@ -132,20 +132,50 @@ SubmitResult Scheduler::Submit(GenerationRequest r) {
     return invalid("logprobs must be in [0, " + std::to_string(kMaxTopLogprobs) + "]");
   for (int32_t t : r.stop_token_ids)
     if (t < 0 || t >= vocab) return invalid("stop token id " + std::to_string(t) + " is out of range");
-  if (Status st = r.sampling.Validate(); !st.ok()) return invalid(st.message());
+  if (Status st = r.sampling.Validate(vocab); !st.ok()) return invalid(st.message());
+  return {};
+}
+
+SubmitResult Scheduler::Submit(GenerationRequest r) {
+  std::vector<GenerationRequest> one;
+  one.push_back(std::move(r));
+  return SubmitGroup(std::move(one), nullptr);
+}
+
+SubmitResult Scheduler::SubmitGroup(std::vector<GenerationRequest> requests,
+                                    std::vector<std::shared_ptr<SequenceHandle>>* handles) {
+  if (requests.empty()) return {SubmitCode::kInvalid, "no requests", nullptr};
+  for (const GenerationRequest& r : requests) {
+    if (SubmitResult c = Check(r); c.code != SubmitCode::kAccepted) return c;
+    if (r.prompt != requests[0].prompt) return {SubmitCode::kInvalid, "a group's prompts differ", nullptr};
+  }
+  // Sequences (and their samplers' penalty state) are built before taking the lock.
+  const int64_t vocab = model_.config().vocab_size, n = static_cast<int64_t>(requests.size());
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  for (GenerationRequest& r : requests) {
+    seqs.push_back(std::make_unique<Sequence>(std::move(r), nullptr));
+    seqs.back()->sampler.Start(seqs.back()->req.prompt, vocab);
+  }
   std::unique_lock<std::mutex> lock(mu_);
   if (!accepting_) return {SubmitCode::kShuttingDown, "the server is shutting down", nullptr};
-  if (static_cast<int64_t>(queue_.size()) >= options_.max_queue + free_slots_)
+  if (static_cast<int64_t>(queue_.size()) + n > options_.max_queue + free_slots_)
     return {SubmitCode::kQueueFull,
             "too many requests: " + std::to_string(queue_.size()) + " already waiting (limit " +
                 std::to_string(options_.max_queue) + ")",
             nullptr};
-  auto handle = std::make_shared<SequenceHandle>(next_id_++);
-  queue_.push_back(std::make_unique<Sequence>(std::move(r), handle));
+  const uint64_t leader = next_id_;
+  if (handles) handles->clear();
+  for (auto& seq : seqs) {
+    seq->handle = std::make_shared<SequenceHandle>(next_id_++);
+    if (n > 1 && seq->handle->id() != leader) seq->leader = leader;
+    if (handles) handles->push_back(seq->handle);
+  }
+  std::shared_ptr<SequenceHandle> first = seqs[0]->handle;
+  for (auto& seq : seqs) queue_.push_back(std::move(seq));
   stats_.waiting = static_cast<int64_t>(queue_.size());
   lock.unlock();
   work_cv_.notify_one();
-  return {SubmitCode::kAccepted, {}, handle};
+  return {SubmitCode::kAccepted, {}, first};
 }
 
 void Scheduler::BeginDrain() {
@@ -221,11 +251,32 @@ void Scheduler::ReapCancelled() {
   std::erase_if(active_, [](const auto& s) { return s->finished; });
 }
 
+bool Scheduler::PromptReady(const Sequence& seq) const {
+  if (seq.leader == 0) return true;
+  // Waits while the leader is queued or still reading the prompt; once it
+  // has finished (or was cancelled) the follower reads what is cached.
+  for (const auto& q : queue_)
+    if (q && q->handle->id() == seq.leader) return false;
+  // With drafting, also until the leader's MTP stack has caught up (the step
+  // after), or the follower could reuse only the rows the MTP layer had read.
+  const int64_t p = static_cast<int64_t>(seq.req.prompt.size());
+  for (const auto& a : active_)
+    if (a->handle->id() == seq.leader)
+      return a->finished || (a->last_token >= 0 && (options_.draft_tokens == 0 || a->mtp_from >= p - 1));
+  return true;
+}
+
 void Scheduler::Admit() {
   std::lock_guard<std::mutex> lock(mu_);
-  while (!queue_.empty() && slots_.num_free() > 0) {
-    std::unique_ptr<Sequence> seq = std::move(queue_.front());
-    queue_.pop_front();
+  // In arrival order; group followers whose leader has not read the prompt
+  // yet keep their place while later requests go ahead.
+  for (auto it = queue_.begin(); it != queue_.end() && slots_.num_free() > 0;) {
+    if (!PromptReady(**it)) {
+      ++it;
+      continue;
+    }
+    std::unique_ptr<Sequence> seq = std::move(*it);
+    it = queue_.erase(it);
     PlaceInSlot(*seq);
     stats_.prompt_tokens += static_cast<int64_t>(seq->req.prompt.size());
     stats_.cached_prompt_tokens += seq->cached;
@@ -238,7 +289,8 @@ void Scheduler::Admit() {
 
 void Scheduler::PlaceInSlot(Sequence& seq) {
   const std::vector<int32_t>& prompt = seq.req.prompt;
-  const SlotChoice c = slots_.Pick(prompt, options_.prefix_reuse);
+  // A group follower copies its leader's rows however short the prompt.
+  const SlotChoice c = slots_.Pick(prompt, options_.prefix_reuse, seq.leader != 0 ? 1 : 16);
   int64_t reuse = c.reuse;
   if (options_.draft_tokens > 0 && reuse > 0) {
     // MTP row i was built with token i + 1 of its old sequence: rows are good
@@ -341,6 +393,7 @@ bool Scheduler::EmitToken(Sequence& seq, int32_t token, const float* logits, boo
   const Config& c = model_.config();
   const int64_t vocab = c.vocab_size;
   ++step_emitted_;
+  seq.sampler.Accept(token);
   TokenEvent ev;
   ev.token = token;
   ev.index = seq.generated++;

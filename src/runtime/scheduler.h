@@ -103,6 +103,13 @@ class Scheduler {
   // Validates and queues a request. kInvalid: bad prompt/limits (message
   // names the field); kQueueFull: max_queue requests already wait.
   SubmitResult Submit(GenerationRequest request);
+  // Several sequences of one prompt (a request's n > 1 choices), all queued
+  // or none: the first reads the prompt, the others wait until it has and
+  // then copy its cache rows, computing only the last prompt token (whose
+  // logits start each one's completion). The result's handle is the first
+  // sequence's; `handles` gets one per request, in order.
+  SubmitResult SubmitGroup(std::vector<GenerationRequest> requests,
+                           std::vector<std::shared_ptr<SequenceHandle>>* handles);
 
   // Refuses new requests (kShuttingDown) and ends queued ones (kCancelled);
   // running sequences continue. Then CancelAll() ends those too.
@@ -122,7 +129,9 @@ class Scheduler {
   void Loop();
   bool WaitForWork();
   void ReapCancelled();
+  SubmitResult Check(const GenerationRequest& r) const;  // kAccepted or kInvalid
   void Admit();
+  bool PromptReady(const Sequence& seq) const;  // a group follower may be admitted
   void PlaceInSlot(Sequence& seq);
   void BuildBatch();
   void RunStep();

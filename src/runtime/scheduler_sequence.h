@@ -20,6 +20,7 @@ struct Scheduler::Sequence {
   std::shared_ptr<SequenceHandle> handle;
   Sampler sampler;
   std::vector<TokenLogprob> top;  // [logprobs] scratch for each token's alternatives
+  uint64_t leader = 0;      // SubmitGroup: the id of the group's first sequence (0: none, or this is it)
   int64_t slot = -1;
   int64_t next_prompt = 0;  // prompt tokens already scheduled into the slot
   int64_t cached = 0;       // of which reused from the prefix cache

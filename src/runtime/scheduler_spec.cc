@@ -90,9 +90,13 @@ void Scheduler::Draft() {
     }
     hidden = mtp_h_.data();  // [owners, d]
   }
-  // Rows written from drafts are not context: the MTP stack ends where the main one does.
-  for (auto& s : active_)
-    if (!s->finished) cache_.set_length(s->slot, s->mtp_from, /*stack=*/1);
+  // Rows written from drafts are not context: the MTP stack ends where the
+  // main one does, and the sampler's history where the emitted tokens do.
+  for (auto& s : active_) {
+    if (s->finished) continue;
+    cache_.set_length(s->slot, s->mtp_from, /*stack=*/1);
+    s->sampler.Rollback(s->generated);
+  }
 }
 
 int64_t Scheduler::DraftPick(int64_t depth) {

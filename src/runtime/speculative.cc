@@ -11,6 +11,42 @@ namespace {
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
+// AcceptDrafts without the rollback: the drafts it accepts stay in the sampler's history.
+int64_t AcceptPrefix(Sampler& sampler, const float* logits, std::span<const int32_t> drafts, const float* q,
+                     int64_t V, float* probs, float* residual, int32_t* next) {
+  const int64_t K = static_cast<int64_t>(drafts.size());
+  const bool greedy = sampler.options().greedy();
+  for (int64_t j = 0; j < K; ++j) {
+    const float* row = logits + j * V;
+    const int32_t draft = drafts[j];
+    if (greedy) {
+      const int32_t target = sampler.Greedy(row, V);
+      if (draft != target) return *next = target, j;
+      sampler.Accept(draft);
+      continue;
+    }
+    sampler.Distribution(row, V, probs);
+    const float* qj = q + j * V;
+    const double ratio = qj[draft] > 0 ? probs[draft] / static_cast<double>(qj[draft]) : 0.0;
+    if (sampler.rng().Uniform() < ratio) {
+      sampler.Accept(draft);
+      continue;
+    }
+    // Rejected: sample from the normalised residual max(0, p - q).
+    double mass = 0;
+    for (int64_t v = 0; v < V; ++v) mass += (residual[v] = std::max(0.0f, probs[v] - qj[v]));
+    if (mass <= 0) {  // p == q up to rounding: the residual is empty, p itself is exact
+      *next = sampler.SampleFrom(probs, V);
+      return j;
+    }
+    for (int64_t v = 0; v < V; ++v) residual[v] = static_cast<float>(residual[v] / mass);
+    *next = sampler.SampleFrom(residual, V);
+    return j;
+  }
+  *next = sampler.Sample(logits + K * V, V);  // every draft accepted: a bonus token
+  return K;
+}
+
 }  // namespace
 
 Expected<int64_t> DraftVocab(const Config& config, int64_t draft_vocab) {
@@ -89,47 +125,33 @@ Status SpeculativeDecoder::Draft() {
   for (Seq* s : active) {
     s->mtp_from = s->n;
     s->hidden.clear();
+    s->sampler.Rollback(static_cast<int64_t>(s->out.size()));  // the drafts were tentative
   }
   return Status::Ok();
 }
 
 int32_t DrawDraft(Sampler& sampler, const float* logits, int64_t draft_vocab, int64_t V, float* q) {
-  if (sampler.options().greedy()) return ArgMax(logits, draft_vocab);
-  sampler.Distribution(logits, draft_vocab, q);
-  std::fill(q + draft_vocab, q + V, 0.0f);
-  return sampler.SampleFrom(q, draft_vocab);
+  int32_t draft;
+  if (sampler.options().greedy()) {
+    draft = sampler.Greedy(logits, draft_vocab);
+  } else {
+    sampler.Distribution(logits, draft_vocab, q);
+    std::fill(q + draft_vocab, q + V, 0.0f);
+    draft = sampler.SampleFrom(q, draft_vocab);
+  }
+  sampler.Accept(draft);  // the next depth's penalties see it; rolled back after drafting
+  return draft;
 }
 
 int64_t AcceptDrafts(Sampler& sampler, const float* logits, std::span<const int32_t> drafts, const float* q,
                      int64_t V, float* probs, float* residual, int32_t* next) {
   const int64_t K = static_cast<int64_t>(drafts.size());
-  const bool greedy = sampler.options().greedy();
-  for (int64_t j = 0; j < K; ++j) {
-    const float* row = logits + j * V;
-    const int32_t draft = drafts[j];
-    if (greedy) {
-      const int32_t target = ArgMax(row, V);
-      if (draft == target) continue;
-      *next = target;
-      return j;
-    }
-    sampler.Distribution(row, V, probs);
-    const float* qj = q + j * V;
-    const double ratio = qj[draft] > 0 ? probs[draft] / static_cast<double>(qj[draft]) : 0.0;
-    if (sampler.rng().Uniform() < ratio) continue;
-    // Rejected: sample from the normalised residual max(0, p - q).
-    double mass = 0;
-    for (int64_t v = 0; v < V; ++v) mass += (residual[v] = std::max(0.0f, probs[v] - qj[v]));
-    if (mass <= 0) {  // p == q up to rounding: the residual is empty, p itself is exact
-      *next = sampler.SampleFrom(probs, V);
-      return j;
-    }
-    for (int64_t v = 0; v < V; ++v) residual[v] = static_cast<float>(residual[v] / mass);
-    *next = sampler.SampleFrom(residual, V);
-    return j;
-  }
-  *next = sampler.Sample(logits + K * V, V);  // every draft accepted: a bonus token
-  return K;
+  // Row j's penalties count drafts 0..j-1 as generated: they are accepted
+  // tentatively here and rolled back at the end; the caller accepts what it emits.
+  const int64_t mark = sampler.accepted();
+  const int64_t taken = AcceptPrefix(sampler, logits, drafts, q, V, probs, residual, next);
+  sampler.Rollback(mark);
+  return taken;
 }
 
 int64_t SpeculativeDecoder::Accept(Seq& s, const float* logits, int32_t* next) {
@@ -140,6 +162,7 @@ int64_t SpeculativeDecoder::Accept(Seq& s, const float* logits, int32_t* next) {
 bool SpeculativeDecoder::Emit(int64_t index, Seq& s, int32_t token, const BatchTokenCallback& on_token) {
   const auto& eos = model_.config().eos_token_ids;
   s.out.push_back(token);
+  s.sampler.Accept(token);
   ++stats_.emitted;
   const bool stop = (gen_.stop_at_eos && std::count(eos.begin(), eos.end(), token)) ||
                     std::count(gen_.stop_token_ids.begin(), gen_.stop_token_ids.end(), token);
@@ -192,7 +215,7 @@ Expected<std::vector<std::vector<int32_t>>> SpeculativeDecoder::Run(const std::v
     return Status::Error("--spec mtp: the model has no MTP layer (num_nextn_predict_layers is 0)");
   if (spec_.draft_tokens < 1) return Status::Error("--draft-tokens must be >= 1");
   DSV3_ASSIGN_OR_RETURN(draft_vocab_, DraftVocab(c, spec_.draft_vocab));
-  DSV3_RETURN_IF_ERROR(gen_.sampling.Validate());
+  DSV3_RETURN_IF_ERROR(gen_.sampling.Validate(c.vocab_size));
   int64_t longest = 0;
   for (const auto& p : prompts) {
     if (p.empty()) return Status::Error("the prompt is empty: give at least one token");
@@ -210,6 +233,7 @@ Expected<std::vector<std::vector<int32_t>>> SpeculativeDecoder::Run(const std::v
     SamplingOptions o = gen_.sampling;
     o.seed += s;
     seqs_.emplace_back(o);
+    seqs_.back().sampler.Start(prompts[s], V);
     seqs_.back().slot = static_cast<int64_t>(s);
     seqs_.back().drafts.resize(K);
     seqs_.back().q.resize(K * V);

@@ -48,6 +48,8 @@ struct SpecStats {
 // a V-token vocabulary): the argmax when greedy, else a sample from q [V],
 // the sampler's distribution over those ids and zero past them (what
 // AcceptDrafts needs to keep sampling exact; q is left alone when greedy).
+// The draft joins the sampler's history (its penalties) tentatively: the
+// caller rolls back to the emitted tokens once the drafts are drawn.
 int32_t DrawDraft(Sampler& sampler, const float* logits, int64_t draft_vocab, int64_t V, float* q);
 
 // The acceptance rule of one verification round: logits [k+1, V] are the main
@@ -55,7 +57,8 @@ int32_t DrawDraft(Sampler& sampler, const float* logits, int64_t draft_vocab, in
 // draft distributions; unused when greedy). Returns how many leading drafts
 // are accepted and writes the token that follows them to *next (the
 // correction drawn from max(0, p - q), or a bonus token from the last row).
-// probs and residual are [V] scratch.
+// probs and residual are [V] scratch. The sampler's history is the same
+// afterwards; the caller accepts the tokens it emits.
 int64_t AcceptDrafts(Sampler& sampler, const float* logits, std::span<const int32_t> drafts, const float* q,
                      int64_t V, float* probs, float* residual, int32_t* next);
 

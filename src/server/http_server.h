@@ -47,6 +47,10 @@ struct ServerOptions {
   std::string cors_origin;          // "" = no CORS headers
   size_t max_body_bytes = 8u << 20;  // larger request bodies get 413
   int64_t default_max_tokens = 512;  // when a request gives none (capped by the context)
+  // What a request leaves unset: OpenAI's defaults (temperature 1), with the
+  // checkpoint's generation_config.json over them when it has one.
+  SamplingOptions sampling_defaults = {.temperature = 1.0f};
+  int max_choices = 16;             // the largest `n` a request may ask for
   double request_timeout_s = 600;   // a generation running longer ends with an error
   int idle_timeout_s = 10;          // idle keep-alive connections, and stalled reads/writes, are dropped
   double header_timeout_s = 10;     // a request's line and headers must arrive within this (total)

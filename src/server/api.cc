@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -184,22 +185,10 @@ bool ParseStop(Fields& f, ApiRequest* r) {
 
 // Fields dsv3 does not implement: refused unless given their neutral value.
 bool RefuseUnsupported(Fields& f, Endpoint endpoint) {
-  int64_t n = 1;
-  if (!f.Int("n", 1, 128, &n)) return false;
-  if (n != 1) return f.Fail("n", "must be 1 (dsv3 returns one choice per request)");
-  for (const char* name : {"presence_penalty", "frequency_penalty"}) {
-    float v = 0;
-    if (!f.Float(name, -2.0, 2.0, false, &v)) return false;
-    if (v != 0.0f) return f.Fail(name, "is not supported (only 0)");
-  }
-  if (const json* b = f.Get("logit_bias"); b && !(b->is_object() && b->empty()))
-    return f.Fail("logit_bias", "is not supported");
   if (endpoint == Endpoint::kCompletions) {
     bool echo = false;
-    int64_t best_of = 1;
-    if (!f.Bool("echo", &echo) || !f.Int("best_of", 1, 128, &best_of)) return false;
+    if (!f.Bool("echo", &echo)) return false;
     if (echo) return f.Fail("echo", "is not supported");
-    if (best_of != 1) return f.Fail("best_of", "must be 1");
     if (f.Get("suffix")) return f.Fail("suffix", "is not supported");
   } else if (const json* rf = f.Get("response_format")) {
     if (!rf->is_object() || rf->value("type", "") != "text")
@@ -208,6 +197,20 @@ bool RefuseUnsupported(Fields& f, Endpoint endpoint) {
   return true;
 }
 
+// `n` choices, at most the server's max_choices. `best_of` (completions) is
+// accepted only where it means no more than `n` does: 1, or n itself.
+bool ParseChoices(Fields& f, Endpoint endpoint, int max_choices, ApiRequest* r) {
+  int64_t n = 1;
+  if (!f.Int("n", 1, std::max(1, max_choices), &n)) return false;
+  r->n = static_cast<int>(n);
+  if (endpoint != Endpoint::kCompletions) return true;
+  int64_t best_of = 1;
+  if (!f.Int("best_of", 1, INT32_MAX, &best_of)) return false;
+  if (best_of != 1 && best_of != n)
+    return f.Fail("best_of", "other than 1 (or n) is not supported: dsv3 returns every choice it samples; ask for "
+                             "\"n\" choices instead");
+  return true;
+}
 bool ParseLogprobs(Fields& f, Endpoint endpoint, ApiRequest* r) {
   if (endpoint == Endpoint::kCompletions) {
     int64_t k = -1;
@@ -223,30 +226,89 @@ bool ParseLogprobs(Fields& f, Endpoint endpoint, ApiRequest* r) {
   return true;
 }
 
-bool ParseSampling(Fields& f, ApiRequest* r) {
-  SamplingOptions& s = r->sampling;
-  s.temperature = 1.0f;  // OpenAI's default
-  int64_t top_k = 0;
-  if (!f.Float("temperature", 0.0, 2.0, false, &s.temperature) || !f.Float("top_p", 0.0, 1.0, true, &s.top_p) ||
-      !f.Float("min_p", 0.0, 1.0, false, &s.min_p) || !f.Int("top_k", -1, INT32_MAX, &top_k))
-    return false;
-  s.top_k = top_k < 0 ? 0 : static_cast<int>(top_k);  // -1 means off (vLLM)
-  const json* sd = f.Get("seed");
-  if (sd) {
-    if (!sd->is_number_integer()) return f.Fail("seed", "must be an integer, got " + Fields::Show(*sd));
-    s.seed = sd->is_number_unsigned() ? sd->get<uint64_t>() : static_cast<uint64_t>(sd->get<int64_t>());
+void ParseSeed(Fields& f, SamplingOptions* s) {
+  if (const json* sd = f.Get("seed")) {
+    if (!sd->is_number_integer()) {
+      f.Fail("seed", "must be an integer, got " + Fields::Show(*sd));
+      return;
+    }
+    s->seed = sd->is_number_unsigned() ? sd->get<uint64_t>() : static_cast<uint64_t>(sd->get<int64_t>());
   } else {
     // Unseeded requests must differ from each other; a process-wide counter
     // mixed by the sampler's splitmix seeding is enough.
     static std::atomic<uint64_t> counter{(static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}()};
-    s.seed = counter.fetch_add(0x9e3779b97f4a7c15ull);
+    s->seed = counter.fetch_add(0x9e3779b97f4a7c15ull);
   }
+}
+
+bool ParseSampling(Fields& f, const SamplingOptions& defaults, ApiRequest* r) {
+  SamplingOptions& s = r->sampling;
+  // The fields a checkpoint's generation_config.json can set; the penalties
+  // OpenAI defines, logit_bias and the seed are the request's own.
+  s.temperature = defaults.temperature, s.top_p = defaults.top_p, s.top_k = defaults.top_k;
+  s.min_p = defaults.min_p, s.repetition_penalty = defaults.repetition_penalty;
+  int64_t top_k = s.top_k;
+  if (!f.Float("temperature", 0.0, 2.0, false, &s.temperature) || !f.Float("top_p", 0.0, 1.0, true, &s.top_p) ||
+      !f.Float("min_p", 0.0, 1.0, false, &s.min_p) || !f.Int("top_k", -1, INT32_MAX, &top_k) ||
+      !f.Float("presence_penalty", -2.0, 2.0, false, &s.presence_penalty) ||
+      !f.Float("frequency_penalty", -2.0, 2.0, false, &s.frequency_penalty) ||
+      !f.Float("repetition_penalty", 0.0, 10.0, true, &s.repetition_penalty))
+    return false;
+  s.top_k = top_k < 0 ? 0 : static_cast<int>(top_k);  // -1 means off (vLLM)
+  ParseSeed(f, &s);
+  return f.ok();
+}
+
+// One logit_bias key: a token id written in decimal (OpenAI's form), in the
+// vocabulary when `vocab` > 0.
+bool LogitBiasId(Fields& f, const std::string& key, int64_t vocab, int32_t* id) {
+  const std::string shown = key.size() > 40 ? key.substr(0, 37) + "..." : key;
+  int64_t x = 0;
+  const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), x);
+  if (ec == std::errc() && end == key.data() + key.size() && (x < 0 || x > INT32_MAX || (vocab > 0 && x >= vocab)))
+    return f.Fail("logit_bias", "token id " + shown + " is outside the vocabulary [0, " +
+                                    (vocab > 0 ? std::to_string(vocab) : std::string("2^31")) + ")");
+  if (ec == std::errc::result_out_of_range && end == key.data() + key.size())
+    return f.Fail("logit_bias", "token id " + shown + " is outside the vocabulary");
+  if (key.empty() || ec != std::errc() || end != key.data() + key.size())
+    return f.Fail("logit_bias", "keys must be token ids written as integers, got \"" + shown + "\"");
+  *id = static_cast<int32_t>(x);
+  return true;
+}
+
+// logit_bias: {"<token id>": bias in [-100, 100]}; -100 bans the token.
+// Checked here, against the model's vocabulary, so the 400 names the field.
+bool ParseLogitBias(Fields& f, int64_t vocab, std::vector<LogitBias>* out) {
+  const json* b = f.Get("logit_bias");
+  if (!b) return true;
+  if (!b->is_object())
+    return f.Fail("logit_bias", "must be an object mapping token ids (as strings) to numbers in [-100, 100], got " +
+                                    Fields::Show(*b));
+  int64_t banned = 0;
+  for (auto it = b->begin(); it != b->end(); ++it) {
+    int32_t id = 0;
+    if (!LogitBiasId(f, it.key(), vocab, &id)) return false;
+    const std::string where = "the bias of token " + std::to_string(id);
+    if (!it->is_number()) return f.Fail("logit_bias", where + " must be a number, got " + Fields::Show(*it));
+    const double x = it->get<double>();
+    if (!(x >= -100.0 && x <= 100.0)) return f.Fail("logit_bias", where + " must be in [-100, 100], got " + it->dump());
+    out->push_back({id, static_cast<float>(x)});
+    banned += x <= kBanBias;
+  }
+  // Two spellings of one id ("7" and "07") would be two keys of one token.
+  std::sort(out->begin(), out->end(), [](const LogitBias& x, const LogitBias& y) { return x.token < y.token; });
+  for (size_t i = 1; i < out->size(); ++i)
+    if ((*out)[i].token == (*out)[i - 1].token)
+      return f.Fail("logit_bias", "token id " + std::to_string((*out)[i].token) + " is given twice");
+  if (vocab > 0 && banned >= vocab)
+    return f.Fail("logit_bias", "bans every token of the vocabulary: nothing could be generated");
   return true;
 }
 
 }  // namespace
 
-std::optional<ApiRequest> ParseRequestJson(json body, Endpoint endpoint, ApiError* error) {
+std::optional<ApiRequest> ParseRequestJson(json body, Endpoint endpoint, ApiError* error,
+                                           const RequestDefaults& defaults) {
   if (!body.is_object()) {
     *error = BadRequest("the request body must be a JSON object, got " + Fields::Show(body));
     return std::nullopt;
@@ -264,7 +326,8 @@ std::optional<ApiRequest> ParseRequestJson(json body, Endpoint endpoint, ApiErro
   const char* max_name = endpoint == Endpoint::kChat && f.Get("max_completion_tokens") ? "max_completion_tokens"
                                                                                        : "max_tokens";
   f.ok() && f.Int(max_name, 1, kMax, &r.max_tokens);
-  f.ok() && ParseSampling(f, &r) && ParseStop(f, &r) && ParseLogprobs(f, endpoint, &r) &&
+  f.ok() && ParseSampling(f, defaults.sampling, &r) && ParseLogitBias(f, defaults.vocab, &r.sampling.logit_bias) &&
+      ParseChoices(f, endpoint, defaults.max_choices, &r) && ParseStop(f, &r) && ParseLogprobs(f, endpoint, &r) &&
       RefuseUnsupported(f, endpoint) && f.Bool("stream", &r.stream) && f.Bool("ignore_eos", &r.ignore_eos);
   if (f.ok()) {
     if (const json* so = f.Get("stream_options")) {
@@ -303,7 +366,8 @@ std::optional<ApiRequest> ParseRequestJson(json body, Endpoint endpoint, ApiErro
   return r;
 }
 
-std::optional<ApiRequest> ParseRequest(const std::string& body, Endpoint endpoint, ApiError* error) {
+std::optional<ApiRequest> ParseRequest(const std::string& body, Endpoint endpoint, ApiError* error,
+                                       const RequestDefaults& defaults) {
   // Before parsing: nlohmann parses any depth, but copies, compares and
   // serialises recursively, so a deeply nested value (in tool parameters,
   // tool-call arguments, a content part) would overflow the stack later.
@@ -320,7 +384,7 @@ std::optional<ApiRequest> ParseRequest(const std::string& body, Endpoint endpoin
     *error = BadRequest("the request body is not valid JSON: " + what.substr(0, 200));
     return std::nullopt;
   }
-  return ParseRequestJson(std::move(j), endpoint, error);
+  return ParseRequestJson(std::move(j), endpoint, error, defaults);
 }
 
 }  // namespace dsv3::server

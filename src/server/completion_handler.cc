@@ -1,13 +1,18 @@
 // POST /v1/completions and /v1/chat/completions: validate, build the prompt
-// ids, submit to the scheduler, then either wait for the whole answer or
-// stream it as Server-Sent Events. A stream's writer notices a client that
-// went away (a failed write, or a closed socket while waiting for tokens) and
-// cancels the sequence, which frees its cache slot before the next forward.
+// ids, submit the request's n choices to the scheduler as one group (the
+// prompt is prefilled once), then either wait for the whole answer or stream
+// it as Server-Sent Events, each chunk carrying one choice's new output. A
+// stream's writer notices a client that went away (a failed write, or a
+// closed socket while waiting for tokens) and cancels the sequences, which
+// frees their cache slots before the next forward.
 #include <httplib.h>
 #include <malloc.h>
 
 #include <cstdio>
 #include <ctime>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "server/http_server.h"
 #include "server/responses.h"
@@ -81,23 +86,28 @@ ApiError ContextError(const ApiRequest& r, int64_t context, int64_t prompt, int6
                     chat ? "messages" : "prompt", "context_length_exceeded");
 }
 
-void LogFinished(const std::string& path, bool stream, int status, const Generation& g) {
-  const FinishInfo& i = g.info();
-  const double now = MonotonicSeconds();
-  const double ttft = g.first_token_time() > 0 ? g.first_token_time() - g.arrived() : 0;
-  const double decode = g.first_token_time() > 0 ? now - g.first_token_time() : 0;
-  std::fprintf(stderr, "POST %s %d%s prompt=%lld (cached %lld) completion=%lld finish=%s ttft=%.3fs %.1f tok/s\n",
-               path.c_str(), status, stream ? " stream" : "", static_cast<long long>(i.prompt_tokens),
-               static_cast<long long>(i.cached_prompt_tokens), static_cast<long long>(i.completion_tokens),
-               FinishReasonName(i.reason), ttft, i.completion_tokens > 1 ? (i.completion_tokens - 1) / decode : 0.0);
+void LogFinished(const std::string& path, bool stream, int status, const ChoiceSet& choices) {
+  const FinishInfo u = choices.Usage();
+  std::string finish;
+  for (int i = 0; i < choices.size(); ++i)
+    finish += std::string(i ? "," : "") + FinishReasonName(choices.choice(i).info().reason);
+  const double now = MonotonicSeconds(), first = choices.group().first_token_time();
+  const double ttft = first > 0 ? first - choices.group().arrived() : 0, decode = first > 0 ? now - first : 0;
+  const int64_t per_choice = u.completion_tokens / choices.size();  // the rate one stream saw
+  std::fprintf(stderr, "POST %s %d%s%s prompt=%lld (cached %lld) completion=%lld finish=%s ttft=%.3fs %.1f tok/s\n",
+               path.c_str(), status, stream ? " stream" : "",
+               choices.size() > 1 ? (" n=" + std::to_string(choices.size())).c_str() : "",
+               static_cast<long long>(u.prompt_tokens), static_cast<long long>(u.cached_prompt_tokens),
+               static_cast<long long>(u.completion_tokens), finish.c_str(), ttft,
+               per_choice > 1 ? (per_choice - 1) / decode : 0.0);
 }
 
 // One stream's writer state, owned by its content provider.
 struct Stream {
-  std::shared_ptr<Generation> gen;
+  std::shared_ptr<ChoiceSet> choices;
   ResponseMeta meta;
   bool include_usage = false, started = false, log = false;
-  int tool_calls = 0;
+  std::vector<int> tool_calls;  // per choice: tool calls streamed so far (their `index`)
   double last_write = 0, timeout_s = 0;
   std::string path;
   std::shared_ptr<ActiveGuard> active;
@@ -105,17 +115,26 @@ struct Stream {
   // Called repeatedly by httplib; false aborts the response.
   bool Step(httplib::DataSink& sink) {
     std::string out;
-    if (!started && meta.endpoint == Endpoint::kChat)  // the role chunk goes out at once
-      out += SseData(StreamChunk(meta, Delta(), "", true, include_usage, 0));
-    Delta d;
-    const bool finished = gen->Take(out.empty() ? 0.25 : 0.0, &d);
-    if (!d.empty()) {
-      out += SseData(StreamChunk(meta, d, "", !started && meta.endpoint == Endpoint::kChat && out.empty(),
-                                 include_usage, tool_calls));
-      tool_calls += static_cast<int>(d.tool_calls.size());
+    if (!started && meta.endpoint == Endpoint::kChat)  // the role chunks go out at once
+      for (int i = 0; i < choices->size(); ++i)
+        out += SseData(StreamChunk(meta, i, Delta(), "", true, include_usage, 0));
+    started = true;
+    std::optional<ApiError> failed;
+    bool finished = choices->Take(out.empty() ? 0.25 : 0.0, [&](int i, Delta&& d, bool end) {
+      if (!d.empty()) out += SseData(StreamChunk(meta, i, d, "", false, include_usage, tool_calls[i]));
+      tool_calls[i] += static_cast<int>(d.tool_calls.size());
+      if (end && !failed) out += End(i, &failed);
+    });
+    if (failed) {
+      // One choice failed (timeout, shutdown, internal error): the response
+      // cannot be completed, so the stream ends now with the error.
+      choices->Cancel();
+      out += SseData(failed->ToJson()) + "data: [DONE]\n\n";
+      finished = true;
+    } else if (finished) {
+      if (include_usage) out += SseData(UsageChunk(meta, choices->Usage()));
+      out += "data: [DONE]\n\n";
     }
-    if (!out.empty()) started = true;
-    if (finished) out += Final();
     const double now = MonotonicSeconds();
     if (out.empty()) {
       if (!sink.is_writable()) return Abort();  // the client closed the connection
@@ -126,31 +145,56 @@ struct Stream {
     last_write = now;
     if (finished) {
       sink.done();
-      if (log) LogFinished(path, true, 200, *gen);
+      if (log) LogWhenEnded(200);
     }
     return true;
   }
 
-  std::string Final() {
-    const std::string reason = OpenAiFinishReason(*gen);
-    if (reason.empty()) return SseData(EndedError(gen->info(), timeout_s).ToJson()) + "data: [DONE]\n\n";
-    std::string out = SseData(StreamChunk(meta, Delta(), reason, false, include_usage, tool_calls));
-    if (include_usage) out += SseData(UsageChunk(meta, gen->info()));
-    return out + "data: [DONE]\n\n";
+  // Choice i's finish chunk, or (it did not complete) its error in *failed.
+  std::string End(int i, std::optional<ApiError>* failed) {
+    const std::string reason = OpenAiFinishReason(choices->choice(i));
+    if (reason.empty()) return *failed = EndedError(choices->choice(i).info(), timeout_s), std::string();
+    return SseData(StreamChunk(meta, i, Delta(), reason, false, include_usage, tool_calls[i]));
   }
 
   // The client went away: cancel, and log once the scheduler has let go.
   bool Abort() {
-    gen->Cancel();
-    if (log) {
-      Delta ignored;
-      for (int i = 0; i < 20 && !gen->Take(0.1, &ignored); ++i) {
-      }
-      LogFinished(path, true, 499, *gen);  // nginx's "client closed request"
-    }
+    choices->Cancel();
+    if (log) LogWhenEnded(499);  // nginx's "client closed request"
     return false;
   }
+
+  // Cancelled choices end within a step; the log line waits (a little) for them.
+  void LogWhenEnded(int status) {
+    for (int i = 0; i < 20 && !choices->Take(0.1, [](int, Delta&&, bool) {}); ++i) {
+    }
+    LogFinished(path, true, status, *choices);
+  }
 };
+
+// The whole answer once every choice has ended; the first choice that did
+// not complete makes it an error (and cancels the others: no one will read them).
+void RespondWhole(const httplib::Request& req, httplib::Response& res, ChoiceSet& choices, const ResponseMeta& meta,
+                  double timeout_s, bool log) {
+  std::vector<ChoiceOut> out(choices.size());
+  std::optional<ApiError> failed;
+  while (!choices.Take(1.0, [&](int i, Delta&& d, bool end) {
+    out[i].all.Append(std::move(d));
+    if (!end) return;
+    out[i].finish_reason = OpenAiFinishReason(choices.choice(i));
+    if (out[i].finish_reason.empty() && !failed) {
+      failed = EndedError(choices.choice(i).info(), timeout_s);
+      choices.Cancel();
+    }
+  })) {
+  }
+  if (failed) {
+    SendError(res, *failed);
+  } else {
+    res.set_content(Dump(FullResponse(meta, out, choices.Usage())), "application/json");
+  }
+  if (log) LogFinished(req.path, false, res.status < 0 ? 200 : res.status, choices);
+}
 
 }  // namespace
 
@@ -172,7 +216,9 @@ std::optional<EncodedPrompt> HttpServer::Decode(const httplib::Request& req, End
 
 std::optional<EncodedPrompt> HttpServer::DecodeBody(const httplib::Request& req, Endpoint endpoint,
                                                     std::optional<ApiRequest>& r, ApiError* error) {
-  r = ParseRequest(req.body, endpoint, error);
+  const RequestDefaults defaults{options_.sampling_defaults, options_.max_choices,
+                                 scheduler_.model().config().vocab_size};
+  r = ParseRequest(req.body, endpoint, error, defaults);
   // The body is not needed once parsed: free it now rather than when the
   // response (perhaps a long stream) is done. httplib's Request is a local
   // of its request loop, so the const_cast touches no const object.
@@ -197,47 +243,39 @@ void HttpServer::HandleGeneration(const httplib::Request& req, httplib::Response
   const int64_t max_tokens = r->max_tokens > 0 ? r->max_tokens : std::min(options_.default_max_tokens, context - p);
   if (max_tokens < 1 || p + max_tokens > context) return SendError(res, ContextError(*r, context, p, max_tokens));
 
-  auto gen = std::make_shared<Generation>(codec_, *r, prompt->starts_in_reasoning, metrics_, arrived);
-  const double deadline = options_.request_timeout_s > 0 ? arrived + options_.request_timeout_s : 0;
-  GenerationRequest g = gen->MakeRequest(std::move(prompt->ids), max_tokens, deadline);
+  auto choices = std::make_shared<ChoiceSet>(codec_, *r, prompt->starts_in_reasoning, metrics_, arrived);
+  GenerationRequest g;
+  g.prompt = std::move(prompt->ids);
+  g.max_tokens = max_tokens;
+  g.deadline = options_.request_timeout_s > 0 ? arrived + options_.request_timeout_s : 0;
   g.sampling = r->sampling;
   g.stop_at_eos = !r->ignore_eos;
   g.stop_token_ids = r->stop_token_ids;
   if (!r->ignore_eos)
     for (int32_t t : codec_.StopTokens()) g.stop_token_ids.push_back(t);
   auto active = std::make_shared<ActiveGuard>(active_);
-  SubmitResult sub = scheduler_.Submit(std::move(g));
+  std::vector<std::shared_ptr<SequenceHandle>> handles;
+  SubmitResult sub = scheduler_.SubmitGroup(choices->MakeRequests(g), &handles);
   if (sub.code == SubmitCode::kInvalid) return SendError(res, BadRequest(sub.message));
   if (sub.code == SubmitCode::kQueueFull)
     return SendError(res, {429, sub.message, "rate_limit_error", "", "queue_full"});
   if (sub.code == SubmitCode::kShuttingDown)
     return SendError(res, {503, sub.message, "server_error", "", "server_shutdown"});
-  gen->set_handle(sub.handle);
+  choices->set_handles(handles);
 
   ResponseMeta meta{endpoint, NewResponseId(endpoint), static_cast<int64_t>(std::time(nullptr)), options_.model_name,
                     &codec_, r->logprobs >= 0};
-  if (!r->stream) {
-    Delta all;
-    while (!gen->Take(1.0, &all)) {
-    }
-    const std::string reason = OpenAiFinishReason(*gen);
-    if (reason.empty()) {
-      SendError(res, EndedError(gen->info(), options_.request_timeout_s));
-    } else {
-      res.set_content(Dump(FullResponse(meta, all, reason, gen->info())), "application/json");
-    }
-    if (options_.log_requests) LogFinished(req.path, false, res.status < 0 ? 200 : res.status, *gen);
-    return;
-  }
+  if (!r->stream) return RespondWhole(req, res, *choices, meta, options_.request_timeout_s, options_.log_requests);
   auto stream = std::make_shared<Stream>();
-  stream->gen = gen, stream->meta = meta, stream->include_usage = r->include_usage;
+  stream->choices = choices, stream->meta = meta, stream->include_usage = r->include_usage;
+  stream->tool_calls.assign(choices->size(), 0);
   stream->timeout_s = options_.request_timeout_s, stream->log = options_.log_requests, stream->path = req.path;
   stream->last_write = MonotonicSeconds(), stream->active = active;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
       "text/event-stream", [stream](size_t, httplib::DataSink& sink) { return stream->Step(sink); },
-      [stream](bool) { stream->gen->Cancel(); });  // runs however the response ended; a no-op once finished
+      [stream](bool) { stream->choices->Cancel(); });  // runs however the response ended; a no-op once finished
 }
 
 }  // namespace dsv3::server

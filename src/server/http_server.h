@@ -49,7 +49,7 @@ struct ServerOptions {
   int64_t default_max_tokens = 512;  // when a request gives none (capped by the context)
   // What a request leaves unset: OpenAI's defaults (temperature 1), with the
   // checkpoint's generation_config.json over them when it has one.
-  SamplingOptions sampling_defaults = {.temperature = 1.0f};
+  SamplingOptions sampling_defaults = OpenAiSampling();
   int max_choices = 16;             // the largest `n` a request may ask for
   double request_timeout_s = 600;   // a generation running longer ends with an error
   int idle_timeout_s = 10;          // idle keep-alive connections, and stalled reads/writes, are dropped

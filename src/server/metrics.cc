@@ -122,8 +122,13 @@ std::string Metrics::Render(const SchedulerStats& s, const std::string& model_na
   out += "# HELP dsv3_model_info The served model.\n# TYPE dsv3_model_info gauge\ndsv3_model_info{model=\"" +
          Escape(model_name) + "\"} 1\n";
   Scalar(out, "dsv3_prompt_tokens_total", "counter", "Prompt tokens admitted.", s.prompt_tokens);
-  Scalar(out, "dsv3_prompt_tokens_cached_total", "counter", "Prompt tokens served from the prefix cache.",
+  // A request's n choices count their prompt n times; all but one copy the
+  // first one's rows (SubmitGroup), so they show as cached, not computed.
+  Scalar(out, "dsv3_prompt_tokens_cached_total", "counter",
+         "Prompt tokens whose cache rows were reused (prefix cache, or another choice of the same request).",
          s.cached_prompt_tokens);
+  Scalar(out, "dsv3_prompt_tokens_computed_total", "counter", "Prompt tokens run through the model (prefilled).",
+         s.prompt_tokens - s.cached_prompt_tokens);
   Scalar(out, "dsv3_generation_tokens_total", "counter", "Tokens generated.", s.generated_tokens);
   Scalar(out, "dsv3_requests_waiting", "gauge", "Requests queued for a sequence slot (queue depth).", s.waiting);
   Scalar(out, "dsv3_requests_running", "gauge", "Sequences being prefilled or decoded.", s.running);

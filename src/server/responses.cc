@@ -89,30 +89,35 @@ json FinishOrNull(const std::string& reason) { return reason.empty() ? json(null
 
 }  // namespace
 
-json FullResponse(const ResponseMeta& m, const Delta& all, const std::string& finish_reason, const FinishInfo& info) {
-  json choice = {{"index", 0}, {"logprobs", LogprobsOrNull(m, all.logprobs)}, {"finish_reason", finish_reason}};
+json FullResponse(const ResponseMeta& m, const std::vector<ChoiceOut>& choices, const FinishInfo& usage) {
   json r = {{"id", m.id}, {"created", m.created}, {"model", m.model}};
-  if (m.endpoint == Endpoint::kChat) {
-    json msg = {{"role", "assistant"}, {"content", all.content}};
-    if (!all.reasoning.empty()) msg["reasoning_content"] = all.reasoning;
-    if (!all.tool_calls.empty()) {
-      msg["tool_calls"] = ToolCallsJson(all.tool_calls, false, 0);
-      if (all.content.empty()) msg["content"] = nullptr;
+  r["object"] = m.endpoint == Endpoint::kChat ? "chat.completion" : "text_completion";
+  json out = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const Delta& all = choices[i].all;
+    json choice = {{"index", i}, {"logprobs", LogprobsOrNull(m, all.logprobs)},
+                   {"finish_reason", choices[i].finish_reason}};
+    if (m.endpoint == Endpoint::kChat) {
+      json msg = {{"role", "assistant"}, {"content", all.content}};
+      if (!all.reasoning.empty()) msg["reasoning_content"] = all.reasoning;
+      if (!all.tool_calls.empty()) {
+        msg["tool_calls"] = ToolCallsJson(all.tool_calls, false, 0);
+        if (all.content.empty()) msg["content"] = nullptr;
+      }
+      choice["message"] = msg;
+    } else {
+      choice["text"] = all.content;
     }
-    choice["message"] = msg;
-    r["object"] = "chat.completion";
-  } else {
-    choice["text"] = all.content;
-    r["object"] = "text_completion";
+    out.push_back(std::move(choice));
   }
-  r["choices"] = json::array({choice});
-  r["usage"] = UsageJson(info);
+  r["choices"] = std::move(out);
+  r["usage"] = UsageJson(usage);
   return r;
 }
 
-json StreamChunk(const ResponseMeta& m, const Delta& delta, const std::string& finish_reason, bool first,
+json StreamChunk(const ResponseMeta& m, int index, const Delta& delta, const std::string& finish_reason, bool first,
                  bool usage_null, int tool_index) {
-  json choice = {{"index", 0}, {"logprobs", LogprobsOrNull(m, delta.logprobs)},
+  json choice = {{"index", index}, {"logprobs", LogprobsOrNull(m, delta.logprobs)},
                  {"finish_reason", FinishOrNull(finish_reason)}};
   json r = {{"id", m.id}, {"created", m.created}, {"model", m.model}};
   if (m.endpoint == Endpoint::kChat) {

@@ -54,8 +54,9 @@ class BadInput(ServerTest):
                  ("max_tokens", "10"), ("max_tokens", 2.5), ("max_tokens", [4]), ("temperature", "hot"),
                  ("temperature", 3), ("temperature", -0.5), ("top_p", 0), ("top_p", 1.5), ("top_k", "x"),
                  ("min_p", 2), ("stream", "yes"), ("stop", 5), ("stop", [1]), ("logprobs", True),
-                 ("logprobs", 21), ("logprobs", -1), ("n", 2), ("seed", "x"), ("seed", 1.5), ("model", 5),
-                 ("echo", True), ("best_of", 3), ("presence_penalty", 0.5), ("logit_bias", {"1": 5}),
+                 ("logprobs", 21), ("logprobs", -1), ("n", 17), ("n", 0), ("seed", "x"), ("seed", 1.5), ("model", 5),
+                 ("echo", True), ("best_of", 3), ("presence_penalty", 2.5), ("frequency_penalty", "x"),
+                 ("repetition_penalty", 0), ("logit_bias", {"1": 500}), ("logit_bias", {"x": 1}), ("logit_bias", 5),
                  ("stream_options", {"include_usage": True}), ("stop_token_ids", [-3]), ("ignore_eos", 1)]
         for field, value in cases:
             with self.subTest(field=field, value=value):

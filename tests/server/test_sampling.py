@@ -5,13 +5,15 @@ OpenAI's semantics checked token by token against the raw logprobs,
 repetition_penalty, n > 1 choices (one seed gives the same n outputs on every
 run, choice i does not depend on n, streamed == non-streamed with one choice
 and its `index` per chunk, the prompt prefilled once as /metrics shows,
-usage counted as OpenAI does, n above the slots), the chat endpoint with n
-choices, and bad values answered 400 naming the parameter."""
+usage counted as OpenAI does, n above the slots, every choice cancelled when
+the client leaves), the chat endpoint with n choices, and bad values answered
+400 naming the parameter."""
 import collections
+import json
 import os
 import unittest
 
-from harness import GOLDEN, Server, ServerTest, chat_model, chat_parts
+from harness import GOLDEN, Server, ServerTest, chat_model, chat_parts, raw_socket
 
 MODEL = os.path.join(GOLDEN, "v3_tiny_bf16")
 VOCAB = 384
@@ -170,6 +172,18 @@ class Sampling(ServerTest):
             streamed[e["choices"][0]["index"]] += e["choices"][0]["text"]
         self.assertEqual([streamed[i] for i in range(6)], texts)
         self.s.wait_idle()
+
+    def test_client_leaving_cancels_every_choice(self):
+        # Six long choices on four slots; the client reads the first bytes and goes.
+        body = json.dumps({"prompt": [9, 9], "max_tokens": 250, "n": 6, "ignore_eos": True, "stream": True})
+        c = raw_socket(self.s.port)
+        c.sendall(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %d\r\n\r\n%s" % (len(body), body)).encode())
+        self.assertTrue(c.recv(100).startswith(b"HTTP/1.1 200"))
+        before = self.s.metrics()["dsv3_generation_tokens_total"]
+        c.close()
+        after = self.s.wait_idle()  # the running and the queued choices all end
+        self.assertLess(after["dsv3_generation_tokens_total"] - before, 6 * 250)
 
     def test_n_up_to_max_choices(self):
         out = self.complete(prompt=[1, 2], max_tokens=2, n=16, temperature=1.0, ignore_eos=True)

@@ -109,8 +109,10 @@ void ExpectMatchesReference(const std::string& model_name, bool sampled, bool pe
 TEST(Scheduler, GroupReadsThePromptOnce) {
   auto model = LoadGolden("v3_tiny_bf16");
   const int64_t V = model->config().vocab_size;
-  for (int64_t slots : {4, 2}) {  // with 2 slots the third choice waits for one
-    auto sched = Scheduler::Start(*model, Opts(slots, 128));
+  for (int64_t slots : {4, 2, 3}) {  // with 2 slots the third choice waits for one; 3: prefix reuse off
+    SchedulerOptions so = Opts(slots, 128);
+    so.prefix_reuse = slots != 3;  // off across requests; a group still shares its prompt
+    auto sched = Scheduler::Start(*model, so);
     ASSERT_TRUE(sched.ok());
     const std::vector<int32_t> prompt = Prompt(10, 9, V);  // shorter than a plain copy's 16-token minimum
     const int n = 3;

@@ -289,8 +289,10 @@ void Scheduler::Admit() {
 
 void Scheduler::PlaceInSlot(Sequence& seq) {
   const std::vector<int32_t>& prompt = seq.req.prompt;
-  // A group follower copies its leader's rows however short the prompt.
-  const SlotChoice c = slots_.Pick(prompt, options_.prefix_reuse, seq.leader != 0 ? 1 : 16);
+  // A group follower copies its leader's rows however short the prompt, and
+  // even with prefix reuse off (that setting is about reuse across requests).
+  const bool follower = seq.leader != 0;
+  const SlotChoice c = slots_.Pick(prompt, options_.prefix_reuse || follower, follower ? 1 : 16);
   int64_t reuse = c.reuse;
   if (options_.draft_tokens > 0 && reuse > 0) {
     // MTP row i was built with token i + 1 of its old sequence: rows are good

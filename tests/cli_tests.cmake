@@ -308,3 +308,95 @@ add_test(NAME cli_files_gguf_tokenize_same_ids COMMAND sh -c
 set_tests_properties(cli_files_gguf_tokenize_same_ids PROPERTIES FIXTURES_REQUIRED files_gguf PASS_REGULAR_EXPRESSION "^[1-9][0-9]*\n$")
 files_test(gguf_without_tokenizer "${DSV3} convert -q --to gguf ${G}/v3_tiny_bf16 m.gguf"
            "m.gguf: has no embedded tokenizer.*--tokenizer DIR" ${DSV3} run -m m.gguf --prompt hi)
+
+# ===========================================================================
+# Sampling (issue 21): the sampling flags of run, their bad values (one
+# "dsv3: error:" naming the flag and the value), the checkpoint's
+# generation_config.json as the defaults of run, serve and inspect.
+# Checkpoints with a generation_config.json are the tiny golden one,
+# symlinked under GENCFG_TMP with a file from GENCFG_FILES.
+# ===========================================================================
+set(GENCFG_TMP ${CMAKE_CURRENT_BINARY_DIR}/tmp/gencfg)
+set(GENCFG_FILES ${CMAKE_CURRENT_BINARY_DIR}/gencfg_files)
+file(WRITE ${GENCFG_FILES}/deepseek.json
+     "{\"bos_token_id\": 0, \"eos_token_id\": 1, \"do_sample\": true, \"temperature\": 0.6, \"top_p\": 0.95}\n")
+file(WRITE ${GENCFG_FILES}/no_sample.json "{\"do_sample\": false, \"temperature\": 0.6, \"top_p\": 0.95}\n")
+file(WRITE ${GENCFG_FILES}/bad_top_p.json "{\"top_p\": 7}\n")
+file(WRITE ${GENCFG_FILES}/bad_type.json "{\"temperature\": \"hot\"}\n")
+set(TINY_PROMPT --prompt-ids "0 15 27" -n 8)
+set(TINY_RUN "${DSV3} -t 1 run -q -m ${G}/v3_tiny_bf16 --prompt-ids '0 15 27' -n 8")  # for sh -c
+
+# Every flag at once, seeded: the same ids twice.
+set(ALL_FLAGS --temperature 0.9 --top-k 50 --top-p 0.95 --min-p 0.01 --presence-penalty 0.5 --frequency-penalty 0.3
+    --repetition-penalty 1.2 --logit-bias 5=2 --logit-bias 6=-1,7=-100 --seed 7)
+string(JOIN " " ALL_FLAGS_TEXT ${ALL_FLAGS})
+add_test(NAME cli_run_sampling_flags_seeded COMMAND sh -c
+  "a=$(${TINY_RUN} ${ALL_FLAGS_TEXT}) && b=$(${TINY_RUN} ${ALL_FLAGS_TEXT}) && test \"$a\" = \"$b\" && echo \"$a\"")
+set_tests_properties(cli_run_sampling_flags_seeded PROPERTIES PASS_REGULAR_EXPRESSION "^[0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+\n$")
+add_test(NAME cli_run_sampling_flags_shown COMMAND ${DSV3} -t 1 run -m ${G}/v3_tiny_bf16 ${TINY_PROMPT} ${ALL_FLAGS})
+set_tests_properties(cli_run_sampling_flags_shown PROPERTIES PASS_REGULAR_EXPRESSION
+  "sampling: temperature 0.9, top_k 50, top_p 0.95, min_p 0.01, seed 7, repetition_penalty 1.2, presence_penalty 0.5, frequency_penalty 0.3, logit_bias 5=2 6=-1 7=-100 \\(built-in defaults; set by --temperature, --top-k, --top-p, --min-p, --presence-penalty, --frequency-penalty, --repetition-penalty, --seed, --logit-bias\\)")
+# A token banned with -100 is never produced: the greedy first token, banned, is replaced.
+add_test(NAME cli_run_logit_bias_bans COMMAND sh -c
+  "t=$(${TINY_RUN} --temperature 0 | cut -d' ' -f1) && out=$(${TINY_RUN} --temperature 0 --logit-bias $t=-100) && echo \"banned $t: $out\" && test -n \"$out\" && ! echo \" $out \" | grep -q \" $t \"")
+set_tests_properties(cli_run_logit_bias_bans PROPERTIES PASS_REGULAR_EXPRESSION "^banned [0-9]+: [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+\n$")
+# --repeat-penalty is llama.cpp's name for --repetition-penalty.
+add_test(NAME cli_run_repeat_penalty_alias COMMAND sh -c
+  "a=$(${TINY_RUN} --temperature 0 --repeat-penalty 1.5) && b=$(${TINY_RUN} --temperature 0 --repetition-penalty 1.5) && test -n \"$a\" && test \"$a\" = \"$b\" && echo same")
+set_tests_properties(cli_run_repeat_penalty_alias PROPERTIES PASS_REGULAR_EXPRESSION "^same\n$")
+
+# sampling_error(NAME REGEX FLAGS...): `run` fails with one error line matching REGEX.
+function(sampling_error name regex)
+  add_test(NAME cli_bad_${name} COMMAND ${FAIL} "${regex}" ${DSV3} -t 1 run -m ${G}/v3_tiny_bf16 --prompt-ids 1 ${ARGN})
+endfunction()
+sampling_error(temperature_text "error: --temperature: 'warm' is not a finite number" --temperature warm)
+sampling_error(top_k_text "error: --top-k: '1.5' is not an integer" --top-k 1.5)
+sampling_error(top_p_range "error: --top-p: top_p must be in \\(0, 1\\] \\(got 1.5" --top-p 1.5)
+sampling_error(min_p_range "error: --min-p: min_p must be in \\[0, 1\\] \\(got -0.1" --min-p -0.1)
+sampling_error(presence_penalty "error: --presence-penalty: presence_penalty must be in \\[-2, 2\\] \\(got 3" --presence-penalty 3)
+sampling_error(frequency_penalty "error: --frequency-penalty: frequency_penalty must be in \\[-2, 2\\] \\(got -2.5" --frequency-penalty -2.5)
+sampling_error(frequency_penalty_text "error: --frequency-penalty: 'inf' is not a finite number" --frequency-penalty inf)
+sampling_error(repetition_penalty "error: --repetition-penalty: repetition_penalty must be in \\(0, 10\\] \\(got 0" --repetition-penalty 0)
+sampling_error(repeat_penalty_text "error: --repetition-penalty: 'x' is not a finite number" --repeat-penalty x)
+sampling_error(seed "error: --seed: '-1' is not a seed" --seed -1)
+sampling_error(logit_bias_format "error: --logit-bias: '15' is not TOKEN=BIAS \\(e.g. 15=-100" --logit-bias 15)
+sampling_error(logit_bias_value "error: --logit-bias: '15=big' is not TOKEN=BIAS" --logit-bias 15=big)
+sampling_error(logit_bias_range "error: --logit-bias: logit_bias of token 15 must be in \\[-100, 100\\] \\(got 200" --logit-bias 15=200)
+sampling_error(logit_bias_vocab "error: --logit-bias: logit_bias: token id 999 is outside the vocabulary \\[0, 384\\)"
+               --logit-bias 5=1,999=-100)
+
+# gencfg_test(NAME FILE REGEX CMD): CMD (sh) in a fresh directory with m/, the
+# tiny golden checkpoint with GENCFG_FILES/FILE.json as its generation_config.json.
+function(gencfg_test name file regex cmd)
+  add_test(NAME cli_gencfg_${name} COMMAND sh -c
+    "d=${GENCFG_TMP}/${name}; rm -rf $d && mkdir -p $d/m && cd $d && ln -s ${G}/v3_tiny_bf16/config.json ${G}/v3_tiny_bf16/model.safetensors m/ && cp ${GENCFG_FILES}/${file}.json m/generation_config.json && { ${cmd}; }")
+  set_tests_properties(cli_gencfg_${name} PROPERTIES PASS_REGULAR_EXPRESSION "${regex}" TIMEOUT 60)
+endfunction()
+set(M_RUN "${DSV3} -t 1 run -m m --prompt-ids '0 15 27' -n 8")
+# The file's temperature and top_p are the defaults: the same ids as the flags give, and said so.
+gencfg_test(run_defaults deepseek "sampling: temperature 0.6, top_p 0.95, seed 0 \\(defaults from m/generation_config.json\\).*same\n$"
+  "a=$(${M_RUN}) && b=$(${TINY_RUN} --temperature 0.6 --top-p 0.95) && test -n \"$a\" && test \"$a\" = \"$b\" && echo same")
+# A flag still wins over the file.
+gencfg_test(run_flag_wins deepseek "sampling: greedy \\(defaults from m/generation_config.json; set by --temperature\\).*same\n$"
+  "a=$(${M_RUN} --temperature 0) && b=$(${TINY_RUN} --temperature 0) && test -n \"$a\" && test \"$a\" = \"$b\" && echo same")
+# "do_sample": false is greedy whatever the temperature says.
+gencfg_test(run_do_sample_false no_sample "sampling: greedy \\(defaults from m/generation_config.json\\).*same\n$"
+  "a=$(${M_RUN}) && b=$(${TINY_RUN} --temperature 0) && test -n \"$a\" && test \"$a\" = \"$b\" && echo same")
+gencfg_test(inspect deepseek "generation defaults do_sample true, temperature 0.6, top_p 0.95 \\(from m/generation_config.json\\)\nweights BF16"
+  "${DSV3} inspect -m m")
+add_test(NAME cli_gencfg_inspect_none COMMAND ${DSV3} inspect -m ${G}/v3_tiny_bf16)
+set_tests_properties(cli_gencfg_inspect_none PROPERTIES PASS_REGULAR_EXPRESSION
+  "generation defaults none \\(no generation_config.json; built in: greedy for run and chat, temperature 1 for serve\\)")
+# An invalid file is an error naming it and the field, for every command that reads it.
+foreach(cmd "run -m m --prompt-ids 1" "serve -m m --port 0" "inspect -m m")
+  string(REGEX REPLACE " .*" "" word "${cmd}")
+  gencfg_test(bad_top_p_${word} bad_top_p "^ok: dsv3: error: m/generation_config.json: field 'top_p' must be in \\(0, 1\\] \\(got 7\\)\n$"
+    "${FAIL} \"generation_config.json: field 'top_p'\" ${DSV3} -t 1 ${cmd} < /dev/null")
+endforeach()
+gencfg_test(bad_type bad_type "^ok: dsv3: error: m/generation_config.json: field 'temperature' must be a number \\(got string\\)\n$"
+  "${FAIL} \"field 'temperature'\" ${M_RUN}")
+gencfg_test(fifo deepseek "^ok: dsv3: error: m/generation_config.json: is not a regular file \\(a FIFO\\)\n$"
+  "rm m/generation_config.json && mkfifo m/generation_config.json && ${FAIL} FIFO ${M_RUN}")
+# serve lays the file over its defaults and says so at start (then SIGINT stops it).
+gencfg_test(serve deepseek "sampling defaults from m/generation_config.json: do_sample true, temperature 0.6, top_p 0.95\n.*listening on"
+  "${DSV3} -t 1 serve -m m --port 0 --no-web > log 2>&1 & pid=$!; for i in $(seq 100); do grep -q listening log && break; sleep 0.1; done; kill -INT $pid; wait $pid; cat log")

@@ -1,6 +1,7 @@
 // `dsv3 inspect`: what a checkpoint is, from config.json alone (weights are
 // summarised too when present): architecture, parameters total and active per
-// token, bytes per dtype, latent KV-cache bytes per token and per context.
+// token, bytes per dtype, latent KV-cache bytes per token and per context,
+// and the sampling defaults the checkpoint's generation_config.json gives.
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -11,6 +12,7 @@
 #include "model/config.h"
 #include "model/gguf_model.h"
 #include "model/stats.h"
+#include "runtime/generation_config.h"
 
 namespace dsv3::cli {
 
@@ -82,6 +84,18 @@ void PrintKv(const ModelStats& s, int64_t context) {
               2.0 * per_bf16 * static_cast<double>(context) / (1ull << 30));
 }
 
+// The defaults run, chat and serve take from generation_config.json; a file
+// that is present but invalid is an error, as it is for those commands.
+Status PrintGenerationDefaults(const std::string& model_path) {
+  DSV3_ASSIGN_OR_RETURN(GenerationConfig g, LoadGenerationConfig(model_path));
+  if (g.found())
+    std::printf("generation defaults %s (from %s)\n", g.Describe().c_str(), g.path.c_str());
+  else
+    std::printf("generation defaults none (no generation_config.json; built in: greedy for run and chat, "
+                "temperature 1 for serve)\n");
+  return Status::Ok();
+}
+
 // Weights that are present but unreadable are an error (exit 1): a summary
 // that looks complete must not hide a broken checkpoint.
 Status PrintStoredBytes(const std::string& dir) {
@@ -128,9 +142,11 @@ int Inspect(const InspectOptions& o) {
   const ModelStats s = ComputeStats(c);
   PrintParams(s);
   PrintKv(s, o.context > 0 ? o.context : c.max_position_embeddings);
+  std::fflush(stdout);  // the summary so far, then any error
+  if (Status st = PrintGenerationDefaults(o.model_dir); !st.ok()) return Fail(st);
   if (!IsGgufPath(o.model_dir)) {
-    std::fflush(stdout);  // the summary so far, then the error
-    if (Status s = PrintStoredBytes(o.model_dir); !s.ok()) return Fail(s);
+    std::fflush(stdout);
+    if (Status st = PrintStoredBytes(o.model_dir); !st.ok()) return Fail(st);
   }
   return 0;
 }

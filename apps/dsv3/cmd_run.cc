@@ -2,7 +2,8 @@
 // result, with a speed summary on stderr. `--prompt "text"` is encoded with
 // the tokenizer found beside the model, or embedded in a .gguf model (BOS per
 // tokenizer_config.json or the GGUF metadata), and the output streams as
-// text; `--prompt-ids` prints each token id instead.
+// text; `--prompt-ids` prints each token id instead. Sampling flags left
+// unset come from the checkpoint's generation_config.json, else greedy.
 #include <cstdio>
 
 #include "apps/dsv3/commands.h"
@@ -19,6 +20,7 @@ namespace {
 struct RunOptions {
   std::string model_dir = DefaultModelDir(), prompt_ids, prompt, tokenizer_dir;
   GenerateOptions gen;
+  SamplingFlags sampling;
   bool ignore_eos = false;
   bool quiet = false;
   std::string spec = "none";  // none | mtp | auto
@@ -65,9 +67,17 @@ int Run(const RunOptions& o) {
     if (!parsed.ok()) return Fail(parsed.status().WithContext("--prompt-ids"));
     prompt = std::move(*parsed);
   }
+  // Before loading: a bad flag or generation_config.json fails fast.
+  auto sampling = ResolveSampling(o.sampling, o.model_dir, SamplingOptions{});
+  if (!sampling.ok()) return Fail(sampling.status());
   auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
   if (!model.ok()) return Fail(model.status());
   GenerateOptions gen = o.gen;
+  gen.sampling = sampling->options;
+  // Only the logit_bias ids are left to check: against the vocabulary.
+  if (Status st = gen.sampling.Validate((*model)->config().vocab_size); !st.ok())
+    return Fail(st.WithContext("--logit-bias"));
+  if (!o.quiet) std::fprintf(stderr, "sampling: %s\n", sampling->Describe().c_str());
   gen.stop_at_eos = !o.ignore_eos;
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<StreamDecoder> stream;
@@ -137,11 +147,7 @@ void RegisterRun(CLI::App& app, Common& common) {
   ids_opt->excludes(text_opt);
   cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model's directory, or a .gguf model's embedded tokenizer)");
   cmd->add_option("-n,--max-tokens", o->gen.max_new_tokens, "tokens to generate")->capture_default_str();
-  cmd->add_option("--temperature", o->gen.sampling.temperature, "0 = greedy")->capture_default_str();
-  cmd->add_option("--top-k", o->gen.sampling.top_k, "keep the k most likely tokens (0 = off)")->capture_default_str();
-  cmd->add_option("--top-p", o->gen.sampling.top_p, "nucleus sampling mass (1 = off)")->capture_default_str();
-  cmd->add_option("--min-p", o->gen.sampling.min_p, "drop tokens below min_p * max prob")->capture_default_str();
-  cmd->add_option("--seed", o->gen.sampling.seed, "sampling seed (same seed, same output)")->capture_default_str();
+  AddSamplingFlags(cmd, o->sampling, "greedy");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
   cmd->add_flag("-q,--quiet", o->quiet, "no loading or speed messages");
   cmd->add_option("--spec", o->spec, "speculative decoding: none, mtp (the model's MTP layer drafts), auto")

@@ -6,6 +6,8 @@
 // that the KV cache, the forward workspace and the HTTP worker stacks fit in
 // the memory and address space the machine allows (server/startup_memory.h);
 // an allocation that fails anyway is reported as an error, not a crash.
+// What a request leaves unset samples with the checkpoint's
+// generation_config.json values over OpenAI's defaults (temperature 1).
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +23,7 @@
 
 #include "apps/dsv3/commands.h"
 #include "apps/dsv3/text_output.h"
+#include "runtime/generation_config.h"
 #include "runtime/scheduler.h"
 #include "server/http_server.h"
 #include "server/startup_memory.h"
@@ -128,6 +131,17 @@ void ServeUntilSignalled(server::HttpServer& http, Scheduler& sched, const sigse
   if (shutdown.joinable()) shutdown.join();
 }
 
+// What requests leave unset: the checkpoint's generation_config.json over
+// the server's base defaults, as vLLM serves them.
+Status ApplyGenerationDefaults(ServeOptions& o) {
+  DSV3_ASSIGN_OR_RETURN(GenerationConfig generation, LoadGenerationConfig(o.model_dir));
+  o.http.sampling_defaults = ApplyGenerationConfig(generation, o.http.sampling_defaults);
+  if (generation.found() && !o.quiet)
+    std::fprintf(stderr, "dsv3 serve: sampling defaults from %s: %s\n", generation.path.c_str(),
+                 generation.Describe().c_str());
+  return Status::Ok();
+}
+
 int Serve(ServeOptions o, const Common& common);
 
 // Serve() with allocation and thread-creation failures during start-up
@@ -160,6 +174,8 @@ int Serve(ServeOptions o, const Common& common) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a client that vanished is a failed write, not a dead server
 
+  // Before loading: an invalid generation_config.json fails fast.
+  if (Status st = ApplyGenerationDefaults(o); !st.ok()) return Fail(st);
   LoadOptions lo{.verbose = !o.quiet};
   lo.kv_cache = o.kv_cache == "fp8" ? KvCacheType::kF8E4M3 : KvCacheType::kF32;
   auto model = Model::Load(o.model_dir, lo);

@@ -1,11 +1,16 @@
 // Subcommands of the dsv3 CLI. Each Register* adds one subcommand whose
-// callback applies the common flags, runs, and stores the exit code.
+// callback applies the common flags, runs, and stores the exit code. Also
+// the helpers several subcommands share (the sampling flags of run and chat).
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
+#include "runtime/generation_config.h"
+#include "runtime/sampler.h"
 
 namespace dsv3::cli {
 
@@ -44,5 +49,91 @@ std::string CommandName(const CLI::App& app);
 
 // Parses "0 15 27" / "0,15,27" into ids; the error names the bad entry.
 Expected<std::vector<int32_t>> ParseIds(const std::string& text);
+
+// --- Sampling flags, shared by `run` and `chat` --------------------------
+// Each holds the text given, or nothing: what no flag sets comes from the
+// checkpoint's generation_config.json, else the command's built-in default.
+// Values are parsed by SetSamplingParam (as chat's /set parses them), so a
+// bad one is a "dsv3: error:" naming the flag, not a CLI11 usage error.
+struct SamplingFlags {
+  std::optional<std::string> temperature, top_k, top_p, min_p, presence_penalty, frequency_penalty,
+      repetition_penalty, seed;
+  std::vector<std::string> logit_bias;  // "TOKEN=BIAS" each, repeatable
+};
+
+struct SamplingFlag {
+  const char* names;  // CLI11 spelling; the first long name is the one errors show
+  const char* param;  // SetSamplingParam's name
+  std::optional<std::string> SamplingFlags::*member;
+  const char* help;
+};
+
+inline const std::vector<SamplingFlag>& SamplingFlagTable() {
+  using F = SamplingFlags;
+  static const std::vector<SamplingFlag> table = {
+      {"--temperature", "temperature", &F::temperature, "0 = greedy"},
+      {"--top-k", "top_k", &F::top_k, "keep the k most likely tokens (0 = off)"},
+      {"--top-p", "top_p", &F::top_p, "nucleus sampling mass (1 = off)"},
+      {"--min-p", "min_p", &F::min_p, "drop tokens below min_p * max prob (0 = off)"},
+      {"--presence-penalty", "presence_penalty", &F::presence_penalty,
+       "[-2, 2], OpenAI's: lowers the logit of every token generated so far (0 = off)"},
+      {"--frequency-penalty", "frequency_penalty", &F::frequency_penalty,
+       "[-2, 2], OpenAI's: lowers a generated token's logit by this times its count (0 = off)"},
+      {"--repetition-penalty,--repeat-penalty", "repetition_penalty", &F::repetition_penalty,
+       "(0, 10], HF / llama.cpp's: divides the positive logits of tokens in the prompt or output (1 = off)"},
+      {"--seed", "seed", &F::seed, "sampling seed (same seed, same output; default 0)"},
+  };
+  return table;
+}
+
+// Adds the sampling flags to `cmd`; `builtin` describes the command's
+// defaults for the help text ("greedy").
+inline void AddSamplingFlags(CLI::App* cmd, SamplingFlags& flags, const std::string& builtin) {
+  for (const SamplingFlag& f : SamplingFlagTable())
+    cmd->add_option(f.names, flags.*f.member, std::string(f.help))->type_name("X");
+  cmd->add_option("--logit-bias", flags.logit_bias, "TOKEN=BIAS: add BIAS in [-100, 100] to the token's logit; "
+                  "-100 bans it (repeatable, or comma-separated)")->type_name("ID=B");
+  cmd->footer("Sampling flags left unset take the model's generation_config.json values (temperature, top_p, top_k, "
+              "min_p, repetition_penalty; \"do_sample\": false means greedy), else the built-in defaults (" +
+              builtin + ").\n");
+}
+
+// What a command samples with and where the settings came from.
+struct ResolvedSampling {
+  SamplingOptions options;
+  std::string defaults;            // "defaults from DIR/generation_config.json" or "built-in defaults"
+  std::vector<std::string> flags;  // the flags given, as spelled in the table
+  // "temperature 0.6, top_p 0.95, seed 0 (defaults from X; set by --seed)"
+  std::string Describe() const {
+    std::string s = DescribeSampling(options) + " (" + defaults;
+    for (size_t i = 0; i < flags.size(); ++i) s += (i == 0 ? "; set by " : ", ") + flags[i];
+    return s + ")";
+  }
+};
+
+// `base` (the command's built-in defaults), the generation_config.json of
+// the model at `model_path` over it, then the flags given. Each flag is
+// checked as it is applied, so an error names it ("--top-p: top_p must be in
+// (0, 1] (got 2.000000)"); logit_bias ids are checked against the
+// vocabulary later, once the model is loaded.
+inline Expected<ResolvedSampling> ResolveSampling(const SamplingFlags& flags, const std::string& model_path,
+                                                  const SamplingOptions& base) {
+  DSV3_ASSIGN_OR_RETURN(GenerationConfig config, LoadGenerationConfig(model_path));
+  ResolvedSampling r;
+  r.options = ApplyGenerationConfig(config, base);
+  r.defaults = config.found() ? "defaults from " + config.path : "built-in defaults";
+  auto apply = [&r](const std::string& flag, const char* param, const std::string& value) {
+    Status st = SetSamplingParam(r.options, param, value);
+    if (st.ok()) st = r.options.Validate();
+    if (st.ok() && (r.flags.empty() || r.flags.back() != flag)) r.flags.push_back(flag);
+    return st.WithContext(flag);
+  };
+  for (const SamplingFlag& f : SamplingFlagTable()) {
+    const std::string name = std::string(f.names).substr(0, std::string(f.names).find(','));
+    if (const auto& value = flags.*f.member) DSV3_RETURN_IF_ERROR(apply(name, f.param, *value));
+  }
+  for (const std::string& value : flags.logit_bias) DSV3_RETURN_IF_ERROR(apply("--logit-bias", "logit_bias", value));
+  return r;
+}
 
 }  // namespace dsv3::cli

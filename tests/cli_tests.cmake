@@ -310,9 +310,10 @@ files_test(gguf_without_tokenizer "${DSV3} convert -q --to gguf ${G}/v3_tiny_bf1
            "m.gguf: has no embedded tokenizer.*--tokenizer DIR" ${DSV3} run -m m.gguf --prompt hi)
 
 # ===========================================================================
-# Sampling (issue 21): the sampling flags of run, their bad values (one
-# "dsv3: error:" naming the flag and the value), the checkpoint's
-# generation_config.json as the defaults of run, serve and inspect.
+# Sampling (issue 21): the sampling flags of run and chat, their bad values
+# (one "dsv3: error:" naming the flag and the value), the checkpoint's
+# generation_config.json as the defaults of run, chat, serve and inspect,
+# and chat's slash commands driven through stdin (chat_commands_test.sh).
 # Checkpoints with a generation_config.json are the tiny golden one,
 # symlinked under GENCFG_TMP with a file from GENCFG_FILES.
 # ===========================================================================
@@ -364,6 +365,9 @@ sampling_error(logit_bias_value "error: --logit-bias: '15=big' is not TOKEN=BIAS
 sampling_error(logit_bias_range "error: --logit-bias: logit_bias of token 15 must be in \\[-100, 100\\] \\(got 200" --logit-bias 15=200)
 sampling_error(logit_bias_vocab "error: --logit-bias: logit_bias: token id 999 is outside the vocabulary \\[0, 384\\)"
                --logit-bias 5=1,999=-100)
+# chat takes the same flags, checked before the model loads.
+add_test(NAME cli_chat_bad_sampling_flag
+         COMMAND ${FAIL} "error: --presence-penalty: presence_penalty must be in \\[-2, 2\\] \\(got 5" ${DSV3} chat -m ${G}/v3_tiny_bf16 --presence-penalty 5)
 
 # gencfg_test(NAME FILE REGEX CMD): CMD (sh) in a fresh directory with m/, the
 # tiny golden checkpoint with GENCFG_FILES/FILE.json as its generation_config.json.
@@ -388,7 +392,7 @@ add_test(NAME cli_gencfg_inspect_none COMMAND ${DSV3} inspect -m ${G}/v3_tiny_bf
 set_tests_properties(cli_gencfg_inspect_none PROPERTIES PASS_REGULAR_EXPRESSION
   "generation defaults none \\(no generation_config.json; built in: greedy for run and chat, temperature 1 for serve\\)")
 # An invalid file is an error naming it and the field, for every command that reads it.
-foreach(cmd "run -m m --prompt-ids 1" "serve -m m --port 0" "inspect -m m")
+foreach(cmd "run -m m --prompt-ids 1" "chat -m m" "serve -m m --port 0" "inspect -m m")
   string(REGEX REPLACE " .*" "" word "${cmd}")
   gencfg_test(bad_top_p_${word} bad_top_p "^ok: dsv3: error: m/generation_config.json: field 'top_p' must be in \\(0, 1\\] \\(got 7\\)\n$"
     "${FAIL} \"generation_config.json: field 'top_p'\" ${DSV3} -t 1 ${cmd} < /dev/null")
@@ -400,3 +404,9 @@ gencfg_test(fifo deepseek "^ok: dsv3: error: m/generation_config.json: is not a 
 # serve lays the file over its defaults and says so at start (then SIGINT stops it).
 gencfg_test(serve deepseek "sampling defaults from m/generation_config.json: do_sample true, temperature 0.6, top_p 0.95\n.*listening on"
   "${DSV3} -t 1 serve -m m --port 0 --no-web > log 2>&1 & pid=$!; for i in $(seq 100); do grep -q listening log && break; sleep 0.1; done; kill -INT $pid; wait $pid; cat log")
+
+foreach(case banner set conversation bad_load misc)
+  add_test(NAME chat_commands_${case}
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/chat_commands_test.sh ${DSV3} ${BROWN} ${CMAKE_CURRENT_BINARY_DIR}/tmp/chat_commands ${case})
+  set_tests_properties(chat_commands_${case} PROPERTIES PASS_REGULAR_EXPRESSION "^ok\n$" TIMEOUT 120)
+endforeach()

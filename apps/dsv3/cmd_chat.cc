@@ -3,17 +3,28 @@
 // chosen from tokenizer_config.json's chat_template and streams the reply;
 // `<think>...</think>` reasoning is shown apart (dimmed on a terminal) and
 // not fed back. Ctrl-C stops the reply being generated (the chat goes on),
-// Ctrl-D at the prompt exits. --raw-prompt sends each line as plain text
-// (BOS + text, no history). --spec mtp drafts with the model's MTP layer
-// (speculative.h): same replies, fewer main-model passes.
+// Ctrl-D at the prompt exits. Lines starting with '/' are commands: /clear,
+// /system, /save and /load (the conversation as an OpenAI-style messages
+// JSON array), /set (sampling settings, checked before they are used),
+// /help, /exit. Sampling starts from the flags, else the checkpoint's
+// generation_config.json, else greedy, and the start-up banner says which.
+// --raw-prompt sends each line as plain text (BOS + text, no history).
+// --spec mtp drafts with the model's MTP layer (speculative.h): same
+// replies, fewer main-model passes.
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "apps/dsv3/commands.h"
 #include "apps/dsv3/text_output.h"
+#include "core/mapped_file.h"
+#include "io/temp_file.h"
 #include "runtime/generate.h"
 #include "runtime/speculative.h"
 #include "tokenizer/chat.h"
@@ -26,9 +37,20 @@ namespace {
 struct ChatOptions {
   std::string model_dir = DefaultModelDir(), tokenizer_dir, system;
   GenerateOptions gen;
+  SamplingFlags sampling;
   bool raw_prompt = false, hide_reasoning = false, quiet = false;
   std::string spec = "none";  // none | mtp | auto; Chat() resolves auto
   SpecOptions spec_options;
+};
+
+// What the slash commands change: the conversation and the settings of the
+// next reply.
+struct Session {
+  const ChatFormat* format = nullptr;  // null with --raw-prompt (no history)
+  int64_t vocab = 0;                   // for /set's logit checks
+  std::vector<ChatMessage> messages;   // the system prompt first, when there is one
+  GenerateOptions gen;
+  bool done = false;  // /exit
 };
 
 volatile std::sig_atomic_t g_interrupted = 0;  // set by SIGINT, read by the token callback
@@ -90,6 +112,7 @@ Expected<std::string> Reply(const Model& model, const Tokenizer& tok, const Chat
   flush();
   printer.EndReasoning();
   std::printf(g_interrupted ? " [stopped]\n" : "\n");
+  std::fflush(stdout);  // the reply's line ends before the statistics on stderr
   if (!out.ok()) return out.status();
   if (!decode_status.ok()) return decode_status;
   if (!o.quiet)
@@ -99,9 +122,215 @@ Expected<std::string> Reply(const Model& model, const Tokenizer& tok, const Chat
   return answer;
 }
 
+// --- Slash commands ---------------------------------------------------------
+
+constexpr char kCommands[] = "/clear, /system, /save, /load, /set, /help, /exit";
+
+// An error that ends the command, not the chat.
+void CommandError(const std::string& message) {
+  std::fflush(stdout);  // in order after what the chat printed
+  std::fprintf(stderr, "dsv3: error: %s\n", message.c_str());
+}
+
+std::string Trim(const std::string& s) {
+  const size_t begin = s.find_first_not_of(" \t\r");
+  if (begin == std::string::npos) return "";
+  return s.substr(begin, s.find_last_not_of(" \t\r") - begin + 1);
+}
+
+void PrintHelp() {
+  std::printf(
+      "/clear              forget the conversation (the system prompt stays)\n"
+      "/system [TEXT]      set the system prompt (without TEXT: remove it)\n"
+      "/save FILE          write the conversation as an OpenAI-style messages JSON array\n"
+      "/load FILE          continue a saved conversation (a messages array or {\"messages\": [...]})\n"
+      "/set [PARAM VALUE]  change a setting, or show them all: temperature, top_k, top_p, min_p,\n"
+      "                    presence_penalty, frequency_penalty, repetition_penalty, seed, max_tokens\n"
+      "/help               this list\n"
+      "/exit               leave (as Ctrl-D does)\n"
+      "A message that starts with '/' is sent by typing it as '//'.\n");
+}
+
+void PrintSettings(const Session& s) {
+  std::printf("sampling: %s; max_tokens %lld\n", DescribeSampling(s.gen.sampling).c_str(),
+              static_cast<long long>(s.gen.max_new_tokens));
+}
+
+void SetSystem(Session& s, const std::string& text) {
+  const bool had = !s.messages.empty() && s.messages.front().role == "system";
+  if (text.empty()) {
+    if (had) s.messages.erase(s.messages.begin());
+    std::printf(had ? "system prompt removed\n" : "no system prompt to remove\n");
+    return;
+  }
+  if (had) s.messages.front().content = text;
+  else s.messages.insert(s.messages.begin(), ChatMessage{"system", text, {}});
+  std::printf("system prompt set\n");
+}
+
+void Clear(Session& s) {
+  const bool keep = !s.messages.empty() && s.messages.front().role == "system";
+  s.messages.resize(keep ? 1 : 0);
+  std::printf(keep ? "conversation cleared (the system prompt stays)\n" : "conversation cleared\n");
+}
+
+// Ordered: "role" before "content", as people write them.
+nlohmann::ordered_json MessagesJson(const std::vector<ChatMessage>& messages) {
+  using json = nlohmann::ordered_json;
+  json out = json::array();
+  for (const ChatMessage& m : messages) {
+    json j = {{"role", m.role}, {"content", m.content ? json(*m.content) : json(nullptr)}};
+    for (const ToolCall& t : m.tool_calls)
+      j["tool_calls"].push_back({{"type", t.type}, {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+// Written under FILE.tmp and renamed, so a failed write leaves no half file.
+Status SaveConversation(const std::vector<ChatMessage>& messages, const std::string& path) {
+  if (path.empty()) return Status::Error("give a file name: /save FILE");
+  // Invalid UTF-8 typed at the prompt is saved as U+FFFD instead of throwing.
+  const std::string text = MessagesJson(messages).dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+  DSV3_ASSIGN_OR_RETURN(auto file, TempFile::Create(path));
+  DSV3_RETURN_IF_ERROR(file->Write(text.data(), text.size()));
+  return file->Commit();
+}
+
+// The file's messages, checked by the parser (roles, fields) and by
+// rendering them with the chat format, before they replace the conversation.
+Expected<std::vector<ChatMessage>> LoadConversation(const std::string& path, const ChatFormat& format) {
+  if (path.empty()) return Status::Error("give a file name: /load FILE");
+  DSV3_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
+  DSV3_ASSIGN_OR_RETURN(std::vector<ChatMessage> messages, ParseChatMessagesText(text, path));
+  if (auto rendered = format.Render(messages, /*add_generation_prompt=*/true); !rendered.ok())
+    return rendered.status().WithContext(path);
+  return messages;
+}
+
+void Set(Session& s, const std::string& args) {
+  if (args.empty()) return PrintSettings(s);
+  const size_t space = args.find_first_of(" \t");
+  std::string name = args.substr(0, space);
+  const std::string value = space == std::string::npos ? "" : Trim(args.substr(space));
+  for (char& c : name) c = c == '-' ? '_' : c;  // top-p as the flag spells it
+  if (value.empty()) return CommandError("/set " + name + ": give a value (/set PARAM VALUE)");
+  if (name == "max_tokens") {
+    char* end = nullptr;
+    errno = 0;
+    const long long n = std::strtoll(value.c_str(), &end, 10);
+    if (*end != '\0' || errno != 0 || n < 1 || n > (1 << 30))
+      return CommandError("/set max_tokens: '" + value + "' is not a token count in [1, 2^30]");
+    s.gen.max_new_tokens = n;
+    return PrintSettings(s);
+  }
+  const auto& names = SamplingParamNames();
+  if (std::find(names.begin(), names.end(), name) == names.end()) {
+    std::string list;
+    for (const std::string& n : names) list += n + ", ";
+    return CommandError("/set: unknown parameter '" + name + "' (" + list + "max_tokens)");
+  }
+  SamplingOptions next = s.gen.sampling;
+  Status st = SetSamplingParam(next, name, value);
+  if (st.ok()) st = next.Validate(s.vocab);
+  if (!st.ok()) return CommandError("/set " + name + ": " + st.message());
+  s.gen.sampling = next;
+  PrintSettings(s);
+}
+
+// One line that starts with '/'.
+void RunCommand(const std::string& line, Session& s) {
+  const size_t space = line.find_first_of(" \t");
+  const std::string cmd = line.substr(0, space);
+  const std::string arg = space == std::string::npos ? "" : Trim(line.substr(space));
+  const bool conversation = cmd == "/clear" || cmd == "/system" || cmd == "/save" || cmd == "/load";
+  if (conversation && !s.format) return CommandError(cmd + ": --raw-prompt keeps no conversation");
+  if (cmd == "/help") {
+    PrintHelp();
+  } else if (cmd == "/set") {
+    Set(s, arg);
+  } else if (cmd == "/clear") {
+    Clear(s);
+  } else if (cmd == "/system") {
+    SetSystem(s, arg);
+  } else if (cmd == "/save") {
+    if (Status st = SaveConversation(s.messages, arg); !st.ok()) return CommandError("/save: " + st.message());
+    std::printf("saved %zu message%s to %s\n", s.messages.size(), s.messages.size() == 1 ? "" : "s", arg.c_str());
+  } else if (cmd == "/load") {
+    auto loaded = LoadConversation(arg, *s.format);
+    if (!loaded.ok()) return CommandError("/load: " + loaded.status().message());
+    s.messages = std::move(*loaded);
+    std::printf("loaded %zu message%s from %s\n", s.messages.size(), s.messages.size() == 1 ? "" : "s", arg.c_str());
+  } else if (cmd == "/exit" || cmd == "/quit") {
+    s.done = true;
+  } else {
+    CommandError("unknown command '" + cmd + "' (" + kCommands + ")");
+  }
+}
+
+// --- Turns ------------------------------------------------------------------
+
+// One user message: the conversation rendered (or the line alone with
+// --raw-prompt), a reply generated and, with a chat format, both kept.
+// Errors of a turn are reported and the turn forgotten; only a conversation
+// that cannot be rendered ends the chat.
+Status Turn(const Model& model, const Tokenizer& tok, const ChatOptions& o, Session& s, const std::string& line) {
+  std::vector<int32_t> ids;
+  if (s.format) {
+    s.messages.push_back({"user", line, {}});
+    DSV3_ASSIGN_OR_RETURN(std::string prompt, s.format->Render(s.messages, /*add_generation_prompt=*/true));
+    ids = tok.Encode(prompt);  // the template already starts with BOS
+  } else {
+    ids = tok.Encode(line, {.add_bos = tok.config().add_bos_token});
+  }
+  // Replies shrink to the context the conversation leaves.
+  const int64_t context = model.config().max_position_embeddings;
+  const int64_t room = context - static_cast<int64_t>(ids.size());
+  if (room <= 0) {
+    CommandError("the conversation (" + std::to_string(ids.size()) + " tokens) fills the model's context (" +
+                 std::to_string(context) + "); /clear or /load another");
+    if (s.format) s.messages.pop_back();
+    return Status::Ok();
+  }
+  GenerateOptions turn = s.gen;
+  turn.max_new_tokens = std::min(s.gen.max_new_tokens, room);
+  auto answer = Reply(model, tok, o, ids, turn);
+  if (!answer.ok()) {
+    CommandError(answer.status().message());
+    if (s.format) s.messages.pop_back();
+  } else if (s.format) {
+    s.messages.push_back({"assistant", *answer, {}});
+  }
+  return Status::Ok();
+}
+
+// Reads lines until Ctrl-D or /exit.
+Status Loop(const Model& model, const Tokenizer& tok, const ChatOptions& o, Session& s) {
+  std::string line;
+  while (!s.done) {
+    std::fputs("> ", stdout);
+    std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    if (line[0] == '/' && line.compare(0, 2, "//") != 0) {
+      RunCommand(line, s);
+      continue;
+    }
+    if (line[0] == '/') line.erase(0, 1);  // "//text" sends "/text"
+    DSV3_RETURN_IF_ERROR(Turn(model, tok, o, s, line));
+  }
+  std::printf("\n");
+  return Status::Ok();
+}
+
 int Chat(ChatOptions o) {
+  // Before loading: a bad flag or generation_config.json fails fast.
+  auto sampling = ResolveSampling(o.sampling, o.model_dir, SamplingOptions{});
+  if (!sampling.ok()) return Fail(sampling.status());
   auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
   if (!model.ok()) return Fail(model.status());
+  if (Status st = sampling->options.Validate((*model)->config().vocab_size); !st.ok())
+    return Fail(st.WithContext("--logit-bias"));
   if (o.spec == "mtp" && !(*model)->has_mtp())
     return Fail(Status::Error("--spec mtp: the model has no MTP layer (num_nextn_predict_layers is 0)"));
   if (o.spec == "auto") {
@@ -117,51 +346,21 @@ int Chat(ChatOptions o) {
     if (!f.ok()) return Fail(f.status());
     format = *f;
   }
-  GenerateOptions gen = o.gen;
-  AddTokenizerStops(**tok, gen);
+  Session s;
+  s.format = format ? &*format : nullptr;
+  s.vocab = (*model)->config().vocab_size;
+  s.gen = o.gen;
+  s.gen.sampling = sampling->options;
+  AddTokenizerStops(**tok, s.gen);
+  if (!o.system.empty()) s.messages.push_back({"system", o.system, {}});
   struct sigaction sa = {};
   sa.sa_handler = OnInterrupt;
   sa.sa_flags = SA_RESTART;  // a Ctrl-C at the prompt does not end the read
   sigaction(SIGINT, &sa, nullptr);
-  std::vector<ChatMessage> messages;
-  if (!o.system.empty()) messages.push_back({"system", o.system, {}});
   if (!o.quiet)
-    std::fprintf(stderr, "dsv3 chat (%s format). Ctrl-C stops a reply, Ctrl-D exits.\n",
-                 format ? format->name() : "raw");
-  std::string line;
-  while (true) {
-    std::fputs("> ", stdout);
-    std::fflush(stdout);
-    if (!std::getline(std::cin, line)) break;
-    if (line.empty()) continue;
-    std::vector<int32_t> ids;
-    if (format) {
-      messages.push_back({"user", line, {}});
-      auto prompt = format->Render(messages, /*add_generation_prompt=*/true);
-      if (!prompt.ok()) return Fail(prompt.status());
-      ids = (*tok)->Encode(*prompt);  // the template already starts with BOS
-    } else {
-      ids = (*tok)->Encode(line, {.add_bos = cfg.add_bos_token});
-    }
-    // Replies shrink to the context the conversation leaves.
-    const int64_t room = (*model)->config().max_position_embeddings - static_cast<int64_t>(ids.size());
-    if (room <= 0) {
-      std::fprintf(stderr, "dsv3: error: the conversation (%zu tokens) fills the model's context (%lld); "
-                   "restart the chat\n", ids.size(), static_cast<long long>((*model)->config().max_position_embeddings));
-      if (format) messages.pop_back();
-      continue;
-    }
-    GenerateOptions turn = gen;
-    turn.max_new_tokens = std::min(gen.max_new_tokens, room);
-    auto answer = Reply(**model, **tok, o, ids, turn);
-    if (!answer.ok()) {
-      std::fprintf(stderr, "dsv3: error: %s\n", answer.status().message().c_str());
-      if (format) messages.pop_back();
-      continue;
-    }
-    if (format) messages.push_back({"assistant", *answer, {}});
-  }
-  std::printf("\n");
+    std::fprintf(stderr, "dsv3 chat (%s format). Ctrl-C stops a reply, Ctrl-D exits, /help lists the commands.\n"
+                 "sampling: %s\n", format ? format->name() : "raw", sampling->Describe().c_str());
+  if (Status st = Loop(**model, **tok, o, s); !st.ok()) return Fail(st);
   return 0;
 }
 
@@ -170,7 +369,7 @@ int Chat(ChatOptions o) {
 void RegisterChat(CLI::App& app, Common& common) {
   auto o = std::make_shared<ChatOptions>();
   o->gen.max_new_tokens = 512;
-  CLI::App* cmd = app.add_subcommand("chat", "interactive multi-turn chat (streams replies)");
+  CLI::App* cmd = app.add_subcommand("chat", "interactive multi-turn chat (streams replies; /help lists commands)");
   cmd->add_option("-m,--model", o->model_dir, "checkpoint directory (config.json, safetensors, tokenizer files; default: the bundled model)")
       ->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model directory)");
@@ -178,11 +377,7 @@ void RegisterChat(CLI::App& app, Common& common) {
   cmd->add_flag("--raw-prompt", o->raw_prompt, "no chat template: send each line as plain text");
   cmd->add_flag("--hide-reasoning", o->hide_reasoning, "do not print <think> reasoning");
   cmd->add_option("-n,--max-tokens", o->gen.max_new_tokens, "tokens per reply")->capture_default_str();
-  cmd->add_option("--temperature", o->gen.sampling.temperature, "0 = greedy")->capture_default_str();
-  cmd->add_option("--top-k", o->gen.sampling.top_k, "keep the k most likely tokens (0 = off)")->capture_default_str();
-  cmd->add_option("--top-p", o->gen.sampling.top_p, "nucleus sampling mass (1 = off)")->capture_default_str();
-  cmd->add_option("--min-p", o->gen.sampling.min_p, "drop tokens below min_p * max prob")->capture_default_str();
-  cmd->add_option("--seed", o->gen.sampling.seed, "sampling seed (same seed, same output)")->capture_default_str();
+  AddSamplingFlags(cmd, o->sampling, "greedy");
   cmd->add_flag("-q,--quiet", o->quiet, "no loading or speed messages");
   cmd->add_option("--spec", o->spec, "speculative decoding: none, mtp (the model's MTP layer drafts), auto")
       ->check(CLI::IsMember({"none", "mtp", "auto"}))->capture_default_str();

@@ -4,7 +4,8 @@
 # 1e-3 relative of the value measured when the model was shipped (card:
 # models/brown-10m/README.md), greedy output unchanged by MTP speculative
 # decoding, the first-draft acceptance of its refitted MTP layer on held-out
-# prompts, and `dsv3 perplexity`'s bad-input errors.
+# prompts, the first chat reply with the shipped sampling defaults not
+# looping, and `dsv3 perplexity`'s bad-input errors.
 set(DSV3 $<TARGET_FILE:dsv3>)
 set(FAIL ${CMAKE_CURRENT_SOURCE_DIR}/expect_fail.sh)
 set(T ${CMAKE_CURRENT_BINARY_DIR}/tmp)
@@ -41,3 +42,9 @@ add_test(NAME perplexity_bad_token_id
   COMMAND sh -c "mkdir -p ${T} && printf '\\001\\000\\000\\000\\377\\377\\000\\000' > ${T}/big.bin && ${FAIL} 'big.bin: id 65535 at index 1 is outside' ${DSV3} perplexity --tokens ${T}/big.bin")
 add_test(NAME perplexity_bad_context COMMAND ${FAIL} "context must be in \\[2, max_position_embeddings = 1024\\], got 1" ${DSV3} perplexity --file ${EXCERPT} --context 1)
 add_test(NAME perplexity_bad_model COMMAND ${FAIL} "nonexistent" ${DSV3} perplexity -m ${T}/nonexistent --file ${EXCERPT})
+
+# The first chat reply with the shipped generation_config.json does not loop:
+# distinct-2 of each 256-token reply >= 0.9 (greedy replies score 0.39-0.55).
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+add_test(NAME default_model_chat_no_loop
+  COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/chat_no_loop_test.py ${DSV3})

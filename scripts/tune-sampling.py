@@ -35,23 +35,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-
-
-def brown_documents(src):
-    """The corpus as train-experiment-data.sh writes it: one detokenized text per source file."""
-    docs = []
-    for f in sorted(x for x in os.listdir(src) if re.fullmatch(r"c[a-r]\d\d", x)):
-        sentences = []
-        for line in open(os.path.join(src, f), encoding="latin-1"):
-            words = [t.rsplit("/", 1)[0] for t in line.split()]
-            if not words:
-                continue
-            s = " ".join(words).replace("``", '"').replace("''", '"')
-            s = re.sub(r" ([.,;:!?%)\]])", r"\1", s)
-            s = re.sub(r"([(\[$]) ", r"\1", s)
-            sentences.append(re.sub(r'" (.*?) "', r'"\1"', s))
-        docs.append(" ".join(sentences))
-    return docs
+sys.path.insert(0, HERE)
+from brown_text import brown_documents  # noqa: E402
 
 
 def prompts_from(held_out, per_doc, prompt_words, continuation_words):
@@ -164,7 +149,7 @@ def main():
     a = ap.parse_args()
     if not os.path.isfile(os.path.join(a.brown, "ca01")):
         sys.exit("tune-sampling: no Brown corpus in %s (run scripts/setup-node.sh)" % a.brown)
-    docs = brown_documents(a.brown)
+    docs = [text for _, text in brown_documents(a.brown)]
     held_out = [d for i, d in enumerate(docs) if i % 20 == 19]
     vocabulary = set(w for i, d in enumerate(docs) if i % 20 != 19 for w in words_of(d))
     pairs = prompts_from(held_out, a.per_doc, 24, a.words + 1)

@@ -29,6 +29,7 @@ Expected<std::vector<int32_t>> Generate(const Model& model, std::span<const int3
   Batch batch;
   Sampler sampler(options.sampling);
   sampler.Start(prompt, c.vocab_size);
+  sampler.Constrain(options.grammar);
   GenerateStats local;
   local.prompt_tokens = static_cast<int64_t>(prompt.size());
   double t0 = Now();
@@ -51,6 +52,8 @@ Expected<std::vector<int32_t>> Generate(const Model& model, std::span<const int3
     const bool is_stop =
         (options.stop_at_eos && std::count(c.eos_token_ids.begin(), c.eos_token_ids.end(), next)) ||
         std::count(options.stop_token_ids.begin(), options.stop_token_ids.end(), next);
+    if (sampler.constraint_failed())
+      return Status::Error("no token of the vocabulary continues a document the JSON schema admits");
     if ((on_token && !on_token(next)) || is_stop) {
       local.stopped_by_token = is_stop;
       break;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct GenerateOptions {
   bool stop_at_eos = true;             // stop on any of config.eos_token_ids
   std::vector<int32_t> stop_token_ids;  // extra stop tokens
   int64_t prefill_chunk = 256;          // tokens per prefill forward
+  std::shared_ptr<const TokenGrammar> grammar;  // constrained decoding (token_constraint.h); null: none
 };
 
 struct GenerateStats {

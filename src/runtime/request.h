@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -55,6 +56,10 @@ struct GenerationRequest {
   bool stop_at_eos = true;      // stop on the config's eos_token_id(s)
   std::vector<int32_t> stop_token_ids;
   int logprobs = -1;            // -1: none; k in [0, kMaxTopLogprobs]: chosen token + k alternatives
+  // Constrained decoding (token_constraint.h): only tokens that keep the
+  // output a prefix of a document the grammar admits; null: unconstrained.
+  // When no token can continue, the sequence ends with kError.
+  std::shared_ptr<const TokenGrammar> grammar;
   double deadline = 0.0;        // MonotonicSeconds() after which it ends with kTimeout; 0: none
   // Called on the scheduler thread for every token; return false to end the
   // sequence after this token (reason kStop). Must be quick and not block.

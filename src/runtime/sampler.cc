@@ -1,6 +1,8 @@
 // Sampling filters and the generator; see sampler.h.
 #include "runtime/sampler.h"
 
+#include "runtime/token_constraint.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -76,6 +78,14 @@ int32_t ArgMax(const float* x, int64_t n) {
 }
 
 Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) {}
+Sampler::~Sampler() = default;
+Sampler::Sampler(Sampler&&) noexcept = default;
+
+void Sampler::Constrain(std::shared_ptr<const TokenGrammar> grammar) {
+  grammar_ = grammar ? std::make_unique<GrammarState>(std::move(grammar)) : nullptr;
+}
+
+bool Sampler::constraint_failed() const { return grammar_ && grammar_->failed(); }
 
 void Sampler::Grow(int32_t token) {
   if (token < static_cast<int32_t>(generated_count_.size())) return;
@@ -100,6 +110,7 @@ void Sampler::Start(std::span<const int32_t> prompt, int64_t vocab) {
 
 void Sampler::Accept(int32_t token) {
   ++accepted_;
+  if (grammar_) grammar_->Accept(token);
   if (!options_.penalized() || token < 0) return;
   Grow(token);
   history_.push_back(token);
@@ -109,6 +120,7 @@ void Sampler::Accept(int32_t token) {
 void Sampler::Rollback(int64_t n) {
   if (n >= accepted_) return;
   accepted_ = std::max<int64_t>(n, 0);
+  if (grammar_) grammar_->Rollback(accepted_);
   if (!options_.penalized()) return;
   while (static_cast<int64_t>(history_.size()) > accepted_) {
     const int32_t t = history_.back();
@@ -119,10 +131,11 @@ void Sampler::Rollback(int64_t n) {
 }
 
 const float* Sampler::Adjusted(const float* logits, int64_t vocab) {
-  if (!options_.adjusts_logits()) return logits;
+  if (!options_.adjusts_logits() && !grammar_) return logits;
   adjusted_.resize(vocab);
   std::copy(logits, logits + vocab, adjusted_.begin());
   float* x = adjusted_.data();
+  if (grammar_) grammar_->Apply(x, vocab);
   for (const LogitBias& b : options_.logit_bias)
     if (b.token < vocab) x[b.token] = b.bias <= kBanBias ? -std::numeric_limits<float>::infinity() : x[b.token] + b.bias;
   const float rep = options_.repetition_penalty;

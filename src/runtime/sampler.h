@@ -5,7 +5,8 @@
 // own, not the standard library's). The adjusted, filtered distribution is
 // exposed so speculative decoding can do exact rejection sampling against it.
 //
-// Order, as Hugging Face's `generate` and vLLM apply them: logit_bias, then
+// Order, as Hugging Face's `generate` and vLLM apply them (after a grammar's
+// mask, when decoding is constrained): logit_bias, then
 // repetition_penalty, then frequency and presence penalties, then the
 // temperature, top_k, top_p and min_p. The penalties need the sequence's
 // history: the caller hands the prompt once (Start) and every token the
@@ -14,6 +15,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -68,9 +70,22 @@ class Rng {
   uint64_t s_[4];
 };
 
+class GrammarState;
+class TokenGrammar;
+
 class Sampler {
  public:
   explicit Sampler(const SamplingOptions& options);
+  ~Sampler();
+  Sampler(Sampler&&) noexcept;
+
+  // Constrained decoding (token_constraint.h): from now on only tokens that
+  // keep the output a prefix of a document the grammar admits can be drawn
+  // (the mask comes before every other adjustment). Null: unconstrained.
+  void Constrain(std::shared_ptr<const TokenGrammar> grammar);
+  // No token could continue the document: the sampler fell back to an end
+  // token; the caller should end the sequence with an error.
+  bool constraint_failed() const;
 
   // Sizes the penalty state for ids < vocab and records the prompt (the
   // tokens repetition_penalty counts besides the generated ones); call once,
@@ -111,6 +126,7 @@ class Sampler {
   std::vector<int32_t> seen_;     // ids in the prompt or generated, in order of first appearance
   std::vector<int32_t> history_;  // accepted tokens, for Rollback
   int64_t accepted_ = 0;
+  std::unique_ptr<GrammarState> grammar_;
 };
 
 int32_t ArgMax(const float* x, int64_t n);

@@ -155,6 +155,7 @@ SubmitResult Scheduler::SubmitGroup(std::vector<GenerationRequest> requests,
   for (GenerationRequest& r : requests) {
     seqs.push_back(std::make_unique<Sequence>(std::move(r), nullptr));
     seqs.back()->sampler.Start(seqs.back()->req.prompt, vocab);
+    seqs.back()->sampler.Constrain(seqs.back()->req.grammar);
   }
   std::unique_lock<std::mutex> lock(mu_);
   if (!accepting_) return {SubmitCode::kShuttingDown, "the server is shutting down", nullptr};
@@ -396,6 +397,10 @@ bool Scheduler::EmitToken(Sequence& seq, int32_t token, const float* logits, boo
   const int64_t vocab = c.vocab_size;
   ++step_emitted_;
   seq.sampler.Accept(token);
+  if (seq.sampler.constraint_failed()) {
+    Finish(seq, FinishReason::kError, "no token of the vocabulary continues a document the JSON schema admits");
+    return false;
+  }
   TokenEvent ev;
   ev.token = token;
   ev.index = seq.generated++;

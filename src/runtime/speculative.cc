@@ -145,7 +145,6 @@ int32_t DrawDraft(Sampler& sampler, const float* logits, int64_t draft_vocab, in
 
 int64_t AcceptDrafts(Sampler& sampler, const float* logits, std::span<const int32_t> drafts, const float* q,
                      int64_t V, float* probs, float* residual, int32_t* next) {
-  const int64_t K = static_cast<int64_t>(drafts.size());
   // Row j's penalties count drafts 0..j-1 as generated: they are accepted
   // tentatively here and rolled back at the end; the caller accepts what it emits.
   const int64_t mark = sampler.accepted();

@@ -1,0 +1,345 @@
+// The byte-level JSON recogniser; see json_grammar.h. Each Step* function
+// reads one byte on the top frame of one stack and emits the stacks that
+// result (none when the byte is not allowed there).
+#include "runtime/json_grammar.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace dsv3 {
+
+namespace {
+
+enum FrameType : uint8_t { kValue, kObject, kArray, kString, kNumber, kKey, kLiteral };
+
+// Object phases.
+enum : uint8_t { kObjOpen, kObjKey, kObjColon, kObjValue, kObjValueSpaced, kObjNext, kObjComma, kObjCommaSpaced };
+// Array phases.
+enum : uint8_t { kArrOpen, kArrFirst, kArrNext, kArrComma, kArrCommaSpaced };
+// String phases.
+enum : uint8_t { kStrOpen, kStrBody, kStrEscape, kStrHex };
+// Number phases (JSON's number grammar); kCanEnd marks the ones a number may stop in.
+enum : uint8_t { kNumStart, kNumMinus, kNumZero, kNumInt, kNumDot, kNumFrac, kNumE, kNumESign, kNumExp };
+bool CanEnd(uint8_t phase) { return phase == kNumZero || phase == kNumInt || phase == kNumFrac || phase == kNumExp; }
+bool Digit(uint8_t b) { return b >= '0' && b <= '9'; }
+bool Hex(uint8_t b) { return Digit(b) || (b >= 'a' && b <= 'f') || (b >= 'A' && b <= 'F'); }
+
+}  // namespace
+
+bool JsonFrame::operator<(const JsonFrame& o) const {
+  return std::memcmp(this, &o, sizeof(JsonFrame)) < 0;
+}
+
+std::string JsonState::Key() const {
+  std::string k(reinterpret_cast<const char*>(frames.data()), frames.size() * sizeof(JsonFrame));
+  k.append(reinterpret_cast<const char*>(starts.data()), starts.size() * sizeof(uint32_t));
+  return k;
+}
+
+// Collects emitted stacks into the output state.
+struct JsonGrammar::Builder {
+  JsonState* out;
+  void Add(const std::vector<JsonFrame>& stack) {
+    out->frames.insert(out->frames.end(), stack.begin(), stack.end());
+    out->starts.push_back(static_cast<uint32_t>(out->frames.size()));
+  }
+};
+
+JsonState JsonGrammar::Start() const {
+  JsonState s;
+  JsonFrame f;
+  f.type = kValue, f.node = schema_.root;
+  s.frames.push_back(f);
+  s.starts.push_back(1);
+  return s;
+}
+
+void JsonGrammar::Emit(Builder& out, const std::vector<JsonFrame>& stack) const { out.Add(stack); }
+
+void JsonGrammar::Push(Builder& out, std::vector<JsonFrame>& stack, const JsonFrame& f, uint8_t b) const {
+  if (static_cast<int>(stack.size()) >= kMaxJsonDepth) return;
+  stack.push_back(f);
+  Step(out, stack, b);
+}
+
+void JsonGrammar::Expand(Builder& out, std::vector<JsonFrame>& stack, int32_t node, uint8_t b, int guard) const {
+  const SchemaNode& n = schema_.nodes[node];
+  JsonFrame f;
+  f.node = node;
+  switch (n.kind) {
+    case SchemaKind::kAnyOf:
+      if (guard > 16) return;  // anyOf of anyOf ... without consuming: give up on this branch
+      for (int32_t alt : n.alternatives) {
+        std::vector<JsonFrame> copy = stack;
+        Expand(out, copy, alt, b, guard + 1);
+      }
+      return;
+    case SchemaKind::kObject: f.type = kObject; break;
+    case SchemaKind::kArray: f.type = kArray; break;
+    case SchemaKind::kString: f.type = kString; break;
+    case SchemaKind::kNumber:
+    case SchemaKind::kInteger: f.type = kNumber; break;
+    case SchemaKind::kLiterals:
+      f.type = kLiteral;
+      for (size_t i = 0; i < n.literals.size(); ++i) {
+        if (static_cast<uint8_t>(n.literals[i][0]) != b) continue;
+        std::vector<JsonFrame> copy = stack;
+        f.a = static_cast<int32_t>(i);
+        Push(out, copy, f, b);
+      }
+      return;
+  }
+  Push(out, stack, f, b);
+}
+
+void JsonGrammar::Step(Builder& out, std::vector<JsonFrame>& stack, uint8_t b) const {
+  if (stack.empty()) return;  // a whole document was read: nothing may follow
+  switch (stack.back().type) {
+    case kValue: {
+      const int32_t node = stack.back().node;
+      stack.pop_back();
+      Expand(out, stack, node, b, 0);
+      return;
+    }
+    case kObject: return StepObject(out, stack, b);
+    case kArray: return StepArray(out, stack, b);
+    case kString: return StepString(out, stack, b);
+    case kNumber: return StepNumber(out, stack, b);
+    default: return StepLiteral(out, stack, b);
+  }
+}
+
+void JsonGrammar::ChildDone(Builder& out, std::vector<JsonFrame>& stack, uint8_t* refeed) const {
+  if (!stack.empty()) {
+    JsonFrame& p = stack.back();
+    if (p.type == kObject) {
+      p.phase = (p.phase == kObjValue || p.phase == kObjValueSpaced) ? kObjNext : kObjColon;
+    } else if (p.type == kArray) {
+      p.phase = kArrNext;
+      p.a += 1;
+    }
+  }
+  if (refeed) return Step(out, stack, *refeed);
+  Emit(out, stack);
+}
+
+void JsonGrammar::StepObject(Builder& out, std::vector<JsonFrame>& stack, uint8_t b) const {
+  JsonFrame& f = stack.back();
+  const SchemaNode& n = schema_.nodes[f.node];
+  const int32_t props = static_cast<int32_t>(n.properties.size());
+  auto close = [&] {
+    stack.pop_back();
+    ChildDone(out, stack, nullptr);
+  };
+  switch (f.phase) {
+    case kObjOpen:
+      if (b == '{') f.phase = kObjKey, Emit(out, stack);
+      return;
+    case kObjColon:
+      if (b == ':') f.phase = kObjValue, Emit(out, stack);
+      return;
+    case kObjValue:
+      if (b == ' ') return f.phase = kObjValueSpaced, Emit(out, stack);
+      [[fallthrough]];
+    case kObjValueSpaced: {
+      JsonFrame v;
+      v.type = kValue;
+      v.node = n.free_form ? n.additional : n.properties[f.a - 1].node;
+      return Push(out, stack, v, b);
+    }
+    case kObjNext:
+      if (b == '}' && (n.free_form || f.a > n.last_required)) return close();
+      if (b == ',' && (n.free_form || f.a < props)) f.phase = kObjComma, Emit(out, stack);
+      return;
+    case kObjComma:
+      if (b == ' ') return f.phase = kObjCommaSpaced, Emit(out, stack);
+      [[fallthrough]];
+    default:  // kObjKey, kObjCommaSpaced: a key (or '}' right after '{')
+      if (b == '}' && f.phase == kObjKey && (n.free_form || n.last_required < 0)) return close();
+      if (b != '"') return;
+      if (n.free_form) {
+        JsonFrame k;
+        k.type = kString, k.node = schema_.nodes[schema_.any_value].alternatives[2];  // any string
+        return Push(out, stack, k, b);
+      }
+      // The next key is any property from f.a on, skipping optional ones only.
+      for (int32_t i = f.a; i < props; ++i) {
+        std::vector<JsonFrame> copy = stack;
+        copy.back().a = i + 1;
+        JsonFrame k;
+        k.type = kKey, k.node = f.node, k.a = i;
+        Push(out, copy, k, b);
+        if (n.properties[i].required) break;
+      }
+      return;
+  }
+}
+
+void JsonGrammar::StepArray(Builder& out, std::vector<JsonFrame>& stack, uint8_t b) const {
+  JsonFrame& f = stack.back();
+  const SchemaNode& n = schema_.nodes[f.node];
+  auto item = [&] {
+    JsonFrame v;
+    v.type = kValue, v.node = n.items;
+    Push(out, stack, v, b);
+  };
+  switch (f.phase) {
+    case kArrOpen:
+      if (b == '[') f.phase = kArrFirst, Emit(out, stack);
+      return;
+    case kArrFirst:
+      if (b == ']') {
+        if (n.min_items > 0) return;
+        stack.pop_back();
+        return ChildDone(out, stack, nullptr);
+      }
+      if (n.max_items == 0) return;
+      return item();
+    case kArrNext:
+      if (b == ']' && f.a >= n.min_items) {
+        stack.pop_back();
+        return ChildDone(out, stack, nullptr);
+      }
+      if (b == ',' && (n.max_items < 0 || f.a < n.max_items)) f.phase = kArrComma, Emit(out, stack);
+      return;
+    case kArrComma:
+      if (b == ' ') return f.phase = kArrCommaSpaced, Emit(out, stack);
+      return item();
+    default:
+      return item();
+  }
+}
+
+void JsonGrammar::StepString(Builder& out, std::vector<JsonFrame>& stack, uint8_t b) const {
+  JsonFrame& f = stack.back();
+  const SchemaNode& n = schema_.nodes[f.node];
+  const bool counted = n.min_length > 0 || n.max_length >= 0;
+  auto start_char = [&] {  // a new character begins: within maxLength?
+    if (!counted) return true;
+    if (n.max_length >= 0 && f.a >= n.max_length) return false;
+    f.a += 1;
+    return true;
+  };
+  if (f.phase == kStrOpen) {
+    if (b == '"') f.phase = kStrBody, Emit(out, stack);
+    return;
+  }
+  if (f.phase == kStrEscape) {
+    if (b == 'u') return f.phase = kStrHex, f.extra = 4, Emit(out, stack);
+    if (std::strchr("\"\\/bfnrt", b) && b != 0) f.phase = kStrBody, Emit(out, stack);
+    return;
+  }
+  if (f.phase == kStrHex) {
+    if (!Hex(b)) return;
+    if (--f.extra == 0) f.phase = kStrBody;
+    return Emit(out, stack);
+  }
+  if (f.extra > 0) {  // inside a multi-byte UTF-8 character
+    if ((b & 0xC0) != 0x80) return;
+    f.extra -= 1;
+    return Emit(out, stack);
+  }
+  if (b == '"') {
+    if (counted && f.a < n.min_length) return;
+    stack.pop_back();
+    return ChildDone(out, stack, nullptr);
+  }
+  if (b < 0x20 || b == 0x7F) return;  // control characters must be escaped (DEL allowed by JSON, refused: unreadable)
+  uint16_t cont = 0;
+  if (b >= 0x80) {
+    if (b >= 0xC2 && b <= 0xDF) cont = 1;
+    else if (b >= 0xE0 && b <= 0xEF) cont = 2;
+    else if (b >= 0xF0 && b <= 0xF4) cont = 3;
+    else return;  // a continuation byte without a lead, or an invalid lead
+  }
+  if (!start_char()) return;
+  if (b == '\\') f.phase = kStrEscape;
+  f.extra = cont;
+  Emit(out, stack);
+}
+
+void JsonGrammar::StepNumber(Builder& out, std::vector<JsonFrame>& stack, uint8_t b) const {
+  JsonFrame& f = stack.back();
+  const bool integer = schema_.nodes[f.node].kind == SchemaKind::kInteger;
+  uint8_t next = 255;
+  switch (f.phase) {
+    case kNumStart: next = b == '-' ? kNumMinus : b == '0' ? kNumZero : Digit(b) ? kNumInt : 255; break;
+    case kNumMinus: next = b == '0' ? kNumZero : Digit(b) ? kNumInt : 255; break;
+    case kNumZero:
+    case kNumInt:
+      if (f.phase == kNumInt && Digit(b)) next = kNumInt;
+      else if (!integer && b == '.') next = kNumDot;
+      else if (!integer && (b == 'e' || b == 'E')) next = kNumE;
+      break;
+    case kNumDot: next = Digit(b) ? kNumFrac : 255; break;
+    case kNumFrac: next = Digit(b) ? kNumFrac : (b == 'e' || b == 'E') ? kNumE : 255; break;
+    case kNumE: next = (b == '+' || b == '-') ? kNumESign : Digit(b) ? kNumExp : 255; break;
+    case kNumESign: next = Digit(b) ? kNumExp : 255; break;
+    case kNumExp: next = Digit(b) ? kNumExp : 255; break;
+  }
+  // At most 32 characters: a number does not go on for ever.
+  if (next != 255 && f.a < 32) {
+    f.phase = next, f.a += 1;
+    return Emit(out, stack);
+  }
+  if (!CanEnd(f.phase)) return;
+  stack.pop_back();  // the byte belongs to what follows the number
+  ChildDone(out, stack, &b);
+}
+
+void JsonGrammar::StepLiteral(Builder& out, std::vector<JsonFrame>& stack, uint8_t b) const {
+  JsonFrame& f = stack.back();
+  const SchemaNode& n = schema_.nodes[f.node];
+  const std::string& text = f.type == kKey ? n.properties[f.a].key : n.literals[f.a];
+  if (f.b >= static_cast<int32_t>(text.size()) || static_cast<uint8_t>(text[f.b]) != b) return;
+  f.b += 1;
+  if (f.b < static_cast<int32_t>(text.size())) return Emit(out, stack);
+  stack.pop_back();
+  ChildDone(out, stack, nullptr);
+}
+
+void JsonGrammar::Advance(const JsonState& in, uint8_t b, JsonState* out) const {
+  out->Clear();
+  Builder builder{out};
+  thread_local std::vector<JsonFrame> stack;
+  for (int64_t s = 0; s < in.stacks(); ++s) {
+    stack.assign(in.frames.begin() + in.starts[s], in.frames.begin() + in.starts[s + 1]);
+    Step(builder, stack, b);
+  }
+  if (out->stacks() <= 1) return;
+  // Alternatives that reached the same stack are one: keep the set small.
+  struct Span {
+    uint32_t begin, end;
+  };
+  thread_local std::vector<Span> spans;
+  thread_local JsonState sorted;
+  spans.clear();
+  for (int64_t s = 0; s < out->stacks(); ++s) spans.push_back({out->starts[s], out->starts[s + 1]});
+  const JsonFrame* f = out->frames.data();
+  auto less = [f](const Span& x, const Span& y) {
+    return std::lexicographical_compare(f + x.begin, f + x.end, f + y.begin, f + y.end);
+  };
+  auto equal = [f](const Span& x, const Span& y) {
+    return std::equal(f + x.begin, f + x.end, f + y.begin, f + y.end);
+  };
+  std::sort(spans.begin(), spans.end(), less);
+  spans.erase(std::unique(spans.begin(), spans.end(), equal), spans.end());
+  sorted.Clear();
+  for (const Span& sp : spans) {
+    sorted.frames.insert(sorted.frames.end(), f + sp.begin, f + sp.end);
+    sorted.starts.push_back(static_cast<uint32_t>(sorted.frames.size()));
+  }
+  std::swap(*out, sorted);
+}
+
+bool JsonGrammar::Accepting(const JsonState& s) const {
+  for (int64_t i = 0; i < s.stacks(); ++i) {
+    const int64_t size = s.starts[i + 1] - s.starts[i];
+    if (size == 0) return true;
+    const JsonFrame& top = s.frames[s.starts[i + 1] - 1];
+    if (size == 1 && top.type == kNumber && CanEnd(top.phase)) return true;  // a top-level number
+  }
+  return false;
+}
+
+}  // namespace dsv3

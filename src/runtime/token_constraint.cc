@@ -1,0 +1,123 @@
+// Token masks from a byte-level grammar; see token_constraint.h.
+#include "runtime/token_constraint.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace dsv3 {
+
+TokenGrammar::TokenGrammar(CompiledSchema schema, const TokenVocabulary& vocab)
+    : grammar_(std::move(schema)), bytes_(vocab.bytes), special_(vocab.special), end_tokens_(vocab.end_tokens) {
+  special_.resize(bytes_.size(), 0);
+  trie_.emplace_back();
+  for (size_t id = 0; id < bytes_.size(); ++id) {
+    if (special_[id] || bytes_[id].empty()) continue;
+    int32_t node = 0;
+    for (unsigned char c : bytes_[id]) {
+      auto& ch = trie_[node].children;
+      auto it = std::lower_bound(ch.begin(), ch.end(), std::make_pair(c, int32_t{0}),
+                                 [](const auto& x, const auto& y) { return x.first < y.first; });
+      if (it != ch.end() && it->first == c) {
+        node = it->second;
+        continue;
+      }
+      const int32_t next = static_cast<int32_t>(trie_.size());
+      ch.insert(it, {c, next});
+      trie_.emplace_back();
+      node = next;
+    }
+    trie_[node].tokens.push_back(static_cast<int32_t>(id));
+    max_depth_ = std::max<int64_t>(max_depth_, bytes_[id].size());
+  }
+}
+
+bool TokenGrammar::IsEnd(int32_t token) const {
+  return std::find(end_tokens_.begin(), end_tokens_.end(), token) != end_tokens_.end();
+}
+
+void TokenGrammar::Walk(int32_t node, const JsonState& state, int depth, std::vector<uint64_t>* allowed) const {
+  JsonState& next = scratch_[depth];  // sized by Mask to the deepest trie path
+  for (const auto& [byte, child] : trie_[node].children) {
+    grammar_.Advance(state, byte, &next);
+    if (next.dead()) continue;
+    for (int32_t id : trie_[child].tokens) (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);
+    if (!trie_[child].children.empty()) {
+      // `next` is overwritten by the recursion's siblings at depth + 1 only.
+      Walk(child, next, depth + 1, allowed);
+    }
+  }
+}
+
+void TokenGrammar::Mask(const JsonState& state, std::vector<uint64_t>* allowed) const {
+  const std::string key = state.Key();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = cache_.find(key); it != cache_.end()) {
+    *allowed = it->second;
+    return;
+  }
+  allowed->assign((vocab() + 63) / 64, 0);
+  scratch_.resize(max_depth_ + 1);
+  Walk(0, state, 0, allowed);
+  if (grammar_.Accepting(state))
+    for (int32_t id : end_tokens_)
+      if (id >= 0 && id < vocab()) (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);
+  if (cache_.size() >= 4096) cache_.clear();  // bounded: a long run of distinct states starts over
+  cache_.emplace(key, *allowed);
+}
+
+bool TokenGrammar::Accept(JsonState* state, int32_t token) const {
+  if (token < 0 || token >= vocab()) return false;
+  if (IsEnd(token)) return grammar_.Accepting(*state);
+  if (special_[token] || bytes_[token].empty()) return false;
+  JsonState cur = *state, next;
+  for (unsigned char c : bytes_[token]) {
+    grammar_.Advance(cur, c, &next);
+    if (next.dead()) return false;
+    std::swap(cur, next);
+  }
+  *state = std::move(cur);
+  return true;
+}
+
+GrammarState::GrammarState(std::shared_ptr<const TokenGrammar> grammar) : grammar_(std::move(grammar)) {
+  history_.push_back(grammar_->grammar().Start());
+}
+
+void GrammarState::Apply(float* logits, int64_t vocab) {
+  const JsonState& s = history_[accepted_];
+  failed_ = false;
+  grammar_->Mask(s, &mask_);
+  const int64_t n = std::min(vocab, grammar_->vocab());
+  bool any = false;
+  for (int64_t id = 0; id < n; ++id) {
+    if ((mask_[id >> 6] >> (id & 63)) & 1) {
+      any = true;
+    } else {
+      logits[id] = -std::numeric_limits<float>::infinity();
+    }
+  }
+  for (int64_t id = n; id < vocab; ++id) logits[id] = -std::numeric_limits<float>::infinity();
+  if (any) return;
+  // Nothing continues the document: end with an end token (the caller reports failed()).
+  failed_ = true;
+  for (int32_t id : grammar_->end_tokens())
+    if (id >= 0 && id < vocab) return void(logits[id] = 0.0f);
+}
+
+void GrammarState::Accept(int32_t token) {
+  if (static_cast<int64_t>(history_.size()) <= accepted_ + 1) history_.emplace_back();
+  JsonState& next = history_[accepted_ + 1];
+  next = history_[accepted_];
+  if (!grammar_->Accept(&next, token)) failed_ = true;
+  ++accepted_;
+}
+
+void GrammarState::Rollback(int64_t n) {
+  if (n >= accepted_) return;
+  accepted_ = std::max<int64_t>(n, 0);
+  failed_ = false;  // a dead end among rejected drafts is not the sequence's
+}
+
+bool GrammarState::complete() const { return grammar_->grammar().Accepting(history_[accepted_]); }
+
+}  // namespace dsv3

@@ -1,0 +1,86 @@
+// Constrained decoding over a model's vocabulary: which tokens may come next
+// so that the output stays a prefix of a document the grammar admits
+// (json_grammar.h), as a mask the sampler applies before everything else.
+//
+// A TokenGrammar binds a grammar to a vocabulary (each id's bytes; special
+// tokens never match text, end tokens are allowed once the document is
+// complete). The mask of a grammar state is found by walking a byte trie of
+// the vocabulary with the recogniser, pruning a subtree at the first byte
+// the state refuses, and is cached by state: inside a string, between
+// properties, after a key, the same state recurs and its mask is a lookup.
+// A GrammarState follows one sequence: it accepts the tokens the sequence
+// keeps and rolls back drafts (speculative decoding) like the sampler does.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/json_grammar.h"
+
+namespace dsv3 {
+
+struct TokenVocabulary {
+  std::vector<std::string> bytes;   // [vocab] each id's text as bytes ("" for ids without text)
+  std::vector<uint8_t> special;     // [vocab] 1: a special/control token (never part of the document)
+  std::vector<int32_t> end_tokens;  // ids that end generation (EOS, stop tokens): allowed once complete
+};
+
+class TokenGrammar {
+ public:
+  TokenGrammar(CompiledSchema schema, const TokenVocabulary& vocab);
+
+  int64_t vocab() const { return static_cast<int64_t>(special_.size()); }
+  const JsonGrammar& grammar() const { return grammar_; }
+  // allowed [vocab/64 words]: bit id set when token id may follow `state`.
+  // Thread-safe (one cache for all sequences using this grammar).
+  void Mask(const JsonState& state, std::vector<uint64_t>* allowed) const;
+  // Advances `state` over the token's bytes; false (state unchanged) if not allowed.
+  bool Accept(JsonState* state, int32_t token) const;
+  bool IsEnd(int32_t token) const;
+  const std::vector<int32_t>& end_tokens() const { return end_tokens_; }
+
+ private:
+  struct TrieNode {
+    std::vector<std::pair<uint8_t, int32_t>> children;  // byte -> node, sorted
+    std::vector<int32_t> tokens;                         // ids whose bytes end here
+  };
+  void Walk(int32_t node, const JsonState& state, int depth, std::vector<uint64_t>* allowed) const;
+
+  JsonGrammar grammar_;
+  std::vector<std::string> bytes_;
+  std::vector<uint8_t> special_;
+  std::vector<int32_t> end_tokens_;
+  std::vector<TrieNode> trie_;
+  int64_t max_depth_ = 0;  // the longest token's bytes
+  mutable std::mutex mu_;
+  mutable std::unordered_map<std::string, std::vector<uint64_t>> cache_;
+  mutable std::vector<JsonState> scratch_;  // one state per trie depth (under mu_)
+};
+
+// One sequence's position in the grammar.
+class GrammarState {
+ public:
+  explicit GrammarState(std::shared_ptr<const TokenGrammar> grammar);
+
+  // Sets logits of tokens that may not come next to -inf (logits [vocab],
+  // vocab may be a draft head's shorter one). When nothing may come next the
+  // state is failed() and every logit but the first end token's is -inf.
+  void Apply(float* logits, int64_t vocab);
+  void Accept(int32_t token);   // a token the sequence keeps (must be allowed)
+  void Rollback(int64_t n);     // keep the first n accepted tokens
+  bool complete() const;        // a whole document has been read
+  bool failed() const { return failed_; }
+
+ private:
+  std::shared_ptr<const TokenGrammar> grammar_;
+  std::vector<JsonState> history_;  // history_[i]: after i accepted tokens
+  int64_t accepted_ = 0;
+  std::vector<uint64_t> mask_;
+  bool failed_ = false;
+};
+
+}  // namespace dsv3

@@ -1,0 +1,179 @@
+// Structured outputs: JSON Schema compilation (what is refused, with the
+// keyword and path), the byte-level recogniser (valid documents accepted
+// byte by byte, invalid ones refused at the first wrong byte), token masks
+// over a vocabulary (equal to checking every token by brute force), and
+// random walks under the mask: every completed walk parses and matches the
+// schema's shape, and a walk never reaches a state with no way forward.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "runtime/json_grammar.h"
+#include "runtime/sampler.h"
+#include "runtime/token_constraint.h"
+
+namespace dsv3 {
+namespace {
+
+using nlohmann::json;
+using ordered = nlohmann::ordered_json;
+
+template <typename Json>
+JsonGrammar Grammar(const Json& schema, bool strict = false) {
+  auto c = CompileJsonSchema(schema, {.strict = strict});
+  EXPECT_TRUE(c.ok()) << c.status().message();
+  return JsonGrammar(std::move(*c));
+}
+
+// Feeds `text`; true if every byte is accepted and the document is complete.
+bool Matches(const JsonGrammar& g, const std::string& text) {
+  JsonState s = g.Start(), next;
+  for (unsigned char c : text) {
+    g.Advance(s, c, &next);
+    if (next.dead()) return false;
+    std::swap(s, next);
+  }
+  return g.Accepting(s);
+}
+
+const ordered kPerson = ordered::parse(R"({
+  "type": "object",
+  "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 8},
+    "age": {"type": "integer"},
+    "tags": {"type": "array", "items": {"enum": ["a", "bc", 3]}, "maxItems": 2},
+    "boss": {"anyOf": [{"$ref": "#"}, {"type": "null"}]}
+  },
+  "required": ["name", "boss"],
+  "additionalProperties": false
+})");
+
+TEST(JsonGrammar, AcceptsTheDocumentsTheSchemaAdmits) {
+  const JsonGrammar g = Grammar(kPerson);
+  EXPECT_TRUE(Matches(g, R"({"name":"Ann","boss":null})"));
+  EXPECT_TRUE(Matches(g, R"({"name": "Ann", "age": -12, "boss": null})"));
+  EXPECT_TRUE(Matches(g, R"({"name":"é\"\u00e9x","tags":["a",3],"boss":{"name":"B","boss":null}})"));
+  EXPECT_FALSE(Matches(g, R"({"name":"","boss":null})"));           // minLength
+  EXPECT_FALSE(Matches(g, R"({"name":"123456789","boss":null})"));  // maxLength
+  EXPECT_FALSE(Matches(g, R"({"boss":null,"name":"A"})"));          // schema order
+  EXPECT_FALSE(Matches(g, R"({"name":"A"})"));                      // required boss
+  EXPECT_FALSE(Matches(g, R"({"name":"A","age":1.5,"boss":null})"));  // integer
+  EXPECT_FALSE(Matches(g, R"({"name":"A","tags":["a","a","a"],"boss":null})"));  // maxItems
+  EXPECT_FALSE(Matches(g, R"({"name":"A","tags":["b"],"boss":null})"));  // enum
+  EXPECT_FALSE(Matches(g, R"({"name":"A","boss":null} )"));              // nothing after the document
+  EXPECT_FALSE(Matches(g, R"({"name":"A","boss":null)"));                // incomplete
+}
+
+TEST(JsonGrammar, NumbersAndFreeFormValues) {
+  const JsonGrammar num = Grammar(json{{"type", "number"}});
+  for (const char* ok : {"0", "-0.5", "12e+3", "1.25E-7", "90"}) EXPECT_TRUE(Matches(num, ok)) << ok;
+  for (const char* bad : {"01", "-", "1.", ".5", "1e", "+1", "1.2.3"}) EXPECT_FALSE(Matches(num, bad)) << bad;
+  const JsonGrammar any = Grammar(json{{"type", "object"}});
+  EXPECT_TRUE(Matches(any, R"({"x":[1,{"y":null}],"z":"w","t":true})"));
+  EXPECT_TRUE(Matches(any, "{}"));
+  EXPECT_FALSE(Matches(any, "[]"));
+  EXPECT_FALSE(Matches(any, R"({"x":tru})"));
+}
+
+TEST(JsonSchema, RefusalsNameTheKeywordAndPath) {
+  auto message = [](const char* text, bool strict) {
+    auto c = CompileJsonSchema(json::parse(text), {.strict = strict});
+    return c.ok() ? std::string("ok") : c.status().message();
+  };
+  EXPECT_NE(message(R"({"type":"object","properties":{"a":{"type":"string","pattern":"^x"}},"additionalProperties":false})", true)
+                .find("#/properties/a/pattern"),
+            std::string::npos);
+  EXPECT_EQ(message(R"({"type":"string","pattern":"^x"})", false), "ok");  // not strict: not enforced
+  EXPECT_NE(message(R"({"type":"object","properties":{"a":{"type":"string"}},"x-custom":1})", true).find("x-custom"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"type":"object","properties":{"a":{"type":"string"}}})", true).find("additionalProperties"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"enum":[]})", false).find("#/enum"), std::string::npos);
+  EXPECT_NE(message(R"({"$ref":"#/$defs/missing"})", false).find("points to nothing"), std::string::npos);
+  EXPECT_NE(message(R"({"type":"object","properties":{"next":{"$ref":"#"}},"required":["next"]})", false)
+                .find("no finite document"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"type":"object","properties":{"a":{"type":"strin"}}})", false).find("#/properties/a/type"),
+            std::string::npos);
+  EXPECT_NE(message(R"({"type":"object","required":["b"],"properties":{"a":{}}})", false).find("'b' is required"),
+            std::string::npos);
+}
+
+// Bytes 32..126 as single-byte tokens, some multi-byte ones, and two specials.
+TokenVocabulary TestVocabulary() {
+  TokenVocabulary v;
+  for (int c = 32; c < 127; ++c) v.bytes.push_back(std::string(1, static_cast<char>(c)));
+  for (const char* t : {"{\"", "\":", "\",\"", "\"}", "na", "name", "null", "true", ", ", "]}", "\xc3\xa9", "\xc3", "\xa9"})
+    v.bytes.push_back(t);
+  v.special.assign(v.bytes.size(), 0);
+  v.bytes.push_back("<eos>"), v.special.push_back(1);
+  v.bytes.push_back("<other>"), v.special.push_back(1);
+  v.end_tokens = {static_cast<int32_t>(v.bytes.size() - 2)};
+  return v;
+}
+
+TEST(TokenGrammar, MaskEqualsBruteForce) {
+  const TokenVocabulary v = TestVocabulary();
+  auto c = CompileJsonSchema(kPerson);
+  ASSERT_TRUE(c.ok());
+  TokenGrammar tg(std::move(*c), v);
+  JsonState s = tg.grammar().Start();
+  std::vector<uint64_t> mask;
+  // Masks at the start and after each of  {"  name  ":  "  (ids 95, 100, 96, '"' - 32).
+  for (int32_t token : {-1, 95, 100, 96, '"' - 32}) {
+    if (token >= 0) ASSERT_TRUE(tg.Accept(&s, token)) << token;
+    tg.Mask(s, &mask);
+    for (int32_t id = 0; id < tg.vocab(); ++id) {
+      JsonState copy = s;
+      const bool brute = tg.Accept(&copy, id);
+      EXPECT_EQ(((mask[id >> 6] >> (id & 63)) & 1) != 0, brute) << "token " << id << " after " << token;
+    }
+  }
+}
+
+// Random tokens under the mask until an end token: every walk ends in a
+// document that parses, and the schema's shape holds.
+TEST(TokenGrammar, RandomWalksEndInValidDocuments) {
+  const TokenVocabulary v = TestVocabulary();
+  auto c = CompileJsonSchema(kPerson);
+  ASSERT_TRUE(c.ok());
+  auto tg = std::make_shared<TokenGrammar>(std::move(*c), v);
+  std::mt19937 rng(5);
+  int complete = 0;
+  for (int walk = 0; walk < 200; ++walk) {
+    SamplingOptions o;
+    o.temperature = 1.0f, o.seed = walk;
+    Sampler sampler(o);
+    sampler.Constrain(tg);
+    std::vector<float> logits(v.bytes.size());
+    std::string text;
+    for (int i = 0; i < 400; ++i) {
+      for (float& x : logits) x = std::uniform_real_distribution<float>(-2, 2)(rng);
+      logits[v.end_tokens[0]] += 4;  // like a model that wants to stop: end as soon as allowed
+      const int32_t t = sampler.Sample(logits.data(), logits.size());
+      ASSERT_FALSE(sampler.constraint_failed()) << text;
+      sampler.Accept(t);
+      if (t == v.end_tokens[0]) break;
+      text += v.bytes[t];
+    }
+    if (!tg->grammar().Accepting([&] {
+          JsonState s = tg->grammar().Start();
+          for (unsigned char ch : text) {
+            JsonState n;
+            tg->grammar().Advance(s, ch, &n);
+            s = n;
+          }
+          return s;
+        }()))
+      continue;  // ran out of tokens inside a long string
+    ++complete;
+    json doc = json::parse(text);  // throws (fails the test) if not JSON
+    ASSERT_TRUE(doc.is_object());
+    EXPECT_TRUE(doc["name"].is_string()) << text;
+    EXPECT_TRUE(doc.contains("boss")) << text;
+  }
+  EXPECT_GT(complete, 150);
+}
+
+}  // namespace
+}  // namespace dsv3

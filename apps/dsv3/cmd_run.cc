@@ -8,6 +8,7 @@
 
 #include "apps/dsv3/commands.h"
 #include "apps/dsv3/gguf_tokenizer.h"
+#include "apps/dsv3/json_schema_flag.h"
 #include "apps/dsv3/text_output.h"
 #include "runtime/generate.h"
 #include "runtime/speculative.h"
@@ -18,7 +19,8 @@ namespace dsv3::cli {
 namespace {
 
 struct RunOptions {
-  std::string model_dir = DefaultModelDir(), prompt_ids, prompt, tokenizer_dir;
+  std::string model_dir = DefaultModelDir(), prompt_ids, prompt, tokenizer_dir, json_schema;
+  bool json_strict = false;
   GenerateOptions gen;
   SamplingFlags sampling;
   bool ignore_eos = false;
@@ -105,6 +107,11 @@ int Run(const RunOptions& o) {
     if (!ids.ok()) return Fail(ids.status());
     prompt = std::move(*ids);
     stream = std::make_unique<StreamDecoder>(*tok);
+    if (!o.json_schema.empty()) {
+      auto grammar = SchemaGrammar(o.json_schema, o.json_strict, *tok, **model, gen);
+      if (!grammar.ok()) return Fail(grammar.status().WithContext("--json-schema"));
+      gen.grammar = std::move(*grammar);
+    }
   }
   const std::vector<int32_t>* ids = &prompt;
   const bool use_spec = UseSpec(o, **model);
@@ -155,6 +162,8 @@ void RegisterRun(CLI::App& app, Common& common) {
   cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model's directory, or a .gguf model's embedded tokenizer)");
   cmd->add_option("-n,--max-tokens", o->gen.max_new_tokens, "tokens to generate")->capture_default_str();
   AddSamplingFlags(cmd, o->sampling, "greedy");
+  cmd->add_option("--json-schema", o->json_schema, "constrain the output to JSON documents this JSON Schema file admits (needs --prompt)");
+  cmd->add_flag("--json-strict", o->json_strict, "with --json-schema: refuse schema keywords that cannot be enforced (OpenAI's strict)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence tokens");
   cmd->add_flag("-q,--quiet", o->quiet, "no loading or speed messages");
   cmd->add_option("--spec", o->spec, "speculative decoding: none, mtp (the model's MTP layer drafts), auto")
@@ -168,6 +177,10 @@ void RegisterRun(CLI::App& app, Common& common) {
   cmd->callback([o, &common] {
     if (o->prompt.empty() && o->prompt_ids.empty()) {
       common.exit_code = Fail(Status::Error("give --prompt \"text\" or --prompt-ids \"0 15 27\""));
+      return;
+    }
+    if (!o->json_schema.empty() && o->prompt.empty()) {
+      common.exit_code = Fail(Status::Error("--json-schema needs --prompt (the tokenizer gives each token's text)"));
       return;
     }
     common.Apply();

@@ -57,7 +57,7 @@ JsonState JsonGrammar::Start() const {
 void JsonGrammar::Emit(Builder& out, const std::vector<JsonFrame>& stack) const { out.Add(stack); }
 
 void JsonGrammar::Push(Builder& out, std::vector<JsonFrame>& stack, const JsonFrame& f, uint8_t b) const {
-  if (static_cast<int>(stack.size()) >= kMaxJsonDepth) return;
+  if (static_cast<int>(stack.size()) >= kMaxGrammarDepth) return;
   stack.push_back(f);
   Step(out, stack, b);
 }

@@ -6,7 +6,7 @@
 // as a byte contradicts them. The documents are compact JSON with one
 // optional space after ':' and ','; property keys come in schema order. A
 // state with an empty stack has read a whole document; nesting deeper than
-// kMaxJsonDepth frames is refused (so recursive schemas stay finite).
+// kMaxGrammarDepth frames is refused (so recursive schemas stay finite).
 //
 // Everything is flat and reusable: Advance writes into a caller-owned state
 // whose buffers keep their capacity, so walking a vocabulary trie does not
@@ -21,7 +21,7 @@
 
 namespace dsv3 {
 
-inline constexpr int kMaxJsonDepth = 48;
+inline constexpr int kMaxGrammarDepth = 48;
 
 struct JsonFrame {
   uint8_t type = 0, phase = 0;

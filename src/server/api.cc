@@ -33,83 +33,6 @@ ApiError BadRequest(std::string message, std::string param, std::string code) {
 
 namespace {
 
-// Typed access to optional fields of one JSON object; the first problem is
-// kept in *error and every later call returns false.
-class Fields {
- public:
-  Fields(const json& j, ApiError* error) : j_(j), error_(error) {}
-
-  const json* Get(const char* name) const {
-    auto it = j_.find(name);
-    return it == j_.end() || it->is_null() ? nullptr : &*it;
-  }
-  bool Fail(const std::string& name, const std::string& why) {
-    if (ok_) *error_ = BadRequest("'" + name + "' " + why, name);
-    ok_ = false;
-    return false;
-  }
-  bool ok() const { return ok_; }
-
-  bool Int(const char* name, int64_t lo, int64_t hi, int64_t* out) {
-    const json* v = Get(name);
-    if (!ok_ || !v) return ok_;
-    if (!v->is_number_integer()) return Fail(name, "must be an integer, got " + Show(*v));
-    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(hi))
-      return Fail(name, "must be at most " + std::to_string(hi) + ", got " + v->dump());
-    const int64_t x = v->get<int64_t>();
-    if (x < lo || x > hi)
-      return Fail(name, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v->dump());
-    *out = x;
-    return true;
-  }
-  bool Float(const char* name, double lo, double hi, bool lo_open, float* out) {
-    const json* v = Get(name);
-    if (!ok_ || !v) return ok_;
-    if (!v->is_number()) return Fail(name, "must be a number, got " + Show(*v));
-    const double x = v->get<double>();
-    if (!std::isfinite(x) || x > hi || x < lo || (lo_open && x == lo))
-      return Fail(name, std::string("must be in ") + (lo_open ? "(" : "[") + Num(lo) + ", " + Num(hi) + "], got " +
-                            v->dump());
-    *out = static_cast<float>(x);
-    if (lo_open && *out <= lo)  // e.g. top_p 1e-300: in range as a double, 0 as the float the sampler uses
-      return Fail(name, std::string("must be in (") + Num(lo) + ", " + Num(hi) + "], got " + v->dump() +
-                            " (rounds to " + Num(lo) + " in single precision)");
-    return true;
-  }
-  bool Bool(const char* name, bool* out) {
-    const json* v = Get(name);
-    if (!ok_ || !v) return ok_;
-    if (!v->is_boolean()) return Fail(name, "must be true or false, got " + Show(*v));
-    *out = v->get<bool>();
-    return true;
-  }
-  bool String(const char* name, std::string* out) {
-    const json* v = Get(name);
-    if (!ok_ || !v) return ok_;
-    if (!v->is_string()) return Fail(name, "must be a string, got " + Show(*v));
-    *out = v->get<std::string>();
-    return true;
-  }
-
-  static std::string Show(const json& v) {
-    std::string s = v.type_name();
-    if (v.is_primitive()) s.append(" ").append(v.dump());
-    if (s.size() > 80) s.resize(77), s.append("...");
-    return s;
-  }
-  static std::string Num(double x) {
-    std::string s = std::to_string(x);
-    while (s.size() > 1 && s.back() == '0') s.pop_back();
-    if (s.back() == '.') s.pop_back();
-    return s;
-  }
-
- private:
-  const json& j_;
-  ApiError* error_;
-  bool ok_ = true;
-};
-
 bool ParseIdList(const json& a, Fields& f, std::vector<int32_t>* out) {
   out->clear();
   for (size_t i = 0; i < a.size(); ++i) {
@@ -366,8 +289,7 @@ std::optional<ApiRequest> ParseRequestJson(json body, Endpoint endpoint, ApiErro
   return r;
 }
 
-std::optional<ApiRequest> ParseRequest(const std::string& body, Endpoint endpoint, ApiError* error,
-                                       const RequestDefaults& defaults) {
+std::optional<json> ParseJsonBody(const std::string& body, ApiError* error) {
   // Before parsing: nlohmann parses any depth, but copies, compares and
   // serialises recursively, so a deeply nested value (in tool parameters,
   // tool-call arguments, a content part) would overflow the stack later.
@@ -375,16 +297,21 @@ std::optional<ApiRequest> ParseRequest(const std::string& body, Endpoint endpoin
     *error = BadRequest(st.message());
     return std::nullopt;
   }
-  json j;
   try {
-    j = json::parse(body);
+    return json::parse(body);
   } catch (const json::exception& e) {
     // nlohmann rejects invalid UTF-8, numbers out of double range and syntax errors alike.
     std::string what = e.what();
     *error = BadRequest("the request body is not valid JSON: " + what.substr(0, 200));
     return std::nullopt;
   }
-  return ParseRequestJson(std::move(j), endpoint, error, defaults);
+}
+
+std::optional<ApiRequest> ParseRequest(const std::string& body, Endpoint endpoint, ApiError* error,
+                                       const RequestDefaults& defaults) {
+  std::optional<json> j = ParseJsonBody(body, error);
+  if (!j) return std::nullopt;
+  return ParseRequestJson(std::move(*j), endpoint, error, defaults);
 }
 
 }  // namespace dsv3::server

@@ -4,7 +4,9 @@
 // it as Server-Sent Events, each chunk carrying one choice's new output. A
 // stream's writer notices a client that went away (a failed write, or a
 // closed socket while waiting for tokens) and cancels the sequences, which
-// frees their cache slots before the next forward.
+// frees their cache slots before the next forward. The pieces every
+// generation endpoint shares (handler_common.h: the SSE pump, the wait for a
+// whole answer, Decode and Launch) are here too; /v1/responses uses them.
 #include <httplib.h>
 #include <malloc.h>
 
@@ -14,18 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "server/handler_common.h"
 #include "server/http_server.h"
 #include "server/responses.h"
 
 namespace dsv3::server {
 
 namespace {
-
-struct ActiveGuard {
-  explicit ActiveGuard(std::atomic<int>& n) : count(n) { ++count; }
-  ~ActiveGuard() { --count; }
-  std::atomic<int>& count;
-};
 
 std::string OpenAiFinishReason(const Generation& g) {
   switch (g.info().reason) {
@@ -35,7 +32,8 @@ std::string OpenAiFinishReason(const Generation& g) {
   }
 }
 
-// The error a generation that did not complete is reported with.
+}  // namespace
+
 ApiError EndedError(const FinishInfo& info, double timeout_s) {
   ApiError e;
   e.type = "server_error";
@@ -51,6 +49,8 @@ ApiError EndedError(const FinishInfo& info, double timeout_s) {
   }
   return e;
 }
+
+namespace {
 
 // Moves the chat messages out of `r` (they are not needed once encoded).
 std::optional<EncodedPrompt> BuildPrompt(ApiRequest& r, const TextCodec& codec, ApiError* error) {
@@ -75,16 +75,17 @@ std::optional<EncodedPrompt> BuildPrompt(ApiRequest& r, const TextCodec& codec, 
   return p;
 }
 
-// OpenAI's wording, so clients that parse it keep working.
-ApiError ContextError(const ApiRequest& r, int64_t context, int64_t prompt, int64_t max_tokens) {
-  const bool chat = r.endpoint == Endpoint::kChat;
+// OpenAI's wording, so clients that parse it keep working; `field` is the
+// request field that holds the prompt (prompt, messages, input).
+ApiError ContextError(const std::string& field, int64_t context, int64_t prompt, int64_t max_tokens) {
   return BadRequest("This model's maximum context length is " + std::to_string(context) +
                         " tokens. However, you requested " + std::to_string(prompt + max_tokens) + " tokens (" +
-                        std::to_string(prompt) + " in the " + (chat ? "messages" : "prompt") + ", " +
-                        std::to_string(max_tokens) + " in the completion). Please reduce the length of the " +
-                        (chat ? "messages" : "prompt") + " or completion.",
-                    chat ? "messages" : "prompt", "context_length_exceeded");
+                        std::to_string(prompt) + " in the " + field + ", " + std::to_string(max_tokens) +
+                        " in the completion). Please reduce the length of the " + field + " or completion.",
+                    field, "context_length_exceeded");
 }
+
+}  // namespace
 
 void LogFinished(const std::string& path, bool stream, int status, const ChoiceSet& choices) {
   const FinishInfo u = choices.Usage();
@@ -102,54 +103,88 @@ void LogFinished(const std::string& path, bool stream, int status, const ChoiceS
                per_choice > 1 ? (per_choice - 1) / decode : 0.0);
 }
 
-// One stream's writer state, owned by its content provider.
-struct Stream {
-  std::shared_ptr<ChoiceSet> choices;
-  ResponseMeta meta;
-  bool include_usage = false, started = false, log = false;
-  std::vector<int> tool_calls;  // per choice: tool calls streamed so far (their `index`)
-  double last_write = 0, timeout_s = 0;
-  std::string path;
-  std::shared_ptr<ActiveGuard> active;
+bool SseStream::Step(httplib::DataSink& sink) {
+  std::string out;
+  const bool finished = Produce(&out);
+  const double now = MonotonicSeconds();
+  if (out.empty()) {
+    if (!sink.is_writable()) return Abort();  // the client closed the connection
+    if (now - last_write < 15) return true;
+    out = ": keep-alive\n\n";  // an SSE comment: proxies and clients see the stream is alive
+  }
+  if (!sink.write(out.data(), out.size())) return Abort();
+  last_write = now;
+  if (finished) {
+    sink.done();
+    if (log) LogWhenEnded(200);
+  }
+  return true;
+}
 
-  // Called repeatedly by httplib; false aborts the response.
-  bool Step(httplib::DataSink& sink) {
-    std::string out;
-    if (!started && meta.endpoint == Endpoint::kChat)  // the role chunks go out at once
+// The client went away: cancel, and log once the scheduler has let go.
+bool SseStream::Abort() {
+  choices->Cancel();
+  if (log) LogWhenEnded(499);  // nginx's "client closed request"
+  return false;
+}
+
+// Cancelled choices end within a step; the log line waits (a little) for them.
+void SseStream::LogWhenEnded(int status) {
+  for (int i = 0; i < 20 && !choices->Take(0.1, [](int, Delta&&, bool) {}); ++i) {
+  }
+  LogFinished(path, true, status, *choices);
+}
+
+std::optional<ApiError> AwaitChoices(ChoiceSet& choices, double timeout_s,
+                                     const std::function<void(int, Delta&&)>& on_delta) {
+  std::optional<ApiError> failed;
+  while (!choices.Take(1.0, [&](int i, Delta&& d, bool end) {
+    on_delta(i, std::move(d));
+    if (end && !failed && !Completed(choices.choice(i).info())) {
+      failed = EndedError(choices.choice(i).info(), timeout_s);
+      choices.Cancel();
+    }
+  })) {
+  }
+  return failed;
+}
+
+namespace {
+
+// Chat and completions chunks: each carries one choice's new output; a
+// finish chunk per choice, the usage chunk when asked for, then [DONE].
+class ChunkStream : public SseStream {
+ public:
+  ResponseMeta meta;
+  bool include_usage = false;
+  std::vector<int> tool_calls;  // per choice: tool calls streamed so far (their `index`)
+
+ protected:
+  bool Produce(std::string* out) override {
+    if (!started_ && meta.endpoint == Endpoint::kChat)  // the role chunks go out at once
       for (int i = 0; i < choices->size(); ++i)
-        out += SseData(StreamChunk(meta, i, Delta(), "", true, include_usage, 0));
-    started = true;
+        *out += SseData(StreamChunk(meta, i, Delta(), "", true, include_usage, 0));
+    started_ = true;
     std::optional<ApiError> failed;
-    bool finished = choices->Take(out.empty() ? 0.25 : 0.0, [&](int i, Delta&& d, bool end) {
-      if (!d.empty()) out += SseData(StreamChunk(meta, i, d, "", false, include_usage, tool_calls[i]));
+    bool finished = choices->Take(out->empty() ? 0.25 : 0.0, [&](int i, Delta&& d, bool end) {
+      if (!d.empty()) *out += SseData(StreamChunk(meta, i, d, "", false, include_usage, tool_calls[i]));
       tool_calls[i] += static_cast<int>(d.tool_calls.size());
-      if (end && !failed) out += End(i, &failed);
+      if (end && !failed) *out += End(i, &failed);
     });
     if (failed) {
       // One choice failed (timeout, shutdown, internal error): the response
       // cannot be completed, so the stream ends now with the error.
       choices->Cancel();
-      out += SseData(failed->ToJson()) + "data: [DONE]\n\n";
+      *out += SseData(failed->ToJson()) + "data: [DONE]\n\n";
       finished = true;
     } else if (finished) {
-      if (include_usage) out += SseData(UsageChunk(meta, choices->Usage()));
-      out += "data: [DONE]\n\n";
+      if (include_usage) *out += SseData(UsageChunk(meta, choices->Usage()));
+      *out += "data: [DONE]\n\n";
     }
-    const double now = MonotonicSeconds();
-    if (out.empty()) {
-      if (!sink.is_writable()) return Abort();  // the client closed the connection
-      if (now - last_write < 15) return true;
-      out = ": keep-alive\n\n";  // an SSE comment: proxies and clients see the stream is alive
-    }
-    if (!sink.write(out.data(), out.size())) return Abort();
-    last_write = now;
-    if (finished) {
-      sink.done();
-      if (log) LogWhenEnded(200);
-    }
-    return true;
+    return finished;
   }
 
+ private:
   // Choice i's finish chunk, or (it did not complete) its error in *failed.
   std::string End(int i, std::optional<ApiError>* failed) {
     const std::string reason = OpenAiFinishReason(choices->choice(i));
@@ -157,40 +192,20 @@ struct Stream {
     return SseData(StreamChunk(meta, i, Delta(), reason, false, include_usage, tool_calls[i]));
   }
 
-  // The client went away: cancel, and log once the scheduler has let go.
-  bool Abort() {
-    choices->Cancel();
-    if (log) LogWhenEnded(499);  // nginx's "client closed request"
-    return false;
-  }
-
-  // Cancelled choices end within a step; the log line waits (a little) for them.
-  void LogWhenEnded(int status) {
-    for (int i = 0; i < 20 && !choices->Take(0.1, [](int, Delta&&, bool) {}); ++i) {
-    }
-    LogFinished(path, true, status, *choices);
-  }
+  bool started_ = false;
 };
 
 // The whole answer once every choice has ended; the first choice that did
-// not complete makes it an error (and cancels the others: no one will read them).
+// not complete makes it an error.
 void RespondWhole(const httplib::Request& req, httplib::Response& res, ChoiceSet& choices, const ResponseMeta& meta,
                   double timeout_s, bool log) {
   std::vector<ChoiceOut> out(choices.size());
-  std::optional<ApiError> failed;
-  while (!choices.Take(1.0, [&](int i, Delta&& d, bool end) {
-    out[i].all.Append(std::move(d));
-    if (!end) return;
-    out[i].finish_reason = OpenAiFinishReason(choices.choice(i));
-    if (out[i].finish_reason.empty() && !failed) {
-      failed = EndedError(choices.choice(i).info(), timeout_s);
-      choices.Cancel();
-    }
-  })) {
-  }
+  const std::optional<ApiError> failed =
+      AwaitChoices(choices, timeout_s, [&](int i, Delta&& d) { out[i].all.Append(std::move(d)); });
   if (failed) {
     SendError(res, *failed);
   } else {
+    for (int i = 0; i < choices.size(); ++i) out[i].finish_reason = OpenAiFinishReason(choices.choice(i));
     res.set_content(Dump(FullResponse(meta, out, choices.Usage())), "application/json");
   }
   if (log) LogFinished(req.path, false, res.status < 0 ? 200 : res.status, choices);
@@ -198,7 +213,19 @@ void RespondWhole(const httplib::Request& req, httplib::Response& res, ChoiceSet
 
 }  // namespace
 
-std::optional<EncodedPrompt> HttpServer::Decode(const httplib::Request& req, Endpoint endpoint,
+void HttpServer::StartStream(const httplib::Request& req, httplib::Response& res, std::shared_ptr<SseStream> stream,
+                             std::shared_ptr<ChoiceSet> choices, std::shared_ptr<ActiveGuard> active) {
+  stream->choices = std::move(choices), stream->active = std::move(active);
+  stream->timeout_s = options_.request_timeout_s, stream->log = options_.log_requests, stream->path = req.path;
+  stream->last_write = MonotonicSeconds();
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "text/event-stream", [stream](size_t, httplib::DataSink& sink) { return stream->Step(sink); },
+      [stream](bool) { stream->Cancel(); });  // runs however the response ended; a no-op once finished
+}
+
+std::optional<EncodedPrompt> HttpServer::Decode(const httplib::Request& req, const BodyParser& parse,
                                                 std::optional<ApiRequest>& r, ApiError* error) {
   // A large body's JSON tree takes about 12x its size and parsing it keeps a
   // core busy; a burst of them decoded at once would multiply the memory peak
@@ -206,19 +233,19 @@ std::optional<EncodedPrompt> HttpServer::Decode(const httplib::Request& req, End
   // Each thread frees into its own malloc arena, so the tree's pages are
   // trimmed before the next large body is decoded, on whichever thread.
   const bool large = req.body.size() >= kLargeBodyBytes;
-  if (!large) return DecodeBody(req, endpoint, r, error);
+  if (!large) return DecodeBody(req, parse, r, error);
   large_decodes_.acquire();
-  std::optional<EncodedPrompt> prompt = DecodeBody(req, endpoint, r, error);
+  std::optional<EncodedPrompt> prompt = DecodeBody(req, parse, r, error);
   malloc_trim(0);
   large_decodes_.release();
   return prompt;
 }
 
-std::optional<EncodedPrompt> HttpServer::DecodeBody(const httplib::Request& req, Endpoint endpoint,
+std::optional<EncodedPrompt> HttpServer::DecodeBody(const httplib::Request& req, const BodyParser& parse,
                                                     std::optional<ApiRequest>& r, ApiError* error) {
   const RequestDefaults defaults{options_.sampling_defaults, options_.max_choices,
                                  scheduler_.model().config().vocab_size};
-  r = ParseRequest(req.body, endpoint, error, defaults);
+  r = parse(req.body, error, defaults);
   // The body is not needed once parsed: free it now rather than when the
   // response (perhaps a long stream) is done. httplib's Request is a local
   // of its request loop, so the const_cast touches no const object.
@@ -232,50 +259,55 @@ std::optional<EncodedPrompt> HttpServer::DecodeBody(const httplib::Request& req,
   return BuildPrompt(*r, codec_, error);
 }
 
+std::shared_ptr<ChoiceSet> HttpServer::Launch(const ApiRequest& r, EncodedPrompt&& prompt, double arrived,
+                                              const std::string& prompt_field, ApiError* error) {
+  const int64_t context = scheduler_.options().context, p = static_cast<int64_t>(prompt.ids.size());
+  const int64_t max_tokens = r.max_tokens > 0 ? r.max_tokens : std::min(options_.default_max_tokens, context - p);
+  if (max_tokens < 1 || p + max_tokens > context)
+    return *error = ContextError(prompt_field, context, p, max_tokens), nullptr;
+  auto choices = std::make_shared<ChoiceSet>(codec_, r, prompt.starts_in_reasoning, metrics_, arrived);
+  GenerationRequest g;
+  g.prompt = std::move(prompt.ids);
+  g.max_tokens = max_tokens;
+  g.deadline = options_.request_timeout_s > 0 ? arrived + options_.request_timeout_s : 0;
+  g.sampling = r.sampling;
+  g.stop_at_eos = !r.ignore_eos;
+  g.stop_token_ids = r.stop_token_ids;
+  if (!r.ignore_eos)
+    for (int32_t t : codec_.StopTokens()) g.stop_token_ids.push_back(t);
+  std::vector<std::shared_ptr<SequenceHandle>> handles;
+  SubmitResult sub = scheduler_.SubmitGroup(choices->MakeRequests(g), &handles);
+  if (sub.code == SubmitCode::kInvalid) return *error = BadRequest(sub.message), nullptr;
+  if (sub.code == SubmitCode::kQueueFull)
+    return *error = {429, sub.message, "rate_limit_error", "", "queue_full"}, nullptr;
+  if (sub.code == SubmitCode::kShuttingDown)
+    return *error = {503, sub.message, "server_error", "", "server_shutdown"}, nullptr;
+  choices->set_handles(handles);
+  return choices;
+}
+
 void HttpServer::HandleGeneration(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
   const double arrived = MonotonicSeconds();
   if (draining_) return SendError(res, {503, "the server is shutting down", "server_error", "", "server_shutdown"});
   ApiError error;
   std::optional<ApiRequest> r;
-  std::optional<EncodedPrompt> prompt = Decode(req, endpoint, r, &error);
+  const BodyParser parse = [endpoint](const std::string& body, ApiError* e, const RequestDefaults& d) {
+    return ParseRequest(body, endpoint, e, d);
+  };
+  std::optional<EncodedPrompt> prompt = Decode(req, parse, r, &error);
   if (!prompt) return SendError(res, error);
-  const int64_t context = scheduler_.options().context, p = static_cast<int64_t>(prompt->ids.size());
-  const int64_t max_tokens = r->max_tokens > 0 ? r->max_tokens : std::min(options_.default_max_tokens, context - p);
-  if (max_tokens < 1 || p + max_tokens > context) return SendError(res, ContextError(*r, context, p, max_tokens));
-
-  auto choices = std::make_shared<ChoiceSet>(codec_, *r, prompt->starts_in_reasoning, metrics_, arrived);
-  GenerationRequest g;
-  g.prompt = std::move(prompt->ids);
-  g.max_tokens = max_tokens;
-  g.deadline = options_.request_timeout_s > 0 ? arrived + options_.request_timeout_s : 0;
-  g.sampling = r->sampling;
-  g.stop_at_eos = !r->ignore_eos;
-  g.stop_token_ids = r->stop_token_ids;
-  if (!r->ignore_eos)
-    for (int32_t t : codec_.StopTokens()) g.stop_token_ids.push_back(t);
   auto active = std::make_shared<ActiveGuard>(active_);
-  std::vector<std::shared_ptr<SequenceHandle>> handles;
-  SubmitResult sub = scheduler_.SubmitGroup(choices->MakeRequests(g), &handles);
-  if (sub.code == SubmitCode::kInvalid) return SendError(res, BadRequest(sub.message));
-  if (sub.code == SubmitCode::kQueueFull)
-    return SendError(res, {429, sub.message, "rate_limit_error", "", "queue_full"});
-  if (sub.code == SubmitCode::kShuttingDown)
-    return SendError(res, {503, sub.message, "server_error", "", "server_shutdown"});
-  choices->set_handles(handles);
+  const std::string field = endpoint == Endpoint::kChat ? "messages" : "prompt";
+  std::shared_ptr<ChoiceSet> choices = Launch(*r, std::move(*prompt), arrived, field, &error);
+  if (!choices) return SendError(res, error);
 
   ResponseMeta meta{endpoint, NewResponseId(endpoint), static_cast<int64_t>(std::time(nullptr)), options_.model_name,
                     &codec_, r->logprobs >= 0};
   if (!r->stream) return RespondWhole(req, res, *choices, meta, options_.request_timeout_s, options_.log_requests);
-  auto stream = std::make_shared<Stream>();
-  stream->choices = choices, stream->meta = meta, stream->include_usage = r->include_usage;
+  auto stream = std::make_shared<ChunkStream>();
+  stream->meta = meta, stream->include_usage = r->include_usage;
   stream->tool_calls.assign(choices->size(), 0);
-  stream->timeout_s = options_.request_timeout_s, stream->log = options_.log_requests, stream->path = req.path;
-  stream->last_write = MonotonicSeconds(), stream->active = active;
-  res.set_header("Cache-Control", "no-cache");
-  res.set_header("X-Accel-Buffering", "no");
-  res.set_chunked_content_provider(
-      "text/event-stream", [stream](size_t, httplib::DataSink& sink) { return stream->Step(sink); },
-      [stream](bool) { stream->choices->Cancel(); });  // runs however the response ended; a no-op once finished
+  StartStream(req, res, stream, choices, active);
 }
 
 }  // namespace dsv3::server

@@ -1,5 +1,5 @@
-// The OpenAI-compatible HTTP front end (cpp-httplib): POST /v1/completions and
-// /v1/chat/completions (JSON or Server-Sent Events), GET /v1/models, /health,
+// The OpenAI-compatible HTTP front end (cpp-httplib): POST /v1/completions,
+// /v1/chat/completions and /v1/responses (JSON or Server-Sent Events), GET /v1/models, /health,
 // /metrics and the chat page at /. Every refusal is an OpenAI-style JSON error
 // with a 4xx/5xx status; an optional API key is checked on every request but
 // the static page. Generation runs on the Scheduler; HTTP worker threads only
@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <semaphore>
@@ -36,8 +37,11 @@ struct Response;
 
 namespace dsv3::server {
 
+class ChoiceSet;
 class GuardedServer;
+class SseStream;
 class Transport;
+struct ActiveGuard;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -85,12 +89,25 @@ class HttpServer {
   struct ActiveCount;
   void Configure();
   void Routes();
+  // An endpoint's body -> validated request (ParseRequest for chat and
+  // completions; /v1/responses maps its own body onto a chat request).
+  using BodyParser = std::function<std::optional<ApiRequest>(const std::string& body, ApiError* error,
+                                                             const RequestDefaults& defaults)>;
   // Body -> validated request -> prompt ids; a large body waits its turn.
-  std::optional<EncodedPrompt> Decode(const httplib::Request& req, Endpoint endpoint, std::optional<ApiRequest>& r,
-                                      ApiError* error);
-  std::optional<EncodedPrompt> DecodeBody(const httplib::Request& req, Endpoint endpoint,
+  std::optional<EncodedPrompt> Decode(const httplib::Request& req, const BodyParser& parse,
+                                      std::optional<ApiRequest>& r, ApiError* error);
+  std::optional<EncodedPrompt> DecodeBody(const httplib::Request& req, const BodyParser& parse,
                                           std::optional<ApiRequest>& r, ApiError* error);
+  // Checks the prompt and max_tokens against the context (the 400 names
+  // `prompt_field`) and submits the request's choices as one group; null and
+  // *error when refused.
+  std::shared_ptr<ChoiceSet> Launch(const ApiRequest& r, EncodedPrompt&& prompt, double arrived,
+                                    const std::string& prompt_field, ApiError* error);
+  // Answers `res` with `stream` (its choices and guard set here) as SSE.
+  void StartStream(const httplib::Request& req, httplib::Response& res, std::shared_ptr<SseStream> stream,
+                   std::shared_ptr<ChoiceSet> choices, std::shared_ptr<ActiveGuard> active);
   void HandleGeneration(const httplib::Request& req, httplib::Response& res, Endpoint endpoint);
+  void HandleResponses(const httplib::Request& req, httplib::Response& res);  // responses_handler.cc
   void HandleModels(const httplib::Request& req, httplib::Response& res);
   void HandleHealth(httplib::Response& res);
   bool Authorized(const httplib::Request& req) const;

@@ -7,7 +7,8 @@ set(DSV3_SERVER_ENV "DSV3_BIN=$<TARGET_FILE:dsv3>" "DSV3_GOLDEN=${DSV3_GOLDEN_DI
     "DSV3_TEST_OUT=${CMAKE_CURRENT_BINARY_DIR}/tmp/server")
 # Hardening (docs/server.md, "Limits"): hostile JSON and framing, slow clients,
 # request memory, start-up limits. Sampling (issue 21): penalties, logit_bias, n.
-foreach(name api bad_input text web hardening slowloris request_memory startup_limits sampling)
+# Responses: POST /v1/responses (issue 19).
+foreach(name api bad_input text web hardening slowloris request_memory startup_limits sampling responses)
   add_test(NAME server_${name} COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/test_${name}.py)
   set_tests_properties(server_${name} PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV}" TIMEOUT 300)
 endforeach()
@@ -39,6 +40,11 @@ target_link_libraries(server_unit_test PRIVATE dsv3_server)
 add_executable(server_limits_test server/server_limits_test.cc)
 target_link_libraries(server_limits_test PRIVATE dsv3_server GTest::gtest GTest::gtest_main)
 add_test(NAME server_limits_unit COMMAND server_limits_test)
+# The Responses API (issue 19) without a server: request mapping, refusals,
+# output items and the event sequence.
+add_executable(server_responses_test server/responses_test.cc)
+target_link_libraries(server_responses_test PRIVATE dsv3_server GTest::gtest GTest::gtest_main)
+add_test(NAME server_responses_unit COMMAND server_responses_test)
 
 # Dev tool for the load test (tests/server/load_test.py) on a bigger random model.
 add_executable(random_model server/random_model.cc)

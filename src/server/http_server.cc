@@ -1,5 +1,6 @@
 // Server set-up, routing, authentication, the small endpoints and graceful
-// shutdown; the generation endpoints are in completion_handler.cc.
+// shutdown; the generation endpoints are in completion_handler.cc and
+// responses_handler.cc.
 #include "server/http_server.h"
 
 #include <httplib.h>
@@ -141,6 +142,20 @@ void HttpServer::Routes() {
     http_->Get(path, not_allowed), http_->Put(path, not_allowed), http_->Delete(path, not_allowed);
     http_->Patch(path, not_allowed);
   }
+  http_->Post("/v1/responses", [this](const httplib::Request& req, httplib::Response& res) { HandleResponses(req, res); });
+  http_->Get("/v1/responses", not_allowed), http_->Put("/v1/responses", not_allowed);
+  http_->Delete("/v1/responses", not_allowed), http_->Patch("/v1/responses", not_allowed);
+  // Retrieving, cancelling or deleting a response needs it stored; dsv3
+  // stores none, and says so rather than answering "no such endpoint".
+  auto not_stored = [](const httplib::Request& req, httplib::Response& res) {
+    SendError(res, Error(404, "invalid_request_error",
+                         "response '" + std::string(req.matches[1]) +
+                             "' is not stored: dsv3 keeps no responses (every response is store: false)",
+                         "not_found"));
+  };
+  http_->Get(R"(/v1/responses/([^/]+)(?:/.*)?)", not_stored);
+  http_->Post(R"(/v1/responses/([^/]+)/.+)", not_stored);
+  http_->Delete(R"(/v1/responses/([^/]+))", not_stored);
   for (const char* path : {"/", "/health", "/metrics", "/v1/models"})
     http_->Post(path, not_allowed), http_->Put(path, not_allowed), http_->Delete(path, not_allowed);
   http_->Get("/health", [this](const httplib::Request&, httplib::Response& res) { HandleHealth(res); });
@@ -186,8 +201,8 @@ namespace {
 // The /metrics endpoint label of a request path: a bounded set, so unknown
 // paths do not create new series.
 std::string EndpointLabel(const std::string& path) {
-  if (path == "/v1/completions" || path == "/v1/chat/completions" || path == "/health" || path == "/metrics" ||
-      path == "/")
+  if (path == "/v1/completions" || path == "/v1/chat/completions" || path == "/v1/responses" || path == "/health" ||
+      path == "/metrics" || path == "/")
     return path;
   if (path.rfind("/v1/models", 0) == 0) return "/v1/models";
   return "other";
@@ -196,7 +211,8 @@ std::string EndpointLabel(const std::string& path) {
 }  // namespace
 
 void HttpServer::Log(const httplib::Request& req, const httplib::Response& res) {
-  const bool generation = req.path == "/v1/completions" || req.path == "/v1/chat/completions";
+  const bool generation =
+      req.path == "/v1/completions" || req.path == "/v1/chat/completions" || req.path == "/v1/responses";
   metrics_.CountRequest(EndpointLabel(req.path), res.status);
   // Generation requests are summarised when they finish (with token counts).
   if (options_.log_requests && !(generation && res.status == 200) && req.path != "/metrics" && req.path != "/health")

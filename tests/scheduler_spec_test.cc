@@ -24,6 +24,7 @@
 
 #include "runtime/generate.h"
 #include "runtime/scheduler.h"
+#include "runtime/token_constraint.h"
 #include "request_collector.h"
 #include "spec_test_util.h"
 
@@ -219,6 +220,58 @@ TEST(SchedulerSpec, GreedyWithPenaltiesMatchesGenerate) {
   }
 }
 TEST(SchedulerSpec, GreedyMatchesGenerateWithPartialAcceptance) { GreedyWithAcceptance(0.5f, 0.05, 0.95); }
+
+// A synthetic vocabulary for the 384-id golden models: ids 2..96 are the
+// printable ASCII bytes, the rest short strings JSON needs, id 1 (eos) ends.
+std::shared_ptr<const TokenGrammar> TestGrammar(int64_t vocab) {
+  TokenVocabulary v;
+  v.bytes.resize(vocab), v.special.assign(vocab, 0);
+  const char* extra[] = {"{\"", "\":", "\",\"", "\"}", "true", "null", ", ", "]}", "12", "ab", "\"a\""};
+  for (int64_t id = 0; id < vocab; ++id) {
+    if (id >= 2 && id < 97) v.bytes[id] = std::string(1, static_cast<char>(30 + id));
+    else if (id >= 97) v.bytes[id] = extra[(id - 97) % 11];
+  }
+  v.special[0] = v.special[1] = 1;
+  v.end_tokens = {1};
+  auto schema = CompileJsonSchema(nlohmann::ordered_json::parse(R"({"type":"object","properties":{
+      "a":{"type":"string","maxLength":6},"b":{"type":"array","items":{"type":"integer"},"maxItems":3},
+      "c":{"anyOf":[{"type":"boolean"},{"type":"null"}]}},"required":["a","c"],"additionalProperties":false})"));
+  EXPECT_TRUE(schema.ok()) << schema.status().message();
+  return std::make_shared<TokenGrammar>(std::move(*schema), v);
+}
+
+// Drafts are checked against the grammar: the MTP layer drafts under the same
+// mask, verification re-applies it with the drafts accepted tentatively, and
+// constrained greedy output equals Generate()'s constrained output, K = 1..3.
+TEST(SchedulerSpec, GrammarConstrainedGreedyMatchesGenerate) {
+  auto m = Model::Load(AgreeingMtp(0.0f, 0.0f, "spec_agree_grammar"));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  const int64_t V = (*m)->config().vocab_size;
+  auto grammar = TestGrammar(V);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 4; ++i) prompts.push_back(Prompt(2 + 5 * i, 30 + i, V));
+  GenerateOptions g;
+  g.max_new_tokens = 100, g.grammar = grammar;
+  for (int k = 1; k <= 3; ++k) {
+    auto sched = Scheduler::Start(**m, SpecOpts(k));
+    ASSERT_TRUE(sched.ok());
+    std::vector<Out> out(prompts.size());
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      GenerationRequest r;
+      r.prompt = prompts[i], r.max_tokens = 100, r.grammar = grammar;
+      out[i].Attach(r);
+      ASSERT_EQ((*sched)->Submit(std::move(r)).code, SubmitCode::kAccepted);
+    }
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      out[i].Wait();
+      auto ref = Generate(**m, prompts[i], g, nullptr);
+      ASSERT_TRUE(ref.ok()) << ref.status().message();
+      EXPECT_EQ(out[i].tokens, *ref) << "K=" << k << " prompt " << i;
+      ASSERT_FALSE(out[i].tokens.empty());
+      EXPECT_EQ(out[i].tokens.back(), 1) << "the document was completed and ended";
+    }
+  }
+}
 
 // The MTP latent cache must follow the sequence whatever the batching: the
 // same requests run together with prefix reuse, and one by one without it,

@@ -32,6 +32,14 @@ add_test(NAME server_openai_client COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT
 set_tests_properties(server_openai_client PROPERTIES
                      ENVIRONMENT "${DSV3_SERVER_ENV};DSV3_NODE_DIR=${CMAKE_CURRENT_SOURCE_DIR}/node"
                      TIMEOUT 300 SKIP_RETURN_CODE 77)
+# Stock Responses API clients (issue 19): the openai client's responses.create
+# and responses.stream, a function-tool round trip, typed refusals; the Vercel
+# AI SDK's default provider too when tests/node has it. Skipped (77) as above.
+add_test(NAME server_openai_responses
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/test_openai_responses.py)
+set_tests_properties(server_openai_responses PROPERTIES
+                     ENVIRONMENT "${DSV3_SERVER_ENV};DSV3_NODE_DIR=${CMAKE_CURRENT_SOURCE_DIR}/node"
+                     TIMEOUT 300 SKIP_RETURN_CODE 77)
 
 dsv3_test(server_unit_test server_unit_test.cc)
 target_link_libraries(server_unit_test PRIVATE dsv3_server)

@@ -6,9 +6,10 @@ function_call / function_call_output) render as chat's messages and tools,
 tool_choice "none" keeps tools out of the prompt, the response object's
 fields and echoed settings, streamed events (names, sequence numbers, item
 and part lifecycle) assembling to exactly the non-streamed response,
-completed vs incomplete (max_output_tokens), every refusal naming its field,
-the endpoints that would need stored responses, a client leaving a stream,
-and a tokenizer-less model refused with a 400."""
+completed vs incomplete (max_output_tokens), a failed generation (503, or
+an `error` event and response.failed), every refusal naming its field, the
+endpoints that would need stored responses, a client leaving a stream, and
+a tokenizer-less model refused with a 400."""
 import json
 import os
 import unittest
@@ -263,6 +264,32 @@ class Responses(ServerTest):
         self.s.wait_idle(timeout=10)
         self.assertTrue(self.s.healthy())
         self.assertGreater(self.s.metrics()['dsv3_requests_total{endpoint="/v1/responses",code="200"}'], 0)
+
+
+class Failed(ServerTest):
+    """A generation that cannot complete (here: past --request-timeout) is a
+    503 whole, and streamed ends with an `error` event then response.failed."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.s = Server(chat_model(), "-q", "--request-timeout", "0.02", "--parallel", "1")
+
+    def test_timeout(self):
+        body = dict(input=HI, max_output_tokens=200, ignore_eos=True)
+        st, out, _ = self.s.post("/v1/responses", body)
+        self.assertEqual((st, out["error"]["code"]), (503, "timeout"))
+        st, events = sse_events(self.s, body)
+        self.assertEqual(st, 200)
+        self.assertEqual([e[1]["sequence_number"] for e in events], list(range(len(events))))
+        (error_name, error), (failed_name, failed) = events[-2:]
+        self.assertEqual((error_name, error["code"], error["param"]), ("error", "timeout", None))
+        self.assertEqual(failed_name, "response.failed")
+        r = failed["response"]
+        self.assertEqual((r["status"], r["error"]["code"]), ("failed", "server_error"))
+        self.assertIn("timeout", r["error"]["message"])
+        self.assertTrue(all(item["status"] == "incomplete" for item in r["output"]))
+        self.s.wait_idle()
+        self.assertTrue(self.s.healthy())
 
 
 class TokenIdModel(ServerTest):

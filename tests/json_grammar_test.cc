@@ -75,6 +75,27 @@ TEST(JsonGrammar, NumbersAndFreeFormValues) {
   EXPECT_FALSE(Matches(any, R"({"x":tru})"));
 }
 
+// A forced tool call: raw markers and the function name around JSON arguments.
+TEST(JsonGrammar, SequencesOfTextAndValues) {
+  auto weather = CompileJsonSchema(ordered::parse(
+      R"({"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}},"required":["city"],"additionalProperties":false})"));
+  auto none = CompileJsonSchema(ordered::parse(R"({"type":"object","properties":{},"additionalProperties":false})"));
+  ASSERT_TRUE(weather.ok() && none.ok());
+  const JsonGrammar g(SequenceSchema({{{"<call>weather\n"}, {"", &*weather}, {"\n</call>"}},
+                                      {{"<call>time\n"}, {"", &*none}, {"\n</call>"}}}));
+  EXPECT_TRUE(Matches(g, "<call>weather\n{\"city\":\"Oslo\",\"days\":3}\n</call>"));
+  EXPECT_TRUE(Matches(g, "<call>time\n{}\n</call>"));
+  EXPECT_FALSE(Matches(g, "<call>time\n{\"city\":\"Oslo\"}\n</call>"));  // time takes no arguments
+  EXPECT_FALSE(Matches(g, "<call>weather\n{\"days\":3}\n</call>"));       // city is required
+  EXPECT_FALSE(Matches(g, "<call>clock\n{}\n</call>"));                     // no such function
+  EXPECT_FALSE(Matches(g, "<call>weather\n{\"city\":\"Oslo\"}\n"));     // not closed
+  // A number right before raw text ends when the text begins.
+  auto num = CompileJsonSchema(ordered::parse(R"({"type":"integer"})"));
+  const JsonGrammar n(SequenceSchema({{{"x="}, {"", &*num}, {";"}}}));
+  EXPECT_TRUE(Matches(n, "x=42;"));
+  EXPECT_FALSE(Matches(n, "x=;"));
+}
+
 TEST(JsonSchema, RefusalsNameTheKeywordAndPath) {
   auto message = [](const char* text, bool strict) {
     auto c = CompileJsonSchema(json::parse(text), {.strict = strict});

@@ -10,7 +10,7 @@ namespace dsv3 {
 
 namespace {
 
-enum FrameType : uint8_t { kValue, kObject, kArray, kString, kNumber, kKey, kLiteral };
+enum FrameType : uint8_t { kValue, kObject, kArray, kString, kNumber, kKey, kLiteral, kSeq };
 
 // Object phases.
 enum : uint8_t { kObjOpen, kObjKey, kObjColon, kObjValue, kObjValueSpaced, kObjNext, kObjComma, kObjCommaSpaced };
@@ -74,6 +74,7 @@ void JsonGrammar::Expand(Builder& out, std::vector<JsonFrame>& stack, int32_t no
         Expand(out, copy, alt, b, guard + 1);
       }
       return;
+    case SchemaKind::kSequence: f.type = kSeq; break;
     case SchemaKind::kObject: f.type = kObject; break;
     case SchemaKind::kArray: f.type = kArray; break;
     case SchemaKind::kString: f.type = kString; break;
@@ -105,6 +106,11 @@ void JsonGrammar::Step(Builder& out, std::vector<JsonFrame>& stack, uint8_t b) c
     case kArray: return StepArray(out, stack, b);
     case kString: return StepString(out, stack, b);
     case kNumber: return StepNumber(out, stack, b);
+    case kSeq: {  // the next part of the row begins with this byte
+      JsonFrame v;
+      v.type = kValue, v.node = schema_.nodes[stack.back().node].alternatives[stack.back().a];
+      return Push(out, stack, v, b);
+    }
     default: return StepLiteral(out, stack, b);
   }
 }
@@ -112,6 +118,14 @@ void JsonGrammar::Step(Builder& out, std::vector<JsonFrame>& stack, uint8_t b) c
 void JsonGrammar::ChildDone(Builder& out, std::vector<JsonFrame>& stack, uint8_t* refeed) const {
   if (!stack.empty()) {
     JsonFrame& p = stack.back();
+    if (p.type == kSeq) {
+      if (++p.a < static_cast<int32_t>(schema_.nodes[p.node].alternatives.size())) {
+        if (refeed) return Step(out, stack, *refeed);
+        return Emit(out, stack);
+      }
+      stack.pop_back();  // the row is complete: so is the value it stood for
+      return ChildDone(out, stack, refeed);
+    }
     if (p.type == kObject) {
       p.phase = (p.phase == kObjValue || p.phase == kObjValueSpaced) ? kObjNext : kObjColon;
     } else if (p.type == kArray) {

@@ -278,6 +278,9 @@ Status Compiler::CheckProductive() const {
         case SchemaKind::kAnyOf:
           p = std::any_of(n.alternatives.begin(), n.alternatives.end(), [&](int32_t a) { return ok[a] != 0; });
           break;
+        case SchemaKind::kSequence:
+          p = std::all_of(n.alternatives.begin(), n.alternatives.end(), [&](int32_t a) { return ok[a] != 0; });
+          break;
         default: break;
       }
       if (p) ok[i] = 1, changed = true;
@@ -296,6 +299,44 @@ Expected<CompiledSchema> CompileJsonSchema(const json& schema, const SchemaOptio
 
 Expected<CompiledSchema> CompileJsonSchema(const nlohmann::json& schema, const SchemaOptions& options) {
   return CompileJsonSchema(json::parse(schema.dump()), options);
+}
+
+namespace {
+
+// Copies `part`'s nodes into `into` (ids shifted) and returns its root's new id.
+int32_t Append(CompiledSchema& into, const CompiledSchema& part) {
+  const int32_t off = static_cast<int32_t>(into.nodes.size());
+  auto shift = [off](int32_t id) { return id < 0 ? id : id + off; };
+  for (SchemaNode n : part.nodes) {
+    for (auto& p : n.properties) p.node = shift(p.node);
+    n.additional = shift(n.additional), n.items = shift(n.items);
+    for (auto& a : n.alternatives) a = shift(a);
+    into.nodes.push_back(std::move(n));
+  }
+  return shift(part.root);
+}
+
+}  // namespace
+
+CompiledSchema SequenceSchema(const std::vector<std::vector<GrammarPart>>& alternatives) {
+  CompiledSchema out = AnyJsonObject();  // provides any_value; its root is unused
+  SchemaNode root{.kind = SchemaKind::kAnyOf};
+  for (const auto& parts : alternatives) {
+    SchemaNode seq{.kind = SchemaKind::kSequence};
+    for (const GrammarPart& p : parts) {
+      if (p.value) {
+        seq.alternatives.push_back(Append(out, *p.value));
+      } else if (!p.text.empty()) {
+        out.nodes.push_back(SchemaNode{.kind = SchemaKind::kLiterals, .literals = {p.text}});
+        seq.alternatives.push_back(static_cast<int32_t>(out.nodes.size() - 1));
+      }
+    }
+    out.nodes.push_back(std::move(seq));
+    root.alternatives.push_back(static_cast<int32_t>(out.nodes.size() - 1));
+  }
+  out.nodes.push_back(std::move(root));
+  out.root = static_cast<int32_t>(out.nodes.size() - 1);
+  return out;
 }
 
 CompiledSchema AnyJsonObject() {

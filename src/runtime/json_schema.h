@@ -30,6 +30,7 @@ enum class SchemaKind : uint8_t {
   kInteger,   // JSON number without fraction or exponent
   kLiterals,  // one of `literals` (enum, const, true, false, null)
   kAnyOf,     // one of `alternatives`
+  kSequence,  // `alternatives` one after the other (raw text and values: a tool call's wrapper)
 };
 
 struct SchemaProperty {
@@ -74,5 +75,15 @@ Expected<CompiledSchema> CompileJsonSchema(const nlohmann::json& schema, const S
 
 // Any JSON object (response_format json_object).
 CompiledSchema AnyJsonObject();
+
+// Documents that are not only JSON: each alternative is a row of parts, raw
+// text (matched byte for byte, e.g. a tool call's markers and function name)
+// or a compiled schema's value (e.g. the function's arguments). A forced
+// tool call is one alternative per function the model may call.
+struct GrammarPart {
+  std::string text;                      // raw text, when `value` is null
+  const CompiledSchema* value = nullptr;  // a JSON value of this schema
+};
+CompiledSchema SequenceSchema(const std::vector<std::vector<GrammarPart>>& alternatives);
 
 }  // namespace dsv3

@@ -25,22 +25,34 @@ bool ItemString(Fields& f, const json& item, const std::string& where, const cha
   return true;
 }
 
-// A Responses content value as chat content: a string as is, input_text /
-// output_text parts as chat's text parts (which chat joins the same way).
-bool ContentToChat(Fields& f, const json& c, const std::string& where, json* out) {
-  if (c.is_string()) return *out = c, true;
+// item[key] checked to be a string and moved out (the text of a long
+// conversation is held once, as chat holds its messages).
+bool TakeString(Fields& f, json& item, const std::string& where, const char* key, json* out) {
+  const auto it = item.find(key);
+  if (it == item.end() || !it->is_string())
+    return f.Fail(where + "." + key, "must be a string" + (it == item.end() ? std::string() : ", got " + Fields::Show(*it)));
+  *out = std::move(*it);
+  return true;
+}
+
+// A Responses content value as chat content (moved out of the body): a
+// string as is, input_text / output_text parts as chat's text parts (which
+// chat joins the same way).
+bool ContentToChat(Fields& f, json& c, const std::string& where, json* out) {
+  if (c.is_string()) return *out = std::move(c), true;
   if (!c.is_array()) return f.Fail(where, "must be a string or an array of content parts, got " + Fields::Show(c));
   json parts = json::array();
   for (size_t k = 0; k < c.size(); ++k) {
-    const json& p = c[k];
+    json& p = c[k];
     const std::string pw = At(where, k);
     if (!p.is_object()) return f.Fail(pw, "must be a content part object, got " + Fields::Show(p));
-    std::string type, text;
+    std::string type;
+    json text;
     if (!ItemString(f, p, pw, "type", false, &type)) return false;
     if (type != "input_text" && type != "output_text")
       return f.Fail(pw + ".type", "is \"" + type + "\": only input_text and output_text parts are supported (the model "
                                   "reads text only)");
-    if (!ItemString(f, p, pw, "text", false, &text)) return false;
+    if (!TakeString(f, p, pw, "text", &text)) return false;
     parts.push_back({{"type", "text"}, {"text", std::move(text)}});
   }
   *out = std::move(parts);
@@ -48,13 +60,13 @@ bool ContentToChat(Fields& f, const json& c, const std::string& where, json* out
 }
 
 // A message item: {"type"?: "message", "role", "content"}.
-bool MessageItem(Fields& f, const json& item, const std::string& where, json* messages) {
+bool MessageItem(Fields& f, json& item, const std::string& where, json* messages) {
   std::string role;
   if (!ItemString(f, item, where, "role", false, &role)) return false;
   if (role != "user" && role != "system" && role != "developer" && role != "assistant")
     return f.Fail(where + ".role", "must be one of user, system, developer, assistant; got \"" + role + "\"");
   const auto c = item.find("content");
-  if (c == item.end() || c->is_null()) return f.Fail(where + ".content", "is required");
+  if (c == item.end() || c->is_null()) return f.Fail(where + ".content", "is required");  // (null is chat's, for calls)
   json content;
   if (!ContentToChat(f, *c, where + ".content", &content)) return false;
   messages->push_back({{"role", std::move(role)}, {"content", std::move(content)}});
@@ -63,24 +75,25 @@ bool MessageItem(Fields& f, const json& item, const std::string& where, json* me
 
 // A function_call item: a call the assistant made. It joins the assistant
 // turn it follows: a reply's text and its parallel calls are one chat message.
-bool FunctionCallItem(Fields& f, const json& item, const std::string& where, json* messages,
+bool FunctionCallItem(Fields& f, json& item, const std::string& where, json* messages,
                       std::set<std::string>* call_ids) {
-  std::string call_id, name, arguments;
+  std::string call_id, name;
+  json arguments;
   if (!ItemString(f, item, where, "call_id", true, &call_id) || !ItemString(f, item, where, "name", true, &name) ||
-      !ItemString(f, item, where, "arguments", false, &arguments))
+      !TakeString(f, item, where, "arguments", &arguments))
     return false;
   if (messages->empty() || StringField(messages->back(), "role") != "assistant")
     messages->push_back({{"role", "assistant"}, {"content", nullptr}});
   json& turn = messages->back();
   if (!turn.contains("tool_calls")) turn["tool_calls"] = json::array();
   turn["tool_calls"].push_back(
-      {{"id", call_id}, {"type", "function"}, {"function", {{"name", name}, {"arguments", arguments}}}});
+      {{"id", call_id}, {"type", "function"}, {"function", {{"name", name}, {"arguments", std::move(arguments)}}}});
   call_ids->insert(std::move(call_id));
   return true;
 }
 
 // A function_call_output item: the result of an earlier call, a tool message.
-bool FunctionOutputItem(Fields& f, const json& item, const std::string& where, json* messages,
+bool FunctionOutputItem(Fields& f, json& item, const std::string& where, json* messages,
                         const std::set<std::string>& call_ids) {
   std::string call_id;
   if (!ItemString(f, item, where, "call_id", true, &call_id)) return false;
@@ -94,7 +107,7 @@ bool FunctionOutputItem(Fields& f, const json& item, const std::string& where, j
   return true;
 }
 
-bool InputItem(Fields& f, const json& item, const std::string& where, json* messages, std::set<std::string>* calls) {
+bool InputItem(Fields& f, json& item, const std::string& where, json* messages, std::set<std::string>* calls) {
   if (!item.is_object()) return f.Fail(where, "must be an input item object, got " + Fields::Show(item));
   std::string type = "message";  // a bare {"role", "content"} is a message
   if (item.contains("type") && !ItemString(f, item, where, "type", false, &type)) return false;
@@ -111,22 +124,26 @@ bool InputItem(Fields& f, const json& item, const std::string& where, json* mess
                                  "reasoning items are supported");
 }
 
-// `instructions` (a system message first), then `input`, as chat messages.
-bool InputToMessages(Fields& f, json* messages) {
+// `instructions` (a system message first), then `input` (moved out of
+// `body`), as chat messages.
+bool InputToMessages(Fields& f, json& body, json* messages) {
   std::string instructions;
   if (!f.String("instructions", &instructions)) return false;
   if (!instructions.empty()) messages->push_back({{"role", "system"}, {"content", std::move(instructions)}});
-  const json* in = f.Get("input");
-  if (!in) return f.Fail("input", "is required");
+  const auto it = body.find("input");
+  if (it == body.end() || it->is_null()) return f.Fail("input", "is required");
+  json* in = &*it;
   if (in->is_string()) {
-    messages->push_back({{"role", "user"}, {"content", *in}});
+    messages->push_back({{"role", "user"}, {"content", std::move(*in)}});
     return true;
   }
   if (!in->is_array() || in->empty())
     return f.Fail("input", "must be a string or a non-empty array of input items, got " + Fields::Show(*in));
   std::set<std::string> call_ids;
-  for (size_t i = 0; i < in->size(); ++i)
+  for (size_t i = 0; i < in->size(); ++i) {
     if (!InputItem(f, (*in)[i], At("input", i), messages, &call_ids)) return false;
+    (*in)[i] = nullptr;  // its text was moved; free the emptied item now, not with the body
+  }
   if (messages->empty()) return f.Fail("input", "holds no message (reasoning items alone are no prompt)");
   return true;
 }
@@ -314,8 +331,8 @@ bool RefuseUnsupported(Fields& f) {
   return true;
 }
 
-bool ParseSettings(Fields& f, Settings* s) {
-  return RefuseUnsupported(f) && InputToMessages(f, &s->messages) && ParseTools(f, s) && ParseToolChoice(f, s) &&
+bool ParseSettings(Fields& f, json& body, Settings* s) {
+  return RefuseUnsupported(f) && InputToMessages(f, body, &s->messages) && ParseTools(f, s) && ParseToolChoice(f, s) &&
          ParseText(f, s) && ParseReasoning(f, s) && ParseMetadata(f, s) && f.String("user", &s->user) &&
          f.Bool("parallel_tool_calls", &s->parallel_tool_calls) &&
          f.Int("max_output_tokens", 1, INT32_MAX, &s->max_output_tokens);
@@ -368,7 +385,7 @@ std::optional<ResponsesRequest> MapResponsesJson(json body, ApiError* error, con
   }
   Settings s;
   Fields f(body, error);
-  if (!ParseSettings(f, &s)) return std::nullopt;
+  if (!ParseSettings(f, body, &s)) return std::nullopt;
   json instructions = body.contains("instructions") ? body["instructions"] : json(nullptr);
   std::optional<ApiRequest> chat = ParseRequestJson(ChatBody(body, s), Endpoint::kChat, error, defaults);
   if (!chat) return std::nullopt;

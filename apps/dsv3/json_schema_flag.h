@@ -19,13 +19,13 @@
 
 namespace dsv3::cli {
 
-// Each id's bytes and whether it is a special token.
+// Each id's bytes and whether it is an added token (special or not).
 inline TokenVocabulary VocabularyOf(const Tokenizer& tok, int64_t model_vocab) {
   TokenVocabulary v;
   v.bytes.resize(model_vocab);
   v.special.assign(model_vocab, 0);
   for (int32_t id = 0; id < model_vocab && id < tok.vocab_size(); ++id) {
-    v.special[id] = tok.IsSpecial(id) ? 1 : 0;
+    v.special[id] = tok.IsAdded(id) ? 1 : 0;  // markers never belong inside a JSON value
     if (!v.special[id] && !tok.AppendTokenBytes(id, v.bytes[id]).ok()) v.bytes[id].clear();
   }
   return v;

@@ -57,7 +57,10 @@ JsonState JsonGrammar::Start() const {
 void JsonGrammar::Emit(Builder& out, const std::vector<JsonFrame>& stack) const { out.Add(stack); }
 
 void JsonGrammar::Push(Builder& out, std::vector<JsonFrame>& stack, const JsonFrame& f, uint8_t b) const {
-  if (static_cast<int>(stack.size()) >= kMaxGrammarDepth) return;
+  // Containers stop short of the limit, so a value there can still be a
+  // scalar (one frame) and the document can always be finished.
+  const bool container = f.type == kObject || f.type == kArray || f.type == kSeq;
+  if (static_cast<int>(stack.size()) >= kMaxGrammarDepth - (container ? 2 : 0)) return;
   stack.push_back(f);
   Step(out, stack, b);
 }

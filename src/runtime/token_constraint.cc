@@ -6,12 +6,20 @@
 
 namespace dsv3 {
 
+std::string SpecialTokenText(int32_t id) {
+  std::string s = "\xFF";
+  for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((static_cast<uint32_t>(id) >> (8 * i)) & 0xFF));
+  return s;
+}
+
 TokenGrammar::TokenGrammar(CompiledSchema schema, const TokenVocabulary& vocab)
     : grammar_(std::move(schema)), bytes_(vocab.bytes), special_(vocab.special), end_tokens_(vocab.end_tokens) {
   special_.resize(bytes_.size(), 0);
+  for (size_t id = 0; id < bytes_.size(); ++id)
+    if (special_[id]) bytes_[id] = SpecialTokenText(static_cast<int32_t>(id));
   trie_.emplace_back();
   for (size_t id = 0; id < bytes_.size(); ++id) {
-    if (special_[id] || bytes_[id].empty()) continue;
+    if (bytes_[id].empty() || IsEnd(static_cast<int32_t>(id))) continue;
     int32_t node = 0;
     for (unsigned char c : bytes_[id]) {
       auto& ch = trie_[node].children;
@@ -68,7 +76,7 @@ void TokenGrammar::Mask(const JsonState& state, std::vector<uint64_t>* allowed) 
 bool TokenGrammar::Accept(JsonState* state, int32_t token) const {
   if (token < 0 || token >= vocab()) return false;
   if (IsEnd(token)) return grammar_.Accepting(*state);
-  if (special_[token] || bytes_[token].empty()) return false;
+  if (bytes_[token].empty()) return false;
   JsonState cur = *state, next;
   for (unsigned char c : bytes_[token]) {
     grammar_.Advance(cur, c, &next);

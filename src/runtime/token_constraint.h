@@ -23,9 +23,17 @@
 
 namespace dsv3 {
 
+// The bytes a special token stands for in a grammar: 0xFF (never part of
+// UTF-8, so no JSON string can hold it) then the id. A special token (a
+// tool-call marker) is allowed only where a grammar's raw text asks for
+// exactly this, never inside a value.
+std::string SpecialTokenText(int32_t id);
+
 struct TokenVocabulary {
   std::vector<std::string> bytes;   // [vocab] each id's text as bytes ("" for ids without text)
-  std::vector<uint8_t> special;     // [vocab] 1: a special/control token (never part of the document)
+  // [vocab] 1: a special/control token: it matches only SpecialTokenText(id)
+  // in a grammar's raw text (its `bytes` are not used).
+  std::vector<uint8_t> special;
   std::vector<int32_t> end_tokens;  // ids that end generation (EOS, stop tokens): allowed once complete
 };
 

@@ -113,10 +113,22 @@ bool RefuseUnsupported(Fields& f, Endpoint endpoint) {
     if (!f.Bool("echo", &echo)) return false;
     if (echo) return f.Fail("echo", "is not supported");
     if (f.Get("suffix")) return f.Fail("suffix", "is not supported");
-  } else if (const json* rf = f.Get("response_format")) {
-    if (!rf->is_object() || rf->value("type", "") != "text")
-      return f.Fail("response_format", "only {\"type\": \"text\"} is supported");
   }
+  return true;
+}
+
+// response_format (both endpoints) and tool_choice (chat) as constraints.
+bool ParseConstraint(Fields& f, Endpoint endpoint, ApiRequest* r) {
+  std::string why;
+  if (const json* rf = f.Get("response_format"))
+    if (!ParseResponseFormat(*rf, "response_format", "/response_format", &r->constraint, &why))
+      return f.Fail("response_format", why);
+  if (endpoint != Endpoint::kChat) {
+    if (f.Get("tool_choice")) return f.Fail("tool_choice", "is for /v1/chat/completions");
+    return true;
+  }
+  if (!ParseToolChoice(f.Get("tool_choice"), f.Get("tools"), /*flat=*/false, &r->constraint, &why))
+    return f.Fail(why.rfind("tools[", 0) == 0 ? "tools" : "tool_choice", why);
   return true;
 }
 
@@ -251,7 +263,8 @@ std::optional<ApiRequest> ParseRequestJson(json body, Endpoint endpoint, ApiErro
   f.ok() && f.Int(max_name, 1, kMax, &r.max_tokens);
   f.ok() && ParseSampling(f, defaults.sampling, &r) && ParseLogitBias(f, defaults.vocab, &r.sampling.logit_bias) &&
       ParseChoices(f, endpoint, defaults.max_choices, &r) && ParseStop(f, &r) && ParseLogprobs(f, endpoint, &r) &&
-      RefuseUnsupported(f, endpoint) && f.Bool("stream", &r.stream) && f.Bool("ignore_eos", &r.ignore_eos);
+      RefuseUnsupported(f, endpoint) && ParseConstraint(f, endpoint, &r) && f.Bool("stream", &r.stream) &&
+      f.Bool("ignore_eos", &r.ignore_eos);
   if (f.ok()) {
     if (const json* so = f.Get("stream_options")) {
       if (!so->is_object()) {
@@ -284,7 +297,9 @@ std::optional<ApiRequest> ParseRequestJson(json body, Endpoint endpoint, ApiErro
     // Moved, not copied: a large chat is held once (its JSON tree is many
     // times the size of its text).
     r.messages = std::move(body["messages"]);
-    if (auto t = body.find("tools"); t != body.end() && !t->is_null()) r.tools = std::move(*t);
+    if (auto t = body.find("tools"); t != body.end() && !t->is_null() &&
+                                     r.constraint.tool_mode != OutputConstraint::Tools::kNone)
+      r.tools = std::move(*t);  // tool_choice "none": the template never shows them
   }
   return r;
 }
@@ -311,7 +326,9 @@ std::optional<ApiRequest> ParseRequest(const std::string& body, Endpoint endpoin
                                        const RequestDefaults& defaults) {
   std::optional<json> j = ParseJsonBody(body, error);
   if (!j) return std::nullopt;
-  return ParseRequestJson(std::move(*j), endpoint, error, defaults);
+  std::optional<ApiRequest> r = ParseRequestJson(std::move(*j), endpoint, error, defaults);
+  if (r) RestoreSchemaOrder(body, &r->constraint);
+  return r;
 }
 
 }  // namespace dsv3::server

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/sampler.h"
+#include "server/constraints.h"
 
 namespace dsv3::server {
 
@@ -138,9 +139,10 @@ struct ApiRequest {
   nlohmann::json tools;                     // chat: tools array or null
   // Structured output in chat's form: {"type": "json_object"} or {"type":
   // "json_schema", "json_schema": {"name", "schema", "strict"}}; null = text.
-  // Filled by /v1/responses from text.format; refused until constrained
-  // decoding lands, so a request carrying one never reaches the scheduler yet.
+  // Filled by /v1/responses from text.format.
   nlohmann::json response_format;
+  // response_format and tool_choice as decoding constraints (constraints.h).
+  OutputConstraint constraint;
   int64_t max_tokens = -1;                  // -1: the server's default
   SamplingOptions sampling;
   std::vector<std::string> stop;            // stop strings

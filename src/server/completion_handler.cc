@@ -275,6 +275,18 @@ std::shared_ptr<ChoiceSet> HttpServer::Launch(const ApiRequest& r, EncodedPrompt
   g.stop_token_ids = r.stop_token_ids;
   if (!r.ignore_eos)
     for (int32_t t : codec_.StopTokens()) g.stop_token_ids.push_back(t);
+  if (r.constraint.active()) {
+    std::vector<int32_t> ends = g.stop_token_ids;  // what ends generation ends the document
+    if (g.stop_at_eos)
+      for (int64_t t : scheduler_.model().config().eos_token_ids) ends.push_back(static_cast<int32_t>(t));
+    auto grammar = grammars_.Get(r.constraint, prompt.starts_in_reasoning, ends);
+    if (!grammar.ok()) {
+      const bool tools = r.constraint.tool_mode == OutputConstraint::Tools::kRequired ||
+                         grammar.status().message().rfind("tools:", 0) == 0;
+      return *error = BadRequest(grammar.status().message(), tools ? "tools" : r.constraint.param), nullptr;
+    }
+    g.grammar = std::move(*grammar);
+  }
   std::vector<std::shared_ptr<SequenceHandle>> handles;
   SubmitResult sub = scheduler_.SubmitGroup(choices->MakeRequests(g), &handles);
   if (sub.code == SubmitCode::kInvalid) return *error = BadRequest(sub.message), nullptr;

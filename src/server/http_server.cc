@@ -64,6 +64,7 @@ HttpServer::HttpServer(Scheduler& scheduler, const TextCodec& codec, const Serve
     : scheduler_(scheduler),
       codec_(codec),
       options_(options),
+      grammars_(codec, scheduler.model().config().vocab_size),
       large_decodes_(std::clamp<std::ptrdiff_t>(std::thread::hardware_concurrency() / 2, 1, kMaxLargeDecodes)) {
   const SchedulerOptions& so = scheduler_.options();
   transport_ = std::make_unique<Transport>(LimitsFor(options_, so.max_sequences, so.max_queue), metrics_.connections(),

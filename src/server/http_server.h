@@ -27,6 +27,7 @@
 #include "runtime/scheduler.h"
 #include "server/api.h"
 #include "server/connection.h"
+#include "server/constraints.h"
 #include "server/metrics.h"
 #include "server/text_codec.h"
 
@@ -118,6 +119,7 @@ class HttpServer {
   Scheduler& scheduler_;
   const TextCodec& codec_;
   ServerOptions options_;
+  ConstraintGrammars grammars_;  // structured outputs: grammars of response_format / tool_choice
   Metrics metrics_;
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<GuardedServer> http_;

@@ -178,7 +178,8 @@ bool ToolToChat(Fields& f, const json& tool, const std::string& where, json* cha
 struct Settings {
   json messages = json::array();
   json chat_tools = json::array(), tools = json::array();  // chat's form; the echo
-  json tool_choice = "auto";
+  json tool_choice = "auto";       // as given (the echo)
+  json chat_tool_choice = nullptr;  // chat's form, for the chat parser
   bool use_tools = true;  // false for tool_choice "none": the template never sees them
   json text = {{"format", {{"type", "text"}}}};
   json response_format;  // chat's form of text.format; null = text
@@ -202,25 +203,25 @@ bool ParseTools(Fields& f, Settings* s) {
   return true;
 }
 
-// "auto" and "none" work; forcing a call ("required", a named function)
-// needs constrained decoding, and is refused until it lands.
+// "auto", "none", "required" or {"type": "function", "name": ...}; kept in
+// chat's form for the chat parser, which turns a forced call into a grammar.
 bool ParseToolChoice(Fields& f, Settings* s) {
   const json* c = f.Get("tool_choice");
   if (!c) return true;
-  const char* later = " is not supported yet: forcing a tool call needs constrained decoding; use \"auto\"";
   if (c->is_string()) {
     const std::string v = c->get<std::string>();
-    if (v == "auto" || v == "none") {
-      s->tool_choice = v, s->use_tools = v == "auto";
+    if (v == "auto" || v == "none" || v == "required") {
+      s->tool_choice = v, s->chat_tool_choice = v, s->use_tools = v != "none";
       return true;
     }
-    if (v == "required") return f.Fail("tool_choice", std::string("\"required\"") + later);
-    return f.Fail("tool_choice", "must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", \"name\": ...}, "
-                                 "got " + Fields::Show(*c));
+  } else if (c->is_object() && StringField(*c, "type") == "function" && c->contains("name") &&
+             (*c)["name"].is_string()) {
+    s->tool_choice = *c;
+    s->chat_tool_choice = {{"type", "function"}, {"function", {{"name", (*c)["name"]}}}};
+    return true;
   }
-  if (c->is_object() && StringField(*c, "type") == "function")
-    return f.Fail("tool_choice", std::string("naming a function") + later);
-  return f.Fail("tool_choice", "must be \"auto\" or \"none\", got " + Fields::Show(*c));
+  return f.Fail("tool_choice", "must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", \"name\": ...}, "
+                               "got " + Fields::Show(*c));
 }
 
 // text.format json_schema: {"type", "name", "schema", "strict"?, "description"?}.
@@ -350,6 +351,8 @@ json ChatBody(json& body, Settings& s) {
     if (auto it = body.find(key); it != body.end()) chat[key] = std::move(*it);
   chat["messages"] = std::move(s.messages);
   if (s.use_tools && !s.chat_tools.empty()) chat["tools"] = std::move(s.chat_tools);
+  if (s.use_tools && !s.chat_tool_choice.is_null()) chat["tool_choice"] = s.chat_tool_choice;
+  if (!s.response_format.is_null()) chat["response_format"] = s.response_format;
   if (s.max_output_tokens > 0) chat["max_tokens"] = s.max_output_tokens;
   return chat;
 }
@@ -391,6 +394,13 @@ std::optional<ResponsesRequest> MapResponsesJson(json body, ApiError* error, con
   if (!chat) return std::nullopt;
   ResponsesRequest out;
   out.chat = std::move(*chat);
+  // The chat parser read the constraint from chat's fields: name and locate
+  // them as this request wrote them (errors, and the schemas' key order).
+  OutputConstraint& c = out.chat.constraint;
+  c.param = "text.format";
+  if (!c.schema_pointer.empty()) c.schema_pointer = "/text/format/schema";
+  for (ToolSpec& t : c.tools)  // "/tools/I/function/parameters" -> "/tools/I/parameters": tools keep their order
+    if (const size_t at = t.pointer.find("/function/"); at != std::string::npos) t.pointer.erase(at, 9);
   out.chat.response_format = std::move(s.response_format);
   out.echo = Echo(s, out.chat);
   out.echo["instructions"] = std::move(instructions);
@@ -398,22 +408,16 @@ std::optional<ResponsesRequest> MapResponsesJson(json body, ApiError* error, con
 }
 
 std::optional<ResponsesRequest> ParseResponsesJson(json body, ApiError* error, const RequestDefaults& defaults) {
-  std::optional<ResponsesRequest> r = MapResponsesJson(std::move(body), error, defaults);
-  // Structured output needs constrained decoding, which has not landed: the
-  // same refusal chat gives for response_format, rather than unconstrained
-  // text that merely hopes to parse.
-  if (r && !r->chat.response_format.is_null()) {
-    *error = BadRequest("'text.format' only {\"type\": \"text\"} is supported", "text.format");
-    return std::nullopt;
-  }
-  return r;
+  return MapResponsesJson(std::move(body), error, defaults);
 }
 
 std::optional<ResponsesRequest> ParseResponsesRequest(const std::string& body, ApiError* error,
                                                       const RequestDefaults& defaults) {
   std::optional<json> j = ParseJsonBody(body, error);
   if (!j) return std::nullopt;
-  return ParseResponsesJson(std::move(*j), error, defaults);
+  std::optional<ResponsesRequest> r = ParseResponsesJson(std::move(*j), error, defaults);
+  if (r) RestoreSchemaOrder(body, &r->chat.constraint);
+  return r;
 }
 
 }  // namespace dsv3::server

@@ -35,6 +35,8 @@ class IdCodec : public TextCodec {
   std::string TokenString(int32_t id) const override { return std::to_string(id); }
   std::string TokenBytes(int32_t id) const override { return std::to_string(id); }
   std::vector<int32_t> StopTokens() const override { return {}; }
+  TokenVocabulary Vocabulary(int64_t) const override { return {}; }  // ids have no text to constrain
+  int32_t SpecialTokenId(const std::string&) const override { return -1; }
 };
 
 }  // namespace

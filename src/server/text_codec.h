@@ -15,6 +15,7 @@
 
 #include "core/status.h"
 #include "runtime/request.h"
+#include "runtime/token_constraint.h"
 
 namespace dsv3::server {
 
@@ -51,6 +52,11 @@ class TextCodec {
   // Tokens that end generation besides the config's eos_token_id (the
   // tokenizer's EOS), unless a request sets ignore_eos.
   virtual std::vector<int32_t> StopTokens() const = 0;
+  // Constrained decoding: every id's bytes and which are added tokens
+  // (markers: TokenVocabulary::special; no end tokens, the caller adds
+  // those), and an added token's id by its text (-1 when there is none).
+  virtual TokenVocabulary Vocabulary(int64_t model_vocab) const = 0;
+  virtual int32_t SpecialTokenId(const std::string& text) const = 0;
 };
 
 // Token-id mode (no tokenizer in the model directory).

@@ -88,6 +88,22 @@ class TokenizerCodec : public TextCodec {
     if (tok_->eos_id() >= 0) return {tok_->eos_id()};
     return {};
   }
+  TokenVocabulary Vocabulary(int64_t model_vocab) const override {
+    TokenVocabulary v;
+    v.bytes.resize(model_vocab);
+    v.special.assign(model_vocab, 0);
+    // Added tokens (markers like <｜tool▁sep｜>, special or not) are never
+    // part of a JSON value: inside a string they would read as markers.
+    for (int32_t id = 0; id < model_vocab && id < tok_->vocab_size(); ++id) {
+      v.special[id] = tok_->IsAdded(id) ? 1 : 0;
+      if (!v.special[id] && !tok_->AppendTokenBytes(id, v.bytes[id]).ok()) v.bytes[id].clear();
+    }
+    return v;
+  }
+  int32_t SpecialTokenId(const std::string& text) const override {
+    const int32_t id = tok_->TokenId(text);
+    return id >= 0 && tok_->IsAdded(id) ? id : -1;
+  }
 
  private:
   std::unique_ptr<Tokenizer> tok_;

@@ -288,6 +288,8 @@ bool Tokenizer::IsValidId(int32_t id) const {
   return id >= 0 && id < vocab_size_ && (added_index_[id] >= 0 || bpe_.has(id));
 }
 
+bool Tokenizer::IsAdded(int32_t id) const { return id >= 0 && id < vocab_size_ && added_index_[id] >= 0; }
+
 bool Tokenizer::IsSpecial(int32_t id) const {
   return id >= 0 && id < vocab_size_ && added_index_[id] >= 0 && added_.tokens()[added_index_[id]].special;
 }

@@ -59,6 +59,7 @@ class Tokenizer {
   int32_t vocab_size() const { return vocab_size_; }  // max id + 1
   bool IsValidId(int32_t id) const;
   bool IsSpecial(int32_t id) const;
+  bool IsAdded(int32_t id) const;  // an added token (special or not: DeepSeek's tool-call markers are not special)
   int32_t TokenId(std::string_view content) const;  // added token or vocab entry, -1 if none
   int32_t bos_id() const { return bos_id_; }          // -1 when none
   int32_t eos_id() const { return eos_id_; }

@@ -91,8 +91,10 @@ async function toolRoundTrip() {
 
 async function refusals() {
   const cases = [[{ previous_response_id: 'resp_1' }, 'previous_response_id'],
-                 [{ text: { format: { type: 'json_schema', name: 'o', schema: { type: 'object' } } } }, 'text.format'],
-                 [{ tool_choice: 'required', tools }, 'tool_choice'],
+                 [{ text: { format: { type: 'json_schema', name: 'o', strict: true, schema: {
+                   type: 'object', properties: { a: { type: 'string', pattern: '^x' } }, required: ['a'],
+                   additionalProperties: false } } } }, 'text.format'],  // strict: a keyword dsv3 cannot enforce
+                 [{ tool_choice: { type: 'function', name: 'nope' }, tools }, 'tool_choice'],
                  [{ input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'x' }] }] },
                   'input[0].content[0].type']];
   for (const [fields, param] of cases) {

@@ -95,7 +95,7 @@ TEST(ResponsesRequest, FlatFunctionToolsBecomeChatTools) {
   EXPECT_EQ(r.echo["tool_choice"], "none");
 }
 
-TEST(ResponsesRequest, TextFormatIsCarriedAsChatResponseFormatAndRefusedForNow) {
+TEST(ResponsesRequest, TextFormatIsCarriedAsChatResponseFormatAndConstraint) {
   const json schema = {{"type", "object"}};
   ResponsesRequest r = Map({{"input", "x"}, {"text", {{"format", {{"type", "json_schema"}, {"name", "out"},
                                                                   {"schema", schema}, {"strict", true}}}}}});
@@ -105,10 +105,12 @@ TEST(ResponsesRequest, TextFormatIsCarriedAsChatResponseFormatAndRefusedForNow) 
   EXPECT_EQ(Map({{"input", "x"}, {"text", {{"format", {{"type", "json_object"}}}}}}).chat.response_format,
             json({{"type", "json_object"}}));
   EXPECT_TRUE(Map({{"input", "x"}, {"text", {{"format", {{"type", "text"}}}}}}).chat.response_format.is_null());
-  ApiError error;
-  EXPECT_FALSE(ParseResponsesJson({{"input", "x"}, {"text", {{"format", {{"type", "json_object"}}}}}}, &error));
-  EXPECT_EQ(error.param, "text.format");
-  EXPECT_EQ(error.message, "'text.format' only {\"type\": \"text\"} is supported");
+  // ...and become the chat request's decoding constraint, named as this endpoint names it.
+  ResponsesRequest j = Map({{"input", "x"}, {"text", {{"format", {{"type", "json_object"}}}}}});
+  EXPECT_EQ(j.chat.constraint.format, OutputConstraint::Format::kJsonObject);
+  EXPECT_EQ(j.chat.constraint.param, "text.format");
+  EXPECT_EQ(r.chat.constraint.schema_pointer, "/text/format/schema");
+  EXPECT_TRUE(r.chat.constraint.strict);
 }
 
 TEST(ResponsesRequest, EchoesMetadataUserReasoningAndParallelToolCalls) {
@@ -156,8 +158,6 @@ TEST(ResponsesRequest, EveryRefusalNamesItsField) {
        "text.format.name"},
       {{{"input", "x"}, {"text", {{"format", {{"type", "json_schema"}, {"name", "a b"}, {"schema", json::object()}}}}}},
        "text.format.name"},
-      {{{"input", "x"}, {"text", {{"format", {{"type", "json_schema"}, {"name", "n"}, {"schema", json::object()}}}}}},
-       "text.format"},
       {{{"input", "x"}, {"previous_response_id", "resp_1"}}, "previous_response_id"},
       {{{"input", "x"}, {"conversation", "conv_1"}}, "conversation"},
       {{{"input", "x"}, {"background", true}}, "background"},

@@ -214,8 +214,9 @@ class Responses(ServerTest):
                  ({"input": "x", "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools[0].name"),
                  ({"input": "x", "tool_choice": "required"}, "tool_choice"),
                  ({"input": "x", "tool_choice": {"type": "function", "name": "f"}}, "tool_choice"),
-                 ({"input": "x", "text": {"format": {"type": "json_object"}}}, "text.format"),
-                 ({"input": "x", "text": {"format": {"type": "json_schema", "name": "o", "schema": {}}}}, "text.format"),
+                 ({"input": "x", "text": {"format": {"type": "json_schema", "name": "o", "strict": True, "schema": {
+                     "type": "object", "properties": {"a": {"type": "string", "format": "date"}}, "required": ["a"],
+                     "additionalProperties": False}}}}, "text.format"),
                  ({"input": "x", "text": {"format": {"type": "json_schema", "name": "o"}}}, "text.format.schema"),
                  ({"input": "x", "previous_response_id": "resp_1"}, "previous_response_id"),
                  ({"input": "x", "background": True}, "background"),

@@ -126,7 +126,7 @@ class Text(ServerTest):
         plain, with_tools = self.chat(messages=hi, max_tokens=4), self.chat(messages=hi, tools=tools, max_tokens=4)
         self.assertGreater(with_tools["usage"]["prompt_tokens"], plain["usage"]["prompt_tokens"] + 10)
         st, err, _ = self.s.post("/v1/chat/completions", {"messages": history, "tools": [{"type": "function"}]})
-        self.assertEqual((st, err["error"]["param"]), (400, "messages"))
+        self.assertEqual((st, err["error"]["param"]), (400, "tools"))  # no function name
 
     def test_bad_chat_messages(self):
         for messages in ([{"role": "assistant", "content": None}],

@@ -94,9 +94,16 @@ class TokenizerCodec : public TextCodec {
     v.special.assign(model_vocab, 0);
     // Added tokens (markers like <｜tool▁sep｜>, special or not) are never
     // part of a JSON value: inside a string they would read as markers.
+    // Ordinary tokens holding byte 0xFF (a byte-level vocabulary's lone
+    // 0xFF) are left out: no UTF-8 text holds that byte, and in a grammar
+    // they would spell a marker's stand-in text (SpecialTokenText: 0xFF,
+    // then the id's bytes) byte by byte, so a forced tool call came out as
+    // "\xFFw\x01\x00\x00function..." text instead of the marker tokens.
     for (int32_t id = 0; id < model_vocab && id < tok_->vocab_size(); ++id) {
       v.special[id] = tok_->IsAdded(id) ? 1 : 0;
-      if (!v.special[id] && !tok_->AppendTokenBytes(id, v.bytes[id]).ok()) v.bytes[id].clear();
+      if (!v.special[id] && (!tok_->AppendTokenBytes(id, v.bytes[id]).ok() ||
+                             v.bytes[id].find('\xFF') != std::string::npos))
+        v.bytes[id].clear();
     }
     return v;
   }

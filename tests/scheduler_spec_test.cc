@@ -273,6 +273,47 @@ TEST(SchedulerSpec, GrammarConstrainedGreedyMatchesGenerate) {
   }
 }
 
+// The mask never removes the argmax when it is valid: at every step of a
+// constrained greedy generation, if the model's own argmax (given the
+// constrained prefix) may continue the document it is the token taken; so an
+// unconstrained greedy output that already is a valid document comes out
+// unchanged.
+TEST(SchedulerSpec, GrammarKeepsTheArgmaxWhereItIsValid) {
+  auto m = LoadGolden("v3_tiny_bf16");
+  const int64_t V = m->config().vocab_size;
+  auto grammar = TestGrammar(V);
+  int kept = 0, replaced = 0;
+  for (int i = 0; i < 4; ++i) {
+    const std::vector<int32_t> prompt = Prompt(3 + i, 50 + i, V);
+    GenerateOptions g;
+    g.max_new_tokens = 30, g.grammar = grammar;
+    auto constrained = Generate(*m, prompt, g, nullptr);
+    ASSERT_TRUE(constrained.ok());
+    JsonState state = grammar->grammar().Start();
+    std::vector<int32_t> ctx = prompt;
+    for (int32_t token : *constrained) {
+      KvCache cache = m->NewCache(1, ctx.size());
+      Workspace ws;
+      Batch b;
+      for (size_t p = 0; p < ctx.size(); ++p) b.Add(ctx[p], p, 0, p + 1 == ctx.size());
+      ASSERT_TRUE(m->Forward(b, cache, ws).ok());
+      const int32_t argmax = ArgMax(ws.logits.data(), V);
+      JsonState copy = state;
+      if (grammar->Accept(&copy, argmax)) {
+        EXPECT_EQ(token, argmax) << "prompt " << i << " step " << ctx.size() - prompt.size();
+        ++kept;
+      } else {
+        ++replaced;
+      }
+      ASSERT_TRUE(grammar->Accept(&state, token));
+      ctx.push_back(token);
+    }
+  }
+  EXPECT_GT(kept, 5);  // both cases are exercised
+  EXPECT_GT(replaced, 5);
+  std::printf("  argmax valid and kept at %d steps; refused by the grammar (replaced) at %d\n", kept, replaced);
+}
+
 // The MTP latent cache must follow the sequence whatever the batching: the
 // same requests run together with prefix reuse, and one by one without it,
 // see the same drafts (same acceptance per position) and the same tokens.

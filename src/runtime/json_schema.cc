@@ -252,8 +252,12 @@ int32_t Compiler::CompileString(const json& s, const std::string& path) {
   SchemaNode n{.kind = SchemaKind::kString};
   if (!Count(s, "minLength", path, &n.min_length) || !Count(s, "maxLength", path, &n.max_length)) return out_.any_value;
   if (n.max_length >= 0 && n.max_length < n.min_length) return Fail(path + "/maxLength", "'maxLength' is below 'minLength'");
-  if (options_.strict)
-    for (const char* k : {"pattern", "format", "contentEncoding", "contentMediaType"})
+  // A pattern is a constraint in every mode, and dsv3 has no regular
+  // expressions in its grammar: refused rather than silently not enforced.
+  if (s.contains("pattern"))
+    return Fail(path + "/pattern", "keyword 'pattern' is not supported (strings cannot be constrained to a regular expression)");
+  if (options_.strict)  // annotations by default in JSON Schema; strict asks for them to hold
+    for (const char* k : {"format", "contentEncoding", "contentMediaType"})
       if (s.contains(k)) return Fail(path + "/" + k, std::string("keyword '") + k + "' is not supported in strict mode");
   return Add(std::move(n));
 }

@@ -4,12 +4,13 @@
 // (required ones must appear, optional ones may be skipped; no other keys),
 // arrays with an item schema and item counts, strings with length bounds,
 // numbers, integers, enum/const literals and anyOf alternatives, local $ref
-// into $defs/definitions (recursion included). Keywords that would constrain
-// the document but that the grammar cannot enforce (pattern, format,
-// minimum, ...) and unknown keywords are refused in strict mode, with the
-// keyword and its JSON-pointer path; without strict they are ignored (the
-// output may then not satisfy them). A schema that admits no finite document
-// (an empty enum, a required property that recurses without end) is refused.
+// into $defs/definitions (recursion included). `pattern` (a regular
+// expression) is refused in every mode; other keywords the grammar cannot
+// enforce (format, minimum, ...) and unknown keywords are refused in strict
+// mode, with the keyword and its JSON-pointer path, and ignored without it
+// (the output may then not satisfy them). A schema that admits no finite
+// document (an empty enum, a required property that recurses without end)
+// is refused.
 #pragma once
 
 #include <cstdint>

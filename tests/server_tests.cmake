@@ -10,7 +10,7 @@ set(DSV3_SERVER_ENV "DSV3_BIN=$<TARGET_FILE:dsv3>" "DSV3_GOLDEN=${DSV3_GOLDEN_DI
 # Responses: POST /v1/responses (issue 19). Forced tool calls come back as
 # parsed calls (the markers are the tokenizer's, not spelled byte by byte).
 foreach(name api bad_input text web hardening slowloris request_memory startup_limits sampling responses
-        forced_tool_calls)
+        forced_tool_calls structured_api)
   add_test(NAME server_${name} COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/test_${name}.py)
   set_tests_properties(server_${name} PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV}" TIMEOUT 300)
 endforeach()

@@ -229,3 +229,24 @@ def sanitized():
 def run_cli(*args):
     """Runs the dsv3 binary; returns stdout (raises on failure)."""
     return subprocess.run([BIN, "-t", THREADS, *args], check=True, capture_output=True, text=True).stdout
+
+
+def long_chat_model():
+    """The harness's tiny chat model with a 4096-token context, so a tool prompt
+    describing a deeply nested schema fits (the golden config says 256)."""
+    src, out = chat_model(), os.path.join(OUT, "tiny_chat_4k")
+    os.makedirs(out, exist_ok=True)
+    for name in ("model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        if not os.path.exists(os.path.join(out, name)):
+            try:  # tests running in parallel may race here
+                os.symlink(os.path.realpath(os.path.join(src, name)), os.path.join(out, name))
+            except FileExistsError:
+                pass
+    with open(os.path.join(src, "config.json")) as f:
+        config = json.load(f)
+    config["max_position_embeddings"] = 4096
+    tmp = os.path.join(out, "config.json.%d" % os.getpid())
+    with open(tmp, "w") as f:
+        json.dump(config, f)
+    os.replace(tmp, os.path.join(out, "config.json"))
+    return out

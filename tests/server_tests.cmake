@@ -43,6 +43,16 @@ set_tests_properties(server_openai_responses PROPERTIES
                      ENVIRONMENT "${DSV3_SERVER_ENV};DSV3_NODE_DIR=${CMAKE_CURRENT_SOURCE_DIR}/node"
                      TIMEOUT 300 SKIP_RETURN_CODE 77)
 
+# Structured outputs through stock clients (issue 19): openai's parse/stream
+# helpers with zod, the AI SDK's generateObject/streamText, LangChain's
+# withStructuredOutput and bindTools with a forced tool_choice, each returning
+# a parsed object. Skipped (77) without node or the packages in tests/node.
+add_test(NAME server_structured_clients
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/test_structured_clients.py)
+set_tests_properties(server_structured_clients PROPERTIES
+                     ENVIRONMENT "${DSV3_SERVER_ENV};DSV3_NODE_DIR=${CMAKE_CURRENT_SOURCE_DIR}/node"
+                     TIMEOUT 300 SKIP_RETURN_CODE 77)
+
 dsv3_test(server_unit_test server_unit_test.cc)
 target_link_libraries(server_unit_test PRIVATE dsv3_server)
 # Framing checks, request-memory budget, refusals, start-up memory estimate:

@@ -10,8 +10,7 @@ context (a tool prompt is over 256 tokens)."""
 import json
 import unittest
 
-from harness import Server, ServerTest, chat_parts
-from test_hardening import long_chat_model
+from harness import Server, ServerTest, chat_parts, long_chat_model
 
 PARAMS = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8},
                                            "tags": {"type": "array", "items": {"type": "string", "maxLength": 4},

@@ -17,8 +17,7 @@ import shutil
 import subprocess
 import sys
 
-from harness import Server
-from test_hardening import long_chat_model
+from harness import Server, long_chat_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_DIR = os.environ.get("DSV3_NODE_DIR", os.path.join(HERE, "..", "node"))

@@ -75,6 +75,34 @@ TEST(JsonGrammar, NumbersAndFreeFormValues) {
   EXPECT_FALSE(Matches(any, R"({"x":tru})"));
 }
 
+// Bounds held by digit rules; exponents short enough for a double; only
+// valid UTF-8 inside strings (no overlong forms, surrogates, > U+10FFFF).
+TEST(JsonGrammar, NumberBoundsExponentsAndUtf8) {
+  const JsonGrammar pct = Grammar(ordered::parse(R"({"type":"integer","minimum":0,"maximum":100})"), true);
+  for (const char* ok : {"0", "7", "99"}) EXPECT_TRUE(Matches(pct, ok)) << ok;
+  for (const char* bad : {"-1", "100", "1e2"}) EXPECT_FALSE(Matches(pct, bad)) << bad;
+  const JsonGrammar pos = Grammar(ordered::parse(R"({"type":"number","exclusiveMinimum":0})"), true);
+  EXPECT_TRUE(Matches(pos, "1.5"));
+  EXPECT_FALSE(Matches(pos, "0.5"));  // x >= 1 is what the digits can promise
+  EXPECT_FALSE(Matches(pos, "-3"));
+  // zod's integers: +-(2^53 - 1), at most 15 digits.
+  const JsonGrammar safe = Grammar(ordered::parse(
+      R"({"type":"integer","minimum":-9007199254740991,"maximum":9007199254740991})"), true);
+  EXPECT_TRUE(Matches(safe, "-999999999999999"));
+  EXPECT_FALSE(Matches(safe, "9999999999999999"));
+  EXPECT_FALSE(CompileJsonSchema(ordered::parse(R"({"type":"integer","maximum":5})"), {.strict = true}).ok());
+  EXPECT_TRUE(CompileJsonSchema(ordered::parse(R"({"type":"integer","maximum":5})"), {}).ok());  // ignored
+  const JsonGrammar num = Grammar(json{{"type", "number"}});
+  EXPECT_TRUE(Matches(num, "1.5e99"));
+  EXPECT_FALSE(Matches(num, "1e100"));
+  const JsonGrammar str = Grammar(json{{"type", "string"}});
+  for (const char* ok : {"\"\xc3\xa9\"", "\"\xf0\x9f\x98\x80\"", "\"\xe2\x82\xac\"", "\"\xf4\x8f\xbf\xbf\""})
+    EXPECT_TRUE(Matches(str, ok)) << ok;
+  for (const char* bad : {"\"\xe0\x80\x80\"", "\"\xed\xa0\x80\"", "\"\xf0\x80\x80\x80\"", "\"\xf4\x90\x80\x80\"",
+                          "\"\xc0\xaf\"", "\"\xff\""})
+    EXPECT_FALSE(Matches(str, bad)) << bad;
+}
+
 // A forced tool call: raw markers and the function name around JSON arguments.
 TEST(JsonGrammar, SequencesOfTextAndValues) {
   auto weather = CompileJsonSchema(ordered::parse(

@@ -253,6 +253,13 @@ void JsonGrammar::StepString(Builder& out, std::vector<JsonFrame>& stack, uint8_
   }
   if (f.extra > 0) {  // inside a multi-byte UTF-8 character
     if ((b & 0xC0) != 0x80) return;
+    // The second byte after E0, ED, F0, F4 has a narrower range (no overlong
+    // forms, surrogates or code points past U+10FFFF): f.b holds the lead.
+    const uint8_t lead = static_cast<uint8_t>(f.b);
+    if ((lead == 0xE0 && b < 0xA0) || (lead == 0xED && b > 0x9F) || (lead == 0xF0 && b < 0x90) ||
+        (lead == 0xF4 && b > 0x8F))
+      return;
+    f.b = 0;
     f.extra -= 1;
     return Emit(out, stack);
   }
@@ -272,30 +279,37 @@ void JsonGrammar::StepString(Builder& out, std::vector<JsonFrame>& stack, uint8_
   if (!start_char()) return;
   if (b == '\\') f.phase = kStrEscape;
   f.extra = cont;
+  f.b = cont ? b : 0;
   Emit(out, stack);
 }
 
 void JsonGrammar::StepNumber(Builder& out, std::vector<JsonFrame>& stack, uint8_t b) const {
   JsonFrame& f = stack.back();
-  const bool integer = schema_.nodes[f.node].kind == SchemaKind::kInteger;
+  const SchemaNode& n = schema_.nodes[f.node];
+  const bool integer = n.kind == SchemaKind::kInteger, exp = !integer && !n.no_exponent;
+  const bool zero = !n.no_zero_lead;
   uint8_t next = 255;
   switch (f.phase) {
-    case kNumStart: next = b == '-' ? kNumMinus : b == '0' ? kNumZero : Digit(b) ? kNumInt : 255; break;
-    case kNumMinus: next = b == '0' ? kNumZero : Digit(b) ? kNumInt : 255; break;
+    case kNumStart:
+      next = b == '-' && !n.no_negative ? kNumMinus : b == '0' ? (zero ? kNumZero : 255) : Digit(b) ? kNumInt : 255;
+      break;
+    case kNumMinus: next = b == '0' ? (zero ? kNumZero : 255) : Digit(b) ? kNumInt : 255; break;
     case kNumZero:
     case kNumInt:
-      if (f.phase == kNumInt && Digit(b)) next = kNumInt;
+      if (f.phase == kNumInt && Digit(b) && (n.max_digits < 0 || f.b < n.max_digits)) next = kNumInt;
       else if (!integer && b == '.') next = kNumDot;
-      else if (!integer && (b == 'e' || b == 'E')) next = kNumE;
+      else if (exp && (b == 'e' || b == 'E')) next = kNumE;
       break;
     case kNumDot: next = Digit(b) ? kNumFrac : 255; break;
-    case kNumFrac: next = Digit(b) ? kNumFrac : (b == 'e' || b == 'E') ? kNumE : 255; break;
+    case kNumFrac: next = Digit(b) ? kNumFrac : exp && (b == 'e' || b == 'E') ? kNumE : 255; break;
     case kNumE: next = (b == '+' || b == '-') ? kNumESign : Digit(b) ? kNumExp : 255; break;
     case kNumESign: next = Digit(b) ? kNumExp : 255; break;
-    case kNumExp: next = Digit(b) ? kNumExp : 255; break;
+    case kNumExp: next = Digit(b) && f.extra < 2 ? kNumExp : 255; break;  // |exponent| <= 99: a double holds it
   }
   // At most 32 characters: a number does not go on for ever.
   if (next != 255 && f.a < 32) {
+    if (next == kNumInt || next == kNumZero) f.b += 1;  // digits before the point
+    if (next == kNumExp) f.extra += 1;
     f.phase = next, f.a += 1;
     return Emit(out, stack);
   }

@@ -17,7 +17,8 @@ const std::set<std::string> kAnnotations = {"$schema", "$id", "$comment", "title
 // Enforced by the grammar.
 const std::set<std::string> kEnforced = {"type", "properties", "required", "additionalProperties", "items",
                                          "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "$ref",
-                                         "minLength", "maxLength", "nullable"};
+                                         "minLength", "maxLength", "nullable", "minimum", "maximum",
+                                         "exclusiveMinimum", "exclusiveMaximum", "multipleOf"};
 
 // Compiles schema values into nodes, memoising $ref targets by path so that
 // recursive definitions become cycles in the graph.
@@ -62,6 +63,7 @@ class Compiler {
   int32_t CompileObject(const json& s, const std::string& path);
   int32_t CompileArray(const json& s, const std::string& path);
   int32_t CompileString(const json& s, const std::string& path);
+  int32_t CompileNumber(const json& s, bool integer, const std::string& path);
   bool CheckKeywords(const json& s, const std::string& path);
   bool Count(const json& s, const char* key, const std::string& path, int64_t* out);
   Status CheckProductive() const;
@@ -183,12 +185,7 @@ int32_t Compiler::CompileTyped(const json& s, const std::string& type, const std
   if (type == "object") return CompileObject(s, path);
   if (type == "array") return CompileArray(s, path);
   if (type == "string") return CompileString(s, path);
-  if (type == "number" || type == "integer") {
-    if (options_.strict)
-      for (const char* k : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})
-        if (s.contains(k)) return Fail(path + "/" + k, std::string("keyword '") + k + "' is not supported in strict mode");
-    return Add(SchemaNode{.kind = type == "number" ? SchemaKind::kNumber : SchemaKind::kInteger});
-  }
+  if (type == "number" || type == "integer") return CompileNumber(s, type == "integer", path);
   if (type == "boolean") return Add(SchemaNode{.kind = SchemaKind::kLiterals, .literals = {"true", "false"}});
   if (type == "null") return Add(SchemaNode{.kind = SchemaKind::kLiterals, .literals = {"null"}});
   return Fail(path + "/type", "unknown type '" + type + "'");
@@ -246,6 +243,59 @@ int32_t Compiler::CompileArray(const json& s, const std::string& path) {
     out_.nodes[id].items = items;
   }
   return id;
+}
+
+namespace {
+
+// The most digits before the point such that every such number is within
+// `bound` (> 0): 10^d - 1 <= bound for integers, 10^d <= bound with a fraction.
+int32_t DigitsWithin(double bound, bool integer, bool exclusive) {
+  int32_t d = 0;
+  double p = 10;  // 10^(d+1)
+  while (d < 32 && (integer ? (exclusive ? p - 1 < bound : p - 1 <= bound) : (exclusive ? p < bound : p <= bound)))
+    ++d, p *= 10;
+  return d;
+}
+
+}  // namespace
+
+// minimum / maximum / exclusive* as digit rules (json_schema.h). Bounds the
+// rules cannot guarantee (a maximum below 9, a minimum above 1, multipleOf)
+// are refused in strict mode and ignored otherwise.
+int32_t Compiler::CompileNumber(const json& s, bool integer, const std::string& path) {
+  SchemaNode n{.kind = integer ? SchemaKind::kInteger : SchemaKind::kNumber};
+  auto bound = [&](const char* key, double* v) {
+    auto it = s.find(key);
+    if (it == s.end() || !it->is_number()) return false;
+    *v = it->get<double>();
+    return true;
+  };
+  auto refuse = [&](const char* key, const std::string& why) {
+    if (options_.strict) return Fail(path + "/" + key, std::string("keyword '") + key + "' " + why + " (dsv3 cannot enforce it)");
+    return Add(SchemaNode{.kind = integer ? SchemaKind::kInteger : SchemaKind::kNumber});
+  };
+  if (s.contains("multipleOf") && !(integer && s["multipleOf"] == 1)) return refuse("multipleOf", "is not supported in strict mode");
+  double lo = 0, hi = 0;
+  const bool lo_x = bound("exclusiveMinimum", &lo), has_lo = lo_x || bound("minimum", &lo);
+  const bool hi_x = bound("exclusiveMaximum", &hi), has_hi = hi_x || bound("maximum", &hi);
+  n.no_exponent = has_lo || has_hi;
+  int32_t digits = 32;
+  if (has_lo && lo >= 0) {
+    n.no_negative = true;
+    if (lo > 0 || lo_x) {
+      if (lo > 1 || (lo == 1 && lo_x)) return refuse(lo_x ? "exclusiveMinimum" : "minimum", "above 1 is not supported");
+      n.no_zero_lead = true;  // x >= 1
+    }
+  } else if (has_lo) {
+    digits = std::min(digits, DigitsWithin(-lo, integer, lo_x));
+  }
+  if (has_hi) {
+    if (hi < 0) return refuse(hi_x ? "exclusiveMaximum" : "maximum", "below 0 is not supported");
+    digits = std::min(digits, DigitsWithin(hi, integer, hi_x));
+  }
+  if (digits == 0) return refuse(hi_x ? "exclusiveMaximum" : has_hi ? "maximum" : "minimum", "this close to 0 is not supported");
+  if (has_lo || has_hi) n.max_digits = digits;
+  return Add(std::move(n));
 }
 
 int32_t Compiler::CompileString(const json& s, const std::string& path) {

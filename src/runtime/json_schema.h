@@ -53,6 +53,12 @@ struct SchemaNode {
   int64_t min_items = 0, max_items = -1;  // -1: no limit
   // kString, in characters (code points; an escape sequence is one)
   int64_t min_length = 0, max_length = -1;
+  // kNumber / kInteger bounds, kept to what digits can guarantee: no sign,
+  // a first digit that is not 0 (x >= 1), at most `max_digits` before the
+  // point, and no exponent when any bound is given. Exponents have at most
+  // 2 digits (a double holds every number the grammar writes).
+  bool no_negative = false, no_zero_lead = false, no_exponent = false;
+  int32_t max_digits = -1;
   std::vector<std::string> literals;  // kLiterals: compact JSON texts
   std::vector<int32_t> alternatives;  // kAnyOf
 };

@@ -169,8 +169,9 @@ TEST(TokenGrammar, MaskEqualsBruteForce) {
   TokenGrammar tg(std::move(*c), v);
   JsonState s = tg.grammar().Start();
   std::vector<uint64_t> mask;
-  // Masks at the start and after each of  {"  name  ":  "  (ids 95, 100, 96, '"' - 32).
-  for (int32_t token : {-1, 95, 100, 96, '"' - 32}) {
+  // Masks at the start and after each of  {"  name  ":  "  (ids 95, 100, 96, '"' - 32), then
+  // inside the name (maxLength 8): na na é na (the string's room shrinking to 1).
+  for (int32_t token : {-1, 95, 100, 96, '"' - 32, 99, 99, 105, 99}) {
     if (token >= 0) ASSERT_TRUE(tg.Accept(&s, token)) << token;
     tg.Mask(s, &mask);
     for (int32_t id = 0; id < tg.vocab(); ++id) {

@@ -373,4 +373,28 @@ bool JsonGrammar::Accepting(const JsonState& s) const {
   return false;
 }
 
+int64_t JsonGrammar::StringRoom(const JsonState& s) const {
+  int64_t room = -1;
+  for (int64_t i = 0; i < s.stacks(); ++i) {
+    if (s.starts[i + 1] == s.starts[i]) return -1;
+    const JsonFrame& top = s.frames[s.starts[i + 1] - 1];
+    if (top.type != kString || top.phase != kStrBody || top.extra != 0) return -1;
+    const SchemaNode& n = schema_.nodes[top.node];
+    const int64_t r = n.max_length < 0 ? INT64_MAX : n.max_length - top.a;
+    room = std::max(room, r);
+  }
+  return room;
+}
+
+JsonGrammar JsonGrammar::StringProbe() {
+  auto schema = CompileJsonSchema(nlohmann::json{{"type", "string"}, {"maxLength", int64_t{1} << 30}});
+  return JsonGrammar(std::move(*schema));
+}
+
+int64_t JsonGrammar::StringChars(const JsonState& s) const {
+  if (s.stacks() != 1 || s.starts[1] == 0) return -1;
+  const JsonFrame& top = s.frames[s.starts[1] - 1];
+  return top.type == kString ? top.a : -1;
+}
+
 }  // namespace dsv3

@@ -54,6 +54,15 @@ class JsonGrammar {
   void Advance(const JsonState& in, uint8_t b, JsonState* out) const;
   // A whole document has been read (end of generation allowed here).
   bool Accepting(const JsonState& s) const;
+  // When every stack is inside a string's characters (not in an escape or a
+  // multi-byte character): how many more characters the roomiest may take
+  // (INT64_MAX: unbounded). -1 otherwise. Token masks there need only each
+  // token's character count, except for tokens that close the string.
+  int64_t StringRoom(const JsonState& s) const;
+  // The state of a bare unbounded string just opened, and the characters a
+  // state of it has read (for classifying tokens against StringRoom).
+  static JsonGrammar StringProbe();
+  int64_t StringChars(const JsonState& s) const;
   const CompiledSchema& schema() const { return schema_; }
 
  private:

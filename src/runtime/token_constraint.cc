@@ -37,6 +37,40 @@ TokenGrammar::TokenGrammar(CompiledSchema schema, const TokenVocabulary& vocab)
     trie_[node].tokens.push_back(static_cast<int32_t>(id));
     max_depth_ = std::max<int64_t>(max_depth_, bytes_[id].size());
   }
+  ClassifyStringTokens();
+}
+
+void TokenGrammar::ClassifyStringTokens() {
+  const JsonGrammar probe = JsonGrammar::StringProbe();
+  JsonState open = probe.Start(), cur, next;
+  probe.Advance(open, '"', &cur);
+  open = cur;
+  string_chars_.assign(bytes_.size(), -1);
+  for (size_t id = 0; id < bytes_.size(); ++id) {
+    if (bytes_[id].empty() || special_[id] || IsEnd(static_cast<int32_t>(id))) continue;
+    cur = open;
+    bool closed = false;
+    for (unsigned char c : bytes_[id]) {
+      probe.Advance(cur, c, &next);
+      std::swap(cur, next);
+      if (cur.dead()) break;
+      if (probe.Accepting(cur)) {  // the string closed: what follows is the parent's business
+        closed = true;
+        break;
+      }
+    }
+    if (closed) closers_.push_back(static_cast<int32_t>(id));
+    else if (!cur.dead()) string_chars_[id] = static_cast<int32_t>(probe.StringChars(cur));
+  }
+}
+
+void TokenGrammar::StringMask(const JsonState& state, int64_t room, std::vector<uint64_t>* allowed) const {
+  for (size_t id = 0; id < string_chars_.size(); ++id)
+    if (string_chars_[id] >= 0 && string_chars_[id] <= room) (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);
+  for (int32_t id : closers_) {
+    JsonState copy = state;
+    if (Accept(&copy, id)) (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);
+  }
 }
 
 bool TokenGrammar::IsEnd(int32_t token) const {
@@ -64,8 +98,12 @@ void TokenGrammar::Mask(const JsonState& state, std::vector<uint64_t>* allowed) 
     return;
   }
   allowed->assign((vocab() + 63) / 64, 0);
-  scratch_.resize(max_depth_ + 1);
-  Walk(0, state, 0, allowed);
+  if (const int64_t room = grammar_.StringRoom(state); room >= 0) {
+    StringMask(state, room, allowed);  // a string's characters: counts, and the few tokens that close it
+  } else {
+    scratch_.resize(max_depth_ + 1);
+    Walk(0, state, 0, allowed);
+  }
   if (grammar_.Accepting(state))
     for (int32_t id : end_tokens_)
       if (id >= 0 && id < vocab()) (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);

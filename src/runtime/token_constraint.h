@@ -57,6 +57,8 @@ class TokenGrammar {
     std::vector<int32_t> tokens;                         // ids whose bytes end here
   };
   void Walk(int32_t node, const JsonState& state, int depth, std::vector<uint64_t>* allowed) const;
+  void ClassifyStringTokens();
+  void StringMask(const JsonState& state, int64_t room, std::vector<uint64_t>* allowed) const;
 
   JsonGrammar grammar_;
   std::vector<std::string> bytes_;
@@ -64,6 +66,12 @@ class TokenGrammar {
   std::vector<int32_t> end_tokens_;
   std::vector<TrieNode> trie_;
   int64_t max_depth_ = 0;  // the longest token's bytes
+  // Inside a string (JsonGrammar::StringRoom), a token that stays in the
+  // string is allowed iff its characters fit; only those that close it
+  // depend on what follows. string_chars_[id]: characters of a token that
+  // stays inside (-1: it dies there); closers_: the ids that close a string.
+  std::vector<int32_t> string_chars_;
+  std::vector<int32_t> closers_;
   mutable std::mutex mu_;
   mutable std::unordered_map<std::string, std::vector<uint64_t>> cache_;
   mutable std::vector<JsonState> scratch_;  // one state per trie depth (under mu_)

@@ -95,6 +95,25 @@ TEST(JsonGrammar, NumberBoundsExponentsAndUtf8) {
   const JsonGrammar num = Grammar(json{{"type", "number"}});
   EXPECT_TRUE(Matches(num, "1.5e99"));
   EXPECT_FALSE(Matches(num, "1e100"));
+  // At the 32-character cap a number must still be able to end: no '.', 'e'
+  // or sign as its last allowed character (the server once got stuck at
+  // "-9996299988461004938842932.999e+").
+  for (const std::string prefix : {"-9996299988461004938842932.999e", "1234567890123456789012345678901"}) {
+    JsonState s = num.Start(), next;
+    for (unsigned char c : prefix) {
+      num.Advance(s, c, &next);
+      ASSERT_FALSE(next.dead()) << prefix;
+      std::swap(s, next);
+    }
+    for (unsigned char c : std::string("+.e-")) {
+      num.Advance(s, c, &next);
+      EXPECT_TRUE(next.dead()) << prefix << c;
+    }
+    EXPECT_TRUE(num.Accepting(s) || [&] {
+      num.Advance(s, '1', &next);
+      return num.Accepting(next);
+    }()) << prefix;
+  }
   const JsonGrammar str = Grammar(json{{"type", "string"}});
   for (const char* ok : {"\"\xc3\xa9\"", "\"\xf0\x9f\x98\x80\"", "\"\xe2\x82\xac\"", "\"\xf4\x8f\xbf\xbf\""})
     EXPECT_TRUE(Matches(str, ok)) << ok;

@@ -306,8 +306,11 @@ void JsonGrammar::StepNumber(Builder& out, std::vector<JsonFrame>& stack, uint8_
     case kNumESign: next = Digit(b) ? kNumExp : 255; break;
     case kNumExp: next = Digit(b) && f.extra < 2 ? kNumExp : 255; break;  // |exponent| <= 99: a double holds it
   }
-  // At most 32 characters: a number does not go on for ever.
-  if (next != 255 && f.a < 32) {
+  // At most 32 characters: a number does not go on for ever. A character
+  // after which the number cannot end ('-', '.', 'e', an exponent sign)
+  // needs room for the digit that must follow, or the number would be stuck.
+  const bool must_continue = next == kNumMinus || next == kNumDot || next == kNumE || next == kNumESign;
+  if (next != 255 && f.a < (must_continue ? 31 : 32)) {
     if (next == kNumInt || next == kNumZero) f.b += 1;  // digits before the point
     if (next == kNumExp) f.extra += 1;
     f.phase = next, f.a += 1;

@@ -84,3 +84,10 @@ add_test(NAME cli_run_bad_draft_vocab COMMAND ${FAIL} "draft-vocab 385 is outsid
          ${DSV3} -t 1 run -q -m ${G}/v3_tiny_bf16 --prompt-ids "1 2" --spec mtp --draft-vocab 385)
 add_test(NAME cli_serve_cannot_listen COMMAND ${FAIL} "host/--port: cannot listen on 10.255.255.1:8099"
          ${DSV3} -t 1 serve -q -m ${G}/v3_tiny_bf16 --host 10.255.255.1 --port 8099)
+
+# Structured outputs at scale (issue 19): ten strict schemas of increasing
+# nesting (tests/data/schemas/nested_*.json), 200 seeded sampled completions
+# each on the bundled model and 200 for the first four on the random-weights
+# tiny chat model, every output validated by ajv (npm) and ended by the grammar.
+add_test(NAME server_structured_outputs COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/test_structured_outputs.py)
+set_tests_properties(server_structured_outputs PROPERTIES ENVIRONMENT "${DSV3_SERVER_ENV};DSV3_NODE_DIR=${CMAKE_CURRENT_SOURCE_DIR}/node" TIMEOUT 900 SKIP_RETURN_CODE 77)

@@ -245,5 +245,32 @@ TEST(TokenGrammar, RandomWalksEndInValidDocuments) {
   EXPECT_GT(complete, 150);
 }
 
+// A recursive tree whose entries need nested containers: random walks reach
+// the depth limit, and still always have a way to finish (no dead end).
+TEST(TokenGrammar, DepthLimitNeverStrandsADocument) {
+  const TokenVocabulary v = TestVocabulary();
+  auto c = CompileJsonSchema(ordered::parse(R"({"$ref":"#/$defs/e","$defs":{"e":{"type":"object",
+      "properties":{"n":{"type":"array","minItems":1,"maxItems":3,"items":{"$ref":"#/$defs/e"}},"x":{"type":"null"}},
+      "required":["x"],"additionalProperties":false}}})"));
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  auto tg = std::make_shared<TokenGrammar>(std::move(*c), v);
+  std::mt19937 rng(9);
+  for (int walk = 0; walk < 60; ++walk) {
+    SamplingOptions o;
+    o.temperature = 1.0f, o.seed = walk;
+    Sampler sampler(o);
+    sampler.Constrain(tg);
+    std::vector<float> logits(v.bytes.size());
+    for (int i = 0; i < 3000; ++i) {
+      for (float& x : logits) x = std::uniform_real_distribution<float>(-2, 2)(rng);
+      logits['[' - 32] += 3, logits['{' - 32] += 3, logits['"' - 32] += 3;  // keep nesting
+      const int32_t t = sampler.Sample(logits.data(), logits.size());
+      ASSERT_FALSE(sampler.constraint_failed()) << "walk " << walk << " token " << i;
+      sampler.Accept(t);
+      if (t == v.end_tokens[0]) break;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dsv3

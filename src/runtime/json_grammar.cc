@@ -45,6 +45,37 @@ struct JsonGrammar::Builder {
   }
 };
 
+JsonGrammar::JsonGrammar(CompiledSchema schema) : schema_(std::move(schema)) {
+  const auto& nodes = schema_.nodes;
+  const int32_t kInf = 1 << 20;
+  min_frames_.assign(nodes.size(), kInf);
+  for (bool changed = true; changed;) {  // a fixpoint: recursion converges on its shallowest end
+    changed = false;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const SchemaNode& n = nodes[i];
+      int32_t need = 1;  // scalars: one frame
+      switch (n.kind) {
+        case SchemaKind::kObject:
+          need = 2;  // the object and a key
+          for (const auto& p : n.properties)
+            if (p.required) need = std::max(need, 1 + min_frames_[p.node]);
+          break;
+        case SchemaKind::kArray: need = n.min_items > 0 ? 1 + min_frames_[n.items] : 1; break;
+        case SchemaKind::kAnyOf:
+          need = kInf;
+          for (int32_t a : n.alternatives) need = std::min(need, min_frames_[a]);
+          break;
+        case SchemaKind::kSequence:
+          for (int32_t a : n.alternatives) need = std::max(need, 1 + min_frames_[a]);
+          break;
+        default: break;
+      }
+      need = std::min(need, kInf);
+      if (need < min_frames_[i]) min_frames_[i] = need, changed = true;
+    }
+  }
+}
+
 JsonState JsonGrammar::Start() const {
   JsonState s;
   JsonFrame f;
@@ -57,10 +88,9 @@ JsonState JsonGrammar::Start() const {
 void JsonGrammar::Emit(Builder& out, const std::vector<JsonFrame>& stack) const { out.Add(stack); }
 
 void JsonGrammar::Push(Builder& out, std::vector<JsonFrame>& stack, const JsonFrame& f, uint8_t b) const {
-  // Containers stop short of the limit, so a value there can still be a
-  // scalar (one frame) and the document can always be finished.
-  const bool container = f.type == kObject || f.type == kArray || f.type == kSeq;
-  if (static_cast<int>(stack.size()) >= kMaxGrammarDepth - (container ? 2 : 0)) return;
+  // Only where the value can be completed within the limit (min_frames_).
+  const int32_t need = f.type == kKey || f.node < 0 ? 1 : min_frames_[f.node];
+  if (static_cast<int64_t>(stack.size()) + need > kMaxGrammarDepth) return;
   stack.push_back(f);
   Step(out, stack, b);
 }
@@ -181,6 +211,10 @@ void JsonGrammar::StepObject(Builder& out, std::vector<JsonFrame>& stack, uint8_
       }
       // The next key is any property from f.a on, skipping optional ones only.
       for (int32_t i = f.a; i < props; ++i) {
+        // An optional property is offered only if its value fits under the
+        // depth limit (a required one always does: see min_frames_).
+        const bool fits = static_cast<int64_t>(stack.size()) + min_frames_[n.properties[i].node] <= kMaxGrammarDepth;
+        if (!n.properties[i].required && !fits) continue;
         std::vector<JsonFrame> copy = stack;
         copy.back().a = i + 1;
         JsonFrame k;

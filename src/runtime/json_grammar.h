@@ -47,7 +47,7 @@ struct JsonState {
 
 class JsonGrammar {
  public:
-  explicit JsonGrammar(CompiledSchema schema) : schema_(std::move(schema)) {}
+  explicit JsonGrammar(CompiledSchema schema);
 
   JsonState Start() const;
   // out = the states `in` reaches by reading byte b (out.dead() if none).
@@ -79,6 +79,10 @@ class JsonGrammar {
   void Emit(Builder& out, const std::vector<JsonFrame>& stack) const;
 
   CompiledSchema schema_;
+  // Frames a value of each node needs at the least to be completed (its
+  // required parts, nested): a frame is pushed only where that many fit, so
+  // no document can run into the depth limit with no way to finish.
+  std::vector<int32_t> min_frames_;
 };
 
 }  // namespace dsv3

@@ -250,3 +250,37 @@ def long_chat_model():
         json.dump(config, f)
     os.replace(tmp, os.path.join(out, "config.json"))
     return out
+
+
+NODE_DIR = os.environ.get("DSV3_NODE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "node"))
+
+
+def run_node_test(script, start_servers, packages=("openai",), extra_args=(), timeout=240):
+    """Runs the node test `script` (in this directory) with the base URLs of the
+    servers `start_servers()` returns (then `extra_args`), then stops them. Returns the exit
+    status: 77 (ctest: skipped) without node or one of `packages` in
+    tests/node (scripts/setup-node.sh installs them); 1 if a server did not
+    exit cleanly."""
+    import shutil
+    node = shutil.which("node")
+    if not node:
+        print("SKIPPED: node is not installed")
+        return 77
+    missing = [p for p in packages if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", p))]
+    if missing:
+        print("SKIPPED: %s missing from %s/node_modules: run scripts/setup-node.sh" % (", ".join(missing), NODE_DIR))
+        return 77
+    servers, rc = [], 1
+    try:
+        servers = start_servers()
+        args = ["http://127.0.0.1:%d/v1" % s.port for s in servers] + list(extra_args)
+        run = subprocess.run([node, os.path.join(os.path.dirname(os.path.abspath(__file__)), script), *args],
+                             timeout=timeout, env={**os.environ, "DSV3_NODE_DIR": NODE_DIR})
+        rc = run.returncode
+    finally:
+        for s in servers:
+            status = s.stop()
+            if status != 0:
+                print("server exit status %d\n%s" % (status, "".join(s.stderr_lines)))
+                rc = 1
+    return rc

@@ -36,6 +36,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/constraints.h"
 #include "runtime/json_schema.h"
 #include "runtime/token_constraint.h"
 #include "tokenizer/tokenizer.h"
@@ -130,12 +131,7 @@ const Fixture& Shared() {
     f->tok = std::move(*tok);
     // DeepSeek-V3's vocabulary: 129,280 rows in the model (the tokenizer's ids fit).
     const int64_t vocab = std::max<int64_t>(129280, f->tok->vocab_size());
-    f->vocab.bytes.resize(vocab);
-    f->vocab.special.assign(vocab, 0);
-    for (int32_t id = 0; id < f->tok->vocab_size(); ++id) {
-      f->vocab.special[id] = f->tok->IsAdded(id) ? 1 : 0;  // as the server and `run --json-schema` build it
-      if (!f->vocab.special[id] && !f->tok->AppendTokenBytes(id, f->vocab.bytes[id]).ok()) f->vocab.bytes[id].clear();
-    }
+    f->vocab = server::VocabularyOf(*f->tok, vocab);  // as the server and `run --json-schema` build it
     f->vocab.end_tokens = {f->tok->eos_id() >= 0 ? f->tok->eos_id() : 1};
     return f;
   }();

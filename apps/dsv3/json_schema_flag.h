@@ -15,21 +15,10 @@
 #include "model/model.h"
 #include "runtime/generate.h"
 #include "runtime/token_constraint.h"
+#include "server/constraints.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3::cli {
-
-// Each id's bytes and whether it is an added token (special or not).
-inline TokenVocabulary VocabularyOf(const Tokenizer& tok, int64_t model_vocab) {
-  TokenVocabulary v;
-  v.bytes.resize(model_vocab);
-  v.special.assign(model_vocab, 0);
-  for (int32_t id = 0; id < model_vocab && id < tok.vocab_size(); ++id) {
-    v.special[id] = tok.IsAdded(id) ? 1 : 0;  // markers never belong inside a JSON value
-    if (!v.special[id] && !tok.AppendTokenBytes(id, v.bytes[id]).ok()) v.bytes[id].clear();
-  }
-  return v;
-}
 
 inline Expected<std::shared_ptr<const TokenGrammar>> SchemaGrammar(const std::string& path, bool strict,
                                                                    const Tokenizer& tok, const Model& model,
@@ -40,7 +29,7 @@ inline Expected<std::shared_ptr<const TokenGrammar>> SchemaGrammar(const std::st
   if (schema.is_discarded()) return Status::Error(path + ": not valid JSON");
   auto compiled = CompileJsonSchema(schema, {.strict = strict});
   if (!compiled.ok()) return compiled.status().WithContext(path);
-  TokenVocabulary vocab = VocabularyOf(tok, model.config().vocab_size);
+  TokenVocabulary vocab = server::VocabularyOf(tok, model.config().vocab_size);
   if (gen.stop_at_eos)
     for (int64_t id : model.config().eos_token_ids) vocab.end_tokens.push_back(static_cast<int32_t>(id));
   vocab.end_tokens.insert(vocab.end_tokens.end(), gen.stop_token_ids.begin(), gen.stop_token_ids.end());

@@ -6,6 +6,10 @@
 
 namespace dsv3 {
 
+namespace {
+void Allow(std::vector<uint64_t>* bits, int64_t id) { (*bits)[id >> 6] |= uint64_t{1} << (id & 63); }
+}  // namespace
+
 std::string SpecialTokenText(int32_t id) {
   std::string s = "\xFF";
   for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((static_cast<uint32_t>(id) >> (8 * i)) & 0xFF));
@@ -15,8 +19,13 @@ std::string SpecialTokenText(int32_t id) {
 TokenGrammar::TokenGrammar(CompiledSchema schema, const TokenVocabulary& vocab)
     : grammar_(std::move(schema)), bytes_(vocab.bytes), special_(vocab.special), end_tokens_(vocab.end_tokens) {
   special_.resize(bytes_.size(), 0);
-  for (size_t id = 0; id < bytes_.size(); ++id)
+  // Ordinary tokens holding byte 0xFF (a byte-level vocabulary's lone 0xFF)
+  // are left out: no UTF-8 text holds that byte, and they would spell a
+  // marker's stand-in (SpecialTokenText) byte by byte instead of the marker.
+  for (size_t id = 0; id < bytes_.size(); ++id) {
     if (special_[id]) bytes_[id] = SpecialTokenText(static_cast<int32_t>(id));
+    else if (bytes_[id].find('\xFF') != std::string::npos) bytes_[id].clear();
+  }
   trie_.emplace_back();
   for (size_t id = 0; id < bytes_.size(); ++id) {
     if (bytes_[id].empty() || IsEnd(static_cast<int32_t>(id))) continue;
@@ -66,10 +75,10 @@ void TokenGrammar::ClassifyStringTokens() {
 
 void TokenGrammar::StringMask(const JsonState& state, int64_t room, std::vector<uint64_t>* allowed) const {
   for (size_t id = 0; id < string_chars_.size(); ++id)
-    if (string_chars_[id] >= 0 && string_chars_[id] <= room) (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);
+    if (string_chars_[id] >= 0 && string_chars_[id] <= room) Allow(allowed, id);
   for (int32_t id : closers_) {
     JsonState copy = state;
-    if (Accept(&copy, id)) (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);
+    if (Accept(&copy, id)) Allow(allowed, id);
   }
 }
 
@@ -82,7 +91,7 @@ void TokenGrammar::Walk(int32_t node, const JsonState& state, int depth, std::ve
   for (const auto& [byte, child] : trie_[node].children) {
     grammar_.Advance(state, byte, &next);
     if (next.dead()) continue;
-    for (int32_t id : trie_[child].tokens) (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);
+    for (int32_t id : trie_[child].tokens) Allow(allowed, id);
     if (!trie_[child].children.empty()) {
       // `next` is overwritten by the recursion's siblings at depth + 1 only.
       Walk(child, next, depth + 1, allowed);
@@ -106,7 +115,7 @@ void TokenGrammar::Mask(const JsonState& state, std::vector<uint64_t>* allowed) 
   }
   if (grammar_.Accepting(state))
     for (int32_t id : end_tokens_)
-      if (id >= 0 && id < vocab()) (*allowed)[id >> 6] |= uint64_t{1} << (id & 63);
+      if (id >= 0 && id < vocab()) Allow(allowed, id);
   if (cache_.size() >= 4096) cache_.clear();  // bounded: a long run of distinct states starts over
   cache_.emplace(key, *allowed);
 }

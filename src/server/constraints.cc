@@ -5,6 +5,17 @@ namespace dsv3::server {
 
 using ordered_json = nlohmann::ordered_json;
 
+TokenVocabulary VocabularyOf(const Tokenizer& tok, int64_t model_vocab) {
+  TokenVocabulary v;
+  v.bytes.resize(model_vocab);
+  v.special.assign(model_vocab, 0);
+  for (int32_t id = 0; id < model_vocab && id < tok.vocab_size(); ++id) {
+    v.special[id] = tok.IsAdded(id) ? 1 : 0;
+    if (!v.special[id] && !tok.AppendTokenBytes(id, v.bytes[id]).ok()) v.bytes[id].clear();
+  }
+  return v;
+}
+
 bool ParseResponseFormat(const nlohmann::json& format, const std::string& param, const std::string& pointer,
                          OutputConstraint* c, std::string* why) {
   c->param = param;

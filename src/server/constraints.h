@@ -26,6 +26,7 @@
 #include "core/status.h"
 #include "runtime/token_constraint.h"
 #include "server/text_codec.h"
+#include "tokenizer/tokenizer.h"
 
 namespace dsv3::server {
 
@@ -64,6 +65,11 @@ bool ParseResponseFormat(const nlohmann::json& format, const std::string& param,
 // API's {"type": "function", "name", "parameters"} tools and named choice.
 bool ParseToolChoice(const nlohmann::json* choice, const nlohmann::json* tools, bool flat, OutputConstraint* c,
                      std::string* why);
+
+// Each id's bytes, and which are added tokens (markers like <｜tool▁sep｜>,
+// special or not: never part of a JSON value, where they would read as
+// markers) — for the server and for `run --json-schema`.
+TokenVocabulary VocabularyOf(const Tokenizer& tok, int64_t model_vocab);
 
 // nlohmann::json sorts object keys; the schemas' property order is what a
 // model is asked to write in, so they are re-read from the body in order.

@@ -6,6 +6,7 @@
 
 #include "server/chat_tools.h"
 #include "core/json_fields.h"
+#include "server/constraints.h"
 #include "server/text_codec.h"
 #include "tokenizer/chat.h"
 #include "tokenizer/stream_decoder.h"
@@ -88,25 +89,7 @@ class TokenizerCodec : public TextCodec {
     if (tok_->eos_id() >= 0) return {tok_->eos_id()};
     return {};
   }
-  TokenVocabulary Vocabulary(int64_t model_vocab) const override {
-    TokenVocabulary v;
-    v.bytes.resize(model_vocab);
-    v.special.assign(model_vocab, 0);
-    // Added tokens (markers like <｜tool▁sep｜>, special or not) are never
-    // part of a JSON value: inside a string they would read as markers.
-    // Ordinary tokens holding byte 0xFF (a byte-level vocabulary's lone
-    // 0xFF) are left out: no UTF-8 text holds that byte, and in a grammar
-    // they would spell a marker's stand-in text (SpecialTokenText: 0xFF,
-    // then the id's bytes) byte by byte, so a forced tool call came out as
-    // "\xFFw\x01\x00\x00function..." text instead of the marker tokens.
-    for (int32_t id = 0; id < model_vocab && id < tok_->vocab_size(); ++id) {
-      v.special[id] = tok_->IsAdded(id) ? 1 : 0;
-      if (!v.special[id] && (!tok_->AppendTokenBytes(id, v.bytes[id]).ok() ||
-                             v.bytes[id].find('\xFF') != std::string::npos))
-        v.bytes[id].clear();
-    }
-    return v;
-  }
+  TokenVocabulary Vocabulary(int64_t model_vocab) const override { return VocabularyOf(*tok_, model_vocab); }
   int32_t SpecialTokenId(const std::string& text) const override {
     const int32_t id = tok_->TokenId(text);
     return id >= 0 && tok_->IsAdded(id) ? id : -1;

@@ -20,7 +20,10 @@ constexpr DTypeInfo kInfos[] = {
     {DType::kI64, "I64", 8},       {DType::kI32, "I32", 4},       {DType::kI16, "I16", 2},
     {DType::kI8, "I8", 1},         {DType::kU64, "U64", 8},       {DType::kU32, "U32", 4},
     {DType::kU16, "U16", 2},       {DType::kU8, "U8", 1},         {DType::kBool, "BOOL", 1},
-    {DType::kQ8_0, "Q8_0", 0},
+    {DType::kQ8_0, "Q8_0", 0},     {DType::kQ4_0, "Q4_0", 0},     {DType::kQ4_1, "Q4_1", 0},
+    {DType::kQ5_0, "Q5_0", 0},     {DType::kQ5_1, "Q5_1", 0},     {DType::kQ2_K, "Q2_K", 0},
+    {DType::kQ3_K, "Q3_K", 0},     {DType::kQ4_K, "Q4_K", 0},     {DType::kQ5_K, "Q5_K", 0},
+    {DType::kQ6_K, "Q6_K", 0},     {DType::kIQ4_NL, "IQ4_NL", 0}, {DType::kIQ4_XS, "IQ4_XS", 0},
 };
 
 constexpr float Pow2(int e) {
@@ -58,12 +61,6 @@ std::string_view DTypeName(DType t) {
   for (const auto& i : kInfos)
     if (i.type == t) return i.name;
   return "?";
-}
-
-int64_t DTypeBlockElems(DType t) { return t == DType::kQ8_0 ? kQ8_0Block : 1; }
-
-int64_t DTypeBlockBytes(DType t) {
-  return t == DType::kQ8_0 ? kQ8_0BlockBytes : static_cast<int64_t>(DTypeSize(t));
 }
 
 std::optional<DType> ParseDType(std::string_view name) {

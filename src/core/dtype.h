@@ -17,18 +17,48 @@ enum class DType : uint8_t {
   kF64, kF32, kF16, kBF16, kF8E4M3, kF8E5M2,
   kI64, kI32, kI16, kI8, kU64, kU32, kU16, kU8, kBool,
   kQ8_0,  // GGUF/ggml block type: 32 int8 values sharing one f16 scale
+  // More GGUF/ggml block types (layouts and codecs in core/ggml_quants.h).
+  kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K, kIQ4_NL, kIQ4_XS,
 };
 
-// Bytes per element; 0 for block-quantized types (Q8_0), see DTypeBytes.
+// True for the ggml block-quantized types (Q8_0 and later).
+inline constexpr bool IsBlockType(DType t) { return t >= DType::kQ8_0; }
+// Bytes per element; 0 for block-quantized types, see DTypeBytes.
 size_t DTypeSize(DType t);
-// Elements per block (1 for plain types, 32 for Q8_0) and bytes per block.
-int64_t DTypeBlockElems(DType t);
-int64_t DTypeBlockBytes(DType t);
+// Elements per block (1 for plain types, 32 or 256 for block types) and
+// bytes per block (the element size for plain types).
+inline constexpr int64_t DTypeBlockElems(DType t) {
+  switch (t) {
+    case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1:
+    case DType::kIQ4_NL: return 32;
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K: case DType::kQ6_K:
+    case DType::kIQ4_XS: return 256;
+    default: return 1;
+  }
+}
+inline constexpr int64_t DTypeBlockBytes(DType t) {
+  switch (t) {
+    case DType::kQ8_0: return 34;
+    case DType::kQ4_0: return 18;
+    case DType::kQ4_1: return 20;
+    case DType::kQ5_0: return 22;
+    case DType::kQ5_1: return 24;
+    case DType::kIQ4_NL: return 18;
+    case DType::kQ2_K: return 84;
+    case DType::kQ3_K: return 110;
+    case DType::kQ4_K: return 144;
+    case DType::kQ5_K: return 176;
+    case DType::kQ6_K: return 210;
+    case DType::kIQ4_XS: return 136;
+    default: return static_cast<int64_t>(DTypeSize(t));
+  }
+}
 // Bytes of `n` consecutive elements; n must be a multiple of the block size.
 inline uint64_t DTypeBytes(DType t, int64_t n) {
-  return t == DType::kQ8_0 ? static_cast<uint64_t>(n / 32) * 34 : static_cast<uint64_t>(n) * DTypeSize(t);
+  if (!IsBlockType(t)) return static_cast<uint64_t>(n) * DTypeSize(t);
+  return static_cast<uint64_t>(n / DTypeBlockElems(t)) * static_cast<uint64_t>(DTypeBlockBytes(t));
 }
-// Safetensors spelling ("BF16", "F8_E4M3", ...); "Q8_0" for the block type.
+// Safetensors spelling ("BF16", "F8_E4M3", ...); ggml's ("Q8_0", "Q4_K") for block types.
 std::string_view DTypeName(DType t);
 // Safetensors dtypes only: block types are never accepted here.
 std::optional<DType> ParseDType(std::string_view safetensors_name);

@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       libhwy-dev nlohmann-json3-dev libpcre2-dev libcpp-httplib-dev libcli11-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      python3 chromium chromium-driver)  # server end-to-end tests (stdlib only) and the headless page test
+      python3 chromium chromium-driver  # server end-to-end tests (stdlib only) and the headless page test
+      libopenmpi-dev openmpi-bin)  # MPI (issue 14): expert-parallel runs under mpirun
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,119 @@
+// Expert exchanges; see expert_exchange.h. Layouts: the local exchange
+// groups assignments by expert id, then token. The MPI exchange sends each
+// owned assignment's row to its expert's rank, ordered by (rank, expert,
+// token); the receiver regroups rows by expert, then source rank, then
+// token, which is batch order because ranks own consecutive token blocks.
+#include "dist/expert_exchange.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+namespace dsv3::dist {
+
+namespace {
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+template <class T>
+void Grow(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+}
+
+}  // namespace
+
+void LocalExpertExchange::Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset,
+                                   ExchangeBuffers& b) {
+  const int64_t A = m * K_;
+  Grow(b.cursor, E_), Grow(b.slot, A);
+  std::fill(b.cursor.begin(), b.cursor.begin() + E_, 0);
+  for (int64_t a = 0; a < A; ++a) ++b.cursor[ids[a]];
+  offset[0] = 0;
+  for (int64_t e = 0; e < E_; ++e) offset[e + 1] = offset[e] + static_cast<int32_t>(b.cursor[e]);
+  for (int64_t e = 0; e < E_; ++e) b.cursor[e] = offset[e];
+  for (int64_t a = 0; a < A; ++a) b.slot[a] = static_cast<int32_t>(b.cursor[ids[a]]++);
+  for (int64_t a = 0; a < A; ++a) std::copy_n(x + (a / K_) * d_, d_, rows + b.slot[a] * d_);
+}
+
+void LocalExpertExchange::Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) {
+  for (int64_t a = 0; a < m * K_; ++a) out[a] = y + b.slot[a] * d_;
+}
+
+MpiExpertExchange::MpiExpertExchange(Comm& comm, ExpertPlacement placement, int64_t top_k, int64_t dim)
+    : comm_(comm), placement_(std::move(placement)), K_(top_k), d_(dim) {
+  E_ = placement_.num_experts();
+  ranks_ = comm_.size();
+  order_.resize(E_);
+  std::iota(order_.begin(), order_.end(), 0);
+  std::stable_sort(order_.begin(), order_.end(),
+                   [&](int32_t a, int32_t b) { return placement_.owner[a] < placement_.owner[b]; });
+  mine_ = placement_.ExpertsOf(comm_.rank());
+}
+
+TokenRange MpiExpertExchange::OwnedTokens(int64_t n) const {
+  const int64_t r = comm_.rank();
+  return {n * r / ranks_, n * (r + 1) / ranks_};
+}
+
+void MpiExpertExchange::Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset,
+                                 ExchangeBuffers& b) {
+  const int64_t A = m * K_, N = ranks_, E = E_, d = d_;
+  Grow(b.send_count, N * E), Grow(b.recv_count, N * E), Grow(b.cursor, E), Grow(b.slot, A);
+  Grow(b.rank_send, N), Grow(b.rank_recv, N), Grow(b.send, A * d);
+  std::fill(b.send_count.begin(), b.send_count.begin() + N * E, 0);
+  for (int64_t a = 0; a < A; ++a) ++b.send_count[placement_.owner[ids[a]] * E + ids[a]];
+  int64_t at = 0;
+  for (int32_t e : order_) b.cursor[e] = at, at += b.send_count[placement_.owner[e] * E + e];
+  for (int64_t a = 0; a < A; ++a) {
+    b.slot[a] = static_cast<int32_t>(b.cursor[ids[a]]++);
+    std::copy_n(x + (a / K_) * d, d, b.send.data() + b.slot[a] * d);
+  }
+  const double t0 = Now();
+  comm_.AllToAll(b.send_count.data(), E, b.recv_count.data());
+  int64_t received = 0;
+  for (int64_t r = 0; r < N; ++r) {
+    b.rank_send[r] = std::accumulate(b.send_count.begin() + r * E, b.send_count.begin() + (r + 1) * E, int64_t{0});
+    b.rank_recv[r] = std::accumulate(b.recv_count.begin() + r * E, b.recv_count.begin() + (r + 1) * E, int64_t{0});
+    received += b.rank_recv[r];
+  }
+  Grow(b.recv, received * d), Grow(b.group_row, received);
+  comm_.AllToAllV(b.send.data(), b.rank_send.data(), b.recv.data(), b.rank_recv.data(), d * sizeof(float));
+  b.exchange_seconds += Now() - t0;
+  b.rows_sent += A;
+  // Group: expert e's rows are those of rank 0, then rank 1, ...
+  std::fill(offset, offset + E + 1, 0);
+  for (int64_t r = 0; r < N; ++r)
+    for (int32_t e : mine_) offset[e + 1] += static_cast<int32_t>(b.recv_count[r * E + e]);
+  for (int64_t e = 0; e < E; ++e) offset[e + 1] += offset[e], b.cursor[e] = offset[e];
+  int64_t q = 0;  // received row: ranks in order, each rank's rows by expert ascending
+  for (int64_t r = 0; r < N; ++r)
+    for (int32_t e : mine_)
+      for (int64_t j = 0; j < b.recv_count[r * E + e]; ++j, ++q) {
+        b.group_row[q] = static_cast<int32_t>(b.cursor[e]++);
+        std::copy_n(b.recv.data() + q * d, d, rows + b.group_row[q] * d);
+      }
+}
+
+void MpiExpertExchange::Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) {
+  const int64_t N = ranks_, d = d_;
+  const int64_t received = std::accumulate(b.rank_recv.begin(), b.rank_recv.begin() + N, int64_t{0});
+  for (int64_t q = 0; q < received; ++q) std::copy_n(y + b.group_row[q] * d, d, b.recv.data() + q * d);
+  Grow(b.back, m * K_ * d);
+  const double t0 = Now();
+  comm_.AllToAllV(b.recv.data(), b.rank_recv.data(), b.back.data(), b.rank_send.data(), d * sizeof(float));
+  b.exchange_seconds += Now() - t0;
+  b.rows_sent += received;
+  for (int64_t a = 0; a < m * K_; ++a) out[a] = b.back.data() + b.slot[a] * d;
+}
+
+void MpiExpertExchange::GatherTokens(float* rows, int64_t n, ExchangeBuffers& b) {
+  Grow(b.rank_send, ranks_);
+  for (int r = 0; r < ranks_; ++r) b.rank_send[r] = n * (r + 1) / ranks_ - n * r / ranks_;
+  const double t0 = Now();
+  comm_.AllGatherV(rows, b.rank_send.data(), d_ * sizeof(float));
+  b.exchange_seconds += Now() - t0;
+}
+
+}  // namespace dsv3::dist

@@ -1,0 +1,98 @@
+// The expert exchange: the one seam between a MoE layer and the processes
+// holding its routed experts. Per layer the model
+//   1. routes every token and asks which tokens it owns (OwnedTokens),
+//   2. Dispatch()es the owned tokens' rows: afterwards this process holds
+//      the rows of every token (of any process) that chose one of its
+//      experts, grouped by expert id and, within an expert, in batch order,
+//   3. runs its experts over those rows,
+//   4. Combine()s: each owned (token, k) assignment gets a pointer to its
+//      expert's output row, and the model adds them in k order as always,
+//   5. GatherTokens() gives every process every token's result.
+// In one process (LocalExpertExchange) steps 2 and 4 are the grouping the
+// MoE layer always did and 5 does nothing. Across ranks (MpiExpertExchange)
+// tokens are owned in contiguous blocks and only the selected rows travel
+// (MPI all-to-all-v), so each expert sees exactly the rows, in exactly the
+// order, it sees in one process: the logits are bit-identical to -np 1.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "dist/comm.h"
+#include "dist/expert_placement.h"
+
+namespace dsv3::dist {
+
+// Tokens [begin, end) of a batch.
+struct TokenRange {
+  int64_t begin = 0, end = 0;
+  int64_t size() const { return end - begin; }
+};
+
+// Per-forward buffers of an exchange; live in the caller's workspace, grown
+// on demand, so exchanges on different workspaces do not share state.
+struct ExchangeBuffers {
+  std::vector<int32_t> slot;        // [A] row of each owned assignment (grouped or sent layout)
+  std::vector<int64_t> send_count;  // [ranks, E] rows sent to each rank per expert
+  std::vector<int64_t> recv_count;  // [ranks, E] rows received from each rank per expert
+  std::vector<int64_t> rank_send, rank_recv, cursor;  // [ranks] rows; [E] fill positions
+  std::vector<int32_t> group_row;   // [received] grouped row of each received row
+  std::vector<float> send, recv, back;  // [rows, d]
+  // Totals for benchmarks: seconds inside MPI calls, rows sent (both ways).
+  double exchange_seconds = 0.0;
+  int64_t rows_sent = 0;
+};
+
+class ExpertExchange {
+ public:
+  virtual ~ExpertExchange() = default;
+  // The tokens of an n-token batch whose expert outputs this process combines.
+  virtual TokenRange OwnedTokens(int64_t n) const = 0;
+  // x [m, d]: the owned tokens' rows; ids [m, K] their experts. Writes the
+  // rows for this process's experts to rows [<= n*K, d] and offset [E+1]
+  // (expert e's rows are offset[e] .. offset[e+1]; empty for other ranks').
+  virtual void Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset,
+                        ExchangeBuffers& b) = 0;
+  // y [rows, d]: the outputs of Dispatch's rows. Sets out[a], a < m*K, to
+  // the output row of owned assignment a.
+  virtual void Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) = 0;
+  // rows [n, d], correct for the owned tokens -> correct for all n.
+  virtual void GatherTokens(float* rows, int64_t n, ExchangeBuffers& b) = 0;
+};
+
+// Every expert in this process.
+class LocalExpertExchange : public ExpertExchange {
+ public:
+  LocalExpertExchange(int64_t num_experts, int64_t top_k, int64_t dim) : E_(num_experts), K_(top_k), d_(dim) {}
+  TokenRange OwnedTokens(int64_t n) const override { return {0, n}; }
+  void Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset,
+                ExchangeBuffers& b) override;
+  void Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) override;
+  void GatherTokens(float*, int64_t, ExchangeBuffers&) override {}
+
+ private:
+  int64_t E_, K_, d_;
+};
+
+// Experts spread over the ranks of `comm` by `placement`. Every rank must
+// call each step for every MoE layer, with or without tokens of its own.
+class MpiExpertExchange : public ExpertExchange {
+ public:
+  MpiExpertExchange(Comm& comm, ExpertPlacement placement, int64_t top_k, int64_t dim);
+  TokenRange OwnedTokens(int64_t n) const override;
+  void Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset,
+                ExchangeBuffers& b) override;
+  void Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) override;
+  void GatherTokens(float* rows, int64_t n, ExchangeBuffers& b) override;
+  const ExpertPlacement& placement() const { return placement_; }
+
+ private:
+  Comm& comm_;
+  ExpertPlacement placement_;
+  int64_t E_, K_, d_;
+  int ranks_;
+  std::vector<int32_t> order_;  // experts sorted by (owner, id): the send layout
+  std::vector<int32_t> mine_;   // this rank's experts, ascending
+};
+
+}  // namespace dsv3::dist

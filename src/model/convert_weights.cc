@@ -164,7 +164,11 @@ uint64_t Model::DecodeWeightBytes(double experts_used) const {
       continue;
     }
     bytes += static_cast<double>(WeightBytes(w.moe.gate)) + mlp(w.moe.shared_experts);
-    if (!w.moe.experts.empty()) bytes += experts_used * mlp(w.moe.experts[0]);
+    for (const MlpWeights& e : w.moe.experts)  // one this process holds (all are the same size)
+      if (!e.gate_proj.empty()) {
+        bytes += experts_used * mlp(e);
+        break;
+      }
   }
   return static_cast<uint64_t>(bytes);
 }

@@ -4,7 +4,8 @@
 // weights are read once per batch, not once per token. The gate/up stage of
 // every active expert (and the shared experts) is one batch of fused
 // SwiGLU jobs, the down stage another: two parallel passes per MoE layer,
-// split over the threads by rows of all experts together.
+// split over the threads by rows of all experts together. Only the routed
+// experts this process holds run here (expert parallelism: see Moe).
 #include <algorithm>
 
 #include "core/parallel.h"
@@ -69,35 +70,30 @@ void Model::RunExperts(const MoeWeights& w, int64_t n, Workspace& ws) const {
   ops::MatMulBatch(ws.mm_jobs, mm_);
 }
 
+// Routed experts go through the expert exchange (dist/expert_exchange.h):
+// in one process it only groups rows by expert; across ranks it moves the
+// owned tokens' rows to the ranks holding their experts and the outputs
+// back. Router and shared experts run on the whole batch on every rank, so
+// every product sees the rows it sees in one process (same bits).
 void Model::Moe(const MoeWeights& w, const Batch& b, Workspace& ws) const {
-  const int64_t n = b.size(), d = config_.hidden_size, E = router_.num_experts, K = router_.top_k;
-  RouteTokens(w, n, ws);
-  // Group (token, k) assignments by expert: offsets into expert_tokens.
-  std::fill(ws.expert_count.begin(), ws.expert_count.begin() + E, 0);
-  for (int64_t a = 0; a < n * K; ++a) ++ws.expert_count[ws.expert_ids[a]];
-  ws.expert_offset[0] = 0;
-  for (int64_t e = 0; e < E; ++e) ws.expert_offset[e + 1] = ws.expert_offset[e] + ws.expert_count[e];
-  std::fill(ws.expert_count.begin(), ws.expert_count.begin() + E, 0);
-  for (int64_t a = 0; a < n * K; ++a) {
-    const int32_t e = ws.expert_ids[a];
-    const int64_t slot = ws.expert_offset[e] + ws.expert_count[e]++;
-    ws.expert_tokens[slot] = static_cast<int32_t>(a / K);
-    ws.expert_slot_weight[slot] = ws.expert_weights[a];
-    ws.assignment_slot[a] = static_cast<int32_t>(slot);
-  }
-  ParallelFor(n * K, 64, [&](int64_t s0, int64_t s1) {
-    for (int64_t s = s0; s < s1; ++s) std::copy_n(ws.x.data() + ws.expert_tokens[s] * d, d, ws.gathered.data() + s * d);
-  });
+  const int64_t n = b.size(), d = config_.hidden_size, K = router_.top_k;
+  RouteTokens(w, n, ws);  // expert_ids, expert_weights [n, K]
+  const dist::TokenRange own = exchange_->OwnedTokens(n);
+  // gathered [rows, d]: rows of this process's experts, grouped by expert_offset.
+  exchange_->Dispatch(ws.x.data() + own.begin * d, ws.expert_ids.data() + own.begin * K, own.size(),
+                      ws.gathered.data(), ws.expert_offset.data(), ws.exchange);
   if (!w.has_shared()) std::fill(ws.proj.begin(), ws.proj.begin() + n * d, 0.0f);
   RunExperts(w, n, ws);  // proj = shared experts(x); gathered_out = routed outputs
-  // proj[i] += sum_k weight * expert output, per token in parallel.
-  ParallelFor(n, 16, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i)
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t slot = ws.assignment_slot[i * K + k];
-        ops::Axpy(ws.expert_slot_weight[slot], ws.gathered_out.data() + slot * d, ws.proj.data() + i * d, d);
-      }
+  exchange_->Combine(ws.gathered_out.data(), own.size(), ws.routed_rows.data(), ws.exchange);
+  // proj[i] += sum_k weight * expert output in k order, per owned token in parallel.
+  ParallelFor(own.size(), 16, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t i = own.begin + j;
+      for (int64_t k = 0; k < K; ++k)
+        ops::Axpy(ws.expert_weights[i * K + k], ws.routed_rows[j * K + k], ws.proj.data() + i * d, d);
+    }
   });
+  exchange_->GatherTokens(ws.proj.data(), n, ws.exchange);  // every token's proj on every rank
 }
 
 }  // namespace dsv3

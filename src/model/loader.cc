@@ -1,7 +1,10 @@
 // Model::Load: config.json + safetensors -> typed weights pointing into the
 // mapped files. Every tensor's presence, shape and dtype is checked against
 // the config; FP8 weights must come with a matching `_scale_inv` grid.
+#include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -21,9 +24,11 @@ class StoreBinder : public TensorBinder {
   // Matrices not aligned to their element size (a safetensors header need
   // not be padded; MLX writes such files) are copied into `owned`; with
   // `align64`, so is every matrix not on a 64-byte boundary.
+  // Routed experts e with resident[e] == 0 are checked but left unbound:
+  // their pages are never touched (expert parallelism).
   StoreBinder(const TensorStore& store, const Config& config, std::vector<AlignedBuffer<uint8_t>>* owned,
-              bool align64)
-      : store_(store), config_(config), owned_(owned), align64_(align64) {}
+              bool align64, const std::vector<uint8_t>& resident)
+      : store_(store), config_(config), owned_(owned), align64_(align64), resident_(resident) {}
 
   Status status() const { return status_; }
   const std::set<std::string>& used() const { return used_; }
@@ -53,6 +58,10 @@ class StoreBinder : public TensorBinder {
              "; expected F32, BF16, F16 or F8_E4M3");
     }
     Use(*t);
+    if (Foreign(name)) {
+      out = Weight();
+      return;
+    }
     if (copy && status_.ok()) {
       out.data = Copy(*t);
       realigned_bytes_ += t->nbytes;
@@ -81,6 +90,15 @@ class StoreBinder : public TensorBinder {
   }
 
  private:
+  // A routed expert's tensor ("...mlp.experts.E....") held by another rank?
+  bool Foreign(const std::string& name) const {
+    if (resident_.empty()) return false;
+    const std::string key = ".mlp.experts.";
+    const size_t at = name.find(key);
+    if (at == std::string::npos) return false;
+    const int64_t e = std::atoll(name.c_str() + at + key.size());
+    return e < static_cast<int64_t>(resident_.size()) && !resident_[e];
+  }
   const uint8_t* Copy(const TensorInfo& t) {
     owned_->emplace_back(t.nbytes);
     std::memcpy(owned_->back().data(), t.data, t.nbytes);
@@ -122,6 +140,7 @@ class StoreBinder : public TensorBinder {
   const Config& config_;
   std::vector<AlignedBuffer<uint8_t>>* owned_;
   bool align64_;
+  const std::vector<uint8_t>& resident_;
   uint64_t realigned_bytes_ = 0;
   Status status_;
   std::set<std::string> used_;
@@ -142,7 +161,49 @@ class MatrixVisitor : public TensorBinder {
   std::function<void(TensorRole, Weight&)> fn_;
 };
 
+// FNV-1a, continued from h.
+uint64_t Hash(uint64_t h, const void* data, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+uint64_t Hash(uint64_t h, const std::string& s) { return Hash(h, s.data(), s.size() + 1); }
+
+// config.json's bytes and the tensor index of a checkpoint directory.
+uint64_t CheckpointHash(const std::string& dir, const TensorStore& store) {
+  uint64_t h = 1469598103934665603ull;
+  std::ifstream f(dir + "/config.json", std::ios::binary);
+  h = Hash(h, std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()));
+  for (const std::string& name : store.Names()) {
+    const TensorInfo* t = store.Find(name);
+    h = Hash(Hash(h, name), std::string(DTypeName(t->dtype)));
+    h = Hash(Hash(h, t->shape.data(), t->shape.size() * sizeof(int64_t)), &t->nbytes, sizeof(t->nbytes));
+  }
+  return h;
+}
+
 }  // namespace
+
+Status Model::PlaceExperts(const LoadOptions& options) {
+  if (placement_ || !options.comm || !options.comm->distributed()) return Status::Ok();
+  const int ranks = options.comm->size();
+  const int64_t E = config_.n_routed_experts;
+  auto placement = options.expert_map.empty() ? dist::ContiguousPlacement(E, ranks)
+                                              : dist::ReadExpertMap(options.expert_map, E, ranks);
+  if (!placement.ok()) return placement.status().WithContext(options.expert_map.empty() ? "expert parallelism"
+                                                                                         : "--expert-map");
+  placement_ = std::move(*placement);
+  resident_ = placement_->Mask(options.comm->rank());
+  return Status::Ok();
+}
+
+void Model::DropForeignExperts() {
+  if (resident_.empty()) return;
+  for (LayerWeights& layer : weights_.layers)
+    if (layer.is_moe)
+      for (size_t e = 0; e < layer.moe.experts.size(); ++e)
+        if (!resident_[e]) layer.moe.experts[e] = MlpWeights();
+}
 
 uint64_t Model::CopyToMemory() {
   std::unordered_set<const void*> owned;
@@ -172,9 +233,24 @@ uint64_t Model::CopyToMemory() {
 Status Model::Finish(const LoadOptions& options) {
   options_ = options;
   mm_.bf16_activations = options.bf16_activations;
+  DSV3_RETURN_IF_ERROR(PlaceExperts(options));
+  DropForeignExperts();
+  const int64_t E = config_.n_routed_experts, K = config_.num_experts_per_tok, d = config_.hidden_size;
+  if (placement_) {
+    exchange_ = std::make_unique<dist::MpiExpertExchange>(*options.comm, *placement_, K, d);
+  } else {
+    exchange_ = std::make_unique<dist::LocalExpertExchange>(E, K, d);
+  }
+  if (fingerprint_ == 0) {  // not a checkpoint directory: the architecture's tensor list
+    fingerprint_ = 1469598103934665603ull;
+    for (const TensorDesc& t : ListTensors(config_))
+      fingerprint_ = Hash(Hash(fingerprint_, t.name), t.shape.data(), t.shape.size() * sizeof(int64_t));
+  }
+  fingerprint_ = Hash(fingerprint_, weights_.norm.data(), weights_.norm.size() * sizeof(float));
   DSV3_RETURN_IF_ERROR(ConvertWeights());
   copied_bytes_ = options.load_to_memory ? CopyToMemory() : 0;
-  weight_bytes_ = DecodeWeightBytes(static_cast<double>(config_.n_routed_experts)) +
+  const double held = resident_.empty() ? static_cast<double>(E) : std::count(resident_.begin(), resident_.end(), 1);
+  weight_bytes_ = DecodeWeightBytes(held) +
                   static_cast<uint64_t>(weights_.embed_tokens.nbytes());
   return Status::Ok();
 }
@@ -198,7 +274,9 @@ Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadO
   std::unique_ptr<Model> m(new Model());
   DSV3_ASSIGN_OR_RETURN(m->config_, LoadConfig(dir));
   DSV3_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
-  StoreBinder binder(*m->store_, m->config_, &m->aligned_, options.align_weights);
+  DSV3_RETURN_IF_ERROR(m->PlaceExperts(options));
+  m->fingerprint_ = CheckpointHash(dir, *m->store_);
+  StoreBinder binder(*m->store_, m->config_, &m->aligned_, options.align_weights, m->resident_);
   BindWeights(m->config_, m->weights_, binder);
   DSV3_RETURN_IF_ERROR(binder.status());
   m->Prepare();

@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/aligned_buffer.h"
 #include "core/status.h"
+#include "dist/expert_exchange.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -50,10 +52,10 @@ struct Workspace {
   std::vector<float> router_logits, router_scratch;  // [N, E], [threads, scratch]
   std::vector<int32_t> expert_ids;      // [N, K]
   std::vector<float> expert_weights;    // [N, K]
-  std::vector<int32_t> expert_count, expert_offset, expert_tokens;  // by expert
-  std::vector<float> expert_slot_weight;  // [N*K] weight of each gathered row
-  std::vector<float> gathered, gathered_out;  // [N*K, d]
-  std::vector<int32_t> assignment_slot;  // [N*K] gathered row of each (token, k)
+  std::vector<int32_t> expert_offset;   // [E+1] rows of each expert in gathered
+  std::vector<float> gathered, gathered_out;  // [N*K, d] rows grouped by expert
+  std::vector<const float*> routed_rows;  // [N*K] expert output of each owned (token, k)
+  dist::ExchangeBuffers exchange;       // the expert exchange's buffers and counters
   std::vector<ops::AttentionBlock> attn_blocks;  // runs of one slot's consecutive tokens
   std::vector<ops::MatMulJob> mm_jobs;  // per-head and per-expert products of one stage
   std::vector<Weight> head_views;       // [H] per-head slices the jobs point at
@@ -87,6 +89,13 @@ struct LoadOptions {
   // kernels stream 2 MiB pages faster than 4 KiB page-cache pages. Resident
   // memory is the same; loading costs one copy. Off: run from the mapping.
   bool load_to_memory = true;
+  // Expert parallelism (docs/distributed.md): with a group of several ranks,
+  // this process loads only its routed experts (contiguous blocks, or the
+  // placement of the `expert_map` file) and every MoE layer exchanges token
+  // rows with the other ranks, which must run the same forwards. The group
+  // outlives the model. Null or one rank: every expert here.
+  dist::Comm* comm = nullptr;
+  std::string expert_map = {};
 };
 
 // Parses "stored" / "bf16" / "fp8"; the error names `flag`.
@@ -127,6 +136,12 @@ class Model {
   // Bytes read for one decode step in which `experts_used` routed experts run
   // per MoE layer (batch 1: num_experts_per_tok), embedding rows excluded.
   uint64_t DecodeWeightBytes(double experts_used) const;
+  // A hash of config.json (or a GGUF file's tensor list), the tensor index
+  // (names, dtypes, shapes, sizes) and the final norm: ranks compare it to
+  // check that they all loaded the same checkpoint.
+  uint64_t fingerprint() const { return fingerprint_; }
+  // Where the routed experts live; null when all are in this process.
+  const dist::ExpertPlacement* placement() const { return placement_ ? &*placement_ : nullptr; }
 
  private:
   Model() = default;
@@ -149,6 +164,9 @@ class Model {
   uint64_t CopyToMemory();  // options_.load_to_memory; returns bytes copied
   // After Prepare(), for every loader: load options, conversions, the copy.
   Status Finish(const LoadOptions& options);
+  // From options.comm / expert_map: placement_ and resident_ (before binding).
+  Status PlaceExperts(const LoadOptions& options);
+  void DropForeignExperts();  // empties the routed experts of other ranks
   const Weight& Convert(const Weight& w, WeightFormat format);
 
   Config config_;
@@ -162,6 +180,10 @@ class Model {
   uint64_t weight_bytes_ = 0, copied_bytes_ = 0;
   ModelWeights weights_;
   RouterParams router_;
+  std::optional<dist::ExpertPlacement> placement_;
+  std::vector<uint8_t> resident_;  // [E] routed experts held here; empty = all
+  std::unique_ptr<dist::ExpertExchange> exchange_;
+  uint64_t fingerprint_ = 0;
   std::vector<float> inv_freq_;  // [dr/2]
   float softmax_scale_ = 1.0f, rope_scale_ = 1.0f;
 };

@@ -53,10 +53,9 @@ void Model::Reserve(Workspace& ws, int64_t n, int64_t logit_rows, int64_t max_co
   grow(ws.attn, n * H * c.v_head_dim);
   grow(ws.rope_cos, n * c.qk_rope_head_dim / 2), grow(ws.rope_sin, n * c.qk_rope_head_dim / 2);
   grow(ws.ffn_gate, n * ffn), grow(ws.ffn_up, n * ffn);
-  grow(ws.assignment_slot, n * K), grow(ws.head_views, H);
+  grow(ws.routed_rows, n * K), grow(ws.head_views, H);
   grow(ws.router_logits, n * E), grow(ws.router_scratch, threads * router_.scratch_size());
-  grow(ws.expert_ids, n * K), grow(ws.expert_weights, n * K), grow(ws.expert_slot_weight, n * K);
-  grow(ws.expert_count, E), grow(ws.expert_offset, E + 1), grow(ws.expert_tokens, n * K);
+  grow(ws.expert_ids, n * K), grow(ws.expert_weights, n * K), grow(ws.expert_offset, E + 1);
   grow(ws.gathered, n * K * d), grow(ws.gathered_out, n * K * d);
   grow(ws.mtp_in, n * 2 * d);
   grow(ws.logits, logit_rows * c.vocab_size);

@@ -76,26 +76,30 @@ Status RunAll(const Model& m, const Tokens& tk, int64_t len, int64_t prefill, in
   return Status::Ok();
 }
 
-int Logits(const LogitsOptions& o) {
+// Under mpirun every rank runs the same forwards (experts split over the
+// ranks), failures are agreed by all ranks, and rank 0 writes the output.
+int Logits(const LogitsOptions& o, Common& common) {
   auto tk = ReadTokens(o.input);
-  if (!tk.ok()) return Fail(tk.status());
-  auto model = Model::Load(o.model_dir);
+  if (Status st = common.Agree(tk.status()); !st.ok()) return Fail(st);
+  auto model = LoadOnRanks(common, o.model_dir, LoadOptions{});
   if (!model.ok()) return Fail(model.status());
   const Model& m = **model;
-  if (o.mtp && !m.has_mtp()) return Fail(Status::Error("--mtp: " + o.model_dir + " has no MTP layer (num_nextn_predict_layers is 0)"));
+  const Status no_mtp = Status::Error("--mtp: " + o.model_dir + " has no MTP layer (num_nextn_predict_layers is 0)");
+  if (o.mtp && !m.has_mtp()) return Fail(common.Agree(no_mtp));
   const int64_t B = tk->batch, T = tk->length, V = m.config().vocab_size, d = m.config().hidden_size;
   const int64_t prefill = o.prefill < 0 ? T : o.prefill;
   KvCache cache = m.NewCache(B, T);
   std::vector<float> logits(B * T * V), hidden(B * T * d), mtp_logits;
-  Status st = RunAll(m, *tk, T, prefill, -1, nullptr, cache, logits.data(), hidden.data());
+  Status st = common.Agree(RunAll(m, *tk, T, prefill, -1, nullptr, cache, logits.data(), hidden.data()));
   if (!st.ok()) return Fail(st.WithContext(o.input));
   std::vector<TensorToWrite> out = {{{"logits", DType::kF32, {B, T, V}}, logits.data()}};
   if (o.mtp && T > 1) {
     mtp_logits.resize(B * (T - 1) * V);
-    st = RunAll(m, *tk, T - 1, prefill, 0, hidden.data(), cache, mtp_logits.data(), nullptr);
+    st = common.Agree(RunAll(m, *tk, T - 1, prefill, 0, hidden.data(), cache, mtp_logits.data(), nullptr));
     if (!st.ok()) return Fail(st.WithContext(o.input));
     out.push_back({{"mtp_logits", DType::kF32, {B, T - 1, V}}, mtp_logits.data()});
   }
+  if (common.rank() > 0) return 0;
   st = WriteSafetensors(o.output, out, {{"format", "pt"}, {"producer", "dsv3 logits"}});
   if (!st.ok()) return Fail(st);
   std::fprintf(stderr, "wrote %s: logits [%lld, %lld, %lld]%s\n", o.output.c_str(), (long long)B, (long long)T,
@@ -116,7 +120,7 @@ void RegisterLogits(CLI::App& app, Common& common) {
   cmd->add_flag("--mtp", o->mtp, "also write mtp_logits from the MTP layer");
   cmd->callback([o, &common] {
     common.Apply();
-    common.exit_code = Logits(*o);
+    common.exit_code = Logits(*o, common);
   });
 }
 

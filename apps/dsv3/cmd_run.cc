@@ -77,43 +77,55 @@ void PrintSpeed(const GenerateStats& stats) {
                std::max<int64_t>(stats.generated_tokens - 1, 0) / std::max(stats.decode_seconds, 1e-9));
 }
 
-int Run(const RunOptions& o) {
-  const bool text_mode = !o.prompt.empty();
+// What generation needs once the model is loaded.
+struct Prepared {
+  GenerateOptions gen;
   std::vector<int32_t> prompt;
-  if (!text_mode) {
+  std::unique_ptr<Tokenizer> tok;
+};
+
+// Sampling checked against the vocabulary, then (text mode) tokenizer,
+// prompt and grammar.
+Status Prepare(const RunOptions& o, const Model& model, const ResolvedSampling& sampling, bool quiet, Prepared& p) {
+  p.gen = o.gen;
+  p.gen.sampling = sampling.options;
+  // Only the logit_bias ids are left to check: against the vocabulary.
+  DSV3_RETURN_IF_ERROR(p.gen.sampling.Validate(model.config().vocab_size).WithContext("--logit-bias"));
+  if (!quiet) std::fprintf(stderr, "sampling: %s\n", sampling.Describe().c_str());
+  p.gen.stop_at_eos = !o.ignore_eos;
+  if (o.prompt.empty()) return Status::Ok();
+  DSV3_ASSIGN_OR_RETURN(p.tok, RunTokenizer(model, o));
+  DSV3_ASSIGN_OR_RETURN(p.prompt, TextPrompt(o, *p.tok, p.gen));
+  if (!o.json_schema.empty()) {
+    auto grammar = SchemaGrammar(o.json_schema, o.json_strict, *p.tok, model, p.gen);
+    if (!grammar.ok()) return grammar.status().WithContext("--json-schema");
+    p.gen.grammar = std::move(*grammar);
+  }
+  return Status::Ok();
+}
+
+// Under mpirun every rank runs all of this (the same forwards, the same
+// samples); rank 0 alone prints, and every failure is agreed by all ranks.
+int Run(const RunOptions& o, Common& common) {
+  const bool quiet = o.quiet || common.rank() > 0;
+  std::vector<int32_t> prompt;
+  Status st;
+  if (o.prompt.empty()) {
     auto parsed = ParseIds(o.prompt_ids);
-    if (!parsed.ok()) return Fail(parsed.status().WithContext("--prompt-ids"));
-    prompt = std::move(*parsed);
+    st = parsed.ok() ? Status::Ok() : parsed.status().WithContext("--prompt-ids");
+    if (parsed.ok()) prompt = std::move(*parsed);
   }
   // Before loading: a bad flag or generation_config.json fails fast.
   auto sampling = ResolveSampling(o.sampling, o.model_dir, SamplingOptions{});
-  if (!sampling.ok()) return Fail(sampling.status());
-  auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
+  if (st.ok() && !sampling.ok()) st = sampling.status();
+  if (st = common.Agree(st); !st.ok()) return Fail(st);
+  auto model = LoadOnRanks(common, o.model_dir, LoadOptions{.verbose = !quiet});
   if (!model.ok()) return Fail(model.status());
-  GenerateOptions gen = o.gen;
-  gen.sampling = sampling->options;
-  // Only the logit_bias ids are left to check: against the vocabulary.
-  if (Status st = gen.sampling.Validate((*model)->config().vocab_size); !st.ok())
-    return Fail(st.WithContext("--logit-bias"));
-  if (!o.quiet) std::fprintf(stderr, "sampling: %s\n", sampling->Describe().c_str());
-  gen.stop_at_eos = !o.ignore_eos;
-  std::unique_ptr<Tokenizer> tok;
-  std::unique_ptr<StreamDecoder> stream;
-  if (text_mode) {
-    auto loaded = RunTokenizer(**model, o);
-    if (!loaded.ok()) return Fail(loaded.status());
-    tok = std::move(*loaded);
-    auto ids = TextPrompt(o, *tok, gen);
-    if (!ids.ok()) return Fail(ids.status());
-    prompt = std::move(*ids);
-    stream = std::make_unique<StreamDecoder>(*tok);
-    if (!o.json_schema.empty()) {
-      auto grammar = SchemaGrammar(o.json_schema, o.json_strict, *tok, **model, gen);
-      if (!grammar.ok()) return Fail(grammar.status().WithContext("--json-schema"));
-      gen.grammar = std::move(*grammar);
-    }
-  }
-  const std::vector<int32_t>* ids = &prompt;
+  Prepared p;
+  if (st = common.Agree(Prepare(o, **model, *sampling, quiet, p)); !st.ok()) return Fail(st);
+  if (p.tok) prompt = std::move(p.prompt);
+  std::unique_ptr<StreamDecoder> stream = p.tok ? std::make_unique<StreamDecoder>(*p.tok) : nullptr;
+  const GenerateOptions& gen = p.gen;
   const bool use_spec = UseSpec(o, **model);
   GenerateStats stats;
   SpecStats spec_stats;
@@ -133,8 +145,8 @@ int Run(const RunOptions& o) {
     first = false;
     return decode_status.ok();
   };
-  auto out = use_spec ? GenerateSpeculative(**model, *ids, gen, o.spec_options, print, &stats, &spec_stats)
-                      : Generate(**model, *ids, gen, print, &stats);
+  auto out = use_spec ? GenerateSpeculative(**model, prompt, gen, o.spec_options, print, &stats, &spec_stats)
+                      : Generate(**model, prompt, gen, print, &stats);
   if (stream) {
     piece.clear();
     stream->Flush(piece);
@@ -142,10 +154,10 @@ int Run(const RunOptions& o) {
   }
   std::printf("\n");
   std::fflush(stdout);  // the line ends before the statistics on stderr
-  if (!out.ok()) return Fail(out.status());
-  if (!decode_status.ok()) return Fail(decode_status.WithContext("decoding the output"));
-  if (use_spec && !o.quiet) PrintSpecStats(spec_stats);
-  if (!o.quiet) PrintSpeed(stats);
+  st = out.ok() ? decode_status.WithContext("decoding the output") : out.status();
+  if (st = common.Agree(st); !st.ok()) return Fail(st);
+  if (use_spec && !quiet) PrintSpecStats(spec_stats);
+  if (!quiet) PrintSpeed(stats);
   return 0;
 }
 
@@ -184,7 +196,7 @@ void RegisterRun(CLI::App& app, Common& common) {
       return;
     }
     common.Apply();
-    common.exit_code = Run(*o);
+    common.exit_code = Run(*o, common);
   });
 }
 

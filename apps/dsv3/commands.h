@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "core/status.h"
+#include "dist/comm.h"
+#include "model/model.h"
 #include "runtime/generation_config.h"
 #include "runtime/sampler.h"
 
@@ -19,7 +21,23 @@ struct Common {
   int threads = 0;  // 0: all cores
   int exit_code = 0;
   void Apply() const;  // applies the thread count
+  // The process group (under mpirun: this rank of the job; else one rank)
+  // and --expert-map (ranks.cc, docs/distributed.md).
+  dist::Comm* comm = nullptr;
+  std::string expert_map;
+  bool error_agreed = false;  // a failure every rank reported (exit cleanly)
+  int rank() const { return comm ? comm->rank() : 0; }
+  bool distributed() const { return comm && comm->distributed(); }
+  // Every rank calls it at the same point: the first failing rank's status,
+  // on every rank (dist::Comm::Agree); marks a failure as agreed.
+  Status Agree(const Status& local);
 };
+
+// Loads `path` for this rank: under mpirun with several ranks, only its
+// routed experts (Common::expert_map or contiguous blocks); the outcome is
+// agreed by all ranks, which then check that they loaded the same
+// checkpoint (config + tensor index hash) and the same expert placement.
+Expected<std::unique_ptr<Model>> LoadOnRanks(Common& common, const std::string& path, LoadOptions options);
 
 void RegisterRun(CLI::App& app, Common& common);
 void RegisterInspect(CLI::App& app, Common& common);

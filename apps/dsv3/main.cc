@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <exception>
 #include <new>
+#include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "apps/dsv3/commands.h"
@@ -61,13 +63,50 @@ Expected<std::vector<int32_t>> ParseIds(const std::string& text) {
 
 }  // namespace dsv3::cli
 
-int main(int argc, char** argv) {
+namespace {
+
+// A command that does not run expert-parallel yet, started by mpirun with
+// several ranks: every rank refuses it the same way.
+struct SeveralRanksRefused : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Commands that run under mpirun -np N > 1 (docs/distributed.md); the
+// others refuse before parsing their flags.
+void RefuseSeveralRanks(CLI::App& app, const dsv3::cli::Common& common) {
+  static const std::set<std::string> kDistributed = {"run", "logits", "inspect", "tokenize"};
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    if (kDistributed.count(sub->get_name())) continue;
+    sub->preparse_callback([&common, name = sub->get_name()](size_t) {
+      if (common.distributed())
+        throw SeveralRanksRefused("'dsv3 " + name + "' does not run expert-parallel yet; under mpirun with " +
+                                  std::to_string(common.comm->size()) + " ranks only run, logits, inspect and "
+                                  "tokenize work (issue 14)");
+    });
+  }
+}
+
+}  // namespace
+
+namespace dsv3::cli {
+
+// The exit status, and whether every rank reported the failure (if any).
+struct Outcome {
+  int code = 0;
+  bool agreed = false;
+};
+
+Outcome Main(int argc, char** argv, dist::Comm& comm) {
   CLI::App app{"dsv3: DeepSeek-V3-architecture models in C++ (run, inspect, logits)"};
   app.require_subcommand(1);
   app.fallthrough();
   dsv3::cli::Common common;
+  common.comm = &comm;
   app.add_option("-t,--threads", common.threads, "worker threads (default: all cores)")
       ->check(CLI::Range(0, dsv3::cli::MaxThreads()));
+  app.add_option("--expert-map", common.expert_map,
+                 "under mpirun: the routed experts of each rank ('RANK: E E A-B' per line; default: contiguous "
+                 "blocks)");
   dsv3::cli::RegisterRun(app, common);
   dsv3::cli::RegisterInspect(app, common);
   dsv3::cli::RegisterLogits(app, common);
@@ -81,17 +120,37 @@ int main(int argc, char** argv) {
   dsv3::cli::RegisterTrain(app, common);
   dsv3::cli::RegisterPrepareData(app, common);
   dsv3::cli::RegisterPerplexity(app, common);
+  RefuseSeveralRanks(app, common);
   // Commands run inside parse(); whatever escapes them is reported as one
   // error line (allocation failure included), never as an abort.
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return {app.exit(e), true};  // the same flags on every rank
+  } catch (const SeveralRanksRefused& e) {
+    return {Fail(Status::Error(e.what())), true};
   } catch (const std::bad_alloc&) {
-    return dsv3::cli::Fail(dsv3::Status::Error("out of memory while running 'dsv3 " + dsv3::cli::CommandName(app) +
-                                               "' (free memory, or use a smaller model, context, batch or -t)"));
+    return {Fail(Status::Error("out of memory while running 'dsv3 " + CommandName(app) +
+                               "' (free memory, or use a smaller model, context, batch or -t)")),
+            false};
   } catch (const std::exception& e) {
-    return dsv3::cli::Fail(dsv3::Status::Error("'dsv3 " + dsv3::cli::CommandName(app) + "' stopped: " + e.what()));
+    return {Fail(Status::Error("'dsv3 " + CommandName(app) + "' stopped: " + e.what())), false};
   }
-  return common.exit_code;
+  return {common.exit_code, common.error_agreed};
 }
+
+}  // namespace dsv3::cli
+
+int main(int argc, char** argv) {
+  // Under mpirun: join the job (rank 0 alone prints results); else one rank.
+  auto comm = dsv3::dist::Comm::Init(&argc, &argv);
+  if (!comm.ok()) return dsv3::cli::Fail(comm.status());
+  if ((*comm)->rank() > 0 && !std::freopen("/dev/null", "w", stdout)) (*comm)->Abort("cannot silence stdout");
+  const dsv3::cli::Outcome out = dsv3::cli::Main(argc, argv, **comm);
+  // A failure some ranks may not share ends the whole job now: the others
+  // could be waiting for this rank inside an exchange.
+  if (out.code != 0 && (*comm)->distributed() && !out.agreed)
+    (*comm)->Abort("exiting with status " + std::to_string(out.code) + " (see the error above)", out.code);
+  return out.code;
+}
+

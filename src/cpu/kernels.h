@@ -44,6 +44,17 @@ void MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, fl
 void GateUpSiluRows(const MatRef& gate, const MatRef& up, const float* x, int64_t x_stride, int64_t n, float* y,
                     float* tmp, int64_t y_stride, int64_t r0, int64_t r1, float* scratch);
 
+// ---- GGUF block types: Q4_0 .. IQ4_XS (quant_matmul.cc, issue 16) ----
+
+// The float32 values of n weights (n a multiple of the block): the SIMD twin
+// of core's DequantizeBlocks, equal to it bit for bit.
+void DequantizeRows(DType dtype, const uint8_t* blocks, int64_t n, float* out);
+// MatMulRows for block-type weights (MatMulRows forwards them here): fused
+// dequantize-dot for few tokens, dequantized row tiles + the float GEMM for many.
+int64_t QuantMatMulScratchFloats(const MatRef& w, int64_t n);
+void QuantMatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
+                     int64_t r0, int64_t r1, float* scratch);
+
 // ---- Reduced precision: BF16 activations (matmul_bf16.cc) ----
 
 // True when the CPU has AVX512_BF16 (VDPBF16PS); the BF16-activation matmul

@@ -486,20 +486,29 @@ HWY_EXPORT(TargetNameImpl);
 const char* TargetName() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }
 
 bool MatMulSupports(DType t) {
-  return t == DType::kF8E4M3 || t == DType::kBF16 || t == DType::kF16 || t == DType::kF32;
+  return t == DType::kF8E4M3 || t == DType::kBF16 || t == DType::kF16 || t == DType::kF32 ||
+         IsBlockType(t);  // GGUF quants (issue 16): quant_matmul.cc
 }
 
 int64_t MatMulScratchFloats(const MatRef& w, int64_t n) {
+  if (IsBlockType(w.dtype)) return QuantMatMulScratchFloats(w, n);  // GGUF quants (issue 16)
   return 2 * std::min<int64_t>(n, 64) * ((w.cols + 15) / 16 * 16 + 16) + 64;
 }
 
 void MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride, int64_t r0,
                 int64_t r1, float* scratch) {
+  if (IsBlockType(w.dtype)) return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);  // GGUF quants (issue 16)
   HWY_DYNAMIC_DISPATCH(MatMulRowsImpl)(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
 }
 
 void GateUpSiluRows(const MatRef& gate, const MatRef& up, const float* x, int64_t x_stride, int64_t n, float* y,
                     float* tmp, int64_t y_stride, int64_t r0, int64_t r1, float* scratch) {
+  if (IsBlockType(gate.dtype)) {  // GGUF quants (issue 16): both products, then silu(gate) * up
+    QuantMatMulRows(gate, x, x_stride, n, y, y_stride, r0, r1, scratch);
+    QuantMatMulRows(up, x, x_stride, n, tmp, y_stride, r0, r1, scratch);
+    for (int64_t t = 0; t < n; ++t) SiluMul(y + t * y_stride + r0, tmp + t * y_stride + r0, r1 - r0);
+    return;
+  }
   HWY_DYNAMIC_DISPATCH(GateUpSiluRowsImpl)(gate, up, x, x_stride, n, y, tmp, y_stride, r0, r1, scratch);
 }
 

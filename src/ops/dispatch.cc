@@ -91,7 +91,8 @@ void SplitRows(int64_t count, const RowsOf& rows_of, const CostOf& cost_of, cons
 // Relative cost of one output row: bytes streamed for few tokens, multiply-
 // adds for many.
 double RowCost(const Weight& w, int64_t n) {
-  return static_cast<double>(w.cols) * (static_cast<double>(DTypeSize(w.dtype)) * 0.25 + static_cast<double>(n));
+  const double bytes = static_cast<double>(w.bytes_per_row()) / static_cast<double>(std::max<int64_t>(w.cols, 1));
+  return static_cast<double>(w.cols) * (bytes * 0.25 + static_cast<double>(n));  // bytes: block types too
 }
 
 }  // namespace

@@ -172,7 +172,7 @@ Status PlaceTensors(std::vector<GgufTensorInfo>& tensors, const uint8_t* base, u
   const GgufTensorInfo* prev = nullptr;
   for (size_t i : order) {
     GgufTensorInfo& t = tensors[i];
-    const std::string where = label + ": tensor '" + t.name + "'";
+    const std::string where = label + ": tensor '" + t.name + "' (" + GgmlTypeName(t.ggml_type) + ")";
     if (t.offset % align != 0) return Status::Error(where + " offset " + std::to_string(t.offset) + " is not aligned to " + std::to_string(align));
     if (t.offset > data_size || t.nbytes > data_size - t.offset)
       return Status::Error(where + " data [" + std::to_string(t.offset) + ", +" + std::to_string(t.nbytes) +
@@ -198,7 +198,18 @@ std::optional<DType> DTypeFromGgml(uint32_t id) {
   switch (id) {
     case 0: return DType::kF32;
     case 1: return DType::kF16;
+    case 2: return DType::kQ4_0;
+    case 3: return DType::kQ4_1;
+    case 6: return DType::kQ5_0;
+    case 7: return DType::kQ5_1;
     case 8: return DType::kQ8_0;
+    case 10: return DType::kQ2_K;
+    case 11: return DType::kQ3_K;
+    case 12: return DType::kQ4_K;
+    case 13: return DType::kQ5_K;
+    case 14: return DType::kQ6_K;
+    case 20: return DType::kIQ4_NL;
+    case 23: return DType::kIQ4_XS;
     case 24: return DType::kI8;
     case 25: return DType::kI16;
     case 26: return DType::kI32;
@@ -210,7 +221,7 @@ std::optional<DType> DTypeFromGgml(uint32_t id) {
 }
 
 std::optional<GgmlType> GgmlFromDType(DType t) {
-  for (uint32_t id : {0u, 1u, 8u, 24u, 25u, 26u, 27u, 28u, 30u})
+  for (uint32_t id : {0u, 1u, 2u, 3u, 6u, 7u, 8u, 10u, 11u, 12u, 13u, 14u, 20u, 23u, 24u, 25u, 26u, 27u, 28u, 30u})
     if (DTypeFromGgml(id) == t) return static_cast<GgmlType>(id);
   return std::nullopt;
 }

@@ -34,8 +34,9 @@ enum class GgufType : uint32_t {
 };
 
 // ggml tensor type ids used by dsv3 (ggml.h enum ggml_type).
-enum class GgmlType : uint32_t { kF32 = 0, kF16 = 1, kQ8_0 = 8, kI8 = 24, kI16 = 25, kI32 = 26, kI64 = 27,
-                                 kF64 = 28, kBF16 = 30 };
+enum class GgmlType : uint32_t { kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8,
+                                 kQ2_K = 10, kQ3_K = 11, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kIQ4_NL = 20,
+                                 kIQ4_XS = 23, kI8 = 24, kI16 = 25, kI32 = 26, kI64 = 27, kF64 = 28, kBF16 = 30 };
 
 // The dsv3 dtype of a ggml type id, or nullopt for types dsv3 cannot read.
 std::optional<DType> DTypeFromGgml(uint32_t ggml_type);

@@ -5,8 +5,10 @@
 // tensor that must be rebuilt is kv_b_proj when the file holds llama.cpp's
 // split MLA layout (attn_k_b = W_UK transposed per head, attn_v_b): it is
 // reassembled once at load, in the source dtype for F32/F16/BF16 (a pure
-// byte permutation, so numerics are unchanged) and in F32 for Q8_0 (each
-// d * q product is exact in F32, so again nothing is rounded).
+// byte permutation, so numerics are unchanged) and in F32 for the block
+// types (Q8_0, Q4_K, ...: decoded exactly as ggml decodes them; the model
+// then multiplies by the same floats ggml would). Every other block-type
+// tensor stays in the mapping as stored.
 #include <cstdio>
 #include <cstring>
 #include <set>
@@ -19,9 +21,7 @@ namespace dsv3 {
 
 namespace {
 
-bool MatrixType(DType t) {
-  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || t == DType::kQ8_0;
-}
+bool MatrixType(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16 || IsBlockType(t); }
 
 class GgufBinder : public TensorBinder {
  public:
@@ -83,12 +83,12 @@ class GgufBinder : public TensorBinder {
   }
   bool CheckType(const GgufTensorInfo& g) {
     if (g.dtype && MatrixType(*g.dtype)) {
-      if (*g.dtype == DType::kQ8_0 || reinterpret_cast<uintptr_t>(g.data) % DTypeSize(*g.dtype) == 0) return true;
+      if (IsBlockType(*g.dtype) || reinterpret_cast<uintptr_t>(g.data) % DTypeSize(*g.dtype) == 0) return true;
       Fail(f_.path() + ": tensor '" + g.name + "' data is not aligned to its element size");
       return false;
     }
     Fail(f_.path() + ": tensor '" + g.name + "' is " + GgmlTypeName(g.ggml_type) +
-         "; dsv3 reads F32, F16, BF16 and Q8_0 GGUF weights");
+         "; dsv3 reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL and IQ4_XS GGUF weights");
     return false;
   }
   bool CheckNe(const GgufTensorInfo& g, const std::vector<int64_t>& ne) {
@@ -118,7 +118,7 @@ void GgufBinder::BindSplitKvB(int64_t layer, int64_t rows, int64_t cols, Weight&
   if (!kb || !vb)
     return Fail(f_.path() + ": layer " + std::to_string(layer) + " has neither attn_kv_b nor both attn_k_b and attn_v_b");
   if (!CheckType(*kb) || !CheckType(*vb) || !CheckNe(*kb, {dn, rc, H}) || !CheckNe(*vb, {rc, dv, H})) return;
-  const bool raw = *kb->dtype == *vb->dtype && *kb->dtype != DType::kQ8_0;  // permute bytes exactly
+  const bool raw = *kb->dtype == *vb->dtype && !IsBlockType(*kb->dtype);  // permute bytes exactly
   const DType dtype = raw ? *kb->dtype : DType::kF32;
   const size_t es = DTypeSize(dtype);
   std::vector<uint8_t> buf(rows * cols * es);  // kv_b [H*(dn+dv), rc]

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/ggml_quants.h"
 #include "core/parallel.h"
 
 namespace dsv3::ops {
@@ -39,10 +40,11 @@ void DecodeRow(const Weight& w, int64_t r, float* out) {
       }
       break;
     }
-    case DType::kQ8_0:
-      DecodeQ8_0(static_cast<const uint8_t*>(w.data) + r * w.bytes_per_row(), cols, out);
-      break;
     default:
+      if (IsBlockType(w.dtype)) {  // GGUF block types: ggml's decoders, bit for bit
+        DequantizeBlocks(w.dtype, static_cast<const uint8_t*>(w.data) + r * w.bytes_per_row(), cols, out);
+        break;
+      }
       for (int64_t c = 0; c < cols; ++c) out[c] = 0.0f;  // rejected at load time
   }
 }

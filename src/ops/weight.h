@@ -1,6 +1,7 @@
 // A weight matrix exactly as the checkpoint stores it: F32, BF16, F16, FP8
-// e4m3 with a block-scale grid (`weight_scale_inv`), or GGUF Q8_0 blocks
-// (32 values per 34-byte block along a row; cols % 32 == 0). Ops decode on the fly;
+// e4m3 with a block-scale grid (`weight_scale_inv`), or a ggml block type
+// from GGUF (Q8_0, Q4_K, ...: core/ggml_quants.h; blocks of 32 or 256 values
+// along a row, cols a multiple of the block). Ops decode on the fly;
 // the model never holds a float copy of a matrix. A Weight may also be a view
 // of a contiguous range of rows (e.g. one head's W_uk inside kv_b_proj), in
 // which case FP8 scales are still indexed by the row's absolute position.

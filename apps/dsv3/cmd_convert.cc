@@ -7,6 +7,7 @@
 
 #include "apps/dsv3/commands.h"
 #include "convert/convert.h"
+#include "io/gguf.h"  // GGUF quants (issue 16)
 #include "io/temp_file.h"
 
 namespace dsv3::cli {
@@ -29,11 +30,8 @@ Expected<ConvertOptions> Resolve(ConvertFlags f) {
   if (!f.scale_fmt.empty() && f.scale_fmt != "ue8m0") return Status::Error("--scale-fmt: only ue8m0 is supported");
   if (!f.scale_fmt.empty() && o.target != ConvertTarget::kFp8) return Status::Error("--scale-fmt applies to --to fp8 only");
   o.scale_ue8m0 = f.scale_fmt == "ue8m0";
-  if (f.type == "f32") o.gguf_type = DType::kF32;
-  else if (f.type == "f16") o.gguf_type = DType::kF16;
-  else if (f.type == "bf16") o.gguf_type = DType::kBF16;
-  else if (f.type == "q8_0") o.gguf_type = DType::kQ8_0;
-  else return Status::Error("--type: '" + f.type + "' is not f32, f16, bf16 or q8_0");
+  if (auto t = ParseGgufWeightType(f.type)) o.gguf_type = *t;  // GGUF quants (issue 16)
+  else return Status::Error("--type: '" + f.type + "' is not " + kGgufWeightTypeNames);  // GGUF quants (issue 16)
   if (o.allow_missing_scale && o.target != ConvertTarget::kBf16)
     return Status::Error("--allow-missing-scale applies to --to bf16 only");
   if (f.buffer_mb < 1) return Status::Error("--buffer-mb: must be at least 1");
@@ -54,7 +52,7 @@ void RegisterConvert(CLI::App& app, Common& common) {
   cmd->add_flag("--allow-missing-scale", f->options.allow_missing_scale,
                 "bf16: copy FP8 weights that have no scale tensor unchanged instead of failing");
   cmd->add_option("--scale-fmt", f->scale_fmt, "fp8: scale format (ue8m0: power-of-two scales)");
-  cmd->add_option("--type", f->type, "gguf: f32, f16, bf16 (default) or q8_0");
+  cmd->add_option("--type", f->type, std::string("gguf: bf16 (default), ") + kGgufWeightTypeNames);  // GGUF quants (issue 16)
   cmd->add_flag("--mtp", f->options.gguf_mtp, "gguf: keep MTP layers (dsv3 reads them; llama.cpp does not)");
   cmd->add_option("--name", f->options.gguf_name, "gguf: general.name (default: the input directory name)");
   cmd->add_option("--buffer-mb", f->buffer_mb, "working memory for one chunk of rows, MiB (default 64)");

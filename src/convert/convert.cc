@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "convert/internal.h"
+#include "io/gguf.h"  // GGUF quants (issue 16)
 
 namespace dsv3 {
 
@@ -19,8 +20,8 @@ int64_t PeakRssKb() {
 Expected<ConvertSummary> Convert(const ConvertOptions& o) {
   if (o.buffer_bytes < (1 << 16)) return Status::Error("--buffer-mb: the conversion buffer must be at least 64 KiB");
   if (o.target == ConvertTarget::kGguf && o.gguf_type != DType::kF32 && o.gguf_type != DType::kF16 &&
-      o.gguf_type != DType::kBF16 && o.gguf_type != DType::kQ8_0)
-    return Status::Error("--type: GGUF output type must be f32, f16, bf16 or q8_0");
+      o.gguf_type != DType::kBF16 && !IsBlockType(o.gguf_type))  // GGUF quants (issue 16)
+    return Status::Error(std::string("--type: GGUF output type must be ") + kGgufWeightTypeNames);
   const auto start = std::chrono::steady_clock::now();
   ConvertSummary s;
   DSV3_RETURN_IF_ERROR(o.target == ConvertTarget::kGguf ? ConvertToGguf(o, s) : ConvertSafetensors(o, s));

@@ -3,8 +3,9 @@
 // llama.cpp's convert_hf_to_gguf.py lays it out (see model/gguf_model.h):
 // same tensor names, routed experts stacked per projection, kv_b_proj split
 // into attn_k_b / attn_v_b, 1-D tensors, *_norm, biases and the router in F32,
-// Q8_0 falling back to F16 for rows not a multiple of 32 (as llama.cpp's
-// quantizer does), MTP layers dropped unless --mtp. FP8 weights are
+// block types falling back as llama.cpp's quantizer does for rows too short
+// (Q4_K -> Q5_0, ..., F16 when not a multiple of 32), block types encoded
+// byte for byte as ggml's quantize_row_*_ref, MTP layers dropped unless --mtp. FP8 weights are
 // dequantized (q * block scale in float32) before encoding.
 #include <filesystem>
 #include <set>
@@ -34,13 +35,25 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// What llama.cpp's quantizer does with rows too short for a type's block:
+// the 256-blocks fall back to a 32-block type of similar size, then to F16.
+DType FallbackType(DType t, int64_t row) {
+  if (row % DTypeBlockElems(t) == 0) return t;
+  switch (t) {
+    case DType::kQ2_K: case DType::kQ3_K: case DType::kIQ4_XS: return FallbackType(DType::kIQ4_NL, row);
+    case DType::kQ4_K: return FallbackType(DType::kQ5_0, row);
+    case DType::kQ5_K: return FallbackType(DType::kQ5_1, row);
+    case DType::kQ6_K: return FallbackType(DType::kQ8_0, row);
+    default: return DType::kF16;
+  }
+}
+
 // llama.cpp's converter: 1-D tensors, norms, biases and the router stay F32.
 GgmlType TypeFor(const std::string& name, const std::vector<int64_t>& ne, DType requested) {
   if (ne.size() == 1 || EndsWith(name, "_norm.weight") || EndsWith(name, ".bias") ||
       name.find("ffn_gate_inp") != std::string::npos)
     return GgmlType::kF32;
-  if (requested == DType::kQ8_0 && ne[0] % kQ8_0Block != 0) return GgmlType::kF16;
-  return *GgmlFromDType(requested);
+  return *GgmlFromDType(FallbackType(requested, ne[0]));
 }
 
 uint32_t FileType(DType t) {
@@ -48,6 +61,17 @@ uint32_t FileType(DType t) {
     case DType::kF32: return 0;
     case DType::kF16: return 1;
     case DType::kQ8_0: return 7;
+    case DType::kQ4_0: return 2;
+    case DType::kQ4_1: return 3;
+    case DType::kQ5_0: return 8;
+    case DType::kQ5_1: return 9;
+    case DType::kQ2_K: return 10;
+    case DType::kQ3_K: return 11;  // the _S variants: one type throughout
+    case DType::kQ4_K: return 14;
+    case DType::kQ5_K: return 16;
+    case DType::kQ6_K: return 18;
+    case DType::kIQ4_NL: return 25;
+    case DType::kIQ4_XS: return 30;
     default: return 32;  // MOSTLY_BF16
   }
 }

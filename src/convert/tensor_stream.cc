@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/ggml_quants.h"  // GGUF quants (issue 16)
 #include "core/mapped_file.h"
 #include "core/parallel.h"
 #include "ops/ops.h"
@@ -152,8 +153,9 @@ void EncodeRow(const float* x, int64_t n, DType dtype, uint8_t* out) {
     case DType::kF16:
       for (int64_t i = 0; i < n; ++i) { const uint16_t v = F32ToF16(x[i]); std::memcpy(out + 2 * i, &v, 2); }
       break;
-    case DType::kQ8_0: EncodeQ8_0(x, n, out); break;
-    default: break;  // callers only pass the types above
+    default:
+      if (IsBlockType(dtype)) QuantizeBlocks(dtype, x, n, out);  // GGUF quants (issue 16): ggml's *_ref encoders
+      break;  // callers only pass the types above
   }
 }
 

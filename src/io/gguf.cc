@@ -4,6 +4,7 @@
 #include "io/gguf.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 
 namespace dsv3 {
@@ -223,6 +224,17 @@ std::optional<DType> DTypeFromGgml(uint32_t id) {
 std::optional<GgmlType> GgmlFromDType(DType t) {
   for (uint32_t id : {0u, 1u, 2u, 3u, 6u, 7u, 8u, 10u, 11u, 12u, 13u, 14u, 20u, 23u, 24u, 25u, 26u, 27u, 28u, 30u})
     if (DTypeFromGgml(id) == t) return static_cast<GgmlType>(id);
+  return std::nullopt;
+}
+
+std::optional<DType> ParseGgufWeightType(const std::string& name) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
+                  DType::kQ8_0, DType::kQ2_K, DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL,
+                  DType::kIQ4_XS}) {
+    std::string lower(DTypeName(t));
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == name) return t;
+  }
   return std::nullopt;
 }
 

@@ -43,6 +43,11 @@ std::optional<DType> DTypeFromGgml(uint32_t ggml_type);
 std::optional<GgmlType> GgmlFromDType(DType t);
 // "F32", "Q4_K", ... or "type 123" for ids unknown here.
 std::string GgmlTypeName(uint32_t ggml_type);
+// The matrix types a GGUF file can be written in, by lowercase ggml name
+// ("f32", "f16", "bf16", "q8_0", "q4_k", "iq4_xs", ...); nullopt otherwise.
+std::optional<DType> ParseGgufWeightType(const std::string& name);
+inline constexpr const char* kGgufWeightTypeNames =
+    "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl or iq4_xs";
 
 // One metadata value. Integers keep their exact value in `i` (signed) or `u`
 // (unsigned); floats in `f`; arrays hold their elements in `items`.

@@ -1,0 +1,107 @@
+// The tiny golden model (v3_tiny_bf16) converted to GGUF in each ggml block
+// type (dsv3 convert --to gguf --type q4_k ...; rows too short for a 256-block
+// fall back as llama.cpp's quantizer does) runs through the block-type
+// kernels, and its logits are compared with dsv3's float path on the same
+// weights dequantized to F32 (a GGUF rewritten with every block tensor
+// decoded by core's DequantizeBlocks, i.e. ggml's floats). Same weights, same
+// model code: only the kernels' summation order differs, so the bound is
+// 1e-5 relative, for prefill (dequantized tiles + float GEMM) and for
+// token-by-token decode (the fused dequantize-dot kernel).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "convert_test_util.h"
+#include "core/ggml_quants.h"
+#include "io/gguf.h"
+
+namespace dsv3 {
+namespace {
+
+using namespace testing_util;
+
+// `in` with every block-type tensor replaced by its F32 decoding.
+void WriteDequantized(const std::string& in, const std::string& out) {
+  auto f = GgufFile::Open(in);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  std::vector<GgufTensorSpec> specs;
+  for (const GgufTensorInfo& t : (*f)->tensors()) {
+    const bool block = t.dtype && IsBlockType(*t.dtype);
+    specs.push_back({t.name, block ? GgmlType::kF32 : static_cast<GgmlType>(t.ggml_type), t.ne});
+  }
+  std::vector<std::pair<std::string, GgufValue>> kv((*f)->metadata().begin(), (*f)->metadata().end());
+  auto w = GgufWriter::Create(out, kv, specs);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  for (const GgufTensorInfo& t : (*f)->tensors()) {
+    if (t.dtype && IsBlockType(*t.dtype)) {
+      int64_t n = 1;
+      for (int64_t d : t.ne) n *= d;
+      std::vector<float> x(n);
+      DequantizeBlocks(*t.dtype, t.data, n, x.data());
+      ASSERT_TRUE((*w)->Write(x.data(), n * 4).ok());
+    } else {
+      ASSERT_TRUE((*w)->Write(t.data, t.nbytes).ok());
+    }
+  }
+  ASSERT_TRUE((*w)->Finish().ok());
+}
+
+// Logits of sequence 0 fed one token per Forward (decode).
+std::vector<float> DecodeLogits(const Model& m, const GoldenLogits& g) {
+  const int64_t V = m.config().vocab_size;
+  KvCache cache = m.NewCache(1, g.T);
+  Workspace ws;
+  std::vector<float> out;
+  for (int64_t p = 0; p < g.T; ++p) {
+    Batch b;
+    b.Add(g.tokens[p], p, 0, true);
+    EXPECT_TRUE(m.Forward(b, cache, ws).ok());
+    out.insert(out.end(), ws.logits.begin(), ws.logits.begin() + V);
+  }
+  return out;
+}
+
+// How many matrices of each type the file holds, "Q4_K x12, Q5_0 x7, ...".
+std::string TypeCounts(const std::string& path) {
+  auto f = GgufFile::Open(path);
+  std::map<std::string, int> n;
+  for (const GgufTensorInfo& t : (*f)->tensors())
+    if (t.ne.size() > 1) ++n[GgmlTypeName(t.ggml_type)];
+  std::string s;
+  for (const auto& [k, v] : n) s += (s.empty() ? "" : ", ") + k + " x" + std::to_string(v);
+  return s;
+}
+
+TEST(GgufQuantModel, LogitsEqualFloatPathOnDequantizedWeights) {
+  const std::string dir = ScratchDir();
+  const GoldenLogits g = LoadGoldenLogits("v3_tiny_bf16");
+  for (DType t : {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kQ2_K, DType::kQ3_K,
+                  DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL, DType::kIQ4_XS}) {
+    const std::string name(DTypeName(t));
+    SCOPED_TRACE(name);
+    const std::string qpath = dir + "/tiny_" + name + ".gguf", fpath = dir + "/tiny_" + name + "_deq.gguf";
+    ConvertOptions o;
+    o.gguf_type = t;
+    auto s = RunConvert(ConvertTarget::kGguf, Golden("v3_tiny_bf16"), qpath, o);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    WriteDequantized(qpath, fpath);
+    auto q = LoadModel(qpath);
+    auto f = LoadModel(fpath);
+    ASSERT_TRUE(q && f);
+    const Agreement prefill = Compare(AllLogits(*q, g).data(), AllLogits(*f, g).data(), g.B * g.T, g.V);
+    const std::vector<float> dq = DecodeLogits(*q, g), df = DecodeLogits(*f, g);
+    const Agreement decode = Compare(dq.data(), df.data(), g.T, g.V);
+    const Agreement golden = Compare(AllLogits(*q, g).data(), g.logits, g.B * g.T, g.V);
+    std::printf("  %-6s (%s): prefill worst rel %.3g, decode %.3g; vs golden BF16 %.3g\n", name.c_str(),
+                TypeCounts(qpath).c_str(), prefill.worst_rel, decode.worst_rel, golden.worst_rel);
+    EXPECT_LE(prefill.worst_rel, 1e-5);
+    EXPECT_LE(decode.worst_rel, 1e-5);
+    EXPECT_EQ(prefill.argmax_diff, 0);
+  }
+}
+
+}  // namespace
+}  // namespace dsv3

@@ -2,6 +2,9 @@
 // MPI datatypes so counts stay in elements (rows), not bytes.
 #include "dist/comm.h"
 
+// MPI's C API only: the deprecated C++ bindings are not wanted (or linked).
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <climits>

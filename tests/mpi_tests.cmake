@@ -1,0 +1,114 @@
+# Expert parallelism under mpirun (issue 14): -np 2 and 4 over shared memory
+# (btl vader) and TCP give logits bit-identical (cmp) to one process on the
+# golden checkpoints (full prefill; prefill 7 then decode, with MTP), greedy
+# and seeded text identical; bad input ends every rank with a clear error; a
+# killed rank ends the job within seconds. Helpers: mpi_run.sh (mpirun as
+# root, oversubscribed, ob1 + the chosen BTL), mpi_expect_fail.sh,
+# mpi_kill.sh. One OpenMP thread per rank; the references use two.
+dsv3_test(expert_placement_test expert_placement_test.cc)
+add_executable(mpi_comm_test mpi_comm_test.cc)
+target_link_libraries(mpi_comm_test PRIVATE dsv3_dist)
+# The expected rank-order sums must not be fused into FMAs by the compiler.
+set_source_files_properties(mpi_comm_test.cc PROPERTIES COMPILE_OPTIONS -ffp-contract=off)
+
+set(MPI_RUN ${CMAKE_CURRENT_SOURCE_DIR}/mpi_run.sh)
+set(MPI_FAIL ${CMAKE_CURRENT_SOURCE_DIR}/mpi_expect_fail.sh)
+set(MPI_T ${CMAKE_CURRENT_BINARY_DIR}/tmp/mpi)
+file(MAKE_DIRECTORY ${MPI_T})
+set(MPI_TEST_PROPS ENVIRONMENT "OMP_WAIT_POLICY=passive" TIMEOUT 120)
+
+add_test(NAME mpi_comm_np1 COMMAND mpi_comm_test)
+add_test(NAME mpi_comm_np2_vader COMMAND ${MPI_RUN} 2 vader $<TARGET_FILE:mpi_comm_test>)
+add_test(NAME mpi_comm_np4_tcp COMMAND ${MPI_RUN} 4 tcp $<TARGET_FILE:mpi_comm_test>)
+set_tests_properties(mpi_comm_np1 mpi_comm_np2_vader mpi_comm_np4_tcp PROPERTIES ${MPI_TEST_PROPS}
+                     PASS_REGULAR_EXPRESSION "^ok: [124] ranks")
+
+# Logits: mode "prefill" runs every position in one forward; "decode"
+# prefills 7 and decodes the rest through the cache, with MTP where present.
+foreach(case v3_tiny_bf16 v3_tiny_fp8 v2lite_tiny_bf16)
+  foreach(mode prefill decode)
+    set(args logits -m ${G}/${case} --input ${G}/${case}/golden.safetensors)
+    if(mode STREQUAL "decode")
+      list(APPEND args --prefill 7)
+      if(NOT case STREQUAL "v2lite_tiny_bf16")
+        list(APPEND args --mtp)
+      endif()
+    endif()
+    string(REPLACE ";" " " args "${args}")
+    set(ref ${MPI_T}/${case}.${mode}.np1.safetensors)
+    add_test(NAME mpi_ref_${case}_${mode} COMMAND sh -c "${DSV3} -t 2 ${args} --output ${ref}")
+    set_tests_properties(mpi_ref_${case}_${mode} PROPERTIES FIXTURES_SETUP mpi_ref_${case}_${mode} ${MPI_TEST_PROPS})
+    foreach(np 2 4)
+      foreach(btl vader tcp)
+        set(name mpi_logits_${case}_${mode}_np${np}_${btl})
+        set(out ${MPI_T}/${case}.${mode}.np${np}.${btl}.safetensors)
+        add_test(NAME ${name} COMMAND sh -c "rm -f ${out} && ${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 ${args} --output ${out} && cmp ${ref} ${out} && echo bit-identical")
+        set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED mpi_ref_${case}_${mode} ${MPI_TEST_PROPS}
+                             PASS_REGULAR_EXPRESSION "bit-identical")
+      endforeach()
+    endforeach()
+  endforeach()
+endforeach()
+
+# An explicit, interleaved expert map, and 3 ranks over 12 experts.
+file(WRITE ${MPI_T}/interleaved.map "# even experts on rank 1, odd on rank 0\n1: 0 2 4 6 8 10 12 14\n0: 1,3,5,7,9,11,13,15\n")
+add_test(NAME mpi_logits_expert_map_np2
+  COMMAND sh -c "${MPI_RUN} 2 vader ${DSV3} -t 1 --expert-map ${MPI_T}/interleaved.map logits -m ${G}/v3_tiny_bf16 --input ${G}/v3_tiny_bf16/golden.safetensors --prefill 7 --mtp --output ${MPI_T}/map.safetensors && cmp ${MPI_T}/v3_tiny_bf16.decode.np1.safetensors ${MPI_T}/map.safetensors && echo bit-identical")
+set_tests_properties(mpi_logits_expert_map_np2 PROPERTIES FIXTURES_REQUIRED mpi_ref_v3_tiny_bf16_decode ${MPI_TEST_PROPS}
+                     PASS_REGULAR_EXPRESSION "bit-identical")
+add_test(NAME mpi_logits_v2lite_np3
+  COMMAND sh -c "${MPI_RUN} 3 vader ${DSV3} -t 1 logits -m ${G}/v2lite_tiny_bf16 --input ${G}/v2lite_tiny_bf16/golden.safetensors --prefill 7 --output ${MPI_T}/np3.safetensors && cmp ${MPI_T}/v2lite_tiny_bf16.decode.np1.safetensors ${MPI_T}/np3.safetensors && echo bit-identical")
+set_tests_properties(mpi_logits_v2lite_np3 PROPERTIES FIXTURES_REQUIRED mpi_ref_v2lite_tiny_bf16_decode ${MPI_TEST_PROPS}
+                     PASS_REGULAR_EXPRESSION "bit-identical")
+
+# dsv3 run: greedy, seeded sampling and MTP speculation print the same ids.
+set(RUN_GREEDY run -q -m ${G}/v3_tiny_fp8 --prompt-ids 0,15,27 -n 40 --temperature 0)
+set(RUN_SAMPLED run -q -m ${G}/v3_tiny_bf16 --prompt-ids 0,1,2 -n 40 --temperature 1 --top-p 0.9 --seed 5)
+set(RUN_SPEC run -q -m ${G}/v3_tiny_bf16 --prompt-ids 0,15,27 -n 40 --temperature 0 --spec mtp)
+foreach(kind GREEDY SAMPLED SPEC)
+  string(REPLACE ";" " " args "${RUN_${kind}}")
+  string(TOLOWER ${kind} lower)
+  foreach(np 2 4)
+    foreach(btl vader tcp)
+      add_test(NAME mpi_run_${lower}_np${np}_${btl}
+        COMMAND sh -c "a=$(${DSV3} -t 2 ${args}) && b=$(${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 ${args}) && test -n \"$a\" && test \"$a\" = \"$b\" && echo \"identical: $b\"")
+      set_tests_properties(mpi_run_${lower}_np${np}_${btl} PROPERTIES ${MPI_TEST_PROPS} PASS_REGULAR_EXPRESSION "identical: [0-9]")
+    endforeach()
+  endforeach()
+endforeach()
+
+# Bad input: one clear error per rank, non-zero exit, no hang.
+set(LOGITS_FP8 logits -m ${G}/v3_tiny_fp8 --input ${G}/v3_tiny_fp8/golden.safetensors --output ${MPI_T}/bad.safetensors)
+string(REPLACE ";" " " LOGITS_FP8_SH "${LOGITS_FP8}")
+add_test(NAME mpi_bad_more_ranks_than_experts
+  COMMAND ${MPI_FAIL} 9 "9 ranks but the model has only 8 routed experts" ${MPI_RUN} 9 vader ${DSV3} -t 1 ${LOGITS_FP8})
+file(WRITE ${MPI_T}/twice.map "0: 0-4\n1: 4-7\n")
+add_test(NAME mpi_bad_expert_owned_twice
+  COMMAND ${MPI_FAIL} 2 "twice.map line 2: expert 4 is owned twice" ${MPI_RUN} 2 vader ${DSV3} -t 1 --expert-map ${MPI_T}/twice.map ${LOGITS_FP8})
+file(WRITE ${MPI_T}/unowned.map "0: 0-3\n1: 4 5 6\n")
+add_test(NAME mpi_bad_expert_unowned
+  COMMAND ${MPI_FAIL} 2 "unowned.map: expert 7 is owned by no rank" ${MPI_RUN} 2 vader ${DSV3} -t 1 --expert-map ${MPI_T}/unowned.map ${LOGITS_FP8})
+add_test(NAME mpi_bad_different_checkpoints
+  COMMAND ${MPI_FAIL} 2 "rank 1 loaded a different checkpoint or config.json than rank 0" ${MPI_RUN} 1 vader ${DSV3} -t 1 ${LOGITS_FP8} : -np 1 ${DSV3} -t 1 logits -m ${G}/v3_tiny_bf16 --input ${G}/v3_tiny_fp8/golden.safetensors --output ${MPI_T}/bad.safetensors)
+# Same tensors, one config value changed (rms_norm_eps): still refused.
+add_test(NAME mpi_bad_different_configs
+  COMMAND sh -c "mkdir -p ${MPI_T}/eps && ln -sf ${G}/v3_tiny_fp8/model.safetensors ${MPI_T}/eps/ && sed 's/\"rms_norm_eps\": [^,]*/\"rms_norm_eps\": 1e-05/' ${G}/v3_tiny_fp8/config.json > ${MPI_T}/eps/config.json && ! cmp -s ${G}/v3_tiny_fp8/config.json ${MPI_T}/eps/config.json && ${MPI_FAIL} 2 'rank 1 loaded a different checkpoint or config.json' ${MPI_RUN} 1 vader ${DSV3} -t 1 ${LOGITS_FP8_SH} : -np 1 ${DSV3} -t 1 logits -m ${MPI_T}/eps --input ${G}/v3_tiny_fp8/golden.safetensors --output ${MPI_T}/bad.safetensors")
+add_test(NAME mpi_bad_command_not_distributed
+  COMMAND ${MPI_FAIL} 2 "'dsv3 bench' does not run expert-parallel yet" ${MPI_RUN} 2 tcp ${DSV3} -t 1 bench -m ${G}/v3_tiny_fp8)
+add_test(NAME mpi_bad_prompt_ids
+  COMMAND ${MPI_FAIL} 2 "prompt-ids: 'x' is not a token id" ${MPI_RUN} 2 vader ${DSV3} -t 1 run -m ${G}/v3_tiny_fp8 --prompt-ids "0 x")
+set_tests_properties(mpi_bad_more_ranks_than_experts mpi_bad_expert_owned_twice mpi_bad_expert_unowned
+                     mpi_bad_different_checkpoints mpi_bad_different_configs mpi_bad_command_not_distributed
+                     mpi_bad_prompt_ids PROPERTIES ${MPI_TEST_PROPS})
+
+# A rank killed mid-run (SIGKILL during a long decode): the job ends, non-zero.
+add_test(NAME mpi_long_input COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/mpi_make_tokens.py 256 128 384 ${MPI_T}/long.safetensors)
+set_tests_properties(mpi_long_input PROPERTIES FIXTURES_SETUP mpi_long_input)
+foreach(cfg "2;vader" "4;tcp")
+  list(GET cfg 0 np)
+  list(GET cfg 1 btl)
+  add_test(NAME mpi_rank_killed_np${np}_${btl}
+    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_kill.sh ${np} ${btl} ${DSV3} -t 1 logits -m ${G}/v3_tiny_bf16 --input ${MPI_T}/long.safetensors --output ${MPI_T}/long.out.safetensors --prefill 0)
+  set_tests_properties(mpi_rank_killed_np${np}_${btl} PROPERTIES FIXTURES_REQUIRED mpi_long_input ${MPI_TEST_PROPS}
+                       PASS_REGULAR_EXPRESSION "ok: rank 1 killed")
+endforeach()

@@ -52,7 +52,7 @@ void RegisterConvert(CLI::App& app, Common& common) {
   cmd->add_flag("--allow-missing-scale", f->options.allow_missing_scale,
                 "bf16: copy FP8 weights that have no scale tensor unchanged instead of failing");
   cmd->add_option("--scale-fmt", f->scale_fmt, "fp8: scale format (ue8m0: power-of-two scales)");
-  cmd->add_option("--type", f->type, std::string("gguf: bf16 (default), ") + kGgufWeightTypeNames);  // GGUF quants (issue 16)
+  cmd->add_option("--type", f->type, std::string("gguf: ") + kGgufWeightTypeNames + " (default bf16)");  // GGUF quants (issue 16)
   cmd->add_flag("--mtp", f->options.gguf_mtp, "gguf: keep MTP layers (dsv3 reads them; llama.cpp does not)");
   cmd->add_option("--name", f->options.gguf_name, "gguf: general.name (default: the input directory name)");
   cmd->add_option("--buffer-mb", f->buffer_mb, "working memory for one chunk of rows, MiB (default 64)");

@@ -353,7 +353,7 @@ Expected<std::unique_ptr<GgufFile>> GgufFile::Parse(const uint8_t* data, size_t 
   return f;
 }
 
-Expected<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path) {
+Expected<std::unique_ptr<GgufFile>> GgufFile::OpenOne(const std::string& path) {
   DSV3_ASSIGN_OR_RETURN(auto mapped, MappedFile::Open(path));
   DSV3_ASSIGN_OR_RETURN(auto f, Parse(mapped->data(), mapped->size(), path));
   f->file_ = std::move(mapped);

@@ -91,6 +91,9 @@ struct GgufTensorInfo {
   std::string NeString() const;  // "{192, 256}" like llama.cpp prints it
 };
 
+// A split set (llama.cpp gguf-split: keys split.count, split.no,
+// split.tensors.count; files PREFIX-00001-of-00003.gguf ...) opens as one
+// GgufFile from any of its parts: metadata of part 1, the tensors of all.
 class GgufFile {
  public:
   static Expected<std::unique_ptr<GgufFile>> Open(const std::string& path);
@@ -108,7 +111,10 @@ class GgufFile {
 
  private:
   GgufFile() = default;
+  static Expected<std::unique_ptr<GgufFile>> OpenOne(const std::string& path);
+  static Expected<std::unique_ptr<GgufFile>> OpenSplit(const std::string& path, int64_t count);
   std::unique_ptr<MappedFile> file_;
+  std::vector<std::unique_ptr<GgufFile>> parts_;  // the other parts of a split set (their mappings)
   std::string path_;
   uint32_t version_ = 0, alignment_ = kGgufDefaultAlignment;
   uint64_t data_offset_ = 0;

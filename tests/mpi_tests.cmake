@@ -112,3 +112,14 @@ foreach(cfg "2;vader" "4;tcp")
   set_tests_properties(mpi_rank_killed_np${np}_${btl} PROPERTIES FIXTURES_REQUIRED mpi_long_input ${MPI_TEST_PROPS}
                        PASS_REGULAR_EXPRESSION "ok: rank 1 killed")
 endforeach()
+
+# dsv3 inspect --ranks: bytes per rank, from config.json alone (DeepSeek-V3:
+# 23.1 GB replicated + 83.2 GB of 32 experts on each of 8 ranks, 688 GB in
+# all) and from a checkpoint's tensors with an expert map.
+add_test(NAME mpi_inspect_ranks_v3_config COMMAND ${DSV3} inspect -m ${CMAKE_CURRENT_SOURCE_DIR}/configs/deepseek_v3.json --ranks 8)
+set_tests_properties(mpi_inspect_ranks_v3_config PROPERTIES PASS_REGULAR_EXPRESSION
+  "replicated +23\\.127 GB on every rank.*rank 7 +106\\.295 GB: replicated \\+ 83\\.168 GB of 32 routed experts \\(224-255\\)")
+add_test(NAME mpi_inspect_ranks_expert_map COMMAND ${DSV3} --expert-map ${MPI_T}/interleaved.map inspect -m ${G}/v3_tiny_bf16 --ranks 2)
+set_tests_properties(mpi_inspect_ranks_expert_map PROPERTIES PASS_REGULAR_EXPRESSION
+  "bytes as stored.*rank 0 +[0-9.]+ MB: replicated \\+ [0-9.]+ MB of 8 routed experts \\(1 3 5 7 9 11 13 15\\)")
+add_test(NAME mpi_inspect_ranks_too_many COMMAND ${FAIL} "--ranks: 9 ranks but the model has only 8 routed experts" ${DSV3} inspect -m ${G}/v3_tiny_fp8 --ranks 9)

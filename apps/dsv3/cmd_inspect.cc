@@ -3,13 +3,16 @@
 // token, bytes per dtype, latent KV-cache bytes per token and per context,
 // and the sampling defaults the checkpoint's generation_config.json gives.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 
 #include "apps/dsv3/commands.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
+#include "dist/expert_placement.h"
 #include "model/config.h"
+#include "model/weights.h"
 #include "model/gguf_model.h"
 #include "model/stats.h"
 #include "runtime/generation_config.h"
@@ -21,6 +24,7 @@ namespace {
 struct InspectOptions {
   std::string model_dir;
   int64_t context = 0;  // 0: max_position_embeddings
+  int ranks = 0;        // --ranks: bytes per rank under expert parallelism
 };
 
 const char* Name(TopkMethod m) {
@@ -120,6 +124,79 @@ Status PrintStoredBytes(const std::string& dir) {
   return Status::Ok();
 }
 
+// Routed expert of a tensor name ("model.layers.L.mlp.experts.E...."), or -1.
+int64_t RoutedExpertOf(const std::string& name) {
+  const std::string key = ".mlp.experts.";
+  const size_t at = name.find(key);
+  return at == std::string::npos ? -1 : std::atoll(name.c_str() + at + key.size());
+}
+
+// Bytes of a tensor as config.json describes it: FP8 linear layers with F32
+// 128x128 block scales when quantization_config says so, else BF16; F32 router bias.
+uint64_t ConfigBytes(const Config& c, const TensorDesc& t) {
+  if (t.shape.size() == 1) return t.shape[0] * (t.role == TensorRole::kRouterBias ? 4 : 2);
+  const int64_t rows = t.shape[0], cols = t.shape[1];
+  if (t.role != TensorRole::kLinear || !c.quantization) return rows * cols * 2;
+  const int64_t br = c.quantization->block_rows, bc = c.quantization->block_cols;
+  return rows * cols + ((rows + br - 1) / br) * ((cols + bc - 1) / bc) * 4;
+}
+
+// "950.123 MB", "106.295 GB"
+std::string Bytes(uint64_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, b >= 10000000000ull ? "%.3f GB" : "%.3f MB", b >= 10000000000ull ? b / 1e9 : b / 1e6);
+  return buf;
+}
+
+// "0-3 8 10-11"
+std::string Ranges(const std::vector<int32_t>& ids) {
+  std::string out;
+  for (size_t i = 0; i < ids.size();) {
+    size_t j = i;
+    while (j + 1 < ids.size() && ids[j + 1] == ids[j] + 1) ++j;
+    out += (out.empty() ? "" : " ") + std::to_string(ids[i]) + (j > i ? "-" + std::to_string(ids[j]) : "");
+    i = j + 1;
+  }
+  return out;
+}
+
+// --ranks N: what each rank holds under expert parallelism (the placement
+// of --expert-map, or contiguous blocks): replicated tensors plus its
+// routed experts, from the checkpoint's tensors or else from config.json.
+Status PrintRankBytes(const std::string& path, const Config& c, int ranks, const std::string& expert_map) {
+  auto placement = expert_map.empty() ? dist::ContiguousPlacement(c.n_routed_experts, ranks)
+                                      : dist::ReadExpertMap(expert_map, c.n_routed_experts, ranks);
+  if (!placement.ok()) return placement.status().WithContext("--ranks");
+  uint64_t replicated = 0;
+  std::vector<uint64_t> expert(c.n_routed_experts, 0);
+  auto add = [&](const std::string& name, uint64_t bytes) {
+    const int64_t e = RoutedExpertOf(name);
+    (e >= 0 && e < c.n_routed_experts ? expert[e] : replicated) += bytes;
+  };
+  std::unique_ptr<TensorStore> store;
+  if (!IsGgufPath(path) && std::filesystem::is_directory(path)) {
+    if (auto opened = TensorStore::Open(path); opened.ok()) store = std::move(*opened);
+  }
+  if (store) {
+    for (const auto& name : store->Names()) add(name, store->Find(name)->nbytes);
+  } else {
+    for (const TensorDesc& t : ListTensors(c)) add(t.name, ConfigBytes(c, t));
+  }
+  std::printf("expert parallel     %d ranks, %s; bytes %s\n", ranks,
+              expert_map.empty() ? "contiguous blocks of experts" : ("experts per " + expert_map).c_str(),
+              store ? "as stored" : "estimated from config.json (FP8 linear layers if quantized, else BF16)");
+  std::printf("  replicated        %s on every rank (attention, dense MLPs, shared experts, routers, "
+              "embedding, head, norms)\n", Bytes(replicated).c_str());
+  for (int r = 0; r < ranks; ++r) {
+    const std::vector<int32_t> mine = placement->ExpertsOf(r);
+    uint64_t routed = 0;
+    for (int32_t e : mine) routed += expert[e];
+    std::printf("  rank %-12d %s: replicated + %s of %zu routed experts (%s)\n", r, Bytes(replicated + routed).c_str(),
+                Bytes(routed).c_str(), mine.size(), Ranges(mine).c_str());
+  }
+  return Status::Ok();
+}
+
 // A GGUF file: config from its metadata, bytes per ggml type.
 Expected<Config> InspectGguf(const std::string& path) {
   DSV3_ASSIGN_OR_RETURN(auto file, GgufFile::Open(path));
@@ -134,7 +211,7 @@ Expected<Config> InspectGguf(const std::string& path) {
   return c;
 }
 
-int Inspect(const InspectOptions& o) {
+int Inspect(const InspectOptions& o, const Common& common) {
   auto config = IsGgufPath(o.model_dir) ? InspectGguf(o.model_dir) : LoadConfig(o.model_dir);
   if (!config.ok()) return Fail(config.status());
   const Config& c = *config;
@@ -148,6 +225,10 @@ int Inspect(const InspectOptions& o) {
     std::fflush(stdout);
     if (Status st = PrintStoredBytes(o.model_dir); !st.ok()) return Fail(st);
   }
+  if (o.ranks > 0) {
+    std::fflush(stdout);
+    if (Status st = PrintRankBytes(o.model_dir, c, o.ranks, common.expert_map); !st.ok()) return Fail(st);
+  }
   return 0;
 }
 
@@ -159,9 +240,11 @@ void RegisterInspect(CLI::App& app, Common& common) {
   cmd->add_option("-m,--model", o->model_dir, "checkpoint directory, config.json or .gguf file")->required();
   cmd->add_option("--context", o->context, "context length for the KV-cache total (default: max positions)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--ranks", o->ranks, "bytes each of N expert-parallel ranks holds (with --expert-map: that placement)")
+      ->check(CLI::Range(1, 1 << 20));
   cmd->callback([o, &common] {
     common.Apply();
-    common.exit_code = Inspect(*o);
+    common.exit_code = Inspect(*o, common);
   });
 }
 

@@ -123,3 +123,11 @@ add_test(NAME mpi_inspect_ranks_expert_map COMMAND ${DSV3} --expert-map ${MPI_T}
 set_tests_properties(mpi_inspect_ranks_expert_map PROPERTIES PASS_REGULAR_EXPRESSION
   "bytes as stored.*rank 0 +[0-9.]+ MB: replicated \\+ [0-9.]+ MB of 8 routed experts \\(1 3 5 7 9 11 13 15\\)")
 add_test(NAME mpi_inspect_ranks_too_many COMMAND ${FAIL} "--ranks: 9 ranks but the model has only 8 routed experts" ${DSV3} inspect -m ${G}/v3_tiny_fp8 --ranks 9)
+
+# dsv3 bench --comm: all-to-all times and the latency/bandwidth fit per
+# transport (fields, not speed).
+foreach(btl vader tcp)
+  add_test(NAME mpi_bench_comm_np2_${btl} COMMAND ${MPI_RUN} 2 ${btl} ${DSV3} -t 1 bench --comm --comm-max-kb 64 --reps 2)
+  set_tests_properties(mpi_bench_comm_np2_${btl} PROPERTIES ${MPI_TEST_PROPS} PASS_REGULAR_EXPRESSION
+    "all-to-all over 2 ranks, transport self,${btl}.*\n +32768 +[0-9.]+ +[0-9.]+\nfit: latency [-0-9.]+ us \\+ bytes / [0-9.]+ GB/s")
+endforeach()

@@ -5,11 +5,14 @@
 // `--spec mtp --draft-tokens K[,K...]` instead measures MTP speculative
 // decoding: a greedy continuation with and without it, and the cost of
 // verification and draft forwards relative to a one-token decode step.
+// `--comm` (under mpirun) times MPI all-to-alls and fits latency and bandwidth.
 #include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "apps/dsv3/commands.h"
 #include "core/parallel.h"
+#include "dist/comm_bench.h"
 #include "runtime/bench.h"
 #include "runtime/bench_spec.h"
 
@@ -24,6 +27,8 @@ struct BenchCmdOptions {
   BenchOptions bench;
   int64_t membw_mb = 1024;
   bool json = false, membw_only = false, bf16_act = false, mmap = false;
+  bool comm = false;          // --comm: the MPI all-to-all microbenchmark
+  int64_t comm_max_kb = 4096;
 };
 
 // A comma-separated list of integers in [1, max]; errors name `flag`.
@@ -112,6 +117,22 @@ int BenchSpec(const BenchCmdOptions& o, const Model& model) {
   return 0;
 }
 
+// --comm: all-to-all time per message size over this job's ranks and
+// transport, and the latency/bandwidth fit (rank 0 prints).
+int BenchComm(const BenchCmdOptions& o, Common& common) {
+  const dist::AllToAllFit f = dist::MeasureAllToAll(*common.comm, o.comm_max_kb << 10, o.bench.repetitions);
+  const char* btl = std::getenv("OMPI_MCA_btl");
+  std::printf("all-to-all over %d ranks, transport %s\n", common.comm->size(),
+              common.distributed() ? (btl ? btl : "mpirun's default") : "none (one process: run under mpirun -np N)");
+  std::printf("  bytes per rank pair  us per all-to-all  fit us\n");
+  for (const dist::AllToAllPoint& p : f.points)
+    std::printf("  %19lld  %17.2f  %6.2f\n", static_cast<long long>(p.bytes), p.seconds * 1e6,
+                (f.latency_s + static_cast<double>(p.bytes) / f.bytes_per_s) * 1e6);
+  std::printf("fit: latency %.2f us + bytes / %.3f GB/s per rank pair (largest error %.0f%%)\n", f.latency_s * 1e6,
+              f.bytes_per_s / 1e9, 100.0 * f.max_rel_error);
+  return 0;
+}
+
 int Bench(BenchCmdOptions& o) {
   BenchOptions& b = o.bench;
   b.threads = NumThreads();
@@ -176,9 +197,20 @@ void RegisterBench(CLI::App& app, Common& common) {
   cmd->add_option("--draft-tokens", o->draft_tokens, "draft lengths K for --spec mtp, e.g. 1,2,3")->capture_default_str();
   cmd->add_option("--draft-vocab", o->draft_vocab, "draft only among token ids [0, N) (BPE lists frequent tokens first): a cheaper MTP head; 0 = all")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str();
+  cmd->add_flag("--comm", o->comm, "MPI all-to-all latency and bandwidth over the job's ranks (under mpirun)");
+  cmd->add_option("--comm-max-kb", o->comm_max_kb, "largest all-to-all message per rank pair, KiB")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))->capture_default_str();
   cmd->callback([o, &common] {
     common.Apply();
-    common.exit_code = Bench(*o);
+    if (o->comm) {
+      common.exit_code = BenchComm(*o, common);
+    } else if (common.distributed()) {  // the same flags on every rank: an agreed refusal
+      common.error_agreed = true;
+      common.exit_code = Fail(Status::Error("'dsv3 bench' does not run expert-parallel yet; under mpirun only "
+                                            "'bench --comm' works (issue 14)"));
+    } else {
+      common.exit_code = Bench(*o);
+    }
   });
 }
 

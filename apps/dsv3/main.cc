@@ -71,10 +71,11 @@ struct SeveralRanksRefused : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Commands that run under mpirun -np N > 1 (docs/distributed.md); the
-// others refuse before parsing their flags.
+// Commands that run under mpirun -np N > 1 (docs/distributed.md; bench only
+// with --comm, which it checks itself); the others refuse before parsing
+// their flags.
 void RefuseSeveralRanks(CLI::App& app, const dsv3::cli::Common& common) {
-  static const std::set<std::string> kDistributed = {"run", "logits", "inspect", "tokenize"};
+  static const std::set<std::string> kDistributed = {"run", "logits", "inspect", "tokenize", "bench"};
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
     if (kDistributed.count(sub->get_name())) continue;
     sub->preparse_callback([&common, name = sub->get_name()](size_t) {

@@ -3,10 +3,14 @@
 // byte by byte, invalid ones refused at the first wrong byte), token masks
 // over a vocabulary (equal to checking every token by brute force), and
 // random walks under the mask: every completed walk parses and matches the
-// schema's shape, and a walk never reaches a state with no way forward.
+// schema's shape, and a walk never reaches a state with no way forward. The
+// fewest bytes to finish a document equal a breadth-first search's, and walks
+// under a token budget always complete in time.
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <random>
+#include <unordered_set>
 
 #include "runtime/json_grammar.h"
 #include "runtime/sampler.h"
@@ -191,12 +195,33 @@ TEST(TokenGrammar, MaskEqualsBruteForce) {
   // Masks at the start and after each of  {"  name  ":  "  (ids 95, 100, 96, '"' - 32), then
   // inside the name (maxLength 8): na na é na (the string's room shrinking to 1).
   for (int32_t token : {-1, 95, 100, 96, '"' - 32, 99, 99, 105, 99}) {
-    if (token >= 0) ASSERT_TRUE(tg.Accept(&s, token)) << token;
+    if (token >= 0) {
+      ASSERT_TRUE(tg.Accept(&s, token)) << token;
+    }
     tg.Mask(s, &mask);
     for (int32_t id = 0; id < tg.vocab(); ++id) {
       JsonState copy = s;
       const bool brute = tg.Accept(&copy, id);
       EXPECT_EQ(((mask[id >> 6] >> (id & 63)) & 1) != 0, brute) << "token " << id << " after " << token;
+    }
+    // Under a budget: the tokens after which the document can still be finished in `limit` bytes.
+    // If no token fits, those that leave the fewest.
+    std::vector<int64_t> rest(tg.vocab(), -1);  // -1: not allowed at all
+    for (int32_t id = 0; id < tg.vocab(); ++id) {
+      JsonState copy = s;
+      if (tg.Accept(&copy, id)) rest[id] = tg.IsEnd(id) ? 0 : tg.grammar().MinToFinish(copy);
+    }
+    for (int64_t limit : {-1, 0, 2, 5, 9, 14, 30}) {
+      int64_t fewest = INT64_MAX;
+      for (int32_t id = 0; id < tg.vocab(); ++id)
+        if (rest[id] >= 0 && !tg.IsEnd(id)) fewest = std::min(fewest, rest[id]);
+      const int64_t cut = fewest <= limit ? limit : fewest;
+      tg.BudgetMask(s, limit, &mask);
+      for (int32_t id = 0; id < tg.vocab(); ++id) {
+        const bool brute = rest[id] >= 0 && (tg.IsEnd(id) || rest[id] <= cut);
+        EXPECT_EQ(((mask[id >> 6] >> (id & 63)) & 1) != 0, brute)
+            << "token " << id << " after " << token << " within " << limit;
+      }
     }
   }
 }
@@ -268,6 +293,95 @@ TEST(TokenGrammar, DepthLimitNeverStrandsADocument) {
       ASSERT_FALSE(sampler.constraint_failed()) << "walk " << walk << " token " << i;
       sampler.Accept(t);
       if (t == v.end_tokens[0]) break;
+    }
+  }
+}
+
+
+// The shortest completion by breadth-first search over printable bytes (and
+// the two bytes of 'é'): what MinToFinish computes from the schema.
+int64_t ShortestCompletion(const JsonGrammar& g, const JsonState& start) {
+  std::deque<std::pair<JsonState, int64_t>> queue = {{start, 0}};
+  std::unordered_set<std::string> seen = {start.Key()};
+  std::vector<uint8_t> alphabet = {0xC3, 0xA9};
+  for (int c = 32; c < 127; ++c) alphabet.push_back(static_cast<uint8_t>(c));
+  JsonState next;
+  while (!queue.empty()) {
+    auto [s, d] = std::move(queue.front());
+    queue.pop_front();
+    if (g.Accepting(s)) return d;
+    for (uint8_t b : alphabet) {
+      g.Advance(s, b, &next);
+      if (!next.dead() && seen.insert(next.Key()).second) queue.emplace_back(next, d + 1);
+    }
+  }
+  return -1;
+}
+
+const char* kTree = R"({"$ref":"#/$defs/e","$defs":{"e":{"type":"object",
+    "properties":{"n":{"type":"array","minItems":1,"maxItems":3,"items":{"$ref":"#/$defs/e"}},"x":{"type":"null"}},
+    "required":["x"],"additionalProperties":false}}})";
+
+TEST(JsonGrammar, MinToFinishEqualsTheShortestCompletion) {
+  const char* schemas[] = {
+      kTree,
+      R"({"type":"object","properties":{"a":{"type":"string","minLength":3},"b":{"type":"array","minItems":2,
+         "items":{"anyOf":[{"type":"number"},{"enum":["xyz",true]}]}},"c":{"type":"object"},
+         "d":{"type":"integer"}},"required":["b","d"],"additionalProperties":false})",
+      R"({"type":"array","minItems":1,"items":{"type":"object","properties":{"k":{"const":"long-constant"},
+         "e":{"type":"string","minLength":2,"maxLength":4}},"required":["e"],"additionalProperties":false}})",
+  };
+  std::mt19937 rng(3);
+  int checked = 0;
+  for (const char* text : schemas) {
+    const JsonGrammar g = Grammar(ordered::parse(text));
+    for (int walk = 0; walk < 5; ++walk) {
+      JsonState s = g.Start(), next;
+      for (int step = 0; step < 30; ++step) {
+        ASSERT_EQ(g.MinToFinish(s), ShortestCompletion(g, s)) << text << " walk " << walk << " step " << step;
+        ++checked;
+        std::vector<JsonState> options;  // a random byte among those allowed
+        for (int c = 32; c < 127; ++c) {
+          g.Advance(s, static_cast<uint8_t>(c), &next);
+          if (!next.dead()) options.push_back(next);
+        }
+        if (options.empty()) break;
+        s = options[std::uniform_int_distribution<size_t>(0, options.size() - 1)(rng)];
+      }
+    }
+  }
+  EXPECT_GT(checked, 300);
+}
+
+// Walks that keep nesting a recursive tree, under budgets from a few times the
+// smallest document up: each ends with the end token within max_tokens and
+// the document is whole (without the budget, most would be cut off).
+TEST(TokenGrammar, BudgetedWalksCompleteWithinMaxTokens) {
+  const TokenVocabulary v = TestVocabulary();
+  auto c = CompileJsonSchema(ordered::parse(kTree));
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  auto tg = std::make_shared<TokenGrammar>(std::move(*c), v);
+  std::mt19937 rng(11);
+  for (int64_t max_tokens : {12, 40, 150, 600}) {
+    for (int walk = 0; walk < 40; ++walk) {
+      SamplingOptions o;
+      o.temperature = 1.0f, o.seed = walk;
+      Sampler sampler(o);
+      sampler.Constrain(tg, max_tokens);
+      std::vector<float> logits(v.bytes.size());
+      std::string text;
+      bool ended = false;
+      for (int64_t i = 0; i < max_tokens && !ended; ++i) {
+        for (float& x : logits) x = std::uniform_real_distribution<float>(-2, 2)(rng);
+        logits['[' - 32] += 3, logits['{' - 32] += 3, logits['"' - 32] += 3, logits[',' - 32] += 3;
+        const int32_t t = sampler.Sample(logits.data(), logits.size());
+        ASSERT_FALSE(sampler.constraint_failed()) << text;
+        sampler.Accept(t);
+        ended = t == v.end_tokens[0];
+        if (!ended) text += v.bytes[t];
+      }
+      EXPECT_TRUE(ended) << "max_tokens " << max_tokens << ": " << text;
+      EXPECT_TRUE(Matches(tg->grammar(), text)) << text;
     }
   }
 }

@@ -29,7 +29,7 @@ Expected<std::vector<int32_t>> Generate(const Model& model, std::span<const int3
   Batch batch;
   Sampler sampler(options.sampling);
   sampler.Start(prompt, c.vocab_size);
-  sampler.Constrain(options.grammar);
+  sampler.Constrain(options.grammar, options.max_new_tokens);
   GenerateStats local;
   local.prompt_tokens = static_cast<int64_t>(prompt.size());
   double t0 = Now();

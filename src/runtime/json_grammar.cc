@@ -74,6 +74,7 @@ JsonGrammar::JsonGrammar(CompiledSchema schema) : schema_(std::move(schema)) {
       if (need < min_frames_[i]) min_frames_[i] = need, changed = true;
     }
   }
+  ComputeMinBytes();
 }
 
 JsonState JsonGrammar::Start() const {
@@ -428,10 +429,180 @@ JsonGrammar JsonGrammar::StringProbe() {
   return JsonGrammar(std::move(*schema));
 }
 
+int64_t JsonGrammar::StringPending(const JsonState& s) const {
+  if (s.stacks() != 1 || s.starts[1] == 0) return 0;
+  const JsonFrame& top = s.frames[s.starts[1] - 1];
+  if (top.type != kString) return 0;
+  return top.phase == kStrEscape ? 1 : top.extra;  // extra: hex digits or UTF-8 continuation bytes
+}
+
 int64_t JsonGrammar::StringChars(const JsonState& s) const {
   if (s.stacks() != 1 || s.starts[1] == 0) return -1;
   const JsonFrame& top = s.frames[s.starts[1] - 1];
   return top.type == kString ? top.a : -1;
+}
+
+// ---- The fewest bytes to a complete document (decoding under a token budget).
+
+namespace {
+constexpr int64_t kNever = JsonGrammar::kUnfinishable;
+int64_t Add(int64_t a, int64_t b) { return std::min(kNever, a + b); }
+int64_t Times(int64_t count, int64_t bytes) { return count > 0 && bytes >= kNever / count ? kNever : count * bytes; }
+int64_t Key(const SchemaProperty& p) { return static_cast<int64_t>(p.key.size()); }
+}  // namespace
+
+void JsonGrammar::ComputeMinBytes() {
+  const auto& nodes = schema_.nodes;
+  min_bytes_.assign(nodes.size(), kNever);
+  for (bool changed = true; changed;) {  // a fixpoint, like min_frames_
+    changed = false;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const SchemaNode& n = nodes[i];
+      int64_t bytes = 1;  // a number: one digit
+      switch (n.kind) {
+        case SchemaKind::kObject: {  // '{' "key":value, ... '}' over the required properties
+          bytes = 2;
+          int64_t required = 0;
+          for (const auto& p : n.properties)
+            if (p.required && !n.free_form) bytes = Add(bytes, Key(p) + 1 + min_bytes_[p.node]), ++required;
+          bytes = Add(bytes, std::max<int64_t>(required - 1, 0));
+          break;
+        }
+        case SchemaKind::kArray:
+          bytes = n.min_items == 0 ? 2 : Add(Times(n.min_items, Add(min_bytes_[n.items], 1)), 1);
+          break;
+        case SchemaKind::kString: bytes = Add(2, n.min_length); break;
+        case SchemaKind::kLiterals:
+          bytes = kNever;
+          for (const auto& l : n.literals) bytes = std::min<int64_t>(bytes, l.size());
+          break;
+        case SchemaKind::kAnyOf:
+          bytes = kNever;
+          for (int32_t a : n.alternatives) bytes = std::min(bytes, min_bytes_[a]);
+          break;
+        case SchemaKind::kSequence:
+          bytes = 0;
+          for (int32_t a : n.alternatives) bytes = Add(bytes, min_bytes_[a]);
+          break;
+        default: break;
+      }
+      if (bytes < min_bytes_[i]) min_bytes_[i] = bytes, changed = true;
+    }
+  }
+  required_rest_.assign(nodes.size(), {});
+  after_comma_.assign(nodes.size(), {});
+  parts_rest_.assign(nodes.size(), {});
+  int64_t widest = 0, longest_key = 0;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const SchemaNode& n = nodes[i];
+    if (min_bytes_[i] < kNever) widest = std::max(widest, min_bytes_[i]);
+    if (n.kind == SchemaKind::kSequence) {
+      auto& rest = parts_rest_[i];
+      rest.assign(n.alternatives.size() + 1, 0);
+      for (size_t k = n.alternatives.size(); k-- > 0;) rest[k] = Add(rest[k + 1], min_bytes_[n.alternatives[k]]);
+    }
+    if (n.kind != SchemaKind::kObject || n.free_form) continue;
+    const size_t props = n.properties.size();
+    auto& req = required_rest_[i];
+    auto& comma = after_comma_[i];
+    req.assign(props + 1, 0);
+    comma.assign(props + 1, kNever);
+    for (size_t k = props; k-- > 0;) {
+      const SchemaProperty& p = n.properties[k];
+      longest_key = std::max(longest_key, Key(p));
+      const int64_t own = Add(Key(p) + 1, min_bytes_[p.node]);  // "key":value
+      req[k] = p.required ? Add(req[k + 1], own + 1) : req[k + 1];
+      // After a comma the next key is k or, if k is optional, a later one.
+      comma[k] = p.required ? Add(own, req[k + 1]) : std::min(Add(own, req[k + 1]), comma[k + 1]);
+    }
+  }
+  // One byte commits to at most one costlier branch: a value's alternative,
+  // an optional property (key, ':' and value), an array item, or the rest of
+  // an escape or multi-byte character.
+  max_byte_growth_ = widest + longest_key + 8;
+}
+
+int64_t JsonGrammar::ObjectRest(const JsonFrame& f, bool top) const {
+  const SchemaNode& n = schema_.nodes[f.node];
+  if (f.phase == kObjOpen) return min_bytes_[f.node];
+  // The current property's value, and what comes after it ('}' included).
+  const int64_t value = n.free_form ? min_bytes_[n.additional] : f.a > 0 ? min_bytes_[n.properties[f.a - 1].node] : 0;
+  const int64_t after = n.free_form ? 1 : Add(required_rest_[f.node][f.a], 1);
+  switch (f.phase) {
+    case kObjColon: return Add(1 + value, after);
+    case kObjValue:
+    case kObjValueSpaced: return top ? Add(value, after) : after;
+    case kObjNext: return after;
+    default:  // kObjKey, kObjComma, kObjCommaSpaced
+      if (!top) return Add(1 + value, after);  // a key is open: ':' and its value follow
+      if (f.phase == kObjKey) return n.free_form || n.last_required < 0 ? 1 : required_rest_[f.node][f.a];
+      if (n.free_form) return Add(2 + 1 + 1, min_bytes_[n.additional]);  // "":value}
+      return Add(after_comma_[f.node][f.a], 1);
+  }
+}
+
+int64_t JsonGrammar::ArrayRest(const JsonFrame& f, bool top) const {
+  const SchemaNode& n = schema_.nodes[f.node];
+  const int64_t item = min_bytes_[n.items], per = Add(item, 1);  // ",item"
+  auto more = [&](int64_t have) { return Add(Times(std::max<int64_t>(n.min_items - have, 0), per), 1); };
+  switch (f.phase) {
+    case kArrOpen: return min_bytes_[f.node];
+    case kArrFirst:
+      if (!top) return more(1);  // the first item is open
+      return n.min_items == 0 ? 1 : Add(item, more(1));
+    case kArrNext: return more(f.a);
+    default: return top ? Add(item, more(f.a + 1)) : more(f.a + 1);  // after a comma
+  }
+}
+
+int64_t JsonGrammar::FrameRest(const JsonFrame& f, bool top) const {
+  switch (f.type) {
+    case kValue: return min_bytes_[f.node];
+    case kObject: return ObjectRest(f, top);
+    case kArray: return ArrayRest(f, top);
+    case kNumber: return CanEnd(f.phase) ? 0 : 1;
+    case kSeq: return parts_rest_[f.node][top ? f.a : f.a + 1];
+    case kString: {
+      const SchemaNode& n = schema_.nodes[f.node];
+      if (f.phase == kStrOpen) return Add(2, n.min_length);
+      const bool counted = n.min_length > 0 || n.max_length >= 0;
+      const int64_t need = counted ? std::max<int64_t>(n.min_length - f.a, 0) : 0;
+      return Add((f.phase == kStrEscape ? 1 : f.extra) + 1, need);
+    }
+    default: {  // kKey, kLiteral
+      const SchemaNode& n = schema_.nodes[f.node];
+      const std::string& text = f.type == kKey ? n.properties[f.a].key : n.literals[f.a];
+      return static_cast<int64_t>(text.size()) - f.b;
+    }
+  }
+}
+
+int64_t JsonGrammar::StackRest(const JsonFrame* begin, const JsonFrame* end, bool open_child) const {
+  int64_t bytes = 0;
+  for (const JsonFrame* f = begin; f < end; ++f) bytes = Add(bytes, FrameRest(*f, f + 1 == end && !open_child));
+  return bytes;
+}
+
+int64_t JsonGrammar::MinToFinish(const JsonState& s) const {
+  int64_t best = kNever;
+  for (int64_t i = 0; i < s.stacks(); ++i)
+    best = std::min(best, StackRest(s.frames.data() + s.starts[i], s.frames.data() + s.starts[i + 1], false));
+  return best;
+}
+
+void JsonGrammar::StringTails(const JsonState& s, std::vector<StringTail>* tails) const {
+  tails->clear();
+  for (int64_t i = 0; i < s.stacks(); ++i) {
+    const JsonFrame* begin = s.frames.data() + s.starts[i];
+    const JsonFrame* top = s.frames.data() + s.starts[i + 1] - 1;
+    const SchemaNode& n = schema_.nodes[top->node];
+    const bool counted = n.min_length > 0 || n.max_length >= 0;
+    StringTail t;
+    t.below = StackRest(begin, top, true);  // the string is their open child
+    t.need = counted ? std::max<int64_t>(n.min_length - top->a, 0) : 0;
+    t.room = n.max_length < 0 ? INT64_MAX : n.max_length - top->a;
+    tails->push_back(t);
+  }
 }
 
 }  // namespace dsv3

@@ -63,6 +63,27 @@ class JsonGrammar {
   // state of it has read (for classifying tokens against StringRoom).
   static JsonGrammar StringProbe();
   int64_t StringChars(const JsonState& s) const;
+  // Bytes a string state still owes before its characters may go on (the
+  // rest of an escape, a \u sequence or a multi-byte character); 0 elsewhere.
+  int64_t StringPending(const JsonState& s) const;
+
+  // The fewest bytes that complete a document from `s` (0: complete; at
+  // least kUnfinishable when no document can be completed). Decoding under a
+  // token budget keeps this within the tokens left: every byte is a token of
+  // a byte-level vocabulary, so a document can always be closed in time.
+  int64_t MinToFinish(const JsonState& s) const;
+  // For a state StringRoom accepts, per stack: the bytes that finish what
+  // lies below the string, the characters it still needs (minLength) and the
+  // characters it may still take (maxLength; INT64_MAX: unbounded).
+  struct StringTail {
+    int64_t below = 0, need = 0, room = 0;
+  };
+  void StringTails(const JsonState& s, std::vector<StringTail>* tails) const;
+  // An upper bound on how much one byte can raise MinToFinish (a byte may
+  // commit to the costliest alternative, optional property or array item).
+  int64_t max_byte_growth() const { return max_byte_growth_; }
+  static constexpr int64_t kUnfinishable = int64_t{1} << 40;
+
   const CompiledSchema& schema() const { return schema_; }
 
  private:
@@ -77,12 +98,26 @@ class JsonGrammar {
   void StepLiteral(Builder& out, std::vector<JsonFrame>& stack, uint8_t b) const;
   void Push(Builder& out, std::vector<JsonFrame>& stack, const JsonFrame& f, uint8_t b) const;
   void Emit(Builder& out, const std::vector<JsonFrame>& stack) const;
+  void ComputeMinBytes();
+  int64_t FrameRest(const JsonFrame& f, bool top) const;
+  int64_t ObjectRest(const JsonFrame& f, bool top) const;
+  int64_t ArrayRest(const JsonFrame& f, bool top) const;
+  // open_child: the last frame has a child above `end` (its rest excludes it).
+  int64_t StackRest(const JsonFrame* begin, const JsonFrame* end, bool open_child) const;
 
   CompiledSchema schema_;
   // Frames a value of each node needs at the least to be completed (its
   // required parts, nested): a frame is pushed only where that many fit, so
   // no document can run into the depth limit with no way to finish.
   std::vector<int32_t> min_frames_;
+  // The fewest bytes of a whole value of each node, and per object node, from
+  // property i on: required_rest_[n][i] the bytes of the required properties
+  // (each with its comma), after_comma_[n][i] the cheapest way to go on after
+  // a comma (the next property written, then the required ones after it);
+  // per sequence node, parts_rest_[n][i] the bytes of parts i, i+1, ...
+  std::vector<int64_t> min_bytes_;
+  std::vector<std::vector<int64_t>> required_rest_, after_comma_, parts_rest_;
+  int64_t max_byte_growth_ = 0;
 };
 
 }  // namespace dsv3

@@ -81,8 +81,8 @@ Sampler::Sampler(const SamplingOptions& options) : options_(options), rng_(optio
 Sampler::~Sampler() = default;
 Sampler::Sampler(Sampler&&) noexcept = default;
 
-void Sampler::Constrain(std::shared_ptr<const TokenGrammar> grammar) {
-  grammar_ = grammar ? std::make_unique<GrammarState>(std::move(grammar)) : nullptr;
+void Sampler::Constrain(std::shared_ptr<const TokenGrammar> grammar, int64_t max_tokens) {
+  grammar_ = grammar ? std::make_unique<GrammarState>(std::move(grammar), max_tokens) : nullptr;
 }
 
 bool Sampler::constraint_failed() const { return grammar_ && grammar_->failed(); }

@@ -82,7 +82,9 @@ class Sampler {
   // Constrained decoding (token_constraint.h): from now on only tokens that
   // keep the output a prefix of a document the grammar admits can be drawn
   // (the mask comes before every other adjustment). Null: unconstrained.
-  void Constrain(std::shared_ptr<const TokenGrammar> grammar);
+  // max_tokens > 0: the sequence's token budget, within which the document
+  // is steered to completion (GrammarState).
+  void Constrain(std::shared_ptr<const TokenGrammar> grammar, int64_t max_tokens = 0);
   // No token could continue the document: the sampler fell back to an end
   // token; the caller should end the sequence with an error.
   bool constraint_failed() const;

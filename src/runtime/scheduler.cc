@@ -155,7 +155,7 @@ SubmitResult Scheduler::SubmitGroup(std::vector<GenerationRequest> requests,
   for (GenerationRequest& r : requests) {
     seqs.push_back(std::make_unique<Sequence>(std::move(r), nullptr));
     seqs.back()->sampler.Start(seqs.back()->req.prompt, vocab);
-    seqs.back()->sampler.Constrain(seqs.back()->req.grammar);
+    seqs.back()->sampler.Constrain(seqs.back()->req.grammar, seqs.back()->req.max_tokens);
   }
   std::unique_lock<std::mutex> lock(mu_);
   if (!accepting_) return {SubmitCode::kShuttingDown, "the server is shutting down", nullptr};

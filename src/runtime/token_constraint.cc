@@ -8,6 +8,9 @@ namespace dsv3 {
 
 namespace {
 void Allow(std::vector<uint64_t>* bits, int64_t id) { (*bits)[id >> 6] |= uint64_t{1} << (id & 63); }
+bool Any(const std::vector<uint64_t>& bits) {
+  return std::any_of(bits.begin(), bits.end(), [](uint64_t w) { return w != 0; });
+}
 }  // namespace
 
 std::string SpecialTokenText(int32_t id) {
@@ -55,6 +58,7 @@ void TokenGrammar::ClassifyStringTokens() {
   probe.Advance(open, '"', &cur);
   open = cur;
   string_chars_.assign(bytes_.size(), -1);
+  string_pending_.assign(bytes_.size(), 0);
   for (size_t id = 0; id < bytes_.size(); ++id) {
     if (bytes_[id].empty() || special_[id] || IsEnd(static_cast<int32_t>(id))) continue;
     cur = open;
@@ -68,17 +72,46 @@ void TokenGrammar::ClassifyStringTokens() {
         break;
       }
     }
-    if (closed) closers_.push_back(static_cast<int32_t>(id));
-    else if (!cur.dead()) string_chars_[id] = static_cast<int32_t>(probe.StringChars(cur));
+    if (closed) {
+      closers_.push_back(static_cast<int32_t>(id));
+    } else if (!cur.dead()) {
+      string_chars_[id] = static_cast<int32_t>(probe.StringChars(cur));
+      string_pending_[id] = static_cast<uint8_t>(probe.StringPending(cur));
+    }
   }
 }
 
-void TokenGrammar::StringMask(const JsonState& state, int64_t room, std::vector<uint64_t>* allowed) const {
-  for (size_t id = 0; id < string_chars_.size(); ++id)
-    if (string_chars_[id] >= 0 && string_chars_[id] <= room) Allow(allowed, id);
+void TokenGrammar::StringMask(const JsonState& state, int64_t room, int64_t limit, std::vector<uint64_t>* allowed,
+                              int64_t* fewest) const {
+  if (limit == INT64_MAX) {
+    for (size_t id = 0; id < string_chars_.size(); ++id)
+      if (string_chars_[id] >= 0 && string_chars_[id] <= room) Allow(allowed, id);
+  } else {
+    // A token that stays in the string leaves what lies below it as it was:
+    // the bytes to finish are the string's own (characters still needed,
+    // bytes owed, the quote) plus the stack's below it.
+    thread_local std::vector<JsonGrammar::StringTail> tails;
+    grammar_.StringTails(state, &tails);
+    for (size_t id = 0; id < string_chars_.size(); ++id) {
+      const int64_t chars = string_chars_[id];
+      if (chars < 0 || chars > room) continue;
+      for (const auto& t : tails) {
+        if (chars > t.room) continue;
+        const int64_t rest = t.below + string_pending_[id] + std::max<int64_t>(t.need - chars, 0) + 1;
+        if (fewest) *fewest = std::min(*fewest, rest);
+        if (rest <= limit) {
+          Allow(allowed, id);
+          break;
+        }
+      }
+    }
+  }
   for (int32_t id : closers_) {
     JsonState copy = state;
-    if (Accept(&copy, id)) Allow(allowed, id);
+    if (!Accept(&copy, id)) continue;
+    const int64_t rest = limit == INT64_MAX ? 0 : grammar_.MinToFinish(copy);
+    if (fewest) *fewest = std::min(*fewest, rest);
+    if (rest <= limit) Allow(allowed, id);
   }
 }
 
@@ -86,17 +119,29 @@ bool TokenGrammar::IsEnd(int32_t token) const {
   return std::find(end_tokens_.begin(), end_tokens_.end(), token) != end_tokens_.end();
 }
 
-void TokenGrammar::Walk(int32_t node, const JsonState& state, int depth, std::vector<uint64_t>* allowed) const {
+void TokenGrammar::Walk(int32_t node, const JsonState& state, int depth, int64_t limit,
+                        std::vector<uint64_t>* allowed, int64_t* fewest) const {
   JsonState& next = scratch_[depth];  // sized by Mask to the deepest trie path
   for (const auto& [byte, child] : trie_[node].children) {
     grammar_.Advance(state, byte, &next);
     if (next.dead()) continue;
-    for (int32_t id : trie_[child].tokens) Allow(allowed, id);
+    if (!trie_[child].tokens.empty()) {
+      const int64_t rest = limit == INT64_MAX ? 0 : grammar_.MinToFinish(next);
+      if (fewest) *fewest = std::min(*fewest, rest);
+      if (rest <= limit)
+        for (int32_t id : trie_[child].tokens) Allow(allowed, id);
+    }
     if (!trie_[child].children.empty()) {
       // `next` is overwritten by the recursion's siblings at depth + 1 only.
-      Walk(child, next, depth + 1, allowed);
+      Walk(child, next, depth + 1, limit, allowed, fewest);
     }
   }
+}
+
+void TokenGrammar::AllowEnds(const JsonState& state, std::vector<uint64_t>* allowed) const {
+  if (!grammar_.Accepting(state)) return;
+  for (int32_t id : end_tokens_)
+    if (id >= 0 && id < vocab()) Allow(allowed, id);
 }
 
 void TokenGrammar::Mask(const JsonState& state, std::vector<uint64_t>* allowed) const {
@@ -108,16 +153,31 @@ void TokenGrammar::Mask(const JsonState& state, std::vector<uint64_t>* allowed) 
   }
   allowed->assign((vocab() + 63) / 64, 0);
   if (const int64_t room = grammar_.StringRoom(state); room >= 0) {
-    StringMask(state, room, allowed);  // a string's characters: counts, and the few tokens that close it
+    StringMask(state, room, INT64_MAX, allowed, nullptr);  // a string's characters: counts, and the few tokens that close it
   } else {
     scratch_.resize(max_depth_ + 1);
-    Walk(0, state, 0, allowed);
+    Walk(0, state, 0, INT64_MAX, allowed, nullptr);
   }
-  if (grammar_.Accepting(state))
-    for (int32_t id : end_tokens_)
-      if (id >= 0 && id < vocab()) Allow(allowed, id);
+  AllowEnds(state, allowed);
   if (cache_.size() >= 4096) cache_.clear();  // bounded: a long run of distinct states starts over
   cache_.emplace(key, *allowed);
+}
+
+void TokenGrammar::BudgetMask(const JsonState& state, int64_t limit, std::vector<uint64_t>* allowed) const {
+  allowed->assign((vocab() + 63) / 64, 0);
+  // A budget too tight for any token's bytes (tokens of several bytes may
+  // still fit it): the tokens that leave the fewest bytes to write.
+  int64_t fewest = JsonGrammar::kUnfinishable;
+  if (const int64_t room = grammar_.StringRoom(state); room >= 0) {
+    StringMask(state, room, limit, allowed, &fewest);
+    if (!Any(*allowed) && fewest < JsonGrammar::kUnfinishable) StringMask(state, room, fewest, allowed, &fewest);
+  } else {
+    std::lock_guard<std::mutex> lock(mu_);  // scratch_ is shared
+    scratch_.resize(max_depth_ + 1);
+    Walk(0, state, 0, limit, allowed, &fewest);
+    if (!Any(*allowed) && fewest < JsonGrammar::kUnfinishable) Walk(0, state, 0, fewest, allowed, &fewest);
+  }
+  AllowEnds(state, allowed);
 }
 
 bool TokenGrammar::Accept(JsonState* state, int32_t token) const {
@@ -134,14 +194,27 @@ bool TokenGrammar::Accept(JsonState* state, int32_t token) const {
   return true;
 }
 
-GrammarState::GrammarState(std::shared_ptr<const TokenGrammar> grammar) : grammar_(std::move(grammar)) {
+GrammarState::GrammarState(std::shared_ptr<const TokenGrammar> grammar, int64_t max_tokens)
+    : grammar_(std::move(grammar)), max_tokens_(max_tokens) {
   history_.push_back(grammar_->grammar().Start());
 }
 
+void GrammarState::ComputeMask(const JsonState& state) {
+  if (max_tokens_ > 0) {
+    // After this token, the tokens left less the end token's: the bytes the
+    // rest of the document may take, at one byte per token at the worst.
+    const int64_t limit = max_tokens_ - accepted_ - 2;
+    if (grammar_->grammar().MinToFinish(state) + grammar_->max_token_growth() > limit) {
+      grammar_->BudgetMask(state, limit, &mask_);
+      if (Any(mask_)) return;  // else the last token: nothing can complete the document in time
+    }
+  }
+  grammar_->Mask(state, &mask_);
+}
+
 void GrammarState::Apply(float* logits, int64_t vocab) {
-  const JsonState& s = history_[accepted_];
   failed_ = false;
-  grammar_->Mask(s, &mask_);
+  ComputeMask(history_[accepted_]);
   const int64_t n = std::min(vocab, grammar_->vocab());
   bool any = false;
   for (int64_t id = 0; id < n; ++id) {

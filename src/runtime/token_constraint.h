@@ -46,6 +46,13 @@ class TokenGrammar {
   // allowed [vocab/64 words]: bit id set when token id may follow `state`.
   // Thread-safe (one cache for all sequences using this grammar).
   void Mask(const JsonState& state, std::vector<uint64_t>* allowed) const;
+  // The tokens of Mask after which the document can still be completed in
+  // `limit` bytes (JsonGrammar::MinToFinish), or if none can, those that
+  // leave the fewest bytes; end tokens where it is complete. Not cached: it
+  // depends on the budget.
+  void BudgetMask(const JsonState& state, int64_t limit, std::vector<uint64_t>* allowed) const;
+  // An upper bound on how much one token can raise MinToFinish.
+  int64_t max_token_growth() const { return max_depth_ * grammar_.max_byte_growth(); }
   // Advances `state` over the token's bytes; false (state unchanged) if not allowed.
   bool Accept(JsonState* state, int32_t token) const;
   bool IsEnd(int32_t token) const;
@@ -56,9 +63,14 @@ class TokenGrammar {
     std::vector<std::pair<uint8_t, int32_t>> children;  // byte -> node, sorted
     std::vector<int32_t> tokens;                         // ids whose bytes end here
   };
-  void Walk(int32_t node, const JsonState& state, int depth, std::vector<uint64_t>* allowed) const;
+  // limit: allow only tokens after which MinToFinish <= limit (INT64_MAX: all).
+  // fewest (optional): lowered to the fewest bytes left after any valid token.
+  void Walk(int32_t node, const JsonState& state, int depth, int64_t limit, std::vector<uint64_t>* allowed,
+            int64_t* fewest) const;
   void ClassifyStringTokens();
-  void StringMask(const JsonState& state, int64_t room, std::vector<uint64_t>* allowed) const;
+  void StringMask(const JsonState& state, int64_t room, int64_t limit, std::vector<uint64_t>* allowed,
+                  int64_t* fewest) const;
+  void AllowEnds(const JsonState& state, std::vector<uint64_t>* allowed) const;
 
   JsonGrammar grammar_;
   std::vector<std::string> bytes_;
@@ -70,7 +82,9 @@ class TokenGrammar {
   // string is allowed iff its characters fit; only those that close it
   // depend on what follows. string_chars_[id]: characters of a token that
   // stays inside (-1: it dies there); closers_: the ids that close a string.
+  // string_pending_[id]: bytes such a token leaves owing (a split escape or character).
   std::vector<int32_t> string_chars_;
+  std::vector<uint8_t> string_pending_;
   std::vector<int32_t> closers_;
   mutable std::mutex mu_;
   mutable std::unordered_map<std::string, std::vector<uint64_t>> cache_;
@@ -80,7 +94,12 @@ class TokenGrammar {
 // One sequence's position in the grammar.
 class GrammarState {
  public:
-  explicit GrammarState(std::shared_ptr<const TokenGrammar> grammar);
+  // max_tokens > 0: the sequence may generate at most that many tokens (its
+  // end token included), and the document must be complete by then: once
+  // the tokens left come near the fewest bytes that complete it, only tokens
+  // that keep it completable in time are allowed (a long document closes
+  // early rather than being cut off). <= 0: no budget.
+  explicit GrammarState(std::shared_ptr<const TokenGrammar> grammar, int64_t max_tokens = 0);
 
   // Sets logits of tokens that may not come next to -inf (logits [vocab],
   // vocab may be a draft head's shorter one). When nothing may come next the
@@ -92,7 +111,10 @@ class GrammarState {
   bool failed() const { return failed_; }
 
  private:
+  void ComputeMask(const JsonState& state);
+
   std::shared_ptr<const TokenGrammar> grammar_;
+  int64_t max_tokens_ = 0;
   std::vector<JsonState> history_;  // history_[i]: after i accepted tokens
   int64_t accepted_ = 0;
   std::vector<uint64_t> mask_;

@@ -10,6 +10,9 @@
 //                 (first request with a schema; no state seen before)
 //   BM_TraceWarm  the same grammar walked over the same trace again: masks
 //                 of states seen before are cache lookups
+//   BM_TraceBudget a warm grammar under a token budget near the document's
+//                 end: every mask is the budget's (GrammarState steering the
+//                 document to completion), computed, never cached
 //   BM_MaskStartCold  Mask of the start state alone, cache empty
 //   BM_MaskStringCold Mask inside a string alone, cache empty (the worst case)
 //
@@ -173,8 +176,10 @@ struct WalkTimes {
 };
 
 // One pass over the trace, timing Apply + Accept of each token.
-WalkTimes Walk(const std::shared_ptr<const TokenGrammar>& g, const std::vector<int32_t>& trace, std::vector<float>& logits) {
-  GrammarState state(g);
+// max_tokens > 0: under that token budget (GrammarState).
+WalkTimes Walk(const std::shared_ptr<const TokenGrammar>& g, const std::vector<int32_t>& trace, std::vector<float>& logits,
+               int64_t max_tokens = 0) {
+  GrammarState state(g, max_tokens);
   WalkTimes t;
   for (int32_t id : trace) {
     std::fill(logits.begin(), logits.end(), 0.0f);  // a fresh logits row, as after each forward
@@ -240,6 +245,29 @@ void BM_TraceWarm(benchmark::State& st, const Case* c) {
   int64_t tokens = 0;
   for (auto _ : st) {
     const WalkTimes t = Walk(g, trace, logits);
+    st.SetIterationTime(t.seconds);
+    sum.seconds += t.seconds, sum.max_seconds = std::max(sum.max_seconds, t.max_seconds);
+    tokens += static_cast<int64_t>(trace.size());
+  }
+  Report(st, sum, tokens, trace);
+}
+
+void BM_TraceBudget(benchmark::State& st, const Case* c) {
+  const Fixture& f = Shared();
+  const std::vector<int32_t> trace = Trace(*c);
+  std::vector<float> logits(f.vocab.bytes.size());
+  auto g = std::make_shared<const TokenGrammar>(Compile(*c), f.vocab);
+  Walk(g, trace, logits);  // the plain masks cached, as a server's would be
+  // The document's bytes plus the end token's slot: every trace token stays
+  // allowed (MinToFinish never exceeds the bytes still to come), while each
+  // step is well within max_token_growth of the limit, so every mask is a
+  // budget mask.
+  int64_t budget = 2;
+  for (int32_t id : trace) budget += static_cast<int64_t>(f.vocab.bytes[id].size());
+  WalkTimes sum;
+  int64_t tokens = 0;
+  for (auto _ : st) {
+    const WalkTimes t = Walk(g, trace, logits, budget);
     st.SetIterationTime(t.seconds);
     sum.seconds += t.seconds, sum.max_seconds = std::max(sum.max_seconds, t.max_seconds);
     tokens += static_cast<int64_t>(trace.size());
@@ -319,6 +347,8 @@ void Register() {
         ->UseManualTime()->Iterations(g_cold_iterations)->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("BM_TraceWarm/" + n).c_str(), BM_TraceWarm, c)
         ->UseManualTime()->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("BM_TraceBudget/" + n).c_str(), BM_TraceBudget, c)
+        ->UseManualTime()->Iterations(g_cold_iterations)->Unit(benchmark::kMillisecond);
     benchmark::RegisterBenchmark(("BM_MaskStartCold/" + n).c_str(), BM_MaskStartCold, c)
         ->UseManualTime()->Iterations(g_cold_iterations)->Unit(benchmark::kMicrosecond);
   }

@@ -94,7 +94,7 @@ add_test(NAME mpi_bad_different_checkpoints
 add_test(NAME mpi_bad_different_configs
   COMMAND sh -c "mkdir -p ${MPI_T}/eps && ln -sf ${G}/v3_tiny_fp8/model.safetensors ${MPI_T}/eps/ && sed 's/\"rms_norm_eps\": [^,]*/\"rms_norm_eps\": 1e-05/' ${G}/v3_tiny_fp8/config.json > ${MPI_T}/eps/config.json && ! cmp -s ${G}/v3_tiny_fp8/config.json ${MPI_T}/eps/config.json && ${MPI_FAIL} 2 'rank 1 loaded a different checkpoint or config.json' ${MPI_RUN} 1 vader ${DSV3} -t 1 ${LOGITS_FP8_SH} : -np 1 ${DSV3} -t 1 logits -m ${MPI_T}/eps --input ${G}/v3_tiny_fp8/golden.safetensors --output ${MPI_T}/bad.safetensors")
 add_test(NAME mpi_bad_command_not_distributed
-  COMMAND ${MPI_FAIL} 2 "'dsv3 bench' does not run expert-parallel yet" ${MPI_RUN} 2 tcp ${DSV3} -t 1 bench -m ${G}/v3_tiny_fp8)
+  COMMAND ${MPI_FAIL} 2 "'dsv3 perplexity' does not run expert-parallel yet" ${MPI_RUN} 2 tcp ${DSV3} -t 1 perplexity -m ${G}/v3_tiny_fp8)
 add_test(NAME mpi_bad_prompt_ids
   COMMAND ${MPI_FAIL} 2 "prompt-ids: 'x' is not a token id" ${MPI_RUN} 2 vader ${DSV3} -t 1 run -m ${G}/v3_tiny_fp8 --prompt-ids "0 x")
 set_tests_properties(mpi_bad_more_ranks_than_experts mpi_bad_expert_owned_twice mpi_bad_expert_unowned
@@ -131,3 +131,8 @@ foreach(btl vader tcp)
   set_tests_properties(mpi_bench_comm_np2_${btl} PROPERTIES ${MPI_TEST_PROPS} PASS_REGULAR_EXPRESSION
     "all-to-all over 2 ranks, transport self,${btl}.*\n +32768 +[0-9.]+ +[0-9.]+\nfit: latency [-0-9.]+ us \\+ bytes / [0-9.]+ GB/s")
 endforeach()
+
+# dsv3 bench under mpirun: every rank runs it, rank 0 reports the exchange.
+add_test(NAME mpi_bench_model_np2 COMMAND ${MPI_RUN} 2 vader ${DSV3} -t 1 bench -m ${G}/v3_tiny_bf16 -p 8 -n 2 -b 1,4 --reps 1 --membw-mb 8 --membw-reps 1)
+set_tests_properties(mpi_bench_model_np2 PROPERTIES ${MPI_TEST_PROPS} PASS_REGULAR_EXPRESSION
+  "decode +batch.*expert exchange \\(rank 0\\): [0-9.]+ s in [0-9]+ MoE layers \\([0-9.]+ ms each\\), [0-9.]+ KB sent per token per layer")

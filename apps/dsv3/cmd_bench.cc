@@ -6,6 +6,8 @@
 // decoding: a greedy continuation with and without it, and the cost of
 // verification and draft forwards relative to a one-token decode step.
 // `--comm` (under mpirun) times MPI all-to-alls and fits latency and bandwidth.
+// Under mpirun every rank runs the benchmark (experts split over the ranks)
+// and rank 0 prints, with the expert exchange's time and bytes.
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -133,11 +135,11 @@ int BenchComm(const BenchCmdOptions& o, Common& common) {
   return 0;
 }
 
-int Bench(BenchCmdOptions& o) {
+int Bench(BenchCmdOptions& o, Common& common) {
   BenchOptions& b = o.bench;
   b.threads = NumThreads();
   b.membw_bytes = o.membw_mb << 20;
-  if (!o.json) b.progress = [](const std::string& s) { std::fprintf(stderr, "  %s\n", s.c_str()); };
+  if (!o.json && common.rank() == 0) b.progress = [](const std::string& s) { std::fprintf(stderr, "  %s\n", s.c_str()); };
   if (o.membw_only) {
     const BenchResult r = MeasureMachine(b);
     if (o.json)
@@ -159,13 +161,14 @@ int Bench(BenchCmdOptions& o) {
   if (o.kv != "f32" && o.kv != "fp8") return Fail(Status::Error("--kv must be f32 or fp8, not '" + o.kv + "'"));
   lo.head = *head, lo.router = *router, lo.bf16_activations = o.bf16_act;
   lo.kv_cache = o.kv == "fp8" ? KvCacheType::kF8E4M3 : KvCacheType::kF32;
-  lo.verbose = !o.json;
+  lo.verbose = !o.json && common.rank() == 0;
   lo.load_to_memory = !o.mmap;
-  auto model = Model::Load(o.model_dir, lo);
+  auto model = LoadOnRanks(common, o.model_dir, lo);
   if (!model.ok()) return Fail(model.status());
   if (o.spec == "mtp") return BenchSpec(o, **model);
-  auto r = RunBenchmark(**model, b);
-  if (!r.ok()) return Fail(r.status());
+  auto r = RunBenchmark(**model, b);  // under mpirun: the same forwards on every rank
+  if (Status st = common.Agree(r.status()); !st.ok()) return Fail(st);
+  PrintExchangeStats(common, **model);
   if (o.json)
     std::printf("%s\n", BenchJson(*r).c_str());
   else
@@ -202,15 +205,7 @@ void RegisterBench(CLI::App& app, Common& common) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))->capture_default_str();
   cmd->callback([o, &common] {
     common.Apply();
-    if (o->comm) {
-      common.exit_code = BenchComm(*o, common);
-    } else if (common.distributed()) {  // the same flags on every rank: an agreed refusal
-      common.error_agreed = true;
-      common.exit_code = Fail(Status::Error("'dsv3 bench' does not run expert-parallel yet; under mpirun only "
-                                            "'bench --comm' works (issue 14)"));
-    } else {
-      common.exit_code = Bench(*o);
-    }
+    common.exit_code = o->comm ? BenchComm(*o, common) : Bench(*o, common);
   });
 }
 

@@ -158,6 +158,7 @@ int Run(const RunOptions& o, Common& common) {
   if (st = common.Agree(st); !st.ok()) return Fail(st);
   if (use_spec && !quiet) PrintSpecStats(spec_stats);
   if (!quiet) PrintSpeed(stats);
+  if (!o.quiet) PrintExchangeStats(common, **model);
   return 0;
 }
 

@@ -38,6 +38,8 @@ struct Common {
 // agreed by all ranks, which then check that they loaded the same
 // checkpoint (config + tensor index hash) and the same expert placement.
 Expected<std::unique_ptr<Model>> LoadOnRanks(Common& common, const std::string& path, LoadOptions options);
+// Under mpirun, rank 0 prints its expert exchange's totals to stderr.
+void PrintExchangeStats(const Common& common, const Model& model);
 
 void RegisterRun(CLI::App& app, Common& common);
 void RegisterInspect(CLI::App& app, Common& common);

@@ -71,9 +71,8 @@ struct SeveralRanksRefused : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Commands that run under mpirun -np N > 1 (docs/distributed.md; bench only
-// with --comm, which it checks itself); the others refuse before parsing
-// their flags.
+// Commands that run under mpirun -np N > 1 (docs/distributed.md); the
+// others refuse before parsing their flags.
 void RefuseSeveralRanks(CLI::App& app, const dsv3::cli::Common& common) {
   static const std::set<std::string> kDistributed = {"run", "logits", "inspect", "tokenize", "bench"};
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
@@ -81,8 +80,8 @@ void RefuseSeveralRanks(CLI::App& app, const dsv3::cli::Common& common) {
     sub->preparse_callback([&common, name = sub->get_name()](size_t) {
       if (common.distributed())
         throw SeveralRanksRefused("'dsv3 " + name + "' does not run expert-parallel yet; under mpirun with " +
-                                  std::to_string(common.comm->size()) + " ranks only run, logits, inspect and "
-                                  "tokenize work (issue 14)");
+                                  std::to_string(common.comm->size()) + " ranks only run, logits, bench, inspect "
+                                  "and tokenize work (issue 14)");
     });
   }
 }

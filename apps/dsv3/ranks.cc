@@ -1,6 +1,7 @@
 // The CLI's side of expert parallelism: agreeing on failures across ranks
 // and loading a model for this rank with the start-up checks every rank
 // must pass (same checkpoint, same expert placement). See commands.h.
+#include <algorithm>
 #include <cstdio>
 
 #include "apps/dsv3/commands.h"
@@ -55,6 +56,14 @@ Expected<std::unique_ptr<Model>> LoadOnRanks(Common& common, const std::string& 
                  common.expert_map.empty() ? "contiguous blocks" : common.expert_map.c_str());
   }
   return model;
+}
+
+void PrintExchangeStats(const Common& common, const Model& model) {
+  if (!common.distributed() || common.rank() != 0) return;
+  const dist::ExchangeStats& s = model.exchange_stats();
+  std::fprintf(stderr, "expert exchange (rank 0): %.3f s in %lld MoE layers (%.3f ms each), %.1f KB sent per token "
+               "per layer\n", s.seconds, static_cast<long long>(s.layers), 1e3 * s.seconds / std::max<int64_t>(s.layers, 1),
+               static_cast<double>(s.bytes_sent) / 1e3 / static_cast<double>(std::max<int64_t>(s.tokens, 1)));
 }
 
 }  // namespace dsv3::cli

@@ -40,9 +40,14 @@ AllToAllFit MeasureAllToAll(Comm& comm, int64_t max_bytes, int reps) {
     s00 += w, s01 += w * B, s11 += w * B * B, r0 += w * p.seconds, r1 += w * B * p.seconds;
   }
   const double det = s00 * s11 - s01 * s01;
-  const double a = (r0 * s11 - r1 * s01) / det, c = (s00 * r1 - s01 * r0) / det;
+  double a = (r0 * s11 - r1 * s01) / det, c = (s00 * r1 - s01 * r0) / det;
+  if (!(a > 0 && c > 0)) {  // noise (a busy machine) bent the fit: the end points instead
+    const AllToAllPoint& last = fit.points.back();
+    a = std::min(fit.points[0].seconds, fit.points[1].seconds);
+    c = last.seconds > a ? (last.seconds - a) / static_cast<double>(last.bytes) : last.seconds / static_cast<double>(last.bytes);
+  }
   fit.latency_s = a;
-  fit.bytes_per_s = c > 0 ? 1.0 / c : INFINITY;
+  fit.bytes_per_s = 1.0 / c;
   for (const AllToAllPoint& p : fit.points)
     fit.max_rel_error = std::max(fit.max_rel_error, std::abs(a + c * static_cast<double>(p.bytes) - p.seconds) / p.seconds);
   return fit;

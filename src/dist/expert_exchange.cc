@@ -80,8 +80,10 @@ void MpiExpertExchange::Dispatch(const float* x, const int32_t* ids, int64_t m, 
   }
   Grow(b.recv, received * d), Grow(b.group_row, received);
   comm_.AllToAllV(b.send.data(), b.rank_send.data(), b.recv.data(), b.rank_recv.data(), d * sizeof(float));
-  b.exchange_seconds += Now() - t0;
-  b.rows_sent += A;
+  stats_.seconds += Now() - t0;
+  ++stats_.layers, stats_.tokens += m;
+  for (int64_t r = 0; r < N; ++r)
+    if (r != comm_.rank()) stats_.rows_sent += b.rank_send[r], stats_.bytes_sent += b.rank_send[r] * d * 4;
   // Group: expert e's rows are those of rank 0, then rank 1, ...
   std::fill(offset, offset + E + 1, 0);
   for (int64_t r = 0; r < N; ++r)
@@ -103,8 +105,9 @@ void MpiExpertExchange::Combine(const float* y, int64_t m, const float** out, Ex
   Grow(b.back, m * K_ * d);
   const double t0 = Now();
   comm_.AllToAllV(b.recv.data(), b.rank_recv.data(), b.back.data(), b.rank_send.data(), d * sizeof(float));
-  b.exchange_seconds += Now() - t0;
-  b.rows_sent += received;
+  stats_.seconds += Now() - t0;
+  for (int64_t r = 0; r < N; ++r)
+    if (r != comm_.rank()) stats_.rows_sent += b.rank_recv[r], stats_.bytes_sent += b.rank_recv[r] * d * 4;
   for (int64_t a = 0; a < m * K_; ++a) out[a] = b.back.data() + b.slot[a] * d;
 }
 
@@ -113,7 +116,7 @@ void MpiExpertExchange::GatherTokens(float* rows, int64_t n, ExchangeBuffers& b)
   for (int r = 0; r < ranks_; ++r) b.rank_send[r] = n * (r + 1) / ranks_ - n * r / ranks_;
   const double t0 = Now();
   comm_.AllGatherV(rows, b.rank_send.data(), d_ * sizeof(float));
-  b.exchange_seconds += Now() - t0;
+  stats_.seconds += Now() - t0;
 }
 
 }  // namespace dsv3::dist

@@ -38,9 +38,14 @@ struct ExchangeBuffers {
   std::vector<int64_t> rank_send, rank_recv, cursor;  // [ranks] rows; [E] fill positions
   std::vector<int32_t> group_row;   // [received] grouped row of each received row
   std::vector<float> send, recv, back;  // [rows, d]
-  // Totals for benchmarks: seconds inside MPI calls, rows sent (both ways).
-  double exchange_seconds = 0.0;
-  int64_t rows_sent = 0;
+};
+
+// What an exchange did so far, for benchmarks: seconds inside MPI calls
+// (waiting for slower ranks included), MoE layers and token rows this rank
+// sent to other ranks (dispatch and combine; the final all-gather apart).
+struct ExchangeStats {
+  double seconds = 0.0;
+  int64_t layers = 0, tokens = 0, rows_sent = 0, bytes_sent = 0;
 };
 
 class ExpertExchange {
@@ -58,6 +63,10 @@ class ExpertExchange {
   virtual void Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) = 0;
   // rows [n, d], correct for the owned tokens -> correct for all n.
   virtual void GatherTokens(float* rows, int64_t n, ExchangeBuffers& b) = 0;
+  const ExchangeStats& stats() const { return stats_; }
+
+ protected:
+  ExchangeStats stats_;
 };
 
 // Every expert in this process.

@@ -142,6 +142,8 @@ class Model {
   uint64_t fingerprint() const { return fingerprint_; }
   // Where the routed experts live; null when all are in this process.
   const dist::ExpertPlacement* placement() const { return placement_ ? &*placement_ : nullptr; }
+  // The expert exchange's totals so far (zero in one process).
+  const dist::ExchangeStats& exchange_stats() const { return exchange_->stats(); }
 
  private:
   Model() = default;

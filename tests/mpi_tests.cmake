@@ -136,3 +136,20 @@ endforeach()
 add_test(NAME mpi_bench_model_np2 COMMAND ${MPI_RUN} 2 vader ${DSV3} -t 1 bench -m ${G}/v3_tiny_bf16 -p 8 -n 2 -b 1,4 --reps 1 --membw-mb 8 --membw-reps 1)
 set_tests_properties(mpi_bench_model_np2 PROPERTIES ${MPI_TEST_PROPS} PASS_REGULAR_EXPRESSION
   "decode +batch.*expert exchange \\(rank 0\\): [0-9.]+ s in [0-9]+ MoE layers \\([0-9.]+ ms each\\), [0-9.]+ KB sent per token per layer")
+
+# A wider batch: 32 sequences, prefill 5 then decode (32 tokens per forward,
+# 8 owned by each of 4 ranks), on the FP8 checkpoint.
+add_test(NAME mpi_wide_input COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/mpi_make_tokens.py 32 48 320 ${MPI_T}/wide.safetensors)
+set(WIDE logits -m ${G}/v3_tiny_fp8 --input ${MPI_T}/wide.safetensors --prefill 5 --mtp)
+string(REPLACE ";" " " WIDE "${WIDE}")
+add_test(NAME mpi_ref_wide COMMAND sh -c "${DSV3} -t 2 ${WIDE} --output ${MPI_T}/wide.np1.safetensors")
+set_tests_properties(mpi_wide_input PROPERTIES FIXTURES_SETUP mpi_wide_input)
+set_tests_properties(mpi_ref_wide PROPERTIES FIXTURES_REQUIRED mpi_wide_input FIXTURES_SETUP mpi_ref_wide ${MPI_TEST_PROPS})
+foreach(cfg "4;vader" "2;tcp")
+  list(GET cfg 0 np)
+  list(GET cfg 1 btl)
+  add_test(NAME mpi_logits_wide_np${np}_${btl}
+    COMMAND sh -c "rm -f ${MPI_T}/wide.np${np}.safetensors && ${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 ${WIDE} --output ${MPI_T}/wide.np${np}.safetensors && cmp ${MPI_T}/wide.np1.safetensors ${MPI_T}/wide.np${np}.safetensors && echo bit-identical")
+  set_tests_properties(mpi_logits_wide_np${np}_${btl} PROPERTIES FIXTURES_REQUIRED mpi_ref_wide ${MPI_TEST_PROPS}
+                       PASS_REGULAR_EXPRESSION "bit-identical")
+endforeach()

@@ -1,10 +1,13 @@
 // Matrix products over the ggml block types (Q4_0 .. IQ4_XS, core/ggml_quants.h)
-// with float32 activations. Every block is first unpacked into integer
-// levels (one int8 per weight, plain loops the compiler vectorises for each
-// Highway target) plus one float scale and optional float offset per group of
-// 16 or 32 weights; a weight is then level * scale (+ offset), exactly the
-// float ggml's dequantize_row_* gives (this file is compiled without FP
-// contraction, and the level->float steps are separate Mul and Add).
+// with float32 activations. Every block is unpacked with vector byte
+// operations (nibble masks and shifts, bit tests, byte-table lookups for the
+// IQ4 levels) into integer levels, one int8 per weight in a 256-byte L1
+// buffer (Q8_0's levels are read in place), plus one float scale and optional
+// float offset per group of 16 or 32 weights; a weight is then
+// level * scale (+ offset), exactly the float ggml's dequantize_row_* gives
+// (this file is compiled without FP contraction, and the level->float steps
+// are separate Mul and Add). Each type has its own kernel instance (group
+// size, offset, unpacking known at compile time).
 //
 // Decode (few tokens): each block is unpacked once and its weights, built in
 // registers, are multiplied into every token's accumulators (fused
@@ -28,18 +31,26 @@
 
 #ifndef DSV3_CPU_QUANT_MATMUL_ONCE
 #define DSV3_CPU_QUANT_MATMUL_ONCE
+#include <immintrin.h>
 namespace dsv3::cpu {
-// One block unpacked: weight i of group g (size `group`) is
-// level[i] * scale[g] (+ offset[g] when has_offset).
-struct Unpacked {
+// One block unpacked: weight i of group g is level[i] * scale[g] (+ offset[g]).
+struct Levels {
   alignas(64) int8_t level[256];
   float scale[16];
   float offset[16];
-  int group = 32;
-  bool has_offset = false;
 };
 constexpr int64_t kPrefillTokens = 8;  // from this many tokens: dequantized tiles + float GEMM
 constexpr int64_t kTileRows = 16;
+// f16 -> f32 (exact either way): F16C where the baseline has it.
+inline float Half(const uint8_t* p) {
+#ifdef __F16C__
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+#else
+  return LoadHalf(p);
+#endif
+}
 }  // namespace dsv3::cpu
 #endif
 
@@ -51,202 +62,304 @@ namespace hn = hwy::HWY_NAMESPACE;
 // At most 16 lanes, so one vector never spans two 16-weight groups.
 using DF = hn::CappedTag<float, 16>;
 using VF = hn::Vec<DF>;
+// 16 bytes of packed block, 16 levels.
+using DB = hn::Full128<uint8_t>;
+using VB = hn::Vec<DB>;
 
-// ---- Unpacking, one function per type ----
-
-void Nibbles(const uint8_t* qs, int8_t* L, int bias) {  // 16 bytes -> 32 levels
-  for (int j = 0; j < 16; ++j) {
-    L[j] = static_cast<int8_t>((qs[j] & 0xF) - bias);
-    L[j + 16] = static_cast<int8_t>((qs[j] >> 4) - bias);
-  }
+HWY_INLINE VB Load16(const uint8_t* p) { return hn::LoadU(DB(), p); }
+HWY_INLINE void Store16(VB v, int8_t* p) { hn::StoreU(v, DB(), reinterpret_cast<uint8_t*>(p)); }
+HWY_INLINE VB Lo4(VB v) { return hn::And(v, hn::Set(DB(), 0x0F)); }
+HWY_INLINE VB Hi4(VB v) { return hn::ShiftRight<4>(v); }
+// 16 where bit `bit` of v is set, else 0 (a fifth level bit).
+HWY_INLINE VB BitTo(VB v, uint8_t bit, uint8_t value) {
+  const DB d;
+  return hn::IfThenElseZero(hn::Ne(hn::And(v, hn::Set(d, bit)), hn::Zero(d)), hn::Set(d, value));
 }
 
-void UnpackQ4_0(const uint8_t* b, Unpacked& u) {
-  u.group = 32, u.has_offset = false, u.scale[0] = LoadHalf(b);
-  Nibbles(b + 2, u.level, 8);
+// ---- Unpacking, one kind per type: levels (returned), scales, offsets ----
+
+// 16 bytes -> 32 levels: low nibbles then high nibbles, minus `bias`.
+HWY_INLINE void Nibbles(const uint8_t* qs, int8_t* L, uint8_t bias) {
+  const VB v = Load16(qs), b = hn::Set(DB(), bias);
+  Store16(hn::Sub(Lo4(v), b), L);
+  Store16(hn::Sub(Hi4(v), b), L + 16);
 }
-void UnpackQ4_1(const uint8_t* b, Unpacked& u) {
-  u.group = 32, u.has_offset = true, u.scale[0] = LoadHalf(b), u.offset[0] = LoadHalf(b + 2);
-  Nibbles(b + 4, u.level, 0);
-}
-void Fifth(const uint8_t* qh, int8_t* L) {  // adds Q5_0/Q5_1's fifth bits
+// Q5_0/Q5_1's fifth bits (u32 at qh, bit j for element j) as 0/16 per level,
+// added to the 32 levels at L.
+HWY_INLINE void Fifth(const uint8_t* qh, int8_t* L) {
+  const DB d;
+  alignas(16) static constexpr uint8_t kByte[2][16] = {{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
+                                                       {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3}};
+  alignas(16) static constexpr uint8_t kBit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
   uint32_t h;
   std::memcpy(&h, qh, 4);
-  for (int j = 0; j < 32; ++j) L[j] = static_cast<int8_t>(L[j] | (((h >> j) & 1) << 4));
-}
-void UnpackQ5_0(const uint8_t* b, Unpacked& u) {
-  u.group = 32, u.has_offset = false, u.scale[0] = LoadHalf(b);
-  Nibbles(b + 6, u.level, 0);
-  Fifth(b + 2, u.level);
-  for (int j = 0; j < 32; ++j) u.level[j] = static_cast<int8_t>(u.level[j] - 16);
-}
-void UnpackQ5_1(const uint8_t* b, Unpacked& u) {
-  u.group = 32, u.has_offset = true, u.scale[0] = LoadHalf(b), u.offset[0] = LoadHalf(b + 2);
-  Nibbles(b + 8, u.level, 0);
-  Fifth(b + 4, u.level);
-}
-void UnpackQ8_0(const uint8_t* b, Unpacked& u) {
-  u.group = 32, u.has_offset = false, u.scale[0] = LoadHalf(b);
-  std::memcpy(u.level, b + 2, 32);
-}
-void Iq4Levels(const uint8_t* qs, int8_t* L) {
-  for (int j = 0; j < 16; ++j) L[j] = kIq4NlValues[qs[j] & 0xF], L[j + 16] = kIq4NlValues[qs[j] >> 4];
-}
-void UnpackIQ4_NL(const uint8_t* b, Unpacked& u) {
-  u.group = 32, u.has_offset = false, u.scale[0] = LoadHalf(b);
-  Iq4Levels(b + 2, u.level);
-}
-void UnpackIQ4_XS(const uint8_t* b, Unpacked& u) {
-  u.group = 32, u.has_offset = false;
-  const float d = LoadHalf(b);
-  for (int ib = 0; ib < 8; ++ib) {
-    u.scale[ib] = d * static_cast<float>(Iq4XsScale(b, ib));
-    Iq4Levels(b + 8 + 16 * ib, u.level + 32 * ib);
+  const VB bytes = hn::BitCast(d, hn::Set(hn::Full128<uint32_t>(), h)), bits = hn::Load(d, kBit);
+  for (int c = 0; c < 2; ++c) {
+    const VB sel = hn::And(hn::TableLookupBytes(bytes, hn::Load(d, kByte[c])), bits);
+    const VB five = hn::IfThenElseZero(hn::Ne(sel, hn::Zero(d)), hn::Set(d, 16));
+    Store16(hn::Add(hn::BitCast(d, hn::LoadU(hn::Full128<int8_t>(), L + 16 * c)), five), L + 16 * c);
   }
 }
-// Group 8h + 2s + k of Q2_K/Q3_K: bits 2s of qs[32h + 16k + l].
-void TwoBit(const uint8_t* qs, int8_t* L) {
+HWY_INLINE void Iq4Levels(const uint8_t* qs, int8_t* L) {
+  const VB table = hn::LoadU(DB(), reinterpret_cast<const uint8_t*>(kIq4NlValues)), v = Load16(qs);
+  Store16(hn::TableLookupBytes(table, Lo4(v)), L);
+  Store16(hn::TableLookupBytes(table, Hi4(v)), L + 16);
+}
+// Q2_K/Q3_K's 2-bit levels: group 8h + 2s + k is bits 2s of qs[32h + 16k ..].
+HWY_INLINE void TwoBit(const uint8_t* qs, int8_t* L) {
+  const VB three = hn::Set(DB(), 3);
   for (int h = 0; h < 2; ++h)
-    for (int s = 0; s < 4; ++s)
-      for (int k = 0; k < 2; ++k)
-        for (int l = 0; l < 16; ++l)
-          L[128 * h + 32 * s + 16 * k + l] = static_cast<int8_t>((qs[32 * h + 16 * k + l] >> (2 * s)) & 3);
-}
-void UnpackQ2_K(const uint8_t* b, Unpacked& u) {
-  u.group = 16, u.has_offset = true;
-  const float d = LoadHalf(b + 80), dmin = LoadHalf(b + 82);
-  for (int g = 0; g < 16; ++g) {
-    u.scale[g] = d * static_cast<float>(b[g] & 0xF);
-    u.offset[g] = -(dmin * static_cast<float>(b[g] >> 4));  // a + (-m) is a - m exactly
-  }
-  TwoBit(b + 16, u.level);
-}
-void UnpackQ3_K(const uint8_t* b, Unpacked& u) {
-  u.group = 16, u.has_offset = false;
-  const float d = LoadHalf(b + 108);
-  int8_t sc[16];
-  Q3KScales(b + 96, sc);
-  for (int g = 0; g < 16; ++g) u.scale[g] = d * static_cast<float>(sc[g]);
-  TwoBit(b + 32, u.level);
-  for (int i = 0; i < 256; ++i)  // element i's high bit: hmask[i % 32] bit i / 32
-    u.level[i] = static_cast<int8_t>(u.level[i] - (((b[i % 32] >> (i / 32)) & 1) ? 0 : 4));
-}
-void UnpackQ45_K(const uint8_t* b, const uint8_t* qh, const uint8_t* qs, Unpacked& u) {
-  u.group = 32, u.has_offset = true;
-  const float d = LoadHalf(b), dmin = LoadHalf(b + 2);
-  for (int g = 0; g < 8; ++g) {
-    uint8_t sc, m;
-    KScaleMin(g, b + 4, &sc, &m);
-    u.scale[g] = d * static_cast<float>(sc);
-    u.offset[g] = -(dmin * static_cast<float>(m));
-  }
-  // Group 2g + k: nibble k of the 32 bytes qs[32g ..], fifth bit qh bit 2g + k.
-  for (int g = 0; g < 4; ++g)
-    for (int l = 0; l < 32; ++l) {
-      u.level[64 * g + l] = static_cast<int8_t>(qs[32 * g + l] & 0xF);
-      u.level[64 * g + 32 + l] = static_cast<int8_t>(qs[32 * g + l] >> 4);
-    }
-  if (!qh) return;
-  for (int g = 0; g < 4; ++g)
-    for (int l = 0; l < 32; ++l) {
-      u.level[64 * g + l] = static_cast<int8_t>(u.level[64 * g + l] | (((qh[l] >> (2 * g)) & 1) << 4));
-      u.level[64 * g + 32 + l] = static_cast<int8_t>(u.level[64 * g + 32 + l] | (((qh[l] >> (2 * g + 1)) & 1) << 4));
+    for (int k = 0; k < 2; ++k) {
+      const VB v = Load16(qs + 32 * h + 16 * k);
+      int8_t* o = L + 128 * h + 16 * k;
+      Store16(hn::And(v, three), o);
+      Store16(hn::And(hn::ShiftRight<2>(v), three), o + 32);
+      Store16(hn::And(hn::ShiftRight<4>(v), three), o + 64);
+      Store16(hn::ShiftRight<6>(v), o + 96);
     }
 }
-void UnpackQ4_K(const uint8_t* b, Unpacked& u) { UnpackQ45_K(b, nullptr, b + 16, u); }
-void UnpackQ5_K(const uint8_t* b, Unpacked& u) { UnpackQ45_K(b, b + 16, b + 48, u); }
-void UnpackQ6_K(const uint8_t* b, Unpacked& u) {
-  u.group = 16, u.has_offset = false;
-  const float d = LoadHalf(b + 208);
-  const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
-  for (int g = 0; g < 16; ++g) u.scale[g] = d * static_cast<float>(sc[g]);
-  for (int h = 0; h < 2; ++h) {
-    const uint8_t* ql = b + 64 * h;
-    const uint8_t* qh = b + 128 + 32 * h;
-    int8_t* L = u.level + 128 * h;
-    for (int l = 0; l < 32; ++l) {
-      L[l] = static_cast<int8_t>(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
-      L[l + 32] = static_cast<int8_t>(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
-      L[l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
-      L[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
-    }
+
+// out[i] = d * v[i] for `count` (8 or 16) bytes v, signed or not; negated
+// (-(d * v), ggml's "- m" as "+ offset") when kNeg.
+template <typename T, bool kNeg = false>
+HWY_INLINE void ScaleBytes(const T* v, int count, float d, float* out) {
+  const hn::CappedTag<float, 8> df;
+  const hn::Rebind<T, decltype(df)> d8;
+  const hn::RebindToSigned<decltype(df)> di;
+  for (int i = 0; i < count; i += static_cast<int>(hn::Lanes(df))) {
+    const auto f = hn::Mul(hn::Set(df, d), hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, v + i))));
+    hn::StoreU(kNeg ? hn::Neg(f) : f, df, out + i);
   }
 }
 
-using UnpackFn = void (*)(const uint8_t*, Unpacked&);
-
-UnpackFn UnpackerOf(DType t) {
-  switch (t) {
-    case DType::kQ4_0: return UnpackQ4_0;
-    case DType::kQ4_1: return UnpackQ4_1;
-    case DType::kQ5_0: return UnpackQ5_0;
-    case DType::kQ5_1: return UnpackQ5_1;
-    case DType::kQ8_0: return UnpackQ8_0;
-    case DType::kQ2_K: return UnpackQ2_K;
-    case DType::kQ3_K: return UnpackQ3_K;
-    case DType::kQ4_K: return UnpackQ4_K;
-    case DType::kQ5_K: return UnpackQ5_K;
-    case DType::kQ6_K: return UnpackQ6_K;
-    case DType::kIQ4_NL: return UnpackIQ4_NL;
-    case DType::kIQ4_XS: return UnpackIQ4_XS;
-    default: return nullptr;
+struct KQ4_0 {
+  static constexpr DType kType = DType::kQ4_0;
+  static constexpr int kElems = 32, kGroup = 32;
+  static constexpr bool kOffset = false;
+  static HWY_INLINE const int8_t* Unpack(const uint8_t* b, Levels& u) {
+    u.scale[0] = Half(b);
+    Nibbles(b + 2, u.level, 8);
+    return u.level;
   }
+};
+struct KQ4_1 {
+  static constexpr DType kType = DType::kQ4_1;
+  static constexpr int kElems = 32, kGroup = 32;
+  static constexpr bool kOffset = true;
+  static HWY_INLINE const int8_t* Unpack(const uint8_t* b, Levels& u) {
+    u.scale[0] = Half(b), u.offset[0] = Half(b + 2);
+    Nibbles(b + 4, u.level, 0);
+    return u.level;
+  }
+};
+struct KQ5_0 {
+  static constexpr DType kType = DType::kQ5_0;
+  static constexpr int kElems = 32, kGroup = 32;
+  static constexpr bool kOffset = false;
+  static HWY_INLINE const int8_t* Unpack(const uint8_t* b, Levels& u) {
+    u.scale[0] = Half(b);
+    Nibbles(b + 6, u.level, 16);  // (q | fifth << 4) - 16 == (q - 16) + fifth * 16
+    Fifth(b + 2, u.level);
+    return u.level;
+  }
+};
+struct KQ5_1 {
+  static constexpr DType kType = DType::kQ5_1;
+  static constexpr int kElems = 32, kGroup = 32;
+  static constexpr bool kOffset = true;
+  static HWY_INLINE const int8_t* Unpack(const uint8_t* b, Levels& u) {
+    u.scale[0] = Half(b), u.offset[0] = Half(b + 2);
+    Nibbles(b + 8, u.level, 0);
+    Fifth(b + 4, u.level);
+    return u.level;
+  }
+};
+struct KQ8_0 {
+  static constexpr DType kType = DType::kQ8_0;
+  static constexpr int kElems = 32, kGroup = 32;
+  static constexpr bool kOffset = false;
+  static HWY_INLINE const int8_t* Unpack(const uint8_t* b, Levels& u) {
+    u.scale[0] = Half(b);
+    return reinterpret_cast<const int8_t*>(b + 2);  // read in place
+  }
+};
+struct KIQ4_NL {
+  static constexpr DType kType = DType::kIQ4_NL;
+  static constexpr int kElems = 32, kGroup = 32;
+  static constexpr bool kOffset = false;
+  static HWY_INLINE const int8_t* Unpack(const uint8_t* b, Levels& u) {
+    u.scale[0] = Half(b);
+    Iq4Levels(b + 2, u.level);
+    return u.level;
+  }
+};
+struct KIQ4_XS {
+  static constexpr DType kType = DType::kIQ4_XS;
+  static constexpr int kElems = 256, kGroup = 32;
+  static constexpr bool kOffset = false;
+  static HWY_INLINE const int8_t* Unpack(const uint8_t* b, Levels& u) {
+    const float d = Half(b);
+    for (int ib = 0; ib < 8; ++ib) {
+      u.scale[ib] = d * static_cast<float>(Iq4XsScale(b, ib));
+      Iq4Levels(b + 8 + 16 * ib, u.level + 32 * ib);
+    }
+    return u.level;
+  }
+};
+struct KQ2_K {
+  static constexpr DType kType = DType::kQ2_K;
+  static constexpr int kElems = 256, kGroup = 16;
+  static constexpr bool kOffset = true;
+  static HWY_INLINE const int8_t* Unpack(const uint8_t* b, Levels& u) {
+    alignas(16) uint8_t sc[16], mn[16];
+    const VB v = Load16(b);
+    hn::Store(Lo4(v), DB(), sc);
+    hn::Store(Hi4(v), DB(), mn);
+    ScaleBytes(sc, 16, Half(b + 80), u.scale);
+    ScaleBytes<uint8_t, true>(mn, 16, Half(b + 82), u.offset);  // a + (-m) is a - m exactly
+    TwoBit(b + 16, u.level);
+    return u.level;
+  }
+};
+struct KQ3_K {
+  static constexpr DType kType = DType::kQ3_K;
+  static constexpr int kElems = 256, kGroup = 16;
+  static constexpr bool kOffset = false;
+  static HWY_INLINE const int8_t* Unpack(const uint8_t* b, Levels& u) {
+    const float d = Half(b + 108);
+    int8_t sc[16];
+    Q3KScales(b + 96, sc);
+    ScaleBytes(sc, 16, d, u.scale);
+    TwoBit(b + 32, u.level);
+    // Element 32j + m loses 4 unless bit j of hmask[m] is set.
+    const DB dd;
+    const VB hm[2] = {Load16(b), Load16(b + 16)};
+    for (int j = 0; j < 8; ++j)
+      for (int c = 0; c < 2; ++c) {
+        int8_t* o = u.level + 32 * j + 16 * c;
+        const VB four = hn::IfThenZeroElse(hn::Ne(hn::And(hm[c], hn::Set(dd, 1 << j)), hn::Zero(dd)), hn::Set(dd, 4));
+        Store16(hn::Sub(hn::BitCast(dd, hn::LoadU(hn::Full128<int8_t>(), o)), four), o);
+      }
+    return u.level;
+  }
+};
+// Q4_K/Q5_K: group 2g + k is nibble k of the 32 bytes qs[32g ..]; Q5_K's
+// fifth bit of it is bit 2g + k of qh[l].
+template <bool kFive>
+HWY_INLINE const int8_t* UnpackQ45_K(const uint8_t* b, Levels& u) {
+  // The eight 6-bit scales and mins (KScaleMin), four per 32-bit word.
+  uint32_t a[3], sc[2], mn[2];
+  std::memcpy(a, b + 4, 12);
+  constexpr uint32_t k6 = 0x3f3f3f3f, k4 = 0x0f0f0f0f, k2 = 0x03030303;
+  sc[0] = a[0] & k6, mn[0] = a[1] & k6;
+  sc[1] = (a[2] & k4) | (((a[0] >> 6) & k2) << 4);
+  mn[1] = ((a[2] >> 4) & k4) | (((a[1] >> 6) & k2) << 4);
+  ScaleBytes(reinterpret_cast<const uint8_t*>(sc), 8, Half(b), u.scale);
+  ScaleBytes<uint8_t, true>(reinterpret_cast<const uint8_t*>(mn), 8, Half(b + 2), u.offset);
+  const uint8_t* qs = b + (kFive ? 48 : 16);
+  for (int g = 0; g < 4; ++g)
+    for (int c = 0; c < 2; ++c) {
+      const VB v = Load16(qs + 32 * g + 16 * c);
+      VB lo = Lo4(v), hi = Hi4(v);
+      if (kFive) {
+        const VB qh = Load16(b + 16 + 16 * c);
+        lo = hn::Or(lo, BitTo(qh, static_cast<uint8_t>(1 << (2 * g)), 16));
+        hi = hn::Or(hi, BitTo(qh, static_cast<uint8_t>(1 << (2 * g + 1)), 16));
+      }
+      Store16(lo, u.level + 64 * g + 16 * c);
+      Store16(hi, u.level + 64 * g + 32 + 16 * c);
+    }
+  return u.level;
 }
+struct KQ4_K {
+  static constexpr DType kType = DType::kQ4_K;
+  static constexpr int kElems = 256, kGroup = 32;
+  static constexpr bool kOffset = true;
+  static HWY_INLINE const int8_t* Unpack(const uint8_t* b, Levels& u) { return UnpackQ45_K<false>(b, u); }
+};
+struct KQ5_K {
+  static constexpr DType kType = DType::kQ5_K;
+  static constexpr int kElems = 256, kGroup = 32;
+  static constexpr bool kOffset = true;
+  static HWY_INLINE const int8_t* Unpack(const uint8_t* b, Levels& u) { return UnpackQ45_K<true>(b, u); }
+};
+struct KQ6_K {
+  static constexpr DType kType = DType::kQ6_K;
+  static constexpr int kElems = 256, kGroup = 16;
+  static constexpr bool kOffset = false;
+  // Per half h and l < 32: elements l, l+32, l+64, l+96 are the low/high
+  // nibbles of ql[l], ql[l+32] with bit pairs 0, 2, 4, 6 of qh[l] on top, - 32.
+  static HWY_INLINE const int8_t* Unpack(const uint8_t* b, Levels& u) {
+    const DB d;
+    ScaleBytes(reinterpret_cast<const int8_t*>(b + 192), 16, Half(b + 208), u.scale);
+    const VB m30 = hn::Set(d, 0x30), b32 = hn::Set(d, 32);
+    for (int h = 0; h < 2; ++h)
+      for (int c = 0; c < 2; ++c) {
+        const VB ql0 = Load16(b + 64 * h + 16 * c), ql1 = Load16(b + 64 * h + 32 + 16 * c);
+        const VB qh = Load16(b + 128 + 32 * h + 16 * c);
+        int8_t* o = u.level + 128 * h + 16 * c;
+        Store16(hn::Sub(hn::Or(Lo4(ql0), hn::And(hn::ShiftLeft<4>(qh), m30)), b32), o);
+        Store16(hn::Sub(hn::Or(Lo4(ql1), hn::And(hn::ShiftLeft<2>(qh), m30)), b32), o + 32);
+        Store16(hn::Sub(hn::Or(Hi4(ql0), hn::And(qh, m30)), b32), o + 64);
+        Store16(hn::Sub(hn::Or(Hi4(ql1), hn::And(hn::ShiftRight<2>(qh), m30)), b32), o + 96);
+      }
+    return u.level;
+  }
+};
 
 // ---- Weights in registers ----
 
-// Calls fn(i, w) for the weights [i, i + N) of an unpacked block of `n`.
-template <class Fn>
-HWY_INLINE void ForEachVector(const Unpacked& u, int n, const Fn& fn) {
+// Calls fn(i, w) for the weights [i, i + N) of one unpacked block.
+template <class K, class Fn>
+HWY_INLINE void ForEachVector(const int8_t* level, const Levels& u, const Fn& fn) {
   const DF df;
   const hn::Rebind<int8_t, DF> d8;
   const hn::RebindToSigned<DF> di;
-  const int N = static_cast<int>(hn::Lanes(df));
-  for (int g = 0; g < n / u.group; ++g) {
+  constexpr int N = static_cast<int>(hn::MaxLanes(DF()));
+  // Fully unrolled: the kernels' accumulator index (i / N) & 1 must be a
+  // constant, or the accumulators live in memory.
+#pragma GCC unroll 16
+  for (int g = 0; g < K::kElems / K::kGroup; ++g) {
     const VF scale = hn::Set(df, u.scale[g]);
-    const VF offset = hn::Set(df, u.has_offset ? u.offset[g] : 0.0f);
-    for (int i = g * u.group; i < (g + 1) * u.group; i += N) {
-      VF w = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, u.level + i))), scale);
-      if (u.has_offset) w = hn::Add(w, offset);  // no offset: no +0 (it would turn -0 into +0)
+#pragma GCC unroll 4
+    for (int i = g * K::kGroup; i < (g + 1) * K::kGroup; i += N) {
+      VF w = hn::Mul(hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, level + i))), scale);
+      if constexpr (K::kOffset) w = hn::Add(w, hn::Set(df, u.offset[g]));  // no offset: no +0 (-0 stays -0)
       fn(i, w);
     }
   }
 }
 
-void DequantizeRowsImpl(DType t, const uint8_t* blocks, int64_t n, float* out) {
-  const UnpackFn unpack = UnpackerOf(t);
-  const int be = static_cast<int>(DTypeBlockElems(t));
-  const int64_t bb = DTypeBlockBytes(t);
-  if (!unpack) return;
+template <class K>
+void DequantizeKind(const uint8_t* blocks, int64_t n, float* out) {
   const DF df;
-  Unpacked u;
-  for (int64_t b = 0; b < n / be; ++b) {
-    unpack(blocks + b * bb, u);
-    float* o = out + b * be;
-    ForEachVector(u, be, [&](int i, VF w) { hn::StoreU(w, df, o + i); });
+  Levels u;
+  for (int64_t b = 0; b < n / K::kElems; ++b) {
+    const int8_t* level = K::Unpack(blocks + b * DTypeBlockBytes(K::kType), u);
+    float* o = out + b * K::kElems;
+    ForEachVector<K>(level, u, [&](int i, VF w) { hn::StoreU(w, df, o + i); });
   }
 }
 
 // y[t * y_stride + r] for rows [r0, r1) and T tokens: each block unpacked
 // once, its weights multiplied into all T tokens' sums. Two accumulators
 // per token alternate to halve the FMA dependency chains.
-template <int T>
+template <class K, int T>
 void DotRows(const MatRef& w, const float* x, int64_t x_stride, float* y, int64_t y_stride, int64_t r0,
              int64_t r1) {
   const DF df;
-  const UnpackFn unpack = UnpackerOf(w.dtype);
-  const int be = static_cast<int>(DTypeBlockElems(w.dtype));
-  const int64_t bb = DTypeBlockBytes(w.dtype), nb = w.cols / be, row_bytes = nb * bb;
-  const int N = static_cast<int>(hn::Lanes(df));
-  Unpacked u;
+  constexpr int64_t bb = DTypeBlockBytes(K::kType);
+  constexpr int N = static_cast<int>(hn::MaxLanes(DF()));
+  const int64_t nb = w.cols / K::kElems, row_bytes = nb * bb;
+  Levels u;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * row_bytes;
     VF acc[T][2];
     for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = hn::Zero(df);
     for (int64_t b = 0; b < nb; ++b) {
-      unpack(row + b * bb, u);
-      const float* xb = x + b * be;
-      ForEachVector(u, be, [&](int i, VF wv) {
+      const int8_t* level = K::Unpack(row + b * bb, u);
+      const float* xb = x + b * K::kElems;
+      ForEachVector<K>(level, u, [&](int i, VF wv) {
         const int s = (i / N) & 1;
         for (int t = 0; t < T; ++t) acc[t][s] = hn::MulAdd(wv, hn::LoadU(df, xb + t * x_stride + i), acc[t][s]);
       });
@@ -256,20 +369,51 @@ void DotRows(const MatRef& w, const float* x, int64_t x_stride, float* y, int64_
 }
 
 using DotFn = void (*)(const MatRef&, const float*, int64_t, float*, int64_t, int64_t, int64_t);
+using DequantFn = void (*)(const uint8_t*, int64_t, float*);
+struct KindFns {
+  DequantFn dequantize = nullptr;
+  DotFn dot[4] = {};
+};
 
-template <size_t... Ts>
-constexpr std::array<DotFn, sizeof...(Ts)> DotTable(std::index_sequence<Ts...>) {
-  return {DotRows<static_cast<int>(Ts) + 1>...};
+template <class K>
+KindFns FnsOf() {
+  return {DequantizeKind<K>, {DotRows<K, 1>, DotRows<K, 2>, DotRows<K, 3>, DotRows<K, 4>}};
+}
+
+const KindFns& KindOf(DType t) {
+  static const KindFns kNone{}, kQ4_0 = FnsOf<KQ4_0>(), kQ4_1 = FnsOf<KQ4_1>(), kQ5_0 = FnsOf<KQ5_0>(),
+                        kQ5_1 = FnsOf<KQ5_1>(), kQ8_0 = FnsOf<KQ8_0>(), kQ2_K = FnsOf<KQ2_K>(),
+                        kQ3_K = FnsOf<KQ3_K>(), kQ4_K = FnsOf<KQ4_K>(), kQ5_K = FnsOf<KQ5_K>(),
+                        kQ6_K = FnsOf<KQ6_K>(), kIQ4_NL = FnsOf<KIQ4_NL>(), kIQ4_XS = FnsOf<KIQ4_XS>();
+  switch (t) {
+    case DType::kQ4_0: return kQ4_0;
+    case DType::kQ4_1: return kQ4_1;
+    case DType::kQ5_0: return kQ5_0;
+    case DType::kQ5_1: return kQ5_1;
+    case DType::kQ8_0: return kQ8_0;
+    case DType::kQ2_K: return kQ2_K;
+    case DType::kQ3_K: return kQ3_K;
+    case DType::kQ4_K: return kQ4_K;
+    case DType::kQ5_K: return kQ5_K;
+    case DType::kQ6_K: return kQ6_K;
+    case DType::kIQ4_NL: return kIQ4_NL;
+    case DType::kIQ4_XS: return kIQ4_XS;
+    default: return kNone;
+  }
+}
+
+void DequantizeRowsImpl(DType t, const uint8_t* blocks, int64_t n, float* out) {
+  if (const DequantFn f = KindOf(t).dequantize) f(blocks, n, out);
 }
 
 // Decode: n < kPrefillTokens tokens, in groups of up to 4.
 void QuantDotRowsImpl(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
                       int64_t r0, int64_t r1) {
-  static constexpr auto kTable = DotTable(std::make_index_sequence<4>());
-  if (!UnpackerOf(w.dtype) || r0 >= r1) return;
+  const KindFns& k = KindOf(w.dtype);
+  if (!k.dequantize || r0 >= r1) return;
   for (int64_t t0 = 0; t0 < n; t0 += 4) {
     const int64_t T = std::min<int64_t>(4, n - t0);
-    kTable[T - 1](w, x + t0 * x_stride, x_stride, y + t0 * y_stride, y_stride, r0, r1);
+    k.dot[T - 1](w, x + t0 * x_stride, x_stride, y + t0 * y_stride, y_stride, r0, r1);
   }
 }
 

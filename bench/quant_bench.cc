@@ -1,0 +1,127 @@
+// Microbenchmarks of the GGUF block-type kernels (cpu/quant_matmul.cc, issue
+// 16): weight bytes/s of the decode products (one core with the weights in
+// L2, and all threads from DRAM; compare with `dsv3 bench --membw`), GFLOP/s
+// of the batched/prefill products, and the encoders' speed (input MB/s of
+// ggml's quantize_row_*_ref arithmetic, what `dsv3 convert --type` runs).
+// Run: build/bench/quant_bench --benchmark_filter=Dram
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "core/ggml_quants.h"
+#include "core/parallel.h"
+#include "cpu/kernels.h"
+#include "ops/ops.h"
+
+namespace dsv3 {
+namespace {
+
+constexpr DType kTypes[] = {DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kQ5_K, DType::kQ4_0,
+                            DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ2_K, DType::kQ3_K,
+                            DType::kIQ4_NL, DType::kIQ4_XS};
+
+struct Matrix {
+  Weight w;
+  AlignedBytes bytes;
+};
+
+// [rows, cols] of type t: 64 rows of quantized gaussians repeated (the
+// kernels' speed does not depend on the values; encoding is slow).
+Matrix MakeMatrix(DType t, int64_t rows, int64_t cols) {
+  Matrix m;
+  const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(t, cols)), distinct = std::min<int64_t>(rows, 64);
+  m.bytes = AlignedBytes(rows * row_bytes);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> x(cols);
+  for (int64_t r = 0; r < distinct; ++r) {
+    for (float& v : x) v = normal(rng);
+    QuantizeBlocks(t, x.data(), cols, m.bytes.data() + r * row_bytes);
+  }
+  for (int64_t r = distinct; r < rows; ++r)
+    std::memcpy(m.bytes.data() + r * row_bytes, m.bytes.data() + (r % distinct) * row_bytes, row_bytes);
+  m.w.dtype = t, m.w.rows = rows, m.w.cols = cols, m.w.data = m.bytes.data();
+  return m;
+}
+
+cpu::MatRef Ref(const Weight& w) { return {w.dtype, w.rows, w.cols, w.data}; }
+
+// One core, weights in L2 (~256 KB): the kernel's own speed, n tokens.
+void BM_QuantDotInCache(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int64_t n = state.range(1), cols = 2048;
+  const int64_t rows = std::max<int64_t>(16, 262144 / static_cast<int64_t>(DTypeBytes(t, cols)));
+  Matrix m = MakeMatrix(t, rows, cols);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantMatMulScratchFloats(Ref(m.w), n) + 16);
+  for (auto _ : state) {
+    cpu::MatMulRows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * m.w.nbytes());
+  state.SetLabel(std::string(DTypeName(t)) + " " + cpu::TargetName());
+}
+BENCHMARK(BM_QuantDotInCache)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {1}});
+BENCHMARK(BM_QuantDotInCache)->ArgsProduct({{0, 1, 2}, {2, 4, 7}});
+
+// All threads, ~256 MB of weights from DRAM, n tokens: weight bytes/s.
+void BM_QuantDotDram(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int64_t n = state.range(1), cols = 2048;
+  const int64_t rows = (256ll << 20) / static_cast<int64_t>(DTypeBytes(t, cols));
+  Matrix m = MakeMatrix(t, rows, cols);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows);
+  for (auto _ : state) {
+    ops::MatMul(m.w, x.data(), y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * m.w.nbytes());
+  state.SetLabel(std::string(DTypeName(t)) + " threads " + std::to_string(NumThreads()));
+}
+BENCHMARK(BM_QuantDotDram)
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// One core, n tokens against [256, 2048]: GFLOP/s (prefill, batched decode).
+void BM_QuantMatMul(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int64_t n = state.range(1), cols = 2048, rows = 256;
+  Matrix m = MakeMatrix(t, rows, cols);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantMatMulScratchFloats(Ref(m.w), n) + 16);
+  for (auto _ : state) {
+    cpu::MatMulRows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * rows * cols * n * state.iterations(),
+                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.SetLabel(std::string(DTypeName(t)));
+}
+BENCHMARK(BM_QuantMatMul)->ArgsProduct({{0, 1, 2}, {16, 64, 512}})->Unit(benchmark::kMillisecond);
+
+// One core: ggml's reference encoder, input float MB/s.
+void BM_QuantizeRow(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int64_t cols = 2048;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> x(16 * cols);
+  for (float& v : x) v = normal(rng);
+  std::vector<uint8_t> out(DTypeBytes(t, cols));
+  int64_t r = 0;
+  for (auto _ : state) {
+    QuantizeBlocks(t, x.data() + (r++ % 16) * cols, cols, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * cols * 4);
+  state.SetLabel(std::string(DTypeName(t)));
+}
+BENCHMARK(BM_QuantizeRow)->DenseRange(0, 11);
+
+}  // namespace
+}  // namespace dsv3
+
+BENCHMARK_MAIN();

@@ -94,7 +94,7 @@ add_test(NAME mpi_bad_different_checkpoints
 add_test(NAME mpi_bad_different_configs
   COMMAND sh -c "mkdir -p ${MPI_T}/eps && ln -sf ${G}/v3_tiny_fp8/model.safetensors ${MPI_T}/eps/ && sed 's/\"rms_norm_eps\": [^,]*/\"rms_norm_eps\": 1e-05/' ${G}/v3_tiny_fp8/config.json > ${MPI_T}/eps/config.json && ! cmp -s ${G}/v3_tiny_fp8/config.json ${MPI_T}/eps/config.json && ${MPI_FAIL} 2 'rank 1 loaded a different checkpoint or config.json' ${MPI_RUN} 1 vader ${DSV3} -t 1 ${LOGITS_FP8_SH} : -np 1 ${DSV3} -t 1 logits -m ${MPI_T}/eps --input ${G}/v3_tiny_fp8/golden.safetensors --output ${MPI_T}/bad.safetensors")
 add_test(NAME mpi_bad_command_not_distributed
-  COMMAND ${MPI_FAIL} 2 "'dsv3 perplexity' does not run expert-parallel yet" ${MPI_RUN} 2 tcp ${DSV3} -t 1 perplexity -m ${G}/v3_tiny_fp8)
+  COMMAND ${MPI_FAIL} 2 "'dsv3 chat' does not run expert-parallel yet" ${MPI_RUN} 2 tcp ${DSV3} -t 1 chat -m ${G}/v3_tiny_fp8)
 add_test(NAME mpi_bad_prompt_ids
   COMMAND ${MPI_FAIL} 2 "prompt-ids: 'x' is not a token id" ${MPI_RUN} 2 vader ${DSV3} -t 1 run -m ${G}/v3_tiny_fp8 --prompt-ids "0 x")
 set_tests_properties(mpi_bad_more_ranks_than_experts mpi_bad_expert_owned_twice mpi_bad_expert_unowned
@@ -152,4 +152,18 @@ foreach(cfg "4;vader" "2;tcp")
     COMMAND sh -c "rm -f ${MPI_T}/wide.np${np}.safetensors && ${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 ${WIDE} --output ${MPI_T}/wide.np${np}.safetensors && cmp ${MPI_T}/wide.np1.safetensors ${MPI_T}/wide.np${np}.safetensors && echo bit-identical")
   set_tests_properties(mpi_logits_wide_np${np}_${btl} PROPERTIES FIXTURES_REQUIRED mpi_ref_wide ${MPI_TEST_PROPS}
                        PASS_REGULAR_EXPRESSION "bit-identical")
+endforeach()
+
+# The bundled model (8 routed experts, a tokenizer): perplexity of a Brown
+# excerpt and a greedy text continuation, identical to one process.
+set(BROWN_TEXT ${CMAKE_CURRENT_SOURCE_DIR}/data/brown-validation-excerpt.txt)
+foreach(cfg "2;vader" "4;tcp")
+  list(GET cfg 0 np)
+  list(GET cfg 1 btl)
+  add_test(NAME mpi_perplexity_np${np}_${btl}
+    COMMAND sh -c "a=$(${DSV3} -t 2 perplexity -q -c 256 --file ${BROWN_TEXT}) && b=$(${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 perplexity -q -c 256 --file ${BROWN_TEXT}) && test -n \"$a\" && test \"$a\" = \"$b\" && echo \"identical: $b\"")
+  set_tests_properties(mpi_perplexity_np${np}_${btl} PROPERTIES ${MPI_TEST_PROPS} PASS_REGULAR_EXPRESSION "identical: perplexity=[0-9]")
+  add_test(NAME mpi_run_text_np${np}_${btl}
+    COMMAND sh -c "a=$(${DSV3} -t 2 run -q --prompt 'The jury said' -n 48 --temperature 0) && b=$(${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 run -q --prompt 'The jury said' -n 48 --temperature 0) && test -n \"$a\" && test \"$a\" = \"$b\" && echo \"identical: $b\"")
+  set_tests_properties(mpi_run_text_np${np}_${btl} PROPERTIES ${MPI_TEST_PROPS} PASS_REGULAR_EXPRESSION "identical: .")
 endforeach()

@@ -97,21 +97,31 @@ Status ScoreWindow(const Model& m, const std::vector<int32_t>& ids, int64_t begi
   return Status::Ok();
 }
 
-int Perplexity(const PerplexityOptions& o) {
-  auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
+// The tokens to score and the window length, checked.
+Status PrepareInput(const PerplexityOptions& o, const Model& m, Input& input, int64_t& context) {
+  DSV3_ASSIGN_OR_RETURN(auto tok, LoadTokenizerFor(m, o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir));
+  DSV3_ASSIGN_OR_RETURN(input, ReadInput(o, *tok));
+  const std::string& source = o.tokens.empty() ? o.file : o.tokens;
+  if (input.ids.size() < 2) return Status::Error(source + ": fewer than two tokens; nothing to predict");
+  context = o.context > 0 ? o.context : DefaultContext(m.config());
+  if (context < 2 || context > m.config().max_position_embeddings)
+    return Status::Error("--context must be in [2, max_position_embeddings = " +
+                         std::to_string(m.config().max_position_embeddings) + "], got " + std::to_string(context));
+  return Status::Ok();
+}
+
+// Under mpirun every rank scores every window (experts split over the
+// ranks); failures are agreed by all ranks and rank 0 prints.
+int Perplexity(const PerplexityOptions& o, Common& common) {
+  const bool quiet = o.quiet || common.rank() > 0;
+  auto model = LoadOnRanks(common, o.model_dir, LoadOptions{.verbose = !quiet});
   if (!model.ok()) return Fail(model.status());
   const Model& m = **model;
-  auto tok = LoadTokenizerFor(m, o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir);
-  if (!tok.ok()) return Fail(tok.status());
-  auto input = ReadInput(o, **tok);
-  if (!input.ok()) return Fail(input.status());
-  const std::vector<int32_t>& ids = input->ids;
-  const std::string& source = o.tokens.empty() ? o.file : o.tokens;
-  if (ids.size() < 2) return Fail(Status::Error(source + ": fewer than two tokens; nothing to predict"));
-  const int64_t context = o.context > 0 ? o.context : DefaultContext(m.config());
-  if (context < 2 || context > m.config().max_position_embeddings)
-    return Fail(Status::Error("--context must be in [2, max_position_embeddings = " +
-                              std::to_string(m.config().max_position_embeddings) + "], got " + std::to_string(context)));
+  Input in;
+  int64_t context = 0;
+  if (Status st = common.Agree(PrepareInput(o, m, in, context)); !st.ok()) return Fail(st);
+  const Input* input = &in;
+  const std::vector<int32_t>& ids = in.ids;
   KvCache cache = m.NewCache(1, context);
   Workspace ws;
   Batch batch;
@@ -121,13 +131,13 @@ int Perplexity(const PerplexityOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   for (int64_t k = 0; k < windows; ++k) {
     const int64_t begin = k * step, end = std::min(begin + context, n);
-    if (Status s = ScoreWindow(m, ids, begin, end, cache, ws, batch, score); !s.ok()) return Fail(s);
-    if (!o.quiet && (k + 1 == windows || (k + 1) % 16 == 0))
+    if (Status s = ScoreWindow(m, ids, begin, end, cache, ws, batch, score); !s.ok()) return Fail(common.Agree(s));
+    if (!quiet && (k + 1 == windows || (k + 1) % 16 == 0))
       std::fprintf(stderr, "\rscored %lld/%lld windows (%lld tokens)", (long long)(k + 1), (long long)windows,
                    (long long)score.predicted);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!o.quiet)
+  if (!quiet)
     std::fprintf(stderr, "\ncontext %lld tokens, %.1f tokens/s\n", (long long)context, score.predicted / std::max(seconds, 1e-9));
   const double ppl = std::exp(score.nll / score.predicted);
   const double bpb = score.nll / std::log(2.0) / static_cast<double>(std::max<int64_t>(input->bytes, 1));
@@ -155,7 +165,7 @@ void RegisterPerplexity(CLI::App& app, Common& common) {
       return;
     }
     common.Apply();
-    common.exit_code = Perplexity(*o);
+    common.exit_code = Perplexity(*o, common);
   });
 }
 

@@ -74,14 +74,15 @@ struct SeveralRanksRefused : std::runtime_error {
 // Commands that run under mpirun -np N > 1 (docs/distributed.md); the
 // others refuse before parsing their flags.
 void RefuseSeveralRanks(CLI::App& app, const dsv3::cli::Common& common) {
-  static const std::set<std::string> kDistributed = {"run", "logits", "inspect", "tokenize", "bench"};
+  static const std::set<std::string> kDistributed = {"run", "logits", "perplexity", "inspect", "tokenize",
+                                                       "bench"};
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
     if (kDistributed.count(sub->get_name())) continue;
     sub->preparse_callback([&common, name = sub->get_name()](size_t) {
       if (common.distributed())
         throw SeveralRanksRefused("'dsv3 " + name + "' does not run expert-parallel yet; under mpirun with " +
-                                  std::to_string(common.comm->size()) + " ranks only run, logits, bench, inspect "
-                                  "and tokenize work (issue 14)");
+                                  std::to_string(common.comm->size()) + " ranks only run, logits, perplexity, bench, "
+                                  "inspect and tokenize work (issue 14)");
     });
   }
 }

@@ -167,3 +167,12 @@ foreach(cfg "2;vader" "4;tcp")
     COMMAND sh -c "a=$(${DSV3} -t 2 run -q --prompt 'The jury said' -n 48 --temperature 0) && b=$(${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 run -q --prompt 'The jury said' -n 48 --temperature 0) && test -n \"$a\" && test \"$a\" = \"$b\" && echo \"identical: $b\"")
   set_tests_properties(mpi_run_text_np${np}_${btl} PROPERTIES ${MPI_TEST_PROPS} PASS_REGULAR_EXPRESSION "identical: .")
 endforeach()
+
+# A GGUF checkpoint (Q8_0, converted here): foreign experts dropped after
+# binding; -np 3 over 12 experts, identical to one process.
+add_test(NAME mpi_gguf_setup COMMAND sh -c
+  "${DSV3} convert -q --force --to gguf --type q8_0 ${G}/v2lite_tiny_bf16 ${MPI_T}/v2.gguf && ${DSV3} -t 2 logits -m ${MPI_T}/v2.gguf --input ${G}/v2lite_tiny_bf16/golden.safetensors --prefill 7 --output ${MPI_T}/v2.gguf.np1.safetensors")
+set_tests_properties(mpi_gguf_setup PROPERTIES FIXTURES_SETUP mpi_gguf ${MPI_TEST_PROPS})
+add_test(NAME mpi_logits_gguf_np3
+  COMMAND sh -c "${MPI_RUN} 3 vader ${DSV3} -t 1 logits -m ${MPI_T}/v2.gguf --input ${G}/v2lite_tiny_bf16/golden.safetensors --prefill 7 --output ${MPI_T}/v2.gguf.np3.safetensors && cmp ${MPI_T}/v2.gguf.np1.safetensors ${MPI_T}/v2.gguf.np3.safetensors && echo bit-identical")
+set_tests_properties(mpi_logits_gguf_np3 PROPERTIES FIXTURES_REQUIRED mpi_gguf ${MPI_TEST_PROPS} PASS_REGULAR_EXPRESSION "bit-identical")

@@ -94,9 +94,20 @@ add_test(NAME mpi_bad_different_checkpoints
 add_test(NAME mpi_bad_different_configs
   COMMAND sh -c "mkdir -p ${MPI_T}/eps && ln -sf ${G}/v3_tiny_fp8/model.safetensors ${MPI_T}/eps/ && sed 's/\"rms_norm_eps\": [^,]*/\"rms_norm_eps\": 1e-05/' ${G}/v3_tiny_fp8/config.json > ${MPI_T}/eps/config.json && ! cmp -s ${G}/v3_tiny_fp8/config.json ${MPI_T}/eps/config.json && ${MPI_FAIL} 2 'rank 1 loaded a different checkpoint or config.json' ${MPI_RUN} 1 vader ${DSV3} -t 1 ${LOGITS_FP8_SH} : -np 1 ${DSV3} -t 1 logits -m ${MPI_T}/eps --input ${G}/v3_tiny_fp8/golden.safetensors --output ${MPI_T}/bad.safetensors")
 add_test(NAME mpi_bad_command_not_distributed
-  COMMAND ${MPI_FAIL} 2 "'dsv3 chat' does not run expert-parallel yet" ${MPI_RUN} 2 tcp ${DSV3} -t 1 chat -m ${G}/v3_tiny_fp8)
+  COMMAND ${MPI_FAIL} 1+ "'dsv3 chat' does not run expert-parallel yet" ${MPI_RUN} 2 tcp ${DSV3} -t 1 chat -m ${G}/v3_tiny_fp8)
 add_test(NAME mpi_bad_prompt_ids
   COMMAND ${MPI_FAIL} 2 "prompt-ids: 'x' is not a token id" ${MPI_RUN} 2 vader ${DSV3} -t 1 run -m ${G}/v3_tiny_fp8 --prompt-ids "0 x")
+# A failure on one rank only: agreed (rank 1's input missing: both ranks
+# report rank 1's error), or, after the last exchange, the job aborted by the
+# failing rank (rank 0 cannot write the output).
+add_test(NAME mpi_bad_input_on_one_rank
+  COMMAND ${MPI_FAIL} 2 "rank 1: .*missing.safetensors: cannot open" ${MPI_RUN} 1 vader ${DSV3} -t 1 ${LOGITS_FP8} : -np 1 ${DSV3} -t 1 logits -m ${G}/v3_tiny_fp8 --input ${MPI_T}/missing.safetensors --output ${MPI_T}/bad.safetensors)
+add_test(NAME mpi_bad_output_on_rank0
+  COMMAND ${MPI_FAIL} 1 "nonexistent/x.safetensors.tmp: cannot create" ${MPI_RUN} 2 vader ${DSV3} -t 1 logits -m ${G}/v3_tiny_fp8 --input ${G}/v3_tiny_fp8/golden.safetensors --output ${MPI_T}/nonexistent/x.safetensors)
+# Ranks given different flags (one a typo): the job is aborted, no hang.
+add_test(NAME mpi_bad_flags_on_one_rank
+  COMMAND ${MPI_FAIL} 1+ "--no-such-flag|rank 1: exiting with status" ${MPI_RUN} 1 vader ${DSV3} -t 1 ${LOGITS_FP8} : -np 1 ${DSV3} -t 1 logits --no-such-flag)
+set_tests_properties(mpi_bad_input_on_one_rank mpi_bad_output_on_rank0 mpi_bad_flags_on_one_rank PROPERTIES ${MPI_TEST_PROPS})
 set_tests_properties(mpi_bad_more_ranks_than_experts mpi_bad_expert_owned_twice mpi_bad_expert_unowned
                      mpi_bad_different_checkpoints mpi_bad_different_configs mpi_bad_command_not_distributed
                      mpi_bad_prompt_ids PROPERTIES ${MPI_TEST_PROPS})

@@ -127,9 +127,11 @@ Outcome Main(int argc, char** argv, dist::Comm& comm) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return {app.exit(e), true};  // the same flags on every rank
+    // Not agreed: ranks may have been given different flags (mpirun's
+    // A : B form), and the others may already wait in an exchange.
+    return {app.exit(e), false};
   } catch (const SeveralRanksRefused& e) {
-    return {Fail(Status::Error(e.what())), true};
+    return {Fail(Status::Error(e.what())), false};
   } catch (const std::bad_alloc&) {
     return {Fail(Status::Error("out of memory while running 'dsv3 " + CommandName(app) +
                                "' (free memory, or use a smaller model, context, batch or -t)")),

@@ -100,7 +100,23 @@ void BM_QuantMatMul(benchmark::State& state) {
                                                  benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
   state.SetLabel(std::string(DTypeName(t)));
 }
-BENCHMARK(BM_QuantMatMul)->ArgsProduct({{0, 1, 2}, {16, 64, 512}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_QuantMatMul)->ArgsProduct({{0, 1, 2}, {1, 4, 16, 64, 512}})->Unit(benchmark::kMillisecond);
+
+// One core, int8 activations (VNNI where present, else the scalar twin).
+void BM_QuantMatMulInt8(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int64_t n = state.range(1), cols = 2048, rows = 256;
+  Matrix m = MakeMatrix(t, rows, cols);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(Ref(m.w), n) + 16);
+  for (auto _ : state) {
+    cpu::QuantInt8MatMulRows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * rows * cols * n * state.iterations(),
+                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.SetLabel(std::string(DTypeName(t)) + (cpu::HasAvx512Vnni() ? " vnni" : " twin"));
+}
+BENCHMARK(BM_QuantMatMulInt8)->ArgsProduct({{0, 1, 2}, {1, 4, 16, 64, 512}})->Unit(benchmark::kMillisecond);
 
 // One core: ggml's reference encoder, input float MB/s.
 void BM_QuantizeRow(benchmark::State& state) {

@@ -21,6 +21,9 @@ namespace {
 constexpr DType kTypes[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kQ2_K,
                             DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL, DType::kIQ4_XS};
 
+// The float32-activation path (int8 activations: quant_int8_test).
+constexpr ops::MatMulOptions kExact{.exact_block_activations = true};
+
 template <class Fn>
 void ForEachTarget(const Fn& body) {
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
@@ -102,7 +105,7 @@ TEST(QuantKernels, MatMulMatchesScalarTwinEveryTypeAndTokenCount) {
         ops::ref::MatMul(q.w, x.data(), cols, want.data(), q.w.rows, n);
         const std::vector<float> bound = Bounds(q.w, x, n);
         ForEachTarget([&] {
-          ops::MatMul(q.w, x.data(), cols, got.data(), q.w.rows, n);
+          ops::MatMul(q.w, x.data(), cols, got.data(), q.w.rows, n, kExact);
           ExpectClose(got, want, bound, "MatMul");
         });
       }
@@ -131,7 +134,7 @@ TEST(QuantKernels, RowViewsAndGateUpSilu) {
         bound[i] = 1.1f * std::fabs(up[i]) * bg[i] + (std::fabs(gate[i]) + 0.3f) * bu[i] + 1e-6f * std::fabs(want[i]);
       ForEachTarget([&] {
         const ops::GateUpJob job{&gv, &uv, x.data(), cols, got.data(), tmp.data(), 30, n};
-        ops::GateUpSiluBatch({&job, 1});
+        ops::GateUpSiluBatch({&job, 1}, kExact);
         ExpectClose(got, want, bound, "GateUpSilu");
       });
     }

@@ -55,6 +55,18 @@ int64_t QuantMatMulScratchFloats(const MatRef& w, int64_t n);
 void QuantMatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
                      int64_t r0, int64_t r1, float* scratch);
 
+// ---- GGUF block types with int8 activations (quant_int8.cc, issue 16) ----
+
+// True when the CPU has AVX512-VNNI (VPDPBUSD) with BW and VL.
+bool HasAvx512Vnni();
+// As QuantMatMulRows, but from 8 tokens on each token's activations are
+// first quantized per 32 values to int8 (ggml's Q8_0 rule) and the products
+// are integer (VNNI, or with use_vnni = false its scalar twin, which gives
+// the same bits); fewer tokens take QuantMatMulRows' float decode kernel.
+int64_t QuantInt8ScratchFloats(const MatRef& w, int64_t n);
+void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
+                         int64_t r0, int64_t r1, float* scratch, bool use_vnni = true);
+
 // ---- Reduced precision: BF16 activations (matmul_bf16.cc) ----
 
 // True when the CPU has AVX512_BF16 (VDPBF16PS); the BF16-activation matmul

@@ -233,6 +233,7 @@ uint64_t Model::CopyToMemory() {
 Status Model::Finish(const LoadOptions& options) {
   options_ = options;
   mm_.bf16_activations = options.bf16_activations;
+  mm_.exact_block_activations = options.exact_block_activations;  // issue 16
   DSV3_RETURN_IF_ERROR(PlaceExperts(options));
   DropForeignExperts();
   const int64_t E = config_.n_routed_experts, K = config_.num_experts_per_tok, d = config_.hidden_size;

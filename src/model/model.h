@@ -79,6 +79,9 @@ struct LoadOptions {
   // Linear layers (not the router) round activations to bf16 so BF16/FP8
   // weights use VDPBF16PS; a reduced-precision mode with its own bound.
   bool bf16_activations = false;
+  // GGUF block-type weights: keep float32 activations (the exact path)
+  // instead of int8 per-32 activations with VNNI from 8 tokens on (issue 16).
+  bool exact_block_activations = false;
   // Weights whose bytes do not start on a 64-byte boundary in the mapped
   // file are copied into aligned memory: the kernels stream misaligned rows
   // at half speed. Off: read in place, except tensors not even aligned to

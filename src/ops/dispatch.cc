@@ -34,10 +34,15 @@ float* ThreadScratch(int64_t n) {
 
 bool UseBf16(const Weight& w, const MatMulOptions& o) { return o.bf16_activations && cpu::MatMulBf16Supports(w.dtype); }
 
+bool UseInt8(const Weight& w, const MatMulOptions& o) { return IsBlockType(w.dtype) && !o.exact_block_activations; }  // issue 16
+
 // Rows [r0, r1) of one product with the kernel its format and options call for.
 void MatMulRange(const MatMulJob& j, int64_t r0, int64_t r1, const MatMulOptions& o) {
   const cpu::MatRef m = ToMatRef(*j.w);
-  if (UseBf16(*j.w, o)) {
+  if (UseInt8(*j.w, o)) {  // issue 16: int8 activations for GGUF block types
+    float* scratch = ThreadScratch(cpu::QuantInt8ScratchFloats(m, j.n));
+    cpu::QuantInt8MatMulRows(m, j.x, j.x_stride, j.n, j.y, j.y_stride, r0, r1, scratch);
+  } else if (UseBf16(*j.w, o)) {
     float* scratch = ThreadScratch(cpu::MatMulBf16ScratchFloats(m, j.n));
     cpu::MatMulBf16Rows(m, j.x, j.x_stride, j.n, j.y, j.y_stride, r0, r1, scratch);
   } else {
@@ -47,7 +52,7 @@ void MatMulRange(const MatMulJob& j, int64_t r0, int64_t r1, const MatMulOptions
 }
 
 void GateUpRange(const GateUpJob& j, int64_t r0, int64_t r1, const MatMulOptions& o) {
-  if (UseBf16(*j.gate, o)) {
+  if (UseBf16(*j.gate, o) || UseInt8(*j.gate, o)) {  // issue 16: int8 for GGUF block types
     MatMulRange({j.gate, j.x, j.x_stride, j.y, j.y_stride, j.n}, r0, r1, o);
     MatMulRange({j.up, j.x, j.x_stride, j.tmp, j.y_stride, j.n}, r0, r1, o);
     for (int64_t t = 0; t < j.n; ++t) cpu::SiluMul(j.y + t * j.y_stride + r0, j.tmp + t * j.y_stride + r0, r1 - r0);

@@ -18,6 +18,11 @@ namespace dsv3::ops {
 // activations to bf16 so BF16/FP8 weights can use VDPBF16PS (own bound).
 struct MatMulOptions {
   bool bf16_activations = false;
+  // GGUF block-type weights (issue 16): from 8 tokens on, activations are
+  // quantized per 32 values to int8 and the products are VNNI integer dot
+  // products (docs/quantization.md gives the bound); true keeps float32
+  // activations, the exact path.
+  bool exact_block_activations = false;
 };
 
 // y [n, w.rows] = x [n, w.cols] * w^T. Rows of x and y are `x_stride` /

@@ -1,0 +1,253 @@
+// Products of GGUF block-type weights with int8-quantized activations: the
+// fast path for prefill and batched decode (issue 16). Activations are
+// quantized per token and 32 values the way ggml makes Q8_0 blocks
+// (d = max|x| / 127, q = round(x / d)), with the sum of q per 16 values.
+// Weights are prepared 16 rows at a time into a tile: every block unpacked
+// by its kind (quant_unpack-inl.h), its levels made unsigned (+ kBias) and
+// interleaved so that 4 consecutive weights of 16 rows fill one 64-byte
+// vector; per group and row the tile holds the float scale s and a zero term
+// z = offset - kBias * s. Then for token t and group g of a row:
+//   y += float(sum_k u_k q_k) * (s * d_t) + z * (float(sum_k q_k) * d_t)
+// (integer sums exact). With AVX512-VNNI one VPDPBUSD takes 4 weights of 16
+// rows against 4 broadcast activations; the scalar twin computes the same
+// integer sums and the same fused float steps (std::fma), so both give the
+// same bits. The error against the float32-activation path is the
+// activations' rounding: at most d_t / 2 per activation (tests bound it).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "cpu/quant_int8.cc"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/ggml_quants.h"
+#include "cpu/kernels.h"
+#include "cpu/quant_unpack-inl.h"
+
+#ifndef DSV3_CPU_QUANT_INT8_ONCE
+#define DSV3_CPU_QUANT_INT8_ONCE
+namespace dsv3::cpu {
+constexpr int kTileRows8 = 16;
+// Fewer tokens: the float decode kernel (quant_matmul.cc) streams the blocks
+// faster than tiles can be prepared.
+constexpr int64_t kInt8MinTokens = 8;
+// 16 rows of weights, interleaved: w[(k / 4) * 64 + 4 * r + k % 4] is the
+// unsigned level of row r, column k; s and z are [cols / group][16].
+struct Int8Tile {
+  uint8_t* w = nullptr;
+  float* s = nullptr;
+  float* z = nullptr;
+  int group = 32, rows = 0;
+};
+// Activations of n tokens: q [n, cols], d [n, cols / 32], sum16 [n, cols / 16].
+struct Int8Acts {
+  int8_t* q = nullptr;
+  float* d = nullptr;
+  int32_t* sum16 = nullptr;
+  int64_t n = 0, cols = 0;
+};
+}  // namespace dsv3::cpu
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace dsv3::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Rows [0, rows) of `data` (row_bytes apart) into the tile.
+template <class K>
+void PrepareKind(const uint8_t* data, int64_t row_bytes, int rows, int64_t cols, Int8Tile& tile) {
+  const DB d;
+  const VB bias = hn::Set(d, static_cast<uint8_t>(K::kBias));
+  constexpr int64_t bb = DTypeBlockBytes(K::kType);
+  constexpr int kGroups = K::kElems / K::kGroup;
+  Levels u;
+  alignas(64) uint8_t biased[256];
+  tile.group = K::kGroup, tile.rows = rows;
+  for (int r = 0; r < kTileRows8; ++r) {
+    const bool live = r < rows;  // missing rows of the last tile: zeros
+    for (int64_t b = 0; b < cols / K::kElems; ++b) {
+      if (live) {
+        const int8_t* level = K::Unpack(data + r * row_bytes + b * bb, u);
+        for (int i = 0; i < K::kElems; i += 16)
+          hn::Store(hn::Add(hn::LoadU(d, reinterpret_cast<const uint8_t*>(level) + i), bias), d, biased + i);
+      }
+      uint32_t* w = reinterpret_cast<uint32_t*>(tile.w) + b * (K::kElems / 4) * 16 + r;
+      for (int k = 0; k < K::kElems / 4; ++k) {
+        uint32_t v = 0;
+        if (live) std::memcpy(&v, biased + 4 * k, 4);
+        w[16 * k] = v;
+      }
+      for (int g = 0; g < kGroups; ++g) {
+        const float s = live ? u.scale[g] : 0.0f, off = live && K::kOffset ? u.offset[g] : 0.0f;
+        tile.s[(b * kGroups + g) * 16 + r] = s;
+        tile.z[(b * kGroups + g) * 16 + r] = off - static_cast<float>(K::kBias) * s;
+      }
+    }
+  }
+}
+
+void PrepareInt8TileImpl(DType t, const uint8_t* data, int64_t row_bytes, int rows, int64_t cols, Int8Tile& tile) {
+  switch (t) {
+    case DType::kQ4_0: return PrepareKind<KQ4_0>(data, row_bytes, rows, cols, tile);
+    case DType::kQ4_1: return PrepareKind<KQ4_1>(data, row_bytes, rows, cols, tile);
+    case DType::kQ5_0: return PrepareKind<KQ5_0>(data, row_bytes, rows, cols, tile);
+    case DType::kQ5_1: return PrepareKind<KQ5_1>(data, row_bytes, rows, cols, tile);
+    case DType::kQ8_0: return PrepareKind<KQ8_0>(data, row_bytes, rows, cols, tile);
+    case DType::kQ2_K: return PrepareKind<KQ2_K>(data, row_bytes, rows, cols, tile);
+    case DType::kQ3_K: return PrepareKind<KQ3_K>(data, row_bytes, rows, cols, tile);
+    case DType::kQ4_K: return PrepareKind<KQ4_K>(data, row_bytes, rows, cols, tile);
+    case DType::kQ5_K: return PrepareKind<KQ5_K>(data, row_bytes, rows, cols, tile);
+    case DType::kQ6_K: return PrepareKind<KQ6_K>(data, row_bytes, rows, cols, tile);
+    case DType::kIQ4_NL: return PrepareKind<KIQ4_NL>(data, row_bytes, rows, cols, tile);
+    case DType::kIQ4_XS: return PrepareKind<KIQ4_XS>(data, row_bytes, rows, cols, tile);
+    default: return;
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace dsv3::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <immintrin.h>
+
+namespace dsv3::cpu {
+
+HWY_EXPORT(PrepareInt8TileImpl);
+
+namespace {
+
+// ggml's Q8_0 rule per 32 values; sums of q per 16.
+void QuantizeActs(const float* x, int64_t x_stride, Int8Acts& a) {
+  for (int64_t t = 0; t < a.n; ++t) {
+    const float* xt = x + t * x_stride;
+    for (int64_t b = 0; b < a.cols / 32; ++b) {
+      float amax = 0.0f;
+      for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xt[32 * b + i]));
+      const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+      a.d[t * (a.cols / 32) + b] = d;
+      int8_t* q = a.q + t * a.cols + 32 * b;
+      for (int i = 0; i < 32; ++i) q[i] = static_cast<int8_t>(std::nearbyint(xt[32 * b + i] * id));
+      for (int h = 0; h < 2; ++h) {
+        int32_t s = 0;
+        for (int i = 0; i < 16; ++i) s += q[16 * h + i];
+        a.sum16[t * (a.cols / 16) + 2 * b + h] = s;
+      }
+    }
+  }
+}
+
+// The float factors of group g for token t: d_t and the sum of q.
+inline float ActScale(const Int8Acts& a, int64_t t, int64_t g, int group) {
+  return a.d[t * (a.cols / 32) + g * group / 32];
+}
+inline int32_t ActSum(const Int8Acts& a, int64_t t, int64_t g, int group) {
+  const int32_t* s = a.sum16 + t * (a.cols / 16) + g * (group / 16);
+  return group == 16 ? s[0] : s[0] + s[1];
+}
+
+// Scalar twin: y[t * y_stride + r] for the tile's rows and tokens [0, n).
+void TileGemmTwin(const Int8Tile& tile, const Int8Acts& a, float* y, int64_t y_stride) {
+  const int64_t groups = a.cols / tile.group;
+  for (int64_t t = 0; t < a.n; ++t)
+    for (int r = 0; r < tile.rows; ++r) {
+      float acc = 0.0f;
+      for (int64_t g = 0; g < groups; ++g) {
+        int32_t isum = 0;
+        for (int k = g * tile.group; k < (g + 1) * tile.group; ++k)
+          isum += static_cast<int32_t>(tile.w[(k / 4) * 64 + 4 * r + k % 4]) * a.q[t * a.cols + k];
+        const float d = ActScale(a, t, g, tile.group);
+        acc = std::fma(static_cast<float>(isum), tile.s[g * 16 + r] * d, acc);
+        acc = std::fma(tile.z[g * 16 + r], static_cast<float>(ActSum(a, t, g, tile.group)) * d, acc);
+      }
+      y[t * y_stride + r] = acc;
+    }
+}
+
+#define DSV3_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+
+// TB tokens from t0 against the tile: 16 rows in the lanes.
+template <int TB>
+DSV3_VNNI_TARGET void TileGemmVnniBlock(const Int8Tile& tile, const Int8Acts& a, int64_t t0, float* y,
+                                        int64_t y_stride) {
+  const int64_t groups = a.cols / tile.group;
+  const int steps = tile.group / 4;
+  __m512 acc[TB];
+  for (int t = 0; t < TB; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    __m512i isum[TB];
+    for (int t = 0; t < TB; ++t) isum[t] = _mm512_setzero_si512();
+    const int32_t* q0 = reinterpret_cast<const int32_t*>(a.q + t0 * a.cols + g * tile.group);
+    for (int s = 0; s < steps; ++s) {
+      const __m512i w = _mm512_load_si512(tile.w + (g * steps + s) * 64);
+      for (int t = 0; t < TB; ++t)
+        isum[t] = _mm512_dpbusd_epi32(isum[t], w, _mm512_set1_epi32(q0[t * (a.cols / 4) + s]));
+    }
+    const __m512 sv = _mm512_loadu_ps(tile.s + g * 16), zv = _mm512_loadu_ps(tile.z + g * 16);
+    for (int t = 0; t < TB; ++t) {
+      const float d = ActScale(a, t0 + t, g, tile.group);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(sv, _mm512_set1_ps(d)), acc[t]);
+      const float zq = static_cast<float>(ActSum(a, t0 + t, g, tile.group)) * d;
+      acc[t] = _mm512_fmadd_ps(zv, _mm512_set1_ps(zq), acc[t]);
+    }
+  }
+  const __mmask16 live = static_cast<__mmask16>((1u << tile.rows) - 1);
+  for (int t = 0; t < TB; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * y_stride, live, acc[t]);
+}
+
+DSV3_VNNI_TARGET void TileGemmVnni(const Int8Tile& tile, const Int8Acts& a, float* y, int64_t y_stride) {
+  int64_t t = 0;
+  for (; t + 8 <= a.n; t += 8) TileGemmVnniBlock<8>(tile, a, t, y, y_stride);
+  for (; t + 4 <= a.n; t += 4) TileGemmVnniBlock<4>(tile, a, t, y, y_stride);
+  for (; t < a.n; ++t) TileGemmVnniBlock<1>(tile, a, t, y, y_stride);
+}
+
+int64_t Align16(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+}  // namespace
+
+bool HasAvx512Vnni() {
+  static const bool has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl");
+  return has;
+}
+
+int64_t QuantInt8ScratchFloats(const MatRef& w, int64_t n) {
+  if (n < kInt8MinTokens) return QuantMatMulScratchFloats(w, n);
+  return Align16(n * w.cols / 4) + Align16(n * w.cols / 32) + Align16(n * w.cols / 16) + Align16(4 * w.cols) +
+         2 * Align16(w.cols) + 64;
+}
+
+void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
+                         int64_t r0, int64_t r1, float* scratch, bool use_vnni) {
+  if (n <= 0 || r0 >= r1) return;
+  if (n < kInt8MinTokens) return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
+  float* p = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t{63});
+  Int8Acts a;
+  a.n = n, a.cols = w.cols;
+  a.q = reinterpret_cast<int8_t*>(p), p += Align16(n * w.cols / 4);
+  a.d = p, p += Align16(n * w.cols / 32);
+  a.sum16 = reinterpret_cast<int32_t*>(p), p += Align16(n * w.cols / 16);
+  Int8Tile tile;
+  tile.w = reinterpret_cast<uint8_t*>(p), p += Align16(4 * w.cols);
+  tile.s = p, p += Align16(w.cols);
+  tile.z = p;
+  QuantizeActs(x, x_stride, a);
+  const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(w.dtype, w.cols));
+  const bool vnni = use_vnni && HasAvx512Vnni();
+  for (int64_t r = r0; r < r1; r += kTileRows8) {
+    const int rows = static_cast<int>(std::min<int64_t>(kTileRows8, r1 - r));
+    HWY_DYNAMIC_DISPATCH(PrepareInt8TileImpl)(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes,
+                                              row_bytes, rows, w.cols, tile);
+    if (vnni)
+      TileGemmVnni(tile, a, y + r, y_stride);
+    else
+      TileGemmTwin(tile, a, y + r, y_stride);
+  }
+}
+
+}  // namespace dsv3::cpu
+#endif  // HWY_ONCE

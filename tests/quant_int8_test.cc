@@ -1,0 +1,110 @@
+// The int8-activation products over GGUF block types (cpu/quant_int8.cc):
+// the VNNI kernel equals its scalar twin bit for bit (same integer sums,
+// same fused float steps), and both stay within the activations' rounding
+// of the exact float32-activation reference: per output,
+//   |y8 - y| <= sum_k |w_k| * d_b(k) / 2 * (1 + 1e-5) + 4e-6 * sum_k |w_k| (|x_k| + d_b(k))
+// with d_b = max|x| / 127 of the 32 activations holding k.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/ggml_quants.h"
+#include "cpu/kernels.h"
+#include "ops/ops.h"
+
+namespace dsv3 {
+namespace {
+
+constexpr DType kTypes[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kQ2_K,
+                            DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL, DType::kIQ4_XS};
+
+struct QuantWeight {
+  Weight w;
+  std::vector<uint8_t> bytes;
+};
+
+QuantWeight MakeQuant(DType t, int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> dist(0.0f, 0.05f);
+  std::vector<float> v(rows * cols);
+  for (float& x : v) x = dist(rng);
+  if (rows > 1) v[cols + 3] = 30.0f;
+  QuantWeight q;
+  const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(t, cols));
+  q.bytes.resize(rows * row_bytes);
+  for (int64_t r = 0; r < rows; ++r) QuantizeBlocks(t, v.data() + r * cols, cols, q.bytes.data() + r * row_bytes);
+  q.w.dtype = t, q.w.rows = rows, q.w.cols = cols, q.w.data = q.bytes.data();
+  return q;
+}
+
+cpu::MatRef Ref(const Weight& w) { return {w.dtype, w.rows, w.cols, w.data}; }
+
+// Activations with a spread of magnitudes, an all-zero block and an outlier.
+std::vector<float> MakeActs(int64_t n, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(n * cols);
+  for (float& v : x) v = dist(rng);
+  for (int64_t k = 0; k < 32; ++k) x[k] = 0.0f;
+  x[cols + 40] = 50.0f;
+  return x;
+}
+
+std::vector<float> RunInt8(const Weight& w, const std::vector<float>& x, int64_t n, bool vnni) {
+  std::vector<float> y(n * w.rows, -1.0f), scratch(cpu::QuantInt8ScratchFloats(Ref(w), n) + 16);
+  // Two row ranges, as two threads would split them (the second not a multiple of 16).
+  cpu::QuantInt8MatMulRows(Ref(w), x.data(), w.cols, n, y.data(), w.rows, 0, 16, scratch.data(), vnni);
+  cpu::QuantInt8MatMulRows(Ref(w), x.data(), w.cols, n, y.data(), w.rows, 16, w.rows, scratch.data(), vnni);
+  return y;
+}
+
+TEST(QuantInt8, VnniEqualsTwinBitForBit) {
+  if (!cpu::HasAvx512Vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
+  std::mt19937 rng(5);
+  for (DType t : kTypes) {
+    SCOPED_TRACE(DTypeName(t));
+    QuantWeight q = MakeQuant(t, 37, 512, rng);
+    for (int64_t n : {8, 9, 13, 20}) {
+      const std::vector<float> x = MakeActs(n, 512, rng);
+      const std::vector<float> a = RunInt8(q.w, x, n, true), b = RunInt8(q.w, x, n, false);
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " output " << i;
+    }
+  }
+}
+
+TEST(QuantInt8, WithinActivationRoundingOfExactPath) {
+  std::mt19937 rng(9);
+  for (DType t : kTypes) {
+    SCOPED_TRACE(DTypeName(t));
+    const int64_t cols = 768;
+    QuantWeight q = MakeQuant(t, 37, cols, rng);
+    for (int64_t n : {8, 13}) {
+      const std::vector<float> x = MakeActs(n, cols, rng);
+      std::vector<float> want(n * q.w.rows), row(cols);
+      ops::ref::MatMul(q.w, x.data(), cols, want.data(), q.w.rows, n);
+      for (bool vnni : {true, false}) {
+        const std::vector<float> got = RunInt8(q.w, x, n, vnni);
+        for (int64_t r = 0; r < q.w.rows; ++r) {
+          ops::DecodeRow(q.w, r, row.data());
+          for (int64_t tk = 0; tk < n; ++tk) {
+            double bound = 0;
+            for (int64_t b = 0; b < cols / 32; ++b) {
+              float amax = 0;
+              for (int k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(x[tk * cols + 32 * b + k]));
+              const double d = amax / 127.0;
+              for (int k = 0; k < 32; ++k) {
+                const double w = std::fabs(row[32 * b + k]), xv = std::fabs(x[tk * cols + 32 * b + k]);
+                bound += w * d / 2 * (1 + 1e-5) + 4e-6 * w * (xv + d);
+              }
+            }
+            const float g = got[tk * q.w.rows + r], e = want[tk * q.w.rows + r];
+            ASSERT_LE(std::fabs(g - e), bound + 1e-30) << "vnni " << vnni << " row " << r << " token " << tk;
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dsv3

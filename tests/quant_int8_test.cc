@@ -1,6 +1,7 @@
 // The int8-activation products over GGUF block types (cpu/quant_int8.cc):
-// the VNNI kernel equals its scalar twin bit for bit (same integer sums,
-// same fused float steps), and both stay within the activations' rounding
+// the VNNI tile kernel (8+ tokens) equals its scalar twin bit for bit (same
+// integer sums, same fused float steps), and both, and the VNNI decode
+// kernel (1..7 tokens), stay within the activations' rounding
 // of the exact float32-activation reference: per output,
 //   |y8 - y| <= sum_k |w_k| * d_b(k) / 2 * (1 + 1e-5) + 4e-6 * sum_k |w_k| (|x_k| + d_b(k))
 // with d_b = max|x| / 127 of the 32 activations holding k.
@@ -78,7 +79,7 @@ TEST(QuantInt8, WithinActivationRoundingOfExactPath) {
     SCOPED_TRACE(DTypeName(t));
     const int64_t cols = 768;
     QuantWeight q = MakeQuant(t, 37, cols, rng);
-    for (int64_t n : {8, 13}) {
+    for (int64_t n : {1, 2, 3, 5, 7, 8, 13}) {  // 1..7: the decode kernel (256-weight blocks on VNNI)
       const std::vector<float> x = MakeActs(n, cols, rng);
       std::vector<float> want(n * q.w.rows), row(cols);
       ops::ref::MatMul(q.w, x.data(), cols, want.data(), q.w.rows, n);

@@ -107,6 +107,115 @@ void PrepareInt8TileImpl(DType t, const uint8_t* data, int64_t row_bytes, int ro
   }
 }
 
+// ---- Decode (1..7 tokens) of 256-weight blocks, AVX-512 with VNNI ----
+// Rows one at a time, straight from the packed blocks (no tile): per block
+// the levels + kBias meet each token's int8 activations in 4 VPDPBUSD of 64
+// weights; lane j of chunk c covers weights 64c + 4j .. + 3, so its scale is
+// lane (64c + 4j) / kGroup of the block's s * d_t vector. The zero terms
+// z_g * sum(q) * d_t add up per block in a separate vector. dg and qdg hold
+// d_t and float(sum q) * d_t per token and group ([n, cols / kGroup]).
+#if HWY_TARGET == HWY_AVX3
+#define DSV3_INT8_DECODE 1
+// Loads written by narrower stores (the unpackers' 16-byte levels, 8-float
+// scales) as loads of the same widths: a wider load cannot take its bytes
+// from several pending stores and waits for them to reach L1.
+HWY_INLINE __m512i Load4x16(const int8_t* p) {
+  const __m512i lo = _mm512_castsi256_si512(_mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)), 1));
+  const __m256i hi = _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48)), 1);
+  return _mm512_inserti64x4(lo, hi, 1);
+}
+template <int G>
+HWY_INLINE __m512 LoadGroups(const float* p) {  // G = 8: upper lanes zero
+  const __m512 lo = _mm512_zextps256_ps512(_mm256_loadu_ps(p));
+  return G == 8 ? lo : _mm512_insertf32x8(lo, _mm256_loadu_ps(p + 8), 1);
+}
+
+template <class K, int T>
+__attribute__((target("avx512vnni"))) void DecodeVnni(const MatRef& w, const Int8Acts& a, const float* dg,
+                                                      const float* qdg, float* y, int64_t y_stride, int64_t r0,
+                                                      int64_t r1) {
+  static_assert(K::kElems == 256);
+  constexpr int G = K::kElems / K::kGroup;
+  constexpr int64_t bb = DTypeBlockBytes(K::kType);
+  const int64_t nb = w.cols / 256, gpr = w.cols / K::kGroup;
+  const __mmask16 gm = static_cast<__mmask16>((1u << G) - 1);
+  const __m512i bias = _mm512_set1_epi8(static_cast<char>(K::kBias));
+  __m512i idx[4];
+  for (int c = 0; c < 4; ++c) {
+    alignas(64) int32_t lanes[16];
+    for (int j = 0; j < 16; ++j) lanes[j] = (64 * c + 4 * j) / K::kGroup;
+    idx[c] = _mm512_load_si512(lanes);
+  }
+  Levels u;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * nb * bb;
+    __m512 acc[T], zacc[T];
+    for (int t = 0; t < T; ++t) acc[t] = zacc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const int8_t* level = K::Unpack(row + b * bb, u);
+      const __m512 sv = LoadGroups<G>(u.scale);
+      __m512 zv = K::kOffset ? LoadGroups<G>(u.offset) : _mm512_setzero_ps();
+      zv = _mm512_sub_ps(zv, _mm512_mul_ps(_mm512_set1_ps(static_cast<float>(K::kBias)), sv));
+      __m512 sd[T];
+      for (int t = 0; t < T; ++t) {
+        sd[t] = _mm512_mul_ps(sv, _mm512_maskz_loadu_ps(gm, dg + t * gpr + b * G));
+        zacc[t] = _mm512_fmadd_ps(zv, _mm512_maskz_loadu_ps(gm, qdg + t * gpr + b * G), zacc[t]);
+      }
+      for (int c = 0; c < 4; ++c) {
+        const __m512i wv = _mm512_add_epi8(Load4x16(level + 64 * c), bias);
+        for (int t = 0; t < T; ++t) {
+          const __m512i q = _mm512_loadu_si512(a.q + t * a.cols + b * 256 + 64 * c);
+          const __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, q);
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_permutexvar_ps(idx[c], sd[t]), acc[t]);
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t) y[t * y_stride + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[t], zacc[t]));
+  }
+}
+
+template <class K>
+bool DecodeKind(const MatRef& w, const Int8Acts& a, const float* dg, const float* qdg, float* y, int64_t y_stride,
+                int64_t r0, int64_t r1) {
+  for (int64_t t0 = 0; t0 < a.n; t0 += 4) {
+    Int8Acts at = a;
+    at.q = a.q + t0 * a.cols, at.n = std::min<int64_t>(4, a.n - t0);
+    const int64_t off = t0 * (a.cols / K::kGroup);
+    float* yt = y + t0 * y_stride;
+    switch (at.n) {
+      case 1: DecodeVnni<K, 1>(w, at, dg + off, qdg + off, yt, y_stride, r0, r1); break;
+      case 2: DecodeVnni<K, 2>(w, at, dg + off, qdg + off, yt, y_stride, r0, r1); break;
+      case 3: DecodeVnni<K, 3>(w, at, dg + off, qdg + off, yt, y_stride, r0, r1); break;
+      default: DecodeVnni<K, 4>(w, at, dg + off, qdg + off, yt, y_stride, r0, r1); break;
+    }
+  }
+  return true;
+}
+#endif
+
+// False where this target or type has no int8 decode kernel.
+bool Int8DecodeImpl(const MatRef& w, const Int8Acts& a, const float* dg, const float* qdg, float* y,
+                    int64_t y_stride, int64_t r0, int64_t r1) {
+#ifdef DSV3_INT8_DECODE
+  switch (w.dtype) {
+    case DType::kQ2_K: return DecodeKind<KQ2_K>(w, a, dg, qdg, y, y_stride, r0, r1);
+    case DType::kQ3_K: return DecodeKind<KQ3_K>(w, a, dg, qdg, y, y_stride, r0, r1);
+    case DType::kQ4_K: return DecodeKind<KQ4_K>(w, a, dg, qdg, y, y_stride, r0, r1);
+    case DType::kQ5_K: return DecodeKind<KQ5_K>(w, a, dg, qdg, y, y_stride, r0, r1);
+    case DType::kQ6_K: return DecodeKind<KQ6_K>(w, a, dg, qdg, y, y_stride, r0, r1);
+    case DType::kIQ4_XS: return DecodeKind<KIQ4_XS>(w, a, dg, qdg, y, y_stride, r0, r1);
+    default: return false;
+  }
+#undef DSV3_INT8_DECODE
+#else
+  return false;
+#endif
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace dsv3::cpu
 HWY_AFTER_NAMESPACE();
@@ -117,6 +226,7 @@ HWY_AFTER_NAMESPACE();
 namespace dsv3::cpu {
 
 HWY_EXPORT(PrepareInt8TileImpl);
+HWY_EXPORT(Int8DecodeImpl);
 
 namespace {
 
@@ -216,7 +326,7 @@ bool HasAvx512Vnni() {
 }
 
 int64_t QuantInt8ScratchFloats(const MatRef& w, int64_t n) {
-  if (n < kInt8MinTokens) return QuantMatMulScratchFloats(w, n);
+  // Activations, then the tile (or, for decode, d and sum(q) * d per group).
   return Align16(n * w.cols / 4) + Align16(n * w.cols / 32) + Align16(n * w.cols / 16) + Align16(4 * w.cols) +
          2 * Align16(w.cols) + 64;
 }
@@ -224,13 +334,28 @@ int64_t QuantInt8ScratchFloats(const MatRef& w, int64_t n) {
 void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
                          int64_t r0, int64_t r1, float* scratch, bool use_vnni) {
   if (n <= 0 || r0 >= r1) return;
-  if (n < kInt8MinTokens) return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
   float* p = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t{63});
   Int8Acts a;
   a.n = n, a.cols = w.cols;
   a.q = reinterpret_cast<int8_t*>(p), p += Align16(n * w.cols / 4);
   a.d = p, p += Align16(n * w.cols / 32);
   a.sum16 = reinterpret_cast<int32_t*>(p), p += Align16(n * w.cols / 16);
+  if (n < kInt8MinTokens) {
+    if (!use_vnni || !HasAvx512Vnni() || DTypeBlockElems(w.dtype) != 256)
+      return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
+    QuantizeActs(x, x_stride, a);
+    const int group = w.dtype == DType::kQ4_K || w.dtype == DType::kQ5_K || w.dtype == DType::kIQ4_XS ? 32 : 16;
+    float* dg = p;
+    float* qdg = p + Align16(n * w.cols / 16);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t g = 0; g < w.cols / group; ++g) {
+        const float d = ActScale(a, t, g, group);
+        dg[t * (w.cols / group) + g] = d;
+        qdg[t * (w.cols / group) + g] = static_cast<float>(ActSum(a, t, g, group)) * d;
+      }
+    if (HWY_DYNAMIC_DISPATCH(Int8DecodeImpl)(w, a, dg, qdg, y, y_stride, r0, r1)) return;
+    return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
+  }
   Int8Tile tile;
   tile.w = reinterpret_cast<uint8_t*>(p), p += Align16(4 * w.cols);
   tile.s = p, p += Align16(w.cols);

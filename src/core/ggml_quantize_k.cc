@@ -85,6 +85,93 @@ float FitScaleMin(int n, int nmax, const float* x, const float* w, uint8_t* L, f
   return scale;
 }
 
+// FitScaleMin(32, nmax, ..., mad = false) for the 8 sub-blocks of a K-quant
+// block at once, lane j = sub-block j, x and w transposed ([i][j]): every
+// lane runs exactly FitScaleMin's sequence of IEEE float operations (same
+// order, no contraction) in GCC vector types (8 floats). The Q4_K/Q5_K
+// encoders spend nearly all their time here.
+constexpr int kLanes = 8;
+typedef float V8f __attribute__((vector_size(32)));
+typedef int32_t V8i __attribute__((vector_size(32)));
+using LaneF = float[kLanes];
+
+inline V8f LoadV(const float* p) {
+  V8f v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline V8f Splat(float f) { return V8f{} + f; }
+inline V8i SplatI(int i) { return V8i{} + i; }
+inline V8i ClampLevels(V8f v, int nmax) {  // clamp(NearestInt(v), 0, nmax), NearestInt as ggml's
+  V8i i = reinterpret_cast<V8i&>(v += 12582912.0f);
+  i = (i & 0x007fffff) - 0x00400000;
+  i = i < 0 ? SplatI(0) : i;
+  return i > nmax ? SplatI(nmax) : i;
+}
+inline V8f Levels8(const uint8_t* L) {
+  V8f f;
+  for (int j = 0; j < kLanes; ++j) f[j] = static_cast<float>(L[j]);
+  return f;
+}
+
+// sum_i w * (scale * L + min - x)^2 per lane, in FitScaleMin's order.
+V8f LevelError8(const LaneF* x, const LaneF* w, const uint8_t (*L)[kLanes], V8f scale, V8f min) {
+  V8f err = Splat(0.0f);
+  for (int i = 0; i < 32; ++i) {
+    V8f diff = scale * Levels8(L[i]) + min - LoadV(x[i]);
+    diff = diff * diff;
+    err += LoadV(w[i]) * diff;
+  }
+  return err;
+}
+
+void FitScaleMin8(int nmax, const LaneF* x, const LaneF* w, uint8_t (*L)[kLanes], float* scale_out, float* the_min,
+                  float rmin, float rdelta, int nstep) {
+  V8f mn = LoadV(x[0]), mx = mn, sum_w = LoadV(w[0]), sum_x = sum_w * mn;
+  for (int i = 1; i < 32; ++i) {
+    const V8f xi = LoadV(x[i]), wi = LoadV(w[i]);
+    mn = xi < mn ? xi : mn, mx = mx < xi ? xi : mx;  // std::min / std::max
+    sum_w += wi;
+    sum_x += wi * xi;
+  }
+  mn = mn > 0.0f ? Splat(0.0f) : mn;
+  V8f iscale = Splat(static_cast<float>(nmax)) / (mx - mn), scale = Splat(1.0f) / iscale;
+  for (int i = 0; i < 32; ++i) {
+    const V8i l = ClampLevels(iscale * (LoadV(x[i]) - mn), nmax);
+    for (int j = 0; j < kLanes; ++j) L[i][j] = static_cast<uint8_t>(l[j]);
+  }
+  V8f best = LevelError8(x, w, L, scale, mn);
+  uint8_t aux[32][kLanes];
+  for (int is = 0; is <= nstep; ++is) {
+    iscale = Splat(rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (mx - mn);
+    V8f sum_l = Splat(0.0f), sum_l2 = sum_l, sum_xl = sum_l;
+    for (int i = 0; i < 32; ++i) {
+      const V8f xi = LoadV(x[i]), wi = LoadV(w[i]);
+      const V8i l = ClampLevels(iscale * (xi - mn), nmax);
+      for (int j = 0; j < kLanes; ++j) aux[i][j] = static_cast<uint8_t>(l[j]);
+      const V8f fl = __builtin_convertvector(l, V8f);
+      sum_l += wi * fl;
+      sum_l2 += wi * fl * fl;
+      sum_xl += wi * fl * xi;
+    }
+    const V8f D = sum_w * sum_l2 - sum_l * sum_l;
+    V8f ts = (sum_w * sum_xl - sum_x * sum_l) / D, tm = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+    const auto pos = tm > 0.0f;
+    ts = pos ? sum_xl / sum_l2 : ts;
+    tm = pos ? Splat(0.0f) : tm;
+    const V8f err = LevelError8(x, w, aux, ts, tm);
+    const auto take = (D > 0.0f) & (err < best);  // as ggml: a fit counts only when D > 0 (not NaN)
+    best = take ? err : best, scale = take ? ts : scale, mn = take ? tm : mn;
+    for (int j = 0; j < kLanes; ++j)
+      if (take[j])
+        for (int i = 0; i < 32; ++i) L[i][j] = aux[i][j];
+  }
+  // A flat sub-block (max == min) gets what FitScaleMin returns early: its
+  // levels are NearestInt(inf * 0) = 0, no fit is valid (D = 0), and its
+  // scale is 1 / inf = 0.
+  for (int j = 0; j < kLanes; ++j) the_min[j] = -mn[j], scale_out[j] = scale[j];
+}
+
 float SignedMax(const float* x, int n, float* amax) {
   float m = 0.0f;
   *amax = 0.0f;
@@ -252,15 +339,18 @@ void QuantizeQ3K(const float* x, uint8_t* b) {
 // Q4_K (five = false: levels 0..15) and Q5_K (0..31, fifth bit in qh).
 void QuantizeQ45K(const float* x, uint8_t* b, bool five) {
   const int nmax = five ? 31 : 15;
-  uint8_t L[256];
-  float w[32], mins[8], scales[8], max_scale = 0, max_min = 0;
-  for (int j = 0; j < 8; ++j) {
+  uint8_t L[256], LT[32][kLanes];
+  float xT[32][kLanes], wT[32][kLanes], mins[8], scales[8], max_scale = 0, max_min = 0;
+  for (int j = 0; j < 8; ++j) {  // sub-block j in lane j: its weights av_x + |x|
     const float* xj = x + 32 * j;
     float sum_x2 = 0;
     for (int l = 0; l < 32; ++l) sum_x2 += xj[l] * xj[l];
     const float av_x = std::sqrt(sum_x2 / 32.0f);
-    for (int l = 0; l < 32; ++l) w[l] = av_x + std::fabs(xj[l]);
-    scales[j] = FitScaleMin(32, nmax, xj, w, L + 32 * j, &mins[j], five ? -0.5f : -1.0f, 0.1f, five ? 15 : 20, false);
+    for (int l = 0; l < 32; ++l) xT[l][j] = xj[l], wT[l][j] = av_x + std::fabs(xj[l]);
+  }
+  FitScaleMin8(nmax, xT, wT, LT, scales, mins, five ? -0.5f : -1.0f, 0.1f, five ? 15 : 20);
+  for (int j = 0; j < 8; ++j) {
+    for (int l = 0; l < 32; ++l) L[32 * j + l] = LT[l][j];
     max_scale = std::max(max_scale, scales[j]), max_min = std::max(max_min, mins[j]);
   }
   const float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f, inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;

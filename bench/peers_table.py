@@ -1,0 +1,92 @@
+"""Prints bench/peers.sh's table: per thread count, one row per engine and
+weights per round (prefill tok/s, decode batch 1 tok/s, decode batch 16
+aggregate tok/s where measured), then dsv3's ratio to the best peer figure of
+the same round and the batch-16 figure against its byte ceiling (bytes read
+per token at batch 1 / at batch 16, times batch 1's rate).
+
+Usage: peers_table.py OUT PROMPT TYPES THREADS ROUNDS IK_FLAGS (as peers.sh passes them)."""
+import json
+import os
+import sys
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def dsv3_row(d):
+    """(pp, tg1, tg16, ceiling16) from `dsv3 bench --json`."""
+    dec = {str(x["batch"]): x for x in d.get("decode", [])}
+    tg1 = d["decode_tokens_per_s"].get("1")
+    tg16 = d["decode_tokens_per_s"].get("16")
+    ceiling = None
+    if "1" in dec and "16" in dec and tg1:
+        b1 = dec["1"]["weight_bytes_per_token"] + dec["1"]["kv_bytes_per_token"]
+        b16 = dec["16"]["weight_bytes_per_token"] + dec["16"]["kv_bytes_per_token"]
+        ceiling = tg1 * b1 / b16
+    return d["prefill_tokens_per_s"], tg1, tg16, ceiling
+
+
+def peer_row(d, prompt):
+    """(pp, tg1) from `llama-bench -o json`: the pp test has n_gen 0, the tg test n_prompt 0."""
+    pp = tg = None
+    for e in d:
+        if e.get("n_prompt") == prompt and e.get("n_gen", 0) == 0:
+            pp = e["avg_ts"]
+        elif e.get("n_prompt", 0) == 0 and e.get("n_gen", 0) > 0:
+            tg = e["avg_ts"]
+    return pp, tg, None, None
+
+
+def fmt(x, digits=1):
+    return "-" if x is None else "%.*f" % (digits, x)
+
+
+def main():
+    out, prompt, types, threads, rounds, ik_flags = sys.argv[1:7]
+    prompt, rounds = int(prompt), int(rounds)
+    for thr in threads.split():
+        bw = [load(os.path.join(out, "membw.t%s.%s.json" % (thr, w))) for w in ("before", "after")]
+        bws = ", ".join("%.1f" % b["membw_gb_per_s"] for b in bw if b)
+        print("\n## -t %s (read bandwidth before, after: %s GB/s)\n" % (thr, bws))
+        print("| round | engine | weights | pp%d tok/s | decode b1 tok/s | decode b16 aggregate | b16 / byte ceiling |"
+              % prompt)
+        print("|---|---|---|---|---|---|---|")
+        ratios = []
+        for r in range(1, rounds + 1):
+            rows = {}
+            for label in ["dsv3-fp8"] + ["%s-%s%s" % (e, t, s) for t in types.split()
+                                         for e, s in (("dsv3", ""), ("ik", ""), ("ik", "-tuned"), ("llama", ""))]:
+                d = load(os.path.join(out, "%s.t%s.r%d.json" % (label, thr, r)))
+                if d is None:
+                    continue
+                rows[label] = dsv3_row(d) if label.startswith("dsv3") else peer_row(d, prompt)
+                engine, _, weights = label.partition("-")
+                if weights.endswith("-tuned"):
+                    weights, engine = weights[:-6], engine + " " + ik_flags
+                pp, tg1, tg16, ceil = rows[label]
+                frac = "-" if tg16 is None or not ceil else "%.2f" % (tg16 / ceil)
+                print("| %d | %s | %s | %s | %s | %s | %s |" % (r, engine, weights.upper(), fmt(pp), fmt(tg1),
+                                                              fmt(tg16), frac))
+            for t in types.split():
+                peers = [rows[k] for k in ("ik-" + t, "ik-%s-tuned" % t, "llama-" + t) if k in rows]
+                for mine in ("dsv3-fp8", "dsv3-" + t):
+                    if mine not in rows or not peers:
+                        continue
+                    best_pp = max((p[0] for p in peers if p[0]), default=None)
+                    best_tg = max((p[1] for p in peers if p[1]), default=None)
+                    m = rows[mine]
+                    ratios.append("round %d, %s vs best peer on %s: prefill %s, decode b1 %s" % (
+                        r, mine, t.upper(), fmt(m[0] / best_pp if m[0] and best_pp else None, 2) + "x",
+                        fmt(m[1] / best_tg if m[1] and best_tg else None, 2) + "x"))
+        print()
+        for line in ratios:
+            print("- " + line)
+
+
+if __name__ == "__main__":
+    main()

@@ -178,6 +178,83 @@ __attribute__((target("avx512vnni"))) void DecodeVnni(const MatRef& w, const Int
   }
 }
 
+// Q4_K unpacked in registers: a 64-byte load of qs gives in its low
+// nibbles the levels of groups (2g, 2g + 2) and in its high nibbles groups
+// (2g + 1, 2g + 3), g = 0 or 2, so the activations are first copied into
+// that order (qp, per token [cols]) and each block's 16 factors are
+// [d_t of groups 0..7, sum(q) * d_t of groups 0..7] (f16, per token [cols / 16]).
+// With P = [d sc_g, dmin m_g] * f16: y += levels . q * P[g] - P[8 + g].
+template <int T>
+__attribute__((target("avx512vnni"))) void DecodeQ4KVnni(const MatRef& w, const int8_t* qp, const float* f16,
+                                                         float* y, int64_t y_stride, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / 256, cols = w.cols;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const __m512i idx[4] = {_mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0),
+                          _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),
+                          _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4),
+                          _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 5, 5, 5, 5, 5, 5, 5, 5)};
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * nb * 144;
+    __m512 acc[T], zacc[T];
+    for (int t = 0; t < T; ++t) acc[t] = zacc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = row + b * 144;
+      uint32_t a[3];
+      std::memcpy(a, blk + 4, 12);
+      constexpr uint32_t k6 = 0x3f3f3f3f, k4 = 0x0f0f0f0f, k2 = 0x03030303;
+      const __m128i scm = _mm_set_epi32(static_cast<int>(((a[2] >> 4) & k4) | (((a[1] >> 6) & k2) << 4)),
+                                        static_cast<int>(a[1] & k6),
+                                        static_cast<int>((a[2] & k4) | (((a[0] >> 6) & k2) << 4)),
+                                        static_cast<int>(a[0] & k6));
+      const __m512 dd = _mm512_insertf32x8(_mm512_set1_ps(Half(blk)), _mm256_set1_ps(Half(blk + 2)), 1);
+      const __m512 sm = _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(scm)));
+      const __m512i v0 = _mm512_loadu_si512(blk + 16), v1 = _mm512_loadu_si512(blk + 80);
+      const __m512i lv[4] = {_mm512_and_si512(v0, m4), _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4),
+                             _mm512_and_si512(v1, m4), _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4)};
+      for (int t = 0; t < T; ++t) {
+        const __m512 P = _mm512_mul_ps(sm, _mm512_loadu_ps(f16 + t * (cols / 16) + b * 16));
+        zacc[t] = _mm512_mask_sub_ps(zacc[t], 0xFF00, zacc[t], P);
+        const int8_t* q = qp + t * cols + b * 256;
+        for (int c = 0; c < 4; ++c) {
+          const __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lv[c], _mm512_loadu_si512(q + 64 * c));
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_permutexvar_ps(idx[c], P), acc[t]);
+        }
+      }
+    }
+    for (int t = 0; t < T; ++t) y[t * y_stride + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[t], zacc[t]));
+  }
+}
+
+// Activations reordered as DecodeQ4KVnni reads them, then the kernel.
+bool DecodeQ4K(const MatRef& w, const Int8Acts& a, const float* dg, const float* qdg, float* y, int64_t y_stride,
+               int64_t r0, int64_t r1, float* work) {
+  const int64_t cols = w.cols, nb = cols / 256;
+  int8_t* qp = reinterpret_cast<int8_t*>(work);
+  float* f16 = work + (a.n * cols / 4 + 15) / 16 * 16;
+  static constexpr int kSrc[8] = {0, 64, 32, 96, 128, 192, 160, 224};  // 32-value pieces, in load order
+  for (int64_t t = 0; t < a.n; ++t)
+    for (int64_t b = 0; b < nb; ++b) {
+      for (int p = 0; p < 8; ++p) std::memcpy(qp + t * cols + b * 256 + 32 * p, a.q + t * cols + b * 256 + kSrc[p], 32);
+      for (int g = 0; g < 8; ++g) {
+        f16[t * (cols / 16) + b * 16 + g] = dg[t * (cols / 32) + b * 8 + g];
+        f16[t * (cols / 16) + b * 16 + 8 + g] = qdg[t * (cols / 32) + b * 8 + g];
+      }
+    }
+  for (int64_t t0 = 0; t0 < a.n; t0 += 4) {
+    const int64_t T = std::min<int64_t>(4, a.n - t0);
+    const int8_t* q = qp + t0 * cols;
+    const float* f = f16 + t0 * (cols / 16);
+    float* yt = y + t0 * y_stride;
+    switch (T) {
+      case 1: DecodeQ4KVnni<1>(w, q, f, yt, y_stride, r0, r1); break;
+      case 2: DecodeQ4KVnni<2>(w, q, f, yt, y_stride, r0, r1); break;
+      case 3: DecodeQ4KVnni<3>(w, q, f, yt, y_stride, r0, r1); break;
+      default: DecodeQ4KVnni<4>(w, q, f, yt, y_stride, r0, r1); break;
+    }
+  }
+  return true;
+}
+
 template <class K>
 bool DecodeKind(const MatRef& w, const Int8Acts& a, const float* dg, const float* qdg, float* y, int64_t y_stride,
                 int64_t r0, int64_t r1) {
@@ -199,12 +276,12 @@ bool DecodeKind(const MatRef& w, const Int8Acts& a, const float* dg, const float
 
 // False where this target or type has no int8 decode kernel.
 bool Int8DecodeImpl(const MatRef& w, const Int8Acts& a, const float* dg, const float* qdg, float* y,
-                    int64_t y_stride, int64_t r0, int64_t r1) {
+                    int64_t y_stride, int64_t r0, int64_t r1, float* work) {
 #ifdef DSV3_INT8_DECODE
   switch (w.dtype) {
     case DType::kQ2_K: return DecodeKind<KQ2_K>(w, a, dg, qdg, y, y_stride, r0, r1);
     case DType::kQ3_K: return DecodeKind<KQ3_K>(w, a, dg, qdg, y, y_stride, r0, r1);
-    case DType::kQ4_K: return DecodeKind<KQ4_K>(w, a, dg, qdg, y, y_stride, r0, r1);
+    case DType::kQ4_K: return DecodeQ4K(w, a, dg, qdg, y, y_stride, r0, r1, work);
     case DType::kQ5_K: return DecodeKind<KQ5_K>(w, a, dg, qdg, y, y_stride, r0, r1);
     case DType::kQ6_K: return DecodeKind<KQ6_K>(w, a, dg, qdg, y, y_stride, r0, r1);
     case DType::kIQ4_XS: return DecodeKind<KIQ4_XS>(w, a, dg, qdg, y, y_stride, r0, r1);
@@ -353,7 +430,8 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
         dg[t * (w.cols / group) + g] = d;
         qdg[t * (w.cols / group) + g] = static_cast<float>(ActSum(a, t, g, group)) * d;
       }
-    if (HWY_DYNAMIC_DISPATCH(Int8DecodeImpl)(w, a, dg, qdg, y, y_stride, r0, r1)) return;
+    float* work = qdg + Align16(n * w.cols / 16);
+    if (HWY_DYNAMIC_DISPATCH(Int8DecodeImpl)(w, a, dg, qdg, y, y_stride, r0, r1, work)) return;
     return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
   }
   Int8Tile tile;

@@ -11,6 +11,7 @@
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "dist/expert_placement.h"
+#include "dist/planner.h"
 #include "model/config.h"
 #include "model/weights.h"
 #include "model/gguf_model.h"
@@ -124,23 +125,6 @@ Status PrintStoredBytes(const std::string& dir) {
   return Status::Ok();
 }
 
-// Routed expert of a tensor name ("model.layers.L.mlp.experts.E...."), or -1.
-int64_t RoutedExpertOf(const std::string& name) {
-  const std::string key = ".mlp.experts.";
-  const size_t at = name.find(key);
-  return at == std::string::npos ? -1 : std::atoll(name.c_str() + at + key.size());
-}
-
-// Bytes of a tensor as config.json describes it: FP8 linear layers with F32
-// 128x128 block scales when quantization_config says so, else BF16; F32 router bias.
-uint64_t ConfigBytes(const Config& c, const TensorDesc& t) {
-  if (t.shape.size() == 1) return t.shape[0] * (t.role == TensorRole::kRouterBias ? 4 : 2);
-  const int64_t rows = t.shape[0], cols = t.shape[1];
-  if (t.role != TensorRole::kLinear || !c.quantization) return rows * cols * 2;
-  const int64_t br = c.quantization->block_rows, bc = c.quantization->block_cols;
-  return rows * cols + ((rows + br - 1) / br) * ((cols + bc - 1) / bc) * 4;
-}
-
 // "950.123 MB", "106.295 GB"
 std::string Bytes(uint64_t b) {
   char buf[32];
@@ -167,21 +151,14 @@ Status PrintRankBytes(const std::string& path, const Config& c, int ranks, const
   auto placement = expert_map.empty() ? dist::ContiguousPlacement(c.n_routed_experts, ranks)
                                       : dist::ReadExpertMap(expert_map, c.n_routed_experts, ranks);
   if (!placement.ok()) return placement.status().WithContext("--ranks");
-  uint64_t replicated = 0;
-  std::vector<uint64_t> expert(c.n_routed_experts, 0);
-  auto add = [&](const std::string& name, uint64_t bytes) {
-    const int64_t e = RoutedExpertOf(name);
-    (e >= 0 && e < c.n_routed_experts ? expert[e] : replicated) += bytes;
-  };
   std::unique_ptr<TensorStore> store;
   if (!IsGgufPath(path) && std::filesystem::is_directory(path)) {
     if (auto opened = TensorStore::Open(path); opened.ok()) store = std::move(*opened);
   }
-  if (store) {
-    for (const auto& name : store->Names()) add(name, store->Find(name)->nbytes);
-  } else {
-    for (const TensorDesc& t : ListTensors(c)) add(t.name, ConfigBytes(c, t));
-  }
+  // The planner's tally (dsv3 plan shares it): stored bytes, else config.json's.
+  const dist::WeightBytes w = dist::TallyWeightBytes(c, dist::WeightFormat::kStored, store.get());
+  const uint64_t replicated = w.replicated;
+  const std::vector<uint64_t>& expert = w.expert;
   std::printf("expert parallel     %d ranks, %s; bytes %s\n", ranks,
               expert_map.empty() ? "contiguous blocks of experts" : ("experts per " + expert_map).c_str(),
               store ? "as stored" : "estimated from config.json (FP8 linear layers if quantized, else BF16)");

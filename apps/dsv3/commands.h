@@ -54,6 +54,7 @@ void RegisterTrainTokenizer(CLI::App& app, Common& common);
 void RegisterTrain(CLI::App& app, Common& common);
 void RegisterPrepareData(CLI::App& app, Common& common);
 void RegisterPerplexity(CLI::App& app, Common& common);
+void RegisterPlan(CLI::App& app, Common& common);  // issue 14 planner
 
 // The model used when --model is omitted: $DSV3_MODEL, else the bundled
 // model of the source tree this binary was built from (models/brown-10m).

@@ -121,6 +121,7 @@ Outcome Main(int argc, char** argv, dist::Comm& comm) {
   dsv3::cli::RegisterTrain(app, common);
   dsv3::cli::RegisterPrepareData(app, common);
   dsv3::cli::RegisterPerplexity(app, common);
+  dsv3::cli::RegisterPlan(app, common);  // issue 14 planner
   RefuseSeveralRanks(app, common);
   // Commands run inside parse(); whatever escapes them is reported as one
   // error line (allocation failure included), never as an abort.

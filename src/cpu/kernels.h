@@ -62,7 +62,9 @@ bool HasAvx512Vnni();
 // As QuantMatMulRows, but from 8 tokens on each token's activations are
 // first quantized per 32 values to int8 (ggml's Q8_0 rule) and the products
 // are integer (VNNI, or with use_vnni = false its scalar twin, which gives
-// the same bits); fewer tokens take QuantMatMulRows' float decode kernel.
+// the same bits). Fewer tokens: 256-weight blocks (Q2_K..Q6_K, IQ4_XS) take
+// an int8 decode kernel on VNNI CPUs, other types (or use_vnni = false)
+// QuantMatMulRows' float decode kernel.
 int64_t QuantInt8ScratchFloats(const MatRef& w, int64_t n);
 void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
                          int64_t r0, int64_t r1, float* scratch, bool use_vnni = true);

@@ -15,20 +15,11 @@
 
 #include "cpu/kernels.h"
 #include "ops/ops.h"
+#include "hwy_test_util.h"
 
 namespace dsv3 {
 namespace {
 
-// Runs body once per supported Highway target, restoring the default after.
-template <class Fn>
-void ForEachTarget(const Fn& body) {
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
-    body();
-  }
-  hwy::SetSupportedTargetsForTest(0);
-}
 
 std::vector<float> Random(int64_t n, std::mt19937& rng, float scale = 1.0f) {
   std::normal_distribution<float> dist(0.0f, scale);

@@ -14,30 +14,12 @@
 #include "core/ggml_quants.h"
 #include "cpu/kernels.h"
 #include "ops/ops.h"
+#include "quant_test_util.h"
 
 namespace dsv3 {
 namespace {
 
-constexpr DType kTypes[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kQ2_K,
-                            DType::kQ3_K, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL, DType::kIQ4_XS};
-
-struct QuantWeight {
-  Weight w;
-  std::vector<uint8_t> bytes;
-};
-
-QuantWeight MakeQuant(DType t, int64_t rows, int64_t cols, std::mt19937& rng) {
-  std::normal_distribution<float> dist(0.0f, 0.05f);
-  std::vector<float> v(rows * cols);
-  for (float& x : v) x = dist(rng);
-  if (rows > 1) v[cols + 3] = 30.0f;
-  QuantWeight q;
-  const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(t, cols));
-  q.bytes.resize(rows * row_bytes);
-  for (int64_t r = 0; r < rows; ++r) QuantizeBlocks(t, v.data() + r * cols, cols, q.bytes.data() + r * row_bytes);
-  q.w.dtype = t, q.w.rows = rows, q.w.cols = cols, q.w.data = q.bytes.data();
-  return q;
-}
+constexpr auto& kTypes = kQuantTypes;
 
 cpu::MatRef Ref(const Weight& w) { return {w.dtype, w.rows, w.cols, w.data}; }
 

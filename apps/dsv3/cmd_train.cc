@@ -5,7 +5,8 @@
 // docs/training.md. Progress lines go to stdout, ending with
 // `final step=N train_loss=X val_loss=Y max_vio=Z`. SIGINT/SIGTERM while a
 // checkpoint is being written remove its temporary files before the process
-// dies of the signal (each checkpoint file is whole: old or new).
+// dies of the signal (each checkpoint file is whole: old or new). Under
+// mpirun with several ranks the run is data-parallel (docs/training.md).
 #include <cstdio>
 #include <memory>
 #include <vector>
@@ -25,11 +26,11 @@ struct TrainFlags {
   std::vector<bool> flag;            // bool fields
 };
 
-int Train(const TrainFlags& f) {
+int Train(const TrainFlags& f, Common& common) {
   train::TrainOptions o;
   if (!f.config_file.empty()) {
     Status st = train::ApplyTrainJson(f.config_file, o);
-    if (!st.ok()) return Fail(st);
+    if (!st.ok()) return Fail(st);  // not agreed: main.cc aborts the job under mpirun
   }
   const auto& fields = train::TrainOptionFields();
   for (size_t i = 0; i < fields.size(); ++i) {
@@ -43,11 +44,19 @@ int Train(const TrainFlags& f) {
   InstallSignalCleanup();
   for (const char* name : {"config.json.tmp", "tokenizer.json.tmp", "tokenizer_config.json.tmp"})
     SignalCleanup::Register(o.out + "/" + name, false);
-  auto trainer = train::Trainer::Create(o, stdout);
-  if (!trainer.ok()) return Fail(trainer.status());
-  auto result = (*trainer)->Run();
-  if (!result.ok()) return Fail(result.status());
-  return 0;
+  // Under mpirun: data parallel over every rank. Create and Run fail alike
+  // on every rank (their errors are agreed), so each rank exits cleanly and
+  // rank 0 alone prints the message (it names the failing rank).
+  auto trainer = train::Trainer::Create(o, stdout, common.comm);
+  Status st = trainer.ok() ? Status::Ok() : trainer.status();
+  if (st.ok()) {
+    auto result = (*trainer)->Run();
+    if (!result.ok()) st = result.status();
+  }
+  if (st.ok()) return 0;
+  common.error_agreed = common.distributed();
+  if (common.rank() > 0) return 1;
+  return Fail(st);
 }
 
 }  // namespace
@@ -74,7 +83,7 @@ void RegisterTrain(CLI::App& app, Common& common) {
   }
   cmd->callback([f, &common] {
     common.Apply();
-    common.exit_code = Train(*f);
+    common.exit_code = Train(*f, common);
   });
 }
 

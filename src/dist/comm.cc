@@ -47,6 +47,13 @@ void ToInt(const int64_t* counts, int n, std::vector<int>& out, std::vector<int>
 
 }  // namespace
 
+// The count arrays and the datatype live until the exchange completes.
+struct Comm::Pending {
+  std::vector<int> send_counts, send_displs, recv_counts, recv_displs;
+  MPI_Datatype type = MPI_DATATYPE_NULL;
+  MPI_Request request = MPI_REQUEST_NULL;
+};
+
 Expected<std::unique_ptr<Comm>> Comm::Init(int* argc, char*** argv) {
   if (!LaunchedByMpi()) return Single();
   int provided = 0;
@@ -135,6 +142,58 @@ int64_t Comm::AllReduceMax(int64_t value) {
   int64_t out = value;
   if (mpi_) MPI_Allreduce(&value, &out, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
   return out;
+}
+
+void Comm::AllReduceSum(int64_t* data, int64_t n) {
+  if (!mpi_ || size_ == 1 || n == 0) return;
+  const int64_t one[1] = {n};
+  ToInt(one, 1, counts_, displs_, *this);
+  MPI_Allreduce(MPI_IN_PLACE, data, counts_[0], MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+}
+
+void Comm::GatherV(const void* mine, void* rows, const int64_t* counts, int64_t elem_bytes, int root) {
+  if (!mpi_) {
+    if (rows != mine) std::memmove(rows, mine, static_cast<size_t>(counts[0] * elem_bytes));
+    return;
+  }
+  ToInt(counts, size_, counts_, displs_, *this);
+  MPI_Datatype t = ElementType(elem_bytes);
+  if (rank_ == root)
+    MPI_Gatherv(MPI_IN_PLACE, 0, t, rows, counts_.data(), displs_.data(), t, root, MPI_COMM_WORLD);
+  else
+    MPI_Gatherv(mine, counts_[rank_], t, nullptr, nullptr, nullptr, t, root, MPI_COMM_WORLD);
+  MPI_Type_free(&t);
+}
+
+int Comm::IAllToAllV(const void* send, const int64_t* send_counts, void* recv, const int64_t* recv_counts,
+                     int64_t elem_bytes) {
+  auto p = std::make_unique<Pending>();
+  if (!mpi_) {
+    std::memcpy(recv, send, static_cast<size_t>(send_counts[0] * elem_bytes));
+  } else {
+    ToInt(send_counts, size_, p->send_counts, p->send_displs, *this);
+    ToInt(recv_counts, size_, p->recv_counts, p->recv_displs, *this);
+    p->type = ElementType(elem_bytes);
+    MPI_Ialltoallv(send, p->send_counts.data(), p->send_displs.data(), p->type, recv, p->recv_counts.data(),
+                   p->recv_displs.data(), p->type, MPI_COMM_WORLD, &p->request);
+  }
+  pending_.push_back(std::move(p));
+  return static_cast<int>(pending_.size()) - 1;
+}
+
+void Comm::Wait(int handle) {
+  if (handle < 0 || handle >= static_cast<int>(pending_.size()) || !pending_[handle])
+    Abort("Comm::Wait: no pending exchange " + std::to_string(handle));
+  Pending& p = *pending_[handle];
+  if (mpi_) {
+    MPI_Wait(&p.request, MPI_STATUS_IGNORE);
+    MPI_Type_free(&p.type);
+  }
+  pending_[handle].reset();
+  // Every handle waited on: start numbering again (handles stay small).
+  bool any = false;
+  for (const auto& q : pending_) any = any || q != nullptr;
+  if (!any) pending_.clear();
 }
 
 void Comm::Barrier() {

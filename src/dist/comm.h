@@ -51,7 +51,23 @@ class Comm {
   // rank for every element: bit-identical on all ranks and from run to run.
   void AllReduceSum(float* data, int64_t n);
   int64_t AllReduceMax(int64_t value);
+  // data [n] = the elementwise sum over ranks (integers: exact in any order).
+  void AllReduceSum(int64_t* data, int64_t n);
+  // Every rank's `mine` (counts[rank] elements) -> rows [sum counts, elem] in
+  // rank order on `root` only (rows may be null elsewhere; on root, `mine`
+  // is read from its place in rows).
+  void GatherV(const void* mine, void* rows, const int64_t* counts, int64_t elem_bytes, int root);
   void Barrier();
+
+  // Non-blocking all-to-all-v (same layout as AllToAllV): posts the exchange
+  // and returns at once; the buffers must stay untouched until Wait(handle).
+  // Wait completes one exchange; handles may be waited on in any order.
+  // Callers that need a fixed order of additions (the trainer's bucketed
+  // gradient reduction) add the received blocks themselves, in rank order,
+  // so timing never changes a result.
+  int IAllToAllV(const void* send, const int64_t* send_counts, void* recv, const int64_t* recv_counts,
+                 int64_t elem_bytes);
+  void Wait(int handle);
 
   // Every rank calls this with its own status: if any failed, every rank
   // returns the error of the lowest failing rank, prefixed "rank R: " when
@@ -67,6 +83,8 @@ class Comm {
   bool mpi_ = false;
   std::vector<int> counts_, displs_, counts2_, displs2_;  // int arrays MPI wants
   std::vector<float> reduce_recv_;                        // AllReduceSum scratch
+  struct Pending;                                          // one posted IAllToAllV
+  std::vector<std::unique_ptr<Pending>> pending_;          // by handle; null once waited on
 };
 
 }  // namespace dsv3::dist

@@ -27,12 +27,14 @@ double LearningRate(const OptimizerOptions& o, int64_t step, int64_t total) {
   return floor + (o.lr - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
 }
 
-AdamW::AdamW(TrainParams& params, const OptimizerOptions& options) : params_(params), options_(options) {
-  int64_t total = 0;
+AdamW::AdamW(TrainParams& params, const OptimizerOptions& options, MomentRange range)
+    : params_(params), options_(options), range_(range) {
   for (const ParamTensor& p : params_.tensors()) {
-    offset_.push_back(total);
-    if (p.grad) total += p.numel;
+    offset_.push_back(flat_size_);
+    if (p.grad) flat_size_ += p.numel;
   }
+  if (range_.end < 0) range_.end = flat_size_;
+  const int64_t total = range_.end - range_.begin;
   if (options_.bf16_moments) {
     m16_.assign(total, 0), v16_.assign(total, 0);
   } else {
@@ -42,20 +44,39 @@ AdamW::AdamW(TrainParams& params, const OptimizerOptions& options) : params_(par
 
 double AdamW::GradNorm() const {
   // Per-chunk sums added in chunk order: the same value for any thread count.
+  GradNormParts(&norm_parts_);
+  double total = 0.0;
+  for (double s : norm_parts_) total += s;
+  return std::sqrt(total);
+}
+
+void AdamW::GradNormParts(std::vector<double>* out) const {
   const auto& chunks = params_.chunks();
-  std::vector<double>& parts = norm_parts_;
+  std::vector<double>& parts = *out;
   parts.assign(chunks.size(), 0.0);
   ParallelFor(static_cast<int64_t>(chunks.size()), 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
+      if (!Owns(chunks[c])) continue;
       const float* g = params_.tensors()[chunks[c].tensor].grad;
       double s = 0.0;
       for (int64_t i = chunks[c].begin; i < chunks[c].end; ++i) s += double(g[i]) * g[i];
       parts[c] = s;
     }
   });
-  double total = 0.0;
-  for (double s : parts) total += s;
-  return std::sqrt(total);
+}
+
+int64_t AdamW::StateBytes() const {
+  return static_cast<int64_t>(m_.size() * sizeof(float) + v_.size() * sizeof(float) + m16_.size() * 2 +
+                              v16_.size() * 2);
+}
+
+void AdamW::LocalMoments(std::vector<float>* m, std::vector<float>* v) const {
+  const int64_t n = range_.end - range_.begin;
+  m->resize(n), v->resize(n);
+  for (int64_t k = 0; k < n; ++k) {
+    (*m)[k] = options_.bf16_moments ? Bf16ToF32(m16_[k]) : m_[k];
+    (*v)[k] = options_.bf16_moments ? Bf16ToF32(v16_[k]) : v_[k];
+  }
 }
 
 void AdamW::Update(int64_t t, double lr, double grad_norm) {
@@ -70,9 +91,10 @@ void AdamW::Update(int64_t t, double lr, double grad_norm) {
   const auto& chunks = params_.chunks();
   ParallelFor(static_cast<int64_t>(chunks.size()), 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
+      if (!Owns(chunks[c])) continue;
       ParamTensor& p = params_.tensors()[chunks[c].tensor];
       const float decay = p.decay ? decayed : 1.0f;
-      const int64_t base = offset_[chunks[c].tensor];
+      const int64_t base = offset_[chunks[c].tensor] - range_.begin;
       for (int64_t i = chunks[c].begin; i < chunks[c].end; ++i) {
         const float g = p.grad[i] * clip;
         float m = bf16 ? Bf16ToF32(m16_[base + i]) : m_[base + i];
@@ -96,16 +118,23 @@ void AdamW::GetMoments(size_t i, std::vector<float>* m, std::vector<float>* v) c
   const ParamTensor& p = params_.tensors()[i];
   m->resize(p.numel), v->resize(p.numel);
   for (int64_t j = 0; j < p.numel; ++j) {
-    const int64_t k = offset_[i] + j;
-    (*m)[j] = options_.bf16_moments ? Bf16ToF32(m16_[k]) : m_[k];
-    (*v)[j] = options_.bf16_moments ? Bf16ToF32(v16_[k]) : v_[k];
+    const int64_t flat = offset_[i] + j, k = flat - range_.begin;
+    if (!gm_.empty()) {
+      (*m)[j] = gm_[flat], (*v)[j] = gv_[flat];
+    } else if (k >= 0 && flat < range_.end) {
+      (*m)[j] = options_.bf16_moments ? Bf16ToF32(m16_[k]) : m_[k];
+      (*v)[j] = options_.bf16_moments ? Bf16ToF32(v16_[k]) : v_[k];
+    } else {
+      (*m)[j] = (*v)[j] = 0.0f;  // another rank's part (not gathered)
+    }
   }
 }
 
 void AdamW::SetMoments(size_t i, const float* m, const float* v) {
   const ParamTensor& p = params_.tensors()[i];
   for (int64_t j = 0; j < p.numel; ++j) {
-    const int64_t k = offset_[i] + j;
+    const int64_t flat = offset_[i] + j, k = flat - range_.begin;
+    if (k < 0 || flat >= range_.end) continue;  // another rank's part
     if (options_.bf16_moments) {
       m16_[k] = F32ToBf16(m[j]), v16_[k] = F32ToBf16(v[j]);
     } else {

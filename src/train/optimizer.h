@@ -35,19 +35,46 @@ struct OptimizerOptions {
 // lr * 0.1 (the DeepSeek LLM multi-step schedule).
 double LearningRate(const OptimizerOptions& o, int64_t step, int64_t total);
 
+// Elements [begin, end) of the flat moment space (every tensor with a
+// gradient, in tensor order): the part of the optimizer state one rank owns
+// under ZeRO-1 (data_parallel.h). end < 0: all of it.
+struct MomentRange {
+  int64_t begin = 0, end = -1;
+};
+
 class AdamW {
  public:
-  AdamW(TrainParams& params, const OptimizerOptions& options);
+  // Moments are allocated for `range` only; Update touches only the chunks
+  // that start inside it (ranges are chunk-aligned).
+  AdamW(TrainParams& params, const OptimizerOptions& options, MomentRange range = {});
 
   // Global L2 norm of all gradients (double, fixed summation order).
   double GradNorm() const;
+  // parts [chunks]: each owned chunk's sum of squares (others 0). GradNorm
+  // is sqrt of their sum in chunk order; a sharded run gathers them first.
+  void GradNormParts(std::vector<double>* parts) const;
+  bool Owns(const ParamChunk& c) const {
+    const int64_t at = offset_[c.tensor] + c.begin;
+    return at >= range_.begin && at < range_.end;
+  }
+  int64_t FlatOffset(size_t tensor) const { return offset_[tensor]; }
+  int64_t flat_size() const { return flat_size_; }
+  MomentRange range() const { return range_; }
+  // Bytes of moments this object holds (its range).
+  int64_t StateBytes() const;
+  // This range's moments as float32 [range size] each, and the whole flat
+  // state gathered from every rank for checkpoint writing (GetMoments then
+  // reads it until ClearGathered).
+  void LocalMoments(std::vector<float>* m, std::vector<float>* v) const;
+  void SetGathered(std::vector<float> m, std::vector<float> v) { gm_ = std::move(m), gv_ = std::move(v); }
+  void ClearGathered() { gm_ = {}, gv_ = {}; }
   // Scales gradients so their global norm is at most clip_norm (given the
   // norm GradNorm() returned), then applies update number `t` (1-based, for
   // bias correction) with learning rate `lr`.
   void Update(int64_t t, double lr, double grad_norm);
 
   // Moments of tensor i of params.tensors() (only trainable ones have any),
-  // as float32, and back (for checkpoints).
+  // as float32, and back (for checkpoints; SetMoments keeps the range's part).
   void GetMoments(size_t i, std::vector<float>* m, std::vector<float>* v) const;
   void SetMoments(size_t i, const float* m, const float* v);
   const OptimizerOptions& options() const { return options_; }
@@ -55,7 +82,10 @@ class AdamW {
  private:
   TrainParams& params_;
   OptimizerOptions options_;
-  std::vector<int64_t> offset_;        // [tensors] start of each tensor's moments
+  std::vector<int64_t> offset_;        // [tensors] start of each tensor's moments (flat)
+  int64_t flat_size_ = 0;
+  MomentRange range_;                  // the moments held: flat [begin, end)
+  std::vector<float> gm_, gv_;         // gathered flat moments while a checkpoint is written
   std::vector<float> m_, v_;           // float32 moments
   std::vector<uint16_t> m16_, v16_;    // or BF16 moments
   mutable std::vector<double> norm_parts_;  // [chunks] GradNorm partial sums

@@ -72,6 +72,8 @@ class TrainParams {
   // Adds another gradient set; returns its slot.
   int AddGradSlot();
   int num_grad_slots() const { return static_cast<int>(grad_sets_.size()); }
+  // Tensor i's gradient in set `slot` (null: no gradient).
+  float* GradPtr(int slot, size_t i) { return grad_sets_[slot]->ptrs[i]; }
   // grads(to) += grads(from), elementwise (the same result on any thread count).
   void AddGrads(int from, int to);
   // Copies every tensor from a checkpoint (config.json + safetensors in any

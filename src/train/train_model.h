@@ -54,6 +54,9 @@ class TrainModel {
   // go to params' gradient set `grad_slot`.
   TrainModel(TrainParams& params, const ModelOptions& options, int grad_slot = 0);
 
+  // Later Steps write their gradients to set `slot` (data-parallel ranks keep
+  // each micro-batch's gradient apart until the reduction).
+  void set_grad_slot(int slot) { slot_ = slot; }
   int64_t window() const { return dims_.T + depth_ + 1; }  // tokens per sequence a step reads
   const Dims& dims() const { return dims_; }
   int depth() const { return depth_; }

@@ -53,12 +53,22 @@ double TruncateLog(const std::string& path, int64_t step) {
 
 }  // namespace
 
-Expected<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& options, std::FILE* log) {
-  DSV3_RETURN_IF_ERROR(ValidateTrainOptions(options));
+Expected<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& options, std::FILE* log, dist::Comm* comm) {
   std::unique_ptr<Trainer> t(new Trainer());
+  t->comm_ = comm;
+  if (!comm) t->own_comm_ = dist::Comm::Single(), t->comm_ = t->own_comm_.get();
   t->o_ = options;
   t->log_ = log;
-  DSV3_RETURN_IF_ERROR(t->Setup());
+  if (t->comm_->rank() > 0) {  // only rank 0 logs
+    t->null_log_ = std::fopen("/dev/null", "w");
+    if (t->null_log_) t->log_ = t->null_log_;
+  }
+  // Setup runs no collective, so a rank that fails early cannot leave the
+  // others waiting; then every rank learns the first failure.
+  Status st = ValidateTrainOptions(options);
+  if (st.ok()) st = t->Setup();
+  DSV3_RETURN_IF_ERROR(t->comm_->Agree(st));
+  if (t->comm_->distributed()) DSV3_RETURN_IF_ERROR(t->SetupRanks());
   return t;
 }
 
@@ -96,14 +106,26 @@ Status Trainer::Setup() {
     return Status::Error("--seq-len " + std::to_string(o_.seq_len) + " exceeds the model's max_position_embeddings " +
                          std::to_string(config_.max_position_embeddings));
   DSV3_RETURN_IF_ERROR(data_->CheckWindow(o_.seq_len + depth + 1));
-  optimizer_ = std::make_unique<AdamW>(*params_, opt_options_);
+  // Several ranks: each runs `local` consecutive micro-batches of a step,
+  // keeps their gradients apart (local_slots_) and owns a part of the
+  // optimizer state (ZeRO-1, data_parallel.h).
+  const int ranks = comm_->size();
+  if (o_.grad_accum % ranks != 0)
+    return Status::Error("--grad-accum " + std::to_string(o_.grad_accum) + " is not a multiple of the " +
+                         std::to_string(ranks) + " ranks: each rank runs grad_accum / ranks micro-batches of the "
+                         "global batch (--grad-accum " + std::to_string(ranks) + " matches one process with --grad-accum " +
+                         std::to_string(ranks) + ")");
+  const int64_t local = o_.grad_accum / ranks;
+  if (ranks > 1) dp_ = std::make_unique<DataParallel>(*comm_, *params_);
+  optimizer_ = std::make_unique<AdamW>(*params_, opt_options_, dp_ ? dp_->moment_range() : MomentRange{});
   DSV3_RETURN_IF_ERROR(PrepareOut());
+  for (int64_t j = 0; ranks > 1 && j < local; ++j) local_slots_.push_back(local > 1 ? params_->AddGradSlot() : 0);
   // Micro-batches run in parallel (one model + gradient slot per worker)
   // when there are several threads and several micro-batches; otherwise one
   // model uses every thread inside each op.
-  const int workers = o_.grad_accum > 1 ? static_cast<int>(std::min<int64_t>(NumThreads(), o_.grad_accum)) : 1;
+  const int workers = local > 1 ? static_cast<int>(std::min<int64_t>(NumThreads(), local)) : 1;
   for (int w = 0; w < workers; ++w) {
-    slots_.push_back(o_.grad_accum > 1 ? params_->AddGradSlot() : 0);
+    slots_.push_back(ranks == 1 && o_.grad_accum > 1 ? params_->AddGradSlot() : 0);
     models_.push_back(std::make_unique<TrainModel>(*params_, mo, slots_.back()));
     tokens_.emplace_back(o_.batch_size * models_.back()->window());
   }
@@ -128,6 +150,7 @@ Status Trainer::PrepareOut() {
         std::fprintf(log_, "init: %s has no MTP layer; its %lld tensors start from random values\n",
                      o_.init_from.c_str(), (long long)missing);
     }
+    if (comm_->rank() > 0) return OpenJsonl(log);  // rank 0 creates and writes --out
     std::error_code ec;
     fs::create_directories(o_.out, ec);
     if (ec) return Status::Error(o_.out + ": cannot create directory (" + ec.message() + ")");
@@ -149,10 +172,16 @@ Status Trainer::PrepareOut() {
     if (start_step_ > o_.steps)
       return Status::Error("--steps " + std::to_string(o_.steps) + " is below the checkpoint's step " +
                            std::to_string(start_step_));
+    if (comm_->rank() > 0) return OpenJsonl(log);
     last_interval_loss_ = TruncateLog(log, start_step_);
   }
-  jsonl_ = std::fopen(log.c_str(), "a");
-  if (!jsonl_) return Status::Error(log + ": cannot open for writing");
+  return OpenJsonl(log);
+}
+
+// Rank 0 appends to the run's log; the other ranks write nowhere.
+Status Trainer::OpenJsonl(const std::string& path) {
+  jsonl_ = std::fopen(comm_->rank() > 0 ? "/dev/null" : path.c_str(), "a");
+  if (!jsonl_) return Status::Error(path + ": cannot open for writing");
   return Status::Ok();
 }
 
@@ -175,10 +204,10 @@ void Trainer::AddMicroBatch(const TrainModel& model, const Losses& l, Losses* su
   }
 }
 
-double Trainer::Flops() const {
+double Trainer::Flops() const {  // every rank's (they run the same shapes)
   double f = 0.0;
   for (const auto& m : models_) f += m->flops();
-  return f;
+  return f * comm_->size();
 }
 
 Status Trainer::TrainStep(int64_t step, Losses* sum, double* grad_norm, double* lr) {
@@ -231,6 +260,7 @@ void Trainer::UpdateBiases() {
 }
 
 EvalResult Trainer::Evaluate() {
+  if (dp_) return EvaluateRanks();
   TrainModel& model = *models_[0];
   int32_t* tokens = tokens_[0].data();
   const int64_t B = o_.batch_size, W = model.window(), D = model.depth();
@@ -251,6 +281,13 @@ EvalResult Trainer::Evaluate() {
       for (size_t e = 0; e < loads[layer].size(); ++e) loads[layer][e] += (*layer_loads[layer])[e];
     }
   }
+  LoadStats(loads, &r);
+  return r;
+}
+
+// max_vio and min_load of every layer from its validation loads.
+void Trainer::LoadStats(const std::vector<std::vector<double>>& loads, EvalResult* out) {
+  EvalResult& r = *out;
   for (const auto& l : loads) {
     if (l.empty()) {
       r.max_vio.push_back(-1.0), r.min_load.push_back(-1.0);
@@ -262,15 +299,22 @@ EvalResult Trainer::Evaluate() {
     r.min_load.push_back(mn / (total / l.size()));
     r.worst_max_vio = std::max(r.worst_max_vio, r.max_vio.back());
   }
-  return r;
 }
 
 Status Trainer::Save(int64_t step) {
   SaveOptions so;
   so.model_dtype = o_.save_dtype == "bf16" ? DType::kBF16 : DType::kF32;
   so.metadata["options"] = TrainOptionsJson(o_);
-  DSV3_RETURN_IF_ERROR(SaveCheckpoint(o_.out, config_json_, *params_, *optimizer_, step, so));
-  DSV3_RETURN_IF_ERROR(CopyTokenizerFiles(data_->info().tokenizer, o_.out));  // when the data names one
+  // Several ranks: rank 0 gathers the moments and writes the files one
+  // process would; every rank learns whether that worked.
+  if (dp_) dp_->GatherMoments(*optimizer_);
+  Status st = Status::Ok();
+  if (comm_->rank() == 0) {
+    st = SaveCheckpoint(o_.out, config_json_, *params_, *optimizer_, step, so);
+    if (st.ok()) st = CopyTokenizerFiles(data_->info().tokenizer, o_.out);  // when the data names one
+  }
+  optimizer_->ClearGathered();
+  DSV3_RETURN_IF_ERROR(comm_->Agree(st));
   saved_step_ = step;
   return Status::Ok();
 }
@@ -281,6 +325,7 @@ namespace dsv3::train {
 
 Trainer::~Trainer() {
   if (jsonl_) std::fclose(jsonl_);
+  if (null_log_) std::fclose(null_log_);
 }
 
 void Trainer::LogStep(int64_t step, const Losses& l, double grad_norm, double lr) {
@@ -291,6 +336,9 @@ void Trainer::LogStep(int64_t step, const Losses& l, double grad_norm, double lr
   json j = {{"step", step + 1}, {"loss", l.main}, {"mtp", l.mtp}, {"balance", l.balance}, {"total", l.total},
             {"lr", lr}, {"grad_norm", grad_norm}, {"tokens", (step + 1) * tokens_per_step},
             {"seconds", train_seconds_}};
+  if (dp_)  // this step's communication on rank 0 (data_parallel.h)
+    j["comm"] = {{"reduce_s", step_comm_.reduce_s}, {"wait_s", step_comm_.wait_s}, {"gather_s", step_comm_.gather_s},
+                 {"other_s", step_comm_.other_s}, {"exposed_s", step_comm_.exposed()}, {"bytes_sent", step_comm_.bytes_sent}};
   std::fprintf(jsonl_, "%s\n", j.dump().c_str());
   if ((step + 1) % o_.log_every != 0 && step + 1 != o_.steps && step != start_step_) return;
   std::fflush(jsonl_);
@@ -359,7 +407,7 @@ Expected<TrainResult> Trainer::Run() {
     const double f0 = Flops();
     Losses l;
     double grad_norm = 0.0, lr = 0.0;
-    DSV3_RETURN_IF_ERROR(TrainStep(step, &l, &grad_norm, &lr));
+    DSV3_RETURN_IF_ERROR(dp_ ? TrainStepRanks(step, &l, &grad_norm, &lr) : TrainStep(step, &l, &grad_norm, &lr));
     train_seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
     train_flops_ += Flops() - f0;
     train_tokens_ += tokens_per_step;
@@ -379,6 +427,7 @@ Expected<TrainResult> Trainer::Run() {
   r.train_loss = last_interval_loss_;
   r.tokens_per_second = train_seconds_ > 0 ? train_tokens_ / train_seconds_ : 0.0;
   r.gflops_per_second = train_seconds_ > 0 ? train_flops_ / train_seconds_ / 1e9 : 0.0;
+  if (dp_) PrintCommSummary();
   std::fprintf(log_, "final step=%lld train_loss=%.4f val_loss=%.4f max_vio=%.4f\n", (long long)r.step, r.train_loss,
                r.val.loss, r.val.worst_max_vio);
   std::fflush(log_);

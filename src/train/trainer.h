@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "core/status.h"
+#include "dist/comm.h"
 #include "train/data.h"
+#include "train/data_parallel.h"
 #include "train/optimizer.h"
 #include "train/options.h"
 #include "train/train_model.h"
@@ -42,8 +44,12 @@ struct TrainResult {
 class Trainer {
  public:
   // Validates everything (options, config, data, --out, resume state) before
-  // any work; errors name the flag, file or tensor.
-  static Expected<std::unique_ptr<Trainer>> Create(const TrainOptions& options, std::FILE* log);
+  // any work; errors name the flag, file or tensor. With a `comm` of several
+  // ranks the run is data-parallel (data_parallel.h): every rank calls
+  // Create and Run alike, each runs grad_accum / ranks micro-batches of every
+  // step, and only rank 0 logs and writes; errors are the same on every rank.
+  static Expected<std::unique_ptr<Trainer>> Create(const TrainOptions& options, std::FILE* log,
+                                                   dist::Comm* comm = nullptr);
   ~Trainer();
 
   Expected<TrainResult> Run();
@@ -59,7 +65,14 @@ class Trainer {
   Trainer() = default;
   Status Setup();
   Status PrepareOut();
+  Status OpenJsonl(const std::string& path);
   Status TrainStep(int64_t step, Losses* losses, double* grad_norm, double* lr);
+  // The data-parallel twins (trainer_dp.cc).
+  Status SetupRanks();
+  Status TrainStepRanks(int64_t step, Losses* losses, double* grad_norm, double* lr);
+  EvalResult EvaluateRanks();
+  void PrintCommSummary() const;
+  static void LoadStats(const std::vector<std::vector<double>>& loads, EvalResult* r);
   void AddMicroBatch(const TrainModel& model, const Losses& l, Losses* sum);
   double Flops() const;
   void UpdateBiases();
@@ -70,6 +83,13 @@ class Trainer {
 
   TrainOptions o_;
   std::FILE* log_ = nullptr;
+  std::FILE* null_log_ = nullptr;  // ranks other than 0 log here
+  std::unique_ptr<dist::Comm> own_comm_;  // a one-rank group when none was given
+  dist::Comm* comm_ = nullptr;
+  std::unique_ptr<DataParallel> dp_;       // several ranks only
+  std::vector<int> local_slots_;           // several ranks: gradient set of each local micro-batch
+  CommStats step_comm_, total_comm_;       // this step's / all steps' communication
+  int64_t comm_steps_ = 0;                 // steps in total_comm_
   Precision precision_ = Precision::kFp32;
   BalanceOptions balance_;
   OptimizerOptions opt_options_;

@@ -1,6 +1,7 @@
 // MLA forward/backward for training; see attention.h. Causal attention runs
-// in row blocks of kBlock queries so the GEMMs skip the masked upper
-// triangle (apart from the diagonal blocks).
+// flash-style in blocks of Dims::attn_block queries x keys: blocks above the
+// diagonal are skipped, and neither pass holds more than one block of scores
+// per thread, so attention memory grows with T, not T^2.
 #include "train/attention.h"
 
 #include <algorithm>
@@ -14,8 +15,6 @@
 namespace dsv3::train {
 
 namespace {
-
-constexpr int64_t kBlock = 64;
 
 template <typename V>
 void Grow(V& v, int64_t n) {
@@ -31,12 +30,19 @@ void G(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_
   GemmSerial(g);
 }
 
-// GEMM flops of the causal score and value products of one (sequence, head).
-double CausalFlops(const Dims& m) {
+// GEMM flops of the causal attention of one (sequence, head): per pair of
+// query and key blocks on or below the diagonal, the forward's score and
+// value products, and the backward's five (scores recomputed, dP, dq, dk, dv).
+double CausalFlops(const Dims& m, bool backward) {
+  const int64_t bs = m.attn_block;
   double f = 0.0;
-  for (int64_t i0 = 0; i0 < m.T; i0 += kBlock) {
-    const int64_t i1 = std::min(m.T, i0 + kBlock);
-    f += GemmFlops(i1 - i0, i1, m.dq) + GemmFlops(i1 - i0, m.dv, i1);
+  for (int64_t i0 = 0; i0 < m.T; i0 += bs) {
+    const int64_t i1 = std::min(m.T, i0 + bs);
+    for (int64_t j0 = 0; j0 < i1; j0 += bs) {
+      const int64_t rows = i1 - i0, cols = std::min(i1, j0 + bs) - j0;
+      f += backward ? 3 * GemmFlops(rows, cols, m.dq) + 2 * GemmFlops(rows, cols, m.dv)
+                    : GemmFlops(rows, cols, m.dq) + GemmFlops(rows, cols, m.dv);
+    }
   }
   return f;
 }
@@ -54,82 +60,133 @@ struct HeadView {
   }
 };
 
-// probs [T, T] = causal softmax(scale * (q_nope k_nope^T + q_pe k_pe^T)); o = probs v.
+// S [rows, cols] = scale * (q_nope k_nope^T + q_pe k_pe^T) for queries
+// [i0, i0+rows) and keys [j0, j0+cols); keys after their query are -inf.
+void BlockScores(const Dims& m, const HeadView& hv, int64_t i0, int64_t rows, int64_t j0, int64_t cols, float* S) {
+  G(false, true, rows, cols, m.dn, hv.qn + i0 * hv.ldq, hv.ldq, hv.kn + j0 * hv.ldkv, hv.ldkv, S, cols, false);
+  G(false, true, rows, cols, m.dr, hv.qp + i0 * hv.ldq, hv.ldq, hv.kp + j0 * hv.ldkp, hv.ldkp, S, cols, true);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* s = S + r * cols;
+    const int64_t visible = std::clamp<int64_t>(i0 + r - j0 + 1, 0, cols);
+    for (int64_t c = 0; c < visible; ++c) s[c] *= m.softmax_scale;
+    std::fill(s + visible, s + cols, -INFINITY);
+  }
+}
+
+// Flash-style forward of one (sequence, head): query blocks against key
+// blocks with a running max and sum per row (online softmax), so scratch is
+// one block of scores, never [T, T]. Keeps lse [T] = max + log(sum) per row
+// for the backward, which recomputes the probabilities from it.
+void AttendHead(const Dims& m, const HeadView& hv, float* o, int64_t ldo, float* lse) {
+  const int64_t bs = m.attn_block;
+  thread_local std::vector<float> S, mx, sum;
+  Grow(S, bs * bs), Grow(mx, bs), Grow(sum, bs);
+  for (int64_t i0 = 0; i0 < m.T; i0 += bs) {
+    const int64_t i1 = std::min(m.T, i0 + bs), rows = i1 - i0;
+    std::fill_n(mx.data(), rows, -INFINITY), std::fill_n(sum.data(), rows, 0.0f);
+    for (int64_t r = 0; r < rows; ++r) std::fill_n(o + (i0 + r) * ldo, m.dv, 0.0f);
+    for (int64_t j0 = 0; j0 < i1; j0 += bs) {
+      const int64_t cols = std::min(i1, j0 + bs) - j0;
+      BlockScores(m, hv, i0, rows, j0, cols, S.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        float* s = S.data() + r * cols;
+        float new_mx = mx[r];
+        for (int64_t c = 0; c < cols; ++c) new_mx = std::max(new_mx, s[c]);
+        if (new_mx == -INFINITY) continue;  // the whole block is after this query (p = 0)
+        const float keep = std::exp(mx[r] - new_mx);  // rescales what earlier blocks summed
+        float add = 0.0f;
+        for (int64_t c = 0; c < cols; ++c) add += (s[c] = std::exp(s[c] - new_mx));
+        sum[r] = sum[r] * keep + add, mx[r] = new_mx;
+        if (keep != 1.0f)
+          for (float *x = o + (i0 + r) * ldo, *e = x + m.dv; x < e; ++x) *x *= keep;
+      }
+      G(false, false, rows, m.dv, cols, S.data(), cols, hv.v + j0 * hv.ldkv, hv.ldkv, o + i0 * ldo, ldo, true);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      const float inv = 1.0f / sum[r];
+      for (float *x = o + (i0 + r) * ldo, *e = x + m.dv; x < e; ++x) *x *= inv;
+      lse[i0 + r] = mx[r] + std::log(sum[r]);
+    }
+  }
+}
+
+// o = causal softmax(scale * (q_nope k_nope^T + q_pe k_pe^T)) v per (sequence, head).
 void AttendForward(const TrainContext& ctx, MlaActs& a) {
   const Dims& m = ctx.dims;
-  const int64_t T = m.T, ldo = m.H * m.dv;
+  const int64_t ldo = m.H * m.dv;
   ParallelFor(m.B * m.H, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t b = task / m.H, h = task % m.H;
-      const HeadView hv(m, a, b, h);
-      float* P = a.probs.data() + task * T * T;
-      for (int64_t i0 = 0; i0 < T; i0 += kBlock) {
-        const int64_t i1 = std::min(T, i0 + kBlock), rows = i1 - i0;
-        G(false, true, rows, i1, m.dn, hv.qn + i0 * hv.ldq, hv.ldq, hv.kn, hv.ldkv, P + i0 * T, T, false);
-        G(false, true, rows, i1, m.dr, hv.qp + i0 * hv.ldq, hv.ldq, hv.kp, hv.ldkp, P + i0 * T, T, true);
-      }
-      for (int64_t i = 0; i < T; ++i) {  // the arithmetic of ops::Softmax on scale * score
-        float* p = P + i * T;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j <= i; ++j) mx = std::max(mx, p[j] *= m.softmax_scale);
-        float sum = 0.0f;
-        for (int64_t j = 0; j <= i; ++j) sum += (p[j] = std::exp(p[j] - mx));
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j <= i; ++j) p[j] *= inv;
-        std::fill(p + i + 1, p + T, 0.0f);
-      }
-      float* o = a.o.data() + b * T * ldo + h * m.dv;
-      for (int64_t i0 = 0; i0 < T; i0 += kBlock) {
-        const int64_t i1 = std::min(T, i0 + kBlock);
-        G(false, false, i1 - i0, m.dv, i1, P + i0 * T, T, hv.v, hv.ldkv, o + i0 * ldo, ldo, false);
-      }
+      AttendHead(m, HeadView(m, a, b, h), a.o.data() + b * m.T * ldo + h * m.dv, ldo, a.lse.data() + task * m.T);
     }
   });
-  ctx.lin->add_flops(CausalFlops(m) * m.B * m.H);
+  ctx.lin->add_flops(CausalFlops(m, false) * m.B * m.H);
 }
 
-// dP = dO v^T -> dS (in place); dq = dS k; dk = dS^T q; dv = P^T dO. Key
-// and value grads of a row block reach rows [0, i1), so blocks run from the
-// last (which covers every row and overwrites) to the first (accumulating).
+// Gradient outputs of one (sequence, head), strided into the scratch tensors.
+struct HeadGrads {
+  float *dqn, *dkn, *dv, *dkp;
+  int64_t ldkp;
+};
+
+// Backward of one (sequence, head), block pair by block pair: P from the
+// saved lse, dP = dO v^T, dS = P (dP - rowsum(dO o)) scale, then
+// dq += dS k, dk += dS^T q, dv += P^T dO. Scratch: two blocks.
+void AttendHeadBackward(const Dims& m, const HeadView& hv, const float* o, const float* dO, int64_t ldo,
+                        const float* lse, const HeadGrads& g) {
+  const int64_t bs = m.attn_block, T = m.T;
+  thread_local std::vector<float> P, dS, delta;
+  Grow(P, bs * bs), Grow(dS, bs * bs), Grow(delta, T);
+  for (int64_t i = 0; i < T; ++i) {
+    float dot = 0.0f;
+    for (int64_t c = 0; c < m.dv; ++c) dot += dO[i * ldo + c] * o[i * ldo + c];
+    delta[i] = dot;
+    std::fill_n(g.dqn + i * hv.ldq, m.dq, 0.0f), std::fill_n(g.dkn + i * hv.ldkv, m.dn, 0.0f);
+    std::fill_n(g.dv + i * hv.ldkv, m.dv, 0.0f), std::fill_n(g.dkp + i * g.ldkp, m.dr, 0.0f);
+  }
+  for (int64_t i0 = 0; i0 < T; i0 += bs) {
+    const int64_t i1 = std::min(T, i0 + bs), rows = i1 - i0;
+    for (int64_t j0 = 0; j0 < i1; j0 += bs) {
+      const int64_t cols = std::min(i1, j0 + bs) - j0;
+      BlockScores(m, hv, i0, rows, j0, cols, P.data());
+      G(false, true, rows, cols, m.dv, dO + i0 * ldo, ldo, hv.v + j0 * hv.ldkv, hv.ldkv, dS.data(), cols, false);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* p = P.data() + r * cols;
+        float* ds = dS.data() + r * cols;
+        const float l = lse[i0 + r], dl = delta[i0 + r];
+        for (int64_t c = 0; c < cols; ++c) {
+          p[c] = std::exp(p[c] - l);  // exp(-inf) = 0 above the diagonal
+          ds[c] = p[c] * (ds[c] - dl) * m.softmax_scale;
+        }
+      }
+      const float* qn = hv.qn + i0 * hv.ldq;
+      G(false, false, rows, m.dn, cols, dS.data(), cols, hv.kn + j0 * hv.ldkv, hv.ldkv, g.dqn + i0 * hv.ldq, hv.ldq,
+        true);
+      G(false, false, rows, m.dr, cols, dS.data(), cols, hv.kp + j0 * hv.ldkp, hv.ldkp, g.dqn + m.dn + i0 * hv.ldq,
+        hv.ldq, true);
+      G(true, false, cols, m.dn, rows, dS.data(), cols, qn, hv.ldq, g.dkn + j0 * hv.ldkv, hv.ldkv, true);
+      G(true, false, cols, m.dr, rows, dS.data(), cols, qn + m.dn, hv.ldq, g.dkp + j0 * g.ldkp, g.ldkp, true);
+      G(true, false, cols, m.dv, rows, P.data(), cols, dO + i0 * ldo, ldo, g.dv + j0 * hv.ldkv, hv.ldkv, true);
+    }
+  }
+}
+
 void AttendBackward(const TrainContext& ctx, const MlaActs& a, MlaScratch& s) {
   const Dims& m = ctx.dims;
   const int64_t T = m.T, ldo = m.H * m.dv, ldkp = m.H * m.dr;
   ParallelFor(m.B * m.H, 1, [&](int64_t t0, int64_t t1) {
-    float* dS = s.dprobs.data() + omp_get_thread_num() * T * T;
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t b = task / m.H, h = task % m.H, r0 = b * T;
       const HeadView hv(m, a, b, h);
-      const float* P = a.probs.data() + task * T * T;
-      const float* dO = s.d_o.data() + r0 * ldo + h * m.dv;
-      float* dqn = s.dq.data() + r0 * hv.ldq + h * m.dq;
-      float* dkn = s.dkvb.data() + r0 * hv.ldkv + h * (m.dn + m.dv);
-      float* dv = dkn + m.dn;
-      float* dkp = s.dkpe_heads.data() + r0 * ldkp + h * m.dr;
-      for (int64_t i0 = 0; i0 < T; i0 += kBlock) {
-        const int64_t i1 = std::min(T, i0 + kBlock);
-        G(false, true, i1 - i0, i1, m.dv, dO + i0 * ldo, ldo, hv.v, hv.ldkv, dS + i0 * T, T, false);
-      }
-      for (int64_t i = 0; i < T; ++i) {
-        const float* p = P + i * T;
-        float* ds = dS + i * T;
-        float dot = 0.0f;
-        for (int64_t j = 0; j <= i; ++j) dot += p[j] * ds[j];
-        for (int64_t j = 0; j <= i; ++j) ds[j] = p[j] * (ds[j] - dot) * m.softmax_scale;
-        std::fill(ds + i + 1, ds + T, 0.0f);
-      }
-      for (int64_t i0 = (T - 1) / kBlock * kBlock; i0 >= 0; i0 -= kBlock) {
-        const int64_t i1 = std::min(T, i0 + kBlock), rows = i1 - i0;
-        const bool acc = i1 != T;
-        const float* ds = dS + i0 * T;
-        G(false, false, rows, m.dn, i1, ds, T, hv.kn, hv.ldkv, dqn + i0 * hv.ldq, hv.ldq, false);
-        G(false, false, rows, m.dr, i1, ds, T, hv.kp, hv.ldkp, dqn + m.dn + i0 * hv.ldq, hv.ldq, false);
-        G(true, false, i1, m.dn, rows, ds, T, hv.qn + i0 * hv.ldq, hv.ldq, dkn, hv.ldkv, acc);
-        G(true, false, i1, m.dr, rows, ds, T, hv.qp + i0 * hv.ldq, hv.ldq, dkp, ldkp, acc);
-        G(true, false, i1, m.dv, rows, P + i0 * T, T, dO + i0 * ldo, ldo, dv, hv.ldkv, acc);
-      }
+      HeadGrads g;
+      g.dqn = s.dq.data() + r0 * hv.ldq + h * m.dq;
+      g.dkn = s.dkvb.data() + r0 * hv.ldkv + h * (m.dn + m.dv), g.dv = g.dkn + m.dn;
+      g.dkp = s.dkpe_heads.data() + r0 * ldkp + h * m.dr, g.ldkp = ldkp;
+      const int64_t off = r0 * ldo + h * m.dv;
+      AttendHeadBackward(m, hv, a.o.data() + off, s.d_o.data() + off, ldo, a.lse.data() + task * T, g);
     }
   });
-  ctx.lin->add_flops(2.0 * CausalFlops(m) * m.B * m.H);
+  ctx.lin->add_flops(CausalFlops(m, true) * m.B * m.H);
 }
 
 }  // namespace
@@ -137,14 +194,14 @@ void AttendBackward(const TrainContext& ctx, const MlaActs& a, MlaScratch& s) {
 void MlaActs::Reserve(const Dims& m) {
   if (m.rq > 0) Grow(q_a, m.n * m.rq), Grow(q_a_n, m.n * m.rq), Grow(q_a_rstd, m.n);
   Grow(q, m.n * m.H * m.dq), Grow(kv, m.n * m.lat), Grow(c, m.n * m.rc), Grow(c_rstd, m.n);
-  Grow(kvb, m.n * m.H * (m.dn + m.dv)), Grow(probs, m.B * m.H * m.T * m.T), Grow(o, m.n * m.H * m.dv);
+  Grow(kvb, m.n * m.H * (m.dn + m.dv)), Grow(lse, m.B * m.H * m.T), Grow(o, m.n * m.H * m.dv);
 }
 
-void MlaScratch::Reserve(const Dims& m, int threads) {
+void MlaScratch::Reserve(const Dims& m, int /*threads*/) {
   Grow(dq, m.n * m.H * m.dq), Grow(dkv, m.n * m.lat), Grow(dc, m.n * m.rc);
   Grow(dkvb, m.n * m.H * (m.dn + m.dv)), Grow(d_o, m.n * m.H * m.dv);
   if (m.rq > 0) Grow(dq_a, m.n * m.rq), Grow(dq_an, m.n * m.rq);
-  Grow(dkpe_heads, m.n * m.H * m.dr), Grow(dprobs, threads * m.T * m.T);
+  Grow(dkpe_heads, m.n * m.H * m.dr);
   Grow(norm_scratch, RmsNormScratch(m.n, std::max(m.rc, m.rq)));
 }
 

@@ -1,9 +1,11 @@
 // Multi-head Latent Attention for training, forward and backward, in the
 // expanded form: K and V are materialised per head from the latent
 // (k_nope, v = kv_b_proj c) and causal softmax attention runs per (sequence,
-// head) with the GEMM kernel. This computes the same function as the engine's
-// absorbed latent-cache form (DESIGN.md §3); the trainer-vs-engine test
-// checks that. The softmax probabilities are kept for the backward.
+// head) with the GEMM kernel, flash-style in blocks (online softmax; the
+// backward recomputes the probabilities from each row's saved log-sum-exp),
+// so no [T, T] tensor exists and attention memory is linear in T. This
+// computes the same function as the engine's absorbed latent-cache form
+// (DESIGN.md §3), YaRN included; the trainer-vs-engine tests check that.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +23,7 @@ struct MlaActs {
   std::vector<float> kv;      // [n, rc+dr]: raw latent, then k_pe with rope applied
   std::vector<float> c, c_rstd;  // [n, rc] normalised latent, [n]
   std::vector<float> kvb;     // [n, H*(dn+dv)]: per head k_nope then v
-  std::vector<float> probs;   // [B, H, T, T] causal softmax (zeros above the diagonal)
+  std::vector<float> lse;     // [B, H, T] log-sum-exp of each query's scaled scores
   std::vector<float> o;       // [n, H*dv] attention output before o_proj
   void Reserve(const Dims& m);
 };
@@ -31,9 +33,8 @@ struct MlaScratch {
   std::vector<float> dq, dkv, dc, dkvb, d_o;  // shapes of q, kv, c, kvb, o
   std::vector<float> dq_a, dq_an;             // [n, rq]
   std::vector<float> dkpe_heads;              // [n, H, dr] per-head k_pe grads, summed in order
-  std::vector<float> dprobs;                  // [threads, T, T]
   std::vector<float> norm_scratch;            // RmsNormBackward chunks
-  void Reserve(const Dims& m, int threads);
+  void Reserve(const Dims& m, int threads);  // threads: unused (block scratch is per thread)
 };
 
 // out [n, d] = MLA(x [n, d]) (x is the layer's normalised input).

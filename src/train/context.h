@@ -20,6 +20,7 @@ struct Dims {
   int64_t E = 0, K = 0;                   // routed experts, experts per token
   int64_t F = 0, Fe = 0, Fs = 0;          // dense, expert and shared-expert widths
   float eps = 1e-6f, softmax_scale = 1.0f;
+  int64_t attn_block = 64;  // queries x keys per attention block (train/attention.cc)
 
   static Dims From(const Config& c, int64_t batch, int64_t seq);
 };

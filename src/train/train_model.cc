@@ -20,6 +20,7 @@ TrainModel::TrainModel(TrainParams& params, const ModelOptions& options, int gra
     : params_(params), slot_(grad_slot), config_(params.config()), options_(options) {
   depth_ = static_cast<int>(config_.num_nextn_predict_layers);
   ctx_.Init(config_, options.batch, options.seq, options.precision, &lin_);
+  ctx_.dims.attn_block = options.attn_block;
   dims_ = ctx_.dims;
   router_ = RouterParams::FromConfig(config_);
   const int64_t n = dims_.n, d = dims_.d, L = config_.num_hidden_layers;

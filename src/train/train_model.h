@@ -37,6 +37,7 @@ struct ModelOptions {
   // With kMain*, the last k positions of each sequence, whose main
   // prediction lies outside the window, are not scored.
   MtpTargets mtp_targets = MtpTargets::kData;
+  int64_t attn_block = 64;  // attention block (queries x keys); memory per thread is O(block^2)
 };
 
 struct Losses {

@@ -1,0 +1,81 @@
+# Data-parallel training under mpirun (issue 15): -np 2 and 4 over shared
+# memory (btl vader) and TCP, fp32 / bf16 / fp8, give the model, the
+# optimizer state and every logged value (losses, MTP and balance losses,
+# gradient norms, validation loss, MaxVio) bit-identical to one process with
+# the same --grad-accum (mpi_train_compare.sh); resume across rank counts
+# 1 -> 2 -> 1 continues the uninterrupted run bit for bit; a killed rank ends
+# the job within 10 s and the run resumes (mpi_train_kill.sh); a NaN loss,
+# a bad data path on one rank and mismatched flags end every rank with one
+# clear message. The tiny model and data of cli_tests.cmake (TRAIN_CFG).
+set(MPI_TT ${CMAKE_CURRENT_BINARY_DIR}/tmp/mpi_train)
+set(MPI_TRAIN_CMP ${CMAKE_CURRENT_SOURCE_DIR}/mpi_train_compare.sh)
+set(MPI_TRAIN_ARGS train --model-config ${TRAIN_CFG} --data ${MPI_TT}/data --batch-size 4 --seq-len 24
+    --warmup-steps 4 --log-every 2 --eval-windows 12 --eval-every 3 --save-every 2 --steps 6)
+string(REPLACE ";" " " MPI_TRAIN_ARGS_TEXT "${MPI_TRAIN_ARGS}")
+set(MPI_TRAIN_PROPS ENVIRONMENT "OMP_WAIT_POLICY=passive" TIMEOUT 120)
+
+add_test(NAME mpi_train_data COMMAND sh -c "rm -rf ${MPI_TT} && mkdir -p ${MPI_TT} && $<TARGET_FILE:make_token_data> ${MPI_TT}/data --docs 120")
+set_tests_properties(mpi_train_data PROPERTIES FIXTURES_SETUP mpi_train_data ${MPI_TRAIN_PROPS})
+
+# References: one process, two threads (micro-batches run in parallel).
+foreach(prec fp32 bf16 fp8)
+  foreach(accum 2 4)
+    set(ref ${MPI_TT}/ref_${prec}_${accum})
+    add_test(NAME mpi_train_ref_${prec}_${accum}
+             COMMAND sh -c "rm -rf ${ref} && ${DSV3} -t 2 ${MPI_TRAIN_ARGS_TEXT} --precision ${prec} --grad-accum ${accum} --out ${ref}")
+    set_tests_properties(mpi_train_ref_${prec}_${accum} PROPERTIES FIXTURES_REQUIRED mpi_train_data
+                         FIXTURES_SETUP mpi_train_ref_${prec}_${accum} ${MPI_TRAIN_PROPS})
+  endforeach()
+  # --grad-accum N over N ranks (one micro-batch each) on both transports.
+  foreach(np 2 4)
+    foreach(btl vader tcp)
+      set(name mpi_train_${prec}_np${np}_${btl})
+      set(out ${MPI_TT}/${prec}_np${np}_${btl})
+      add_test(NAME ${name} COMMAND sh -c "rm -rf ${out} && ${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} --precision ${prec} --grad-accum ${np} --out ${out} && ${MPI_TRAIN_CMP} ${MPI_TT}/ref_${prec}_${np} ${out}")
+      set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED mpi_train_ref_${prec}_${np} ${MPI_TRAIN_PROPS}
+                           PASS_REGULAR_EXPRESSION "bit-identical: 6 steps")
+    endforeach()
+  endforeach()
+endforeach()
+
+# Two micro-batches per rank (--grad-accum 4 over 2 ranks); the run also
+# reports its ZeRO-1 optimizer memory (about half of one process's).
+add_test(NAME mpi_train_fp32_np2_accum4
+  COMMAND sh -c "rm -rf ${MPI_TT}/np2_accum4 && ${MPI_RUN} 2 vader ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} --grad-accum 4 --out ${MPI_TT}/np2_accum4 && ${MPI_TRAIN_CMP} ${MPI_TT}/ref_fp32_4 ${MPI_TT}/np2_accum4")
+set_tests_properties(mpi_train_fp32_np2_accum4 PROPERTIES FIXTURES_REQUIRED mpi_train_ref_fp32_4 ${MPI_TRAIN_PROPS}
+  PASS_REGULAR_EXPRESSION "data parallel: 2 ranks x 2 micro-batches each .*ZeRO-1: AdamW moments 0.19 MiB on the largest rank \\(0.37 MiB in one process\\).*bit-identical: 6 steps")
+
+# Resume across rank counts: 1 process to step 2, 2 ranks to step 4, 1
+# process to step 6 = the uninterrupted run (steps, model, optimizer state).
+set(r121 ${MPI_TT}/resume121)
+add_test(NAME mpi_train_resume_1_2_1
+  COMMAND sh -c "rm -rf ${r121} && ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} --grad-accum 2 --out ${r121} --stop-at 2 && ${MPI_RUN} 2 tcp ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} --grad-accum 2 --out ${r121} --resume --stop-at 4 && ${DSV3} -t 2 ${MPI_TRAIN_ARGS_TEXT} --grad-accum 2 --out ${r121} --resume && ${MPI_TRAIN_CMP} --steps-only ${MPI_TT}/ref_fp32_2 ${r121}")
+set_tests_properties(mpi_train_resume_1_2_1 PROPERTIES FIXTURES_REQUIRED mpi_train_ref_fp32_2 ${MPI_TRAIN_PROPS}
+                     PASS_REGULAR_EXPRESSION "bit-identical: 6 steps")
+
+# A killed rank: every rank gone within 10 s, the checkpoint whole, resume
+# over 2 ranks bit-identical to one uninterrupted process.
+add_test(NAME mpi_train_kill_np2
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_train_kill.sh 2 vader ${MPI_TT}/kill ${DSV3} ${MPI_TRAIN_ARGS} --grad-accum 2
+          --save-every 1 --steps 5000 --eval-every 0)
+set_tests_properties(mpi_train_kill_np2 PROPERTIES FIXTURES_REQUIRED mpi_train_data ${MPI_TRAIN_PROPS}
+                     PASS_REGULAR_EXPRESSION "^ok: rank 1 killed")
+
+# Failures every rank agrees on: rank 0 prints one message naming the step
+# (and the micro-batch's rank), the last good checkpoint stays.
+add_test(NAME mpi_train_nan_np2
+  COMMAND ${MPI_FAIL} 1 "step [0-9]+: the (loss of micro-batch [0-9]+ \\(rank [01]\\)|gradient norm) is not finite; stopping \\(the last good checkpoint \\(step 1\\)"
+          ${MPI_RUN} 2 vader ${DSV3} -t 1 ${MPI_TRAIN_ARGS} --grad-accum 2 --out ${MPI_TT}/nan --lr 1e30 --warmup-steps 0 --save-every 1)
+add_test(NAME mpi_train_bad_data_rank1
+  COMMAND ${MPI_FAIL} 1 "rank 1: .*nowhere: data directory does not exist"
+          ${MPI_RUN} 1 vader ${DSV3} -t 1 ${MPI_TRAIN_ARGS} --grad-accum 2 --out ${MPI_TT}/bad1
+          : -np 1 ${DSV3} -t 1 ${MPI_TRAIN_ARGS} --grad-accum 2 --out ${MPI_TT}/bad1 --data ${MPI_TT}/nowhere)
+add_test(NAME mpi_train_flags_differ
+  COMMAND ${MPI_FAIL} 1 "rank 1 was given other training options or another model config than rank 0"
+          ${MPI_RUN} 1 vader ${DSV3} -t 1 ${MPI_TRAIN_ARGS} --grad-accum 2 --out ${MPI_TT}/bad2
+          : -np 1 ${DSV3} -t 1 ${MPI_TRAIN_ARGS} --grad-accum 2 --out ${MPI_TT}/bad2 --seed 7)
+add_test(NAME mpi_train_accum_not_multiple
+  COMMAND ${MPI_FAIL} 1 "--grad-accum 3 is not a multiple of the 2 ranks"
+          ${MPI_RUN} 2 vader ${DSV3} -t 1 ${MPI_TRAIN_ARGS} --grad-accum 3 --out ${MPI_TT}/bad3)
+set_tests_properties(mpi_train_nan_np2 mpi_train_bad_data_rank1 mpi_train_flags_differ mpi_train_accum_not_multiple
+                     PROPERTIES FIXTURES_REQUIRED mpi_train_data ${MPI_TRAIN_PROPS} PASS_REGULAR_EXPRESSION "^ok \\(exit")

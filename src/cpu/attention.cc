@@ -1,9 +1,9 @@
 // Absorbed MLA attention over the latent cache with a streaming softmax
-// (flash-style): for a group of up to 8 heads of one query token, cache rows
-// are visited in blocks; each block's scores update a running max and sum,
-// rescale the accumulated output and add the block's weighted latents. Every
-// cache row is read once per head group, and nothing of size context x heads
-// is materialised. Rows may be float32 or e4m3 with a scale for the latent
+// (flash-style): cache rows are visited in blocks of 64; for every token and
+// group of up to 8 heads of the call, a block's scores update a running max
+// and sum, rescale the accumulated output and add the block's weighted
+// latents. A block is read from memory once per call (then from cache by
+// every token and head), and nothing of size context x heads is materialised. Rows may be float32 or e4m3 with a scale for the latent
 // part and one for the rotary part (per token).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/attention.cc"
@@ -122,65 +122,90 @@ HWY_INLINE float ExpShiftSum(DF df, float* p, int64_t n, float m) {
   return sum;
 }
 
-// One head group of one token attending rows [0, len).
+// P[g][j] = scale * q[g] . row_{j0+j} for G heads of one token and jn rows;
+// with e4m3 rows the value weights are left scaled for AccumulateValues
+// after the softmax (see FinishScores).
 template <bool kF8>
-void AttendGroup(const MlaShape& s, const float* q, int64_t G, int64_t len, const LatentRows& rows, float* o,
-                 float* scratch) {
-  const DF df;
+HWY_INLINE void BlockScores(const MlaShape& s, const float* q, int64_t G, const LatentRows& rows, int64_t j0,
+                            int64_t jn, float* P) {
   const int64_t rc = s.rc, lat = s.rc + s.dr;
-  float* O = scratch;                  // O [G, rc]
-  float* P = O + kGroup * rc;          // P [G, kBlock]
-  float mx[kGroup], l[kGroup];
-  std::fill(O, O + G * rc, 0.0f);
-  for (int64_t g = 0; g < G; ++g) mx[g] = -std::numeric_limits<float>::infinity(), l[g] = 0.0f;
   const float up = kF8 ? std::ldexp(1.0f, 120) : 1.0f;
-  for (int64_t j0 = 0; j0 < len; j0 += kBlock) {
-    const int64_t jn = std::min(kBlock, len - j0);
-    for (int64_t j = 0; j < jn; ++j) {
-      float sc[kGroup], sr[kGroup];
-      if (kF8) {
-        const uint8_t* row = rows.f8 + (j0 + j) * rows.stride;
-        GroupDot<true>(q, lat, G, row, 0, rc, sc);
-        GroupDot<true>(q, lat, G, row, rc, lat, sr);
-        const float c_scale = rows.f8_scale[2 * (j0 + j)] * up, r_scale = rows.f8_scale[2 * (j0 + j) + 1] * up;
-        for (int64_t g = 0; g < G; ++g) P[g * kBlock + j] = s.scale * (sc[g] * c_scale + sr[g] * r_scale);
-      } else {
-        GroupDot<false>(q, lat, G, rows.f32 + (j0 + j) * rows.stride, 0, lat, sc);
-        for (int64_t g = 0; g < G; ++g) P[g * kBlock + j] = s.scale * sc[g];
+  for (int64_t j = 0; j < jn; ++j) {
+    float sc[kGroup], sr[kGroup];
+    if (kF8) {
+      const uint8_t* row = rows.f8 + (j0 + j) * rows.stride;
+      GroupDot<true>(q, lat, G, row, 0, rc, sc);
+      GroupDot<true>(q, lat, G, row, rc, lat, sr);
+      const float c_scale = rows.f8_scale[2 * (j0 + j)] * up, r_scale = rows.f8_scale[2 * (j0 + j) + 1] * up;
+      for (int64_t g = 0; g < G; ++g) P[g * kBlock + j] = s.scale * (sc[g] * c_scale + sr[g] * r_scale);
+    } else {
+      GroupDot<false>(q, lat, G, rows.f32 + (j0 + j) * rows.stride, 0, lat, sc);
+      for (int64_t g = 0; g < G; ++g) P[g * kBlock + j] = s.scale * sc[g];
+    }
+  }
+}
+
+// The streaming softmax step of one block for G heads: P becomes the block's
+// weights exp(score - running max), O [G, rc] and the sums l are rescaled to
+// the new max.
+template <bool kF8>
+HWY_INLINE void SoftmaxStep(DF df, int64_t G, int64_t jn, int64_t rc, const LatentRows& rows, int64_t j0, float* P,
+                            float* mx, float* l, float* O) {
+  const float up = kF8 ? std::ldexp(1.0f, 120) : 1.0f;
+  for (int64_t g = 0; g < G; ++g) {
+    float* p = P + g * kBlock;
+    float m_new = mx[g];
+    for (int64_t j = 0; j < jn; ++j) m_new = std::max(m_new, p[j]);
+    const float alpha = std::exp(mx[g] - m_new);
+    l[g] = l[g] * alpha + ExpShiftSum(df, p, jn, m_new);
+    mx[g] = m_new;
+    if (alpha != 1.0f) Scale(df, alpha, O + g * rc, rc);
+    if (kF8)
+      for (int64_t j = 0; j < jn; ++j) p[j] *= rows.f8_scale[2 * (j0 + j)] * up;
+  }
+}
+
+// Tokens p0 .. p0+m-1 of one slot, heads [h0, h1), attending their causal
+// windows. The loop runs over blocks of cache rows outermost, so a block is
+// read from memory once and then served from cache to every token and head
+// group of the call (the old order streamed the whole context once per token
+// and per 8 heads). Per (token, head) the arithmetic is the same whatever the
+// call's token and head ranges, so chunked prefill, one-piece prefill and
+// token-by-token decode give bit-identical results. o doubles as the output
+// accumulator; scratch holds P and the running max and sum of each (token, head).
+template <bool kF8>
+void AttendTokens(const MlaShape& s, const float* q, int64_t q_stride, int64_t m, int64_t p0, int64_t h0, int64_t h1,
+                  const LatentRows& rows, float* o, int64_t o_stride, float* scratch) {
+  const DF df;
+  const int64_t rc = s.rc, lat = s.rc + s.dr, heads = h1 - h0;
+  float* P = scratch;                  // P [kGroup, kBlock]
+  float* mx = P + kGroup * kBlock;     // mx [m, heads]
+  float* l = mx + m * heads;           // l [m, heads]
+  std::fill(mx, mx + m * heads, -std::numeric_limits<float>::infinity());
+  std::fill(l, l + m * heads, 0.0f);
+  for (int64_t i = 0; i < m; ++i) std::fill(o + i * o_stride + h0 * rc, o + i * o_stride + h1 * rc, 0.0f);
+  for (int64_t j0 = 0; j0 < p0 + m; j0 += kBlock) {
+    for (int64_t i = std::max<int64_t>(0, j0 - p0); i < m; ++i) {  // tokens whose window reaches row j0
+      const int64_t jn = std::min(kBlock, p0 + i + 1 - j0);
+      for (int64_t g0 = h0; g0 < h1; g0 += kGroup) {
+        const int64_t G = std::min(kGroup, h1 - g0), state = i * heads + (g0 - h0);
+        float* O = o + i * o_stride + g0 * rc;  // O [G, rc]
+        BlockScores<kF8>(s, q + i * q_stride + g0 * lat, G, rows, j0, jn, P);
+        SoftmaxStep<kF8>(df, G, jn, rc, rows, j0, P, mx + state, l + state, O);
+        AccumulateValues<kF8>(P, G, jn, rows, j0, rc, O);
       }
     }
-    for (int64_t g = 0; g < G; ++g) {  // streaming softmax update
-      float* p = P + g * kBlock;
-      float m_new = mx[g];
-      for (int64_t j = 0; j < jn; ++j) m_new = std::max(m_new, p[j]);
-      const float alpha = std::exp(mx[g] - m_new);
-      l[g] = l[g] * alpha + ExpShiftSum(df, p, jn, m_new);
-      mx[g] = m_new;
-      if (alpha != 1.0f) Scale(df, alpha, O + g * rc, rc);
-      if (kF8)
-        for (int64_t j = 0; j < jn; ++j) p[j] *= rows.f8_scale[2 * (j0 + j)] * up;
-    }
-    AccumulateValues<kF8>(P, G, jn, rows, j0, rc, O);
   }
-  for (int64_t g = 0; g < G; ++g) {
-    const float inv = 1.0f / l[g];
-    for (int64_t k = 0; k < rc; ++k) o[g * rc + k] = O[g * rc + k] * inv;
-  }
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t h = 0; h < heads; ++h) Scale(df, 1.0f / l[i * heads + h], o + i * o_stride + (h0 + h) * rc, rc);
 }
 
 void MlaAttentionImpl(const MlaShape& s, const float* q, int64_t q_stride, int64_t m, int64_t p0, int64_t h0,
                       int64_t h1, const LatentRows& rows, float* o, int64_t o_stride, float* scratch) {
-  const int64_t lat = s.rc + s.dr;
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t g0 = h0; g0 < h1; g0 += kGroup) {
-      const int64_t G = std::min(kGroup, h1 - g0);
-      const float* qg = q + i * q_stride + g0 * lat;
-      float* og = o + i * o_stride + g0 * s.rc;
-      if (rows.f8)
-        AttendGroup<true>(s, qg, G, p0 + i + 1, rows, og, scratch);
-      else
-        AttendGroup<false>(s, qg, G, p0 + i + 1, rows, og, scratch);
-    }
+  if (rows.f8)
+    AttendTokens<true>(s, q, q_stride, m, p0, h0, h1, rows, o, o_stride, scratch);
+  else
+    AttendTokens<false>(s, q, q_stride, m, p0, h0, h1, rows, o, o_stride, scratch);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -192,7 +217,7 @@ namespace dsv3::cpu {
 
 HWY_EXPORT(MlaAttentionImpl);
 
-int64_t MlaScratchFloats(const MlaShape& s, int64_t, int64_t) { return 8 * s.rc + 8 * 64 + 64; }
+int64_t MlaScratchFloats(const MlaShape&, int64_t m, int64_t heads) { return 8 * 64 + 2 * m * heads + 64; }
 
 void MlaAttention(const MlaShape& s, const float* q, int64_t q_stride, int64_t m, int64_t p0, int64_t h0, int64_t h1,
                   const LatentRows& rows, float* o, int64_t o_stride, float* scratch) {

@@ -173,19 +173,27 @@ double MeasureFmaPeak(int threads) { return cpu::MeasureFmaPeak(threads); }
 
 void MlaAttention(int64_t rc, int64_t dr, float scale, int64_t heads, const float* q,
                   std::span<const AttentionBlock> blocks, float* o) {
-  // Tasks: (block, up to 4 tokens, up to 8 heads), dealt out dynamically since
-  // later positions cost more.
+  // Tasks: (block, up to 16 tokens, a range of heads), dealt out dynamically
+  // since later positions cost more. Each task reads its slot's cache once,
+  // so heads are split only as far as needed to give every thread work
+  // (decode of a few sequences), in whole groups of 8.
   struct Task {
     int64_t block, offset, count, h0, h1;
   };
   thread_local std::vector<Task> tasks;
   tasks.clear();
-  constexpr int64_t kTokens = 4, kHeads = 8;
+  constexpr int64_t kTokens = 16, kHeads = 8;
+  int64_t token_tasks = 0;
+  for (const AttentionBlock& b : blocks) token_tasks += (b.count + kTokens - 1) / kTokens;
+  const int64_t groups = (heads + kHeads - 1) / kHeads;
+  const int64_t splits = std::clamp<int64_t>((NumThreads() + token_tasks - 1) / std::max<int64_t>(token_tasks, 1), 1,
+                                             groups);
+  const int64_t step = (groups + splits - 1) / splits * kHeads;
   for (int64_t b = 0; b < static_cast<int64_t>(blocks.size()); ++b)
     for (int64_t off = blocks[b].count; off > 0;) {  // latest tokens first: costliest first
       const int64_t c = std::min(kTokens, off);
       off -= c;
-      for (int64_t h0 = 0; h0 < heads; h0 += kHeads) tasks.push_back({b, off, c, h0, std::min(heads, h0 + kHeads)});
+      for (int64_t h0 = 0; h0 < heads; h0 += step) tasks.push_back({b, off, c, h0, std::min(heads, h0 + step)});
     }
   const int64_t lat = rc + dr;
   const cpu::MlaShape shape{rc, dr, scale};

@@ -52,6 +52,7 @@ struct Comm::Pending {
   std::vector<int> send_counts, send_displs, recv_counts, recv_displs;
   MPI_Datatype type = MPI_DATATYPE_NULL;
   MPI_Request request = MPI_REQUEST_NULL;
+  bool done = false;  // completed by Progress
 };
 
 Expected<std::unique_ptr<Comm>> Comm::Init(int* argc, char*** argv) {
@@ -186,7 +187,7 @@ void Comm::Wait(int handle) {
     Abort("Comm::Wait: no pending exchange " + std::to_string(handle));
   Pending& p = *pending_[handle];
   if (mpi_) {
-    MPI_Wait(&p.request, MPI_STATUS_IGNORE);
+    if (!p.done) MPI_Wait(&p.request, MPI_STATUS_IGNORE);
     MPI_Type_free(&p.type);
   }
   pending_[handle].reset();
@@ -194,6 +195,16 @@ void Comm::Wait(int handle) {
   bool any = false;
   for (const auto& q : pending_) any = any || q != nullptr;
   if (!any) pending_.clear();
+}
+
+void Comm::Progress() {
+  if (!mpi_) return;
+  for (auto& p : pending_) {
+    if (!p || p->done) continue;
+    int flag = 0;
+    MPI_Test(&p->request, &flag, MPI_STATUS_IGNORE);
+    p->done = flag != 0;
+  }
 }
 
 void Comm::Barrier() {

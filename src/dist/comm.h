@@ -68,6 +68,9 @@ class Comm {
   int IAllToAllV(const void* send, const int64_t* send_counts, void* recv, const int64_t* recv_counts,
                  int64_t elem_bytes);
   void Wait(int handle);
+  // Lets posted exchanges advance (Open MPI moves non-blocking collectives
+  // only inside MPI calls); returns at once.
+  void Progress();
 
   // Every rank calls this with its own status: if any failed, every rank
   // returns the error of the lowest failing rank, prefixed "rank R: " when

@@ -33,10 +33,25 @@ DataParallel::DataParallel(dist::Comm& comm, TrainParams& params, int64_t bucket
     first_[r] = std::lower_bound(prefix_.begin(), prefix_.end() - 1, target) - prefix_.begin();
     first_[r] = std::max(first_[r], first_[r - 1]);
   }
-  buckets_ = 1;
+  // Buckets: each stage's chunks in chunk order, cut every bucket_elems.
+  const int stages = TrainModel::GradStages(params_.config());
+  std::vector<int> owner(n);
   for (int64_t r = 0; r < ranks; ++r)
-    buckets_ = std::max(buckets_, (Elems(first_[r], first_[r + 1]) + bucket_elems - 1) / std::max<int64_t>(bucket_elems, 1));
-  buckets_ = std::min(buckets_, std::max<int64_t>(n, 1));
+    for (int64_t c = first_[r]; c < first_[r + 1]; ++c) owner[c] = static_cast<int>(r);
+  for (int stage = 0; stage < stages; ++stage) {
+    int64_t filled = bucket_elems;  // start a new bucket at the first chunk
+    for (int64_t c = 0; c < n; ++c) {
+      if (TrainModel::GradStage(params_.config(), params_.tensors()[chunks[c].tensor].name) != stage) continue;
+      if (filled >= bucket_elems) {
+        buckets_.emplace_back();
+        buckets_.back().stage = stage, buckets_.back().owned.resize(ranks);
+        filled = 0;
+      }
+      buckets_.back().owned[owner[c]].push_back(c);
+      if (owner[c] == comm_.rank()) buckets_.back().elems_mine += ChunkElems(c);
+      filled += ChunkElems(c);
+    }
+  }
 }
 
 MomentRange DataParallel::moment_range() const {
@@ -55,67 +70,76 @@ MomentRange DataParallel::moment_range() const {
   return {start(comm_.rank()), start(comm_.rank() + 1)};
 }
 
-void DataParallel::Piece(int r, int64_t k, int64_t* begin, int64_t* end) const {
-  const int64_t c0 = first_[r], count = first_[r + 1] - first_[r];
-  *begin = c0 + count * k / buckets_;
-  *end = c0 + count * (k + 1) / buckets_;
+void DataParallel::BeginReduce(const std::vector<int>& slots, CommStats* stats) {
+  slots_ = slots, stats_ = stats, next_post_ = 0;
 }
 
-void DataParallel::ReduceGrads(const std::vector<int>& slots, CommStats* stats) {
+void DataParallel::StageReady(int stage) {
   const auto t0 = Clock::now();
+  while (next_post_ < num_buckets() && buckets_[next_post_].stage <= stage) Post(buckets_[next_post_++]);
+  comm_.Progress();
+  stats_->reduce_s += Since(t0);
+}
+
+// send [ranks][a][owned[r]]: every local micro-batch's gradient of the
+// chunks rank r owns.
+void DataParallel::Post(Bucket& b) {
   const auto& chunks = params_.chunks();
   const int ranks = comm_.size(), me = comm_.rank();
-  const int64_t a = static_cast<int64_t>(slots.size());
-  send_.resize(buckets_), recv_.resize(buckets_);
-  std::vector<int> handles(buckets_);
-  std::vector<int64_t> send_counts(ranks), recv_counts(ranks);
-  for (int64_t k = 0; k < buckets_; ++k) {
-    // send [ranks][a][piece(r, k)]: every micro-batch's gradient of the piece r owns.
-    int64_t total = 0, m0, m1;
-    for (int r = 0; r < ranks; ++r) {
-      Piece(r, k, &m0, &m1);
-      send_counts[r] = a * Elems(m0, m1), total += send_counts[r];
-    }
-    send_[k].resize(total);
-    float* out = send_[k].data();
-    for (int r = 0; r < ranks; ++r) {
-      Piece(r, k, &m0, &m1);
-      for (int64_t j = 0; j < a; ++j)
-        for (int64_t c = m0; c < m1; ++c) {
-          const float* g = params_.GradPtr(slots[j], chunks[c].tensor);
-          out = std::copy(g + chunks[c].begin, g + chunks[c].end, out);
-        }
-    }
-    Piece(me, k, &m0, &m1);
-    for (int r = 0; r < ranks; ++r) recv_counts[r] = a * Elems(m0, m1);
-    recv_[k].resize(ranks * a * Elems(m0, m1));
-    stats->bytes_sent += (total - send_counts[me]) * static_cast<int64_t>(sizeof(float));
-    handles[k] = comm_.IAllToAllV(send_[k].data(), send_counts.data(), recv_[k].data(), recv_counts.data(),
-                                  sizeof(float));
+  const int64_t a = static_cast<int64_t>(slots_.size());
+  std::vector<int64_t> send_counts(ranks), recv_counts(ranks, a * b.elems_mine);
+  int64_t total = 0;
+  for (int r = 0; r < ranks; ++r) {
+    int64_t e = 0;
+    for (int64_t c : b.owned[r]) e += ChunkElems(c);
+    send_counts[r] = a * e, total += a * e;
   }
-  for (int64_t k = 0; k < buckets_; ++k) {
-    const auto w0 = Clock::now();
-    comm_.Wait(handles[k]);
-    stats->wait_s += Since(w0);
-    // recv [ranks][a][piece]: micro-batch s*a + j at block s*a + j; add from
-    // 0 in that order, the one-process order.
-    int64_t m0, m1;
-    Piece(me, k, &m0, &m1);
-    const int64_t piece = Elems(m0, m1), blocks = ranks * a;
-    const float* in = recv_[k].data();
-    ParallelFor(m1 - m0, 1, [&](int64_t i0, int64_t i1) {
-      for (int64_t c = m0 + i0; c < m0 + i1; ++c) {
-        float* dst = params_.GradPtr(0, chunks[c].tensor) + chunks[c].begin;
-        const int64_t at = prefix_[c] - prefix_[m0], len = chunks[c].end - chunks[c].begin;
-        for (int64_t i = 0; i < len; ++i) {
-          float s = 0.0f;
-          for (int64_t b = 0; b < blocks; ++b) s += in[b * piece + at + i];
-          dst[i] = s;
-        }
+  b.send.resize(total);
+  float* out = b.send.data();
+  for (int r = 0; r < ranks; ++r)
+    for (int64_t j = 0; j < a; ++j)
+      for (int64_t c : b.owned[r]) {
+        const float* g = params_.GradPtr(slots_[j], chunks[c].tensor);
+        out = std::copy(g + chunks[c].begin, g + chunks[c].end, out);
       }
-    });
+  b.recv.resize(ranks * a * b.elems_mine);
+  stats_->bytes_sent += (total - send_counts[me]) * static_cast<int64_t>(sizeof(float));
+  b.handle = comm_.IAllToAllV(b.send.data(), send_counts.data(), b.recv.data(), recv_counts.data(), sizeof(float));
+}
+
+// recv [ranks][a][mine]: micro-batch s*a + j at block s*a + j; added from 0
+// in that order, the one-process order.
+void DataParallel::Sum(const Bucket& b) {
+  const auto& chunks = params_.chunks();
+  const std::vector<int64_t>& mine = b.owned[comm_.rank()];
+  const int64_t blocks = comm_.size() * static_cast<int64_t>(slots_.size()), piece = b.elems_mine;
+  std::vector<int64_t> at(mine.size() + 1, 0);
+  for (size_t i = 0; i < mine.size(); ++i) at[i + 1] = at[i] + ChunkElems(mine[i]);
+  const float* in = b.recv.data();
+  ParallelFor(static_cast<int64_t>(mine.size()), 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const ParamChunk& ch = chunks[mine[i]];
+      float* dst = params_.GradPtr(0, ch.tensor) + ch.begin;
+      for (int64_t e = 0; e < ch.end - ch.begin; ++e) {
+        float s = 0.0f;
+        for (int64_t k = 0; k < blocks; ++k) s += in[k * piece + at[i] + e];
+        dst[e] = s;
+      }
+    }
+  });
+}
+
+void DataParallel::FinishReduce() {
+  const auto t0 = Clock::now();
+  while (next_post_ < num_buckets()) Post(buckets_[next_post_++]);
+  for (Bucket& b : buckets_) {
+    const auto w0 = Clock::now();
+    comm_.Wait(b.handle);
+    stats_->wait_s += Since(w0);
+    Sum(b);
+    b.handle = -1;
   }
-  stats->reduce_s += Since(t0);
+  stats_->reduce_s += Since(t0);
 }
 
 double DataParallel::GradNorm(const AdamW& opt, CommStats* stats) {

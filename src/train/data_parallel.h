@@ -6,8 +6,13 @@
 // range of whole chunks per rank; the owner of a chunk receives every
 // micro-batch's gradient for it (ranks hold consecutive micro-batches) and
 // adds them from 0 in micro-batch order: the same additions, so the same
-// bits. The exchange runs in buckets (pieces of every owner's range), posted
-// non-blocking at once and summed in bucket order as each one arrives.
+// bits. The exchange runs in buckets: the chunks of one backward stage
+// (TrainModel::GradStage: MTP and head, norm, each layer, embedding), at
+// most bucket_elems each, posted non-blocking (Comm::IAllToAllV) as soon as
+// the backward of the last local micro-batch finishes that stage, and summed
+// in bucket order after the backward. Buckets are always posted in the same
+// order on every rank (stage order), whether or not a rank overlaps, and
+// timing decides nothing: only which sums wait.
 // ZeRO-1: the owner alone holds AdamW moments for its range (MomentRange)
 // and updates it; the updated values are then gathered on every rank. The
 // gradient norm gathers the owners' per-chunk sums of squares and adds them
@@ -21,6 +26,7 @@
 #include "dist/comm.h"
 #include "train/optimizer.h"
 #include "train/params.h"
+#include "train/train_model.h"
 
 namespace dsv3::train {
 
@@ -37,21 +43,27 @@ struct CommStats {
 class DataParallel {
  public:
   // Plans the split of params.chunks() over comm's ranks (balanced by
-  // elements, whole chunks) and the buckets (at most bucket_elems elements
-  // of one owner's range each).
+  // elements, whole chunks) and the buckets (per backward stage, at most
+  // bucket_elems elements each).
   DataParallel(dist::Comm& comm, TrainParams& params, int64_t bucket_elems = 1 << 20);
 
   int rank() const { return comm_.rank(); }
   int size() const { return comm_.size(); }
   // The flat moment range this rank owns (for AdamW).
   MomentRange moment_range() const;
-  int64_t buckets() const { return buckets_; }
+  int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
 
-  // slots: this rank's micro-batch gradient sets, in micro-batch order (the
-  // ranks hold consecutive micro-batches, rank 0 first). Leaves in slot 0,
-  // for the chunks this rank owns, 0 + the sum of every rank's micro-batch
-  // gradients in global micro-batch order. Other chunks of slot 0 are stale.
-  void ReduceGrads(const std::vector<int>& slots, CommStats* stats);
+  // The reduction of one step. slots: this rank's micro-batch gradient sets,
+  // in micro-batch order (the ranks hold consecutive micro-batches, rank 0
+  // first). Begin before the last local micro-batch's backward; StageReady(s)
+  // when stage s of every local slot is final (posts its buckets; call it
+  // from the thread that created the Comm); Finish posts whatever was not
+  // posted, waits, and leaves in slot 0, for the chunks this rank owns, 0 +
+  // the sum of every micro-batch's gradient in global micro-batch order.
+  // Other chunks of slot 0 are stale.
+  void BeginReduce(const std::vector<int>& slots, CommStats* stats);
+  void StageReady(int stage);
+  void FinishReduce();
   // The global gradient norm from the owners' parts, in chunk order.
   double GradNorm(const AdamW& opt, CommStats* stats);
   // Every rank's owned chunk values -> every rank.
@@ -66,17 +78,27 @@ class DataParallel {
   dist::Comm& comm() { return comm_; }
 
  private:
-  // Chunks [begin, end) of owner r's bucket k.
-  void Piece(int r, int64_t k, int64_t* begin, int64_t* end) const;
+  struct Bucket {
+    int stage = 0;
+    std::vector<std::vector<int64_t>> owned;  // [ranks] its chunks each rank owns, in order
+    int64_t elems_mine = 0;                   // elements of owned[rank]
+    std::vector<float> send, recv;            // [ranks][a][owned[r]], [ranks][a][owned[me]]
+    int handle = -1;                          // posted exchange, -1: not posted
+  };
+  void Post(Bucket& b);
+  void Sum(const Bucket& b);
   int64_t Elems(int64_t c0, int64_t c1) const { return prefix_[c1] - prefix_[c0]; }
+  int64_t ChunkElems(int64_t c) const { return prefix_[c + 1] - prefix_[c]; }
 
   dist::Comm& comm_;
   TrainParams& params_;
   std::vector<int64_t> prefix_;      // [chunks + 1] elements before chunk c
   std::vector<int64_t> first_;       // [size + 1] first chunk of each rank
-  int64_t buckets_ = 1;
-  std::vector<std::vector<float>> send_, recv_;  // per bucket
-  std::vector<float> values_;                    // [all chunk elements] for GatherParams
+  std::vector<Bucket> buckets_;      // in stage order
+  std::vector<int> slots_;           // this step's local micro-batch slots
+  CommStats* stats_ = nullptr;
+  int next_post_ = 0;                // buckets [0, next_post_) are posted
+  std::vector<float> values_;        // [all chunk elements] for GatherParams
 };
 
 }  // namespace dsv3::train

@@ -2,6 +2,7 @@
 #include "train/train_model.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "core/parallel.h"
 #include "train/layers.h"
@@ -216,14 +217,41 @@ Losses TrainModel::Step(const int32_t* tokens, bool backward, float loss_scale,
   // MTP depths last to first; dh_ carries the gradient of each depth's input hidden.
   std::fill(dh_.begin(), dh_.end(), 0.0f);
   for (int k = depth_; k >= 1; --k) MtpBackward(k, dh_.data());
-  if (!options_.train_main) return out;
+  const int stages = GradStages(config_);
+  if (!options_.train_main) {
+    Ready(0, stages - 1);  // the main model is frozen: nothing more comes
+    return out;
+  }
+  Ready(0, 0);
   if (depth_ > 0) Add(d_hidden_.data(), dh_.data(), d_hidden_.data(), n * d);
   ModelWeights& g = params_.g(slot_);
   RmsNormBackward(d_hidden_.data(), d, hs_[L].data(), d, w.norm.data(), hidden_rstd_.data(), dh_.data(), d, false,
                   g.norm.data(), norm_scratch_.data(), n, d);
-  for (int64_t l = L - 1; l >= 0; --l) BlockBackward(l, hs_[l].data(), dh_.data());
+  Ready(1, 1);
+  for (int64_t l = L - 1; l >= 0; --l) {
+    BlockBackward(l, hs_[l].data(), dh_.data());
+    Ready(static_cast<int>(2 + (L - 1 - l)), static_cast<int>(2 + (L - 1 - l)));
+  }
   EmbeddingBackward(dh_.data(), d, inputs_[0].data(), n, d, Mut(g.embed_tokens));
+  Ready(stages - 1, stages - 1);
   return out;
+}
+
+void TrainModel::Ready(int first, int last) {
+  if (!grads_ready_) return;
+  for (int s = first; s <= last; ++s) grads_ready_(s);
+}
+
+int TrainModel::GradStage(const Config& c, const std::string& name) {
+  static const std::string kLayers = "model.layers.";
+  const int64_t L = c.num_hidden_layers;
+  if (name.rfind(kLayers, 0) == 0) {
+    const int64_t l = std::strtoll(name.c_str() + kLayers.size(), nullptr, 10);
+    return l >= L ? 0 : static_cast<int>(2 + (L - 1 - l));
+  }
+  if (name.rfind("model.norm", 0) == 0) return 1;
+  if (name.rfind("lm_head", 0) == 0 && !c.tie_word_embeddings) return 0;
+  return static_cast<int>(L + 2);  // the embedding, and a head tied to it
 }
 
 }  // namespace dsv3::train

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "model/router.h"
@@ -58,6 +60,14 @@ class TrainModel {
   // Later Steps write their gradients to set `slot` (data-parallel ranks keep
   // each micro-batch's gradient apart until the reduction).
   void set_grad_slot(int slot) { slot_ = slot; }
+  // Backward calls ready(s) on the calling thread as soon as the gradients
+  // of stage s are final, s = 0 .. GradStages() - 1 in order: 0 the MTP
+  // layers and the untied head, 1 model.norm, 2 + (L-1-l) layer l, L + 2
+  // the embedding (and a tied head). Data-parallel ranks start sending a
+  // stage's gradients while the backward computes the next ones.
+  void set_grads_ready(std::function<void(int)> ready) { grads_ready_ = std::move(ready); }
+  static int GradStages(const Config& c) { return static_cast<int>(c.num_hidden_layers) + 3; }
+  static int GradStage(const Config& c, const std::string& tensor_name);
   int64_t window() const { return dims_.T + depth_ + 1; }  // tokens per sequence a step reads
   const Dims& dims() const { return dims_; }
   int depth() const { return depth_; }
@@ -109,6 +119,8 @@ class TrainModel {
 
   TrainParams& params_;
   int slot_ = 0;  // gradient set written
+  std::function<void(int)> grads_ready_;  // see set_grads_ready
+  void Ready(int first, int last);        // stages [first, last] are final
   const Config& config_;
   ModelOptions options_;
   int depth_ = 0;

@@ -63,7 +63,7 @@ Status Trainer::SetupRanks() {
                "data parallel: %d ranks x %lld micro-batches each (global batch = --grad-accum %lld); ZeRO-1: "
                "AdamW moments %.2f MiB on the largest rank (%.2f MiB in one process), %lld gradient buckets\n",
                comm_->size(), (long long)local_slots_.size(), (long long)o_.grad_accum, most / 1048576.0,
-               whole / 1048576.0, (long long)dp_->buckets());
+               whole / 1048576.0, (long long)dp_->num_buckets());
   return Status::Ok();
 }
 
@@ -78,6 +78,12 @@ Status Trainer::TrainStepRanks(int64_t step, Losses* sum, double* grad_norm, dou
   std::vector<double> rows(local * width);  // [local, width]: main, balance, total, mtp[D]
   for (int64_t first = 0; first < local; first += workers) {
     const int64_t count = std::min(workers, local - first);
+    // The last round's backward posts each finished stage's buckets when it
+    // runs on this thread (one micro-batch: ParallelFor calls it inline);
+    // otherwise FinishReduce posts them all after it.
+    const bool last = first + count == local;
+    if (last) dp_->BeginReduce(local_slots_, &step_comm_);
+    if (last && count == 1) models_[0]->set_grads_ready([this](int stage) { dp_->StageReady(stage); });
     ParallelFor(count, 1, [&](int64_t w0, int64_t w1) {
       for (int64_t w = w0; w < w1; ++w) {
         const int64_t j = first + w;
@@ -91,12 +97,15 @@ Status Trainer::TrainStepRanks(int64_t step, Losses* sum, double* grad_norm, dou
         for (int64_t k = 0; k < D; ++k) row[3 + k] = l.mtp[k];
       }
     });
+    models_[0]->set_grads_ready(nullptr);
     for (int64_t w = 0; w < count; ++w) AddLoads(*models_[w], &loads_);
   }
-  // Losses of every micro-batch, added in global micro-batch order.
+  // Losses of every micro-batch, added in global micro-batch order (checked
+  // after the reduction completes, so no exchange is left in flight).
   auto t0 = Clock::now();
   const std::vector<double> all = dp_->AllGatherRows(rows, local, width);
   step_comm_.other_s += Since(t0);
+  dp_->FinishReduce();
   *sum = Losses();
   sum->mtp.assign(D, 0.0);
   const double s = 1.0 / static_cast<double>(o_.grad_accum);
@@ -107,7 +116,6 @@ Status Trainer::TrainStepRanks(int64_t step, Losses* sum, double* grad_norm, dou
     sum->main += row[0] * s, sum->balance += row[1] * s, sum->total += row[2] * s;
     for (int64_t k = 0; k < D; ++k) sum->mtp[k] += row[3 + k] * s;
   }
-  dp_->ReduceGrads(local_slots_, &step_comm_);
   *grad_norm = dp_->GradNorm(*optimizer_, &step_comm_);
   if (!std::isfinite(*grad_norm)) return NonFinite(step, "the gradient norm");
   *lr = LearningRate(opt_options_, step, o_.steps);

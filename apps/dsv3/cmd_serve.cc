@@ -8,6 +8,10 @@
 // an allocation that fails anyway is reported as an error, not a crash.
 // What a request leaves unset samples with the checkpoint's
 // generation_config.json values over OpenAI's defaults (temperature 1).
+// Under mpirun (docs/distributed.md) rank 0 serves and the other ranks replay
+// its steps (runtime/step_broadcast.h); a job that fails (a rank dies, mpirun
+// ends it) makes rank 0 answer in-flight and new requests with an error and
+// exit non-zero.
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,11 +24,14 @@
 #include <new>
 #include <system_error>
 #include <thread>
+#include <unistd.h>
 
 #include "apps/dsv3/commands.h"
+#include "dist/comm_failure.h"
 #include "apps/dsv3/text_output.h"
 #include "runtime/generation_config.h"
 #include "runtime/scheduler.h"
+#include "runtime/step_broadcast.h"
 #include "server/http_server.h"
 #include "server/startup_memory.h"
 #include "server/text_codec.h"
@@ -106,18 +113,71 @@ Status CheckStartupMemory(const ServeOptions& o, const Model& model) {
   return server::CheckStartupMemory(server::EstimateStartupMemory(c, plan), server::ReadMemoryLimits(), flags);
 }
 
+// Under mpirun, SIGCONT is what mpirun sends first when it ends the job (a
+// rank died, or mpirun itself was signalled), and SIGUSR1 what this process
+// raises when an MPI call fails (CatchCommFailures): the model cannot run
+// any more, so every running request fails now and new ones are refused.
+constexpr int kJobFailed = SIGUSR1;
+
+// Open MPI's own threads start before Serve() blocks the signals, so a
+// signal can land on one of them: a handler passes it on to the waiter
+// thread (which blocks them and takes them with sigwait), or keeps it for
+// the waiter when it does not exist yet.
+std::atomic<pthread_t> g_waiter{};
+std::atomic<bool> g_waiter_ready{false};
+volatile sig_atomic_t g_early_signal = 0;
+
+void ForwardSignal(int sig) {
+  if (g_waiter_ready.load()) pthread_kill(g_waiter.load(), sig);
+  else g_early_signal = sig;
+}
+
+void ForwardSignalsFromMpiThreads(const sigset_t& signals) {
+  struct sigaction sa {};
+  sa.sa_handler = ForwardSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGINT, SIGTERM, SIGCONT, SIGUSR1})
+    if (sigismember(&signals, sig)) sigaction(sig, &sa, nullptr);
+}
+
+// The next signal for the waiter thread: one kept before it started, or sigwait's.
+int NextSignal(const sigset_t& signals) {
+  if (g_early_signal != 0) {
+    const int sig = g_early_signal;
+    g_early_signal = 0;
+    return sig;
+  }
+  int sig = 0;
+  return sigwait(&signals, &sig) == 0 ? sig : 0;
+}
+
+void FailJob(server::HttpServer& http, Scheduler& sched, StepLeader& leader, std::thread& shutdown) {
+  leader.Fail("the expert-parallel job failed: mpirun is ending it (a rank died, or mpirun was signalled)");
+  const std::string why = leader.failure();
+  std::fprintf(stderr, "dsv3: error: %s\n", why.c_str());
+  sched.BeginDrain(why);  // running requests fail at their next step (the forward refuses)
+  if (!shutdown.joinable()) shutdown = std::thread([&] { http.Shutdown(); });
+}
+
 // Serves until the first SIGINT/SIGTERM has drained the server; a second
 // one cancels the running requests.
-void ServeUntilSignalled(server::HttpServer& http, Scheduler& sched, const sigset_t& signals) {
+void ServeUntilSignalled(server::HttpServer& http, Scheduler& sched, const sigset_t& signals, StepLeader* leader) {
   std::atomic<bool> done{false};
   std::thread shutdown;
   std::thread waiter([&] {
+    g_waiter = pthread_self();
+    g_waiter_ready = true;
     for (int count = 0;;) {
-      int sig = 0;
-      if (sigwait(&signals, &sig) != 0) continue;
+      const int sig = NextSignal(signals);
+      if (sig == 0) continue;
       if (done) return;
-      if (count++ == 0) {
-        shutdown = std::thread([&] { http.Shutdown(); });
+      if (leader && (sig == SIGCONT || sig == kJobFailed)) {
+        FailJob(http, sched, *leader, shutdown);
+      } else if (leader && leader->failed()) {
+        continue;  // mpirun's SIGTERM after its SIGCONT: already failing
+      } else if (count++ == 0) {
+        if (!shutdown.joinable()) shutdown = std::thread([&] { http.Shutdown(); });
       } else {
         std::fprintf(stderr, "dsv3 serve: second signal, cancelling running requests\n");
         sched.CancelAll();
@@ -126,6 +186,7 @@ void ServeUntilSignalled(server::HttpServer& http, Scheduler& sched, const sigse
   });
   http.Serve();
   done = true;
+  g_waiter_ready = false;
   pthread_kill(waiter.native_handle(), SIGTERM);  // wake the waiter (the signal is blocked, so only sigwait sees it)
   waiter.join();
   if (shutdown.joinable()) shutdown.join();
@@ -142,11 +203,11 @@ Status ApplyGenerationDefaults(ServeOptions& o) {
   return Status::Ok();
 }
 
-int Serve(ServeOptions o, const Common& common);
+int Serve(ServeOptions o, Common& common);
 
 // Serve() with allocation and thread-creation failures during start-up
 // reported as errors (what was being done and the flags that size it).
-int ServeReportingFailures(ServeOptions o, const Common& common) {
+int ServeReportingFailures(ServeOptions o, Common& common) {
   try {
     return Serve(std::move(o), common);
   } catch (const std::bad_alloc&) {
@@ -158,7 +219,11 @@ int ServeReportingFailures(ServeOptions o, const Common& common) {
   }
 }
 
-int Serve(ServeOptions o, const Common& common) {
+int ServeModel(ServeOptions o, const Common& common, const Model& model, const sigset_t& signals,
+               StepLeader* leader);
+int ServeRanks(const ServeOptions& o, Common& common, const Model& model, const sigset_t& signals);
+
+int Serve(ServeOptions o, Common& common) {
   // Request bodies (megabytes) and their parsed JSON come and go on many
   // HTTP threads. glibc's default raises its mmap threshold after the first
   // large free, so later large buffers land in per-thread arenas and stay
@@ -171,15 +236,18 @@ int Serve(ServeOptions o, const Common& common) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  if (common.distributed()) sigaddset(&signals, SIGCONT), sigaddset(&signals, kJobFailed);
+  if (common.rank() > 0) o.quiet = true;  // rank 0 speaks for the job
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (common.distributed() && common.rank() == 0) ForwardSignalsFromMpiThreads(signals);
   signal(SIGPIPE, SIG_IGN);  // a client that vanished is a failed write, not a dead server
 
   // Before loading: an invalid generation_config.json fails fast.
   if (Status st = ApplyGenerationDefaults(o); !st.ok()) return Fail(st);
   LoadOptions lo{.verbose = !o.quiet};
   lo.kv_cache = o.kv_cache == "fp8" ? KvCacheType::kF8E4M3 : KvCacheType::kF32;
-  auto model = Model::Load(o.model_dir, lo);
-  if (!model.ok()) return Fail(model.status());
+  auto model = LoadOnRanks(common, o.model_dir, lo);
+  if (!model.ok()) return common.error_agreed ? 1 : Fail(model.status());
   o.sched.draft_tokens = o.spec == "none" ? 0 : o.draft_tokens;
   if (o.spec == "mtp" && !(*model)->has_mtp())
     return Fail(Status::Error("--spec mtp: the model has no MTP layer (num_nextn_predict_layers is 0); "
@@ -188,14 +256,56 @@ int Serve(ServeOptions o, const Common& common) {
     std::fprintf(stderr, "dsv3: warning: --spec auto: the model has no MTP layer, serving without speculation\n");
     o.sched.draft_tokens = 0;
   }
+  if (common.distributed()) return ServeRanks(o, common, **model, signals);
+  return ServeModel(std::move(o), common, **model, signals, nullptr);
+}
+
+// Rank 0 serves on a thread of its own while this (the MPI) thread runs the
+// forwards and broadcasts each step; the other ranks replay the steps. Every
+// rank exits with rank 0's status.
+int ServeRanks(const ServeOptions& o, Common& common, const Model& model, const sigset_t& signals) {
+  int code = 1;
+  if (common.rank() > 0) {
+    const Status st = RunStepFollower(model, *common.comm, &code);
+    if (!st.ok()) return Fail(st);
+    common.error_agreed = true;
+    return code;
+  }
+  StepLeader leader(model, *common.comm);
+  dist::CatchCommFailures([&leader](const std::string& message) {
+    leader.Fail("the expert-parallel job failed (" + message + "; a rank died?)");
+    kill(getpid(), kJobFailed);
+  });
+  std::thread service([&] {
+    try {
+      code = ServeModel(o, common, model, signals, &leader);
+    } catch (const std::exception& e) {  // as ServeReportingFailures does on one rank
+      code = Fail(Status::Error(std::string("the server stopped: ") + e.what()));
+    }
+    if (leader.failed()) {  // the MPI thread may be stuck in an exchange for good: no MPI_Finalize
+      std::fprintf(stderr, "dsv3 serve: every request answered; exiting with status 1 (%s)\n", leader.failure().c_str());
+      std::fflush(stdout);
+      std::fflush(stderr);
+      _exit(1);
+    }
+    leader.Stop(code);
+  });
+  leader.Run();
+  service.join();
+  common.error_agreed = true;  // the followers exit with the same code
+  return code;
+}
+
+int ServeModel(ServeOptions o, const Common& common, const Model& model, const sigset_t& signals,
+               StepLeader* leader) {
   auto codec = server::LoadTextCodec(o.tokenizer_dir.empty() ? TokenizerDirOf(o.model_dir) : o.tokenizer_dir,
-                                     (*model)->config().vocab_size, o.quiet);
+                                     model.config().vocab_size, o.quiet);
   if (!codec.ok()) return Fail(codec.status());
   o.sched.threads = common.threads;
   o.sched.prefix_reuse = !o.no_prefix_cache;
   if (Status st = CheckConnectionLimits(o); !st.ok()) return Fail(st);
-  if (Status st = CheckStartupMemory(o, **model); !st.ok()) return Fail(st);
-  auto sched = Scheduler::Start(**model, o.sched);
+  if (Status st = CheckStartupMemory(o, model); !st.ok()) return Fail(st);
+  auto sched = Scheduler::Start(model, o.sched, leader);
   if (!sched.ok()) return Fail(sched.status().WithContext("--parallel/--ctx-size/--prefill-chunk/--spec"));
   if (o.http.model_name.empty()) o.http.model_name = BaseName(o.model_dir);
   o.http.web_ui = !o.no_web;
@@ -209,7 +319,7 @@ int Serve(ServeOptions o, const Common& common) {
               static_cast<long long>(s.context), s.kv_cache_bytes / 1048576.0, (*codec)->Describe().c_str(),
               s.draft_tokens ? ("MTP, " + std::to_string(s.draft_tokens) + " draft token(s)").c_str() : "off");
   std::fflush(stdout);
-  ServeUntilSignalled(http, **sched, signals);
+  ServeUntilSignalled(http, **sched, signals, leader);
   if (!o.quiet) std::fprintf(stderr, "dsv3 serve: stopped\n");
   return 0;
 }

@@ -32,13 +32,15 @@ double MonotonicSeconds() {
 
 int64_t DefaultContext(const Model& model) { return std::min<int64_t>(model.config().max_position_embeddings, 4096); }
 
-Scheduler::Scheduler(const Model& model, const SchedulerOptions& options)
+Scheduler::Scheduler(const Model& model, const SchedulerOptions& options, StepRunner* runner)
     : model_(model),
       options_(options),
+      runner_(runner ? runner : &local_runner_),
       cache_(model.NewCache(options.max_sequences, options.context)),
       slots_(options.max_sequences, options.context) {}
 
-Expected<std::unique_ptr<Scheduler>> Scheduler::Start(const Model& model, const SchedulerOptions& options) {
+Expected<std::unique_ptr<Scheduler>> Scheduler::Start(const Model& model, const SchedulerOptions& options,
+                                                     StepRunner* runner) {
   SchedulerOptions o = options;
   if (o.context <= 0) o.context = DefaultContext(model);
   const int64_t max_pos = model.config().max_position_embeddings;
@@ -53,7 +55,8 @@ Expected<std::unique_ptr<Scheduler>> Scheduler::Start(const Model& model, const 
   if (o.draft_tokens > 0 && !model.has_mtp())
     return Status::Error("--spec mtp: the model has no MTP layer (num_nextn_predict_layers is 0)");
   DSV3_RETURN_IF_ERROR(DraftVocab(model.config(), o.draft_vocab).status());
-  std::unique_ptr<Scheduler> s(new Scheduler(model, o));
+  std::unique_ptr<Scheduler> s(new Scheduler(model, o, runner));
+  s->runner_->Begin(o.max_sequences, o.context);
   // The thread warms the workspace up first (buffers and per-thread scratch
   // belong to the thread pool that will use them), then serves.
   std::promise<Status> ready;
@@ -90,9 +93,9 @@ Status Scheduler::Warmup() {
   batch_.Clear();
   for (int64_t i = 0; i < n; ++i)
     batch_.Add(0, static_cast<int32_t>(i / slots), static_cast<int32_t>(i % slots), i < slots * per_slot);
-  DSV3_RETURN_IF_ERROR(model_.Forward(batch_, cache_, ws_));
+  DSV3_RETURN_IF_ERROR(runner_->Forward(model_, batch_, cache_, ws_));
   if (options_.draft_tokens > 0) DSV3_RETURN_IF_ERROR(WarmupSpec());
-  for (int64_t s = 0; s < slots; ++s) cache_.Clear(s);
+  for (int64_t s = 0; s < slots; ++s) runner_->Truncate(cache_, s, 0);
   row_owner_.reserve(slots);
   in_batch_.assign(slots, 0);
   std::lock_guard<std::mutex> lock(mu_);
@@ -158,7 +161,7 @@ SubmitResult Scheduler::SubmitGroup(std::vector<GenerationRequest> requests,
     seqs.back()->sampler.Constrain(seqs.back()->req.grammar, seqs.back()->req.max_tokens);
   }
   std::unique_lock<std::mutex> lock(mu_);
-  if (!accepting_) return {SubmitCode::kShuttingDown, "the server is shutting down", nullptr};
+  if (!accepting_) return {SubmitCode::kShuttingDown, refusal_, nullptr};
   if (static_cast<int64_t>(queue_.size()) + n > options_.max_queue + free_slots_)
     return {SubmitCode::kQueueFull,
             "too many requests: " + std::to_string(queue_.size()) + " already waiting (limit " +
@@ -179,9 +182,10 @@ SubmitResult Scheduler::SubmitGroup(std::vector<GenerationRequest> requests,
   return {SubmitCode::kAccepted, {}, first};
 }
 
-void Scheduler::BeginDrain() {
+void Scheduler::BeginDrain(const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
   accepting_ = false;
+  if (!reason.empty()) refusal_ = reason;
   for (auto& s : queue_) s->handle->Cancel();
   work_cv_.notify_all();
 }
@@ -303,10 +307,10 @@ void Scheduler::PlaceInSlot(Sequence& seq) {
   }
   std::vector<int32_t>& tokens = slots_.tokens(c.slot);
   if (c.copy_from >= 0) {
-    cache_.CopyPrefix(c.copy_from, c.slot, reuse);
+    runner_->CopyPrefix(cache_, c.copy_from, c.slot, reuse);
     tokens.assign(prompt.begin(), prompt.begin() + reuse);
   } else {
-    cache_.Truncate(c.slot, reuse);
+    runner_->Truncate(cache_, c.slot, reuse);
     tokens.resize(reuse);
   }
   slots_.Acquire(c.slot);
@@ -355,7 +359,7 @@ void Scheduler::FailSlots(const Batch& batch, const Status& st) {
   for (int64_t i = 0; i < batch.size(); ++i) in_batch_[batch.slots[i]] = 1;
   for (auto& s : active_) {
     if (!in_batch_[s->slot] || s->finished) continue;
-    cache_.Clear(s->slot);
+    runner_->Truncate(cache_, s->slot, 0);
     slots_.tokens(s->slot).clear();
     Finish(*s, FinishReason::kError, st.message());
   }
@@ -363,7 +367,7 @@ void Scheduler::FailSlots(const Batch& batch, const Status& st) {
 
 void Scheduler::RunStep() {
   step_emitted_ = 0;
-  const Status st = model_.Forward(batch_, cache_, ws_);
+  const Status st = runner_->Forward(model_, batch_, cache_, ws_);
   if (!st.ok()) {
     FailSlots(batch_, st);
   } else if (options_.draft_tokens > 0) {

@@ -39,6 +39,7 @@
 #include "runtime/request.h"
 #include "runtime/speculative.h"
 #include "runtime/slot_table.h"
+#include "runtime/step_runner.h"
 
 namespace dsv3 {
 
@@ -96,8 +97,12 @@ int64_t DefaultContext(const Model& model);
 class Scheduler {
  public:
   // Allocates the cache and the workspace for the largest batch (so the token
-  // loop never grows them) and starts the scheduler thread.
-  static Expected<std::unique_ptr<Scheduler>> Start(const Model& model, const SchedulerOptions& options);
+  // loop never grows them) and starts the scheduler thread. Forwards and
+  // cache edits go through `runner` (null: straight to the model and cache;
+  // step_broadcast.h: also to the other ranks of an mpirun job), which must
+  // outlive the scheduler.
+  static Expected<std::unique_ptr<Scheduler>> Start(const Model& model, const SchedulerOptions& options,
+                                                    StepRunner* runner = nullptr);
   ~Scheduler();  // cancels whatever is left and joins the thread
 
   // Validates and queues a request. kInvalid: bad prompt/limits (message
@@ -111,9 +116,10 @@ class Scheduler {
   SubmitResult SubmitGroup(std::vector<GenerationRequest> requests,
                            std::vector<std::shared_ptr<SequenceHandle>>* handles);
 
-  // Refuses new requests (kShuttingDown) and ends queued ones (kCancelled);
-  // running sequences continue. Then CancelAll() ends those too.
-  void BeginDrain();
+  // Refuses new requests (kShuttingDown, with `reason` when given) and ends
+  // queued ones (kCancelled); running sequences continue. Then CancelAll()
+  // ends those too.
+  void BeginDrain(const std::string& reason = {});
   void CancelAll();
   // Blocks until nothing is queued or running, or `timeout_s` passes; true if idle.
   bool WaitIdle(double timeout_s);
@@ -124,7 +130,7 @@ class Scheduler {
 
  private:
   struct Sequence;
-  Scheduler(const Model& model, const SchedulerOptions& options);
+  Scheduler(const Model& model, const SchedulerOptions& options, StepRunner* runner);
   Status Warmup();
   void Loop();
   bool WaitForWork();
@@ -155,6 +161,8 @@ class Scheduler {
 
   const Model& model_;
   SchedulerOptions options_;
+  StepRunner local_runner_;
+  StepRunner* runner_;  // local_runner_ or the caller's
   KvCache cache_;
   Workspace ws_;
   Batch batch_;
@@ -165,6 +173,7 @@ class Scheduler {
   std::condition_variable work_cv_, idle_cv_;
   std::deque<std::unique_ptr<Sequence>> queue_;
   bool accepting_ = true, stop_ = false, cancel_all_ = false;
+  std::string refusal_ = "the server is shutting down";  // why Submit refuses once !accepting_
   int64_t free_slots_ = 0;  // mirrors slots_.num_free() for Submit's queue limit
   uint64_t next_id_ = 1;
   SchedulerStats stats_;

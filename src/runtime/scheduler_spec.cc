@@ -32,7 +32,7 @@ Status Scheduler::WarmupSpec() {
   spec_.proposed_at.assign(K, 0), spec_.accepted_at.assign(K, 0);
   draft_vocab_ = *DraftVocab(c, options_.draft_vocab);  // validated by Create
   // The warm-up batch asks logits of more rows than a draft phase ever does.
-  return model_.ForwardMtp(0, batch_, hidden_in_.data(), cache_, ws_, draft_vocab_);
+  return runner_->ForwardMtp(model_, 0, batch_, hidden_in_.data(), cache_, ws_, draft_vocab_);
 }
 
 int64_t Scheduler::DraftBudget(const Sequence& seq) const {
@@ -76,7 +76,7 @@ void Scheduler::Draft() {
   if (batch_.size() == 0) return;
   const float* hidden = hidden_in_.data();  // [rows, d]
   for (int64_t depth = 0; depth < K; ++depth) {
-    if (Status st = model_.ForwardMtp(0, batch_, hidden, cache_, ws_, draft_vocab_); !st.ok()) {
+    if (Status st = runner_->ForwardMtp(model_, 0, batch_, hidden, cache_, ws_, draft_vocab_); !st.ok()) {
       FailSlots(batch_, st.WithContext("MTP draft"));
       break;
     }
@@ -94,7 +94,7 @@ void Scheduler::Draft() {
   // main one does, and the sampler's history where the emitted tokens do.
   for (auto& s : active_) {
     if (s->finished) continue;
-    cache_.set_length(s->slot, s->mtp_from, /*stack=*/1);
+    runner_->SetLength(cache_, s->slot, s->mtp_from, /*stack=*/1);
     s->sampler.Rollback(s->generated);
   }
 }
@@ -170,7 +170,7 @@ void Scheduler::Verify(Sequence& seq, const float* logits) {
                                         q_.data() + seq.slot * K * V, V, probs_.data(), residual_.data(), &next);
   // Rows n .. n + accepted are context now; the rest are forgotten.
   tokens.resize(n + accepted + 1);
-  cache_.set_length(seq.slot, n + accepted + 1, /*stack=*/0);
+  runner_->SetLength(cache_, seq.slot, n + accepted + 1, /*stack=*/0);
   Carry(seq, seq.batch_row, accepted + 1);
   const int64_t before = step_emitted_;
   bool going = true;

@@ -1,0 +1,29 @@
+# `dsv3 serve` (and `chat`) under mpirun (issue 14): rank 0 serves, the other
+# ranks replay its steps. At -np 2 and 4 over shared memory (vader) and TCP:
+# greedy, seeded and 16 concurrent streamed completions identical to one
+# process and to `dsv3 run`, SIGTERM to rank 0 ends every rank with status 0
+# (mpi_serve_test.py same); MTP speculation once per transport; rank 1
+# SIGKILLed mid-generation: every stream ends with an error event, a new
+# request gets 503 or finds the server gone, the job exits non-zero within
+# 10 s (mpi_serve_test.py kill). Needs mpi_tests.cmake and server_tests.cmake.
+set(MPI_SERVE_ENV ${DSV3_SERVER_ENV} "DSV3_MPI_RUN=${MPI_RUN}" "OMP_WAIT_POLICY=passive")
+foreach(np 2 4)
+  foreach(btl vader tcp)
+    foreach(mode same kill)
+      add_test(NAME mpi_serve_${mode}_np${np}_${btl}
+               COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/mpi_serve_test.py ${mode} ${np} ${btl})
+    endforeach()
+  endforeach()
+  set(btl vader)
+  if(np EQUAL 4)
+    set(btl tcp)
+  endif()
+  add_test(NAME mpi_serve_spec_np${np}_${btl}
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/mpi_serve_test.py same ${np} ${btl} --spec mtp)
+  set_tests_properties(mpi_serve_spec_np${np}_${btl} PROPERTIES ENVIRONMENT "${MPI_SERVE_ENV}" TIMEOUT 300
+                       PASS_REGULAR_EXPRESSION "^ok: ${np} ranks")
+  foreach(btl vader tcp)
+    set_tests_properties(mpi_serve_same_np${np}_${btl} mpi_serve_kill_np${np}_${btl} PROPERTIES
+                         ENVIRONMENT "${MPI_SERVE_ENV}" TIMEOUT 300 PASS_REGULAR_EXPRESSION "^ok: ${np} ranks")
+  endforeach()
+endforeach()

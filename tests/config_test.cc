@@ -42,14 +42,14 @@ TEST(Config, DeepSeekV3ReleaseValues) {
 
 TEST(Config, DeepSeekV3YarnFrequencies) {
   const Config c = MustParse(ReadJson("deepseek_v3.json"));
-  const std::vector<float> f = c.RopeInvFreq();
+  const std::vector<double> f = c.RopeInvFreq();
   ASSERT_EQ(f.size(), 32u);
   // low = floor(10.47) = 10, high = ceil(22.51) = 23: j <= 10 unchanged, j >= 23 divided by 40.
   for (int j = 0; j < 32; ++j) {
     const double base = std::pow(10000.0, -2.0 * j / 64.0);
     const double ramp = std::clamp((j - 10.0) / 13.0, 0.0, 1.0);
     const double want = base / 40.0 * ramp + base * (1.0 - ramp);
-    EXPECT_NEAR(f[j], want, 1e-6 * base) << j;
+    EXPECT_NEAR(f[j], want, 1e-12 * base) << j;
   }
   EXPECT_NEAR(f[10], std::pow(10000.0, -20.0 / 64.0), 1e-7);
   EXPECT_NEAR(f[23], std::pow(10000.0, -46.0 / 64.0) / 40.0, 1e-9);

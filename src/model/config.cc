@@ -290,12 +290,13 @@ double Config::RopeCosSinScale() const {
          YarnMscale(rope_scaling->factor, rope_scaling->mscale_all_dim);
 }
 
-std::vector<float> Config::RopeInvFreq() const {
-  // Computed in float32 like the reference (torch.arange(...).float()).
+std::vector<double> Config::RopeInvFreq() const {
+  // theta^(-2i/dr), then YaRN's blend of interpolated (/factor) and original
+  // frequencies over the correction range (SPEC.md, HF semantics).
   const int64_t dim = qk_rope_head_dim, half = dim / 2;
-  std::vector<float> f(half);
+  std::vector<double> f(half);
   for (int64_t i = 0; i < half; ++i)
-    f[i] = 1.0f / std::pow(static_cast<float>(rope_theta), static_cast<float>(2 * i) / static_cast<float>(dim));
+    f[i] = 1.0 / std::pow(rope_theta, static_cast<double>(2 * i) / static_cast<double>(dim));
   if (!rope_scaling) return f;
   const RopeScaling& s = *rope_scaling;
   const double two_ln_base = 2.0 * std::log(rope_theta);
@@ -306,9 +307,9 @@ std::vector<float> Config::RopeInvFreq() const {
   double hi = std::min(std::ceil(corr(s.beta_slow)), static_cast<double>(dim - 1));
   if (lo == hi) hi += 0.001;
   for (int64_t i = 0; i < half; ++i) {
-    const float ramp = static_cast<float>(std::clamp((static_cast<double>(i) - lo) / (hi - lo), 0.0, 1.0));
-    const float smooth = 1.0f - ramp;  // HF: inv_freq_mask = 1 - linear_ramp
-    f[i] = f[i] / static_cast<float>(s.factor) * (1.0f - smooth) + f[i] * smooth;
+    const double ramp = std::clamp((static_cast<double>(i) - lo) / (hi - lo), 0.0, 1.0);
+    const double smooth = 1.0 - ramp;  // HF: inv_freq_mask = 1 - linear_ramp
+    f[i] = f[i] / s.factor * (1.0 - smooth) + f[i] * smooth;
   }
   return f;
 }

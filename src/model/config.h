@@ -78,7 +78,7 @@ struct Config {
   bool HasMoe() const { return n_routed_experts > 0; }
   double SoftmaxScale() const;           // (dn+dr)^-0.5 * mscale^2 under YaRN
   double RopeCosSinScale() const;        // mscale(factor, mscale) / mscale(factor, mscale_all_dim)
-  std::vector<float> RopeInvFreq() const;  // [dr/2], YaRN-corrected when configured
+  std::vector<double> RopeInvFreq() const;  // [dr/2], YaRN-corrected when configured (model/rope.h)
 };
 
 // Parses and validates config.json text; `label` names the file in errors.

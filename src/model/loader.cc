@@ -265,9 +265,8 @@ void Model::Prepare() {
     if (layer.mtp.shared_head_head.empty()) layer.mtp.shared_head_head = w.lm_head;
   }
   router_ = RouterParams::FromConfig(config_);
-  inv_freq_ = config_.RopeInvFreq();
+  rope_ = RopeTable(config_);
   softmax_scale_ = static_cast<float>(config_.SoftmaxScale());
-  rope_scale_ = static_cast<float>(config_.RopeCosSinScale());
 }
 
 Expected<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOptions& options) {

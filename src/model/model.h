@@ -18,6 +18,7 @@
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "model/rope.h"
 #include "model/router.h"
 #include "model/weights.h"
 #include "ops/ops.h"
@@ -189,8 +190,8 @@ class Model {
   std::vector<uint8_t> resident_;  // [E] routed experts held here; empty = all
   std::unique_ptr<dist::ExpertExchange> exchange_;
   uint64_t fingerprint_ = 0;
-  std::vector<float> inv_freq_;  // [dr/2]
-  float softmax_scale_ = 1.0f, rope_scale_ = 1.0f;
+  RopeTable rope_;
+  float softmax_scale_ = 1.0f;
 };
 
 }  // namespace dsv3

@@ -63,15 +63,8 @@ void Model::Reserve(Workspace& ws, int64_t n, int64_t logit_rows, int64_t max_co
 }
 
 void Model::ComputeRope(const Batch& b, Workspace& ws) const {
-  // Angles in float32 like the reference: pos * inv_freq, then cos/sin.
-  const int64_t half = config_.qk_rope_head_dim / 2;
-  for (int64_t i = 0; i < b.size(); ++i) {
-    for (int64_t j = 0; j < half; ++j) {
-      const float angle = static_cast<float>(b.positions[i]) * inv_freq_[j];
-      ws.rope_cos[i * half + j] = std::cos(angle) * rope_scale_;
-      ws.rope_sin[i * half + j] = std::sin(angle) * rope_scale_;
-    }
-  }
+  const int64_t half = rope_.half();
+  for (int64_t i = 0; i < b.size(); ++i) rope_.Fill(b.positions[i], &ws.rope_cos[i * half], &ws.rope_sin[i * half]);
 }
 
 void Model::Embed(const Weight& table, const Batch& b, float* out) const {

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/rope.h"
+
 namespace dsv3::train {
 
 Dims Dims::From(const Config& c, int64_t batch, int64_t seq) {
@@ -25,16 +27,10 @@ void TrainContext::Init(const Config& c, int64_t batch, int64_t seq, Precision p
   dims = Dims::From(c, batch, seq);
   precision = p;
   lin = linear;
-  const std::vector<float> inv_freq = c.RopeInvFreq();
-  const float scale = static_cast<float>(c.RopeCosSinScale());
+  const RopeTable rope(c);  // the inference model's own tables
   const int64_t half = dims.dr / 2;
   rope_cos.resize(seq * half), rope_sin.resize(seq * half);
-  for (int64_t pos = 0; pos < seq; ++pos)
-    for (int64_t j = 0; j < half; ++j) {
-      const float angle = static_cast<float>(pos) * inv_freq[j];
-      rope_cos[pos * half + j] = std::cos(angle) * scale;
-      rope_sin[pos * half + j] = std::sin(angle) * scale;
-    }
+  for (int64_t pos = 0; pos < seq; ++pos) rope.Fill(pos, &rope_cos[pos * half], &rope_sin[pos * half]);
 }
 
 }  // namespace dsv3::train

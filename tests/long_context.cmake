@@ -2,3 +2,27 @@
 # against the engine; the needle-in-a-haystack command.
 dsv3_test(long_context_train_test long_context_train_test.cc)
 target_link_libraries(long_context_train_test PRIVATE dsv3_train)
+
+dsv3_test(niah_test niah_test.cc)
+
+# dsv3 niah on the bundled model: a grid with one row per depth and one
+# column per length, and an SVG with one cell each; flag errors name the flag.
+set(NIAH_DSV3 $<TARGET_FILE:dsv3>)
+set(NIAH_FAIL ${CMAKE_CURRENT_SOURCE_DIR}/expect_fail.sh)
+set(NIAH_FILLER ${CMAKE_CURRENT_SOURCE_DIR}/data/brown-validation-excerpt.txt)
+set(NIAH_TMP ${CMAKE_CURRENT_BINARY_DIR}/tmp/niah)
+file(MAKE_DIRECTORY ${NIAH_TMP})
+add_test(NAME cli_niah_grid_and_svg
+  COMMAND sh -c "rm -f ${NIAH_TMP}/grid.svg && ${NIAH_DSV3} -t 2 niah --filler ${NIAH_FILLER} --lengths 64,160 --depths 0,50,100 --trials 2 --svg ${NIAH_TMP}/grid.svg > ${NIAH_TMP}/grid.txt && cat ${NIAH_TMP}/grid.txt && test $(grep -cE '^ +(0|50|100)% +[0-9]+% +[0-9]+%$' ${NIAH_TMP}/grid.txt) = 3 && grep -q '^niah: mean=[01][.][0-9]* cells=6 trials=2$' ${NIAH_TMP}/grid.txt && test $(grep -c 'width=\"56\" height=\"26\" fill=\"#' ${NIAH_TMP}/grid.svg) = 6 && tail -1 ${NIAH_TMP}/grid.svg | grep -q '</svg>'")
+add_test(NAME cli_niah_same_seed_same_grid
+  COMMAND sh -c "a=$(${NIAH_DSV3} -t 2 niah --filler ${NIAH_FILLER} --lengths 48 --depths 0,100 --trials 3 --seed 7 2>/dev/null) && b=$(${NIAH_DSV3} -t 2 niah --filler ${NIAH_FILLER} --lengths 48 --depths 0,100 --trials 3 --seed 7 2>/dev/null) && test -n \"$a\" && test \"$a\" = \"$b\"")
+add_test(NAME cli_niah_write_data
+  COMMAND sh -c "rm -rf ${NIAH_TMP}/data && ${NIAH_DSV3} niah --write-data ${NIAH_TMP}/data --filler ${NIAH_FILLER} --max-length 80 --episodes 64 && grep -q '\"format\": \"dsv3-tokens-v1\"' ${NIAH_TMP}/data/data.json && grep -q '\"documents\": 2' ${NIAH_TMP}/data/data.json")
+add_test(NAME cli_niah_bad_lengths COMMAND ${NIAH_FAIL} "--lengths: 'x' is not a number" ${NIAH_DSV3} niah --filler ${NIAH_FILLER} --lengths 64,x)
+add_test(NAME cli_niah_short_length COMMAND ${NIAH_FAIL} "--lengths: 5 must be an integer >= [0-9]+" ${NIAH_DSV3} niah --filler ${NIAH_FILLER} --lengths 5)
+add_test(NAME cli_niah_too_long COMMAND ${NIAH_FAIL} "--lengths: 5000 tokens plus [0-9]+ answer tokens exceed the model's max_position_embeddings 1024" ${NIAH_DSV3} niah --filler ${NIAH_FILLER} --lengths 5000)
+add_test(NAME cli_niah_bad_depth COMMAND ${NIAH_FAIL} "--depths: 101 is outside" ${NIAH_DSV3} niah --filler ${NIAH_FILLER} --depths 0,101)
+add_test(NAME cli_niah_no_filler COMMAND ${NIAH_FAIL} "--filler FILE is required" ${NIAH_DSV3} niah --lengths 64)
+add_test(NAME cli_niah_missing_filler COMMAND ${NIAH_FAIL} "--filler: .*nonexistent.txt" ${NIAH_DSV3} niah --filler ${NIAH_TMP}/nonexistent.txt)
+add_test(NAME cli_niah_bad_trials COMMAND ${NIAH_FAIL} "--trials must be in" ${NIAH_DSV3} niah --filler ${NIAH_FILLER} --trials 0)
+add_test(NAME cli_niah_bad_max_length COMMAND ${NIAH_FAIL} "--max-length must be >=" ${NIAH_DSV3} niah --write-data ${NIAH_TMP}/bad --filler ${NIAH_FILLER} --max-length 3)

@@ -55,6 +55,7 @@ void RegisterTrain(CLI::App& app, Common& common);
 void RegisterPrepareData(CLI::App& app, Common& common);
 void RegisterPerplexity(CLI::App& app, Common& common);
 void RegisterPlan(CLI::App& app, Common& common);  // issue 14 planner
+void RegisterNiah(CLI::App& app, Common& common);  // issue 17 needle in a haystack
 
 // The model used when --model is omitted: $DSV3_MODEL, else the bundled
 // model of the source tree this binary was built from (models/brown-10m).

@@ -122,6 +122,7 @@ Outcome Main(int argc, char** argv, dist::Comm& comm) {
   dsv3::cli::RegisterPrepareData(app, common);
   dsv3::cli::RegisterPerplexity(app, common);
   dsv3::cli::RegisterPlan(app, common);  // issue 14 planner
+  dsv3::cli::RegisterNiah(app, common);  // issue 17
   RefuseSeveralRanks(app, common);
   // Commands run inside parse(); whatever escapes them is reported as one
   // error line (allocation failure included), never as an abort.

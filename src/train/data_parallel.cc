@@ -78,7 +78,7 @@ void DataParallel::StageReady(int stage) {
   const auto t0 = Clock::now();
   while (next_post_ < num_buckets() && buckets_[next_post_].stage <= stage) Post(buckets_[next_post_++]);
   comm_.Progress();
-  stats_->reduce_s += Since(t0);
+  stats_->post_s += Since(t0);
 }
 
 // send [ranks][a][owned[r]]: every local micro-batch's gradient of the
@@ -132,14 +132,16 @@ void DataParallel::Sum(const Bucket& b) {
 void DataParallel::FinishReduce() {
   const auto t0 = Clock::now();
   while (next_post_ < num_buckets()) Post(buckets_[next_post_++]);
+  stats_->post_s += Since(t0);
   for (Bucket& b : buckets_) {
     const auto w0 = Clock::now();
     comm_.Wait(b.handle);
-    stats_->wait_s += Since(w0);
+    const auto s0 = Clock::now();
+    stats_->wait_s += std::chrono::duration<double>(s0 - w0).count();
     Sum(b);
     b.handle = -1;
+    stats_->sum_s += Since(s0);
   }
-  stats_->reduce_s += Since(t0);
 }
 
 double DataParallel::GradNorm(const AdamW& opt, CommStats* stats) {

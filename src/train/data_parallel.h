@@ -30,14 +30,22 @@
 
 namespace dsv3::train {
 
-// Communication accounting of one step (seconds, bytes).
+// Communication accounting of one step (seconds, bytes). Everything but
+// sum_s is time the training thread spends in MPI calls, so exposed; the
+// exchanges themselves progress during the backward (between the posts).
 struct CommStats {
-  double reduce_s = 0.0;   // gradient reduction: pack, post, wait, sum
-  double wait_s = 0.0;     // of which blocked waiting for buckets (exposed)
-  double gather_s = 0.0;   // parameter all-gather after the update (exposed)
-  double other_s = 0.0;    // losses, loads, norm parts (exposed)
+  double post_s = 0.0;     // packing and posting buckets (inside the backward)
+  double wait_s = 0.0;     // blocked waiting for buckets after the backward
+  double sum_s = 0.0;      // adding the received gradients (arithmetic, not communication)
+  double gather_s = 0.0;   // parameter all-gather after the update
+  double sync_s = 0.0;     // the loss gather: where ranks wait for the slowest one's compute
+  double other_s = 0.0;    // norm parts, expert loads
   int64_t bytes_sent = 0;  // this rank's payload over the step
-  double exposed() const { return wait_s + gather_s + other_s; }
+  double exposed() const { return post_s + wait_s + gather_s + sync_s + other_s; }
+  void Add(const CommStats& o) {
+    post_s += o.post_s, wait_s += o.wait_s, sum_s += o.sum_s, gather_s += o.gather_s, sync_s += o.sync_s;
+    other_s += o.other_s, bytes_sent += o.bytes_sent;
+  }
 };
 
 class DataParallel {

@@ -337,8 +337,9 @@ void Trainer::LogStep(int64_t step, const Losses& l, double grad_norm, double lr
             {"lr", lr}, {"grad_norm", grad_norm}, {"tokens", (step + 1) * tokens_per_step},
             {"seconds", train_seconds_}};
   if (dp_)  // this step's communication on rank 0 (data_parallel.h)
-    j["comm"] = {{"reduce_s", step_comm_.reduce_s}, {"wait_s", step_comm_.wait_s}, {"gather_s", step_comm_.gather_s},
-                 {"other_s", step_comm_.other_s}, {"exposed_s", step_comm_.exposed()}, {"bytes_sent", step_comm_.bytes_sent}};
+    j["comm"] = {{"post_s", step_comm_.post_s},     {"wait_s", step_comm_.wait_s},   {"sum_s", step_comm_.sum_s},
+                 {"gather_s", step_comm_.gather_s}, {"sync_s", step_comm_.sync_s},   {"other_s", step_comm_.other_s},
+                 {"exposed_s", step_comm_.exposed()}, {"bytes_sent", step_comm_.bytes_sent}};
   std::fprintf(jsonl_, "%s\n", j.dump().c_str());
   if ((step + 1) % o_.log_every != 0 && step + 1 != o_.steps && step != start_step_) return;
   std::fflush(jsonl_);

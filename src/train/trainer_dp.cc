@@ -104,7 +104,7 @@ Status Trainer::TrainStepRanks(int64_t step, Losses* sum, double* grad_norm, dou
   // after the reduction completes, so no exchange is left in flight).
   auto t0 = Clock::now();
   const std::vector<double> all = dp_->AllGatherRows(rows, local, width);
-  step_comm_.other_s += Since(t0);
+  step_comm_.sync_s += Since(t0);
   dp_->FinishReduce();
   *sum = Losses();
   sum->mtp.assign(D, 0.0);
@@ -128,9 +128,7 @@ Status Trainer::TrainStepRanks(int64_t step, Losses* sum, double* grad_norm, dou
   Unflatten(flat, &loads_);
   step_comm_.other_s += Since(t0);
   if (balance_.mode == Balance::kAuxFree) UpdateBiases();
-  total_comm_.reduce_s += step_comm_.reduce_s, total_comm_.wait_s += step_comm_.wait_s;
-  total_comm_.gather_s += step_comm_.gather_s, total_comm_.other_s += step_comm_.other_s;
-  total_comm_.bytes_sent += step_comm_.bytes_sent, ++comm_steps_;
+  total_comm_.Add(step_comm_), ++comm_steps_;
   return Status::Ok();
 }
 
@@ -179,11 +177,12 @@ void Trainer::PrintCommSummary() const {
   const double n = static_cast<double>(comm_steps_), ms = 1000.0 / n;
   const CommStats& c = total_comm_;
   std::fprintf(log_,
-               "communication per step (rank 0, %lld steps): gradient reduction %.2f ms (blocked waiting %.2f ms), "
-               "parameter gather %.2f ms, other collectives %.2f ms; exposed %.2f ms of %.2f ms per step; "
-               "%.3f MB sent per rank\n",
-               (long long)comm_steps_, c.reduce_s * ms, c.wait_s * ms, c.gather_s * ms, c.other_s * ms,
-               c.exposed() * ms, train_seconds_ * ms, c.bytes_sent / n / 1e6);
+               "communication per step (rank 0, mean of %lld steps, ms): posting buckets in the backward %.2f, "
+               "waiting for buckets %.2f, parameter gather %.2f, loss gather %.2f (includes waiting for the slowest "
+               "rank), norm and loads %.2f; exposed %.2f of a %.2f ms step; gradient sums %.2f; %.3f MB sent per "
+               "rank\n",
+               (long long)comm_steps_, c.post_s * ms, c.wait_s * ms, c.gather_s * ms, c.sync_s * ms, c.other_s * ms,
+               c.exposed() * ms, train_seconds_ * ms, c.sum_s * ms, c.bytes_sent / n / 1e6);
 }
 
 }  // namespace dsv3::train

@@ -1,6 +1,7 @@
 // Checks the process group's collectives and the MPI expert exchange
 // against what one process computes, on every rank of an mpirun job (or as
 // one rank without mpirun). Exits 1 with the failed check on any rank.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -58,6 +59,50 @@ void TestAllGatherAndReduce(Comm& c) {
     for (int q = 1; q < N; ++q) s += value(q, i);
     Check(data[i] == s, "AllReduceSum element " + std::to_string(i) + " is not the rank-order sum", c);
   }
+}
+
+// Several non-blocking exchanges in flight at once, waited on out of order,
+// with Progress between: each delivers what AllToAllV would (issue 15).
+void TestNonBlocking(Comm& c) {
+  const int N = c.size(), r = c.rank();
+  constexpr int kExchanges = 3;
+  std::vector<std::vector<float>> send(kExchanges), recv(kExchanges);
+  std::vector<int64_t> send_n(N), recv_n(N);
+  std::vector<int> handles;
+  for (int x = 0; x < kExchanges; ++x) {
+    for (int q = 0; q < N; ++q) {  // exchange x: rank r sends x + q + r values to q
+      send_n[q] = x + q + r, recv_n[q] = x + r + q;
+      for (int i = 0; i < x + q + r; ++i) send[x].push_back(static_cast<float>(x * 10000 + r * 100 + q * 10 + i));
+    }
+    recv[x].assign(send[x].size() + 4 * N, -1.0f);
+    handles.push_back(c.IAllToAllV(send[x].data(), send_n.data(), recv[x].data(), recv_n.data(), sizeof(float)));
+    c.Progress();
+  }
+  for (int x = kExchanges - 1; x >= 0; --x) {
+    c.Wait(handles[x]);
+    size_t at = 0;
+    for (int q = 0; q < N; ++q)
+      for (int i = 0; i < x + r + q; ++i, ++at)
+        Check(recv[x][at] == static_cast<float>(x * 10000 + q * 100 + r * 10 + i), "IAllToAllV value", c);
+  }
+}
+
+// GatherV to rank 0 and the exact integer all-reduce.
+void TestGatherAndIntegerSum(Comm& c) {
+  const int N = c.size(), r = c.rank();
+  std::vector<int64_t> counts(N);
+  int64_t total = 0;
+  for (int q = 0; q < N; ++q) counts[q] = 2 * q + 1, total += counts[q];
+  std::vector<double> mine(counts[r], r + 0.5), all(r == 0 ? total : 0);
+  if (r == 0) std::copy(mine.begin(), mine.end(), all.begin());
+  c.GatherV(mine.data(), all.data(), counts.data(), sizeof(double), 0);
+  if (r == 0)
+    for (int q = 0, at = 0; q < N; ++q)
+      for (int i = 0; i < counts[q]; ++i) Check(all[at++] == q + 0.5, "GatherV row", c);
+  std::vector<int64_t> v = {r + 1, int64_t{1} << 40, -r};
+  c.AllReduceSum(v.data(), 3);
+  Check(v[0] == int64_t{N} * (N + 1) / 2 && v[1] == N * (int64_t{1} << 40) && v[2] == -int64_t{N} * (N - 1) / 2,
+        "AllReduceSum of integers", c);
 }
 
 void TestAgree(Comm& c) {
@@ -122,6 +167,8 @@ int main(int argc, char** argv) {
   Comm& c = **comm;
   TestAllToAllV(c);
   TestAllGatherAndReduce(c);
+  TestNonBlocking(c);
+  TestGatherAndIntegerSum(c);
   TestAgree(c);
   for (int64_t n : {1, 2, 7, 40}) TestExchange(c, n);
   if (failures == 0 && c.rank() == 0) std::printf("ok: %d ranks\n", c.size());

@@ -79,3 +79,17 @@ add_test(NAME mpi_train_accum_not_multiple
           ${MPI_RUN} 2 vader ${DSV3} -t 1 ${MPI_TRAIN_ARGS} --grad-accum 3 --out ${MPI_TT}/bad3)
 set_tests_properties(mpi_train_nan_np2 mpi_train_bad_data_rank1 mpi_train_flags_differ mpi_train_accum_not_multiple
                      PROPERTIES FIXTURES_REQUIRED mpi_train_data ${MPI_TRAIN_PROPS} PASS_REGULAR_EXPRESSION "^ok \\(exit")
+
+# Recipe variants stay bit-identical: BF16 moments with the classic aux
+# loss; only the MTP layer trained on the main model's distribution, from a
+# trained checkpoint (frozen tensors have no owner range).
+set(var_bf16 --bf16-moments --balance aux-loss --grad-accum 2)
+set(var_mtp --init-from ${MPI_TT}/ref_fp32_2 --trainable mtp --mtp-targets main-probs --grad-accum 4)
+foreach(var bf16 mtp)
+  string(REPLACE ";" " " var_args "${var_${var}}")
+  set(out ${MPI_TT}/var_${var})
+  add_test(NAME mpi_train_variant_${var}_np2
+    COMMAND sh -c "rm -rf ${out}_ref ${out} && ${DSV3} -t 2 ${MPI_TRAIN_ARGS_TEXT} ${var_args} --out ${out}_ref && ${MPI_RUN} 2 vader ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} ${var_args} --out ${out} && ${MPI_TRAIN_CMP} ${out}_ref ${out}")
+  set_tests_properties(mpi_train_variant_${var}_np2 PROPERTIES FIXTURES_REQUIRED "mpi_train_data;mpi_train_ref_fp32_2"
+                       ${MPI_TRAIN_PROPS} PASS_REGULAR_EXPRESSION "bit-identical: 6 steps")
+endforeach()

@@ -5,7 +5,8 @@
 # (mpi_serve_test.py same); MTP speculation once per transport; rank 1
 # SIGKILLed mid-generation: every stream ends with an error event, a new
 # request gets 503 or finds the server gone, the job exits non-zero within
-# 10 s (mpi_serve_test.py kill). Needs mpi_tests.cmake and server_tests.cmake.
+# 10 s (mpi_serve_test.py kill); `chat` below. Needs mpi_tests.cmake and
+# server_tests.cmake.
 set(MPI_SERVE_ENV ${DSV3_SERVER_ENV} "DSV3_MPI_RUN=${MPI_RUN}" "OMP_WAIT_POLICY=passive")
 foreach(np 2 4)
   foreach(btl vader tcp)
@@ -27,3 +28,18 @@ foreach(np 2 4)
                          ENVIRONMENT "${MPI_SERVE_ENV}" TIMEOUT 300 PASS_REGULAR_EXPRESSION "^ok: ${np} ranks")
   endforeach()
 endforeach()
+
+# `dsv3 chat` with piped input (mpi_chat_test.py): greedy and seeded turns,
+# /set, /save, /clear, /load (rank 0 reads the file, every rank parses its
+# bytes) print exactly what one process prints; MTP speculation once.
+foreach(cfg "2;vader" "2;tcp" "4;vader" "4;tcp")
+  list(GET cfg 0 np)
+  list(GET cfg 1 btl)
+  add_test(NAME mpi_chat_np${np}_${btl} COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/mpi_chat_test.py ${np} ${btl})
+  set_tests_properties(mpi_chat_np${np}_${btl} PROPERTIES ENVIRONMENT "${MPI_SERVE_ENV}" TIMEOUT 300
+                       PASS_REGULAR_EXPRESSION "^ok: ${np} ranks")
+endforeach()
+add_test(NAME mpi_chat_spec_np2_vader
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/mpi_chat_test.py 2 vader --spec mtp)
+set_tests_properties(mpi_chat_spec_np2_vader PROPERTIES ENVIRONMENT "${MPI_SERVE_ENV}" TIMEOUT 300
+                     PASS_REGULAR_EXPRESSION "^ok: 2 ranks")

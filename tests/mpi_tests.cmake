@@ -94,7 +94,7 @@ add_test(NAME mpi_bad_different_checkpoints
 add_test(NAME mpi_bad_different_configs
   COMMAND sh -c "mkdir -p ${MPI_T}/eps && ln -sf ${G}/v3_tiny_fp8/model.safetensors ${MPI_T}/eps/ && sed 's/\"rms_norm_eps\": [^,]*/\"rms_norm_eps\": 1e-05/' ${G}/v3_tiny_fp8/config.json > ${MPI_T}/eps/config.json && ! cmp -s ${G}/v3_tiny_fp8/config.json ${MPI_T}/eps/config.json && ${MPI_FAIL} 2 'rank 1 loaded a different checkpoint or config.json' ${MPI_RUN} 1 vader ${DSV3} -t 1 ${LOGITS_FP8_SH} : -np 1 ${DSV3} -t 1 logits -m ${MPI_T}/eps --input ${G}/v3_tiny_fp8/golden.safetensors --output ${MPI_T}/bad.safetensors")
 add_test(NAME mpi_bad_command_not_distributed
-  COMMAND ${MPI_FAIL} 1+ "'dsv3 chat' does not run expert-parallel yet" ${MPI_RUN} 2 tcp ${DSV3} -t 1 chat -m ${G}/v3_tiny_fp8)
+  COMMAND ${MPI_FAIL} 1+ "'dsv3 init' does not run expert-parallel yet" ${MPI_RUN} 2 tcp ${DSV3} -t 1 init --out ${MPI_T}/init)
 add_test(NAME mpi_bad_prompt_ids
   COMMAND ${MPI_FAIL} 2 "prompt-ids: 'x' is not a token id" ${MPI_RUN} 2 vader ${DSV3} -t 1 run -m ${G}/v3_tiny_fp8 --prompt-ids "0 x")
 # A failure on one rank only: agreed (rank 1's input missing: both ranks

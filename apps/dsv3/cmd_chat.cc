@@ -10,7 +10,10 @@
 // generation_config.json, else greedy, and the start-up banner says which.
 // --raw-prompt sends each line as plain text (BOS + text, no history).
 // --spec mtp drafts with the model's MTP layer (speculative.h): same
-// replies, fewer main-model passes.
+// replies, fewer main-model passes. Under mpirun (docs/distributed.md) rank 0
+// reads the terminal and every line (and /load's file) is broadcast, so all
+// ranks take the same turns and generate the same tokens (their MoE
+// exchanges line up); rank 0 prints and writes /save's file.
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,6 +49,7 @@ struct ChatOptions {
 // What the slash commands change: the conversation and the settings of the
 // next reply.
 struct Session {
+  dist::Comm* comm = nullptr;          // under mpirun: rank 0 reads, every rank takes the turns
   const ChatFormat* format = nullptr;  // null with --raw-prompt (no history)
   int64_t vocab = 0;                   // for /set's logit checks
   std::vector<ChatMessage> messages;   // the system prompt first, when there is one
@@ -197,11 +201,30 @@ Status SaveConversation(const std::vector<ChatMessage>& messages, const std::str
   return file->Commit();
 }
 
+// Under mpirun: rank 0's text (ok = it has one) in `text` on every rank;
+// false on every rank when rank 0 has none. One rank: `ok` unchanged.
+bool ShareText(dist::Comm* comm, bool ok, std::string& text) {
+  if (!comm || !comm->distributed()) return ok;
+  int64_t n = ok ? static_cast<int64_t>(text.size()) : -1;
+  comm->Broadcast(&n, sizeof n, 0);
+  if (n < 0) return false;
+  text.resize(static_cast<size_t>(n));
+  comm->Broadcast(text.data(), n, 0);
+  return true;
+}
+
+bool IsRank0(const Session& s) { return !s.comm || s.comm->rank() == 0; }
+
 // The file's messages, checked by the parser (roles, fields) and by
 // rendering them with the chat format, before they replace the conversation.
-Expected<std::vector<ChatMessage>> LoadConversation(const std::string& path, const ChatFormat& format) {
+// Under mpirun rank 0 reads the file and the others parse its bytes.
+Expected<std::vector<ChatMessage>> LoadConversation(const Session& s, const std::string& path,
+                                                    const ChatFormat& format) {
   if (path.empty()) return Status::Error("give a file name: /load FILE");
-  DSV3_ASSIGN_OR_RETURN(std::string text, ReadTextFile(path));
+  Expected<std::string> read = IsRank0(s) ? ReadTextFile(path) : Expected<std::string>(std::string());
+  std::string text = read.ok() ? *read : std::string();
+  if (!ShareText(s.comm, read.ok(), text))
+    return read.ok() ? Status::Error(path + ": rank 0 could not read it") : read.status();
   DSV3_ASSIGN_OR_RETURN(std::vector<ChatMessage> messages, ParseChatMessagesText(text, path));
   if (auto rendered = format.Render(messages, /*add_generation_prompt=*/true); !rendered.ok())
     return rendered.status().WithContext(path);
@@ -254,10 +277,11 @@ void RunCommand(const std::string& line, Session& s) {
   } else if (cmd == "/system") {
     SetSystem(s, arg);
   } else if (cmd == "/save") {
+    if (!IsRank0(s)) return;  // rank 0 writes the file
     if (Status st = SaveConversation(s.messages, arg); !st.ok()) return CommandError("/save: " + st.message());
     std::printf("saved %zu message%s to %s\n", s.messages.size(), s.messages.size() == 1 ? "" : "s", arg.c_str());
   } else if (cmd == "/load") {
-    auto loaded = LoadConversation(arg, *s.format);
+    auto loaded = LoadConversation(s, arg, *s.format);
     if (!loaded.ok()) return CommandError("/load: " + loaded.status().message());
     s.messages = std::move(*loaded);
     std::printf("loaded %zu message%s from %s\n", s.messages.size(), s.messages.size() == 1 ? "" : "s", arg.c_str());
@@ -310,7 +334,8 @@ Status Loop(const Model& model, const Tokenizer& tok, const ChatOptions& o, Sess
   while (!s.done) {
     std::fputs("> ", stdout);
     std::fflush(stdout);
-    if (!std::getline(std::cin, line)) break;
+    const bool read = IsRank0(s) && static_cast<bool>(std::getline(std::cin, line));
+    if (!ShareText(s.comm, read, line)) break;
     if (line.empty()) continue;
     if (line[0] == '/' && line.compare(0, 2, "//") != 0) {
       RunCommand(line, s);
@@ -323,12 +348,13 @@ Status Loop(const Model& model, const Tokenizer& tok, const ChatOptions& o, Sess
   return Status::Ok();
 }
 
-int Chat(ChatOptions o) {
+int Chat(ChatOptions o, Common& common) {
   // Before loading: a bad flag or generation_config.json fails fast.
   auto sampling = ResolveSampling(o.sampling, o.model_dir, SamplingOptions{});
   if (!sampling.ok()) return Fail(sampling.status());
-  auto model = Model::Load(o.model_dir, LoadOptions{.verbose = !o.quiet});
-  if (!model.ok()) return Fail(model.status());
+  if (common.rank() > 0) o.quiet = true;  // rank 0 speaks for the job
+  auto model = LoadOnRanks(common, o.model_dir, LoadOptions{.verbose = !o.quiet});
+  if (!model.ok()) return common.error_agreed ? 1 : Fail(model.status());
   if (Status st = sampling->options.Validate((*model)->config().vocab_size); !st.ok())
     return Fail(st.WithContext("--logit-bias"));
   if (o.spec == "mtp" && !(*model)->has_mtp())
@@ -347,20 +373,28 @@ int Chat(ChatOptions o) {
     format = *f;
   }
   Session s;
+  s.comm = common.comm;
   s.format = format ? &*format : nullptr;
   s.vocab = (*model)->config().vocab_size;
   s.gen = o.gen;
   s.gen.sampling = sampling->options;
   AddTokenizerStops(**tok, s.gen);
   if (!o.system.empty()) s.messages.push_back({"system", o.system, {}});
-  struct sigaction sa = {};
-  sa.sa_handler = OnInterrupt;
-  sa.sa_flags = SA_RESTART;  // a Ctrl-C at the prompt does not end the read
-  sigaction(SIGINT, &sa, nullptr);
+  if (!common.distributed()) {  // under mpirun a reply stopped on rank 0 alone would leave the others waiting
+    struct sigaction sa = {};
+    sa.sa_handler = OnInterrupt;
+    sa.sa_flags = SA_RESTART;  // a Ctrl-C at the prompt does not end the read
+    sigaction(SIGINT, &sa, nullptr);
+  }
+  // From here every rank meets the same errors; rank 0 reports them.
+  if (common.rank() > 0 && !std::freopen("/dev/null", "w", stderr)) return 1;
   if (!o.quiet)
     std::fprintf(stderr, "dsv3 chat (%s format). Ctrl-C stops a reply, Ctrl-D exits, /help lists the commands.\n"
                  "sampling: %s\n", format ? format->name() : "raw", sampling->Describe().c_str());
-  if (Status st = Loop(**model, **tok, o, s); !st.ok()) return Fail(st);
+  if (Status st = Loop(**model, **tok, o, s); !st.ok()) {
+    common.error_agreed = true;  // every rank took the same turns to the same error
+    return Fail(st);
+  }
   return 0;
 }
 
@@ -387,7 +421,7 @@ void RegisterChat(CLI::App& app, Common& common) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str();
   cmd->callback([o, &common] {
     common.Apply();
-    common.exit_code = Chat(*o);
+    common.exit_code = Chat(*o, common);
   });
 }
 

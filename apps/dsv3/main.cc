@@ -75,14 +75,14 @@ struct SeveralRanksRefused : std::runtime_error {
 // others refuse before parsing their flags.
 void RefuseSeveralRanks(CLI::App& app, const dsv3::cli::Common& common) {
   static const std::set<std::string> kDistributed = {"run", "logits", "perplexity", "inspect", "tokenize",
-                                                       "bench", "train", "serve"};
+                                                       "bench", "train", "serve", "chat"};
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
     if (kDistributed.count(sub->get_name())) continue;
     sub->preparse_callback([&common, name = sub->get_name()](size_t) {
       if (common.distributed())
         throw SeveralRanksRefused("'dsv3 " + name + "' does not run expert-parallel yet; under mpirun with " +
                                   std::to_string(common.comm->size()) + " ranks only run, logits, perplexity, bench, "
-                                  "inspect, tokenize, train and serve work (issues 14, 15)");
+                                  "inspect, tokenize, train, serve and chat work (issues 14, 15)");
     });
   }
 }

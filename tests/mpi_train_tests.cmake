@@ -55,11 +55,16 @@ set_tests_properties(mpi_train_resume_1_2_1 PROPERTIES FIXTURES_REQUIRED mpi_tra
 
 # A killed rank: every rank gone within 10 s, the checkpoint whole, resume
 # over 2 ranks bit-identical to one uninterrupted process.
-add_test(NAME mpi_train_kill_np2
-  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_train_kill.sh 2 vader ${MPI_TT}/kill ${DSV3} ${MPI_TRAIN_ARGS} --grad-accum 2
-          --save-every 1 --steps 5000 --eval-every 0)
-set_tests_properties(mpi_train_kill_np2 PROPERTIES FIXTURES_REQUIRED mpi_train_data ${MPI_TRAIN_PROPS}
-                     PASS_REGULAR_EXPRESSION "^ok: rank 1 killed")
+foreach(np_btl 2_vader 4_tcp)
+  string(REPLACE "_" ";" pair ${np_btl})
+  list(GET pair 0 np)
+  list(GET pair 1 btl)
+  add_test(NAME mpi_train_kill_np${np}_${btl}
+    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_train_kill.sh ${np} ${btl} ${MPI_TT}/kill_${np_btl} ${DSV3} ${MPI_TRAIN_ARGS}
+            --grad-accum ${np} --save-every 1 --steps 5000 --eval-every 0)
+  set_tests_properties(mpi_train_kill_np${np}_${btl} PROPERTIES FIXTURES_REQUIRED mpi_train_data ${MPI_TRAIN_PROPS}
+                       PASS_REGULAR_EXPRESSION "^ok: rank 1 killed")
+endforeach()
 
 # Failures every rank agrees on: rank 0 prints one message naming the step
 # (and the micro-batch's rank), the last good checkpoint stays.

@@ -305,6 +305,9 @@ Status Trainer::Save(int64_t step) {
   SaveOptions so;
   so.model_dtype = o_.save_dtype == "bf16" ? DType::kBF16 : DType::kF32;
   so.metadata["options"] = TrainOptionsJson(o_);
+  // The log's lines up to this step reach the file before the checkpoint
+  // does: a run killed after the save resumes with its whole curve.
+  std::fflush(jsonl_);
   // Several ranks: rank 0 gathers the moments and writes the files one
   // process would; every rank learns whether that worked.
   if (dp_) dp_->GatherMoments(*optimizer_);

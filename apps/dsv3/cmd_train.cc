@@ -7,7 +7,12 @@
 // checkpoint is being written remove its temporary files before the process
 // dies of the signal (each checkpoint file is whole: old or new). Under
 // mpirun with several ranks the run is data-parallel (docs/training.md).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -18,6 +23,37 @@
 namespace dsv3::cli {
 
 namespace {
+
+// Under mpirun, when a rank dies the others are ended by signals from
+// mpirun: each surviving rank then says which step it was in and which
+// checkpoint is kept. The note is formatted before each step into the idle
+// one of two buffers (a handler never reads a half-written one) and written
+// with write(2), the only output a handler may do.
+char g_note[2][320];
+std::atomic<int> g_note_at{-1};
+struct sigaction g_next_term {};
+
+void NoteOnSignal(int sig) {
+  const int at = g_note_at.load();
+  if (at >= 0) (void)!::write(2, g_note[at], std::strlen(g_note[at]));
+  ::sigaction(sig, &g_next_term, nullptr);  // then what was installed before (temporary files, then death)
+  ::raise(sig);
+}
+
+void NoteSteps(train::Trainer& trainer, const Common& common, const std::string& out) {
+  struct sigaction sa {};
+  sa.sa_handler = NoteOnSignal;
+  ::sigaction(SIGTERM, &sa, &g_next_term);
+  trainer.set_progress([rank = common.rank(), out](int64_t step, int64_t saved) {
+    const int next = g_note_at.load() == 0 ? 1 : 0;
+    const std::string kept = saved >= 0 ? "the checkpoint of step " + std::to_string(saved) + " is kept in " + out +
+                                              "; continue with --resume"
+                                        : "no checkpoint had been saved";
+    std::snprintf(g_note[next], sizeof(g_note[next]), "dsv3: error: rank %d: stopped by the job during step %lld (%s)\n",
+                  rank, (long long)step, kept.c_str());
+    g_note_at.store(next);
+  });
+}
 
 struct TrainFlags {
   std::string config_file;
@@ -49,6 +85,7 @@ int Train(const TrainFlags& f, Common& common) {
   // rank 0 alone prints the message (it names the failing rank).
   auto trainer = train::Trainer::Create(o, stdout, common.comm);
   Status st = trainer.ok() ? Status::Ok() : trainer.status();
+  if (st.ok() && common.distributed()) NoteSteps(**trainer, common, o.out);
   if (st.ok()) {
     auto result = (*trainer)->Run();
     if (!result.ok()) st = result.status();

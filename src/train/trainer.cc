@@ -407,6 +407,7 @@ Expected<TrainResult> Trainer::Run() {
                        "threads in parallel, which scales better than splitting every op\n",
                  NumThreads(), NumThreads(), NumThreads());
   for (int64_t step = start_step_; step < end; ++step) {
+    if (progress_) progress_(step + 1, saved_step_);
     const auto t0 = Clock::now();
     const double f0 = Flops();
     Losses l;

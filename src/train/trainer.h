@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +54,9 @@ class Trainer {
   ~Trainer();
 
   Expected<TrainResult> Run();
+  // Called at the start of every step with the step number (1-based) and
+  // the step of the last checkpoint on disk (-1: none yet).
+  void set_progress(std::function<void(int64_t step, int64_t saved_step)> fn) { progress_ = std::move(fn); }
   EvalResult Evaluate();
 
   TrainParams& params() { return *params_; }
@@ -113,6 +117,7 @@ class Trainer {
   int64_t train_tokens_ = 0, interval_steps_ = 0;
   double interval_loss_ = 0.0, interval_mtp_ = 0.0, interval_balance_ = 0.0, last_interval_loss_ = 0.0;
   std::FILE* jsonl_ = nullptr;
+  std::function<void(int64_t, int64_t)> progress_;
 };
 
 }  // namespace dsv3::train

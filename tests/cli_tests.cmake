@@ -425,3 +425,14 @@ add_test(NAME cli_run_json_schema_needs_text COMMAND ${FAIL} "--json-schema need
          ${DSV3} run -q --prompt-ids "1 2" --json-schema ${SCHEMAS}/cli_record.json)
 add_test(NAME cli_run_json_schema_missing COMMAND ${FAIL} "--json-schema: ${T}/none.json: cannot open"
          ${DSV3} run -q --prompt x --json-schema ${T}/none.json)
+
+# Long context (issue 17): a one-layer YaRN checkpoint (V3's factor 40 over
+# 4096) made by dsv3 init; dsv3 logits (chunked prefill, the last positions
+# decoded) against an independent float64 forward, chunked = one piece, and
+# the FP8 cache within its bound. CI runs 8K positions; the same script at
+# 163840 gives the figures in docs/long-context-inference.md.
+add_executable(long_context_reference long_context_reference.cc)
+target_link_libraries(long_context_reference PRIVATE dsv3_io nlohmann_json::nlohmann_json)
+add_test(NAME long_context_vs_float64
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/long_context_check.sh ${DSV3} $<TARGET_FILE:long_context_reference>
+                 $<TARGET_FILE:compare_logits> ${CMAKE_CURRENT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/long_context 8192)

@@ -2,8 +2,11 @@
 // for inspection and for comparing with other implementations. Input tensor
 // `tokens` I32 [B, T]; output `logits` F32 [B, T, V] and, with --mtp,
 // `mtp_logits` F32 [B, T-1, V] (the MTP module's prediction of token i+2).
-// --prefill N runs the first N positions as one prefill and the rest as
-// one-token decode steps through the cache; all B sequences share each call.
+// --prefill N runs the first N positions as a prefill (in chunks of
+// --prefill-chunk positions) and the rest as one-token decode steps through
+// the cache; all B sequences share each call. Rows go straight to the output
+// file, so memory holds the weights, the cache and one chunk's activations
+// (plus the hidden states [B, T, d] with --mtp), whatever the prompt length.
 #include <cstdio>
 #include <cstring>
 
@@ -18,8 +21,10 @@ namespace {
 
 struct LogitsOptions {
   std::string model_dir, input, output;
-  int64_t prefill = -1;  // -1: all positions in one prefill
+  int64_t prefill = -1;  // -1: all positions prefilled
+  int64_t prefill_chunk = 512;  // positions per prefill forward (bounds activation memory)
   bool mtp = false;
+  std::string kv_cache = "f32";
 };
 
 struct Tokens {
@@ -41,38 +46,63 @@ Expected<Tokens> ReadTokens(const std::string& path) {
   return tk;
 }
 
-// Runs positions [begin, end) of every sequence in one forward per call
-// (prefill) or one call per position (decode), copying rows into `out`
-// [B, T', V] and hidden states into `hidden` [B, T, d] when given.
-Status RunSpan(const Model& m, const Tokens& tk, int64_t begin, int64_t end, int depth, const float* hidden_in,
-               KvCache& cache, Workspace& ws, float* out, int64_t out_len, float* hidden) {
-  const int64_t V = m.config().vocab_size, d = m.config().hidden_size;
+// Where finished rows of one output tensor [B, T', V] go: rank 0 writes each
+// into the output file at its place as soon as it exists, so no [B, T, V]
+// buffer is held (a 128K-token prompt's logits are a file, not memory);
+// the other ranks drop them.
+struct RowSink {
+  SafetensorsWriter* writer = nullptr;  // null on ranks > 0
+  uint64_t base = 0;                    // the tensor's first byte in the data section
+  int64_t len = 0;                      // T'
+};
+
+// Buffers of one pass, reused by every call.
+struct Pass {
   Batch batch;
-  std::vector<float> in_rows;
+  std::vector<float> in_rows;  // [tokens, d] MTP input hidden states
+  Workspace ws;
+};
+
+// Runs positions [begin, end) of every sequence in one forward, sending the
+// rows to `sink` and hidden states into `hidden` [B, T, d] when given.
+Status RunSpan(const Model& m, const Tokens& tk, int64_t begin, int64_t end, int depth, const float* hidden_in,
+               KvCache& cache, Pass& pass, const RowSink& sink, float* hidden) {
+  const int64_t V = m.config().vocab_size, d = m.config().hidden_size;
+  pass.batch.Clear(), pass.in_rows.clear();
   for (int64_t b = 0; b < tk.batch; ++b)
     for (int64_t p = begin; p < end; ++p) {
       // MTP: position p reads token p+1 and the main hidden state at p.
-      batch.Add(tk.ids[b * tk.length + p + (depth >= 0 ? 1 : 0)], static_cast<int32_t>(p), static_cast<int32_t>(b), true);
-      if (depth >= 0) in_rows.insert(in_rows.end(), hidden_in + (b * tk.length + p) * d, hidden_in + (b * tk.length + p + 1) * d);
+      pass.batch.Add(tk.ids[b * tk.length + p + (depth >= 0 ? 1 : 0)], static_cast<int32_t>(p),
+                     static_cast<int32_t>(b), true);
+      if (depth >= 0)
+        pass.in_rows.insert(pass.in_rows.end(), hidden_in + (b * tk.length + p) * d,
+                            hidden_in + (b * tk.length + p + 1) * d);
     }
-  DSV3_RETURN_IF_ERROR(depth >= 0 ? m.ForwardMtp(depth, batch, in_rows.data(), cache, ws) : m.Forward(batch, cache, ws));
+  DSV3_RETURN_IF_ERROR(depth >= 0 ? m.ForwardMtp(depth, pass.batch, pass.in_rows.data(), cache, pass.ws)
+                                  : m.Forward(pass.batch, cache, pass.ws));
   int64_t row = 0;
   for (int64_t b = 0; b < tk.batch; ++b)
     for (int64_t p = begin; p < end; ++p, ++row) {
-      std::memcpy(out + (b * out_len + p) * V, ws.logits.data() + row * V, V * sizeof(float));
-      if (hidden) std::memcpy(hidden + (b * tk.length + p) * d, ws.hidden.data() + row * d, d * sizeof(float));
+      const float* logits = pass.ws.logits.data() + row * V;
+      if (sink.writer)
+        DSV3_RETURN_IF_ERROR(sink.writer->WriteAt(sink.base + (b * sink.len + p) * V * sizeof(float), logits,
+                                                  V * sizeof(float)));
+      if (hidden) std::memcpy(hidden + (b * tk.length + p) * d, pass.ws.hidden.data() + row * d, d * sizeof(float));
     }
   return Status::Ok();
 }
 
-// Prefill [0, prefill) then decode the rest one position at a time.
-Status RunAll(const Model& m, const Tokens& tk, int64_t len, int64_t prefill, int depth, const float* hidden_in,
-              KvCache& cache, float* out, float* hidden) {
-  Workspace ws;
+// Prefill [0, prefill) in chunks of `chunk` positions (every sequence in each
+// call), then decode the rest one position at a time.
+Status RunAll(const Model& m, const Tokens& tk, int64_t len, int64_t prefill, int64_t chunk, int depth,
+              const float* hidden_in, KvCache& cache, const RowSink& sink, float* hidden) {
+  Pass pass;
   prefill = std::min(prefill, len);
-  if (prefill > 0) DSV3_RETURN_IF_ERROR(RunSpan(m, tk, 0, prefill, depth, hidden_in, cache, ws, out, len, hidden));
+  for (int64_t p0 = 0; p0 < prefill; p0 += chunk)
+    DSV3_RETURN_IF_ERROR(
+        RunSpan(m, tk, p0, std::min(prefill, p0 + chunk), depth, hidden_in, cache, pass, sink, hidden));
   for (int64_t p = prefill; p < len; ++p)
-    DSV3_RETURN_IF_ERROR(RunSpan(m, tk, p, p + 1, depth, hidden_in, cache, ws, out, len, hidden));
+    DSV3_RETURN_IF_ERROR(RunSpan(m, tk, p, p + 1, depth, hidden_in, cache, pass, sink, hidden));
   return Status::Ok();
 }
 
@@ -81,29 +111,41 @@ Status RunAll(const Model& m, const Tokens& tk, int64_t len, int64_t prefill, in
 int Logits(const LogitsOptions& o, Common& common) {
   auto tk = ReadTokens(o.input);
   if (Status st = common.Agree(tk.status()); !st.ok()) return Fail(st);
-  auto model = LoadOnRanks(common, o.model_dir, LoadOptions{});
+  LoadOptions lo;
+  lo.kv_cache = o.kv_cache == "fp8" ? KvCacheType::kF8E4M3 : KvCacheType::kF32;
+  auto model = LoadOnRanks(common, o.model_dir, lo);
   if (!model.ok()) return Fail(model.status());
   const Model& m = **model;
   const Status no_mtp = Status::Error("--mtp: " + o.model_dir + " has no MTP layer (num_nextn_predict_layers is 0)");
   if (o.mtp && !m.has_mtp()) return Fail(common.Agree(no_mtp));
   const int64_t B = tk->batch, T = tk->length, V = m.config().vocab_size, d = m.config().hidden_size;
   const int64_t prefill = o.prefill < 0 ? T : o.prefill;
+  const bool mtp = o.mtp && T > 1;
+  std::vector<TensorSpec> specs = {{"logits", DType::kF32, {B, T, V}}};
+  if (mtp) specs.push_back({"mtp_logits", DType::kF32, {B, T - 1, V}});
+  std::unique_ptr<SafetensorsWriter> writer;
+  if (common.rank() == 0) {
+    auto w = SafetensorsWriter::Create(o.output, specs, {{"format", "pt"}, {"producer", "dsv3 logits"}});
+    if (w.ok()) writer = std::move(*w);
+    if (Status st = common.Agree(w.status()); !st.ok()) return Fail(st);
+  } else if (Status st = common.Agree(Status::Ok()); !st.ok()) {
+    return Fail(st);
+  }
   KvCache cache = m.NewCache(B, T);
-  std::vector<float> logits(B * T * V), hidden(B * T * d), mtp_logits;
-  Status st = common.Agree(RunAll(m, *tk, T, prefill, -1, nullptr, cache, logits.data(), hidden.data()));
+  std::vector<float> hidden(mtp ? B * T * d : 0);  // [B, T, d] the MTP pass's input
+  const RowSink main_rows{writer.get(), 0, T};
+  Status st = common.Agree(RunAll(m, *tk, T, prefill, o.prefill_chunk, -1, nullptr, cache, main_rows,
+                                  mtp ? hidden.data() : nullptr));
   if (!st.ok()) return Fail(st.WithContext(o.input));
-  std::vector<TensorToWrite> out = {{{"logits", DType::kF32, {B, T, V}}, logits.data()}};
-  if (o.mtp && T > 1) {
-    mtp_logits.resize(B * (T - 1) * V);
-    st = common.Agree(RunAll(m, *tk, T - 1, prefill, 0, hidden.data(), cache, mtp_logits.data(), nullptr));
+  if (mtp) {
+    const RowSink mtp_rows{writer.get(), specs[0].nbytes(), T - 1};
+    st = common.Agree(RunAll(m, *tk, T - 1, prefill, o.prefill_chunk, 0, hidden.data(), cache, mtp_rows, nullptr));
     if (!st.ok()) return Fail(st.WithContext(o.input));
-    out.push_back({{"mtp_logits", DType::kF32, {B, T - 1, V}}, mtp_logits.data()});
   }
   if (common.rank() > 0) return 0;
-  st = WriteSafetensors(o.output, out, {{"format", "pt"}, {"producer", "dsv3 logits"}});
-  if (!st.ok()) return Fail(st);
+  if (st = writer->Finish(); !st.ok()) return Fail(st);
   std::fprintf(stderr, "wrote %s: logits [%lld, %lld, %lld]%s\n", o.output.c_str(), (long long)B, (long long)T,
-               (long long)V, mtp_logits.empty() ? "" : " and mtp_logits");
+               (long long)V, mtp ? " and mtp_logits" : "");
   return 0;
 }
 
@@ -117,6 +159,12 @@ void RegisterLogits(CLI::App& app, Common& common) {
   cmd->add_option("--output", o->output, "safetensors file to write")->required();
   cmd->add_option("--prefill", o->prefill, "prefill the first N positions, decode the rest (default: all)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--prefill-chunk", o->prefill_chunk,
+                  "prefill at most N positions of every sequence per forward (activation memory is bounded by "
+                  "this, not by the prompt length)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--kv-cache", o->kv_cache, "latent KV cache: f32 or fp8 (e4m3 with per-row scales)")
+      ->check(CLI::IsMember({"f32", "fp8"}));
   cmd->add_flag("--mtp", o->mtp, "also write mtp_logits from the MTP layer");
   cmd->callback([o, &common] {
     common.Apply();

@@ -36,12 +36,22 @@ Expected<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
   const uint64_t len = text.size();
   DSV3_RETURN_IF_ERROR(w->file_->Write(&len, 8));
   DSV3_RETURN_IF_ERROR(w->file_->Write(text.data(), len));
+  w->header_bytes_ = 8 + len;
   return w;
 }
 
 Status SafetensorsWriter::Write(const void* data, size_t n) {
   if (written_bytes_ + n > expected_bytes_)
     return Status::Error(file_->tmp_path() + ": more tensor bytes written than the header declares");
+  DSV3_RETURN_IF_ERROR(file_->Write(data, n));
+  written_bytes_ += n;
+  return Status::Ok();
+}
+
+Status SafetensorsWriter::WriteAt(uint64_t offset, const void* data, size_t n) {
+  if (offset + n > expected_bytes_ || written_bytes_ + n > expected_bytes_)
+    return Status::Error(file_->tmp_path() + ": bytes written past the tensors the header declares");
+  DSV3_RETURN_IF_ERROR(file_->Seek(header_bytes_ + offset));
   DSV3_RETURN_IF_ERROR(file_->Write(data, n));
   written_bytes_ += n;
   return Status::Ok();

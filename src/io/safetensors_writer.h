@@ -34,6 +34,11 @@ class SafetensorsWriter {
 
   // Appends bytes of the current tensor(s); may be called in pieces.
   Status Write(const void* data, size_t n);
+  // Writes n bytes at byte `offset` of the data section (0 = the first
+  // tensor's first byte), for outputs produced out of order (dsv3 logits
+  // fills [B, T, V] a chunk of positions of every sequence at a time).
+  // Each byte must be written exactly once; do not mix with Write().
+  Status WriteAt(uint64_t offset, const void* data, size_t n);
   // Verifies every byte was written, flushes, renames PATH.tmp to PATH; a
   // writer destroyed before that leaves nothing behind (TempFile).
   Status Finish();
@@ -41,7 +46,7 @@ class SafetensorsWriter {
  private:
   SafetensorsWriter() = default;
   std::unique_ptr<TempFile> file_;
-  uint64_t expected_bytes_ = 0, written_bytes_ = 0;
+  uint64_t header_bytes_ = 0, expected_bytes_ = 0, written_bytes_ = 0;
 };
 
 struct TensorToWrite {

@@ -200,6 +200,12 @@ Status TempFile::Write(const void* data, size_t n) {
   return Status::Ok();
 }
 
+Status TempFile::Seek(uint64_t offset) {
+  if (fseeko(file_, static_cast<off_t>(offset), SEEK_SET) != 0)
+    return Status::Error(tmp_path_ + ": seek failed: " + std::strerror(errno));
+  return Status::Ok();
+}
+
 Status TempFile::Commit() {
   if (!file_) return Status::Error(tmp_path_ + ": already closed");
   const bool flushed = std::fflush(file_) == 0;

@@ -26,6 +26,8 @@ class TempFile {
   TempFile& operator=(const TempFile&) = delete;
 
   Status Write(const void* data, size_t n);
+  // Moves the write position to byte `offset` of the file (later writes go there).
+  Status Seek(uint64_t offset);
   // Flushes, closes and renames PATH.tmp to PATH.
   Status Commit();
   const std::string& tmp_path() const { return tmp_path_; }

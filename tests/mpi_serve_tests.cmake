@@ -43,3 +43,9 @@ add_test(NAME mpi_chat_spec_np2_vader
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/mpi_chat_test.py 2 vader --spec mtp)
 set_tests_properties(mpi_chat_spec_np2_vader PROPERTIES ENVIRONMENT "${MPI_SERVE_ENV}" TIMEOUT 300
                      PASS_REGULAR_EXPRESSION "^ok: 2 ranks")
+
+# A start-up failure on rank 0 after the model is loaded (the address cannot
+# be bound): one error, rank 0's status on every rank, no hang.
+add_test(NAME mpi_serve_bad_host
+  COMMAND ${MPI_FAIL} 1 "cannot listen on 203.0.113.1" ${MPI_RUN} 2 tcp ${DSV3} -t 1 serve -m ${G}/v3_tiny_bf16 --host 203.0.113.1 --port 0 -q)
+set_tests_properties(mpi_serve_bad_host PROPERTIES ${MPI_TEST_PROPS})

@@ -90,6 +90,20 @@ def answers(s):
            "sampled": [complete(s, p, temperature=1.0, top_p=0.9, seed=5 + i) for i, p in enumerate(PROMPTS)]}
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         out["streams"] = list(pool.map(lambda p: stream_text(s, p), many_prompts()))
+    # Cache edits the followers must replay: a prompt read again from a cached
+    # prefix (another slot's rows copied, or the slot's own truncated), and n=2
+    # choices whose second copies the first's prompt rows.
+    long_prompt = [(5 * j + 3) % 384 for j in range(40)]
+    reused = []
+    for _ in range(2):
+        status, r, _ = s.post("/v1/completions", {"prompt": long_prompt, "max_tokens": 16, "temperature": 0})
+        assert status == 200, (status, r)
+        reused.append((r["choices"][0]["text"], r["usage"]["prompt_tokens_details"]["cached_tokens"]))
+    assert reused[1][1] > 0, "the second request reused no cached prefix: %s" % reused
+    status, r, _ = s.post("/v1/completions", {"prompt": long_prompt[:30], "max_tokens": 16, "n": 2,
+                                              "temperature": 1.0, "seed": 3})
+    assert status == 200, (status, r)
+    out["cached"] = reused + [[c["text"] for c in r["choices"]]]
     return out
 
 
@@ -121,10 +135,11 @@ def test_same(np, btl):
     got = answers(s)
     rc = stop_rank0(s)
     assert rc == 0, "exit status %d\n%s" % (rc, "".join(s.stderr_lines))
-    for kind in ("greedy", "sampled", "streams"):
+    for kind in ("greedy", "sampled", "streams", "cached"):
         assert got[kind] == ref[kind], (kind, got[kind], ref[kind])
-    print("ok: %d ranks over %s%s: %d greedy, %d seeded and %d concurrent streamed completions identical to one "
-          "process and dsv3 run; rank 0's SIGTERM ended every rank with status 0"
+    print("ok: %d ranks over %s%s: %d greedy, %d seeded and %d concurrent streamed completions, a prompt read "
+          "from a cached prefix and n=2 choices identical to one process (greedy ones to dsv3 run); rank 0's "
+          "SIGTERM ended every rank with status 0"
           % (np, btl, " (%s)" % " ".join(ARGS[5:]) if ARGS[5:] else "", len(PROMPTS), len(PROMPTS), len(ref["streams"])))
 
 

@@ -436,3 +436,5 @@ target_link_libraries(long_context_reference PRIVATE dsv3_io nlohmann_json::nloh
 add_test(NAME long_context_vs_float64
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/long_context_check.sh ${DSV3} $<TARGET_FILE:long_context_reference>
                  $<TARGET_FILE:compare_logits> ${CMAKE_CURRENT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/long_context 8192)
+add_test(NAME cli_logits_longer_than_context
+         COMMAND sh -c "python3 ${CMAKE_CURRENT_SOURCE_DIR}/mpi_make_tokens.py 1 300 384 ${T}/t300.safetensors && ${FAIL} '300 positions per sequence, more than .*max_position_embeddings 256' ${DSV3} logits -m ${G}/v3_tiny_bf16 --input ${T}/t300.safetensors --output ${T}/t300.out.safetensors")

@@ -119,6 +119,11 @@ int Logits(const LogitsOptions& o, Common& common) {
   const Status no_mtp = Status::Error("--mtp: " + o.model_dir + " has no MTP layer (num_nextn_predict_layers is 0)");
   if (o.mtp && !m.has_mtp()) return Fail(common.Agree(no_mtp));
   const int64_t B = tk->batch, T = tk->length, V = m.config().vocab_size, d = m.config().hidden_size;
+  const int64_t max_pos = m.config().max_position_embeddings;
+  const Status too_long = Status::Error(o.input + ": " + std::to_string(T) + " positions per sequence, more than " +
+                                        o.model_dir + "'s max_position_embeddings " + std::to_string(max_pos) +
+                                        " (give a shorter 'tokens' tensor)");
+  if (T > max_pos) return Fail(common.Agree(too_long));
   const int64_t prefill = o.prefill < 0 ? T : o.prefill;
   const bool mtp = o.mtp && T > 1;
   std::vector<TensorSpec> specs = {{"logits", DType::kF32, {B, T, V}}};

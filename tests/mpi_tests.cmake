@@ -97,13 +97,13 @@ add_test(NAME mpi_bad_command_not_distributed
   COMMAND ${MPI_FAIL} 1+ "'dsv3 init' does not run expert-parallel yet" ${MPI_RUN} 2 tcp ${DSV3} -t 1 init --out ${MPI_T}/init)
 add_test(NAME mpi_bad_prompt_ids
   COMMAND ${MPI_FAIL} 2 "prompt-ids: 'x' is not a token id" ${MPI_RUN} 2 vader ${DSV3} -t 1 run -m ${G}/v3_tiny_fp8 --prompt-ids "0 x")
-# A failure on one rank only: agreed (rank 1's input missing: both ranks
-# report rank 1's error), or, after the last exchange, the job aborted by the
-# failing rank (rank 0 cannot write the output).
+# A failure on one rank only is agreed: rank 1's input missing, or rank 0
+# unable to create the output (checked before any forward): both ranks report
+# that rank's error.
 add_test(NAME mpi_bad_input_on_one_rank
   COMMAND ${MPI_FAIL} 2 "rank 1: .*missing.safetensors: cannot open" ${MPI_RUN} 1 vader ${DSV3} -t 1 ${LOGITS_FP8} : -np 1 ${DSV3} -t 1 logits -m ${G}/v3_tiny_fp8 --input ${MPI_T}/missing.safetensors --output ${MPI_T}/bad.safetensors)
 add_test(NAME mpi_bad_output_on_rank0
-  COMMAND ${MPI_FAIL} 1 "nonexistent/x.safetensors.tmp: cannot create" ${MPI_RUN} 2 vader ${DSV3} -t 1 logits -m ${G}/v3_tiny_fp8 --input ${G}/v3_tiny_fp8/golden.safetensors --output ${MPI_T}/nonexistent/x.safetensors)
+  COMMAND ${MPI_FAIL} 2 "rank 0: .*nonexistent/x.safetensors.tmp: cannot create" ${MPI_RUN} 2 vader ${DSV3} -t 1 logits -m ${G}/v3_tiny_fp8 --input ${G}/v3_tiny_fp8/golden.safetensors --output ${MPI_T}/nonexistent/x.safetensors)
 # Ranks given different flags (one a typo): the job is aborted, no hang.
 add_test(NAME mpi_bad_flags_on_one_rank
   COMMAND ${MPI_FAIL} 1+ "--no-such-flag|rank 1: exiting with status" ${MPI_RUN} 1 vader ${DSV3} -t 1 ${LOGITS_FP8} : -np 1 ${DSV3} -t 1 logits --no-such-flag)

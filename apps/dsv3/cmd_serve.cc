@@ -247,7 +247,7 @@ int Serve(ServeOptions o, Common& common) {
   LoadOptions lo{.verbose = !o.quiet};
   lo.kv_cache = o.kv_cache == "fp8" ? KvCacheType::kF8E4M3 : KvCacheType::kF32;
   auto model = LoadOnRanks(common, o.model_dir, lo);
-  if (!model.ok()) return common.error_agreed ? 1 : Fail(model.status());
+  if (!model.ok()) return Fail(model.status());  // every rank says why (the ranks agreed on it)
   o.sched.draft_tokens = o.spec == "none" ? 0 : o.draft_tokens;
   if (o.spec == "mtp" && !(*model)->has_mtp())
     return Fail(Status::Error("--spec mtp: the model has no MTP layer (num_nextn_predict_layers is 0); "

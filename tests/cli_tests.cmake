@@ -438,3 +438,14 @@ add_test(NAME long_context_vs_float64
                  $<TARGET_FILE:compare_logits> ${CMAKE_CURRENT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/long_context 8192)
 add_test(NAME cli_logits_longer_than_context
          COMMAND sh -c "python3 ${CMAKE_CURRENT_SOURCE_DIR}/mpi_make_tokens.py 1 300 384 ${T}/t300.safetensors && ${FAIL} '300 positions per sequence, more than .*max_position_embeddings 256' ${DSV3} logits -m ${G}/v3_tiny_bf16 --input ${T}/t300.safetensors --output ${T}/t300.out.safetensors")
+# bench --context: decode after N random cache rows (issue 17); the kv bytes
+# per token count them (3 layers x (200 + 1 + (4 + 1) / 2) rows x 80 floats x 4 bytes).
+add_test(NAME cli_bench_context_tiny
+         COMMAND dsv3 -t 1 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 -p 4 -n 4 -b 1 --context 200 --reps 1
+                 --membw-mb 8 --membw-reps 1 --json)
+set_tests_properties(cli_bench_context_tiny PROPERTIES PASS_REGULAR_EXPRESSION
+  "\"context\": 200,.*\"kv_bytes_per_token\": 195360")
+add_test(NAME cli_bench_context_too_long
+         COMMAND ${FAIL} "--context 300 \\+ -n 4 \\+ 1 exceeds max_position_embeddings 256"
+                 ${DSV3} -t 1 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 -p 4 -n 4 -b 1 --context 300 --reps 1
+                 --membw-mb 8 --membw-reps 1)

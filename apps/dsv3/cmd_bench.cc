@@ -60,6 +60,9 @@ void PrintText(const std::string& dir, const BenchResult& r, bool machine_only) 
   std::printf("prefill %lld tokens: %.3f s = %.1f tok/s, %.1f GFLOP/s = %.1f%% of the FMA peak\n",
               static_cast<long long>(r.prompt_tokens), r.prefill_seconds, r.prefill_tokens_per_s,
               r.prefill_flops_per_s / 1e9, 100.0 * r.prefill_fraction_of_peak);
+  if (!r.decode.empty() && r.decode[0].context > 0)
+    std::printf("decode after %lld cache rows per sequence (--context: random latent rows)\n",
+                static_cast<long long>(r.decode[0].context));
   std::printf("decode  batch  tok/s     experts/layer  weights MB/tok  kv MB/tok  GB/s    roofline tok/s  of roofline\n");
   for (const DecodeResult& d : r.decode)
     std::printf("        %5lld  %8.2f  %13.1f  %14.1f  %9.2f  %6.1f  %14.1f  %10.1f%%\n", static_cast<long long>(d.batch),
@@ -185,6 +188,11 @@ void RegisterBench(CLI::App& app, Common& common) {
   cmd->add_option("-p,--prompt", o->bench.prompt_tokens, "prompt tokens for the prefill test")->capture_default_str();
   cmd->add_option("-n,--decode", o->bench.decode_steps, "decode steps per batch size")->capture_default_str();
   cmd->add_option("-b,--batch", o->batches, "decode batch sizes, e.g. 1,4,16")->capture_default_str();
+  cmd->add_option("--context", o->bench.context,
+                  "decode after N cache rows per sequence (random latent rows: decode at depth N without an N-token "
+                  "prefill)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--reps", o->bench.repetitions, "repetitions (the best is reported)")->capture_default_str();
   cmd->add_option("--head", o->head, "output head: stored, bf16 or fp8 (quantized at load)")->capture_default_str();
   cmd->add_option("--router", o->router, "router weights: stored, bf16 or fp8")->capture_default_str();

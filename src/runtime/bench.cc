@@ -68,23 +68,46 @@ Status RunPrefill(const Model& m, const BenchOptions& o, BenchResult& r) {
   return Status::Ok();
 }
 
+// Rows [0, n) of every slot and layer: uniform values in [-1, 1), as a
+// prompt of n tokens would leave (for speed, only their count matters).
+void FillContext(KvCache& cache, int64_t n, uint64_t seed) {
+  std::vector<float> row(cache.row_dim());
+  uint64_t x = seed | 1;
+  for (int64_t s = 0; s < cache.num_slots(); ++s) {
+    for (int64_t l = 0; l < cache.num_layers(); ++l)
+      for (int64_t p = 0; p < n; ++p) {
+        for (float& v : row) {
+          x ^= x << 13, x ^= x >> 7, x ^= x << 17;  // xorshift64
+          v = static_cast<float>(static_cast<double>(x >> 11) * 0x1.0p-52 - 1.0);
+        }
+        cache.Store(s, l, p, row.data());
+      }
+    for (int stack = 0; stack < cache.num_stacks(); ++stack) cache.set_length(s, n, stack);
+  }
+}
+
 Status RunDecode(const Model& m, const BenchOptions& o, int64_t B, DecodeResult& d) {
   const Config& c = m.config();
-  const int64_t V = c.vocab_size, steps = o.decode_steps;
+  const int64_t V = c.vocab_size, steps = o.decode_steps, ctx = o.context;
   std::mt19937_64 rng(o.seed * 7919 + static_cast<uint64_t>(B));
-  KvCache cache = m.NewCache(B, steps + 1);
+  KvCache cache = m.NewCache(B, ctx + steps + 1);
+  if (ctx > 0) {
+    Say(o, "decode batch " + std::to_string(B) + ": filling " + std::to_string(ctx) + " cache rows per slot");
+    FillContext(cache, ctx, o.seed + static_cast<uint64_t>(B));
+  }
   Workspace ws;
   Batch batch;
   double best = 1e30, experts = 0;
   for (int rep = 0; rep < o.repetitions; ++rep) {
-    for (int64_t s = 0; s < B; ++s) cache.Clear(s);
+    for (int64_t s = 0; s < B; ++s) cache.Truncate(s, ctx);
     double t0 = 0;
     int64_t e0 = 0, l0 = 0;
     for (int64_t step = 0; step <= steps; ++step) {  // step 0 warms up, untimed
       if (step == 1) t0 = Now(), e0 = ws.experts_run, l0 = ws.moe_layers_run;
       batch.Clear();
       for (int64_t s = 0; s < B; ++s)
-        batch.Add(static_cast<int32_t>(2 + rng() % (V - 2)), static_cast<int32_t>(step), static_cast<int32_t>(s), true);
+        batch.Add(static_cast<int32_t>(2 + rng() % (V - 2)), static_cast<int32_t>(ctx + step), static_cast<int32_t>(s),
+                  true);
       DSV3_RETURN_IF_ERROR(m.Forward(batch, cache, ws));
     }
     const double secs = Now() - t0;
@@ -97,12 +120,12 @@ Status RunDecode(const Model& m, const BenchOptions& o, int64_t B, DecodeResult&
                   o.repetitions, static_cast<double>(B * steps) / secs);
     Say(o, line);
   }
-  d.batch = B, d.steps = steps, d.seconds = best;
+  d.batch = B, d.steps = steps, d.context = ctx, d.seconds = best;
   d.tokens_per_s = static_cast<double>(B * steps) / best;
   d.experts_per_layer = experts;
   const double weights_per_step = static_cast<double>(m.DecodeWeightBytes(experts));
   const double row_bytes = cache.type() == KvCacheType::kF32 ? 4.0 * c.kv_latent_dim() : c.kv_latent_dim() + 8.0;
-  const double mean_context = 1.0 + static_cast<double>(steps + 1) / 2.0;
+  const double mean_context = static_cast<double>(ctx) + 1.0 + static_cast<double>(steps + 1) / 2.0;
   d.kv_bytes_per_token = static_cast<double>(c.num_hidden_layers) * mean_context * row_bytes;
   d.weight_bytes_per_token = weights_per_step / static_cast<double>(B);
   const double per_step = weights_per_step + d.kv_bytes_per_token * static_cast<double>(B);
@@ -145,6 +168,10 @@ Expected<BenchResult> RunBenchmark(const Model& m, const BenchOptions& o) {
     return Status::Error("bench: -p, -n and --reps must be >= 1");
   for (int64_t b : o.batches)
     if (b < 1) return Status::Error("bench: batch sizes (-b) must be >= 1");
+  const int64_t max_pos = m.config().max_position_embeddings;
+  if (o.context < 0 || o.context + o.decode_steps + 1 > max_pos)
+    return Status::Error("bench: --context " + std::to_string(o.context) + " + -n " + std::to_string(o.decode_steps) +
+                         " + 1 exceeds max_position_embeddings " + std::to_string(max_pos));
   // The machine's limits before and after the model runs, best of both:
   // other processes sharing the cores lower a measurement, never raise it.
   const BenchResult before = MeasureMachine(o);
@@ -163,7 +190,7 @@ Expected<BenchResult> RunBenchmark(const Model& m, const BenchOptions& o) {
   const Config& c = m.config();
   const int64_t max_b = *std::max_element(o.batches.begin(), o.batches.end());
   const int64_t row = m.options().kv_cache == KvCacheType::kF32 ? 4 * c.kv_latent_dim() : c.kv_latent_dim() + 8;
-  r.kv_cache_bytes = static_cast<uint64_t>(std::max(o.prompt_tokens, max_b * (o.decode_steps + 1)) *
+  r.kv_cache_bytes = static_cast<uint64_t>(std::max(o.prompt_tokens, max_b * (o.context + o.decode_steps + 1)) *
                                            c.num_layers_with_mtp() * row);
   const BenchResult after = MeasureMachine(o);
   r.target = after.target, r.vdpbf16ps = after.vdpbf16ps, r.threads = after.threads;
@@ -194,6 +221,7 @@ std::string BenchJson(const BenchResult& r) {
     per_batch[std::to_string(d.batch)] = d.tokens_per_s;
     details.push_back({{"batch", d.batch},
                        {"steps", d.steps},
+                       {"context", d.context},
                        {"seconds", d.seconds},
                        {"tokens_per_s", d.tokens_per_s},
                        {"experts_per_layer", d.experts_per_layer},

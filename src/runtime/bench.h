@@ -20,6 +20,10 @@ namespace dsv3 {
 struct BenchOptions {
   int64_t prompt_tokens = 512;      // -p
   int64_t decode_steps = 64;        // -n
+  // --context: decode starts after this many cache rows per slot, filled with
+  // random latent rows (attention's cost does not depend on their values),
+  // so decode at 128K is measured without a 128K prefill.
+  int64_t context = 0;
   std::vector<int64_t> batches = {1, 4, 16};
   int repetitions = 3;              // best of
   int threads = 1;                  // for the bandwidth and peak measurements
@@ -30,7 +34,7 @@ struct BenchOptions {
 };
 
 struct DecodeResult {
-  int64_t batch = 0, steps = 0;
+  int64_t batch = 0, steps = 0, context = 0;
   double seconds = 0;          // best repetition, `steps` steps
   double tokens_per_s = 0;     // aggregate over the batch
   double experts_per_layer = 0;  // distinct routed experts run per MoE layer per step

@@ -80,13 +80,17 @@ void PrintParams(const ModelStats& s) {
                 Count(s.mtp_active_params).c_str());
 }
 
-void PrintKv(const ModelStats& s, int64_t context) {
+void PrintKv(const ModelStats& s, const Config& c, int64_t context) {
   const int64_t per_bf16 = s.kv_elements_per_token * 2;
-  std::printf("kv cache per token  %lld bytes at BF16 (%lld at F32 as dsv3 stores it; MTP adds %lld at BF16)\n",
-              (long long)per_bf16, (long long)(s.kv_elements_per_token * 4), (long long)(s.kv_elements_per_token_mtp * 2));
-  std::printf("kv cache @ %-9lld %.3f GiB at BF16, %.3f GiB at F32\n", (long long)context,
-              per_bf16 * static_cast<double>(context) / (1ull << 30),
-              2.0 * per_bf16 * static_cast<double>(context) / (1ull << 30));
+  // What KvCache allocates per token (every layer, MTP included): float32
+  // rows, or e4m3 rows with two float32 scales (--kv-cache fp8).
+  const int64_t layers = c.num_layers_with_mtp(), row = c.kv_latent_dim();
+  const int64_t f32 = layers * row * 4, fp8 = layers * (row + 8);
+  std::printf("kv cache per token  %lld bytes at BF16 (MTP adds %lld); as dsv3 stores it: %lld at F32, %lld at FP8\n",
+              (long long)per_bf16, (long long)(s.kv_elements_per_token_mtp * 2), (long long)f32, (long long)fp8);
+  const double ctx = static_cast<double>(context), gib = 1ull << 30;
+  std::printf("kv cache @ %-9lld %.3f GiB at BF16; dsv3: %.3f GiB at F32, %.3f GiB at FP8\n", (long long)context,
+              per_bf16 * ctx / gib, f32 * ctx / gib, fp8 * ctx / gib);
 }
 
 // The defaults run, chat and serve take from generation_config.json; a file
@@ -195,7 +199,7 @@ int Inspect(const InspectOptions& o, const Common& common) {
   PrintArchitecture(c);
   const ModelStats s = ComputeStats(c);
   PrintParams(s);
-  PrintKv(s, o.context > 0 ? o.context : c.max_position_embeddings);
+  PrintKv(s, c, o.context > 0 ? o.context : c.max_position_embeddings);
   std::fflush(stdout);  // the summary so far, then any error
   if (Status st = PrintGenerationDefaults(o.model_dir); !st.ok()) return Fail(st);
   if (!IsGgufPath(o.model_dir)) {

@@ -449,3 +449,8 @@ add_test(NAME cli_bench_context_too_long
          COMMAND ${FAIL} "--context 300 \\+ -n 4 \\+ 1 exceeds max_position_embeddings 256"
                  ${DSV3} -t 1 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 -p 4 -n 4 -b 1 --context 300 --reps 1
                  --membw-mb 8 --membw-reps 1)
+# run -f: the prompt read from a file gives the same greedy text as --prompt.
+add_test(NAME cli_run_prompt_file
+         COMMAND sh -c "head -c 600 ${CMAKE_CURRENT_SOURCE_DIR}/data/brown-validation-excerpt.txt > ${T}/prompt.txt && a=$(${DSV3} -t 1 run -m ${BROWN} -f ${T}/prompt.txt -n 8 --temperature 0 -q) && b=$(${DSV3} -t 1 run -m ${BROWN} --prompt \"$(cat ${T}/prompt.txt)\" -n 8 --temperature 0 -q) && [ -n \"$a\" ] && [ \"$a\" = \"$b\" ]")
+add_test(NAME cli_run_prompt_file_missing
+         COMMAND ${FAIL} "--prompt-file: cannot read .*no-such-prompt.txt" ${DSV3} run -m ${BROWN} -f ${T}/no-such-prompt.txt)

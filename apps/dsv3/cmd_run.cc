@@ -5,6 +5,8 @@
 // text; `--prompt-ids` prints each token id instead. Sampling flags left
 // unset come from the checkpoint's generation_config.json, else greedy.
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "apps/dsv3/commands.h"
 #include "apps/dsv3/gguf_tokenizer.h"
@@ -19,7 +21,7 @@ namespace dsv3::cli {
 namespace {
 
 struct RunOptions {
-  std::string model_dir = DefaultModelDir(), prompt_ids, prompt, tokenizer_dir, json_schema;
+  std::string model_dir = DefaultModelDir(), prompt_ids, prompt, prompt_file, tokenizer_dir, json_schema;
   bool json_strict = false;
   GenerateOptions gen;
   SamplingFlags sampling;
@@ -171,7 +173,11 @@ void RegisterRun(CLI::App& app, Common& common) {
       ->capture_default_str();
   auto* ids_opt = cmd->add_option("--prompt-ids", o->prompt_ids, "prompt token ids, e.g. \"0 15 27\" (prints ids)");
   auto* text_opt = cmd->add_option("-p,--prompt", o->prompt, "prompt text (needs tokenizer.json, or a .gguf with a tokenizer; prints text)");
+  auto* file_opt = cmd->add_option("-f,--prompt-file", o->prompt_file,
+                                   "read the prompt text from FILE (for long prompts: one command-line argument is "
+                                   "limited to 128 KiB)");
   ids_opt->excludes(text_opt);
+  file_opt->excludes(text_opt)->excludes(ids_opt);
   cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model's directory, or a .gguf model's embedded tokenizer)");
   cmd->add_option("-n,--max-tokens", o->gen.max_new_tokens, "tokens to generate")->capture_default_str();
   AddSamplingFlags(cmd, o->sampling, "greedy");
@@ -188,8 +194,18 @@ void RegisterRun(CLI::App& app, Common& common) {
   cmd->add_option("--draft-vocab", o->spec_options.draft_vocab, "draft only among token ids [0, N) (BPE lists frequent tokens first): a cheaper MTP head; 0 = all")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str();
   cmd->callback([o, &common] {
+    if (!o->prompt_file.empty()) {
+      std::ifstream in(o->prompt_file, std::ios::binary);
+      std::ostringstream text;
+      text << in.rdbuf();
+      if (!in || text.str().empty()) {
+        common.exit_code = Fail(Status::Error("--prompt-file: cannot read " + o->prompt_file + " (or it is empty)"));
+        return;
+      }
+      o->prompt = text.str();
+    }
     if (o->prompt.empty() && o->prompt_ids.empty()) {
-      common.exit_code = Fail(Status::Error("give --prompt \"text\" or --prompt-ids \"0 15 27\""));
+      common.exit_code = Fail(Status::Error("give --prompt \"text\", --prompt-file FILE or --prompt-ids \"0 15 27\""));
       return;
     }
     if (!o->json_schema.empty() && o->prompt.empty()) {

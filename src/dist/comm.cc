@@ -154,7 +154,7 @@ void Comm::AllReduceSum(int64_t* data, int64_t n) {
 
 void Comm::GatherV(const void* mine, void* rows, const int64_t* counts, int64_t elem_bytes, int root) {
   if (!mpi_) {
-    if (rows != mine) std::memmove(rows, mine, static_cast<size_t>(counts[0] * elem_bytes));
+    if (rows != mine && counts[0] > 0) std::memmove(rows, mine, static_cast<size_t>(counts[0] * elem_bytes));
     return;
   }
   ToInt(counts, size_, counts_, displs_, *this);
@@ -170,7 +170,7 @@ int Comm::IAllToAllV(const void* send, const int64_t* send_counts, void* recv, c
                      int64_t elem_bytes) {
   auto p = std::make_unique<Pending>();
   if (!mpi_) {
-    std::memcpy(recv, send, static_cast<size_t>(send_counts[0] * elem_bytes));
+    if (send_counts[0] > 0) std::memcpy(recv, send, static_cast<size_t>(send_counts[0] * elem_bytes));
   } else {
     ToInt(send_counts, size_, p->send_counts, p->send_displs, *this);
     ToInt(recv_counts, size_, p->recv_counts, p->recv_displs, *this);

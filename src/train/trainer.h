@@ -74,6 +74,7 @@ class Trainer {
   // The data-parallel twins (trainer_dp.cc).
   Status SetupRanks();
   Status TrainStepRanks(int64_t step, Losses* losses, double* grad_norm, double* lr);
+  void RunMicroBatchesRanks(int64_t step, std::vector<double>* rows);
   EvalResult EvaluateRanks();
   void PrintCommSummary() const;
   static void LoadStats(const std::vector<std::vector<double>>& loads, EvalResult* r);

@@ -67,15 +67,17 @@ Status Trainer::SetupRanks() {
   return Status::Ok();
 }
 
-Status Trainer::TrainStepRanks(int64_t step, Losses* sum, double* grad_norm, double* lr) {
+// This rank's micro-batches, each into its own gradient set; rows [local,
+// 3 + D] get their losses (main, balance, total, mtp[D]) and loads_ their
+// expert loads.
+void Trainer::RunMicroBatchesRanks(int64_t step, std::vector<double>* rows) {
   const int64_t B = o_.batch_size, W = models_[0]->window(), workers = static_cast<int64_t>(models_.size());
   const int64_t local = static_cast<int64_t>(local_slots_.size()), first_micro = comm_->rank() * local;
   const int64_t D = models_[0]->depth(), width = 3 + D;
   const float scale = 1.0f / static_cast<float>(o_.grad_accum);
-  step_comm_ = CommStats();
+  rows->assign(local * width, 0.0);
   for (size_t l = 0; l < loads_.size(); ++l)  // the same shape on every rank
     loads_[l].assign(config_.IsMoeLayer(static_cast<int64_t>(l)) ? config_.n_routed_experts : 0, 0);
-  std::vector<double> rows(local * width);  // [local, width]: main, balance, total, mtp[D]
   for (int64_t first = 0; first < local; first += workers) {
     const int64_t count = std::min(workers, local - first);
     // The last round's backward posts each finished stage's buckets when it
@@ -92,7 +94,7 @@ Status Trainer::TrainStepRanks(int64_t step, Losses* sum, double* grad_norm, dou
         params_->ZeroGrads(local_slots_[j]);
         models_[w]->set_grad_slot(local_slots_[j]);
         const Losses l = models_[w]->Step(tokens, true, scale);
-        double* row = rows.data() + j * width;
+        double* row = rows->data() + j * width;
         row[0] = l.main, row[1] = l.balance, row[2] = l.total;
         for (int64_t k = 0; k < D; ++k) row[3 + k] = l.mtp[k];
       }
@@ -100,6 +102,13 @@ Status Trainer::TrainStepRanks(int64_t step, Losses* sum, double* grad_norm, dou
     models_[0]->set_grads_ready(nullptr);
     for (int64_t w = 0; w < count; ++w) AddLoads(*models_[w], &loads_);
   }
+}
+
+Status Trainer::TrainStepRanks(int64_t step, Losses* sum, double* grad_norm, double* lr) {
+  const int64_t local = static_cast<int64_t>(local_slots_.size()), D = models_[0]->depth(), width = 3 + D;
+  step_comm_ = CommStats();
+  std::vector<double> rows;
+  RunMicroBatchesRanks(step, &rows);
   // Losses of every micro-batch, added in global micro-batch order (checked
   // after the reduction completes, so no exchange is left in flight).
   auto t0 = Clock::now();

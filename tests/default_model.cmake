@@ -48,3 +48,15 @@ add_test(NAME perplexity_bad_model COMMAND ${FAIL} "nonexistent" ${DSV3} perplex
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 add_test(NAME default_model_chat_no_loop
   COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/chat_no_loop_test.py ${DSV3})
+# --save-logprobs then --kl-base (issue 16's quality figures): the model
+# against its own saved distributions is KL 0 with every top token agreeing;
+# a base saved from other windows or another text is refused.
+add_test(NAME perplexity_kl_base_self
+  COMMAND sh -c "mkdir -p ${T} && ${DSV3} perplexity -t 1 -q --file ${EXCERPT} -c 128 --save-logprobs ${T}/brown.lp && ${DSV3} perplexity -t 1 -q --file ${EXCERPT} -c 128 --kl-base ${T}/brown.lp")
+set_tests_properties(perplexity_kl_base_self PROPERTIES FIXTURES_SETUP brown_logprobs
+  PASS_REGULAR_EXPRESSION "tokens=3552 kl_mean=0.000000 top1_agree=1.0000 base_perplexity=[0-9]")
+add_test(NAME perplexity_kl_base_other_context
+  COMMAND ${FAIL} "--kl-base: .*brown.lp: saved with --context 128, this run uses 64" ${DSV3} perplexity -t 1 -q --file ${EXCERPT} -c 64 --kl-base ${T}/brown.lp)
+add_test(NAME perplexity_kl_base_other_text
+  COMMAND sh -c "mkdir -p ${T} && head -c 2000 ${EXCERPT} > ${T}/short.txt && ${FAIL} 'its ids are not this input' ${DSV3} perplexity -t 1 -q --file ${T}/short.txt -c 128 --kl-base ${T}/brown.lp")
+set_tests_properties(perplexity_kl_base_other_context perplexity_kl_base_other_text PROPERTIES FIXTURES_REQUIRED brown_logprobs)

@@ -1,4 +1,4 @@
-// Log-softmax of one row and a k-best scan; see logprobs.h.
+// Log-softmax of one row, a k-best scan and KL divergence; see logprobs.h.
 #include "runtime/logprobs.h"
 
 #include <cmath>
@@ -26,6 +26,24 @@ float TokenLogprobs(const float* logits, int64_t vocab, int32_t token, int k, To
   }
   for (int j = 0; j < have; ++j) top[j].logprob -= lse;
   return logits[token] - lse;
+}
+
+void LogSoftmax(const float* logits, int64_t vocab, float* out) {
+  float m = logits[0];
+  for (int64_t i = 1; i < vocab; ++i) m = logits[i] > m ? logits[i] : m;
+  double sum = 0.0;
+  for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i] - m));
+  const double lse = static_cast<double>(m) + std::log(sum);
+  for (int64_t i = 0; i < vocab; ++i) out[i] = static_cast<float>(static_cast<double>(logits[i]) - lse);
+}
+
+double KlDivergence(const float* log_p, const float* log_q, int64_t vocab) {
+  double kl = 0.0;
+  for (int64_t i = 0; i < vocab; ++i) {
+    const double lp = log_p[i];
+    kl += std::exp(lp) * (lp - static_cast<double>(log_q[i]));
+  }
+  return kl;
 }
 
 }  // namespace dsv3

@@ -8,7 +8,7 @@
 #
 # Usage: scripts/long_context_repro.sh [OUT_DIR]   (default: long-context-repro)
 # Environment: DSV3 (binary, default build/dsv3), THREADS (default 2),
-# BASE_STEPS / EXT_STEPS (default 2000 / 300), TRIALS (passkeys per cell, default 10).
+# BASE_STEPS / P1_STEPS / P2_STEPS (default 2000 / 300 / 300), TRIALS (passkeys per cell, default 10).
 # Everything comes from the repository: the bundled model's tokenizer, the
 # Brown excerpt in tests/data as haystack filler. About 20 minutes on 2 cores.
 set -euo pipefail
@@ -17,7 +17,8 @@ OUT=${1:-long-context-repro}
 DSV3=${DSV3:-$ROOT/build/dsv3}
 THREADS=${THREADS:-2}
 BASE_STEPS=${BASE_STEPS:-2000}
-EXT_STEPS=${EXT_STEPS:-300}
+P1_STEPS=${P1_STEPS:-300}
+P2_STEPS=${P2_STEPS:-300}
 TRIALS=${TRIALS:-10}
 BASE=128
 TOK=$ROOT/models/brown-10m
@@ -66,10 +67,10 @@ done
 # episode as long as the window is almost never whole inside one: extension
 # windows are 1.25 x the longest episode (as V3's 163,840 positions are 1.25 x 128K).
 [ -f phase1/model.safetensors ] || run train --model-config yarn16.json --init-from base --data data$((4 * BASE)) \
-  --out phase1 --steps "$EXT_STEPS" --batch-size 4 --seq-len $((5 * BASE)) --lr 1e-3 --warmup-steps 20 \
+  --out phase1 --steps "$P1_STEPS" --batch-size 4 --seq-len $((5 * BASE)) --lr 1e-3 --warmup-steps 20 \
   --log-every 50 --eval-windows 16
 [ -f phase2/model.safetensors ] || run train --model-config yarn16.json --init-from phase1 --data data$((16 * BASE)) \
-  --out phase2 --steps "$EXT_STEPS" --batch-size 1 --seq-len $((20 * BASE)) --lr 1e-3 --warmup-steps 20 \
+  --out phase2 --steps "$P2_STEPS" --batch-size 1 --seq-len $((20 * BASE)) --lr 1e-3 --warmup-steps 20 \
   --log-every 50 --eval-windows 8
 
 # YaRN without extension training: the base weights under the phase config.

@@ -60,3 +60,8 @@ add_test(NAME perplexity_kl_base_other_context
 add_test(NAME perplexity_kl_base_other_text
   COMMAND sh -c "mkdir -p ${T} && head -c 2000 ${EXCERPT} > ${T}/short.txt && ${FAIL} 'its ids are not this input' ${DSV3} perplexity -t 1 -q --file ${T}/short.txt -c 128 --kl-base ${T}/brown.lp")
 set_tests_properties(perplexity_kl_base_other_context perplexity_kl_base_other_text PROPERTIES FIXTURES_REQUIRED brown_logprobs)
+# --exact-activations reaches the kernels: a Q8_0 file of the bundled model
+# scores differently with float32 and with int8 activations (both near BF16).
+add_test(NAME perplexity_exact_activations_flag
+  COMMAND sh -c "mkdir -p ${T} && ${DSV3} convert ${CMAKE_SOURCE_DIR}/models/brown-10m ${T}/brown-q8_0.gguf --to gguf --type q8_0 >/dev/null 2>&1 && a=$(${DSV3} -t 1 perplexity -q -m ${T}/brown-q8_0.gguf --tokenizer ${CMAKE_SOURCE_DIR}/models/brown-10m --file ${EXCERPT} -c 128 --kl-base ${T}/brown.lp) && b=$(${DSV3} -t 1 --exact-activations perplexity -q -m ${T}/brown-q8_0.gguf --tokenizer ${CMAKE_SOURCE_DIR}/models/brown-10m --file ${EXCERPT} -c 128 --kl-base ${T}/brown.lp) && echo \"$a\" && echo \"$b\" && [ \"$a\" != \"$b\" ] && echo \"$a $b\" | awk '{ for (i = 1; i <= NF; ++i) if ($i ~ /^kl_mean=/) { split($i, kv, \"=\"); if (kv[2] > 0.01) exit 1 } }'")
+set_tests_properties(perplexity_exact_activations_flag PROPERTIES FIXTURES_REQUIRED brown_logprobs)

@@ -25,6 +25,9 @@ struct Common {
   // and --expert-map (ranks.cc, docs/distributed.md).
   dist::Comm* comm = nullptr;
   std::string expert_map;
+  // --exact-activations: GGUF block-type weights keep float32 activations
+  // (LoadOptions::exact_block_activations) instead of int8 per 32 values.
+  bool exact_activations = false;
   bool error_agreed = false;  // a failure every rank reported (exit cleanly)
   int rank() const { return comm ? comm->rank() : 0; }
   bool distributed() const { return comm && comm->distributed(); }

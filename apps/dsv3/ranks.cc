@@ -33,6 +33,7 @@ Status CheckSame(const std::vector<uint64_t>& values, const std::string& what, c
 Expected<std::unique_ptr<Model>> LoadOnRanks(Common& common, const std::string& path, LoadOptions options) {
   options.comm = common.comm;
   options.expert_map = common.expert_map;
+  options.exact_block_activations = options.exact_block_activations || common.exact_activations;
   if (!common.expert_map.empty() && !common.distributed())
     std::fprintf(stderr, "warning: --expert-map is ignored without mpirun -np N > 1\n");
   auto model = Model::Load(path, options);

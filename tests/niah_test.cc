@@ -1,12 +1,15 @@
 // Needle-in-a-haystack pieces (issue 17): prompts have exactly the asked
 // length with the needle at the asked depth and cyclic filler around it;
 // training episodes append the answer; the grid's table and SVG heatmap
-// carry one cell per (depth, length) coloured by accuracy.
+// carry one cell per (depth, length) coloured by accuracy; greedy answering
+// equals a from-scratch greedy decode whatever the prefill chunk.
 #include "runtime/niah.h"
 
 #include <gtest/gtest.h>
 
 #include <regex>
+
+#include "model/model.h"
 
 namespace dsv3 {
 namespace {
@@ -84,6 +87,44 @@ TEST(NiahTest, PasskeysAreDeterministicAndHaveTheDigits) {
     EXPECT_NE(k[0], '0');
     EXPECT_TRUE(std::all_of(k.begin(), k.end(), [](char c) { return c >= '0' && c <= '9'; }));
   }
+}
+
+// Greedy continuation recomputed from scratch each token (one prefill of
+// everything so far on a fresh cache): what NiahGreedy's cached decode must give.
+std::vector<int32_t> ReferenceGreedy(const Model& m, std::vector<int32_t> ids, int64_t n) {
+  std::vector<int32_t> out;
+  const int64_t V = m.config().vocab_size;
+  for (int64_t k = 0; k < n; ++k) {
+    KvCache cache = m.NewCache(1, static_cast<int64_t>(ids.size()));
+    Workspace ws;
+    Batch batch;
+    for (size_t i = 0; i < ids.size(); ++i) batch.Add(ids[i], static_cast<int32_t>(i), 0, i + 1 == ids.size());
+    EXPECT_TRUE(m.Forward(batch, cache, ws).ok());
+    const int32_t next = static_cast<int32_t>(std::max_element(ws.logits.begin(), ws.logits.begin() + V) - ws.logits.begin());
+    out.push_back(next), ids.push_back(next);
+  }
+  return out;
+}
+
+TEST(NiahTest, GreedyAnswerIsTheGreedyDecodeForAnyPrefillChunk) {
+  auto model = Model::Load(std::string(DSV3_GOLDEN_DIR) + "/v3_tiny_bf16");
+  ASSERT_TRUE(model.ok()) << model.status().message();
+  const Model& m = **model;
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 21; ++i) prompt.push_back((i * 37 + 5) % static_cast<int>(m.config().vocab_size));
+  const auto whole = NiahGreedy(m, prompt, 6, {}, 512);
+  const auto chunked = NiahGreedy(m, prompt, 6, {}, 4);
+  ASSERT_TRUE(whole.ok() && chunked.ok());
+  ASSERT_EQ(whole->size(), 6u);
+  EXPECT_EQ(*whole, *chunked);
+  EXPECT_EQ(*whole, ReferenceGreedy(m, prompt, 6));
+  // A stop id ends the answer at its first occurrence, included.
+  const int32_t stop = (*whole)[2];
+  const auto stopped = NiahGreedy(m, prompt, 6, {stop});
+  ASSERT_TRUE(stopped.ok());
+  const size_t first = std::find(whole->begin(), whole->end(), stop) - whole->begin();
+  EXPECT_EQ(*stopped, std::vector<int32_t>(whole->begin(), whole->begin() + first + 1));
+  EXPECT_FALSE(NiahGreedy(m, {}, 3, {}).ok());
 }
 
 }  // namespace

@@ -3,14 +3,17 @@
 # docs/long-context.md): pre-train a tiny model on passkey-retrieval episodes
 # at BASE tokens, then extend it with YaRN (factor 16, the final scale, in
 # both phases as the paper keeps s = 40 in both) in two short phases at
-# 4 x BASE and 16 x BASE, and draw the needle-in-a-haystack grid of each stage
-# plus YaRN applied to the base model without extension training.
+# 4 x BASE and 16 x BASE, continue phase 2 on long episodes only (8 x .. 16 x
+# BASE) in two more stages at lower learning rates, and draw the
+# needle-in-a-haystack grid of each stage plus YaRN applied to the base model
+# without extension training.
 #
 # Usage: scripts/long_context_repro.sh [OUT_DIR]   (default: long-context-repro)
 # Environment: DSV3 (binary, default build/dsv3), THREADS (default 2),
-# BASE_STEPS / P1_STEPS / P2_STEPS (default 2000 / 300 / 300), TRIALS (passkeys per cell, default 10).
+# BASE_STEPS / P1_STEPS / P2_STEPS / P2L1_STEPS / P2L2_STEPS (default 2000 / 300 / 300 / 400 / 400),
+# TRIALS (passkeys per cell, default 10).
 # Everything comes from the repository: the bundled model's tokenizer, the
-# Brown excerpt in tests/data as haystack filler. About 20 minutes on 2 cores.
+# Brown excerpt in tests/data as haystack filler. About 40 minutes on 2 cores.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-long-context-repro}
@@ -19,6 +22,8 @@ THREADS=${THREADS:-2}
 BASE_STEPS=${BASE_STEPS:-2000}
 P1_STEPS=${P1_STEPS:-300}
 P2_STEPS=${P2_STEPS:-300}
+P2L1_STEPS=${P2L1_STEPS:-400}
+P2L2_STEPS=${P2L2_STEPS:-400}
 TRIALS=${TRIALS:-10}
 BASE=128
 TOK=$ROOT/models/brown-10m
@@ -59,6 +64,11 @@ for spec in $BASE:20000 $((4 * BASE)):8000 $((16 * BASE)):3000; do
     --max-length $L --episodes ${spec#*:} --seed $seed
   seed=$((seed + 1))
 done
+# Long episodes only (8 x .. 16 x BASE, seed 4) for the continuation of phase 2:
+# in data$((16 * BASE)) a needle-to-question distance near 16 x BASE inside a
+# whole episode is rare (a few windows in 300 steps).
+[ -f data$((16 * BASE))L/data.json ] || run niah --write-data data$((16 * BASE))L --tokenizer "$TOK" \
+  --filler "$FILLER" --min-length $((8 * BASE)) --max-length $((16 * BASE)) --episodes 3000 --seed 4
 
 # Pre-training at BASE, then the two extension phases from the previous checkpoint.
 [ -f base/model.safetensors ] || run train --model-config base.json --data data$BASE --out base \
@@ -72,6 +82,15 @@ done
 [ -f phase2/model.safetensors ] || run train --model-config yarn16.json --init-from phase1 --data data$((16 * BASE)) \
   --out phase2 --steps "$P2_STEPS" --batch-size 1 --seq-len $((20 * BASE)) --lr 1e-3 --warmup-steps 20 \
   --log-every 50 --eval-windows 8
+# Phase 2 continued on the long episodes from phase 2's weights (fresh AdamW
+# state, its own cosine schedule with a 10-step warm-up), then once more at a
+# lower learning rate; phase2-long is the final model.
+[ -f phase2-long1/model.safetensors ] || run train --model-config yarn16.json --init-from phase2 \
+  --data data$((16 * BASE))L --out phase2-long1 --steps "$P2L1_STEPS" --batch-size 1 --seq-len $((20 * BASE)) \
+  --lr 5e-4 --warmup-steps 10 --seed 2 --log-every 50 --eval-windows 8
+[ -f phase2-long/model.safetensors ] || run train --model-config yarn16.json --init-from phase2-long1 \
+  --data data$((16 * BASE))L --out phase2-long --steps "$P2L2_STEPS" --batch-size 1 --seq-len $((20 * BASE)) \
+  --lr 2e-4 --warmup-steps 10 --seed 3 --log-every 50 --eval-windows 8
 
 # YaRN without extension training: the base weights under the phase config.
 mkdir -p base-yarn
@@ -92,5 +111,7 @@ python3 -c "import json; c = json.load(open('base.json')); c['max_position_embed
 grid base-long base "Base model ($BASE-token training), plain RoPE"
 grid base-yarn base-yarn "Base model + YaRN x16, no extension training"
 grid phase1 phase1 "After phase 1 (YaRN x16, trained at $((4 * BASE)))"
-grid phase2 phase2 "After phase 2 (YaRN x16, trained at $((16 * BASE)))"
+grid phase2 phase2-300 "After phase 2 (YaRN x16, trained at $((16 * BASE)))"
+grid phase2-long1 phase2-long1 "After phase 2 + $P2L1_STEPS long-episode steps (YaRN x16)"
+grid phase2-long phase2 "After phase 2 + long-episode continuation (YaRN x16, $((16 * BASE)))"
 grep -H "niah: mean" niah-*.txt

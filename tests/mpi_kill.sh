@@ -5,25 +5,13 @@
 # within 10 s of the kill (the other ranks must not hang in an exchange).
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/mpi_kill_lib.sh"
 np="$1"; btl="$2"; shift 2
 "$here/mpi_run.sh" "$np" "$btl" "$@" >/dev/null 2>&1 &
 job=$!
-victim=""
-for _ in $(seq 100); do  # find rank 1 among mpirun's children
-  for pid in $(pgrep -P "$job"); do
-    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then victim=$pid; fi
-  done
-  [ -n "$victim" ] && break
-  sleep 0.1
-done
-if [ -z "$victim" ]; then echo "rank 1 not found"; kill "$job"; exit 1; fi
+victim=$(rank_pid "$job" 1) || { echo "rank 1 not found"; kill "$job"; exit 1; }
 sleep 1.5
 if ! kill -0 "$job" 2>/dev/null; then echo "the job ended before the kill: make it longer"; exit 1; fi
-kill -9 "$victim"
-start=$(date +%s%N)
-for _ in $(seq 100); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$job" 2>/dev/null; then echo "still running 10 s after rank 1 was killed (hang)"; kill -9 "$job"; exit 1; fi
-wait "$job"; rc=$?
-took=$(( ($(date +%s%N) - start) / 1000000 ))
+kill_and_wait "$job" "$victim"
 if [ "$rc" -eq 0 ]; then echo "the job exited 0 after rank 1 was killed"; exit 1; fi
 echo "ok: rank 1 killed, job exited $rc after ${took} ms"

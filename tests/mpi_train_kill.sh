@@ -11,25 +11,17 @@
 # same step S+3.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/mpi_kill_lib.sh"
 np="$1"; btl="$2"; dir="$3"; dsv3="$4"; shift 4
 rm -rf "$dir"; mkdir -p "$dir"
 "$here/mpi_run.sh" "$np" "$btl" "$dsv3" -t 1 "$@" --out "$dir/out" >"$dir/killed.txt" 2>&1 &
 job=$!
 for _ in $(seq 200); do [ -f "$dir/out/optimizer.safetensors" ] && break; sleep 0.05; done
 [ -f "$dir/out/optimizer.safetensors" ] || { echo "no checkpoint appeared"; kill "$job"; exit 1; }
-victim=""
-for pid in $(pgrep -P "$job"); do
-  if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then victim=$pid; fi
-done
-[ -n "$victim" ] || { echo "rank 1 not found"; kill "$job"; exit 1; }
+victim=$(rank_pid "$job" 1) || { echo "rank 1 not found"; kill "$job"; exit 1; }
 sleep 0.5
 kill -0 "$job" 2>/dev/null || { echo "the job ended before the kill: make it longer"; exit 1; }
-kill -9 "$victim"
-start=$(date +%s%N)
-for _ in $(seq 100); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$job" 2>/dev/null; then echo "still running 10 s after rank 1 was killed (hang)"; kill -9 "$job"; exit 1; fi
-wait "$job"; rc=$?
-took=$(( ($(date +%s%N) - start) / 1000000 ))
+kill_and_wait "$job" "$victim"
 [ "$rc" -ne 0 ] || { echo "the job exited 0 after rank 1 was killed"; exit 1; }
 grep -q "process rank 1 .*exited on signal 9" "$dir/killed.txt" || { echo "no message names rank 1:"; cat "$dir/killed.txt"; exit 1; }
 note=$(grep -o "rank 0: stopped by the job during step [0-9]* ([^)]*)" "$dir/killed.txt")

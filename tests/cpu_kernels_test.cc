@@ -310,13 +310,16 @@ TEST(CpuAttention, MatchesTwoPassReference) {
           for (size_t i = 0; i < got.size(); ++i)
             ASSERT_NEAR(got[i], want[i], 1e-5f * (std::fabs(want[i]) + 1.0f)) << "rc=" << rc << " f8=" << f8;
           // Any split of the tokens and heads gives the same bits: one token
-          // at a time (decode), heads [0, 8) and [8, H) in separate calls.
-          std::vector<float> split(m * H * rc);
-          for (int64_t i = 0; i < m; ++i)
-            for (auto [h0, h1] : {std::pair<int64_t, int64_t>{0, 8}, {8, H}})
-              cpu::MlaAttention({rc, dr, 0.1f}, q.data() + i * H * lat, H * lat, 1, 1 + i, h0, h1, rows,
-                                split.data() + i * H * rc, H * rc, scratch.data());
-          ASSERT_EQ(split, got) << "rc=" << rc << " f8=" << f8;
+          // at a time (decode), heads [0, 8) and [8, H) in separate calls, or
+          // [0, 3) and [3, H) (each head in another place of its group of 8).
+          for (int64_t cut : {8, 3}) {
+            std::vector<float> split(m * H * rc);
+            for (int64_t i = 0; i < m; ++i)
+              for (auto [h0, h1] : {std::pair<int64_t, int64_t>{0, cut}, {cut, H}})
+                cpu::MlaAttention({rc, dr, 0.1f}, q.data() + i * H * lat, H * lat, 1, 1 + i, h0, h1, rows,
+                                  split.data() + i * H * rc, H * rc, scratch.data());
+            ASSERT_EQ(split, got) << "rc=" << rc << " f8=" << f8 << " cut=" << cut;
+          }
           // Long context: one token at the last position (3 blocks of 64).
           cpu::MlaAttention({rc, dr, 0.1f}, q.data(), H * lat, 1, len - 1, 3, H, rows, got.data(), H * rc,
                             scratch.data());

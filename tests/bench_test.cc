@@ -40,8 +40,20 @@ TEST(Bench, SmokeOnTinyModelReportsConsistentFields) {
                 1e-6 * d.roofline_tokens_per_s);
     EXPECT_GT(d.fraction_of_roofline, 0);
     EXPECT_TRUE(std::isfinite(d.achieved_bytes_per_s));
+    // Mean context of the timed steps: the prompt-free cache grows 1..steps+1.
+    EXPECT_NEAR(d.flops_per_token, DecodeFlops(m.config(), 1.0 + (d.steps + 1) / 2.0), 1.0);
+    EXPECT_NEAR(d.flop_bound_tokens_per_s, r->fma_peak_flops / d.flops_per_token, 1e-6 * d.flop_bound_tokens_per_s);
+    EXPECT_EQ(d.bound_tokens_per_s, std::min(d.roofline_tokens_per_s, d.flop_bound_tokens_per_s));
+    EXPECT_NEAR(d.fraction_of_bound, d.tokens_per_s / d.bound_tokens_per_s, 1e-9);
   }
   EXPECT_EQ(r->decode[0].experts_per_layer, K);  // batch 1 runs exactly top-k
+  // One token over one row costs what a one-token prefill does; each further
+  // row adds 2 flops per multiply-add of scores (rc + dr) and values (rc),
+  // every head of every layer.
+  const Config& c = m.config();
+  EXPECT_NEAR(DecodeFlops(c, 1.0), PrefillFlops(c, 1), 1.0);
+  EXPECT_NEAR(DecodeFlops(c, 101.0) - DecodeFlops(c, 1.0),
+              100.0 * 2 * c.num_hidden_layers * c.num_attention_heads * (2 * c.kv_lora_rank + c.qk_rope_head_dim), 1e-3);
   EXPECT_GE(r->peak_rss_bytes, r->rss_bytes);
   EXPECT_GT(r->rss_bytes, 0u);
   EXPECT_GT(r->weight_bytes, 0u);

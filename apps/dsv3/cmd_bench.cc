@@ -63,11 +63,14 @@ void PrintText(const std::string& dir, const BenchResult& r, bool machine_only) 
   if (!r.decode.empty() && r.decode[0].context > 0)
     std::printf("decode after %lld cache rows per sequence (--context: random latent rows)\n",
                 static_cast<long long>(r.decode[0].context));
-  std::printf("decode  batch  tok/s     experts/layer  weights MB/tok  kv MB/tok  GB/s    roofline tok/s  of roofline\n");
+  std::printf("decode  batch  tok/s     experts/layer  weights MB/tok  kv MB/tok  GB/s    roofline tok/s  of roofline"
+              "  GFLOP/tok  flop bound  of bound\n");
   for (const DecodeResult& d : r.decode)
-    std::printf("        %5lld  %8.2f  %13.1f  %14.1f  %9.2f  %6.1f  %14.1f  %10.1f%%\n", static_cast<long long>(d.batch),
-                d.tokens_per_s, d.experts_per_layer, d.weight_bytes_per_token / 1e6, d.kv_bytes_per_token / 1e6,
-                d.achieved_bytes_per_s / 1e9, d.roofline_tokens_per_s, 100.0 * d.fraction_of_roofline);
+    std::printf("        %5lld  %8.2f  %13.1f  %14.1f  %9.2f  %6.1f  %14.1f  %10.1f%%  %9.2f  %10.1f  %7.1f%%\n",
+                static_cast<long long>(d.batch), d.tokens_per_s, d.experts_per_layer, d.weight_bytes_per_token / 1e6,
+                d.kv_bytes_per_token / 1e6, d.achieved_bytes_per_s / 1e9, d.roofline_tokens_per_s,
+                100.0 * d.fraction_of_roofline, d.flops_per_token / 1e9, d.flop_bound_tokens_per_s,
+                100.0 * d.fraction_of_bound);
   std::printf("memory: peak RSS %.2f GB (now %.2f GB: %.2f file-backed, %.2f anonymous); weights %.2f GB, largest kv cache %.3f GB\n",
               r.peak_rss_bytes / 1e9, r.rss_bytes / 1e9, r.rss_file_bytes / 1e9, r.rss_anon_bytes / 1e9,
               r.weight_bytes / 1e9, r.kv_cache_bytes / 1e9);

@@ -128,12 +128,21 @@ Status RunDecode(const Model& m, const BenchOptions& o, int64_t B, DecodeResult&
   const double mean_context = static_cast<double>(ctx) + 1.0 + static_cast<double>(steps + 1) / 2.0;
   d.kv_bytes_per_token = static_cast<double>(c.num_hidden_layers) * mean_context * row_bytes;
   d.weight_bytes_per_token = weights_per_step / static_cast<double>(B);
+  d.flops_per_token = DecodeFlops(c, mean_context);
   const double per_step = weights_per_step + d.kv_bytes_per_token * static_cast<double>(B);
   d.achieved_bytes_per_s = per_step / (best / static_cast<double>(steps));
   return Status::Ok();
 }
 
 }  // namespace
+
+double DecodeFlops(const Config& c, double context) {
+  const ModelStats s = ComputeStats(c);
+  const double linear = static_cast<double>(s.active_params - s.embedding_params);
+  const double per_row = 2.0 * static_cast<double>(c.num_hidden_layers * c.num_attention_heads) *
+                         static_cast<double>(c.kv_latent_dim() + c.kv_lora_rank);
+  return 2.0 * linear + per_row * context;
+}
 
 double PrefillFlops(const Config& c, int64_t tokens) {
   const ModelStats s = ComputeStats(c);
@@ -200,6 +209,9 @@ Expected<BenchResult> RunBenchmark(const Model& m, const BenchOptions& o) {
   for (DecodeResult& d : r.decode) {
     d.roofline_tokens_per_s = r.membw_bytes_per_s / (d.weight_bytes_per_token + d.kv_bytes_per_token);
     d.fraction_of_roofline = d.tokens_per_s / d.roofline_tokens_per_s;
+    d.flop_bound_tokens_per_s = r.fma_peak_flops / d.flops_per_token;
+    d.bound_tokens_per_s = std::min(d.roofline_tokens_per_s, d.flop_bound_tokens_per_s);
+    d.fraction_of_bound = d.tokens_per_s / d.bound_tokens_per_s;
   }
   return r;
 }
@@ -229,7 +241,11 @@ std::string BenchJson(const BenchResult& r) {
                        {"kv_bytes_per_token", d.kv_bytes_per_token},
                        {"achieved_gb_per_s", d.achieved_bytes_per_s / 1e9},
                        {"roofline_tokens_per_s", d.roofline_tokens_per_s},
-                       {"fraction_of_roofline", d.fraction_of_roofline}});
+                       {"fraction_of_roofline", d.fraction_of_roofline},
+                       {"flops_per_token", d.flops_per_token},
+                       {"flop_bound_tokens_per_s", d.flop_bound_tokens_per_s},
+                       {"bound_tokens_per_s", d.bound_tokens_per_s},
+                       {"fraction_of_bound", d.fraction_of_bound}});
   }
   j["decode_tokens_per_s"] = per_batch;
   j["decode"] = details;

@@ -43,6 +43,14 @@ struct DecodeResult {
   double achieved_bytes_per_s = 0;    // (weights + kv) per step / step time
   double roofline_tokens_per_s = 0;   // membw / bytes per token
   double fraction_of_roofline = 0;
+  // Absorbed MLA costs 2 H (rc + dr + rc) flops per cache row per token, so at
+  // long contexts the FMA units, not the bytes, set the limit: the flop bound
+  // is the FMA peak / flops per token (linear layers + attention), and the
+  // bound is the lower of it and the byte roofline.
+  double flops_per_token = 0;
+  double flop_bound_tokens_per_s = 0;
+  double bound_tokens_per_s = 0;
+  double fraction_of_bound = 0;
 };
 
 struct BenchResult {
@@ -69,6 +77,11 @@ Expected<BenchResult> RunBenchmark(const Model& model, const BenchOptions& optio
 // cache with logits for the last one: 2 per multiply-add of every linear
 // layer a token runs (top-k routed experts) plus the attention scores and sums.
 double PrefillFlops(const Config& config, int64_t tokens);
+
+// Floating-point operations of one decode token at a (mean) context of
+// `context` cache rows: every linear layer it runs and the head, plus
+// absorbed attention over the rows.
+double DecodeFlops(const Config& config, double context);
 
 // The same fields as JSON, keys prefill_tokens_per_s and decode_tokens_per_s
 // (an object keyed by batch size) included.

@@ -10,41 +10,61 @@
 #
 # Usage: scripts/long_context_repro.sh [OUT_DIR]   (default: long-context-repro)
 # Environment: DSV3 (binary, default build/dsv3), THREADS (default 2),
-# BASE_STEPS / P1_STEPS / P2_STEPS / P2L1_STEPS / P2L2_STEPS (default 2000 / 300 / 300 / 400 / 400),
-# TRIALS (passkeys per cell, default 10).
+# BASE_STEPS / P1_STEPS / P2_STEPS / P2L1_STEPS / P2L2_STEPS (default 8000 / 300 / 300 / 400 / 400),
+# TRIALS (passkeys per cell, default 10), FINAL_TRIALS (the final model's,
+# default 40), HIDDEN / LAYERS / HEADS / KV_RANK / HEAD_DIM / ROPE_DIM (model
+# shape, default 64 / 2 / 4 / 32 / 16 / 16),
+# FILLER (haystack text), NUMBER_FREE_FILLER=1 (strip its numbers).
 # Everything comes from the repository: the bundled model's tokenizer, the
-# Brown excerpt in tests/data as haystack filler. About 40 minutes on 2 cores.
+# Brown excerpt in tests/data as haystack filler. About 20 minutes on 2 idle cores.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-long-context-repro}
 DSV3=${DSV3:-$ROOT/build/dsv3}
 THREADS=${THREADS:-2}
-BASE_STEPS=${BASE_STEPS:-2000}
+BASE_STEPS=${BASE_STEPS:-8000}
 P1_STEPS=${P1_STEPS:-300}
 P2_STEPS=${P2_STEPS:-300}
 P2L1_STEPS=${P2L1_STEPS:-400}
 P2L2_STEPS=${P2L2_STEPS:-400}
 TRIALS=${TRIALS:-10}
+FINAL_TRIALS=${FINAL_TRIALS:-40}
+# Model shape: hidden size, layers (the first dense, the rest MoE), heads,
+# MLA latent rank, per-head nope/value dim and RoPE dim.
+HIDDEN=${HIDDEN:-64}
+LAYERS=${LAYERS:-2}
+HEADS=${HEADS:-4}
+KV_RANK=${KV_RANK:-32}
+HEAD_DIM=${HEAD_DIM:-16}
+ROPE_DIM=${ROPE_DIM:-16}
 BASE=128
 TOK=$ROOT/models/brown-10m
-FILLER=$ROOT/tests/data/brown-validation-excerpt.txt
 mkdir -p "$OUT"
 cd "$OUT"
+# The haystack: the Brown excerpt in tests/data (FILLER=FILE for another
+# text). NUMBER_FREE_FILLER=1 strips its 49 numbers (years, prices, counts)
+# so the pass key is the only number in it, as in the original passkey test;
+# tried, not better (docs/long-context.md).
+FILLER=${FILLER:-$ROOT/tests/data/brown-validation-excerpt.txt}
+if [ "${NUMBER_FREE_FILLER:-0}" = 1 ]; then
+  sed -E 's/[^[:space:]]*[0-9][^[:space:]]*//g; s/[[:blank:]]+/ /g' "$FILLER" > filler.txt
+  FILLER=$PWD/filler.txt
+fi
 run() { echo "+ $*" >&2; nice -n 10 "$DSV3" -t "$THREADS" "$@"; }
 
 # The base model: 2 layers (dense, then MoE with 4 experts), d = 64, MLA with
 # a 16-dim RoPE part, the Brown tokenizer's 4096 ids, context BASE.
-python3 - "$BASE" <<'PY'
+python3 - "$BASE" "$HIDDEN" "$LAYERS" "$HEADS" "$KV_RANK" "$HEAD_DIM" "$ROPE_DIM" <<'PY'
 import json, sys
-base = int(sys.argv[1])
+base, d, layers, heads, rank, hd, rope = map(int, sys.argv[1:8])
 c = {"architectures": ["DeepseekV3ForCausalLM"], "model_type": "deepseek_v3",
-     "vocab_size": 4096, "hidden_size": 64, "intermediate_size": 192, "moe_intermediate_size": 64,
-     "num_hidden_layers": 2, "num_nextn_predict_layers": 0, "num_attention_heads": 4,
-     "num_key_value_heads": 4, "n_shared_experts": 1, "n_routed_experts": 4, "num_experts_per_tok": 2,
+     "vocab_size": 4096, "hidden_size": d, "intermediate_size": 3 * d, "moe_intermediate_size": d,
+     "num_hidden_layers": layers, "num_nextn_predict_layers": 0, "num_attention_heads": heads,
+     "num_key_value_heads": heads, "n_shared_experts": 1, "n_routed_experts": 4, "num_experts_per_tok": 2,
      "routed_scaling_factor": 1.0, "topk_method": "noaux_tc", "scoring_func": "sigmoid",
      "norm_topk_prob": True, "n_group": 1, "topk_group": 1, "first_k_dense_replace": 1,
-     "moe_layer_freq": 1, "kv_lora_rank": 32, "q_lora_rank": None, "qk_nope_head_dim": 16,
-     "qk_rope_head_dim": 16, "v_head_dim": 16, "hidden_act": "silu",
+     "moe_layer_freq": 1, "kv_lora_rank": rank, "q_lora_rank": None, "qk_nope_head_dim": hd,
+     "qk_rope_head_dim": rope, "v_head_dim": hd, "hidden_act": "silu",
      "max_position_embeddings": base, "rms_norm_eps": 1e-06, "rope_theta": 10000,
      "tie_word_embeddings": False, "bos_token_id": 0, "eos_token_id": 1, "torch_dtype": "float32"}
 json.dump(c, open("base.json", "w"), indent=1)
@@ -114,4 +134,13 @@ grid phase1 phase1 "After phase 1 (YaRN x16, trained at $((4 * BASE)))"
 grid phase2 phase2-300 "After phase 2 (YaRN x16, trained at $((16 * BASE)))"
 grid phase2-long1 phase2-long1 "After phase 2 + $P2L1_STEPS long-episode steps (YaRN x16)"
 grid phase2-long phase2 "After phase 2 + long-episode continuation (YaRN x16, $((16 * BASE)))"
+# The final model with FINAL_TRIALS passkeys per cell on three seeds: with 10
+# a cell shows 90% for a single miss, so >= 95% per cell needs more trials to
+# be measured at all. --show-misses lists each miss and the model's answer.
+for seed in 1 2 11; do
+  run niah -m phase2-long --filler "$FILLER" --lengths "$LENGTHS" --trials "$FINAL_TRIALS" --seed $seed \
+    --svg "niah-final-t$FINAL_TRIALS-s$seed.svg" --show-misses \
+    --title "Final model, $FINAL_TRIALS pass keys per cell (seed $seed)" \
+    > "niah-final-t$FINAL_TRIALS-s$seed.txt" 2> "niah-final-t$FINAL_TRIALS-s$seed.misses"
+done
 grep -H "niah: mean" niah-*.txt

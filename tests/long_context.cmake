@@ -16,6 +16,10 @@ add_test(NAME cli_niah_grid_and_svg
   COMMAND sh -c "rm -f ${NIAH_TMP}/grid.svg && ${NIAH_DSV3} -t 2 niah --filler ${NIAH_FILLER} --lengths 64,160 --depths 0,50,100 --trials 2 --svg ${NIAH_TMP}/grid.svg > ${NIAH_TMP}/grid.txt && cat ${NIAH_TMP}/grid.txt && test $(grep -cE '^ +(0|50|100)% +[0-9]+% +[0-9]+%$' ${NIAH_TMP}/grid.txt) = 3 && grep -q '^niah: mean=[01][.][0-9]* cells=6 trials=2$' ${NIAH_TMP}/grid.txt && test $(grep -c 'width=\"56\" height=\"26\" fill=\"#' ${NIAH_TMP}/grid.svg) = 6 && tail -1 ${NIAH_TMP}/grid.svg | grep -q '</svg>'")
 add_test(NAME cli_niah_same_seed_same_grid
   COMMAND sh -c "a=$(${NIAH_DSV3} -t 2 niah --filler ${NIAH_FILLER} --lengths 48 --depths 0,100 --trials 3 --seed 7 2>/dev/null) && b=$(${NIAH_DSV3} -t 2 niah --filler ${NIAH_FILLER} --lengths 48 --depths 0,100 --trials 3 --seed 7 2>/dev/null) && test -n \"$a\" && test \"$a\" = \"$b\"")
+# --show-misses: one stderr line per missed pass key with the model's answer;
+# misses plus found passkeys make the trials.
+add_test(NAME cli_niah_show_misses
+  COMMAND sh -c "${NIAH_DSV3} -t 2 niah --filler ${NIAH_FILLER} --lengths 64 --depths 0 --trials 3 --show-misses > ${NIAH_TMP}/misses.out 2> ${NIAH_TMP}/misses.err; cat ${NIAH_TMP}/misses.err; m=$(grep -c 'niah: missed length 64 depth 0% trial [0-2]: pass key [0-9][0-9][0-9][0-9][0-9], answer \"' ${NIAH_TMP}/misses.err); f=$(sed -n 's/^niah: mean=\\([0-9.]*\\) .*/\\1/p' ${NIAH_TMP}/misses.out); test $(awk -v m=$m -v f=$f 'BEGIN { print m + int(f * 3 + 0.5) }') = 3")
 add_test(NAME cli_niah_write_data
   COMMAND sh -c "rm -rf ${NIAH_TMP}/data && ${NIAH_DSV3} niah --write-data ${NIAH_TMP}/data --filler ${NIAH_FILLER} --max-length 80 --episodes 64 && grep -q '\"format\": \"dsv3-tokens-v1\"' ${NIAH_TMP}/data/data.json && grep -q '\"documents\": 2' ${NIAH_TMP}/data/data.json")
 add_test(NAME cli_niah_bad_lengths COMMAND ${NIAH_FAIL} "--lengths: 'x' is not a number" ${NIAH_DSV3} niah --filler ${NIAH_FILLER} --lengths 64,x)

@@ -29,6 +29,7 @@ struct NiahOptions {
   int64_t trials = 4, episodes = 2000, min_length = 0, max_length = 0;
   int digits = 5;
   uint64_t seed = 1;
+  bool show_misses = false;
 };
 
 std::string Num(double v) {
@@ -141,7 +142,14 @@ Status Evaluate(const NiahOptions& o) {
         const NiahPieces p = Pieces(*tok, filler, key);
         const auto prompt = NiahPrompt(p, g.lengths[l], g.depths[d], static_cast<int64_t>(rng() % filler.size()));
         DSV3_ASSIGN_OR_RETURN(auto answer, NiahGreedy(m, prompt, max_new, stop));
-        g.found[d][l] += Found(*tok, answer, key);
+        const bool found = Found(*tok, answer, key);
+        g.found[d][l] += found;
+        if (!found && o.show_misses) {
+          auto text = tok->Decode(answer, true);
+          std::fprintf(stderr, "\nniah: missed length %lld depth %g%% trial %lld: pass key %s, answer \"%s\"\n",
+                       (long long)g.lengths[l], g.depths[d], (long long)t, key.c_str(),
+                       text.ok() ? text->c_str() : "(undecodable)");
+        }
       }
       std::fprintf(stderr, "\rniah: length %lld depth %g%%   ", (long long)g.lengths[l], g.depths[d]);
     }
@@ -201,6 +209,7 @@ void RegisterNiah(CLI::App& app, Common& common) {
   cmd->add_option("--digits", o->digits, "digits per passkey")->capture_default_str();
   cmd->add_option("--seed", o->seed, "passkeys and filler offsets")->capture_default_str();
   cmd->add_option("--svg", o->svg, "write the heatmap here");
+  cmd->add_flag("--show-misses", o->show_misses, "print each missed pass key and the model's answer (stderr)");
   cmd->add_option("--title", o->title, "heatmap title");
   cmd->add_option("--write-data", o->write_data, "instead of evaluating: write a training data directory of passkey episodes");
   cmd->add_option("--episodes", o->episodes, "with --write-data: training episodes (validation: 1/16, at least 32)")->capture_default_str();

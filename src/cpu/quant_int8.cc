@@ -26,6 +26,13 @@
 #include "cpu/kernels.h"
 #include "cpu/quant_unpack-inl.h"
 
+// GCC 12's AVX-512 intrinsics (_mm512_cvtepi32_ps, ...) start from an
+// uninitialised temporary on purpose; its -Wmaybe-uninitialized about them is noise.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #ifndef DSV3_CPU_QUANT_INT8_ONCE
 #define DSV3_CPU_QUANT_INT8_ONCE
 namespace dsv3::cpu {
@@ -128,6 +135,9 @@ HWY_INLINE __m512i Load4x16(const int8_t* p) {
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48)), 1);
   return _mm512_inserti64x4(lo, hi, 1);
 }
+// The target's own features plus VNNI: clang replaces (GCC extends) the
+// features HWY_BEFORE_NAMESPACE gives a function that names its own target.
+#define DSV3_AVX3_VNNI __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
 template <int G>
 HWY_INLINE __m512 LoadGroups(const float* p) {  // G = 8: upper lanes zero
   const __m512 lo = _mm512_zextps256_ps512(_mm256_loadu_ps(p));
@@ -135,9 +145,8 @@ HWY_INLINE __m512 LoadGroups(const float* p) {  // G = 8: upper lanes zero
 }
 
 template <class K, int T>
-__attribute__((target("avx512vnni"))) void DecodeVnni(const MatRef& w, const Int8Acts& a, const float* dg,
-                                                      const float* qdg, float* y, int64_t y_stride, int64_t r0,
-                                                      int64_t r1) {
+DSV3_AVX3_VNNI void DecodeVnni(const MatRef& w, const Int8Acts& a, const float* dg, const float* qdg, float* y,
+                               int64_t y_stride, int64_t r0, int64_t r1) {
   static_assert(K::kElems == 256);
   constexpr int G = K::kElems / K::kGroup;
   constexpr int64_t bb = DTypeBlockBytes(K::kType);
@@ -185,8 +194,8 @@ __attribute__((target("avx512vnni"))) void DecodeVnni(const MatRef& w, const Int
 // [d_t of groups 0..7, sum(q) * d_t of groups 0..7] (f16, per token [cols / 16]).
 // With P = [d sc_g, dmin m_g] * f16: y += levels . q * P[g] - P[8 + g].
 template <int T>
-__attribute__((target("avx512vnni"))) void DecodeQ4KVnni(const MatRef& w, const int8_t* qp, const float* f16,
-                                                         float* y, int64_t y_stride, int64_t r0, int64_t r1) {
+DSV3_AVX3_VNNI void DecodeQ4KVnni(const MatRef& w, const int8_t* qp, const float* f16, float* y, int64_t y_stride,
+                                  int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / 256, cols = w.cols;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i idx[4] = {_mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0),

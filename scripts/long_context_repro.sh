@@ -52,8 +52,8 @@ if [ "${NUMBER_FREE_FILLER:-0}" = 1 ]; then
 fi
 run() { echo "+ $*" >&2; nice -n 10 "$DSV3" -t "$THREADS" "$@"; }
 
-# The base model: 2 layers (dense, then MoE with 4 experts), d = 64, MLA with
-# a 16-dim RoPE part, the Brown tokenizer's 4096 ids, context BASE.
+# The base model, by default: 2 layers (dense, then MoE with 4 experts),
+# d = 64, MLA with a 16-dim RoPE part, the Brown tokenizer's 4096 ids, context BASE.
 python3 - "$BASE" "$HIDDEN" "$LAYERS" "$HEADS" "$KV_RANK" "$HEAD_DIM" "$ROPE_DIM" <<'PY'
 import json, sys
 base, d, layers, heads, rank, hd, rope = map(int, sys.argv[1:8])

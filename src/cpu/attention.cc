@@ -182,9 +182,9 @@ HWY_INLINE float ExpShiftSum(DF df, float* p, int64_t n, float m) {
   return sum;
 }
 
-// P[g][j] = scale * q[g] . row_{j0+j} for G heads of one token and jn rows;
-// with e4m3 rows the value weights are left scaled for AccumulateValues
-// after the softmax (see FinishScores).
+// P[g][j + r] = scale * q[g] . row_{j0+j+r} for G heads of one token and the
+// R rows j .. j+R-1 of the block; the FP8 latent and rotary parts are summed
+// separately and weighted by their own scales.
 template <bool kF8, int64_t G, int64_t R>
 HWY_INLINE void RowScores(const MlaShape& s, const float* q, const LatentRows& rows, int64_t j0, int64_t j,
                           float* P) {

@@ -136,21 +136,28 @@ Status RunDecode(const Model& m, const BenchOptions& o, int64_t B, DecodeResult&
 
 }  // namespace
 
+namespace {
+
+// Absorbed MLA per token and cache row: 2 flops per multiply-add of the
+// scores (rc + dr) and of the values (rc), every head of every layer.
+double AttentionFlopsPerRow(const Config& c) {
+  return 2.0 * static_cast<double>(c.num_hidden_layers * c.num_attention_heads) *
+         static_cast<double>(c.kv_latent_dim() + c.kv_lora_rank);
+}
+
+}  // namespace
+
 double DecodeFlops(const Config& c, double context) {
   const ModelStats s = ComputeStats(c);
-  const double linear = static_cast<double>(s.active_params - s.embedding_params);
-  const double per_row = 2.0 * static_cast<double>(c.num_hidden_layers * c.num_attention_heads) *
-                         static_cast<double>(c.kv_latent_dim() + c.kv_lora_rank);
-  return 2.0 * linear + per_row * context;
+  const double linear = static_cast<double>(s.active_params - s.embedding_params);  // head included
+  return 2.0 * linear + AttentionFlopsPerRow(c) * context;
 }
 
 double PrefillFlops(const Config& c, int64_t tokens) {
   const ModelStats s = ComputeStats(c);
   const double linear = static_cast<double>(s.active_params - s.embedding_params - s.head_params);
   double flops = 2.0 * linear * static_cast<double>(tokens) + 2.0 * static_cast<double>(s.head_params);
-  const double per_row = 2.0 * static_cast<double>(c.num_hidden_layers * c.num_attention_heads) *
-                         static_cast<double>(c.kv_latent_dim() + c.kv_lora_rank);
-  flops += per_row * static_cast<double>(tokens) * static_cast<double>(tokens + 1) / 2.0;  // rows 0..p per token
+  flops += AttentionFlopsPerRow(c) * static_cast<double>(tokens) * static_cast<double>(tokens + 1) / 2.0;  // rows 0..p
   return flops;
 }
 

@@ -98,3 +98,65 @@ foreach(var bf16 mtp)
   set_tests_properties(mpi_train_variant_${var}_np2 PROPERTIES FIXTURES_REQUIRED "mpi_train_data;mpi_train_ref_fp32_2"
                        ${MPI_TRAIN_PROPS} PASS_REGULAR_EXPRESSION "bit-identical: 6 steps")
 endforeach()
+
+# Expert parallelism (--parallel expert): the routed experts split over the
+# ranks, token rows exchanged with them; bit-identical to one process with
+# --grad-accum N in every precision, on both transports, at -np 2 and 4.
+foreach(prec fp32 bf16 fp8)
+  foreach(np 2 4)
+    foreach(btl vader tcp)
+      set(name mpi_train_ep_${prec}_np${np}_${btl})
+      set(out ${MPI_TT}/ep_${prec}_np${np}_${btl})
+      add_test(NAME ${name} COMMAND sh -c "rm -rf ${out} && ${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} --precision ${prec} --grad-accum ${np} --parallel expert --out ${out} && ${MPI_TRAIN_CMP} ${MPI_TT}/ref_${prec}_${np} ${out}")
+      set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED mpi_train_ref_${prec}_${np} ${MPI_TRAIN_PROPS}
+                           PASS_REGULAR_EXPRESSION "expert parallel: the 8 routed experts of each MoE layer split over ${np} ranks.*expert exchanges per step.*bit-identical: 6 steps")
+    endforeach()
+  endforeach()
+endforeach()
+
+# 100 steps (the issue's length), with the recipe variants: BF16 moments and
+# the classic aux loss over 4 ranks on TCP, FP8 with the aux-free bias over
+# 2 ranks on shared memory; every step, the MaxVio of each evaluation, the
+# weights and the optimizer state bit-identical.
+set(ep100_a 4 tcp --precision fp32 --bf16-moments --balance aux-loss)
+set(ep100_b 2 vader --precision fp8)
+foreach(v a b)
+  list(GET ep100_${v} 0 np)
+  list(GET ep100_${v} 1 btl)
+  list(SUBLIST ep100_${v} 2 -1 flags)
+  string(REPLACE ";" " " flags "${flags}")
+  set(out ${MPI_TT}/ep100_${v})
+  set(args "${MPI_TRAIN_ARGS_TEXT} --steps 100 --save-every 0 --eval-every 25 --log-every 1 --grad-accum ${np} ${flags}")
+  add_test(NAME mpi_train_ep_100_steps_${v}
+    COMMAND sh -c "rm -rf ${out} ${out}_ref && ${DSV3} -t 2 ${args} --out ${out}_ref && ${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 ${args} --parallel expert --out ${out} && ${MPI_TRAIN_CMP} ${out}_ref ${out}")
+  set_tests_properties(mpi_train_ep_100_steps_${v} PROPERTIES FIXTURES_REQUIRED mpi_train_data ${MPI_TRAIN_PROPS}
+                       PASS_REGULAR_EXPRESSION "bit-identical: 100 steps")
+endforeach()
+
+# Resume across rank counts and modes: 1 process, then 2 expert-parallel
+# ranks, then 1 process = the uninterrupted run.
+set(r1e1 ${MPI_TT}/resume_1_ep2_1)
+add_test(NAME mpi_train_ep_resume_1_2_1
+  COMMAND sh -c "rm -rf ${r1e1} && ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} --grad-accum 2 --out ${r1e1} --stop-at 2 && ${MPI_RUN} 2 tcp ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} --grad-accum 2 --parallel expert --out ${r1e1} --resume --stop-at 4 && ${DSV3} -t 2 ${MPI_TRAIN_ARGS_TEXT} --grad-accum 2 --out ${r1e1} --resume && ${MPI_TRAIN_CMP} --steps-only ${MPI_TT}/ref_fp32_2 ${r1e1}")
+set_tests_properties(mpi_train_ep_resume_1_2_1 PROPERTIES FIXTURES_REQUIRED mpi_train_ref_fp32_2 ${MPI_TRAIN_PROPS}
+                     PASS_REGULAR_EXPRESSION "bit-identical: 6 steps")
+
+# A killed expert-parallel rank: every rank gone within 10 s, resume over 4
+# expert-parallel ranks bit-identical to one uninterrupted process.
+add_test(NAME mpi_train_ep_kill_np4_tcp
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/mpi_train_kill.sh 4 tcp ${MPI_TT}/kill_ep ${DSV3} ${MPI_TRAIN_ARGS}
+          --grad-accum 4 --parallel expert --save-every 1 --steps 5000 --eval-every 0)
+set_tests_properties(mpi_train_ep_kill_np4_tcp PROPERTIES FIXTURES_REQUIRED mpi_train_data ${MPI_TRAIN_PROPS}
+                     PASS_REGULAR_EXPRESSION "^ok: rank 1 killed")
+
+# Refusals on every rank: more than one micro-batch per rank.
+add_test(NAME mpi_train_ep_accum_not_ranks
+  COMMAND ${MPI_FAIL} 1 "--parallel expert runs one micro-batch per rank: --grad-accum must equal the number of ranks \\(2\\), got 4"
+          ${MPI_RUN} 2 vader ${DSV3} -t 1 ${MPI_TRAIN_ARGS} --grad-accum 4 --parallel expert --out ${MPI_TT}/bad_ep)
+set_tests_properties(mpi_train_ep_accum_not_ranks PROPERTIES FIXTURES_REQUIRED mpi_train_data ${MPI_TRAIN_PROPS}
+                     PASS_REGULAR_EXPRESSION "^ok \\(exit")
+add_test(NAME mpi_train_ep_more_ranks_than_experts
+  COMMAND ${MPI_FAIL} 1 "--parallel expert: 9 ranks but the model has only 8 routed experts"
+          ${MPI_RUN} 9 vader ${DSV3} -t 1 ${MPI_TRAIN_ARGS} --grad-accum 9 --parallel expert --out ${MPI_TT}/bad_ep9)
+set_tests_properties(mpi_train_ep_more_ranks_than_experts PROPERTIES FIXTURES_REQUIRED mpi_train_data
+                     ${MPI_TRAIN_PROPS} PASS_REGULAR_EXPRESSION "^ok \\(exit")

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "apps/dsv3/commands.h"
+#include "dist/comm_failure.h"
 #include "io/temp_file.h"
 #include "train/trainer.h"
 
@@ -44,6 +45,16 @@ void NoteSteps(train::Trainer& trainer, const Common& common, const std::string&
   struct sigaction sa {};
   sa.sa_handler = NoteOnSignal;
   ::sigaction(SIGTERM, &sa, &g_next_term);
+  // A rank may learn of a dead peer from its own transport (TCP sees the
+  // connection drop, a write to it would raise SIGPIPE) before mpirun has
+  // noticed the death: it waits for mpirun's SIGTERM (so mpirun names the
+  // rank that died, not this one) and ends itself after 2 s if none comes;
+  // either way with the note.
+  ::signal(SIGPIPE, SIG_IGN);
+  dist::CatchCommFailures([](const std::string&) {
+    ::sleep(2);
+    ::raise(SIGTERM);
+  });
   trainer.set_progress([rank = common.rank(), out](int64_t step, int64_t saved) {
     const int next = g_note_at.load() == 0 ? 1 : 0;
     const std::string kept = saved >= 0 ? "the checkpoint of step " + std::to_string(saved) + " is kept in " + out +

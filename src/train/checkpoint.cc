@@ -137,7 +137,7 @@ Expected<int64_t> LoadTrainingState(const std::string& dir, TrainParams& params,
   for (size_t i = 0; i < ts.size(); ++i) {
     const float *value = nullptr, *m = nullptr, *v = nullptr;
     DSV3_RETURN_IF_ERROR(read(kMaster + ts[i].name, ts[i], &value));
-    std::memcpy(ts[i].value, value, ts[i].numel * sizeof(float));
+    if (!ts[i].elsewhere) std::memcpy(ts[i].value, value, ts[i].numel * sizeof(float));
     if (!ts[i].grad) continue;
     DSV3_RETURN_IF_ERROR(read(kExpAvg + ts[i].name, ts[i], &m));
     DSV3_RETURN_IF_ERROR(read(kExpAvgSq + ts[i].name, ts[i], &v));

@@ -12,6 +12,8 @@
 
 namespace dsv3::train {
 
+class ExpertParallel;  // expert_parallel.h
+
 struct Dims {
   int64_t B = 0, T = 0, n = 0;            // sequences, tokens per sequence, rows
   int64_t d = 0, V = 0, H = 0;            // hidden, vocabulary, heads
@@ -31,6 +33,9 @@ struct TrainContext {
   Precision precision = Precision::kFp32;
   std::vector<float> rope_cos, rope_sin;  // [T, dr/2], YaRN magnitude folded in
   LinearOps* lin = nullptr;
+  // Set when the routed experts are split over ranks: MoE layers compute
+  // their experts through it (expert_parallel.h); null in one process.
+  ExpertParallel* ep = nullptr;
 
   // Computes dims and the RoPE tables exactly as Model::ComputeRope does.
   void Init(const Config& c, int64_t batch, int64_t seq, Precision p, LinearOps* linear);

@@ -19,55 +19,97 @@ double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 
 }  // namespace
 
-DataParallel::DataParallel(dist::Comm& comm, TrainParams& params, int64_t bucket_elems)
+DataParallel::DataParallel(dist::Comm& comm, TrainParams& params, const dist::ExpertPlacement* experts,
+                           int64_t bucket_elems)
     : comm_(comm), params_(params) {
   const auto& chunks = params_.chunks();
   const int64_t n = static_cast<int64_t>(chunks.size()), ranks = comm_.size();
   prefix_.assign(n + 1, 0);
   for (int64_t c = 0; c < n; ++c) prefix_[c + 1] = prefix_[c] + (chunks[c].end - chunks[c].begin);
-  // Rank r owns the chunks that start at or after r/N of the elements.
-  first_.assign(ranks + 1, n);
-  first_[0] = 0;
-  for (int64_t r = 1; r < ranks; ++r) {
-    const int64_t target = prefix_[n] * r / ranks;
-    first_[r] = std::lower_bound(prefix_.begin(), prefix_.end() - 1, target) - prefix_.begin();
-    first_[r] = std::max(first_[r], first_[r - 1]);
+  owner_.assign(n, 0), fixed_.assign(n, 0);
+  const std::vector<int32_t> expert = experts ? params_.RoutedExpertOfTensors() : std::vector<int32_t>();
+  std::vector<int64_t> free;  // chunks split by balance, in order
+  for (int64_t c = 0; c < n; ++c) {
+    const int32_t e = expert.empty() ? -1 : expert[chunks[c].tensor];
+    if (e >= 0) {
+      fixed_[c] = 1, any_fixed_ = true, owner_[c] = experts->owner[e];
+    } else {
+      free.push_back(c);
+    }
   }
-  // Buckets: each stage's chunks in chunk order, cut every bucket_elems.
+  // Rank r owns the free chunks that start at or after r/N of their elements.
+  std::vector<int64_t> before(free.size() + 1, 0);
+  for (size_t i = 0; i < free.size(); ++i) before[i + 1] = before[i] + ChunkElems(free[i]);
+  int64_t r = 0;
+  for (size_t i = 0; i < free.size(); ++i) {
+    while (r + 1 < ranks && before[i] >= before.back() * (r + 1) / ranks) ++r;
+    owner_[free[i]] = static_cast<int>(r);
+  }
+  mine_.assign(ranks, {});
+  for (int64_t c = 0; c < n; ++c) mine_[owner_[c]].push_back(c);
+  // Buckets: each stage's free chunks in chunk order, cut every bucket_elems.
   const int stages = TrainModel::GradStages(params_.config());
-  std::vector<int> owner(n);
-  for (int64_t r = 0; r < ranks; ++r)
-    for (int64_t c = first_[r]; c < first_[r + 1]; ++c) owner[c] = static_cast<int>(r);
   for (int stage = 0; stage < stages; ++stage) {
     int64_t filled = bucket_elems;  // start a new bucket at the first chunk
-    for (int64_t c = 0; c < n; ++c) {
+    for (int64_t c : free) {
       if (TrainModel::GradStage(params_.config(), params_.tensors()[chunks[c].tensor].name) != stage) continue;
       if (filled >= bucket_elems) {
         buckets_.emplace_back();
         buckets_.back().stage = stage, buckets_.back().owned.resize(ranks);
         filled = 0;
       }
-      buckets_.back().owned[owner[c]].push_back(c);
-      if (owner[c] == comm_.rank()) buckets_.back().elems_mine += ChunkElems(c);
+      buckets_.back().owned[owner_[c]].push_back(c);
+      if (owner_[c] == comm_.rank()) buckets_.back().elems_mine += ChunkElems(c);
       filled += ChunkElems(c);
     }
   }
 }
 
-MomentRange DataParallel::moment_range() const {
-  // Rank r's moments: from its first chunk's flat offset to the next rank's
-  // (frozen tensors between chunks ride with the range they fall in). The
-  // flat space is AdamW's: every tensor with a gradient, in tensor order.
+MomentRanges DataParallel::moment_ranges(int r) const {
+  // The flat space is AdamW's: every tensor with a gradient, in tensor order.
   const auto& chunks = params_.chunks();
   const auto& ts = params_.tensors();
   std::vector<int64_t> offset(ts.size() + 1, 0);
   for (size_t i = 0; i < ts.size(); ++i) offset[i + 1] = offset[i] + (ts[i].grad ? ts[i].numel : 0);
-  auto start = [&](int64_t r) -> int64_t {
-    if (r == 0) return 0;
-    if (r >= comm_.size() || first_[r] >= static_cast<int64_t>(chunks.size())) return offset.back();
-    return offset[chunks[first_[r]].tensor] + chunks[first_[r]].begin;
-  };
-  return {start(comm_.rank()), start(comm_.rank() + 1)};
+  if (!any_fixed_) {
+    // Contiguous: from rank r's first chunk to the next rank's, so frozen
+    // tensors between chunks ride with the range they fall in.
+    auto start = [&](int q) -> int64_t {
+      if (q == 0) return 0;
+      for (; q < comm_.size(); ++q)
+        if (!mine_[q].empty()) return offset[chunks[mine_[q][0]].tensor] + chunks[mine_[q][0]].begin;
+      return offset.back();
+    };
+    return {{start(r), start(r + 1)}};
+  }
+  MomentRanges out;
+  for (int64_t c : mine_[r]) {
+    const int64_t b = offset[chunks[c].tensor] + chunks[c].begin, e = b + ChunkElems(c);
+    if (!out.empty() && out.back().end == b) {
+      out.back().end = e;
+    } else {
+      out.push_back({b, e});
+    }
+  }
+  if (out.empty()) out.push_back({0, 0});
+  return out;
+}
+
+std::vector<int64_t> DataParallel::ChunksOf(int r, bool fixed) const {
+  std::vector<int64_t> out;
+  for (int64_t c : mine_[r])
+    if (fixed_[c] == static_cast<uint8_t>(fixed)) out.push_back(c);
+  return out;
+}
+
+void DataParallel::Copy(const std::vector<int64_t>& list, float* buf, bool to_buf) const {
+  const auto& chunks = params_.chunks();
+  for (int64_t c : list) {
+    float* v = params_.tensors()[chunks[c].tensor].value + chunks[c].begin;
+    const size_t bytes = ChunkElems(c) * sizeof(float);
+    to_buf ? std::memcpy(buf, v, bytes) : std::memcpy(v, buf, bytes);
+    buf += ChunkElems(c);
+  }
 }
 
 void DataParallel::BeginReduce(const std::vector<int>& slots, CommStats* stats) {
@@ -146,56 +188,93 @@ void DataParallel::FinishReduce() {
 
 double DataParallel::GradNorm(const AdamW& opt, CommStats* stats) {
   std::vector<double> parts;
-  opt.GradNormParts(&parts);  // owned chunks; this rank's block is contiguous
+  opt.GradNormParts(&parts);  // this rank's chunks
   const auto t0 = Clock::now();
-  std::vector<int64_t> counts(comm_.size());
-  for (int r = 0; r < comm_.size(); ++r) counts[r] = first_[r + 1] - first_[r];
-  comm_.AllGatherV(parts.data(), counts.data(), sizeof(double));
+  const int ranks = comm_.size();
+  std::vector<int64_t> counts(ranks);
+  for (int r = 0; r < ranks; ++r) counts[r] = static_cast<int64_t>(mine_[r].size());
+  std::vector<double> all(parts.size());
+  int64_t at = 0;
+  for (int r = 0; r < ranks; ++r) {
+    if (r == comm_.rank())
+      for (size_t i = 0; i < mine_[r].size(); ++i) all[at + i] = parts[mine_[r][i]];
+    at += counts[r];
+  }
+  comm_.AllGatherV(all.data(), counts.data(), sizeof(double));
   stats->other_s += Since(t0);
-  double total = 0.0;
+  at = 0;
+  for (int r = 0; r < ranks; ++r)
+    for (int64_t c : mine_[r]) parts[c] = all[at++];
+  double total = 0.0;  // in chunk order, as one process adds them
   for (double s : parts) total += s;
   return std::sqrt(total);
 }
 
 void DataParallel::GatherParams(CommStats* stats) {
-  const auto& chunks = params_.chunks();
-  const int64_t n = static_cast<int64_t>(chunks.size());
-  values_.resize(prefix_[n]);
-  auto pack = [&](int64_t c0, int64_t c1, bool in) {
-    for (int64_t c = c0; c < c1; ++c) {
-      float* v = params_.tensors()[chunks[c].tensor].value + chunks[c].begin;
-      float* buf = values_.data() + prefix_[c];
-      const size_t bytes = (chunks[c].end - chunks[c].begin) * sizeof(float);
-      in ? std::memcpy(buf, v, bytes) : std::memcpy(v, buf, bytes);
-    }
-  };
-  const int me = comm_.rank();
-  pack(first_[me], first_[me + 1], true);
+  const int ranks = comm_.size(), me = comm_.rank();
+  std::vector<std::vector<int64_t>> lists(ranks);
+  std::vector<int64_t> counts(ranks, 0), start(ranks + 1, 0);
+  for (int r = 0; r < ranks; ++r) {
+    lists[r] = ChunksOf(r, false);
+    for (int64_t c : lists[r]) counts[r] += ChunkElems(c);
+    start[r + 1] = start[r] + counts[r];
+  }
+  values_.resize(start[ranks]);
+  Copy(lists[me], values_.data() + start[me], true);
   const auto t0 = Clock::now();
-  std::vector<int64_t> counts(comm_.size());
-  for (int r = 0; r < comm_.size(); ++r) counts[r] = Elems(first_[r], first_[r + 1]);
   comm_.AllGatherV(values_.data(), counts.data(), sizeof(float));
   stats->gather_s += Since(t0);
-  stats->bytes_sent += counts[me] * static_cast<int64_t>(sizeof(float)) * (comm_.size() - 1);
-  pack(0, first_[me], false);
-  pack(first_[me + 1], n, false);
+  stats->bytes_sent += counts[me] * static_cast<int64_t>(sizeof(float)) * (ranks - 1);
+  for (int r = 0; r < ranks; ++r)
+    if (r != me) Copy(lists[r], values_.data() + start[r], false);
+}
+
+void DataParallel::GatherExperts() {
+  if (!any_fixed_) return;
+  const int ranks = comm_.size(), me = comm_.rank();
+  std::vector<std::vector<int64_t>> lists(ranks);
+  std::vector<int64_t> counts(ranks, 0), start(ranks + 1, 0);
+  for (int r = 0; r < ranks; ++r) {
+    lists[r] = ChunksOf(r, true);
+    for (int64_t c : lists[r]) counts[r] += ChunkElems(c);
+    start[r + 1] = start[r] + counts[r];
+  }
+  std::vector<float> mine(counts[me]), all(me == 0 ? start[ranks] : 0);
+  Copy(lists[me], mine.data(), true);
+  if (me == 0) std::copy(mine.begin(), mine.end(), all.begin());
+  comm_.GatherV(mine.data(), all.data(), counts.data(), sizeof(float), 0);
+  if (me != 0) return;
+  for (int r = 1; r < ranks; ++r) Copy(lists[r], all.data() + start[r], false);
 }
 
 void DataParallel::GatherMoments(AdamW& opt) {
   std::vector<float> m, v;
   opt.LocalMoments(&m, &v);
-  std::vector<int64_t> counts(comm_.size());
-  MomentRange mine = opt.range();
-  // Every rank's range size: the ranges tile [0, flat_size) in rank order.
-  const std::vector<uint64_t> sizes = comm_.AllGather(static_cast<uint64_t>(mine.end - mine.begin));
-  for (int r = 0; r < comm_.size(); ++r) counts[r] = static_cast<int64_t>(sizes[r]);
-  std::vector<float> all_m, all_v;
-  if (comm_.rank() == 0) {
-    all_m.resize(opt.flat_size()), all_v.resize(opt.flat_size());
-    std::copy(m.begin(), m.end(), all_m.begin()), std::copy(v.begin(), v.end(), all_v.begin());
+  const int ranks = comm_.size();
+  std::vector<int64_t> counts(ranks, 0);
+  std::vector<MomentRanges> ranges(ranks);
+  for (int r = 0; r < ranks; ++r) {
+    ranges[r] = moment_ranges(r);
+    for (const MomentRange& g : ranges[r]) counts[r] += g.end - g.begin;
   }
-  comm_.GatherV(m.data(), all_m.data(), counts.data(), sizeof(float), 0);
-  comm_.GatherV(v.data(), all_v.data(), counts.data(), sizeof(float), 0);
+  // Rank order -> flat order; the same layout when the ranges tile it in
+  // rank order (data parallelism alone), so no copy then.
+  auto gather = [&](std::vector<float>& mine) {
+    std::vector<float> rows(comm_.rank() == 0 ? opt.flat_size() : 0);
+    if (comm_.rank() == 0) std::copy(mine.begin(), mine.end(), rows.begin());
+    comm_.GatherV(mine.data(), rows.data(), counts.data(), sizeof(float), 0);
+    if (comm_.rank() != 0 || !any_fixed_) return rows;
+    std::vector<float> flat(opt.flat_size(), 0.0f);
+    int64_t at = 0;
+    for (int r = 0; r < ranks; ++r)
+      for (const MomentRange& g : ranges[r]) {
+        std::copy(rows.begin() + at, rows.begin() + at + (g.end - g.begin), flat.begin() + g.begin);
+        at += g.end - g.begin;
+      }
+    return flat;
+  };
+  std::vector<float> all_m = gather(m);
+  std::vector<float> all_v = gather(v);
   if (comm_.rank() == 0) opt.SetGathered(std::move(all_m), std::move(all_v));
 }
 

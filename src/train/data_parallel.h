@@ -13,7 +13,11 @@
 // in bucket order after the backward. Buckets are always posted in the same
 // order on every rank (stage order), whether or not a rank overlaps, and
 // timing decides nothing: only which sums wait.
-// ZeRO-1: the owner alone holds AdamW moments for its range (MomentRange)
+// With expert parallelism (expert_parallel.h) the routed experts' chunks
+// are owned by the experts' ranks, which compute their whole gradient
+// themselves: they are left out of the buckets and of the per-step gather,
+// and reach rank 0 only for checkpoints (GatherExperts).
+// ZeRO-1: the owner alone holds AdamW moments for its chunks (MomentRanges)
 // and updates it; the updated values are then gathered on every rank. The
 // gradient norm gathers the owners' per-chunk sums of squares and adds them
 // in chunk order, as AdamW::GradNorm does. Checkpoints gather the moments
@@ -24,6 +28,7 @@
 #include <vector>
 
 #include "dist/comm.h"
+#include "dist/expert_placement.h"
 #include "train/optimizer.h"
 #include "train/params.h"
 #include "train/train_model.h"
@@ -41,24 +46,32 @@ struct CommStats {
   double sync_s = 0.0;     // the loss gather: where ranks wait for the slowest one's compute
   double other_s = 0.0;    // norm parts, expert loads
   int64_t bytes_sent = 0;  // this rank's payload over the step
-  double exposed() const { return post_s + wait_s + gather_s + sync_s + other_s; }
+  // Expert parallelism: time blocked in the token exchanges (the shared
+  // experts' compute between posting and waiting is not counted), the
+  // exchanges' span from posting to completion, and rows sent.
+  double expert_s = 0.0, expert_span_s = 0.0;
+  int64_t expert_bytes = 0;
+  double exposed() const { return post_s + wait_s + gather_s + sync_s + other_s + expert_s; }
   void Add(const CommStats& o) {
     post_s += o.post_s, wait_s += o.wait_s, sum_s += o.sum_s, gather_s += o.gather_s, sync_s += o.sync_s;
     other_s += o.other_s, bytes_sent += o.bytes_sent;
+    expert_s += o.expert_s, expert_span_s += o.expert_span_s, expert_bytes += o.expert_bytes;
   }
 };
 
 class DataParallel {
  public:
   // Plans the split of params.chunks() over comm's ranks (balanced by
-  // elements, whole chunks) and the buckets (per backward stage, at most
-  // bucket_elems elements each).
-  DataParallel(dist::Comm& comm, TrainParams& params, int64_t bucket_elems = 1 << 20);
+  // elements, whole chunks; with `experts`, each routed expert's chunks to
+  // its rank) and the buckets (per backward stage, at most bucket_elems
+  // elements each).
+  DataParallel(dist::Comm& comm, TrainParams& params, const dist::ExpertPlacement* experts = nullptr,
+               int64_t bucket_elems = 1 << 20);
 
   int rank() const { return comm_.rank(); }
   int size() const { return comm_.size(); }
-  // The flat moment range this rank owns (for AdamW).
-  MomentRange moment_range() const;
+  // The flat moment ranges rank r owns (for AdamW).
+  MomentRanges moment_ranges(int r) const;
   int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
 
   // The reduction of one step. slots: this rank's micro-batch gradient sets,
@@ -74,8 +87,10 @@ class DataParallel {
   void FinishReduce();
   // The global gradient norm from the owners' parts, in chunk order.
   double GradNorm(const AdamW& opt, CommStats* stats);
-  // Every rank's owned chunk values -> every rank.
+  // Every rank's owned chunk values -> every rank (expert chunks stay).
   void GatherParams(CommStats* stats);
+  // The expert chunks' values -> rank 0 (before it writes a checkpoint).
+  void GatherExperts();
   // AdamW's moments of every rank -> rank 0 (AdamW::SetGathered there).
   void GatherMoments(AdamW& opt);
 
@@ -95,13 +110,18 @@ class DataParallel {
   };
   void Post(Bucket& b);
   void Sum(const Bucket& b);
-  int64_t Elems(int64_t c0, int64_t c1) const { return prefix_[c1] - prefix_[c0]; }
   int64_t ChunkElems(int64_t c) const { return prefix_[c + 1] - prefix_[c]; }
+  // Values of rank r's chunks (fixed or not, as asked) into / out of buf.
+  std::vector<int64_t> ChunksOf(int r, bool fixed) const;
+  void Copy(const std::vector<int64_t>& chunks, float* buf, bool to_buf) const;
 
   dist::Comm& comm_;
   TrainParams& params_;
   std::vector<int64_t> prefix_;      // [chunks + 1] elements before chunk c
-  std::vector<int64_t> first_;       // [size + 1] first chunk of each rank
+  std::vector<int> owner_;           // [chunks] owning rank
+  std::vector<uint8_t> fixed_;       // [chunks] 1: a routed expert's (owner computes it all)
+  bool any_fixed_ = false;
+  std::vector<std::vector<int64_t>> mine_;  // [size] chunks each rank owns, ascending
   std::vector<Bucket> buckets_;      // in stage order
   std::vector<int> slots_;           // this step's local micro-batch slots
   CommStats* stats_ = nullptr;

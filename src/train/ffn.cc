@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/parallel.h"
+#include "train/expert_parallel.h"
 #include "train/layers.h"
 #include "train/params.h"
 
@@ -155,12 +156,19 @@ void MoeForward(const TrainContext& ctx, const RouterParams& rp, const BalanceOp
   ParallelFor(n * K, 64, [&](int64_t r0, int64_t r1) {  // xg [n*K, d]
     for (int64_t r = r0; r < r1; ++r) std::memcpy(a.xg.data() + r * d, x + a.token[r] * d, d * sizeof(float));
   });
-  for (int64_t e = 0; e < m.E; ++e) {
-    const int64_t r0 = a.offset[e], rows = a.offset[e + 1] - r0;
-    if (rows > 0)
-      MlpForward(ctx, w.experts[e], m.Fe, a.xg.data() + r0 * d, rows, a.experts.At(r0, m.Fe), a.yg.data() + r0 * d);
+  auto shared = [&] {
+    if (w.has_shared()) MlpForward(ctx, w.shared_experts, m.Fs, x, n, a.shared.At(0, m.Fs), s.shared_y.data());
+  };
+  if (ctx.ep) {  // the experts' owners compute them; the shared experts run meanwhile
+    ctx.ep->Forward(ctx, w, a, shared);
+  } else {
+    for (int64_t e = 0; e < m.E; ++e) {
+      const int64_t r0 = a.offset[e], rows = a.offset[e + 1] - r0;
+      if (rows > 0)
+        MlpForward(ctx, w.experts[e], m.Fe, a.xg.data() + r0 * d, rows, a.experts.At(r0, m.Fe), a.yg.data() + r0 * d);
+    }
+    shared();
   }
-  if (w.has_shared()) MlpForward(ctx, w.shared_experts, m.Fs, x, n, a.shared.At(0, m.Fs), s.shared_y.data());
   ParallelFor(n, 16, [&](int64_t t0, int64_t t1) {
     int32_t rows[kMaxK], ks[kMaxK];
     for (int64_t t = t0; t < t1; ++t) {
@@ -230,11 +238,13 @@ void MoeBackward(const TrainContext& ctx, const RouterParams& rp, const BalanceO
                  FfnScratch& s, float* dx) {
   const Dims& m = ctx.dims;
   const int64_t n = m.n, d = m.d, K = m.K;
-  if (w.has_shared()) {
-    MlpBackward(ctx, w.shared_experts, g.shared_experts, m.Fs, x, n, a.shared.At(0, m.Fs), dout, s, dx, false);
-  } else {
-    std::fill(dx, dx + n * d, 0.0f);
-  }
+  auto shared = [&] {
+    if (w.has_shared()) {
+      MlpBackward(ctx, w.shared_experts, g.shared_experts, m.Fs, x, n, a.shared.At(0, m.Fs), dout, s, dx, false);
+    } else {
+      std::fill(dx, dx + n * d, 0.0f);
+    }
+  };
   // dyg = w * dout[token]; dweights = dout[token] . yg
   ParallelFor(n, 16, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
@@ -249,11 +259,16 @@ void MoeBackward(const TrainContext& ctx, const RouterParams& rp, const BalanceO
         s.dweights[t * K + k] = dot;
       }
   });
-  for (int64_t e = 0; e < m.E; ++e) {
-    const int64_t r0 = a.offset[e], rows = a.offset[e + 1] - r0;
-    if (rows > 0)
-      MlpBackward(ctx, w.experts[e], g.experts[e], m.Fe, a.xg.data() + r0 * d, rows, a.experts.At(r0, m.Fe),
-                  s.dyg.data() + r0 * d, s, s.dxg.data() + r0 * d, false);
+  if (ctx.ep) {  // the owners run the experts' backward; the shared experts' runs meanwhile
+    ctx.ep->Backward(ctx, w, g, const_cast<MoeActs&>(a), s, shared);
+  } else {
+    shared();
+    for (int64_t e = 0; e < m.E; ++e) {
+      const int64_t r0 = a.offset[e], rows = a.offset[e + 1] - r0;
+      if (rows > 0)
+        MlpBackward(ctx, w.experts[e], g.experts[e], m.Fe, a.xg.data() + r0 * d, rows, a.experts.At(r0, m.Fe),
+                    s.dyg.data() + r0 * d, s, s.dxg.data() + r0 * d, false);
+    }
   }
   ParallelFor(n, 16, [&](int64_t t0, int64_t t1) {
     int32_t rows[kMaxK], ks[kMaxK];

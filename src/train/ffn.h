@@ -63,6 +63,15 @@ struct BalanceOptions {
   bool per_sequence() const { return mode == Balance::kAuxFree; }
 };
 
+// Expert parallelism (expert_parallel.h): the rows this rank's experts
+// computed for every rank in a layer's forward, kept for its backward.
+struct RemoteRows {
+  std::vector<int64_t> counts;  // [ranks, most experts per rank] rows from rank r for this rank's i-th expert
+  std::vector<int64_t> from;    // [ranks] rows received from each rank
+  std::vector<float> x, y;      // [rows, d] inputs received, expert outputs (output gradients in the backward)
+  MlpActs acts;                 // [rows, Fe]
+};
+
 struct MoeActs {
   std::vector<float> logits, scores;   // [n, E] router logits, unbiased scores s
   std::vector<int32_t> ids;            // [n, K] chosen experts
@@ -77,6 +86,7 @@ struct MoeActs {
   std::vector<int32_t> cursor;         // [E] grouping scratch
   std::vector<double> mean_score;      // [E] balance-loss scratch (P_e sums)
   double balance_loss = 0.0;           // alpha * mean over groups of sum_e f_e P_e
+  RemoteRows remote;                   // expert parallelism only
   void Reserve(const Dims& m);
 };
 

@@ -1,6 +1,7 @@
 // AdamW, clipping and learning-rate schedules; see optimizer.h.
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/dtype.h"
@@ -27,19 +28,32 @@ double LearningRate(const OptimizerOptions& o, int64_t step, int64_t total) {
   return floor + (o.lr - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
 }
 
-AdamW::AdamW(TrainParams& params, const OptimizerOptions& options, MomentRange range)
-    : params_(params), options_(options), range_(range) {
+AdamW::AdamW(TrainParams& params, const OptimizerOptions& options, MomentRanges ranges)
+    : params_(params), options_(options), ranges_(std::move(ranges)) {
   for (const ParamTensor& p : params_.tensors()) {
     offset_.push_back(flat_size_);
     if (p.grad) flat_size_ += p.numel;
   }
-  if (range_.end < 0) range_.end = flat_size_;
-  const int64_t total = range_.end - range_.begin;
+  if (ranges_.empty()) ranges_.push_back({0, flat_size_});
+  for (MomentRange& r : ranges_)
+    if (r.end < 0) r.end = flat_size_;
+  int64_t total = 0;
+  for (const MomentRange& r : ranges_) local_start_.push_back(total), total += r.end - r.begin;
   if (options_.bf16_moments) {
     m16_.assign(total, 0), v16_.assign(total, 0);
   } else {
     m_.assign(total, 0.0f), v_.assign(total, 0.0f);
   }
+}
+
+int64_t AdamW::Local(int64_t flat) const {
+  // The last range starting at or before `flat`.
+  auto it = std::upper_bound(ranges_.begin(), ranges_.end(), flat,
+                             [](int64_t f, const MomentRange& r) { return f < r.begin; });
+  if (it == ranges_.begin()) return -1;
+  --it;
+  if (flat >= it->end) return -1;
+  return local_start_[it - ranges_.begin()] + (flat - it->begin);
 }
 
 double AdamW::GradNorm() const {
@@ -71,7 +85,7 @@ int64_t AdamW::StateBytes() const {
 }
 
 void AdamW::LocalMoments(std::vector<float>* m, std::vector<float>* v) const {
-  const int64_t n = range_.end - range_.begin;
+  const int64_t n = static_cast<int64_t>(options_.bf16_moments ? m16_.size() : m_.size());
   m->resize(n), v->resize(n);
   for (int64_t k = 0; k < n; ++k) {
     (*m)[k] = options_.bf16_moments ? Bf16ToF32(m16_[k]) : m_[k];
@@ -94,7 +108,7 @@ void AdamW::Update(int64_t t, double lr, double grad_norm) {
       if (!Owns(chunks[c])) continue;
       ParamTensor& p = params_.tensors()[chunks[c].tensor];
       const float decay = p.decay ? decayed : 1.0f;
-      const int64_t base = offset_[chunks[c].tensor] - range_.begin;
+      const int64_t base = Local(offset_[chunks[c].tensor] + chunks[c].begin) - chunks[c].begin;
       for (int64_t i = chunks[c].begin; i < chunks[c].end; ++i) {
         const float g = p.grad[i] * clip;
         float m = bf16 ? Bf16ToF32(m16_[base + i]) : m_[base + i];
@@ -118,10 +132,10 @@ void AdamW::GetMoments(size_t i, std::vector<float>* m, std::vector<float>* v) c
   const ParamTensor& p = params_.tensors()[i];
   m->resize(p.numel), v->resize(p.numel);
   for (int64_t j = 0; j < p.numel; ++j) {
-    const int64_t flat = offset_[i] + j, k = flat - range_.begin;
+    const int64_t flat = offset_[i] + j, k = gm_.empty() ? Local(flat) : -1;
     if (!gm_.empty()) {
       (*m)[j] = gm_[flat], (*v)[j] = gv_[flat];
-    } else if (k >= 0 && flat < range_.end) {
+    } else if (k >= 0) {
       (*m)[j] = options_.bf16_moments ? Bf16ToF32(m16_[k]) : m_[k];
       (*v)[j] = options_.bf16_moments ? Bf16ToF32(v16_[k]) : v_[k];
     } else {
@@ -133,8 +147,8 @@ void AdamW::GetMoments(size_t i, std::vector<float>* m, std::vector<float>* v) c
 void AdamW::SetMoments(size_t i, const float* m, const float* v) {
   const ParamTensor& p = params_.tensors()[i];
   for (int64_t j = 0; j < p.numel; ++j) {
-    const int64_t flat = offset_[i] + j, k = flat - range_.begin;
-    if (k < 0 || flat >= range_.end) continue;  // another rank's part
+    const int64_t k = Local(offset_[i] + j);
+    if (k < 0) continue;  // another rank's part
     if (options_.bf16_moments) {
       m16_[k] = F32ToBf16(m[j]), v16_[k] = F32ToBf16(v[j]);
     } else {

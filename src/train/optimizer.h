@@ -36,33 +36,32 @@ struct OptimizerOptions {
 double LearningRate(const OptimizerOptions& o, int64_t step, int64_t total);
 
 // Elements [begin, end) of the flat moment space (every tensor with a
-// gradient, in tensor order): the part of the optimizer state one rank owns
+// gradient, in tensor order): a part of the optimizer state one rank owns
 // under ZeRO-1 (data_parallel.h). end < 0: all of it.
 struct MomentRange {
   int64_t begin = 0, end = -1;
 };
+using MomentRanges = std::vector<MomentRange>;  // ascending, disjoint
 
 class AdamW {
  public:
-  // Moments are allocated for `range` only; Update touches only the chunks
-  // that start inside it (ranges are chunk-aligned).
-  AdamW(TrainParams& params, const OptimizerOptions& options, MomentRange range = {});
+  // Moments are allocated for `ranges` only (empty: all), stored one after
+  // the other; Update touches only the chunks that start inside them
+  // (ranges are chunk-aligned).
+  AdamW(TrainParams& params, const OptimizerOptions& options, MomentRanges ranges = {});
 
   // Global L2 norm of all gradients (double, fixed summation order).
   double GradNorm() const;
   // parts [chunks]: each owned chunk's sum of squares (others 0). GradNorm
   // is sqrt of their sum in chunk order; a sharded run gathers them first.
   void GradNormParts(std::vector<double>* parts) const;
-  bool Owns(const ParamChunk& c) const {
-    const int64_t at = offset_[c.tensor] + c.begin;
-    return at >= range_.begin && at < range_.end;
-  }
+  bool Owns(const ParamChunk& c) const { return Local(offset_[c.tensor] + c.begin) >= 0; }
   int64_t FlatOffset(size_t tensor) const { return offset_[tensor]; }
   int64_t flat_size() const { return flat_size_; }
-  MomentRange range() const { return range_; }
-  // Bytes of moments this object holds (its range).
+  const MomentRanges& ranges() const { return ranges_; }
+  // Bytes of moments this object holds (its ranges).
   int64_t StateBytes() const;
-  // This range's moments as float32 [range size] each, and the whole flat
+  // The moments of its ranges as float32 [their total size] each, and the whole flat
   // state gathered from every rank for checkpoint writing (GetMoments then
   // reads it until ClearGathered).
   void LocalMoments(std::vector<float>* m, std::vector<float>* v) const;
@@ -84,7 +83,11 @@ class AdamW {
   OptimizerOptions options_;
   std::vector<int64_t> offset_;        // [tensors] start of each tensor's moments (flat)
   int64_t flat_size_ = 0;
-  MomentRange range_;                  // the moments held: flat [begin, end)
+  // Where flat element `flat` is stored, or -1 when not held here.
+  int64_t Local(int64_t flat) const;
+
+  MomentRanges ranges_;                // the moments held: flat [begin, end) each
+  std::vector<int64_t> local_start_;   // [ranges] where each range's moments start
   std::vector<float> gm_, gv_;         // gathered flat moments while a checkpoint is written
   std::vector<float> m_, v_;           // float32 moments
   std::vector<uint16_t> m16_, v16_;    // or BF16 moments

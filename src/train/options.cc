@@ -39,6 +39,8 @@ const std::vector<OptionField>& TrainOptionFields() {
       {"batch_size", "sequences per micro-batch", &O::batch_size},
       {"seq_len", "positions per sequence", &O::seq_len},
       {"grad_accum", "micro-batches per optimizer step", &O::grad_accum},
+      {"parallel", "under mpirun: data (every rank holds the whole model) or expert (the routed experts are split "
+                   "over the ranks, tokens travel to them; one micro-batch per rank)", &O::parallel},
       {"lr", "peak learning rate", &O::lr},
       {"min_lr_ratio", "cosine floor as a fraction of --lr", &O::min_lr_ratio},
       {"warmup_steps", "linear warm-up steps", &O::warmup_steps},
@@ -141,6 +143,10 @@ Status ValidateTrainOptions(const TrainOptions& o) {
     return Status::Error("--mtp-targets must be data, main or main-probs (got '" + o.mtp_targets + "')");
   if (o.trainable == "mtp" && o.init_from.empty() && !o.resume)
     return Status::Error("--trainable mtp needs a trained model to keep: pass --init-from DIR (or --resume)");
+  if (o.parallel != "data" && o.parallel != "expert")
+    return Status::Error("--parallel must be data or expert (got '" + o.parallel + "')");
+  if (o.parallel == "expert" && o.trainable != "all")
+    return Status::Error("--parallel expert trains the whole model: --trainable mtp runs data-parallel only");
   if (o.mtp_depth == 0 && (o.trainable == "mtp" || o.mtp_targets != "data"))
     return Status::Error("--trainable mtp / --mtp-targets main need MTP layers, but --mtp-depth is 0");
   struct Check { const char* flag; bool ok; };

@@ -32,6 +32,7 @@ struct TrainOptions {
   int64_t seed = 1;
   // Batch: batch_size sequences of seq_len positions per micro-batch.
   int64_t batch_size = 8, seq_len = 128, grad_accum = 1;
+  std::string parallel = "data";    // data | expert (several ranks)
   // AdamW and the schedule.
   double lr = 3e-3, min_lr_ratio = 0.1;
   int64_t warmup_steps = 100;

@@ -1,9 +1,14 @@
 // Float32 master parameters bound through BindWeights; see params.h.
 #include "train/params.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <new>  // std::bad_alloc
 
 #include "core/parallel.h"
 #include "io/safetensors.h"
@@ -52,12 +57,30 @@ int64_t LayerOf(const std::string& name) {
 
 }  // namespace
 
+void LazyFloats::Allocate(int64_t n) {
+  bytes_ = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float);
+  void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  data_ = static_cast<float*>(p);
+}
+
+LazyFloats::~LazyFloats() {
+  if (data_) munmap(data_, bytes_);
+}
+
+void LazyFloats::Release(float* p, int64_t n) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t e = reinterpret_cast<uintptr_t>(p + n) / page * page;
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
 TrainParams::TrainParams(const Config& config) : config_(config) {
   ArenaBinder counter(nullptr, nullptr);
   ModelWeights scratch;
   BindWeights(config_, scratch, counter);
   arena_size_ = counter.used();
-  values_.assign(arena_size_, 0.0f);
+  values_.Allocate(arena_size_);
   std::vector<float*> value_ptrs;
   ArenaBinder vb(values_.data(), &value_ptrs);
   BindWeights(config_, w_, vb);
@@ -95,7 +118,7 @@ void TrainParams::FreezeAllButMtp() {
 
 std::unique_ptr<TrainParams::GradSet> TrainParams::NewGradSet() const {
   auto set = std::make_unique<GradSet>();
-  set->arena.assign(arena_size_, 0.0f);
+  set->arena.Allocate(arena_size_);
   ArenaBinder gb(set->arena.data(), &set->ptrs);
   BindWeights(config_, set->g, gb);
   for (size_t j = 0; j < tensors_.size(); ++j)  // the router bias is not trained by gradient
@@ -114,11 +137,36 @@ void TrainParams::AddGrads(int from, int to) {
   ParallelFor(static_cast<int64_t>(chunks_.size()), 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       const ParamChunk& ch = chunks_[c];
+      if (tensors_[ch.tensor].elsewhere) continue;
       const float* src = a.ptrs[ch.tensor];
       float* dst = b.ptrs[ch.tensor];
       for (int64_t i = ch.begin; i < ch.end; ++i) dst[i] += src[i];
     }
   });
+}
+
+std::vector<int32_t> TrainParams::RoutedExpertOfTensors() const {
+  std::vector<int32_t> expert(tensors_.size(), -1);
+  for (const LayerWeights& lw : w_.layers) {
+    if (!lw.is_moe) continue;
+    for (size_t e = 0; e < lw.moe.experts.size(); ++e) {
+      const MlpWeights& m = lw.moe.experts[e];
+      for (size_t i = 0; i < tensors_.size(); ++i) {
+        const void* v = tensors_[i].value;
+        if (v == m.gate_proj.data || v == m.up_proj.data || v == m.down_proj.data) expert[i] = static_cast<int32_t>(e);
+      }
+    }
+  }
+  return expert;
+}
+
+void TrainParams::SetElsewhere(const std::vector<uint8_t>& elsewhere) {
+  for (size_t i = 0; i < tensors_.size(); ++i) tensors_[i].elsewhere = elsewhere[i] != 0;
+}
+
+void TrainParams::ReleaseElsewhere() {
+  for (ParamTensor& p : tensors_)
+    if (p.elsewhere) LazyFloats::Release(p.value, p.numel);
 }
 
 const ParamTensor* TrainParams::Find(const std::string& name) const {
@@ -136,6 +184,7 @@ int64_t TrainParams::NumParams() const {
 
 void TrainParams::InitNormal(uint64_t seed, float std) {
   for (ParamTensor& p : tensors_) {
+    if (p.elsewhere) continue;
     if (p.role == TensorRole::kNorm) {
       std::fill(p.value, p.value + p.numel, 1.0f);
     } else if (p.role == TensorRole::kRouterBias) {
@@ -150,7 +199,7 @@ void TrainParams::InitNormal(uint64_t seed, float std) {
 void TrainParams::ZeroGrads(int slot) {
   const GradSet& set = *grad_sets_[slot];
   for (size_t j = 0; j < tensors_.size(); ++j)
-    if (set.ptrs[j]) std::memset(set.ptrs[j], 0, tensors_[j].numel * sizeof(float));
+    if (set.ptrs[j] && !tensors_[j].elsewhere) std::memset(set.ptrs[j], 0, tensors_[j].numel * sizeof(float));
 }
 
 Status TrainParams::LoadCheckpoint(const std::string& dir, bool mtp_optional, int64_t* missing) {
@@ -158,6 +207,7 @@ Status TrainParams::LoadCheckpoint(const std::string& dir, bool mtp_optional, in
   const auto q = config_.quantization.value_or(QuantizationConfig{});
   if (missing) *missing = 0;
   for (ParamTensor& p : tensors_) {
+    if (p.elsewhere) continue;
     const TensorInfo* t = store->Find(p.name);
     if (!t && mtp_optional && LayerOf(p.name) >= config_.num_hidden_layers) {
       if (missing) ++*missing;

@@ -27,6 +27,26 @@ struct ParamTensor {
   float* grad = nullptr;  // null for tensors not trained by gradient (router bias)
   bool decay = false;     // AdamW weight decay applies (not norms, not biases)
   bool frozen = false;    // kept as loaded: no update, not in chunks() (--trainable mtp)
+  bool elsewhere = false; // another rank holds it (expert parallelism): never initialised, loaded or zeroed here
+};
+
+// Zero-filled float memory whose pages become resident only when written
+// (anonymous mmap), so the tensors of experts another rank holds cost no
+// memory here.
+class LazyFloats {
+ public:
+  LazyFloats() = default;
+  ~LazyFloats();
+  void Allocate(int64_t n);  // once
+  LazyFloats(const LazyFloats&) = delete;
+  LazyFloats& operator=(const LazyFloats&) = delete;
+  float* data() const { return data_; }
+  // Returns the whole pages inside [p, p + n) to the kernel (they read as zero again).
+  static void Release(float* p, int64_t n);
+
+ private:
+  float* data_ = nullptr;
+  size_t bytes_ = 0;
 };
 
 // Mutable float32 data of a matrix bound by TrainParams.
@@ -83,6 +103,17 @@ class TrainParams {
   // layer can be given one); *missing counts them.
   Status LoadCheckpoint(const std::string& dir, bool mtp_optional = false, int64_t* missing = nullptr);
 
+  // [tensors] the routed expert a tensor belongs to (gate/up/down of
+  // experts.E of a MoE layer), -1 for every other tensor.
+  std::vector<int32_t> RoutedExpertOfTensors() const;
+  // Marks the tensors another rank holds (expert parallelism): InitNormal,
+  // LoadCheckpoint, ZeroGrads and AddGrads leave them alone, so their pages
+  // are never touched here.
+  void SetElsewhere(const std::vector<uint8_t>& elsewhere);
+  // Gives back the memory of those tensors' values (rank 0 after writing a
+  // checkpoint, for which it gathered them).
+  void ReleaseElsewhere();
+
   // Layer l's router correction bias [E] (null when the layer has none).
   float* RouterBias(int64_t l) {
     auto& b = w_.layers[l].moe.e_score_correction_bias;
@@ -97,7 +128,7 @@ class TrainParams {
 
  private:
   struct GradSet {
-    std::vector<float> arena;   // all matrix gradients, contiguous
+    LazyFloats arena;           // all matrix gradients, contiguous
     ModelWeights g;             // views of them (vectors owned here)
     std::vector<float*> ptrs;   // per tensor, in tensors_ order (null: no gradient)
   };
@@ -107,7 +138,7 @@ class TrainParams {
   Config config_;
   int64_t frozen_layers_ = 0;  // layers [0, frozen_layers_) are frozen
   int64_t arena_size_ = 0;
-  std::vector<float> values_;  // all matrices, contiguous
+  LazyFloats values_;          // all matrices, contiguous
   ModelWeights w_;
   std::vector<std::unique_ptr<GradSet>> grad_sets_;
   std::vector<ParamTensor> tensors_;

@@ -60,6 +60,9 @@ class TrainModel {
   // Later Steps write their gradients to set `slot` (data-parallel ranks keep
   // each micro-batch's gradient apart until the reduction).
   void set_grad_slot(int slot) { slot_ = slot; }
+  // MoE layers compute their routed experts through `ep` (several ranks,
+  // expert_parallel.h); null: here.
+  void set_expert_parallel(ExpertParallel* ep) { ctx_.ep = ep; }
   // Backward calls ready(s) on the calling thread as soon as the gradients
   // of stage s are final, s = 0 .. GradStages() - 1 in order: 0 the MTP
   // layers and the untied head, 1 model.norm, 2 + (L-1-l) layer l, L + 2

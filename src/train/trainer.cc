@@ -116,8 +116,26 @@ Status Trainer::Setup() {
                          "global batch (--grad-accum " + std::to_string(ranks) + " matches one process with --grad-accum " +
                          std::to_string(ranks) + ")");
   const int64_t local = o_.grad_accum / ranks;
-  if (ranks > 1) dp_ = std::make_unique<DataParallel>(*comm_, *params_);
-  optimizer_ = std::make_unique<AdamW>(*params_, opt_options_, dp_ ? dp_->moment_range() : MomentRange{});
+  if (ranks > 1 && o_.parallel == "expert") {
+    if (!config_.HasMoe())
+      return Status::Error("--parallel expert: " + o_.model_config + " has no MoE layer (no routed experts to "
+                           "split over the ranks); use --parallel data");
+    if (local != 1)
+      return Status::Error("--parallel expert runs one micro-batch per rank: --grad-accum must equal the number "
+                           "of ranks (" + std::to_string(ranks) + "), got " + std::to_string(o_.grad_accum));
+    auto placement = dist::ContiguousPlacement(config_.n_routed_experts, ranks);
+    if (!placement.ok()) return Status::Error("--parallel expert: " + placement.status().message());
+    ep_ = std::make_unique<ExpertParallel>(*comm_, *placement, config_.hidden_size, config_.moe_intermediate_size);
+    // Other ranks' experts are never initialised, loaded or zeroed here, so
+    // their pages never become resident.
+    const std::vector<int32_t> expert = params_->RoutedExpertOfTensors();
+    std::vector<uint8_t> elsewhere(expert.size(), 0);
+    for (size_t i = 0; i < expert.size(); ++i) elsewhere[i] = expert[i] >= 0 && !ep_->Owns(expert[i]);
+    params_->SetElsewhere(elsewhere);
+  }
+  if (ranks > 1) dp_ = std::make_unique<DataParallel>(*comm_, *params_, ep_ ? &ep_->placement() : nullptr);
+  optimizer_ = std::make_unique<AdamW>(*params_, opt_options_,
+                                       dp_ ? dp_->moment_ranges(comm_->rank()) : MomentRanges{});
   DSV3_RETURN_IF_ERROR(PrepareOut());
   for (int64_t j = 0; ranks > 1 && j < local; ++j) local_slots_.push_back(local > 1 ? params_->AddGradSlot() : 0);
   // Micro-batches run in parallel (one model + gradient slot per worker)
@@ -127,6 +145,7 @@ Status Trainer::Setup() {
   for (int w = 0; w < workers; ++w) {
     slots_.push_back(ranks == 1 && o_.grad_accum > 1 ? params_->AddGradSlot() : 0);
     models_.push_back(std::make_unique<TrainModel>(*params_, mo, slots_.back()));
+    models_.back()->set_expert_parallel(ep_.get());
     tokens_.emplace_back(o_.batch_size * models_.back()->window());
   }
   micro_losses_.resize(workers);
@@ -310,13 +329,14 @@ Status Trainer::Save(int64_t step) {
   std::fflush(jsonl_);
   // Several ranks: rank 0 gathers the moments and writes the files one
   // process would; every rank learns whether that worked.
-  if (dp_) dp_->GatherMoments(*optimizer_);
+  if (dp_) dp_->GatherExperts(), dp_->GatherMoments(*optimizer_);
   Status st = Status::Ok();
   if (comm_->rank() == 0) {
     st = SaveCheckpoint(o_.out, config_json_, *params_, *optimizer_, step, so);
     if (st.ok()) st = CopyTokenizerFiles(data_->info().tokenizer, o_.out);  // when the data names one
   }
   optimizer_->ClearGathered();
+  if (ep_ && comm_->rank() == 0) params_->ReleaseElsewhere();  // gathered for writing only
   DSV3_RETURN_IF_ERROR(comm_->Agree(st));
   saved_step_ = step;
   return Status::Ok();
@@ -423,6 +443,7 @@ Expected<TrainResult> Trainer::Run() {
   }
   TrainResult r;
   r.step = std::max(end, start_step_);
+  if (dp_) PrintRankMemory();
   r.val = Evaluate();
   LogEval(r.step, r.val);
   if (saved_step_ != r.step) DSV3_RETURN_IF_ERROR(Save(r.step));

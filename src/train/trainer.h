@@ -19,6 +19,7 @@
 #include "dist/comm.h"
 #include "train/data.h"
 #include "train/data_parallel.h"
+#include "train/expert_parallel.h"
 #include "train/optimizer.h"
 #include "train/options.h"
 #include "train/train_model.h"
@@ -77,6 +78,7 @@ class Trainer {
   void RunMicroBatchesRanks(int64_t step, std::vector<double>* rows);
   EvalResult EvaluateRanks();
   void PrintCommSummary() const;
+  void PrintRankMemory();
   static void LoadStats(const std::vector<std::vector<double>>& loads, EvalResult* r);
   void AddMicroBatch(const TrainModel& model, const Losses& l, Losses* sum);
   double Flops() const;
@@ -92,6 +94,7 @@ class Trainer {
   std::unique_ptr<dist::Comm> own_comm_;  // a one-rank group when none was given
   dist::Comm* comm_ = nullptr;
   std::unique_ptr<DataParallel> dp_;       // several ranks only
+  std::unique_ptr<ExpertParallel> ep_;     // several ranks with --parallel expert
   std::vector<int> local_slots_;           // several ranks: gradient set of each local micro-batch
   CommStats step_comm_, total_comm_;       // this step's / all steps' communication
   int64_t comm_steps_ = 0;                 // steps in total_comm_

@@ -64,6 +64,15 @@ Status Trainer::SetupRanks() {
                "AdamW moments %.2f MiB on the largest rank (%.2f MiB in one process), %lld gradient buckets\n",
                comm_->size(), (long long)local_slots_.size(), (long long)o_.grad_accum, most / 1048576.0,
                whole / 1048576.0, (long long)dp_->num_buckets());
+  if (ep_) {
+    const auto mine = ep_->placement().ExpertsOf(comm_->rank());
+    std::fprintf(log_,
+                 "expert parallel: the %lld routed experts of each MoE layer split over %d ranks (rank 0: experts "
+                 "%d-%d); each rank computes, updates and keeps AdamW state for its own, tokens travel to them\n",
+                 (long long)config_.n_routed_experts, comm_->size(), mine.empty() ? 0 : mine.front(),
+                 mine.empty() ? -1 : mine.back());
+    ep_->set_stats(&step_comm_);
+  }
   return Status::Ok();
 }
 
@@ -160,6 +169,13 @@ EvalResult Trainer::EvaluateRanks() {
     for (int64_t k = 0; k < D; ++k) rows.push_back(l.mtp_acc[k]);
     AddLoads(model, &loads);
   }
+  // Expert parallelism: every rank takes part in every round's exchanges,
+  // so a rank without a batch in the last round runs batch 0 again and
+  // drops the result.
+  if (ep_ && batches % ranks != 0 && comm_->rank() >= batches % ranks) {
+    for (int64_t row = 0; row < B; ++row) data_->ValidationWindow(row, count, W, tokens + row * W);
+    model.Step(tokens, false, 1.0f);
+  }
   const std::vector<double> all = dp_->AllGatherRows(rows, static_cast<int64_t>(rows.size()) / width, width);
   // Rank q holds the batches q, q + ranks, ...: its block starts after the
   // blocks of the ranks before it.
@@ -181,6 +197,31 @@ EvalResult Trainer::EvaluateRanks() {
   return r;
 }
 
+namespace {
+
+// This process's peak resident set (VmHWM), bytes; 0 where unknown.
+int64_t PeakResidentBytes() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  long long kb = 0;
+  while (std::fgets(line, sizeof(line), f))
+    if (std::sscanf(line, "VmHWM: %lld kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb * 1024;
+}
+
+}  // namespace
+
+// Every rank's peak resident memory so far, printed by rank 0 (a
+// collective: every rank calls it).
+void Trainer::PrintRankMemory() {
+  const std::vector<uint64_t> peak = comm_->AllGather(static_cast<uint64_t>(PeakResidentBytes()));
+  std::string line;
+  for (size_t r = 0; r < peak.size(); ++r) line += (r ? ", " : "") + std::to_string(peak[r] / 1000000) + " MB";
+  std::fprintf(log_, "peak resident memory per rank (training steps, before the final checkpoint): %s\n", line.c_str());
+}
+
 void Trainer::PrintCommSummary() const {
   if (comm_steps_ == 0) return;
   const double n = static_cast<double>(comm_steps_), ms = 1000.0 / n;
@@ -192,6 +233,12 @@ void Trainer::PrintCommSummary() const {
                "rank\n",
                (long long)comm_steps_, c.post_s * ms, c.wait_s * ms, c.gather_s * ms, c.sync_s * ms, c.other_s * ms,
                c.exposed() * ms, train_seconds_ * ms, c.sum_s * ms, c.bytes_sent / n / 1e6);
+  if (ep_)
+    std::fprintf(log_,
+                 "expert exchanges per step (rank 0, ms): %.2f from posting to completion, %.2f of it exposed "
+                 "(the rest hidden behind the shared experts); %.3f MB of token rows sent per rank (in the exposed "
+                 "total above)\n",
+                 c.expert_span_s * ms, c.expert_s * ms, c.expert_bytes / n / 1e6);
 }
 
 }  // namespace dsv3::train

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -35,9 +36,23 @@ std::atomic<int> g_note_at{-1};
 struct sigaction g_next_term {};
 
 void NoteOnSignal(int sig) {
-  const int at = g_note_at.load();
+  const int at = g_note_at.exchange(-1);  // once, whichever way the process ends
   if (at >= 0) (void)!::write(2, g_note[at], std::strlen(g_note[at]));
   ::sigaction(sig, &g_next_term, nullptr);  // then what was installed before (temporary files, then death)
+  ::raise(sig);
+}
+
+// Open MPI may also end a rank itself (exit() or abort() from its transport
+// when a peer hangs up): the note is written then too, unless the run
+// ended on its own (g_note_at is -1 again).
+void NoteAtExit() {
+  const int at = g_note_at.exchange(-1);
+  if (at >= 0) (void)!::write(2, g_note[at], std::strlen(g_note[at]));
+}
+struct sigaction g_next_abort {};
+void NoteOnAbort(int sig) {
+  NoteAtExit();
+  ::sigaction(sig, &g_next_abort, nullptr);
   ::raise(sig);
 }
 
@@ -45,6 +60,9 @@ void NoteSteps(train::Trainer& trainer, const Common& common, const std::string&
   struct sigaction sa {};
   sa.sa_handler = NoteOnSignal;
   ::sigaction(SIGTERM, &sa, &g_next_term);
+  sa.sa_handler = NoteOnAbort;
+  ::sigaction(SIGABRT, &sa, &g_next_abort);
+  std::atexit(NoteAtExit);
   // A rank may learn of a dead peer from its own transport (TCP sees the
   // connection drop, a write to it would raise SIGPIPE) before mpirun has
   // noticed the death: it waits for mpirun's SIGTERM (so mpirun names the
@@ -101,6 +119,7 @@ int Train(const TrainFlags& f, Common& common) {
     auto result = (*trainer)->Run();
     if (!result.ok()) st = result.status();
   }
+  g_note_at.store(-1);  // the run ended by itself: nothing to note at exit
   if (st.ok()) return 0;
   common.error_agreed = common.distributed();
   if (common.rank() > 0) return 1;

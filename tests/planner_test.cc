@@ -81,6 +81,33 @@ TEST(PlannerTest, StepByHand) {
   EXPECT_NEAR(CollectiveSeconds(cl, 1000.0), 5e-6 + 1000.0 / 1e8, 1e-15);
 }
 
+// Flops of one decoded token counted by hand from the tensor shapes of a
+// small config, and the compute term they add to a step.
+TEST(PlannerTest, DecodeFlopsByHand) {
+  Config c;
+  c.vocab_size = 100, c.hidden_size = 16, c.intermediate_size = 32, c.moe_intermediate_size = 8;
+  c.num_hidden_layers = 2, c.first_k_dense_replace = 1, c.num_attention_heads = 2, c.q_lora_rank = 0;
+  c.kv_lora_rank = 8, c.qk_rope_head_dim = 4, c.qk_nope_head_dim = 4, c.v_head_dim = 4;
+  c.n_routed_experts = 4, c.num_experts_per_tok = 2, c.n_shared_experts = 1, c.n_group = 1, c.topk_group = 1;
+  const DecodeFlopsPerToken f = CountDecodeFlops(c);
+  // Per layer q_proj 16x16 + kv_a 12x16 + kv_b 16x8 + o_proj 16x8 = 704 weights; the dense
+  // MLP 3x32x16; router 4x16; shared expert 3x8x16; head 100x16. Routed: 4 experts x 3x8x16.
+  EXPECT_DOUBLE_EQ(f.replicated, 2.0 * (2 * 704 + 1536 + 64 + 384 + 1600));
+  EXPECT_DOUBLE_EQ(f.routed_all, 2.0 * 1536);
+  EXPECT_DOUBLE_EQ(f.attention_per_row, 2.0 * 2 * 2 * (2 * 8 + 4));
+  WeightBytes w;
+  w.replicated = 1000, w.expert.assign(4, 100), w.expert_main = 400;
+  Cluster cl;
+  cl.nodes = 1, cl.ranks_per_node = 2, cl.membw_per_node = 1e9, cl.flops_per_node = 1e9, cl.compute_efficiency = 0.5;
+  PlanOptions o;
+  o.context = 100, o.batches = {1};
+  const StepPlan s = MakePlan(c, w, cl, o).steps[0];
+  // B x (replicated + K/E x routed / N + context x attention per row).
+  EXPECT_DOUBLE_EQ(s.flops, 9984.0 + 3072.0 * 2 / 4 / 2 + 160.0 * 100);
+  EXPECT_NEAR(s.flop_s, s.flops / 0.25e9, 1e-15);
+  EXPECT_NEAR(s.compute_s, s.memory_s + s.flop_s, 1e-15);
+}
+
 TEST(PlannerTest, ClusterFileNamesTheField) {
   const std::string ok = R"({"nodes": 4, "ranks_per_node": 2, "cores_per_node": 64, "memory_per_node_gb": 512,
     "memory_bandwidth_gbs": 400, "link_bandwidth_gbits": 100, "link_latency_us": 3})";

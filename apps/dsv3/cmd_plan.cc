@@ -23,9 +23,18 @@ struct PlanCliOptions {
 };
 
 void PrintAssumptions(const dist::Cluster& cl, const Config& c, const dist::Plan& p) {
-  std::printf("assumptions         decode is memory-bandwidth bound: step = bytes read per rank / (%.1f GB/s per node"
-              " / %lld ranks x efficiency %.2f) + exchange\n",
-              cl.membw_per_node / 1e9, (long long)cl.ranks_per_node, cl.efficiency);
+  if (cl.flops_per_node > 0) {
+    std::printf("assumptions         step = bytes read per rank / (%.1f GB/s per node / %lld ranks x efficiency %.3f)"
+                " + flops per rank / (%.0f GFLOP/s per node / %lld ranks x compute efficiency %.3f) + exchange\n",
+                cl.membw_per_node / 1e9, (long long)cl.ranks_per_node, cl.efficiency, cl.flops_per_node / 1e9,
+                (long long)cl.ranks_per_node, cl.compute_efficiency);
+    std::printf("                    flops per rank = B x (replicated layers + K/E x routed experts / N + context x "
+                "absorbed attention per cached row)\n");
+  } else {
+    std::printf("assumptions         decode is memory-bandwidth bound: step = bytes read per rank / (%.1f GB/s per "
+                "node / %lld ranks x efficiency %.2f) + exchange\n",
+                cl.membw_per_node / 1e9, (long long)cl.ranks_per_node, cl.efficiency);
+  }
   std::printf("                    bytes read = replicated weights (MTP layers and all but B embedding rows excluded)"
               " + %lld MoE layers x E(1-(1-k/E)^B)/N experts + B x context x KV per token (attention replicated)\n",
               (long long)p.moe_layers);
@@ -33,8 +42,9 @@ void PrintAssumptions(const dist::Cluster& cl, const Config& c, const dist::Plan
               "latency %.1f us + max(off-node bytes / %.1f GB/s, pair bytes / %.1f GB/s shm); not overlapped\n",
               (cl.nodes > 1 ? cl.link_latency_s : cl.shm_latency_s) * 1e6, cl.link_bytes_per_s / 1e9,
               cl.shm_bytes_per_s / 1e9);
-  std::printf("                    uniform routing over %lld experts (top-%lld); prefill, MTP and compute limits "
-              "not modelled\n", (long long)c.n_routed_experts, (long long)c.num_experts_per_tok);
+  std::printf("                    uniform routing over %lld experts (top-%lld); prefill and MTP not modelled%s\n",
+              (long long)c.n_routed_experts, (long long)c.num_experts_per_tok,
+              cl.flops_per_node > 0 ? "" : "; no compute limit (give fma_peak_gflops to model one)");
 }
 
 void PrintPlan(const PlanCliOptions& o, const Config& c, const dist::WeightBytes& w, const dist::Cluster& cl,
@@ -54,13 +64,13 @@ void PrintPlan(const PlanCliOptions& o, const Config& c, const dist::WeightBytes
               "of %lld, gather %.0f)\n",
               p.exchange.total(), p.exchange.dispatch, p.exchange.combine, (long long)c.hidden_size, p.exchange.gather);
   PrintAssumptions(cl, c, p);
-  std::printf("%8s %10s %12s %10s %10s %10s %12s %12s %s\n", "batch", "experts/L", "read/rank", "compute", "exchange",
-              "step", "tok/s/seq", "tok/s total", "memory/node");
+  std::printf("%8s %10s %12s %13s %10s %10s %10s %12s %12s %s\n", "batch", "experts/L", "read/rank", "flops/rank",
+              "compute", "exchange", "step", "tok/s/seq", "tok/s total", "memory/node");
   for (const dist::StepPlan& s : p.steps)
-    std::printf("%8lld %10.1f %9.3f GB %7.2f ms %7.2f ms %7.2f ms %12.2f %12.1f %.1f GB%s\n", (long long)s.batch,
-                s.experts_per_layer, (s.weight_read + s.kv_read) / 1e9, s.compute_s * 1e3, s.exchange_s * 1e3,
-                s.step_s() * 1e3, s.tok_s_per_seq(), s.tok_s_total(), s.memory_per_node / 1e9,
-                s.fits ? "" : " (does not fit)");
+    std::printf("%8lld %10.1f %9.3f GB %7.2f GFLOP %7.2f ms %7.2f ms %7.2f ms %12.2f %12.1f %.1f GB%s\n",
+                (long long)s.batch, s.experts_per_layer, (s.weight_read + s.kv_read) / 1e9, s.flops / 1e9,
+                s.compute_s * 1e3, s.exchange_s * 1e3, s.step_s() * 1e3, s.tok_s_per_seq(), s.tok_s_total(),
+                s.memory_per_node / 1e9, s.fits ? "" : " (does not fit)");
 }
 
 int Plan(const PlanCliOptions& o) {

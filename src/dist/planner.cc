@@ -129,7 +129,8 @@ Expected<Cluster> ParseCluster(const std::string& text, const std::string& name)
   if (j.is_discarded() || !j.is_object()) return Status::Error(name + ": not a JSON object");
   static const char* kKnown[] = {"nodes", "ranks_per_node", "cores_per_node", "memory_per_node_gb",
                                  "memory_bandwidth_gbs", "link_bandwidth_gbits", "link_latency_us",
-                                 "shm_bandwidth_gbs", "shm_latency_us", "efficiency", "comment"};
+                                 "shm_bandwidth_gbs", "shm_latency_us", "efficiency", "fma_peak_gflops",
+                                 "compute_efficiency", "comment"};
   for (const auto& [key, value] : j.items())
     if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* k) { return key == k; }) == std::end(kKnown))
       return Status::Error(name + ": unknown field '" + key + "'");
@@ -145,6 +146,11 @@ Expected<Cluster> ParseCluster(const std::string& text, const std::string& name)
   DSV3_ASSIGN_OR_RETURN(double shm_lat, NumberField(j, name, "shm_latency_us", false, 1.0, 0, false));
   DSV3_ASSIGN_OR_RETURN(c.efficiency, NumberField(j, name, "efficiency", false, 1.0, 0, true));
   if (c.efficiency > 1) return Status::Error(name + ": field 'efficiency' must be in (0, 1] (got " + j["efficiency"].dump() + ")");
+  DSV3_ASSIGN_OR_RETURN(double peak, NumberField(j, name, "fma_peak_gflops", false, 0, 0, false));
+  DSV3_ASSIGN_OR_RETURN(c.compute_efficiency, NumberField(j, name, "compute_efficiency", false, 1.0, 0, true));
+  if (c.compute_efficiency > 1)
+    return Status::Error(name + ": field 'compute_efficiency' must be in (0, 1] (got " + j["compute_efficiency"].dump() + ")");
+  c.flops_per_node = peak * 1e9;
   c.memory_per_node = mem * 1e9, c.membw_per_node = membw * 1e9;
   c.link_bytes_per_s = link * 1e9 / 8, c.link_latency_s = lat * 1e-6;
   c.shm_bytes_per_s = shm * 1e9, c.shm_latency_s = shm_lat * 1e-6;
@@ -180,6 +186,19 @@ Expected<double> KvBytesPerToken(const Config& c, const std::string& kv_type) {
   return Status::Error("--kv: unknown KV cache type '" + kv_type + "' (f32 or fp8)");
 }
 
+DecodeFlopsPerToken CountDecodeFlops(const Config& c) {
+  DecodeFlopsPerToken f;
+  for (const TensorDesc& t : ListTensors(c)) {
+    if (t.shape.size() != 2 || t.optional || LayerOf(t.name) >= c.num_hidden_layers) continue;
+    if (t.role != TensorRole::kLinear && t.role != TensorRole::kRouter && t.role != TensorRole::kHead) continue;
+    const double flops = 2.0 * t.shape[0] * t.shape[1];
+    (RoutedExpertOf(t.name) >= 0 ? f.routed_all : f.replicated) += flops;
+  }
+  f.attention_per_row = 2.0 * c.num_hidden_layers * c.num_attention_heads *
+                        (2.0 * c.kv_lora_rank + c.qk_rope_head_dim);
+  return f;
+}
+
 double CollectiveSeconds(const Cluster& cl, double pair_bytes) {
   const double rpn = static_cast<double>(cl.ranks_per_node), n = static_cast<double>(cl.ranks());
   const double off_node = rpn * (n - rpn) * pair_bytes;  // leaves each node over its link
@@ -213,7 +232,14 @@ StepPlan MakeStep(const Config& c, const WeightBytes& w, const Cluster& cl, cons
                   p.moe_layers * s.experts_per_layer / p.ranks * per_expert_layer;
   s.kv_read = o.kv_bytes_per_token * o.context * batch;
   const double bw = cl.membw_per_node / cl.ranks_per_node * cl.efficiency;
-  s.compute_s = (s.weight_read + s.kv_read) / bw;
+  s.memory_s = (s.weight_read + s.kv_read) / bw;
+  // Every rank runs attention and the replicated layers for the whole
+  // batch, and its share of the routed experts' rows.
+  const DecodeFlopsPerToken f = CountDecodeFlops(c);
+  const double routed_per_token = E > 0 ? f.routed_all * c.num_experts_per_tok / E : 0.0;
+  s.flops = batch * (f.replicated + routed_per_token / p.ranks + f.attention_per_row * o.context);
+  if (cl.flops_per_node > 0) s.flop_s = s.flops / (cl.flops_per_node / cl.ranks_per_node * cl.compute_efficiency);
+  s.compute_s = s.memory_s + s.flop_s;
   s.exchange_s = p.moe_layers * ExchangeSeconds(c, cl, batch);
   s.memory_per_node = cl.ranks_per_node * (double(p.replicated + p.routed_max) + s.kv_read);
   s.fits = s.memory_per_node <= cl.memory_per_node;

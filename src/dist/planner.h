@@ -11,7 +11,9 @@
 // (attention is replicated on every rank today), at the node's memory
 // bandwidth split over its ranks times a measured efficiency; plus, per MoE
 // layer, four collectives (counts, dispatch, combine, gather) of latency +
-// bytes / bandwidth, not overlapped with compute (as the engine runs them).
+// bytes / bandwidth, not overlapped with compute (as the engine runs them);
+// optionally plus the step's flops at a measured fraction of the FMA peak
+// (batched decode is partly compute-bound on CPUs).
 #pragma once
 
 #include <cstdint>
@@ -64,6 +66,12 @@ struct Cluster {
   double shm_bytes_per_s = 10.8e9;  // per rank pair within a node
   double shm_latency_s = 1.0e-6;    // per collective within a node
   double efficiency = 1.0;          // measured decode rate / bandwidth-bound rate, (0, 1]
+  // Optional compute term: the node's FMA peak (FLOP/s; 0: decode is
+  // modelled as bandwidth-bound only) and the fraction of it the decode
+  // kernels reach. With it, step = bytes / (bandwidth x efficiency) +
+  // flops / (peak x compute_efficiency) + exchange.
+  double flops_per_node = 0;
+  double compute_efficiency = 1.0;
   int64_t ranks() const { return nodes * ranks_per_node; }
 };
 // JSON object (docs/distributed.md lists the fields); errors name `name` and the field.
@@ -87,6 +95,15 @@ ExchangeBytes ExchangePerTokenLayer(int64_t d, int64_t k, int64_t ranks);
 // or "fp8" (e4m3 plus one F32 scale per token and layer).
 Expected<double> KvBytesPerToken(const Config& c, const std::string& kv_type);
 
+// Multiply-add flops (2 per weight) of one decoded token in the main
+// layers: the replicated linear layers, router and head, and the routed
+// experts (all of them; a token uses K of every layer's E), plus the
+// absorbed attention's per cached row, 2H(2 rc + dr) per layer.
+struct DecodeFlopsPerToken {
+  double replicated = 0, routed_all = 0, attention_per_row = 0;
+};
+DecodeFlopsPerToken CountDecodeFlops(const Config& c);
+
 struct PlanOptions {
   int64_t context = 4096;  // tokens cached per sequence when decoding
   double kv_bytes_per_token = 0;
@@ -98,6 +115,8 @@ struct StepPlan {
   int64_t batch = 0;
   double experts_per_layer = 0;  // distinct, whole job
   double weight_read = 0, kv_read = 0;  // bytes per rank per step
+  double flops = 0;                     // per rank per step
+  double memory_s = 0, flop_s = 0;      // the two parts of compute_s
   double compute_s = 0, exchange_s = 0;
   double memory_per_node = 0;  // weights + KV of the batch on each rank, times ranks per node
   bool fits = false;

@@ -25,6 +25,7 @@ struct Common {
   // and --expert-map (ranks.cc, docs/distributed.md).
   dist::Comm* comm = nullptr;
   std::string expert_map;
+  bool no_exchange_overlap = false;  // under mpirun: shared experts after the dispatch, not during it
   // --exact-activations: GGUF block-type weights keep float32 activations
   // (LoadOptions::exact_block_activations) instead of int8 per 32 values.
   bool exact_activations = false;

@@ -108,6 +108,9 @@ Outcome Main(int argc, char** argv, dist::Comm& comm) {
   app.add_option("--expert-map", common.expert_map,
                  "under mpirun: the routed experts of each rank ('RANK: E E A-B' per line; default: contiguous "
                  "blocks)");
+  app.add_flag("--no-exchange-overlap", common.no_exchange_overlap,
+               "under mpirun: run the shared experts after the expert dispatch instead of while its rows travel "
+               "(to measure what the overlap hides)");
   app.add_flag("--exact-activations", common.exact_activations,
                "GGUF block-type weights (Q4_K, Q8_0, ...): multiply with float32 activations (the exact path) "
                "instead of int8 activations per 32 values from 8 tokens on (docs/quantization.md)");

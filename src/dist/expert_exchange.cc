@@ -25,7 +25,8 @@ void Grow(std::vector<T>& v, int64_t n) {
 }  // namespace
 
 void LocalExpertExchange::Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset,
-                                   ExchangeBuffers& b) {
+                                   ExchangeBuffers& b, const std::function<void()>& in_flight) {
+  if (in_flight) in_flight();
   const int64_t A = m * K_;
   Grow(b.cursor, E_), Grow(b.slot, A);
   std::fill(b.cursor.begin(), b.cursor.begin() + E_, 0);
@@ -41,8 +42,9 @@ void LocalExpertExchange::Combine(const float* y, int64_t m, const float** out, 
   for (int64_t a = 0; a < m * K_; ++a) out[a] = y + b.slot[a] * d_;
 }
 
-MpiExpertExchange::MpiExpertExchange(Comm& comm, ExpertPlacement placement, int64_t top_k, int64_t dim)
-    : comm_(comm), placement_(std::move(placement)), K_(top_k), d_(dim) {
+MpiExpertExchange::MpiExpertExchange(Comm& comm, ExpertPlacement placement, int64_t top_k, int64_t dim,
+                                     bool overlap)
+    : comm_(comm), placement_(std::move(placement)), K_(top_k), d_(dim), overlap_(overlap) {
   E_ = placement_.num_experts();
   ranks_ = comm_.size();
   order_.resize(E_);
@@ -58,7 +60,7 @@ TokenRange MpiExpertExchange::OwnedTokens(int64_t n) const {
 }
 
 void MpiExpertExchange::Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset,
-                                 ExchangeBuffers& b) {
+                                 ExchangeBuffers& b, const std::function<void()>& in_flight) {
   const int64_t A = m * K_, N = ranks_, E = E_, d = d_;
   Grow(b.send_count, N * E), Grow(b.recv_count, N * E), Grow(b.cursor, E), Grow(b.slot, A);
   Grow(b.rank_send, N), Grow(b.rank_recv, N), Grow(b.send, A * d);
@@ -79,8 +81,19 @@ void MpiExpertExchange::Dispatch(const float* x, const int32_t* ids, int64_t m, 
     received += b.rank_recv[r];
   }
   Grow(b.recv, received * d), Grow(b.group_row, received);
-  comm_.AllToAllV(b.send.data(), b.rank_send.data(), b.recv.data(), b.rank_recv.data(), d * sizeof(float));
-  stats_.seconds += Now() - t0;
+  const int handle =
+      comm_.IAllToAllV(b.send.data(), b.rank_send.data(), b.recv.data(), b.rank_recv.data(), d * sizeof(float));
+  double t1 = Now();
+  stats_.seconds += t1 - t0;
+  if (in_flight && overlap_) {
+    in_flight();
+    const double t2 = Now();
+    stats_.overlap_seconds += t2 - t1;
+    t1 = t2;
+  }
+  comm_.Wait(handle);
+  stats_.seconds += Now() - t1;
+  if (in_flight && !overlap_) in_flight();
   ++stats_.layers, stats_.tokens += m;
   for (int64_t r = 0; r < N; ++r)
     if (r != comm_.rank()) stats_.rows_sent += b.rank_send[r], stats_.bytes_sent += b.rank_send[r] * d * 4;

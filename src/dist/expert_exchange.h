@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "dist/comm.h"
@@ -44,7 +45,8 @@ struct ExchangeBuffers {
 // (waiting for slower ranks included), MoE layers and token rows this rank
 // sent to other ranks (dispatch and combine; the final all-gather apart).
 struct ExchangeStats {
-  double seconds = 0.0;
+  double seconds = 0.0;          // blocked in MPI calls: the exposed exchange time
+  double overlap_seconds = 0.0;  // work run while a dispatch was in flight (the shared experts)
   int64_t layers = 0, tokens = 0, rows_sent = 0, bytes_sent = 0;
 };
 
@@ -53,11 +55,16 @@ class ExpertExchange {
   virtual ~ExpertExchange() = default;
   // The tokens of an n-token batch whose expert outputs this process combines.
   virtual TokenRange OwnedTokens(int64_t n) const = 0;
+  // Whether rows travel to other processes (then the caller has work to
+  // overlap with the dispatch).
+  virtual bool remote() const = 0;
   // x [m, d]: the owned tokens' rows; ids [m, K] their experts. Writes the
   // rows for this process's experts to rows [<= n*K, d] and offset [E+1]
   // (expert e's rows are offset[e] .. offset[e+1]; empty for other ranks').
+  // `in_flight` (may be empty) runs once, while the rows travel; it must
+  // not touch x, rows, offset or b.
   virtual void Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset,
-                        ExchangeBuffers& b) = 0;
+                        ExchangeBuffers& b, const std::function<void()>& in_flight = {}) = 0;
   // y [rows, d]: the outputs of Dispatch's rows. Sets out[a], a < m*K, to
   // the output row of owned assignment a.
   virtual void Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) = 0;
@@ -74,8 +81,9 @@ class LocalExpertExchange : public ExpertExchange {
  public:
   LocalExpertExchange(int64_t num_experts, int64_t top_k, int64_t dim) : E_(num_experts), K_(top_k), d_(dim) {}
   TokenRange OwnedTokens(int64_t n) const override { return {0, n}; }
-  void Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset,
-                ExchangeBuffers& b) override;
+  bool remote() const override { return false; }
+  void Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset, ExchangeBuffers& b,
+                const std::function<void()>& in_flight = {}) override;
   void Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) override;
   void GatherTokens(float*, int64_t, ExchangeBuffers&) override {}
 
@@ -87,10 +95,13 @@ class LocalExpertExchange : public ExpertExchange {
 // call each step for every MoE layer, with or without tokens of its own.
 class MpiExpertExchange : public ExpertExchange {
  public:
-  MpiExpertExchange(Comm& comm, ExpertPlacement placement, int64_t top_k, int64_t dim);
+  // overlap: run Dispatch's in_flight work while the rows travel (else
+  // after they arrived, so the whole exchange is exposed).
+  MpiExpertExchange(Comm& comm, ExpertPlacement placement, int64_t top_k, int64_t dim, bool overlap = true);
   TokenRange OwnedTokens(int64_t n) const override;
-  void Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset,
-                ExchangeBuffers& b) override;
+  bool remote() const override { return true; }
+  void Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset, ExchangeBuffers& b,
+                const std::function<void()>& in_flight = {}) override;
   void Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) override;
   void GatherTokens(float* rows, int64_t n, ExchangeBuffers& b) override;
   const ExpertPlacement& placement() const { return placement_; }
@@ -100,6 +111,7 @@ class MpiExpertExchange : public ExpertExchange {
   ExpertPlacement placement_;
   int64_t E_, K_, d_;
   int ranks_;
+  bool overlap_ = true;
   std::vector<int32_t> order_;  // experts sorted by (owner, id): the send layout
   std::vector<int32_t> mine_;   // this rank's experts, ascending
 };

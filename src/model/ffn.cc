@@ -7,6 +7,7 @@
 // split over the threads by rows of all experts together. Only the routed
 // experts this process holds run here (expert parallelism: see Moe).
 #include <algorithm>
+#include <functional>
 
 #include "core/parallel.h"
 #include "model/model.h"
@@ -34,9 +35,25 @@ void Model::RouteTokens(const MoeWeights& w, int64_t n, Workspace& ws) const {
   });
 }
 
+// The shared experts alone (all tokens, straight to ws.proj), for running
+// while a dispatch is in flight; the same jobs RunExperts batches with the
+// routed ones (a job's result does not depend on the others in its batch).
+void Model::RunSharedExperts(const MoeWeights& w, int64_t n, Workspace& ws) const {
+  if (!w.has_shared()) return;
+  const int64_t d = config_.hidden_size, K = router_.top_k, inter = config_.moe_intermediate_size;
+  float* shared_hidden = ws.ffn_gate.data() + n * K * inter;  // [n, shared width]
+  float* shared_tmp = ws.ffn_up.data() + n * K * inter;
+  const MlpWeights& m = w.shared_experts;
+  const ops::GateUpJob job{&m.gate_proj, &m.up_proj, ws.x.data(), d, shared_hidden, shared_tmp, m.gate_proj.rows, n};
+  ops::GateUpSiluBatch({&job, 1}, mm_);
+  const ops::MatMulJob down{&m.down_proj, shared_hidden, m.gate_proj.rows, ws.proj.data(), d, n};
+  ops::MatMulBatch({&down, 1}, mm_);
+}
+
 // Runs every routed expert with tokens (rows of ws.gathered, grouped by
-// expert) and the shared experts (all tokens, written straight to ws.proj).
-void Model::RunExperts(const MoeWeights& w, int64_t n, Workspace& ws) const {
+// expert) and, unless `shared_done`, the shared experts (all tokens,
+// written straight to ws.proj).
+void Model::RunExperts(const MoeWeights& w, int64_t n, Workspace& ws, bool shared_done) const {
   const int64_t d = config_.hidden_size, E = router_.num_experts, K = router_.top_k;
   const int64_t inter = config_.moe_intermediate_size;
   float* shared_hidden = ws.ffn_gate.data() + n * K * inter;  // [n, shared width]
@@ -49,12 +66,12 @@ void Model::RunExperts(const MoeWeights& w, int64_t n, Workspace& ws) const {
     ws.gate_up_jobs.push_back({&m.gate_proj, &m.up_proj, ws.gathered.data() + first * d, d,
                                ws.ffn_gate.data() + first * inter, ws.ffn_up.data() + first * inter, inter, count});
   }
-  if (w.has_shared()) {
+  if (w.has_shared() && !shared_done) {
     const MlpWeights& m = w.shared_experts;
     ws.gate_up_jobs.push_back({&m.gate_proj, &m.up_proj, ws.x.data(), d, shared_hidden, shared_tmp,
                                m.gate_proj.rows, n});
   }
-  ws.experts_run += static_cast<int64_t>(ws.gate_up_jobs.size()) - (w.has_shared() ? 1 : 0);
+  ws.experts_run += static_cast<int64_t>(ws.gate_up_jobs.size()) - (w.has_shared() && !shared_done ? 1 : 0);
   ++ws.moe_layers_run;
   ops::GateUpSiluBatch(ws.gate_up_jobs, mm_);
   ws.mm_jobs.clear();
@@ -64,7 +81,7 @@ void Model::RunExperts(const MoeWeights& w, int64_t n, Workspace& ws) const {
     ws.mm_jobs.push_back({&w.experts[e].down_proj, ws.ffn_gate.data() + first * inter, inter,
                           ws.gathered_out.data() + first * d, d, count});
   }
-  if (w.has_shared())
+  if (w.has_shared() && !shared_done)
     ws.mm_jobs.push_back({&w.shared_experts.down_proj, shared_hidden, w.shared_experts.gate_proj.rows,
                           ws.proj.data(), d, n});
   ops::MatMulBatch(ws.mm_jobs, mm_);
@@ -80,10 +97,13 @@ void Model::Moe(const MoeWeights& w, const Batch& b, Workspace& ws) const {
   RouteTokens(w, n, ws);  // expert_ids, expert_weights [n, K]
   const dist::TokenRange own = exchange_->OwnedTokens(n);
   // gathered [rows, d]: rows of this process's experts, grouped by expert_offset.
-  exchange_->Dispatch(ws.x.data() + own.begin * d, ws.expert_ids.data() + own.begin * K, own.size(),
-                      ws.gathered.data(), ws.expert_offset.data(), ws.exchange);
+  // Across ranks the shared experts run while the rows travel.
   if (!w.has_shared()) std::fill(ws.proj.begin(), ws.proj.begin() + n * d, 0.0f);
-  RunExperts(w, n, ws);  // proj = shared experts(x); gathered_out = routed outputs
+  const bool remote = exchange_->remote();
+  exchange_->Dispatch(ws.x.data() + own.begin * d, ws.expert_ids.data() + own.begin * K, own.size(),
+                      ws.gathered.data(), ws.expert_offset.data(), ws.exchange,
+                      remote ? [&] { RunSharedExperts(w, n, ws); } : std::function<void()>());
+  RunExperts(w, n, ws, /*shared_done=*/remote);  // proj = shared experts(x); gathered_out = routed outputs
   exchange_->Combine(ws.gathered_out.data(), own.size(), ws.routed_rows.data(), ws.exchange);
   // proj[i] += sum_k weight * expert output in k order, per owned token in parallel.
   ParallelFor(own.size(), 16, [&](int64_t j0, int64_t j1) {

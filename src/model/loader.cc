@@ -238,7 +238,7 @@ Status Model::Finish(const LoadOptions& options) {
   DropForeignExperts();
   const int64_t E = config_.n_routed_experts, K = config_.num_experts_per_tok, d = config_.hidden_size;
   if (placement_) {
-    exchange_ = std::make_unique<dist::MpiExpertExchange>(*options.comm, *placement_, K, d);
+    exchange_ = std::make_unique<dist::MpiExpertExchange>(*options.comm, *placement_, K, d, options.overlap_exchange);
   } else {
     exchange_ = std::make_unique<dist::LocalExpertExchange>(E, K, d);
   }

@@ -100,6 +100,10 @@ struct LoadOptions {
   // outlives the model. Null or one rank: every expert here.
   dist::Comm* comm = nullptr;
   std::string expert_map = {};
+  // Across ranks: run the shared experts while the dispatch's rows travel
+  // (false: after it, so the whole exchange is exposed; `bench` measures
+  // both to report how much the overlap hides).
+  bool overlap_exchange = true;
 };
 
 // Parses "stored" / "bf16" / "fp8"; the error names `flag`.
@@ -160,7 +164,8 @@ class Model {
   void Attention(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
   void AttendLatent(int64_t layer, const Batch& batch, const KvCache& cache, Workspace& ws) const;
   void Mlp(const MlpWeights& w, const float* x, float* out, int64_t n, Workspace& ws) const;
-  void RunExperts(const MoeWeights& w, int64_t n, Workspace& ws) const;
+  void RunExperts(const MoeWeights& w, int64_t n, Workspace& ws, bool shared_done) const;
+  void RunSharedExperts(const MoeWeights& w, int64_t n, Workspace& ws) const;  // proj = shared experts(x)
   void Moe(const MoeWeights& w, const Batch& batch, Workspace& ws) const;
   void RouteTokens(const MoeWeights& w, int64_t n, Workspace& ws) const;
   void Logits(const Weight& head, const Batch& batch, Workspace& ws) const;  // from ws.hidden

@@ -195,3 +195,13 @@ set_tests_properties(mpi_gguf_setup PROPERTIES FIXTURES_SETUP mpi_gguf ${MPI_TES
 add_test(NAME mpi_logits_gguf_np3
   COMMAND sh -c "${MPI_RUN} 3 vader ${DSV3} -t 1 logits -m ${MPI_T}/v2.gguf --input ${G}/v2lite_tiny_bf16/golden.safetensors --prefill 7 --output ${MPI_T}/v2.gguf.np3.safetensors && cmp ${MPI_T}/v2.gguf.np1.safetensors ${MPI_T}/v2.gguf.np3.safetensors && echo bit-identical")
 set_tests_properties(mpi_logits_gguf_np3 PROPERTIES FIXTURES_REQUIRED mpi_gguf ${MPI_TEST_PROPS} PASS_REGULAR_EXPRESSION "bit-identical")
+
+# Two "hosts": two network namespaces joined by a veth pair, one rank in
+# each, TCP over the link (mpi_netns.sh; skipped where namespaces cannot be
+# made). The logits equal one process's, bit for bit.
+set(netns_out ${MPI_T}/netns_v3_tiny_fp8.decode.safetensors)
+add_test(NAME mpi_netns_logits_v3_tiny_fp8_decode
+  COMMAND sh -c "rm -f ${netns_out} && ${CMAKE_CURRENT_SOURCE_DIR}/mpi_netns.sh ${DSV3} -t 1 logits -m ${G}/v3_tiny_fp8 --input ${G}/v3_tiny_fp8/golden.safetensors --prefill 7 --mtp --output ${netns_out} && cmp ${MPI_T}/v3_tiny_fp8.decode.np1.safetensors ${netns_out} && echo bit-identical")
+set_tests_properties(mpi_netns_logits_v3_tiny_fp8_decode PROPERTIES FIXTURES_REQUIRED mpi_ref_v3_tiny_fp8_decode
+                     ${MPI_TEST_PROPS} SKIP_RETURN_CODE 77
+                     PASS_REGULAR_EXPRESSION "netns: 2 hosts over a veth pair, exit 0, [1-9][0-9]* bytes.*bit-identical")

@@ -160,3 +160,12 @@ add_test(NAME mpi_train_ep_more_ranks_than_experts
           ${MPI_RUN} 9 vader ${DSV3} -t 1 ${MPI_TRAIN_ARGS} --grad-accum 9 --parallel expert --out ${MPI_TT}/bad_ep9)
 set_tests_properties(mpi_train_ep_more_ranks_than_experts PROPERTIES FIXTURES_REQUIRED mpi_train_data
                      ${MPI_TRAIN_PROPS} PASS_REGULAR_EXPRESSION "^ok \\(exit")
+
+# Expert-parallel training across two "hosts" (network namespaces joined by
+# a veth pair, mpi_netns.sh; skipped where namespaces cannot be made).
+set(netns_train ${MPI_TT}/netns_ep)
+add_test(NAME mpi_train_netns_ep_np2
+  COMMAND sh -c "rm -rf ${netns_train} && ${CMAKE_CURRENT_SOURCE_DIR}/mpi_netns.sh ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} --grad-accum 2 --parallel expert --out ${netns_train} && ${MPI_TRAIN_CMP} ${MPI_TT}/ref_fp32_2 ${netns_train}")
+set_tests_properties(mpi_train_netns_ep_np2 PROPERTIES FIXTURES_REQUIRED mpi_train_ref_fp32_2 ${MPI_TRAIN_PROPS}
+                     SKIP_RETURN_CODE 77
+                     PASS_REGULAR_EXPRESSION "netns: 2 hosts over a veth pair, exit 0, [1-9][0-9]* bytes.*bit-identical: 6 steps")

@@ -154,7 +154,8 @@ void EncodeRow(const float* x, int64_t n, DType dtype, uint8_t* out) {
       for (int64_t i = 0; i < n; ++i) { const uint16_t v = F32ToF16(x[i]); std::memcpy(out + 2 * i, &v, 2); }
       break;
     default:
-      if (IsBlockType(dtype)) QuantizeBlocks(dtype, x, n, out);  // GGUF quants (issue 16): ggml's *_ref encoders
+      // What llama-quantize writes (ggml's *_ref encoders but for IQ4_NL's scale search).
+      if (IsBlockType(dtype)) QuantizeBlocks(dtype, x, n, out, QuantizeMode::kQuantizer);
       break;  // callers only pass the types above
   }
 }

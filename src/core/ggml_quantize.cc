@@ -147,10 +147,18 @@ void PackNibbles32(const uint8_t* L, uint8_t* qs) {
   for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>(L[j] | (L[16 + j] << 4));
 }
 
-// `L` carries over between blocks of a row, as in ggml (an all-zero block
-// keeps the previous block's indices; its scale is 0).
-void IQ4_NL(const float* x, uint8_t* b, uint8_t* L) {
-  StoreHalf(Iq4BlockScale(x, -1, L), b);
+// Reference: `L` carries over between blocks of a row, as in ggml (an
+// all-zero block keeps the previous block's indices; its scale is 0).
+// Quantizer: after the scale search the indices are taken again under the
+// chosen scale (all-zero blocks included, whose indices become those of 0).
+void IQ4_NL(const float* x, uint8_t* b, uint8_t* L, QuantizeMode mode) {
+  const bool search = mode == QuantizeMode::kQuantizer;
+  const float d = Iq4BlockScale(x, search ? 7 : -1, L);
+  if (search) {
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; ++j) L[j] = static_cast<uint8_t>(NearestLevel(id * x[j]));
+  }
+  StoreHalf(d, b);
   PackNibbles32(L, b + 2);
 }
 
@@ -185,7 +193,7 @@ void QuantizeQ3K(const float* x, uint8_t* b);
 void QuantizeQ45K(const float* x, uint8_t* b, bool five);
 void QuantizeQ6K(const float* x, uint8_t* b);
 
-void QuantizeBlocks(DType t, const float* x, int64_t n, uint8_t* blocks) {
+void QuantizeBlocks(DType t, const float* x, int64_t n, uint8_t* blocks, QuantizeMode mode) {
   const int64_t be = DTypeBlockElems(t), bb = DTypeBlockBytes(t);
   uint8_t carry[32] = {};  // IQ4_NL's indices carried between blocks
   for (int64_t i = 0; i < n / be; ++i, x += be, blocks += bb) {
@@ -201,7 +209,7 @@ void QuantizeBlocks(DType t, const float* x, int64_t n, uint8_t* blocks) {
       case DType::kQ4_K: QuantizeQ45K(x, blocks, false); break;
       case DType::kQ5_K: QuantizeQ45K(x, blocks, true); break;
       case DType::kQ6_K: QuantizeQ6K(x, blocks); break;
-      case DType::kIQ4_NL: IQ4_NL(x, blocks, carry); break;
+      case DType::kIQ4_NL: IQ4_NL(x, blocks, carry, mode); break;
       case DType::kIQ4_XS: IQ4_XS(x, blocks); break;
       default: break;  // not a block type: callers never pass one
     }

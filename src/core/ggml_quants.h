@@ -61,7 +61,13 @@ inline int Iq4XsScale(const uint8_t* block, int ib) {
 
 // out[0..n) from n / DTypeBlockElems(t) blocks; n must be a multiple of the block size.
 void DequantizeBlocks(DType t, const uint8_t* blocks, int64_t n, float* out);
-// ggml's quantize_row_*_ref of x[0..n) (one row; blocks do not depend on other rows).
-void QuantizeBlocks(DType t, const float* x, int64_t n, uint8_t* blocks);
+// Which of ggml's encoders to reproduce. They differ for IQ4_NL only: its
+// reference encoder takes the first least-squares scale, while the one
+// ggml_quantize_chunk (llama-quantize, without an importance matrix) runs
+// also tries 7 more scales each side and keeps the best, as IQ4_XS always does.
+enum class QuantizeMode { kReference, kQuantizer };
+// ggml's quantize_row_*_ref of x[0..n) (one row; blocks do not depend on other
+// rows), or with kQuantizer what ggml_quantize_chunk writes for the row.
+void QuantizeBlocks(DType t, const float* x, int64_t n, uint8_t* blocks, QuantizeMode mode = QuantizeMode::kReference);
 
 }  // namespace dsv3

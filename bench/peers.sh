@@ -80,7 +80,9 @@ for t in $types; do
   f=$(gguf_of "$t")
   if [ ! -f "$f" ]; then
     echo "peers: writing $f" >&2
-    "$dsv3" convert --to gguf --type "$t" "$model" "$f" >&2
+    # --pure: one type throughout, so the kernels of that type are what is measured
+    # (without it q4_k means llama-quantize's Q4_K_M mix).
+    "$dsv3" convert --to gguf --pure --type "$t" "$model" "$f" >&2
   fi
 done
 

@@ -7,7 +7,6 @@
 
 #include "apps/dsv3/commands.h"
 #include "convert/convert.h"
-#include "io/gguf.h"  // GGUF quants (issue 16)
 #include "io/temp_file.h"
 
 namespace dsv3::cli {
@@ -17,7 +16,7 @@ namespace {
 struct ConvertFlags {
   std::string to, scale_fmt, type = "bf16";
   int64_t buffer_mb = 64;
-  bool quiet = false;
+  bool quiet = false, pure = false;
   ConvertOptions options;
 };
 
@@ -30,8 +29,11 @@ Expected<ConvertOptions> Resolve(ConvertFlags f) {
   if (!f.scale_fmt.empty() && f.scale_fmt != "ue8m0") return Status::Error("--scale-fmt: only ue8m0 is supported");
   if (!f.scale_fmt.empty() && o.target != ConvertTarget::kFp8) return Status::Error("--scale-fmt applies to --to fp8 only");
   o.scale_ue8m0 = f.scale_fmt == "ue8m0";
-  if (auto t = ParseGgufWeightType(f.type)) o.gguf_type = *t;  // GGUF quants (issue 16)
-  else return Status::Error("--type: '" + f.type + "' is not " + kGgufWeightTypeNames);  // GGUF quants (issue 16)
+  const auto preset = FindGgufPreset(f.type);
+  if (!preset) return Status::Error("--type: '" + f.type + "' is not one of " + GgufPresetNames());
+  o.gguf_type = preset->base;
+  if (preset->mix && !f.pure) o.gguf_mix = preset->file_type;
+  if (f.pure && o.target != ConvertTarget::kGguf) return Status::Error("--pure applies to --to gguf only");
   if (o.allow_missing_scale && o.target != ConvertTarget::kBf16)
     return Status::Error("--allow-missing-scale applies to --to bf16 only");
   if (f.buffer_mb < 1) return Status::Error("--buffer-mb: must be at least 1");
@@ -52,7 +54,9 @@ void RegisterConvert(CLI::App& app, Common& common) {
   cmd->add_flag("--allow-missing-scale", f->options.allow_missing_scale,
                 "bf16: copy FP8 weights that have no scale tensor unchanged instead of failing");
   cmd->add_option("--scale-fmt", f->scale_fmt, "fp8: scale format (ue8m0: power-of-two scales)");
-  cmd->add_option("--type", f->type, std::string("gguf: ") + kGgufWeightTypeNames + " (default bf16)");  // GGUF quants (issue 16)
+  cmd->add_option("--type", f->type,
+                  "gguf: " + GgufPresetNames() + " (default bf16; K-quants and q4_0..q5_1, iq4_* are llama-quantize's mixes)");
+  cmd->add_flag("--pure", f->pure, "gguf: every matrix in --type's base type, no mix (llama-quantize --pure)");
   cmd->add_flag("--mtp", f->options.gguf_mtp, "gguf: keep MTP layers (dsv3 reads them; llama.cpp does not)");
   cmd->add_option("--name", f->options.gguf_name, "gguf: general.name (default: the input directory name)");
   cmd->add_option("--buffer-mb", f->buffer_mb, "working memory for one chunk of rows, MiB (default 64)");

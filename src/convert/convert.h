@@ -1,8 +1,9 @@
 // Checkpoint conversion (`dsv3 convert`): FP8 -> BF16 exactly as DeepSeek's
 // fp8_cast_bf16.py, BF16 -> FP8 with 128x128 block scales for the tensors the
 // release stores in FP8, and Hugging Face checkpoint -> llama.cpp "deepseek2"
-// GGUF (F32/F16/BF16/Q8_0). Every conversion streams: tensors are read from
-// the memory-mapped input a row chunk at a time (at most `buffer_bytes` of
+// GGUF (F32/F16/BF16, one ggml block type, or llama-quantize's per-tensor
+// mixes such as Q4_K_M). Every conversion streams: tensors are read from the
+// memory-mapped input a row chunk at a time (at most `buffer_bytes` of
 // working memory, pages released after use), written through streaming
 // writers to temporary names, and the output appears under its final name
 // only when everything succeeded (a directory is staged as
@@ -10,9 +11,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "convert/gguf_mix.h"
 #include "core/dtype.h"
 #include "core/status.h"
 
@@ -27,7 +30,8 @@ struct ConvertOptions {
   bool force = false;                 // replace an existing output
   bool allow_missing_scale = false;   // bf16: copy an FP8 weight without scale unchanged
   bool scale_ue8m0 = false;           // fp8: power-of-two scales (scale_fmt "ue8m0")
-  DType gguf_type = DType::kBF16;     // gguf: F32, F16, BF16 or Q8_0 for matrices
+  DType gguf_type = DType::kBF16;     // gguf: the type of every matrix (the mix's base type)
+  std::optional<GgufFileType> gguf_mix;  // gguf: llama-quantize's per-tensor mix of this file type
   bool gguf_mtp = false;              // gguf: keep MTP layers (llama.cpp drops them)
   std::string gguf_name;              // gguf: general.name (default: input dir name)
   int64_t buffer_bytes = 64ll << 20;  // working memory for one chunk of rows

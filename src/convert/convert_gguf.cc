@@ -3,14 +3,17 @@
 // llama.cpp's convert_hf_to_gguf.py lays it out (see model/gguf_model.h):
 // same tensor names, routed experts stacked per projection, kv_b_proj split
 // into attn_k_b / attn_v_b, 1-D tensors, *_norm, biases and the router in F32,
-// block types falling back as llama.cpp's quantizer does for rows too short
-// (Q4_K -> Q5_0, ..., F16 when not a multiple of 32), block types encoded
-// byte for byte as ggml's quantize_row_*_ref, MTP layers dropped unless --mtp. FP8 weights are
+// the other matrices in one type or in llama-quantize's per-tensor mix for
+// the preset (convert/gguf_mix.h), block types falling back as llama.cpp's
+// quantizer does for rows too short (Q4_K -> Q5_0, ..., F16 when not a
+// multiple of 32), block types encoded byte for byte as ggml's
+// quantize_row_*_ref, MTP layers dropped unless --mtp. FP8 weights are
 // dequantized (q * block scale in float32) before encoding.
 #include <filesystem>
 #include <set>
 
 #include "convert/checkpoint_io.h"
+#include "convert/gguf_mix.h"
 #include "convert/gguf_tokenizer.h"
 #include "convert/internal.h"
 #include "convert/tensor_stream.h"
@@ -35,25 +38,16 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// What llama.cpp's quantizer does with rows too short for a type's block:
-// the 256-blocks fall back to a 32-block type of similar size, then to F16.
-DType FallbackType(DType t, int64_t row) {
-  if (row % DTypeBlockElems(t) == 0) return t;
-  switch (t) {
-    case DType::kQ2_K: case DType::kQ3_K: case DType::kIQ4_XS: return FallbackType(DType::kIQ4_NL, row);
-    case DType::kQ4_K: return FallbackType(DType::kQ5_0, row);
-    case DType::kQ5_K: return FallbackType(DType::kQ5_1, row);
-    case DType::kQ6_K: return FallbackType(DType::kQ8_0, row);
-    default: return DType::kF16;
-  }
-}
-
-// llama.cpp's converter: 1-D tensors, norms, biases and the router stay F32.
-GgmlType TypeFor(const std::string& name, const std::vector<int64_t>& ne, DType requested) {
-  if (ne.size() == 1 || EndsWith(name, "_norm.weight") || EndsWith(name, ".bias") ||
-      name.find("ffn_gate_inp") != std::string::npos)
-    return GgmlType::kF32;
-  return *GgmlFromDType(FallbackType(requested, ne[0]));
+// Sets every planned tensor's type once the whole plan is known (a mix needs
+// to know whether the file has an output head).
+void AssignTypes(const Config& c, const ConvertOptions& o, std::vector<GgufOut>& plan) {
+  GgufMixModel model;
+  model.n_layer = c.num_hidden_layers + (o.gguf_mtp ? c.num_nextn_predict_layers : 0);
+  model.n_expert = c.HasMoe() ? c.n_routed_experts : 0;
+  model.has_output = false;
+  for (const auto& t : plan) model.has_output |= t.spec.name == "output.weight";
+  for (auto& t : plan)
+    t.spec.type = *GgmlFromDType(GgufTensorType(t.spec.name, t.spec.ne, o.gguf_type, o.gguf_mix, model));
 }
 
 uint32_t FileType(DType t) {
@@ -76,11 +70,10 @@ uint32_t FileType(DType t) {
   }
 }
 
-GgufOut Out(std::string name, std::vector<int64_t> ne, DType requested, std::vector<const TensorInfo*> sources,
+GgufOut Out(std::string name, std::vector<int64_t> ne, std::vector<const TensorInfo*> sources,
             GgufOut::Kind kind = GgufOut::Kind::kRows) {
   GgufOut o;
   o.kind = kind;
-  o.spec.type = TypeFor(name, ne, requested);
   o.spec.name = std::move(name);
   o.spec.ne = std::move(ne);
   o.sources = std::move(sources);
@@ -120,15 +113,15 @@ Status PlanGguf(const InputCheckpoint& in, const Config& c, const ConvertOptions
     }
     const std::vector<int64_t> ne(d.shape.rbegin(), d.shape.rend());
     if (t.kind == GgufTarget::Kind::kPlain) {
-      plan.push_back(Out(t.name, ne, o.gguf_type, {src}));
+      plan.push_back(Out(t.name, ne, {src}));
     } else if (t.kind == GgufTarget::Kind::kExpertSlice) {
       if (t.expert != 0) continue;  // stacked together with expert 0
       std::vector<const TensorInfo*> experts;
       DSV3_RETURN_IF_ERROR(CollectExperts(store, d.name, c.n_routed_experts, experts));
-      plan.push_back(Out(t.name, {ne[0], ne[1], c.n_routed_experts}, o.gguf_type, experts));
+      plan.push_back(Out(t.name, {ne[0], ne[1], c.n_routed_experts}, experts));
     } else if (t.kind == GgufTarget::Kind::kKvB) {
-      plan.push_back(Out(GgufKbName(t.layer), {dn, rc, H}, o.gguf_type, {src}, GgufOut::Kind::kKb));
-      plan.push_back(Out(GgufVbName(t.layer), {rc, dv, H}, o.gguf_type, {src}, GgufOut::Kind::kVb));
+      plan.push_back(Out(GgufKbName(t.layer), {dn, rc, H}, {src}, GgufOut::Kind::kKb));
+      plan.push_back(Out(GgufVbName(t.layer), {rc, dv, H}, {src}, GgufOut::Kind::kVb));
     } else {
       return Status::Error("tensor '" + d.name + "' has no GGUF name");
     }
@@ -168,10 +161,11 @@ Status ConvertToGguf(const ConvertOptions& o, ConvertSummary& s) {
   DSV3_ASSIGN_OR_RETURN(Config c, ParseConfig(in.config_text, in.config_path));
   std::vector<GgufOut> plan;
   DSV3_RETURN_IF_ERROR(PlanGguf(in, c, o, plan, s));
+  AssignTypes(c, o, plan);
   GgufExportInfo info;
   info.name = o.gguf_name.empty() ? fs::path(o.input).lexically_normal().filename().string() : o.gguf_name;
   if (info.name.empty()) info.name = fs::path(o.input).lexically_normal().parent_path().filename().string();
-  info.file_type = FileType(o.gguf_type);
+  info.file_type = o.gguf_mix ? static_cast<uint32_t>(*o.gguf_mix) : FileType(o.gguf_type);
   info.with_mtp = o.gguf_mtp;
   auto kv = GgufMetadataFromConfig(c, info, &s.warnings);
   DSV3_ASSIGN_OR_RETURN(auto tok, TokenizerGgufMetadata(o.input, c));

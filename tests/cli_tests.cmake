@@ -50,6 +50,8 @@ add_test(NAME cli_convert_bad_target COMMAND $<TARGET_FILE:dsv3> convert --to in
 set_tests_properties(cli_convert_bad_target PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --to: 'int4' is not bf16, fp8 or gguf")
 add_test(NAME cli_convert_bad_type COMMAND $<TARGET_FILE:dsv3> convert --to gguf --type q7_k ${DSV3_GOLDEN_DIR}/v3_tiny_fp8 ${DSV3_CLI_TMP}/x.gguf)
 set_tests_properties(cli_convert_bad_type PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --type: 'q7_k' is not one of f32, f16, bf16, q8_0, q4_0, .*q4_k_m, .*iq4_xs")
+add_test(NAME cli_convert_pure_needs_gguf COMMAND $<TARGET_FILE:dsv3> convert --to bf16 --pure ${DSV3_GOLDEN_DIR}/v3_tiny_fp8 ${DSV3_CLI_TMP}/pure)
+set_tests_properties(cli_convert_pure_needs_gguf PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --pure applies to --to gguf only")
 add_test(NAME cli_convert_fp8_to_bf16 COMMAND $<TARGET_FILE:dsv3> convert --force --to bf16 ${DSV3_GOLDEN_DIR}/v3_tiny_fp8 ${DSV3_CLI_TMP}/bf16)
 set_tests_properties(cli_convert_fp8_to_bf16 PROPERTIES PASS_REGULAR_EXPRESSION "97 out \\(73 converted, 24 copied, 73 dropped\\)")
 add_test(NAME cli_convert_gguf_and_load COMMAND sh -c

@@ -61,7 +61,9 @@ DType MixTensorType(GgufFileType file_type, DType base, const std::string& name,
                     const GgufMixModel& model);
 
 // llama-quantize's fallback for rows that are not a whole number of `t`'s
-// blocks: a 32-element block type of about the same size, then F16.
+// blocks: a 32-element block type of about the same size, then F16. Where a
+// 32-element type itself does not fit, llama-quantize stops with an error;
+// dsv3 writes F16 there, as llama.cpp's converter does for Q8_0.
 DType QuantizerFallback(DType t, int64_t ncols);
 
 }  // namespace dsv3

@@ -206,7 +206,7 @@ Status SaveConversation(const std::vector<ChatMessage>& messages, const std::str
 bool ShareText(dist::Comm* comm, bool ok, std::string& text) {
   if (!comm || !comm->distributed()) return ok;
   int64_t n = ok ? static_cast<int64_t>(text.size()) : -1;
-  comm->Broadcast(&n, sizeof n, 0);
+  comm->BroadcastPatiently(&n, sizeof n, 0);  // the other ranks wait while the user types
   if (n < 0) return false;
   text.resize(static_cast<size_t>(n));
   comm->Broadcast(text.data(), n, 0);

@@ -7,10 +7,13 @@
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
+#include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 namespace dsv3::dist {
 
@@ -118,6 +121,26 @@ void Comm::Broadcast(void* data, int64_t bytes, int root) {
   const int64_t one[1] = {bytes};
   ToInt(one, 1, counts_, displs_, *this);  // checks the size fits an int
   MPI_Bcast(data, counts_[0], MPI_BYTE, root, MPI_COMM_WORLD);
+}
+
+void Comm::BroadcastPatiently(void* data, int64_t bytes, int root) {
+  if (!mpi_ || bytes == 0) return;
+  const int64_t one[1] = {bytes};
+  ToInt(one, 1, counts_, displs_, *this);
+  MPI_Request request;
+  MPI_Ibcast(data, counts_[0], MPI_BYTE, root, MPI_COMM_WORLD, &request);
+  // ~200 us of polling keeps a busy job's latency; then sleeps that grow to
+  // 1 ms (what an idle wait costs at most in latency).
+  const auto start = std::chrono::steady_clock::now();
+  int done = 0;
+  long sleep_us = 20;
+  for (;;) {
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (done) return;
+    if (std::chrono::steady_clock::now() - start < std::chrono::microseconds(200)) continue;
+    std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+    sleep_us = std::min<long>(sleep_us * 2, 1000);
+  }
 }
 
 // Reduce-scatter then all-gather, by hand so the order of additions is

@@ -47,6 +47,12 @@ class Comm {
   // Each rank's `value` -> values [size] on every rank.
   std::vector<uint64_t> AllGather(uint64_t value);
   void Broadcast(void* data, int64_t bytes, int root);
+  // A broadcast that may wait a long time for the root (a server's next
+  // step): the other ranks poll the non-blocking broadcast, busily for a
+  // short while, then sleeping up to 1 ms between polls, so an idle job
+  // does not hold its cores (a blocking MPI_Bcast spins). Every rank of one
+  // such broadcast must use this call (it does not match Broadcast).
+  void BroadcastPatiently(void* data, int64_t bytes, int root);
   // data [n] = the sum over ranks, added in rank order 0, 1, ... on every
   // rank for every element: bit-identical on all ranks and from run to run.
   void AllReduceSum(float* data, int64_t n);

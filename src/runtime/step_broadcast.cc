@@ -67,7 +67,7 @@ void StepLeader::Run() {
     std::lock_guard<std::mutex> lock(mu_);
     h[kArg0] = exit_code_;
   }
-  comm_.Broadcast(h, sizeof h, 0);
+  comm_.BroadcastPatiently(h, sizeof h, 0);
 }
 
 void StepLeader::Stop(int exit_code) {
@@ -137,7 +137,7 @@ void StepLeader::Send(const Job& job) {
   h[kArg0] = job.slots;
   h[kArg1] = job.capacity;
   h[kBodyBytes] = static_cast<int64_t>(body_.size());
-  comm_.Broadcast(h, sizeof h, 0);
+  comm_.BroadcastPatiently(h, sizeof h, 0);  // followers may have waited long for it
   comm_.Broadcast(body_.data(), h[kBodyBytes], 0);
 }
 
@@ -194,7 +194,7 @@ Status RunStepFollower(const Model& model, dist::Comm& comm, int* exit_code) {
   std::vector<float> hidden;
   for (;;) {
     int64_t h[kHeader];
-    comm.Broadcast(h, sizeof h, 0);
+    comm.BroadcastPatiently(h, sizeof h, 0);  // an idle server: sleep between polls
     body.resize(static_cast<size_t>(h[kBodyBytes]));
     comm.Broadcast(body.data(), h[kBodyBytes], 0);
     const int64_t n = h[kTokens];

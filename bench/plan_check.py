@@ -3,15 +3,16 @@
 
 On one machine, alternately for ROUNDS rounds: `dsv3 bench` in one process
 (all cores), then under `mpirun -np N` (one thread per rank) for each N. The
-one-process run gives the machine's read bandwidth (measured in the same run)
-and calibrates the planner's one free parameter, `efficiency` (measured
-decode at batch 1 over the plan's prediction at efficiency 1). The plan for N
-ranks on this one node (same bandwidth, same efficiency, the shared-memory
-all-to-all fit of `bench --comm` when given) is then compared with the
-measured N-rank rates: the ratio measured / predicted per batch size.
+one-process run calibrates the planner's two costs: from its step times at
+the smallest and largest batch, the effective bandwidth and FMA rate of the
+node (step = bytes read / bandwidth + flops / FMA rate, the bytes and flops
+per step from the plan). The plan for N ranks on this one node (those rates
+split over the ranks, the shared-memory all-to-all fit of `bench --comm`
+when given) is then compared with the measured N-rank rates: the ratio
+measured / predicted per batch size.
 
 Usage: bench/plan_check.py [--model DIR] [--ranks 2,4] [--batch 1,16]
-                           [--prompt 16] [--decode 16] [--rounds 2]
+                           [--prompt 16] [--decode 32] [--reps 2] [--rounds 2]
                            [--shm-gbs 10.8 --shm-us 1.0] [--dsv3 build/dsv3]
 """
 import argparse
@@ -28,7 +29,7 @@ MPI_RUN = os.path.join(HERE, "..", "tests", "mpi_run.sh")
 
 def bench(dsv3, model, ranks, threads, args):
     cmd = [dsv3, "-t", str(threads), "bench", "-m", model, "-p", str(args.prompt), "-n", str(args.decode),
-           "-b", args.batch, "--reps", "1", "--json"]
+           "-b", args.batch, "--reps", str(args.reps), "--json"]
     if ranks > 1:
         cmd = ["bash", MPI_RUN, str(ranks), args.btl] + cmd
     env = dict(os.environ, OMP_WAIT_POLICY="passive")
@@ -60,20 +61,22 @@ def plan(dsv3, model, ranks, calib, args, tmp):
 
 
 def calibrate(one, batches, ideal):
-    """The planner's two efficiencies from one process's step times at the
-    smallest and largest batch: t = M/(bw e) + F/(peak c), two equations in
-    1/e and 1/c (M, F per step from the plan at e = c = 1)."""
-    membw, peak = one["membw_gb_per_s"], one["fma_peak_gflop_per_s"]
+    """Seconds per byte read and per flop from one process's step times at
+    the smallest and largest batch: t = M a + F b, two equations in a and b
+    (M, F per step from the plan). Returned as the effective bandwidth 1/a
+    and FMA rate 1/b of the node (the planner's efficiencies then 1): the
+    machine's bandwidth swings too much from run to run for a bandwidth
+    measured beside the run to calibrate it."""
     lo, hi = batches[0], batches[-1]
     t = {b: b / one["decode_tokens_per_s"][str(b)] for b in (lo, hi)}
-    m = {b: ideal[b][1] / membw for b in (lo, hi)}  # seconds at full bandwidth
-    f = {b: ideal[b][2] / peak for b in (lo, hi)}   # seconds at the FMA peak
+    m = {b: ideal[b][1] for b in (lo, hi)}  # GB per step
+    f = {b: ideal[b][2] for b in (lo, hi)}  # GFLOP per step
     det = m[lo] * f[hi] - m[hi] * f[lo]
-    inv_e = (t[lo] * f[hi] - t[hi] * f[lo]) / det
-    inv_c = (m[lo] * t[hi] - m[hi] * t[lo]) / det
-    if inv_e < 1 or inv_c < 1:  # no consistent split: bandwidth only
-        return membw, 0.0, min(1.0, m[lo] / t[lo]), 1.0
-    return membw, peak, 1 / inv_e, 1 / inv_c
+    a = (t[lo] * f[hi] - t[hi] * f[lo]) / det
+    b = (m[lo] * t[hi] - m[hi] * t[lo]) / det
+    if a <= 0 or b <= 0:  # no consistent split: bandwidth only
+        return m[lo] / t[lo], 0.0, 1.0, 1.0
+    return 1 / a, 1 / b, 1.0, 1.0
 
 
 def main():
@@ -82,7 +85,8 @@ def main():
     p.add_argument("--ranks", default="2,4")
     p.add_argument("--batch", default="1,16")
     p.add_argument("--prompt", type=int, default=16)
-    p.add_argument("--decode", type=int, default=16)
+    p.add_argument("--decode", type=int, default=32)
+    p.add_argument("--reps", type=int, default=2, help="bench repetitions (the best is kept)")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--btl", default="vader")
     p.add_argument("--shm-gbs", type=float, default=10.8)
@@ -101,8 +105,8 @@ def main():
                          args, tmp)
             calib = calibrate(one, batches, ideal)
             want = plan(args.dsv3, args.model, 1, calib, args, tmp)
-            note = (f"calibration: {calib[0]:.1f} GB/s x {calib[2]:.3f}, "
-                    f"{calib[1]:.0f} GFLOP/s x {calib[3]:.3f}")
+            note = (f"fit: {calib[0]:.1f} GB/s, {calib[1]:.0f} GFLOP/s effective; measured beside it "
+                    f"{one['membw_gb_per_s']:.1f} GB/s, FMA peak {one['fma_peak_gflop_per_s']:.0f} GFLOP/s")
             for b in batches:
                 got = one["decode_tokens_per_s"][str(b)]
                 print(f"| {rnd} | 1 x {threads} threads ({note}) | {b} | {got:.2f} | {want[b][0]:.2f} | "

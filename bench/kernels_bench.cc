@@ -140,6 +140,11 @@ void BM_MatMulBf16(benchmark::State& state) {
   }
   state.counters["GFLOP/s"] =
       benchmark::Counter(2.0 * rows * cols * n * state.iterations(), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  // The fraction of one core's VDPBF16PS peak, measured in this run (BM_Bf16DotPeak).
+  static const double peak = cpu::MeasureBf16DotPeak(1);
+  if (peak > 0)
+    state.counters["of_bf16_peak"] =
+        benchmark::Counter(2.0 * rows * cols * n * state.iterations() / peak, benchmark::Counter::kIsRate);
   state.SetLabel(std::string(DTypeName(dt)) + (cpu::HasAvx512Bf16() ? " vdpbf16ps" : " twin"));
 }
 BENCHMARK(BM_MatMulBf16)->ArgsProduct({{0, 1}, {16, 64, 512}})->Unit(benchmark::kMillisecond);
@@ -166,6 +171,23 @@ void BM_FmaPeak(benchmark::State& state) {
   state.counters["GFLOP/s"] = best / 1e9;
 }
 BENCHMARK(BM_FmaPeak)->Iterations(3);
+
+// One core's VDPBF16PS and VPDPBUSD peaks (0 without the instruction): the
+// limits of the bf16 and int8 GEMMs (BM_MatMulBf16, quant_bench's
+// BM_QuantMatMulInt8).
+void BM_Bf16DotPeak(benchmark::State& state) {
+  double best = 0;
+  for (auto _ : state) best = std::max(best, cpu::MeasureBf16DotPeak(1));
+  state.counters["GFLOP/s"] = best / 1e9;
+}
+BENCHMARK(BM_Bf16DotPeak)->Iterations(3);
+
+void BM_Int8DotPeak(benchmark::State& state) {
+  double best = 0;
+  for (auto _ : state) best = std::max(best, cpu::MeasureInt8DotPeak(1));
+  state.counters["GOP/s"] = best / 1e9;
+}
+BENCHMARK(BM_Int8DotPeak)->Iterations(3);
 
 // One core, absorbed MLA attention: H heads (bench-moe's 16, or the 8 one
 // thread takes in 2-thread decode), rc 512 + dr 64, `ctx` rows (131,072:

@@ -114,6 +114,11 @@ void BM_QuantMatMulInt8(benchmark::State& state) {
   }
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * rows * cols * n * state.iterations(),
                                                  benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  // The fraction of one core's VPDPBUSD peak, measured in this run.
+  static const double peak = cpu::MeasureInt8DotPeak(1);
+  if (peak > 0)
+    state.counters["of_int8_peak"] =
+        benchmark::Counter(2.0 * rows * cols * n * state.iterations() / peak, benchmark::Counter::kIsRate);
   state.SetLabel(std::string(DTypeName(t)) + (cpu::HasAvx512Vnni() ? " vnni" : " twin"));
 }
 BENCHMARK(BM_QuantMatMulInt8)->ArgsProduct({{0, 1, 2}, {1, 4, 16, 64, 512}})->Unit(benchmark::kMillisecond);

@@ -134,5 +134,10 @@ void MlaAttention(const MlaShape& s, const float* q, int64_t q_stride, int64_t m
 double MeasureReadBandwidth(int threads, int64_t bytes, int reps);
 // Peak float32 FMA throughput in FLOP/s with `threads` threads.
 double MeasureFmaPeak(int threads);
+// Peak VDPBF16PS throughput (FLOP/s: 2 per bf16 product) and VPDPBUSD
+// throughput (ops/s: 2 per int8 product) with `threads` threads; 0 without
+// the instruction (measure_dot.cc).
+double MeasureBf16DotPeak(int threads);
+double MeasureInt8DotPeak(int threads);
 
 }  // namespace dsv3::cpu

@@ -139,5 +139,8 @@ double MeasureFmaPeak(int threads);
 // the instruction (measure_dot.cc).
 double MeasureBf16DotPeak(int threads);
 double MeasureInt8DotPeak(int threads);
+// The best of 3 runs of `loop(iters, sink)` (returns the ops it did) on
+// `threads` threads at once, in ops/s: how every peak above is taken.
+double BestPeakOf3(int threads, int64_t iters, double (*loop)(int64_t, float*));
 
 }  // namespace dsv3::cpu

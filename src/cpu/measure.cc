@@ -98,20 +98,8 @@ double MeasureReadBandwidth(int threads, int64_t bytes, int reps) {
 }
 
 double MeasureFmaPeak(int threads) {
-  threads = std::max(threads, 1);
-  double best = 0.0;
-  for (int r = 0; r < 3; ++r) {
-    double flops = 0.0;
-    const double t0 = Now();
-#pragma omp parallel num_threads(threads) reduction(+ : flops)
-    {
-      float sink = 0.0f;
-      flops += HWY_DYNAMIC_DISPATCH(FmaLoopImpl)(20000000, &sink);
-      if (sink == 12345.0f) flops += 1.0;
-    }
-    best = std::max(best, flops / (Now() - t0));
-  }
-  return best;
+  return BestPeakOf3(threads, 20000000,
+                     [](int64_t iters, float* sink) { return HWY_DYNAMIC_DISPATCH(FmaLoopImpl)(iters, sink); });
 }
 
 }  // namespace dsv3::cpu

@@ -55,8 +55,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) double Int8Loop(
 }
 #endif
 
-// Best of 3 runs of `loop` on `threads` threads, ops/s.
-double Peak(int threads, double (*loop)(int64_t, float*)) {
+}  // namespace
+
+double BestPeakOf3(int threads, int64_t iters, double (*loop)(int64_t, float*)) {
   threads = std::max(threads, 1);
   double best = 0.0;
   for (int r = 0; r < 3; ++r) {
@@ -65,7 +66,7 @@ double Peak(int threads, double (*loop)(int64_t, float*)) {
 #pragma omp parallel num_threads(threads) reduction(+ : ops)
     {
       float sink = 0.0f;
-      ops += loop(10000000, &sink);
+      ops += loop(iters, &sink);
       if (sink == 12345.0f) ops += 1.0;
     }
     best = std::max(best, ops / (Now() - t0));
@@ -73,18 +74,16 @@ double Peak(int threads, double (*loop)(int64_t, float*)) {
   return best;
 }
 
-}  // namespace
-
 double MeasureBf16DotPeak(int threads) {
 #if defined(__x86_64__)
-  if (HasAvx512Bf16()) return Peak(threads, Bf16Loop);
+  if (HasAvx512Bf16()) return BestPeakOf3(threads, 10000000, Bf16Loop);
 #endif
   return 0.0;
 }
 
 double MeasureInt8DotPeak(int threads) {
 #if defined(__x86_64__)
-  if (HasAvx512Vnni()) return Peak(threads, Int8Loop);
+  if (HasAvx512Vnni()) return BestPeakOf3(threads, 10000000, Int8Loop);
 #endif
   return 0.0;
 }

@@ -210,41 +210,41 @@ double DataParallel::GradNorm(const AdamW& opt, CommStats* stats) {
   return std::sqrt(total);
 }
 
+DataParallel::RankChunks DataParallel::Layout(bool fixed) const {
+  const int ranks = comm_.size();
+  RankChunks l;
+  l.lists.resize(ranks), l.counts.assign(ranks, 0), l.start.assign(ranks + 1, 0);
+  for (int r = 0; r < ranks; ++r) {
+    l.lists[r] = ChunksOf(r, fixed);
+    for (int64_t c : l.lists[r]) l.counts[r] += ChunkElems(c);
+    l.start[r + 1] = l.start[r] + l.counts[r];
+  }
+  return l;
+}
+
 void DataParallel::GatherParams(CommStats* stats) {
   const int ranks = comm_.size(), me = comm_.rank();
-  std::vector<std::vector<int64_t>> lists(ranks);
-  std::vector<int64_t> counts(ranks, 0), start(ranks + 1, 0);
-  for (int r = 0; r < ranks; ++r) {
-    lists[r] = ChunksOf(r, false);
-    for (int64_t c : lists[r]) counts[r] += ChunkElems(c);
-    start[r + 1] = start[r] + counts[r];
-  }
-  values_.resize(start[ranks]);
-  Copy(lists[me], values_.data() + start[me], true);
+  const RankChunks l = Layout(false);
+  values_.resize(l.start[ranks]);
+  Copy(l.lists[me], values_.data() + l.start[me], true);
   const auto t0 = Clock::now();
-  comm_.AllGatherV(values_.data(), counts.data(), sizeof(float));
+  comm_.AllGatherV(values_.data(), l.counts.data(), sizeof(float));
   stats->gather_s += Since(t0);
-  stats->bytes_sent += counts[me] * static_cast<int64_t>(sizeof(float)) * (ranks - 1);
+  stats->bytes_sent += l.counts[me] * static_cast<int64_t>(sizeof(float)) * (ranks - 1);
   for (int r = 0; r < ranks; ++r)
-    if (r != me) Copy(lists[r], values_.data() + start[r], false);
+    if (r != me) Copy(l.lists[r], values_.data() + l.start[r], false);
 }
 
 void DataParallel::GatherExperts() {
   if (!any_fixed_) return;
   const int ranks = comm_.size(), me = comm_.rank();
-  std::vector<std::vector<int64_t>> lists(ranks);
-  std::vector<int64_t> counts(ranks, 0), start(ranks + 1, 0);
-  for (int r = 0; r < ranks; ++r) {
-    lists[r] = ChunksOf(r, true);
-    for (int64_t c : lists[r]) counts[r] += ChunkElems(c);
-    start[r + 1] = start[r] + counts[r];
-  }
-  std::vector<float> mine(counts[me]), all(me == 0 ? start[ranks] : 0);
-  Copy(lists[me], mine.data(), true);
+  const RankChunks l = Layout(true);
+  std::vector<float> mine(l.counts[me]), all(me == 0 ? l.start[ranks] : 0);
+  Copy(l.lists[me], mine.data(), true);
   if (me == 0) std::copy(mine.begin(), mine.end(), all.begin());
-  comm_.GatherV(mine.data(), all.data(), counts.data(), sizeof(float), 0);
+  comm_.GatherV(mine.data(), all.data(), l.counts.data(), sizeof(float), 0);
   if (me != 0) return;
-  for (int r = 1; r < ranks; ++r) Copy(lists[r], all.data() + start[r], false);
+  for (int r = 1; r < ranks; ++r) Copy(l.lists[r], all.data() + l.start[r], false);
 }
 
 void DataParallel::GatherMoments(AdamW& opt) {

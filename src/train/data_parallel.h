@@ -111,8 +111,16 @@ class DataParallel {
   void Post(Bucket& b);
   void Sum(const Bucket& b);
   int64_t ChunkElems(int64_t c) const { return prefix_[c + 1] - prefix_[c]; }
-  // Values of rank r's chunks (fixed or not, as asked) into / out of buf.
+  // Rank r's chunks, fixed (expert) ones or the others.
   std::vector<int64_t> ChunksOf(int r, bool fixed) const;
+  // Every rank's fixed or other chunks, their element counts and where each
+  // rank's block starts in rank order (the layout of a gather).
+  struct RankChunks {
+    std::vector<std::vector<int64_t>> lists;
+    std::vector<int64_t> counts, start;
+  };
+  RankChunks Layout(bool fixed) const;
+  // Values of `chunks` into / out of buf, one after the other.
   void Copy(const std::vector<int64_t>& chunks, float* buf, bool to_buf) const;
 
   dist::Comm& comm_;

@@ -125,19 +125,19 @@ void ExpertParallel::AddInto(const MlpWeights& tmp, MlpWeights& acc) {
   }
 }
 
-void ExpertParallel::Backward(const TrainContext& ctx, const MoeWeights& w, MoeWeights& g, MoeActs& a,
+void ExpertParallel::Backward(const TrainContext& ctx, const MoeWeights& w, MoeWeights& g, const MoeActs& a,
                               FfnScratch& s, const std::function<void()>& overlap) {
   const int ranks = comm_.size(), me = comm_.rank();
   const int64_t n_mine = static_cast<int64_t>(experts_[me].size());
-  RemoteRows& rr = a.remote;
+  const RemoteRows& rr = a.remote;
   int64_t total = 0;
   for (int r = 0; r < ranks; ++r) total += rr.from[r];
-  // Output gradients to the owners (into rr.y: the outputs are not needed
-  // any more), input gradients back into rr.x's place once used.
+  // Output gradients to the owners (dy_), input gradients back to the
+  // sources (computed into send_, free again once the rows went out).
   Pack(a, s.dyg.data());
-  Exchange(send_.data(), rows_to_.data(), rr.y.data(), rr.from.data(), overlap);
-  Grow(back_, std::max(total, ctx.dims.n * ctx.dims.K) * d_);
-  std::vector<float>& dx = send_;  // free again: [total, d]
+  Grow(dy_, total * d_);
+  Exchange(send_.data(), rows_to_.data(), dy_.data(), rr.from.data(), overlap);
+  std::vector<float>& dx = send_;  // [total, d]
   Grow(dx, total * d_);
   int64_t at = 0;
   for (int r = 0; r < ranks; ++r)
@@ -152,11 +152,12 @@ void ExpertParallel::Backward(const TrainContext& ctx, const MoeWeights& w, MoeW
         std::fill(tmp_.begin(), tmp_.end(), 0.0f);
         part.gate_proj.data = tmp_.data(), part.up_proj.data = tmp_.data() + fd, part.down_proj.data = tmp_.data() + 2 * fd;
         MlpBackward(ctx, w.experts[e], part, width_, rr.x.data() + at * d_, rows, rr.acts.At(at, width_),
-                    rr.y.data() + at * d_, s, dx.data() + at * d_, false);
+                    dy_.data() + at * d_, s, dx.data() + at * d_, false);
         AddInto(part, g.experts[e]);
       }
       at += rows;
     }
+  Grow(back_, ctx.dims.n * ctx.dims.K * d_);
   Exchange(dx.data(), rr.from.data(), back_.data(), rows_to_.data(), nullptr);
   Unpack(a, back_.data(), s.dxg.data());
 }

@@ -47,7 +47,7 @@ class ExpertParallel {
   void Forward(const TrainContext& ctx, const MoeWeights& w, MoeActs& a, const std::function<void()>& overlap);
   // s.dxg [n*K, d] from s.dyg [n*K, d]; this rank's experts' weight
   // gradients from every rank's rows are added into g in rank order.
-  void Backward(const TrainContext& ctx, const MoeWeights& w, MoeWeights& g, MoeActs& a, FfnScratch& s,
+  void Backward(const TrainContext& ctx, const MoeWeights& w, MoeWeights& g, const MoeActs& a, FfnScratch& s,
                 const std::function<void()>& overlap);
 
  private:
@@ -72,6 +72,7 @@ class ExpertParallel {
   std::vector<int64_t> rows_to_, rows_from_;   // [ranks] rows sent to / received from each rank
   std::vector<int64_t> count_send_;            // [ranks, most_] loads of each rank's experts
   std::vector<float> send_, back_;             // [n*K, d] packed rows out, rows returned
+  std::vector<float> dy_;                      // [rows received, d] output gradients of the rows computed here
   std::vector<float> tmp_;                     // one expert's weight gradients (gate, up, down)
 };
 

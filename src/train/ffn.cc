@@ -260,7 +260,7 @@ void MoeBackward(const TrainContext& ctx, const RouterParams& rp, const BalanceO
       }
   });
   if (ctx.ep) {  // the owners run the experts' backward; the shared experts' runs meanwhile
-    ctx.ep->Backward(ctx, w, g, const_cast<MoeActs&>(a), s, shared);
+    ctx.ep->Backward(ctx, w, g, a, s, shared);
   } else {
     shared();
     for (int64_t e = 0; e < m.E; ++e) {

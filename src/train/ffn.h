@@ -68,7 +68,7 @@ struct BalanceOptions {
 struct RemoteRows {
   std::vector<int64_t> counts;  // [ranks, most experts per rank] rows from rank r for this rank's i-th expert
   std::vector<int64_t> from;    // [ranks] rows received from each rank
-  std::vector<float> x, y;      // [rows, d] inputs received, expert outputs (output gradients in the backward)
+  std::vector<float> x, y;      // [rows, d] inputs received, expert outputs
   MlpActs acts;                 // [rows, Fe]
 };
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>  // std::bad_alloc
+#include <unordered_map>
 
 #include "core/parallel.h"
 #include "io/safetensors.h"
@@ -146,15 +147,17 @@ void TrainParams::AddGrads(int from, int to) {
 }
 
 std::vector<int32_t> TrainParams::RoutedExpertOfTensors() const {
+  // By data pointer (tensors are bound in the arena), one lookup per matrix:
+  // linear in tensors, where a scan per expert would be tensors x experts.
+  std::unordered_map<const void*, size_t> index;
+  for (size_t i = 0; i < tensors_.size(); ++i) index[tensors_[i].value] = i;
   std::vector<int32_t> expert(tensors_.size(), -1);
   for (const LayerWeights& lw : w_.layers) {
     if (!lw.is_moe) continue;
     for (size_t e = 0; e < lw.moe.experts.size(); ++e) {
       const MlpWeights& m = lw.moe.experts[e];
-      for (size_t i = 0; i < tensors_.size(); ++i) {
-        const void* v = tensors_[i].value;
-        if (v == m.gate_proj.data || v == m.up_proj.data || v == m.down_proj.data) expert[i] = static_cast<int32_t>(e);
-      }
+      for (const Weight* x : {&m.gate_proj, &m.up_proj, &m.down_proj})
+        if (auto it = index.find(x->data); it != index.end()) expert[it->second] = static_cast<int32_t>(e);
     }
   }
   return expert;

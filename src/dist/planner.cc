@@ -235,7 +235,7 @@ StepPlan MakeStep(const Config& c, const WeightBytes& w, const Cluster& cl, cons
   s.memory_s = (s.weight_read + s.kv_read) / bw;
   // Every rank runs attention and the replicated layers for the whole
   // batch, and its share of the routed experts' rows.
-  const DecodeFlopsPerToken f = CountDecodeFlops(c);
+  const DecodeFlopsPerToken& f = p.flops;
   const double routed_per_token = E > 0 ? f.routed_all * c.num_experts_per_tok / E : 0.0;
   s.flops = batch * (f.replicated + routed_per_token / p.ranks + f.attention_per_row * o.context);
   if (cl.flops_per_node > 0) s.flop_s = s.flops / (cl.flops_per_node / cl.ranks_per_node * cl.compute_efficiency);
@@ -260,6 +260,7 @@ Plan MakePlan(const Config& c, const WeightBytes& w, const Cluster& cl, const Pl
     p.routed_max = std::max(p.routed_max, mine);
   }
   p.exchange = ExchangePerTokenLayer(c.hidden_size, c.num_experts_per_tok, p.ranks);
+  p.flops = CountDecodeFlops(c);
   for (int64_t b : o.batches) p.steps.push_back(MakeStep(c, w, cl, o, p, b));
   return p;
 }

@@ -129,6 +129,7 @@ struct Plan {
   int64_t ranks = 0, moe_layers = 0;
   uint64_t replicated = 0, routed_max = 0;  // bytes on each rank; the largest rank's experts
   ExchangeBytes exchange;                   // per token per MoE layer
+  DecodeFlopsPerToken flops;                // per decoded token
   std::vector<StepPlan> steps;
 };
 

@@ -35,19 +35,34 @@ void Model::RouteTokens(const MoeWeights& w, int64_t n, Workspace& ws) const {
   });
 }
 
+namespace {
+
+// The shared experts' two jobs over all n tokens: gate/up into the
+// workspace after the routed rows' part [n*K, inter], down straight into
+// ws.proj. One definition for both ways they run (with the routed experts,
+// or alone during a dispatch): a job's result does not depend on the
+// others in its batch.
+struct SharedJobs {
+  ops::GateUpJob gate_up;
+  ops::MatMulJob down;
+};
+SharedJobs SharedExpertJobs(const MlpWeights& m, int64_t n, int64_t d, int64_t routed_floats, Workspace& ws) {
+  float* hidden = ws.ffn_gate.data() + routed_floats;  // [n, shared width]
+  const int64_t width = m.gate_proj.rows;
+  return {{&m.gate_proj, &m.up_proj, ws.x.data(), d, hidden, ws.ffn_up.data() + routed_floats, width, n},
+          {&m.down_proj, hidden, width, ws.proj.data(), d, n}};
+}
+
+}  // namespace
+
 // The shared experts alone (all tokens, straight to ws.proj), for running
-// while a dispatch is in flight; the same jobs RunExperts batches with the
-// routed ones (a job's result does not depend on the others in its batch).
+// while a dispatch is in flight.
 void Model::RunSharedExperts(const MoeWeights& w, int64_t n, Workspace& ws) const {
   if (!w.has_shared()) return;
-  const int64_t d = config_.hidden_size, K = router_.top_k, inter = config_.moe_intermediate_size;
-  float* shared_hidden = ws.ffn_gate.data() + n * K * inter;  // [n, shared width]
-  float* shared_tmp = ws.ffn_up.data() + n * K * inter;
-  const MlpWeights& m = w.shared_experts;
-  const ops::GateUpJob job{&m.gate_proj, &m.up_proj, ws.x.data(), d, shared_hidden, shared_tmp, m.gate_proj.rows, n};
-  ops::GateUpSiluBatch({&job, 1}, mm_);
-  const ops::MatMulJob down{&m.down_proj, shared_hidden, m.gate_proj.rows, ws.proj.data(), d, n};
-  ops::MatMulBatch({&down, 1}, mm_);
+  const SharedJobs jobs = SharedExpertJobs(w.shared_experts, n, config_.hidden_size,
+                                           n * router_.top_k * config_.moe_intermediate_size, ws);
+  ops::GateUpSiluBatch({&jobs.gate_up, 1}, mm_);
+  ops::MatMulBatch({&jobs.down, 1}, mm_);
 }
 
 // Runs every routed expert with tokens (rows of ws.gathered, grouped by
@@ -56,8 +71,8 @@ void Model::RunSharedExperts(const MoeWeights& w, int64_t n, Workspace& ws) cons
 void Model::RunExperts(const MoeWeights& w, int64_t n, Workspace& ws, bool shared_done) const {
   const int64_t d = config_.hidden_size, E = router_.num_experts, K = router_.top_k;
   const int64_t inter = config_.moe_intermediate_size;
-  float* shared_hidden = ws.ffn_gate.data() + n * K * inter;  // [n, shared width]
-  float* shared_tmp = ws.ffn_up.data() + n * K * inter;
+  const bool shared = w.has_shared() && !shared_done;
+  const SharedJobs shared_jobs = shared ? SharedExpertJobs(w.shared_experts, n, d, n * K * inter, ws) : SharedJobs{};
   ws.gate_up_jobs.clear();
   for (int64_t e = 0; e < E; ++e) {
     const int64_t first = ws.expert_offset[e], count = ws.expert_offset[e + 1] - first;
@@ -66,12 +81,8 @@ void Model::RunExperts(const MoeWeights& w, int64_t n, Workspace& ws, bool share
     ws.gate_up_jobs.push_back({&m.gate_proj, &m.up_proj, ws.gathered.data() + first * d, d,
                                ws.ffn_gate.data() + first * inter, ws.ffn_up.data() + first * inter, inter, count});
   }
-  if (w.has_shared() && !shared_done) {
-    const MlpWeights& m = w.shared_experts;
-    ws.gate_up_jobs.push_back({&m.gate_proj, &m.up_proj, ws.x.data(), d, shared_hidden, shared_tmp,
-                               m.gate_proj.rows, n});
-  }
-  ws.experts_run += static_cast<int64_t>(ws.gate_up_jobs.size()) - (w.has_shared() && !shared_done ? 1 : 0);
+  ws.experts_run += static_cast<int64_t>(ws.gate_up_jobs.size());
+  if (shared) ws.gate_up_jobs.push_back(shared_jobs.gate_up);
   ++ws.moe_layers_run;
   ops::GateUpSiluBatch(ws.gate_up_jobs, mm_);
   ws.mm_jobs.clear();
@@ -81,9 +92,7 @@ void Model::RunExperts(const MoeWeights& w, int64_t n, Workspace& ws, bool share
     ws.mm_jobs.push_back({&w.experts[e].down_proj, ws.ffn_gate.data() + first * inter, inter,
                           ws.gathered_out.data() + first * d, d, count});
   }
-  if (w.has_shared() && !shared_done)
-    ws.mm_jobs.push_back({&w.shared_experts.down_proj, shared_hidden, w.shared_experts.gate_proj.rows,
-                          ws.proj.data(), d, n});
+  if (shared) ws.mm_jobs.push_back(shared_jobs.down);
   ops::MatMulBatch(ws.mm_jobs, mm_);
 }
 

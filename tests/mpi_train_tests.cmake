@@ -26,14 +26,25 @@ foreach(prec fp32 bf16 fp8)
     set_tests_properties(mpi_train_ref_${prec}_${accum} PROPERTIES FIXTURES_REQUIRED mpi_train_data
                          FIXTURES_SETUP mpi_train_ref_${prec}_${accum} ${MPI_TRAIN_PROPS})
   endforeach()
-  # --grad-accum N over N ranks (one micro-batch each) on both transports.
+  # --grad-accum N over N ranks (one micro-batch each) on both transports,
+  # data-parallel and expert-parallel (--parallel expert: the routed experts
+  # split over the ranks, token rows exchanged with them; tests mpi_train_ep_*).
   foreach(np 2 4)
     foreach(btl vader tcp)
-      set(name mpi_train_${prec}_np${np}_${btl})
-      set(out ${MPI_TT}/${prec}_np${np}_${btl})
-      add_test(NAME ${name} COMMAND sh -c "rm -rf ${out} && ${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} --precision ${prec} --grad-accum ${np} --out ${out} && ${MPI_TRAIN_CMP} ${MPI_TT}/ref_${prec}_${np} ${out}")
-      set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED mpi_train_ref_${prec}_${np} ${MPI_TRAIN_PROPS}
-                           PASS_REGULAR_EXPRESSION "bit-identical: 6 steps")
+      foreach(mode data expert)
+        if(mode STREQUAL "expert")
+          set(tag ep_)
+          set(pass "expert parallel: the 8 routed experts of each MoE layer split over ${np} ranks.*expert exchanges per step.*bit-identical: 6 steps")
+        else()
+          set(tag "")
+          set(pass "bit-identical: 6 steps")
+        endif()
+        set(name mpi_train_${tag}${prec}_np${np}_${btl})
+        set(out ${MPI_TT}/${tag}${prec}_np${np}_${btl})
+        add_test(NAME ${name} COMMAND sh -c "rm -rf ${out} && ${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} --precision ${prec} --grad-accum ${np} --parallel ${mode} --out ${out} && ${MPI_TRAIN_CMP} ${MPI_TT}/ref_${prec}_${np} ${out}")
+        set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED mpi_train_ref_${prec}_${np} ${MPI_TRAIN_PROPS}
+                             PASS_REGULAR_EXPRESSION "${pass}")
+      endforeach()
     endforeach()
   endforeach()
 endforeach()
@@ -97,21 +108,6 @@ foreach(var bf16 mtp)
     COMMAND sh -c "rm -rf ${out}_ref ${out} && ${DSV3} -t 2 ${MPI_TRAIN_ARGS_TEXT} ${var_args} --out ${out}_ref && ${MPI_RUN} 2 vader ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} ${var_args} --out ${out} && ${MPI_TRAIN_CMP} ${out}_ref ${out}")
   set_tests_properties(mpi_train_variant_${var}_np2 PROPERTIES FIXTURES_REQUIRED "mpi_train_data;mpi_train_ref_fp32_2"
                        ${MPI_TRAIN_PROPS} PASS_REGULAR_EXPRESSION "bit-identical: 6 steps")
-endforeach()
-
-# Expert parallelism (--parallel expert): the routed experts split over the
-# ranks, token rows exchanged with them; bit-identical to one process with
-# --grad-accum N in every precision, on both transports, at -np 2 and 4.
-foreach(prec fp32 bf16 fp8)
-  foreach(np 2 4)
-    foreach(btl vader tcp)
-      set(name mpi_train_ep_${prec}_np${np}_${btl})
-      set(out ${MPI_TT}/ep_${prec}_np${np}_${btl})
-      add_test(NAME ${name} COMMAND sh -c "rm -rf ${out} && ${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 ${MPI_TRAIN_ARGS_TEXT} --precision ${prec} --grad-accum ${np} --parallel expert --out ${out} && ${MPI_TRAIN_CMP} ${MPI_TT}/ref_${prec}_${np} ${out}")
-      set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED mpi_train_ref_${prec}_${np} ${MPI_TRAIN_PROPS}
-                           PASS_REGULAR_EXPRESSION "expert parallel: the 8 routed experts of each MoE layer split over ${np} ranks.*expert exchanges per step.*bit-identical: 6 steps")
-    endforeach()
-  endforeach()
 endforeach()
 
 # 100 steps (the issue's length), with the recipe variants: BF16 moments and

@@ -126,7 +126,7 @@ void TestExchange(Comm& c, int64_t n) {
     for (int64_t j = 0; j < d; ++j) x[t * d + j] = static_cast<float>(t * 100 + j);
     for (int64_t k = 0; k < K; ++k) ids[t * K + k] = static_cast<int32_t>((t * 5 + k * 4 + t / 3) % E);
   }
-  const auto own = ex.OwnedTokens(n);
+  const auto own = ex.OwnedTokens(n, dsv3::dist::TokenSplit::kSharedBatch);
   std::vector<float> rows(n * K * d, -1.0f), y(n * K * d);
   std::vector<int32_t> offset(E + 1);
   dsv3::dist::ExchangeBuffers b;

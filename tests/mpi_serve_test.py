@@ -1,5 +1,6 @@
 """`dsv3 serve` under mpirun (issue 14): rank 0 serves HTTP and schedules, the
-other ranks replay its steps (runtime/step_broadcast.h).
+other ranks replay its steps (runtime/step_broadcast.h); by default each rank
+runs attention for its own slots only (runtime/data_parallel.h).
 
 Usage: mpi_serve_test.py same NP BTL [SERVE ARGS...] | kill NP BTL
 
@@ -133,6 +134,9 @@ def test_same(np, btl):
     for p, text in zip(PROMPTS, ref["greedy"]):
         assert text.strip() == run_ids(p), (p, text, run_ids(p))
     s = start(np, btl)
+    data_parallel = "replicated" not in ARGS
+    want = "attention: data-parallel over %s ranks" % np
+    assert (want in s.banner) == data_parallel, s.banner
     try:
         got = answers(s)
     except BaseException:  # what the ranks said, for the log
@@ -142,10 +146,11 @@ def test_same(np, btl):
     assert rc == 0, "exit status %d\n%s" % (rc, "".join(s.stderr_lines))
     for kind in ("greedy", "sampled", "streams", "cached"):
         assert got[kind] == ref[kind], (kind, got[kind], ref[kind])
-    print("ok: %d ranks over %s%s: %d greedy, %d seeded and %d concurrent streamed completions, a prompt read "
+    print("ok: %d ranks over %s%s, %s attention: %d greedy, %d seeded and %d concurrent streamed completions, a prompt read "
           "from a cached prefix and n=2 choices identical to one process (greedy ones to dsv3 run); rank 0's "
           "SIGTERM ended every rank with status 0"
-          % (np, btl, " (%s)" % " ".join(ARGS[5:]) if ARGS[5:] else "", len(PROMPTS), len(PROMPTS), len(ref["streams"])))
+          % (np, btl, " (%s)" % " ".join(ARGS[5:]) if ARGS[5:] else "",
+             "data-parallel" if data_parallel else "replicated", len(PROMPTS), len(PROMPTS), len(ref["streams"])))
 
 
 def test_kill(np, btl):

@@ -1,5 +1,6 @@
 # `dsv3 serve` (and `chat`) under mpirun (issue 14): rank 0 serves, the other
-# ranks replay its steps. At -np 2 and 4 over shared memory (vader) and TCP:
+# ranks replay its steps, each running attention for its own slots
+# (data-parallel; the banner says so). At -np 2 and 4 over shared memory (vader) and TCP:
 # greedy, seeded and 16 concurrent streamed completions identical to one
 # process and to `dsv3 run`, SIGTERM to rank 0 ends every rank with status 0
 # (mpi_serve_test.py same); MTP speculation once per transport; rank 1
@@ -28,6 +29,19 @@ foreach(np 2 4)
                          ENVIRONMENT "${MPI_SERVE_ENV}" TIMEOUT 300 PASS_REGULAR_EXPRESSION "^ok: ${np} ranks")
   endforeach()
 endforeach()
+
+# The same with replicated attention (every rank runs every token; the
+# default is data-parallel: each rank its own slots).
+add_test(NAME mpi_serve_replicated_np2_vader
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/mpi_serve_test.py same 2 vader --attention replicated)
+set_tests_properties(mpi_serve_replicated_np2_vader PROPERTIES ENVIRONMENT "${MPI_SERVE_ENV}" TIMEOUT 300
+                     PASS_REGULAR_EXPRESSION "^ok: 2 ranks")
+
+# Two micro-batches per MoE layer: the served text is still one process's.
+add_test(NAME mpi_serve_micro_batches_np4_tcp
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/mpi_serve_test.py same 4 tcp --micro-batches 2)
+set_tests_properties(mpi_serve_micro_batches_np4_tcp PROPERTIES ENVIRONMENT "${MPI_SERVE_ENV}" TIMEOUT 300
+                     PASS_REGULAR_EXPRESSION "^ok: 4 ranks")
 
 # `dsv3 chat` with piped input (mpi_chat_test.py): greedy and seeded turns,
 # /set, /save, /clear, /load (rank 0 reads the file, every rank parses its

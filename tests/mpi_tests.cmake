@@ -25,16 +25,21 @@ set_tests_properties(mpi_comm_np1 mpi_comm_np2_vader mpi_comm_np4_tcp PROPERTIES
 
 # Logits: mode "prefill" runs every position in one forward; "decode"
 # prefills 7 and decodes the rest through the cache, with MTP where present.
+# Sets `var` to the `dsv3 logits` arguments (one string) for INPUT.
+function(logits_args var case mode input)
+  set(args logits -m ${G}/${case} --input ${input})
+  if(mode STREQUAL "decode")
+    list(APPEND args --prefill 7)
+    if(NOT case STREQUAL "v2lite_tiny_bf16")
+      list(APPEND args --mtp)
+    endif()
+  endif()
+  string(REPLACE ";" " " args "${args}")
+  set(${var} "${args}" PARENT_SCOPE)
+endfunction()
 foreach(case v3_tiny_bf16 v3_tiny_fp8 v2lite_tiny_bf16)
   foreach(mode prefill decode)
-    set(args logits -m ${G}/${case} --input ${G}/${case}/golden.safetensors)
-    if(mode STREQUAL "decode")
-      list(APPEND args --prefill 7)
-      if(NOT case STREQUAL "v2lite_tiny_bf16")
-        list(APPEND args --mtp)
-      endif()
-    endif()
-    string(REPLACE ";" " " args "${args}")
+    logits_args(args ${case} ${mode} ${G}/${case}/golden.safetensors)
     set(ref ${MPI_T}/${case}.${mode}.np1.safetensors)
     add_test(NAME mpi_ref_${case}_${mode} COMMAND sh -c "${DSV3} -t 2 ${args} --output ${ref}")
     set_tests_properties(mpi_ref_${case}_${mode} PROPERTIES FIXTURES_SETUP mpi_ref_${case}_${mode} ${MPI_TEST_PROPS})
@@ -49,6 +54,55 @@ foreach(case v3_tiny_bf16 v3_tiny_fp8 v2lite_tiny_bf16)
     endforeach()
   endforeach()
 endforeach()
+
+# Data-parallel attention (`--attention data`: sequence b's attention, dense
+# layers and shared experts on rank b % N only): six sequences, full prefill and prefill 7 then decode (with MTP where present),
+# within 1e-5 of the largest |logit| of one process (the kernels round by the
+# rows in a call; measured <= 6e-7) and no argmax changed
+# (compare_logits.py).
+foreach(case v3_tiny_bf16 v3_tiny_fp8 v2lite_tiny_bf16)
+  file(READ ${G}/${case}/config.json cfg_text)
+  string(JSON vocab GET "${cfg_text}" vocab_size)
+  set(six ${MPI_T}/six_${case}.safetensors)
+  add_test(NAME mpi_dp_input_${case} COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/mpi_make_tokens.py 6 24 ${vocab} ${six})
+  set_tests_properties(mpi_dp_input_${case} PROPERTIES FIXTURES_SETUP mpi_dp_input_${case})
+  foreach(mode prefill decode)
+    logits_args(args ${case} ${mode} ${six})
+    set(ref ${MPI_T}/six_${case}.${mode}.np1.safetensors)
+    add_test(NAME mpi_dp_ref_${case}_${mode} COMMAND sh -c "${DSV3} -t 2 ${args} --output ${ref}")
+    set_tests_properties(mpi_dp_ref_${case}_${mode} PROPERTIES FIXTURES_SETUP mpi_dp_ref_${case}_${mode}
+                         FIXTURES_REQUIRED mpi_dp_input_${case} ${MPI_TEST_PROPS})
+    foreach(np 2 4)
+      foreach(btl vader tcp)
+        set(name mpi_dp_logits_${case}_${mode}_np${np}_${btl})
+        set(out ${MPI_T}/six_${case}.${mode}.dp${np}.${btl}.safetensors)
+        add_test(NAME ${name} COMMAND sh -c "rm -f ${out} && ${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 ${args} --attention data --output ${out} && python3 ${CMAKE_CURRENT_SOURCE_DIR}/compare_logits.py ${ref} ${out} 1e-5")
+        set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED "mpi_dp_ref_${case}_${mode};mpi_dp_input_${case}"
+                             ${MPI_TEST_PROPS} PASS_REGULAR_EXPRESSION "within bound")
+      endforeach()
+    endforeach()
+  endforeach()
+endforeach()
+# Two micro-batches per MoE layer (`--micro-batches 2`): the same bound.
+foreach(cfg "2;vader" "4;tcp")
+  list(GET cfg 0 np)
+  list(GET cfg 1 btl)
+  set(six ${MPI_T}/six_v3_tiny_bf16.safetensors)
+  add_test(NAME mpi_dp_logits_micro_batches_np${np}_${btl}
+    COMMAND sh -c "${MPI_RUN} ${np} ${btl} ${DSV3} -t 1 --micro-batches 2 logits -m ${G}/v3_tiny_bf16 --input ${six} --prefill 7 --mtp --attention data --output ${MPI_T}/mb${np}.safetensors && python3 ${CMAKE_CURRENT_SOURCE_DIR}/compare_logits.py ${MPI_T}/six_v3_tiny_bf16.decode.np1.safetensors ${MPI_T}/mb${np}.safetensors 1e-5")
+  set_tests_properties(mpi_dp_logits_micro_batches_np${np}_${btl} PROPERTIES
+                       FIXTURES_REQUIRED "mpi_dp_ref_v3_tiny_bf16_decode;mpi_dp_input_v3_tiny_bf16" ${MPI_TEST_PROPS}
+                       PASS_REGULAR_EXPRESSION "within bound")
+endforeach()
+# One sequence (the fp8 golden batch) with data-parallel attention at -np 4:
+# rank 0 runs it, ranks 1-3 only serve their experts, and every product sees
+# the rows it sees in one process, so the file is bit-identical (`cmp`).
+# (`logits` picks this by itself for one sequence: the mpi_logits_v3_tiny_fp8
+# tests above run it that way.)
+add_test(NAME mpi_dp_logits_one_sequence_np4
+  COMMAND sh -c "${MPI_RUN} 4 vader ${DSV3} -t 1 logits -m ${G}/v3_tiny_fp8 --input ${G}/v3_tiny_fp8/golden.safetensors --prefill 7 --mtp --attention data --output ${MPI_T}/idle.safetensors && cmp ${MPI_T}/v3_tiny_fp8.decode.np1.safetensors ${MPI_T}/idle.safetensors && echo bit-identical")
+set_tests_properties(mpi_dp_logits_one_sequence_np4 PROPERTIES FIXTURES_REQUIRED mpi_ref_v3_tiny_fp8_decode ${MPI_TEST_PROPS}
+                     PASS_REGULAR_EXPRESSION "bit-identical")
 
 # An explicit, interleaved expert map, and 3 ranks over 12 experts.
 file(WRITE ${MPI_T}/interleaved.map "# even experts on rank 1, odd on rank 0\n1: 0 2 4 6 8 10 12 14\n0: 1,3,5,7,9,11,13,15\n")

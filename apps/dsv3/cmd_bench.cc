@@ -10,6 +10,7 @@
 // and rank 0 prints, with the expert exchange's time and bytes.
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <sstream>
 
 #include "apps/dsv3/commands.h"
@@ -25,6 +26,7 @@ namespace {
 struct BenchCmdOptions {
   std::string model_dir, batches = "1,4,16", head = "stored", router = "stored", kv = "f32";
   std::string spec = "none", draft_tokens = "1,2,3";
+  std::string attention = "replicated";  // under mpirun: replicated | data
   int64_t draft_vocab = 0;
   BenchOptions bench;
   int64_t membw_mb = 1024;
@@ -169,9 +171,17 @@ int Bench(BenchCmdOptions& o, Common& common) {
   lo.kv_cache = o.kv == "fp8" ? KvCacheType::kF8E4M3 : KvCacheType::kF32;
   lo.verbose = !o.json && common.rank() == 0;
   lo.load_to_memory = !o.mmap;
+  if (o.attention != "replicated" && o.attention != "data")
+    return Fail(Status::Error("--attention must be replicated or data, not '" + o.attention + "'"));
+  const bool data_parallel = common.distributed() && o.attention == "data";
+  if (data_parallel && o.spec == "mtp")
+    return Fail(Status::Error("--spec mtp measures replicated attention only; leave out --attention data"));
   auto model = LoadOnRanks(common, o.model_dir, lo);
   if (!model.ok()) return Fail(model.status());
   if (o.spec == "mtp") return BenchSpec(o, **model);
+  std::optional<DataParallelForward> dp;
+  if (data_parallel) dp.emplace(*common.comm, DataParallelOptions{.micro_batches = common.micro_batches});
+  if (dp) b.data_parallel = &*dp;
   auto r = RunBenchmark(**model, b);  // under mpirun: the same forwards on every rank
   if (Status st = common.Agree(r.status()); !st.ok()) return Fail(st);
   PrintExchangeStats(common, **model);
@@ -211,6 +221,9 @@ void RegisterBench(CLI::App& app, Common& common) {
   cmd->add_option("--draft-tokens", o->draft_tokens, "draft lengths K for --spec mtp, e.g. 1,2,3")->capture_default_str();
   cmd->add_option("--draft-vocab", o->draft_vocab, "draft only among token ids [0, N) (BPE lists frequent tokens first): a cheaper MTP head; 0 = all")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str();
+  cmd->add_option("--attention", o->attention, "under mpirun: replicated (every rank runs every sequence) or data "
+                 "(sequence s's attention and dense layers on rank s % ranks only)")
+      ->capture_default_str();
   cmd->add_flag("--comm", o->comm, "MPI all-to-all latency and bandwidth over the job's ranks (under mpirun)");
   cmd->add_option("--comm-max-kb", o->comm_max_kb, "largest all-to-all message per rank pair, KiB")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))->capture_default_str();

@@ -9,11 +9,13 @@
 // (plus the hidden states [B, T, d] with --mtp), whatever the prompt length.
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "apps/dsv3/commands.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "model/model.h"
+#include "runtime/data_parallel.h"
 
 namespace dsv3::cli {
 
@@ -25,6 +27,7 @@ struct LogitsOptions {
   int64_t prefill_chunk = 512;  // positions per prefill forward (bounds activation memory)
   bool mtp = false;
   std::string kv_cache = "f32";
+  std::string attention = "auto";  // under mpirun: auto | replicated | data
 };
 
 struct Tokens {
@@ -56,11 +59,13 @@ struct RowSink {
   int64_t len = 0;                      // T'
 };
 
-// Buffers of one pass, reused by every call.
+// Buffers of one pass, reused by every call; `dp` set: data-parallel
+// attention (sequence b runs on rank b % ranks).
 struct Pass {
   Batch batch;
   std::vector<float> in_rows;  // [tokens, d] MTP input hidden states
   Workspace ws;
+  DataParallelForward* dp = nullptr;
 };
 
 // Runs positions [begin, end) of every sequence in one forward, sending the
@@ -78,8 +83,13 @@ Status RunSpan(const Model& m, const Tokens& tk, int64_t begin, int64_t end, int
         pass.in_rows.insert(pass.in_rows.end(), hidden_in + (b * tk.length + p) * d,
                             hidden_in + (b * tk.length + p + 1) * d);
     }
-  DSV3_RETURN_IF_ERROR(depth >= 0 ? m.ForwardMtp(depth, pass.batch, pass.in_rows.data(), cache, pass.ws)
-                                  : m.Forward(pass.batch, cache, pass.ws));
+  if (pass.dp) {
+    DSV3_RETURN_IF_ERROR(depth >= 0 ? pass.dp->ForwardMtp(m, depth, pass.batch, pass.in_rows.data(), cache, pass.ws, 0)
+                                    : pass.dp->Forward(m, pass.batch, cache, pass.ws));
+  } else {
+    DSV3_RETURN_IF_ERROR(depth >= 0 ? m.ForwardMtp(depth, pass.batch, pass.in_rows.data(), cache, pass.ws)
+                                    : m.Forward(pass.batch, cache, pass.ws));
+  }
   int64_t row = 0;
   for (int64_t b = 0; b < tk.batch; ++b)
     for (int64_t p = begin; p < end; ++p, ++row) {
@@ -95,8 +105,9 @@ Status RunSpan(const Model& m, const Tokens& tk, int64_t begin, int64_t end, int
 // Prefill [0, prefill) in chunks of `chunk` positions (every sequence in each
 // call), then decode the rest one position at a time.
 Status RunAll(const Model& m, const Tokens& tk, int64_t len, int64_t prefill, int64_t chunk, int depth,
-              const float* hidden_in, KvCache& cache, const RowSink& sink, float* hidden) {
+              const float* hidden_in, KvCache& cache, const RowSink& sink, float* hidden, DataParallelForward* dp) {
   Pass pass;
+  pass.dp = dp;
   prefill = std::min(prefill, len);
   for (int64_t p0 = 0; p0 < prefill; p0 += chunk)
     DSV3_RETURN_IF_ERROR(
@@ -137,14 +148,23 @@ int Logits(const LogitsOptions& o, Common& common) {
     return Fail(st);
   }
   KvCache cache = m.NewCache(B, T);
+  // Each rank keeps the hidden rows of its own sequences: the MTP pass needs no more.
+  std::optional<DataParallelForward> dp;
+  // auto: one sequence runs on rank 0 alone (faster, and the same bits);
+  // several are replicated (bit-identical to one process; `data` spreads
+  // them, within kernel rounding).
+  const bool data = o.attention == "data" || (o.attention == "auto" && B == 1);
+  if (common.distributed() && data)
+    dp.emplace(*common.comm, DataParallelOptions{.hidden = mtp, .micro_batches = common.micro_batches});
   std::vector<float> hidden(mtp ? B * T * d : 0);  // [B, T, d] the MTP pass's input
   const RowSink main_rows{writer.get(), 0, T};
   Status st = common.Agree(RunAll(m, *tk, T, prefill, o.prefill_chunk, -1, nullptr, cache, main_rows,
-                                  mtp ? hidden.data() : nullptr));
+                                  mtp ? hidden.data() : nullptr, dp ? &*dp : nullptr));
   if (!st.ok()) return Fail(st.WithContext(o.input));
   if (mtp) {
     const RowSink mtp_rows{writer.get(), specs[0].nbytes(), T - 1};
-    st = common.Agree(RunAll(m, *tk, T - 1, prefill, o.prefill_chunk, 0, hidden.data(), cache, mtp_rows, nullptr));
+    st = common.Agree(RunAll(m, *tk, T - 1, prefill, o.prefill_chunk, 0, hidden.data(), cache, mtp_rows, nullptr,
+                             dp ? &*dp : nullptr));
     if (!st.ok()) return Fail(st.WithContext(o.input));
   }
   if (common.rank() > 0) return 0;
@@ -171,6 +191,11 @@ void RegisterLogits(CLI::App& app, Common& common) {
   cmd->add_option("--kv-cache", o->kv_cache, "latent KV cache: f32 or fp8 (e4m3 with per-row scales)")
       ->check(CLI::IsMember({"f32", "fp8"}));
   cmd->add_flag("--mtp", o->mtp, "also write mtp_logits from the MTP layer");
+  cmd->add_option("--attention", o->attention, "under mpirun: replicated (every rank runs every sequence; logits "
+                 "bit-identical to one process), data (sequence b's attention on rank b % ranks; within kernel "
+                 "rounding) or auto (data for one sequence, which is then bit-identical, else replicated)")
+      ->check(CLI::IsMember({"auto", "replicated", "data"}))
+      ->capture_default_str();
   cmd->callback([o, &common] {
     common.Apply();
     common.exit_code = Logits(*o, common);

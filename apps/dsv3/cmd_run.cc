@@ -6,12 +6,14 @@
 // unset come from the checkpoint's generation_config.json, else greedy.
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "apps/dsv3/commands.h"
 #include "apps/dsv3/gguf_tokenizer.h"
 #include "apps/dsv3/json_schema_flag.h"
 #include "apps/dsv3/text_output.h"
+#include "runtime/data_parallel.h"
 #include "runtime/generate.h"
 #include "runtime/speculative.h"
 #include "tokenizer/stream_decoder.h"
@@ -29,6 +31,7 @@ struct RunOptions {
   bool quiet = false;
   std::string spec = "none";  // none | mtp | auto
   SpecOptions spec_options;
+  std::string attention = "data";  // under mpirun: data (the sequence's attention on rank 0 only) | replicated
 };
 
 void PrintSpecStats(const SpecStats& s) {
@@ -127,8 +130,17 @@ int Run(const RunOptions& o, Common& common) {
   if (st = common.Agree(Prepare(o, **model, *sampling, quiet, p)); !st.ok()) return Fail(st);
   if (p.tok) prompt = std::move(p.prompt);
   std::unique_ptr<StreamDecoder> stream = p.tok ? std::make_unique<StreamDecoder>(*p.tok) : nullptr;
-  const GenerateOptions& gen = p.gen;
   const bool use_spec = UseSpec(o, **model);
+  // Under mpirun the sequence (slot 0) runs attention on rank 0 alone and
+  // every rank receives its logits (and hidden rows for MTP) to sample from:
+  // measured faster than every rank repeating it (docs/distributed.md), and
+  // the same bits, since every product sees the rows it sees in one process.
+  std::optional<DataParallelForward> dp;
+  if (common.distributed() && o.attention == "data") {
+    dp.emplace(*common.comm, DataParallelOptions{.hidden = use_spec, .every_rank = true});
+    p.gen.runner = &*dp;
+  }
+  const GenerateOptions& gen = p.gen;
   GenerateStats stats;
   SpecStats spec_stats;
   bool first = true;
@@ -179,6 +191,10 @@ void RegisterRun(CLI::App& app, Common& common) {
   ids_opt->excludes(text_opt);
   file_opt->excludes(text_opt)->excludes(ids_opt);
   cmd->add_option("--tokenizer", o->tokenizer_dir, "tokenizer directory (default: the model's directory, or a .gguf model's embedded tokenizer)");
+  cmd->add_option("--attention", o->attention, "under mpirun: data (attention on the rank holding the sequence, "
+                 "the others serve their experts) or replicated (every rank runs it)")
+      ->check(CLI::IsMember({"data", "replicated"}))
+      ->capture_default_str();
   cmd->add_option("-n,--max-tokens", o->gen.max_new_tokens, "tokens to generate")->capture_default_str();
   AddSamplingFlags(cmd, o->sampling, "greedy");
   cmd->add_option("--json-schema", o->json_schema, "constrain the output to JSON documents this JSON Schema file admits (needs --prompt)");

@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <new>
 #include <system_error>
+#include <optional>
 #include <thread>
 #include <unistd.h>
 
@@ -48,6 +49,7 @@ struct ServeOptions {
   std::string spec = "none";  // none | mtp | auto
   int draft_tokens = 1;
   std::string kv_cache = "f32";
+  std::string attention = "data";  // under mpirun: data (each rank its own slots) | replicated
 };
 
 std::string BaseName(std::string dir) {
@@ -246,6 +248,7 @@ int Serve(ServeOptions o, Common& common) {
   if (Status st = ApplyGenerationDefaults(o); !st.ok()) return Fail(st);
   LoadOptions lo{.verbose = !o.quiet};
   lo.kv_cache = o.kv_cache == "fp8" ? KvCacheType::kF8E4M3 : KvCacheType::kF32;
+  if (common.distributed() && o.attention == "data") o.sched.attention_ranks = common.comm->size();
   auto model = LoadOnRanks(common, o.model_dir, lo);
   if (!model.ok()) return Fail(model.status());  // every rank says why (the ranks agreed on it)
   o.sched.draft_tokens = o.spec == "none" ? 0 : o.draft_tokens;
@@ -265,13 +268,20 @@ int Serve(ServeOptions o, Common& common) {
 // rank exits with rank 0's status.
 int ServeRanks(const ServeOptions& o, Common& common, const Model& model, const sigset_t& signals) {
   int code = 1;
+  // Data-parallel attention: each rank runs its own slots' tokens; rank 0
+  // also needs the hidden rows when MTP drafts from them.
+  std::optional<DataParallelForward> dp;
+  if (o.sched.attention_ranks > 1)
+    dp.emplace(*common.comm, DataParallelOptions{.hidden = o.sched.draft_tokens > 0,
+                                                 .micro_batches = common.micro_batches});
+  DataParallelForward* dp_ptr = dp ? &*dp : nullptr;
   if (common.rank() > 0) {
-    const Status st = RunStepFollower(model, *common.comm, &code);
+    const Status st = RunStepFollower(model, *common.comm, &code, dp_ptr);
     if (!st.ok()) return Fail(st);
     common.error_agreed = true;
     return code;
   }
-  StepLeader leader(model, *common.comm);
+  StepLeader leader(model, *common.comm, dp_ptr);
   dist::CatchCommFailures([&leader](const std::string& message) {
     leader.Fail("the expert-parallel job failed (" + message + "; a rank died?)");
     kill(getpid(), kJobFailed);
@@ -314,10 +324,13 @@ int ServeModel(ServeOptions o, const Common& common, const Model& model, const s
   if (Status st = http.Bind(); !st.ok()) return Fail(st.WithContext("--host/--port"));
   const SchedulerStats s = (*sched)->Stats();
   std::printf("dsv3 serve: listening on http://%s:%d (model '%s', %lld sequences x %lld tokens, KV cache %.1f MiB, "
-              "text: %s, speculation: %s)\n",
+              "text: %s, speculation: %s%s)\n",
               o.http.host.c_str(), http.port(), o.http.model_name.c_str(), static_cast<long long>(s.slots),
               static_cast<long long>(s.context), s.kv_cache_bytes / 1048576.0, (*codec)->Describe().c_str(),
-              s.draft_tokens ? ("MTP, " + std::to_string(s.draft_tokens) + " draft token(s)").c_str() : "off");
+              s.draft_tokens ? ("MTP, " + std::to_string(s.draft_tokens) + " draft token(s)").c_str() : "off",
+              o.sched.attention_ranks > 1
+                  ? (", attention: data-parallel over " + std::to_string(o.sched.attention_ranks) + " ranks").c_str()
+                  : "");
   std::fflush(stdout);
   ServeUntilSignalled(http, **sched, signals, leader);
   if (!o.quiet) std::fprintf(stderr, "dsv3 serve: stopped\n");
@@ -387,6 +400,10 @@ void RegisterServe(CLI::App& app, Common& common) {
       ->check(CLI::Range(1, 16))->capture_default_str();
   cmd->add_option("--draft-vocab", o->sched.draft_vocab, "draft only among token ids [0, N) (BPE lists frequent tokens first): a cheaper MTP head; 0 = all")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str();
+  cmd->add_option("--attention", o->attention, "under mpirun: data (each rank runs attention for its own "
+                 "sequences and keeps their cache) or replicated (every rank runs every token)")
+      ->check(CLI::IsMember({"data", "replicated"}))
+      ->capture_default_str();
   cmd->add_option("--kv-cache", o->kv_cache, "latent KV cache: f32 or fp8 (e4m3 with per-row scales)")
       ->check(CLI::IsMember({"f32", "fp8"}))->capture_default_str();
   cmd->add_flag("--no-web", o->no_web, "do not serve the chat page at /");

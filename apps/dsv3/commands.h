@@ -26,6 +26,7 @@ struct Common {
   dist::Comm* comm = nullptr;
   std::string expert_map;
   bool no_exchange_overlap = false;  // under mpirun: shared experts after the dispatch, not during it
+  int micro_batches = 1;             // under mpirun, data-parallel steps of several sequences: 1 or 2
   // --exact-activations: GGUF block-type weights keep float32 activations
   // (LoadOptions::exact_block_activations) instead of int8 per 32 values.
   bool exact_activations = false;

@@ -111,6 +111,12 @@ Outcome Main(int argc, char** argv, dist::Comm& comm) {
   app.add_flag("--no-exchange-overlap", common.no_exchange_overlap,
                "under mpirun: run the shared experts after the expert dispatch instead of while its rows travel "
                "(to measure what the overlap hides)");
+  app.add_option("--micro-batches", common.micro_batches,
+                 "under mpirun, data-parallel attention (serve; --attention data): 2 exchanges each MoE layer's "
+                 "tokens as two micro-batches when a step holds several sequences, one's rows travelling while "
+                 "the other's experts run (measured slower on one 2-core machine: docs/distributed.md)")
+      ->check(CLI::Range(1, 2))
+      ->capture_default_str();
   app.add_flag("--exact-activations", common.exact_activations,
                "GGUF block-type weights (Q4_K, Q8_0, ...): multiply with float32 activations (the exact path) "
                "instead of int8 activations per 32 values from 8 tokens on (docs/quantization.md)");

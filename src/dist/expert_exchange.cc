@@ -42,6 +42,15 @@ void LocalExpertExchange::Combine(const float* y, int64_t m, const float** out, 
   for (int64_t a = 0; a < m * K_; ++a) out[a] = y + b.slot[a] * d_;
 }
 
+void LocalExpertExchange::StartDispatch(const float* x, const int32_t* ids, int64_t m, ExchangeBuffers& b) {
+  b.x = x, b.ids = ids, b.m = m;
+}
+void LocalExpertExchange::FinishDispatch(float* rows, int32_t* offset, ExchangeBuffers& b) {
+  Dispatch(b.x, b.ids, b.m, rows, offset, b);
+}
+void LocalExpertExchange::StartCombine(const float* y, ExchangeBuffers& b) { b.x = y; }
+void LocalExpertExchange::FinishCombine(const float** out, ExchangeBuffers& b) { Combine(b.x, b.m, out, b); }
+
 MpiExpertExchange::MpiExpertExchange(Comm& comm, ExpertPlacement placement, int64_t top_k, int64_t dim,
                                      bool overlap)
     : comm_(comm), placement_(std::move(placement)), K_(top_k), d_(dim), overlap_(overlap) {
@@ -54,13 +63,15 @@ MpiExpertExchange::MpiExpertExchange(Comm& comm, ExpertPlacement placement, int6
   mine_ = placement_.ExpertsOf(comm_.rank());
 }
 
-TokenRange MpiExpertExchange::OwnedTokens(int64_t n) const {
+TokenRange MpiExpertExchange::OwnedTokens(int64_t n, TokenSplit split) const {
+  if (split == TokenSplit::kOwnBatch) return {0, n};
   const int64_t r = comm_.rank();
   return {n * r / ranks_, n * (r + 1) / ranks_};
 }
 
-void MpiExpertExchange::Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset,
-                                 ExchangeBuffers& b, const std::function<void()>& in_flight) {
+// Packs the owned assignments' rows by (owner, expert, token), agrees the
+// per-expert counts (a blocking all-to-all) and posts the rows.
+void MpiExpertExchange::StartDispatch(const float* x, const int32_t* ids, int64_t m, ExchangeBuffers& b) {
   const int64_t A = m * K_, N = ranks_, E = E_, d = d_;
   Grow(b.send_count, N * E), Grow(b.recv_count, N * E), Grow(b.cursor, E), Grow(b.slot, A);
   Grow(b.rank_send, N), Grow(b.rank_recv, N), Grow(b.send, A * d);
@@ -81,23 +92,22 @@ void MpiExpertExchange::Dispatch(const float* x, const int32_t* ids, int64_t m, 
     received += b.rank_recv[r];
   }
   Grow(b.recv, received * d), Grow(b.group_row, received);
-  const int handle =
-      comm_.IAllToAllV(b.send.data(), b.rank_send.data(), b.recv.data(), b.rank_recv.data(), d * sizeof(float));
-  double t1 = Now();
-  stats_.seconds += t1 - t0;
-  if (in_flight && overlap_) {
-    in_flight();
-    const double t2 = Now();
-    stats_.overlap_seconds += t2 - t1;
-    t1 = t2;
-  }
-  comm_.Wait(handle);
-  stats_.seconds += Now() - t1;
-  if (in_flight && !overlap_) in_flight();
-  ++stats_.layers, stats_.tokens += m;
+  b.m = m;
+  b.handle = comm_.IAllToAllV(b.send.data(), b.rank_send.data(), b.recv.data(), b.rank_recv.data(), d * sizeof(float));
+  stats_.seconds += Now() - t0;
+}
+
+// Waits for the rows, then groups them: expert e's rows are those of rank 0,
+// then rank 1, ...
+void MpiExpertExchange::FinishDispatch(float* rows, int32_t* offset, ExchangeBuffers& b) {
+  const int64_t N = ranks_, E = E_, d = d_;
+  const double t0 = Now();
+  comm_.Wait(b.handle);
+  stats_.seconds += Now() - t0;
+  if (!b.second_half) ++stats_.layers;
+  stats_.tokens += b.m;
   for (int64_t r = 0; r < N; ++r)
     if (r != comm_.rank()) stats_.rows_sent += b.rank_send[r], stats_.bytes_sent += b.rank_send[r] * d * 4;
-  // Group: expert e's rows are those of rank 0, then rank 1, ...
   std::fill(offset, offset + E + 1, 0);
   for (int64_t r = 0; r < N; ++r)
     for (int32_t e : mine_) offset[e + 1] += static_cast<int32_t>(b.recv_count[r * E + e]);
@@ -111,20 +121,47 @@ void MpiExpertExchange::Dispatch(const float* x, const int32_t* ids, int64_t m, 
       }
 }
 
-void MpiExpertExchange::Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) {
+void MpiExpertExchange::Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset,
+                                 ExchangeBuffers& b, const std::function<void()>& in_flight) {
+  StartDispatch(x, ids, m, b);
+  if (in_flight && overlap_) {
+    const double t0 = Now();
+    in_flight();
+    stats_.overlap_seconds += Now() - t0;
+  }
+  FinishDispatch(rows, offset, b);
+  if (in_flight && !overlap_) in_flight();
+}
+
+// Copies the outputs y [received rows, grouped] back into the received
+// layout and posts them to the rows' owners.
+void MpiExpertExchange::StartCombine(const float* y, ExchangeBuffers& b) {
   const int64_t N = ranks_, d = d_;
   const int64_t received = std::accumulate(b.rank_recv.begin(), b.rank_recv.begin() + N, int64_t{0});
   for (int64_t q = 0; q < received; ++q) std::copy_n(y + b.group_row[q] * d, d, b.recv.data() + q * d);
-  Grow(b.back, m * K_ * d);
+  Grow(b.back, b.m * K_ * d);
   const double t0 = Now();
-  comm_.AllToAllV(b.recv.data(), b.rank_recv.data(), b.back.data(), b.rank_send.data(), d * sizeof(float));
+  b.handle = comm_.IAllToAllV(b.recv.data(), b.rank_recv.data(), b.back.data(), b.rank_send.data(), d * sizeof(float));
   stats_.seconds += Now() - t0;
-  for (int64_t r = 0; r < N; ++r)
-    if (r != comm_.rank()) stats_.rows_sent += b.rank_recv[r], stats_.bytes_sent += b.rank_recv[r] * d * 4;
-  for (int64_t a = 0; a < m * K_; ++a) out[a] = b.back.data() + b.slot[a] * d;
+}
+
+void MpiExpertExchange::FinishCombine(const float** out, ExchangeBuffers& b) {
+  const double t0 = Now();
+  comm_.Wait(b.handle);
+  stats_.seconds += Now() - t0;
+  for (int64_t r = 0; r < ranks_; ++r)
+    if (r != comm_.rank()) stats_.rows_sent += b.rank_recv[r], stats_.bytes_sent += b.rank_recv[r] * d_ * 4;
+  for (int64_t a = 0; a < b.m * K_; ++a) out[a] = b.back.data() + b.slot[a] * d_;
+}
+
+void MpiExpertExchange::Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) {
+  b.m = m;
+  StartCombine(y, b);
+  FinishCombine(out, b);
 }
 
 void MpiExpertExchange::GatherTokens(float* rows, int64_t n, ExchangeBuffers& b) {
+  if (b.split == TokenSplit::kOwnBatch) return;
   Grow(b.rank_send, ranks_);
   for (int r = 0; r < ranks_; ++r) b.rank_send[r] = n * (r + 1) / ranks_ - n * r / ranks_;
   const double t0 = Now();

@@ -30,15 +30,38 @@ struct TokenRange {
   int64_t size() const { return end - begin; }
 };
 
+// How the ranks' batches relate in a forward. kSharedBatch: every rank runs
+// the same batch (attention replicated) and owns a contiguous block of its
+// tokens; GatherTokens then gives every rank every result. kOwnBatch: each
+// rank runs its own tokens (data-parallel attention,
+// runtime/data_parallel.h), owns all of them and needs no gather.
+enum class TokenSplit { kSharedBatch, kOwnBatch };
+
 // Per-forward buffers of an exchange; live in the caller's workspace, grown
 // on demand, so exchanges on different workspaces do not share state.
 struct ExchangeBuffers {
+  // Set by whoever drives this workspace's forwards (the same on every rank):
+  // how tokens are owned, and whether a MoE layer exchanges its owned
+  // tokens as two micro-batches (Model::Moe; the first buffers' field counts).
+  TokenSplit split = TokenSplit::kSharedBatch;
+  int micro_batches = 1;
+  bool second_half = false;         // the second micro-batch's buffers (its layers are not counted again)
+  int64_t m = 0;                    // owned tokens of the exchange in progress
+  const float* x = nullptr;         // the local exchange's pending input (Start -> Finish)
+  const int32_t* ids = nullptr;
+  int handle = -1;                  // the MPI exchange in flight
   std::vector<int32_t> slot;        // [A] row of each owned assignment (grouped or sent layout)
   std::vector<int64_t> send_count;  // [ranks, E] rows sent to each rank per expert
   std::vector<int64_t> recv_count;  // [ranks, E] rows received from each rank per expert
   std::vector<int64_t> rank_send, rank_recv, cursor;  // [ranks] rows; [E] fill positions
   std::vector<int32_t> group_row;   // [received] grouped row of each received row
   std::vector<float> send, recv, back;  // [rows, d]
+
+  static ExchangeBuffers SecondHalf() {
+    ExchangeBuffers b;
+    b.second_half = true;
+    return b;
+  }
 };
 
 // What an exchange did so far, for benchmarks: seconds inside MPI calls
@@ -54,7 +77,7 @@ class ExpertExchange {
  public:
   virtual ~ExpertExchange() = default;
   // The tokens of an n-token batch whose expert outputs this process combines.
-  virtual TokenRange OwnedTokens(int64_t n) const = 0;
+  virtual TokenRange OwnedTokens(int64_t n, TokenSplit split) const = 0;
   // Whether rows travel to other processes (then the caller has work to
   // overlap with the dispatch).
   virtual bool remote() const = 0;
@@ -68,6 +91,14 @@ class ExpertExchange {
   // y [rows, d]: the outputs of Dispatch's rows. Sets out[a], a < m*K, to
   // the output row of owned assignment a.
   virtual void Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) = 0;
+  // Dispatch and Combine in halves, so that two micro-batches' exchanges can
+  // be in flight while either's experts compute: Start posts, Finish
+  // completes with Dispatch's / Combine's results. x and ids stay valid
+  // until FinishDispatch, y until the combined rows have been read.
+  virtual void StartDispatch(const float* x, const int32_t* ids, int64_t m, ExchangeBuffers& b) = 0;
+  virtual void FinishDispatch(float* rows, int32_t* offset, ExchangeBuffers& b) = 0;
+  virtual void StartCombine(const float* y, ExchangeBuffers& b) = 0;
+  virtual void FinishCombine(const float** out, ExchangeBuffers& b) = 0;
   // rows [n, d], correct for the owned tokens -> correct for all n.
   virtual void GatherTokens(float* rows, int64_t n, ExchangeBuffers& b) = 0;
   const ExchangeStats& stats() const { return stats_; }
@@ -80,11 +111,15 @@ class ExpertExchange {
 class LocalExpertExchange : public ExpertExchange {
  public:
   LocalExpertExchange(int64_t num_experts, int64_t top_k, int64_t dim) : E_(num_experts), K_(top_k), d_(dim) {}
-  TokenRange OwnedTokens(int64_t n) const override { return {0, n}; }
+  TokenRange OwnedTokens(int64_t n, TokenSplit) const override { return {0, n}; }
   bool remote() const override { return false; }
   void Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset, ExchangeBuffers& b,
                 const std::function<void()>& in_flight = {}) override;
   void Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) override;
+  void StartDispatch(const float* x, const int32_t* ids, int64_t m, ExchangeBuffers& b) override;
+  void FinishDispatch(float* rows, int32_t* offset, ExchangeBuffers& b) override;
+  void StartCombine(const float* y, ExchangeBuffers& b) override;
+  void FinishCombine(const float** out, ExchangeBuffers& b) override;
   void GatherTokens(float*, int64_t, ExchangeBuffers&) override {}
 
  private:
@@ -98,11 +133,15 @@ class MpiExpertExchange : public ExpertExchange {
   // overlap: run Dispatch's in_flight work while the rows travel (else
   // after they arrived, so the whole exchange is exposed).
   MpiExpertExchange(Comm& comm, ExpertPlacement placement, int64_t top_k, int64_t dim, bool overlap = true);
-  TokenRange OwnedTokens(int64_t n) const override;
+  TokenRange OwnedTokens(int64_t n, TokenSplit split) const override;
   bool remote() const override { return true; }
   void Dispatch(const float* x, const int32_t* ids, int64_t m, float* rows, int32_t* offset, ExchangeBuffers& b,
                 const std::function<void()>& in_flight = {}) override;
   void Combine(const float* y, int64_t m, const float** out, ExchangeBuffers& b) override;
+  void StartDispatch(const float* x, const int32_t* ids, int64_t m, ExchangeBuffers& b) override;
+  void FinishDispatch(float* rows, int32_t* offset, ExchangeBuffers& b) override;
+  void StartCombine(const float* y, ExchangeBuffers& b) override;
+  void FinishCombine(const float** out, ExchangeBuffers& b) override;
   void GatherTokens(float* rows, int64_t n, ExchangeBuffers& b) override;
   const ExpertPlacement& placement() const { return placement_; }
 

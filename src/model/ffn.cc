@@ -99,21 +99,26 @@ void Model::RunExperts(const MoeWeights& w, int64_t n, Workspace& ws, bool share
 // Routed experts go through the expert exchange (dist/expert_exchange.h):
 // in one process it only groups rows by expert; across ranks it moves the
 // owned tokens' rows to the ranks holding their experts and the outputs
-// back. Router and shared experts run on the whole batch on every rank, so
-// every product sees the rows it sees in one process (same bits).
+// back. With replicated attention the router and shared experts run on the
+// whole batch on every rank, so every product sees the rows it sees in one
+// process (same bits).
 void Model::Moe(const MoeWeights& w, const Batch& b, Workspace& ws) const {
   const int64_t n = b.size(), d = config_.hidden_size, K = router_.top_k;
   RouteTokens(w, n, ws);  // expert_ids, expert_weights [n, K]
-  const dist::TokenRange own = exchange_->OwnedTokens(n);
-  // gathered [rows, d]: rows of this process's experts, grouped by expert_offset.
-  // Across ranks the shared experts run while the rows travel.
+  const dist::TokenRange own = exchange_->OwnedTokens(n, ws.exchange.split);
   if (!w.has_shared()) std::fill(ws.proj.begin(), ws.proj.begin() + n * d, 0.0f);
   const bool remote = exchange_->remote();
-  exchange_->Dispatch(ws.x.data() + own.begin * d, ws.expert_ids.data() + own.begin * K, own.size(),
-                      ws.gathered.data(), ws.expert_offset.data(), ws.exchange,
-                      remote ? [&] { RunSharedExperts(w, n, ws); } : std::function<void()>());
-  RunExperts(w, n, ws, /*shared_done=*/remote);  // proj = shared experts(x); gathered_out = routed outputs
-  exchange_->Combine(ws.gathered_out.data(), own.size(), ws.routed_rows.data(), ws.exchange);
+  if (remote && ws.exchange.micro_batches == 2) {
+    ExchangeTwoMicroBatches(w, n, own, ws);
+  } else {
+    // gathered [rows, d]: rows of this process's experts, grouped by expert_offset.
+    // Across ranks the shared experts run while the rows travel.
+    exchange_->Dispatch(ws.x.data() + own.begin * d, ws.expert_ids.data() + own.begin * K, own.size(),
+                        ws.gathered.data(), ws.expert_offset.data(), ws.exchange,
+                        remote ? [&] { RunSharedExperts(w, n, ws); } : std::function<void()>());
+    RunExperts(w, n, ws, /*shared_done=*/remote);  // proj = shared experts(x); gathered_out = routed outputs
+    exchange_->Combine(ws.gathered_out.data(), own.size(), ws.routed_rows.data(), ws.exchange);
+  }
   // proj[i] += sum_k weight * expert output in k order, per owned token in parallel.
   ParallelFor(own.size(), 16, [&](int64_t j0, int64_t j1) {
     for (int64_t j = j0; j < j1; ++j) {
@@ -123,6 +128,59 @@ void Model::Moe(const MoeWeights& w, const Batch& b, Workspace& ws) const {
     }
   });
   exchange_->GatherTokens(ws.proj.data(), n, ws.exchange);  // every token's proj on every rank
+}
+
+// The owned tokens as two micro-batches (first and second half): both
+// halves' rows travel while the shared experts run, the second half's while
+// the first half's experts run, and the first half's outputs return while
+// the second half's experts run; only the last combine is exposed. Each
+// expert then runs twice on fewer rows, so the bits differ from one call
+// (data-parallel attention only, whose bound covers it).
+void Model::ExchangeTwoMicroBatches(const MoeWeights& w, int64_t n, dist::TokenRange own, Workspace& ws) const {
+  const int64_t d = config_.hidden_size, K = router_.top_k, mid = own.begin + own.size() / 2;
+  const dist::TokenRange half[2] = {{own.begin, mid}, {mid, own.end}};
+  dist::ExchangeBuffers* buffers[2] = {&ws.exchange, &ws.exchange_b};
+  for (int h = 0; h < 2; ++h)
+    exchange_->StartDispatch(ws.x.data() + half[h].begin * d, ws.expert_ids.data() + half[h].begin * K,
+                             half[h].size(), *buffers[h]);
+  RunSharedExperts(w, n, ws);
+  ExpertHalves(w, buffers, ws);
+  for (int h = 0; h < 2; ++h)
+    exchange_->FinishCombine(ws.routed_rows.data() + (half[h].begin - own.begin) * K, *buffers[h]);
+}
+
+// Each half's rows arrive, its experts run, its outputs leave (copied out,
+// so the next half reuses gathered and gathered_out).
+void Model::ExpertHalves(const MoeWeights& w, dist::ExchangeBuffers* const buffers[2], Workspace& ws) const {
+  for (int h = 0; h < 2; ++h) {
+    exchange_->FinishDispatch(ws.gathered.data(), ws.expert_offset.data(), *buffers[h]);
+    RunExperts(w, 0, ws, /*shared_done=*/true);
+    exchange_->StartCombine(ws.gathered_out.data(), *buffers[h]);
+  }
+  --ws.moe_layers_run;  // one layer in two calls (experts_run counts both: each reads its experts)
+}
+
+// No tokens here this step: route nothing, send nothing, but receive the
+// other ranks' rows for this rank's experts, run them and send the outputs
+// back, layer by layer and micro-batch by micro-batch in the order the
+// others run them.
+void Model::ServeExpertsOnly(int mtp_depth, Workspace& ws) const {
+  const int64_t first = mtp_depth < 0 ? 0 : config_.num_hidden_layers + mtp_depth;
+  const int64_t end = mtp_depth < 0 ? config_.num_hidden_layers : first + 1;
+  dist::ExchangeBuffers* buffers[2] = {&ws.exchange, &ws.exchange_b};
+  for (int64_t l = first; l < end; ++l) {
+    const LayerWeights& w = weights_.layers[l];
+    if (!w.is_moe) continue;
+    if (ws.exchange.micro_batches == 2) {
+      for (dist::ExchangeBuffers* b : buffers) exchange_->StartDispatch(nullptr, nullptr, 0, *b);
+      ExpertHalves(w.moe, buffers, ws);
+      for (dist::ExchangeBuffers* b : buffers) exchange_->FinishCombine(ws.routed_rows.data(), *b);
+      continue;
+    }
+    exchange_->Dispatch(nullptr, nullptr, 0, ws.gathered.data(), ws.expert_offset.data(), ws.exchange);
+    RunExperts(w.moe, 0, ws, /*shared_done=*/true);
+    exchange_->Combine(ws.gathered_out.data(), 0, ws.routed_rows.data(), ws.exchange);
+  }
 }
 
 }  // namespace dsv3

@@ -57,6 +57,7 @@ struct Workspace {
   std::vector<float> gathered, gathered_out;  // [N*K, d] rows grouped by expert
   std::vector<const float*> routed_rows;  // [N*K] expert output of each owned (token, k)
   dist::ExchangeBuffers exchange;       // the expert exchange's buffers and counters
+  dist::ExchangeBuffers exchange_b = dist::ExchangeBuffers::SecondHalf();  // the second micro-batch's (Model::Moe)
   std::vector<ops::AttentionBlock> attn_blocks;  // runs of one slot's consecutive tokens
   std::vector<ops::MatMulJob> mm_jobs;  // per-head and per-expert products of one stage
   std::vector<Weight> head_views;       // [H] per-head slices the jobs point at
@@ -132,6 +133,16 @@ class Model {
   Status ForwardMtp(int depth, const Batch& batch, const float* hidden_in, KvCache& cache, Workspace& ws,
                     int64_t draft_vocab = 0) const;
 
+  // Data-parallel attention (runtime/data_parallel.h; ws.exchange.split is
+  // kOwnBatch): a rank with no tokens in a step still serves its experts to
+  // the others. Takes
+  // part in the expert exchange of every MoE layer of the main model
+  // (mtp_depth < 0) or of MTP depth `mtp_depth`, as Forward / ForwardMtp do.
+  void ServeExpertsOnly(int mtp_depth, Workspace& ws) const;
+  // Grows ws for forwards of up to n tokens; with data-parallel attention
+  // n is the whole step's, since a rank's experts may get rows of all of it.
+  void ReserveTokens(Workspace& ws, int64_t n) const { Reserve(ws, n, 0, 1); }
+
   // The cache a batch of `slots` sequences of up to `capacity` tokens needs.
   KvCache NewCache(int64_t slots, int64_t capacity) const {
     return KvCache(config_, slots, capacity, options_.kv_cache);
@@ -167,6 +178,8 @@ class Model {
   void RunExperts(const MoeWeights& w, int64_t n, Workspace& ws, bool shared_done) const;
   void RunSharedExperts(const MoeWeights& w, int64_t n, Workspace& ws) const;  // proj = shared experts(x)
   void Moe(const MoeWeights& w, const Batch& batch, Workspace& ws) const;
+  void ExchangeTwoMicroBatches(const MoeWeights& w, int64_t n, dist::TokenRange own, Workspace& ws) const;
+  void ExpertHalves(const MoeWeights& w, dist::ExchangeBuffers* const buffers[2], Workspace& ws) const;
   void RouteTokens(const MoeWeights& w, int64_t n, Workspace& ws) const;
   void Logits(const Weight& head, const Batch& batch, Workspace& ws) const;  // from ws.hidden
   void Embed(const Weight& table, const Batch& batch, float* out) const;

@@ -38,6 +38,10 @@ void Say(const BenchOptions& o, const std::string& s) {
   if (o.progress) o.progress(s);
 }
 
+Status Forward(const Model& m, const BenchOptions& o, const Batch& batch, KvCache& cache, Workspace& ws) {
+  return o.data_parallel ? o.data_parallel->Forward(m, batch, cache, ws) : m.Forward(batch, cache, ws);
+}
+
 Status RunPrefill(const Model& m, const BenchOptions& o, BenchResult& r) {
   const int64_t p = o.prompt_tokens, V = m.config().vocab_size;
   std::mt19937_64 rng(o.seed);
@@ -48,12 +52,12 @@ Status RunPrefill(const Model& m, const BenchOptions& o, BenchResult& r) {
   // An untimed first run maps every weight page in (its first touch costs
   // page faults, not compute) and sizes the workspace.
   Say(o, "prefill: warm-up run");
-  DSV3_RETURN_IF_ERROR(m.Forward(batch, cache, ws));
+  DSV3_RETURN_IF_ERROR(Forward(m, o, batch, cache, ws));
   double best = 1e30;
   for (int rep = 0; rep < o.repetitions; ++rep) {
     cache.Clear(0);
     const double t0 = Now();
-    DSV3_RETURN_IF_ERROR(m.Forward(batch, cache, ws));
+    DSV3_RETURN_IF_ERROR(Forward(m, o, batch, cache, ws));
     best = std::min(best, Now() - t0);
     char line[128];
     std::snprintf(line, sizeof(line), "prefill %lld tokens: run %d/%d %.3f s", static_cast<long long>(p), rep + 1,
@@ -108,7 +112,7 @@ Status RunDecode(const Model& m, const BenchOptions& o, int64_t B, DecodeResult&
       for (int64_t s = 0; s < B; ++s)
         batch.Add(static_cast<int32_t>(2 + rng() % (V - 2)), static_cast<int32_t>(ctx + step), static_cast<int32_t>(s),
                   true);
-      DSV3_RETURN_IF_ERROR(m.Forward(batch, cache, ws));
+      DSV3_RETURN_IF_ERROR(Forward(m, o, batch, cache, ws));
     }
     const double secs = Now() - t0;
     if (secs < best) {

@@ -27,6 +27,8 @@ Expected<std::vector<int32_t>> Generate(const Model& model, std::span<const int3
   KvCache cache = model.NewCache(1, capacity);
   Workspace ws;
   Batch batch;
+  StepRunner direct;
+  StepRunner& runner = options.runner ? *options.runner : direct;
   Sampler sampler(options.sampling);
   sampler.Start(prompt, c.vocab_size);
   sampler.Constrain(options.grammar, options.max_new_tokens);
@@ -38,7 +40,7 @@ Expected<std::vector<int32_t>> Generate(const Model& model, std::span<const int3
     batch.Clear();
     const int64_t end = std::min(local.prompt_tokens, start + chunk);
     for (int64_t p = start; p < end; ++p) batch.Add(prompt[p], static_cast<int32_t>(p), 0, p == local.prompt_tokens - 1);
-    DSV3_RETURN_IF_ERROR(model.Forward(batch, cache, ws));
+    DSV3_RETURN_IF_ERROR(runner.Forward(model, batch, cache, ws));
   }
   local.prefill_seconds = Now() - t0;
   std::vector<int32_t> out;
@@ -61,7 +63,7 @@ Expected<std::vector<int32_t>> Generate(const Model& model, std::span<const int3
     if (static_cast<int64_t>(out.size()) == options.max_new_tokens) break;
     batch.Clear();
     batch.Add(next, static_cast<int32_t>(pos++), 0, true);
-    DSV3_RETURN_IF_ERROR(model.Forward(batch, cache, ws));
+    DSV3_RETURN_IF_ERROR(runner.Forward(model, batch, cache, ws));
   }
   local.decode_seconds = Now() - t0;
   local.generated_tokens = static_cast<int64_t>(out.size());

@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "model/model.h"
 #include "runtime/sampler.h"
+#include "runtime/step_runner.h"
 
 namespace dsv3 {
 
@@ -22,6 +23,9 @@ struct GenerateOptions {
   std::vector<int32_t> stop_token_ids;  // extra stop tokens
   int64_t prefill_chunk = 256;          // tokens per prefill forward
   std::shared_ptr<const TokenGrammar> grammar;  // constrained decoding (token_constraint.h); null: none
+  // Runs each forward (under mpirun: data_parallel.h, attention on the rank
+  // owning the sequence); null: the model directly.
+  StepRunner* runner = nullptr;
 };
 
 struct GenerateStats {

@@ -37,7 +37,9 @@ Scheduler::Scheduler(const Model& model, const SchedulerOptions& options, StepRu
       options_(options),
       runner_(runner ? runner : &local_runner_),
       cache_(model.NewCache(options.max_sequences, options.context)),
-      slots_(options.max_sequences, options.context) {}
+      slots_(options.max_sequences, options.context) {
+  slots_.set_ranks(std::max(options.attention_ranks, 1));
+}
 
 Expected<std::unique_ptr<Scheduler>> Scheduler::Start(const Model& model, const SchedulerOptions& options,
                                                      StepRunner* runner) {

@@ -52,6 +52,7 @@ struct SchedulerOptions {
   int threads = 0;             // forward-pass threads (0: the process default)
   int draft_tokens = 0;        // MTP speculative decoding: drafts per sequence and step (0: off; needs an MTP layer)
   int64_t draft_vocab = 0;     // drafts among token ids [0, draft_vocab) only (0: all; speculative.h DraftVocab)
+  int attention_ranks = 1;     // data-parallel attention: slot s runs on rank s % attention_ranks (slot_table.h)
 };
 
 // Cancels a submitted request from any thread; the scheduler ends it (reason

@@ -4,7 +4,10 @@
 // turn of a chat) continues from them instead of recomputing: it takes the
 // free slot with the longest common prefix, or copies the common rows from a
 // busy slot when that one shares more. Free slots with nothing to offer are
-// reused least-recently-used first.
+// reused least-recently-used first. With data-parallel attention over
+// several ranks (runtime/data_parallel.h) slot s lives on rank s % ranks: a
+// request without a worthwhile cached prefix goes to the least loaded rank,
+// and rows are copied only between slots of one rank.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +25,8 @@ struct SlotChoice {
 class SlotTable {
  public:
   SlotTable(int64_t num_slots, int64_t capacity);
+  // Slots are spread over `ranks` ranks (slot % ranks); 1: one process.
+  void set_ranks(int ranks) { ranks_ = ranks; }
 
   int64_t num_slots() const { return static_cast<int64_t>(slots_.size()); }
   int64_t num_free() const;
@@ -48,8 +53,13 @@ class SlotTable {
     uint64_t last_used = 0;
   };
   static int64_t CommonPrefix(const std::vector<int32_t>& a, std::span<const int32_t> b);
+  int RankOf(int64_t slot) const { return static_cast<int>(slot % ranks_); }
+  int64_t Lru(int rank) const;  // -1: any rank; -1 if none free
+  int LeastLoadedRank() const;
+  SlotChoice BestFree(std::span<const int32_t> prompt, bool reuse_prefix, int64_t cap, int rank) const;
   std::vector<Slot> slots_;
   uint64_t tick_ = 0;
+  int ranks_ = 1;
 };
 
 }  // namespace dsv3

@@ -74,7 +74,7 @@ Status SpeculativeDecoder::Prefill(const std::vector<std::vector<int32_t>>& prom
       for (int64_t p = start; p < end; ++p) batch_.Add(prompts[s][p], p, seqs_[s].slot, p == P - 1);
       if (end > start) rows.emplace_back(s, end - start);
     }
-    DSV3_RETURN_IF_ERROR(model_.Forward(batch_, cache_, ws_));
+    DSV3_RETURN_IF_ERROR(runner().Forward(model_, batch_, cache_, ws_));
     int64_t row = 0, logit_row = 0;
     for (auto [s, count] : rows) {
       Seq& q = seqs_[s];
@@ -114,7 +114,7 @@ Status SpeculativeDecoder::Draft() {
       for (Seq* s : active) batch_.Add(s->drafts[j - 1], s->n + j - 1, s->slot, true);
       hidden = mtp_h_.data();
     }
-    DSV3_RETURN_IF_ERROR(model_.ForwardMtp(0, batch_, hidden, cache_, ws_, Vd));
+    DSV3_RETURN_IF_ERROR(runner().ForwardMtp(model_, 0, batch_, hidden, cache_, ws_, Vd));
     for (size_t a = 0; a < active.size(); ++a) {
       Seq& s = *active[a];
       const int64_t row = batch_.logit_rows[a];
@@ -182,7 +182,7 @@ Status SpeculativeDecoder::VerifyAndAccept(const BatchTokenCallback& on_token) {
     batch_.Add(s.pending, s.n, s.slot, true);
     for (int64_t j = 0; j < K; ++j) batch_.Add(s.drafts[j], s.n + 1 + j, s.slot, true);
   }
-  DSV3_RETURN_IF_ERROR(model_.Forward(batch_, cache_, ws_));
+  DSV3_RETURN_IF_ERROR(runner().Forward(model_, batch_, cache_, ws_));
   for (size_t a = 0; a < active.size(); ++a) {
     Seq& s = seqs_[active[a]];
     const int64_t base = a * (K + 1);

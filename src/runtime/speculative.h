@@ -103,6 +103,8 @@ class SpeculativeDecoder {
   std::vector<Seq> seqs_;
   KvCache cache_;
   Workspace ws_;
+  StepRunner direct_;  // when gen_.runner is null
+  StepRunner& runner() { return gen_.runner ? *gen_.runner : direct_; }
   Batch batch_;
   std::vector<float> hidden_in_, probs_, residual_;  // [rows, d], [V], [V]
   std::vector<float> mtp_h_;                         // [sequences, d] MTP output fed back for drafts 2..K

@@ -1,10 +1,12 @@
 // Rank 0's step broadcast and the followers' replay loop; see
 // step_broadcast.h. A message is a fixed header (one broadcast) and a body
 // (one more): the cache edits since the last message, then the batch's
-// tokens, positions, slots and, for an MTP pass, its hidden-state input
-// rows. Followers drop the logit rows: only rank 0 samples.
+// tokens, positions, slots, logit rows and, for an MTP pass, its
+// hidden-state input rows. Without data-parallel attention followers drop
+// the logit rows: only rank 0 samples.
 #include "runtime/step_broadcast.h"
 
+#include <cstdio>
 #include <cstring>
 #include <new>
 #include <optional>
@@ -32,10 +34,21 @@ const uint8_t* Take(const uint8_t* at, int64_t n, std::vector<T>& out) {
   return at + n * static_cast<int64_t>(sizeof(T));
 }
 
-void ApplyEdit(KvCache& cache, const int64_t* e) {
+// Without data-parallel attention rank 0 ran the same batch and reports
+// its failure; with it, only this rank knows why its part failed.
+void Report(const Status& st, const dist::Comm& comm, const DataParallelForward* dp) {
+  if (dp && !st.ok()) std::fprintf(stderr, "dsv3: error: rank %d: %s\n", comm.rank(), st.message().c_str());
+}
+
+// With data-parallel attention a rank copies rows only into its own slots
+// (the scheduler copies within a rank), so other ranks' slots stay untouched.
+void ApplyEdit(KvCache& cache, const int64_t* e, const dist::Comm& comm, bool data_parallel) {
   switch (e[0]) {
     case kTruncate: cache.Truncate(e[1], e[2]); break;
-    case kCopyPrefix: cache.CopyPrefix(e[1], e[2], e[3]); break;
+    case kCopyPrefix:
+      if (!data_parallel || DataParallelForward::OwnerOfSlot(e[2], comm.size()) == comm.rank())
+        cache.CopyPrefix(e[1], e[2], e[3]);
+      break;
     case kSetLength: cache.set_length(e[1], e[2], static_cast<int>(e[3])); break;
     default: break;
   }
@@ -130,6 +143,7 @@ void StepLeader::Send(const Job& job) {
     Append(body_, b.tokens.data(), n);
     Append(body_, b.positions.data(), n);
     Append(body_, b.slots.data(), n);
+    Append(body_, b.logit_rows.data(), h[kLogitRows]);
     if (job.op == kForwardMtp) Append(body_, job.hidden_in, n * model_.config().hidden_size);
   }
   h[kDepth] = job.depth;
@@ -141,11 +155,14 @@ void StepLeader::Send(const Job& job) {
   comm_.Broadcast(body_.data(), h[kBodyBytes], 0);
 }
 
-Status StepLeader::Execute(const Job& job) const {
+Status StepLeader::Execute(const Job& job) {
   try {
-    if (job.op == kForward) return model_.Forward(*job.batch, *job.cache, *job.ws);
+    if (job.op == kForward)
+      return dp_ ? dp_->Forward(model_, *job.batch, *job.cache, *job.ws)
+                 : model_.Forward(*job.batch, *job.cache, *job.ws);
     if (job.op == kForwardMtp)
-      return model_.ForwardMtp(job.depth, *job.batch, job.hidden_in, *job.cache, *job.ws, job.draft_vocab);
+      return dp_ ? dp_->ForwardMtp(model_, job.depth, *job.batch, job.hidden_in, *job.cache, *job.ws, job.draft_vocab)
+                 : model_.ForwardMtp(job.depth, *job.batch, job.hidden_in, *job.cache, *job.ws, job.draft_vocab);
   } catch (const std::bad_alloc&) {
     return Status::Error("out of memory in a forward pass");
   }
@@ -172,7 +189,7 @@ void StepLeader::Edit(KvCache& cache, int64_t kind, int64_t a, int64_t b, int64_
   // cache: leave it alone (the process is about to exit).
   if (failed_) return;
   const int64_t e[4] = {kind, a, b, c};
-  ApplyEdit(cache, e);
+  ApplyEdit(cache, e, comm_, dp_ != nullptr);
   edits_.insert(edits_.end(), e, e + 4);
 }
 
@@ -184,7 +201,7 @@ void StepLeader::SetLength(KvCache& cache, int64_t slot, int64_t n, int stack) {
   Edit(cache, kSetLength, slot, n, stack);
 }
 
-Status RunStepFollower(const Model& model, dist::Comm& comm, int* exit_code) {
+Status RunStepFollower(const Model& model, dist::Comm& comm, int* exit_code, DataParallelForward* dp) {
   const int64_t d = model.config().hidden_size;
   std::optional<KvCache> cache;
   Workspace ws;
@@ -202,17 +219,22 @@ Status RunStepFollower(const Model& model, dist::Comm& comm, int* exit_code) {
     at = Take(at, n, batch.tokens);
     at = Take(at, n, batch.positions);
     at = Take(at, n, batch.slots);
-    batch.logit_rows.clear();  // rank 0 samples; no head product here
+    at = Take(at, h[kLogitRows], batch.logit_rows);
+    if (!dp) batch.logit_rows.clear();  // rank 0 samples from its own head product
     if (h[kOp] == kForwardMtp) Take(at, n * d, hidden);
     if ((h[kEdits] > 0 || h[kOp] == kForward || h[kOp] == kForwardMtp) && !cache)
       return Status::Error("step message: cache edits or a forward before the cache exists");
-    for (int64_t e = 0; e < h[kEdits]; ++e) ApplyEdit(*cache, edits.data() + 4 * e);
+    for (int64_t e = 0; e < h[kEdits]; ++e) ApplyEdit(*cache, edits.data() + 4 * e, comm, dp != nullptr);
     switch (h[kOp]) {
       case kBegin: cache.emplace(model.NewCache(h[kArg0], h[kArg1])); break;
-      case kForward: (void)model.Forward(batch, *cache, ws); break;  // rank 0 reports failures
-      case kForwardMtp:
-        (void)model.ForwardMtp(static_cast<int>(h[kDepth]), batch, hidden.data(), *cache, ws, h[kDraftVocab]);
+      case kForward: Report(dp ? dp->Forward(model, batch, *cache, ws) : model.Forward(batch, *cache, ws), comm, dp); break;
+      case kForwardMtp: {
+        const int depth = static_cast<int>(h[kDepth]);
+        Report(dp ? dp->ForwardMtp(model, depth, batch, hidden.data(), *cache, ws, h[kDraftVocab])
+                  : model.ForwardMtp(depth, batch, hidden.data(), *cache, ws, h[kDraftVocab]),
+               comm, dp);
         break;
+      }
       case kStop: *exit_code = static_cast<int>(h[kArg0]); return Status::Ok();
       default: return Status::Error("step message with unknown operation " + std::to_string(h[kOp]));
     }

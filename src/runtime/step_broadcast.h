@@ -5,7 +5,10 @@
 // scheduler's StepRunner: it broadcasts a compact description of each step
 // (the cache edits since the last one, then the batch: tokens, positions,
 // slots, and for an MTP pass its hidden-state input) and runs the forward
-// itself. Only rank 0 samples; the followers compute no logits.
+// itself. Only rank 0 samples; the followers compute no logits. With
+// data-parallel attention (a DataParallelForward on every rank) each rank
+// runs only its own slots' tokens, computes their logits and sends them to
+// rank 0 (runtime/data_parallel.h).
 //
 // Threads: MPI is used by the thread that initialised it only
 // (MPI_THREAD_FUNNELED), so the leader's Run() loop owns that thread and the
@@ -22,13 +25,16 @@
 #include <vector>
 
 #include "dist/comm.h"
+#include "runtime/data_parallel.h"
 #include "runtime/step_runner.h"
 
 namespace dsv3 {
 
 class StepLeader : public StepRunner {
  public:
-  StepLeader(const Model& model, dist::Comm& comm) : model_(model), comm_(comm) {}
+  // dp: data-parallel attention (null: every rank runs every token).
+  StepLeader(const Model& model, dist::Comm& comm, DataParallelForward* dp = nullptr)
+      : model_(model), comm_(comm), dp_(dp) {}
 
   // On the MPI thread: broadcasts and runs the steps the scheduler asks for
   // until Stop(), then tells the followers to exit with Stop's code. Does
@@ -60,11 +66,12 @@ class StepLeader : public StepRunner {
   };
   Status Post(const Job& job);        // scheduler thread: hand over, wait
   void Send(const Job& job);          // MPI thread: the step's message
-  Status Execute(const Job& job) const;
+  Status Execute(const Job& job);
   void Edit(KvCache& cache, int64_t kind, int64_t a, int64_t b, int64_t c);
 
   const Model& model_;
   dist::Comm& comm_;
+  DataParallelForward* dp_ = nullptr;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   Job job_;
@@ -79,7 +86,8 @@ class StepLeader : public StepRunner {
 
 // On every rank but 0: replays rank 0's steps until it says stop; *exit_code
 // is the code rank 0 chose. Errors of a forward are rank 0's to report (the
-// same batch fails the same way here).
-Status RunStepFollower(const Model& model, dist::Comm& comm, int* exit_code);
+// same batch fails the same way here; with `dp`, rank 0 learns that this
+// rank's part failed and this rank prints why).
+Status RunStepFollower(const Model& model, dist::Comm& comm, int* exit_code, DataParallelForward* dp = nullptr);
 
 }  // namespace dsv3

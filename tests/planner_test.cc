@@ -81,6 +81,36 @@ TEST(PlannerTest, StepByHand) {
   EXPECT_NEAR(CollectiveSeconds(cl, 1000.0), 5e-6 + 1000.0 / 1e8, 1e-15);
 }
 
+// Data-parallel attention (serve's mode), the same small model at B = 3 over
+// 2 ranks: the busiest rank runs attention, the replicated layers and the
+// KV cache of ceil(3/2) = 2 sequences, not 3, and no gather follows.
+TEST(PlannerTest, DataParallelAttentionByHand) {
+  Config c;
+  c.hidden_size = 1024, c.n_routed_experts = 8, c.num_experts_per_tok = 2, c.num_hidden_layers = 3;
+  c.first_k_dense_replace = 1, c.vocab_size = 1000;
+  WeightBytes w;
+  w.replicated = 1000000, w.embedding = 200000, w.expert.assign(8, 50000), w.expert_main = 400000;
+  Cluster cl;
+  cl.nodes = 1, cl.ranks_per_node = 2, cl.membw_per_node = 1e9, cl.efficiency = 0.5;
+  cl.shm_bytes_per_s = 1e9, cl.shm_latency_s = 1e-6, cl.memory_per_node = 1e12;
+  PlanOptions o;
+  o.context = 100, o.kv_bytes_per_token = 10, o.batches = {3}, o.data_parallel_attention = true;
+  const Plan p = MakePlan(c, w, cl, o);
+  const StepPlan& s = p.steps[0];
+  EXPECT_DOUBLE_EQ(p.exchange.gather, 0.0);
+  EXPECT_DOUBLE_EQ(p.exchange.dispatch, 2 * 4096.0 / 2);
+  const double experts = 8 * (1 - 0.75 * 0.75 * 0.75);  // distinct experts of all 3 tokens
+  // 800000 non-embedding + 2 embedding rows of 200 + 2 layers x experts/2 x 25000.
+  EXPECT_DOUBLE_EQ(s.weight_read, 800400.0 + 2 * experts / 2 * 25000);
+  EXPECT_DOUBLE_EQ(s.kv_read, 2 * 100 * 10.0);
+  // Per layer: counts 1us + 64 B; dispatch and combine of 2 tokens x 2 rows x 4096 B / 2, no gather.
+  EXPECT_NEAR(s.exchange_s, 2 * (1.064e-6 + 2 * (1e-6 + 8192e-9)), 1e-12);
+  EXPECT_DOUBLE_EQ(s.memory_per_node, 2 * (1000000.0 + 200000 + 2000));
+  // Replicated attention: all 3 sequences' KV, and the gather.
+  o.data_parallel_attention = false;
+  EXPECT_DOUBLE_EQ(MakePlan(c, w, cl, o).steps[0].kv_read, 3 * 100 * 10.0);
+}
+
 // Flops of one decoded token counted by hand from the tensor shapes of a
 // small config, and the compute term they add to a step.
 TEST(PlannerTest, DecodeFlopsByHand) {

@@ -17,29 +17,32 @@ namespace dsv3::cli {
 namespace {
 
 struct PlanCliOptions {
-  std::string model, cluster, format = "stored", kv = "f32";
+  std::string model, cluster, format = "stored", kv = "f32", attention = "replicated";
   int64_t context = 4096;
   std::vector<int64_t> batches = {1, 8, 32, 128};
 };
 
-void PrintAssumptions(const dist::Cluster& cl, const Config& c, const dist::Plan& p) {
+void PrintAssumptions(const dist::Cluster& cl, const Config& c, const dist::Plan& p, bool dp) {
+  const char* seqs = dp ? "ceil(B/N)" : "B";
   if (cl.flops_per_node > 0) {
     std::printf("assumptions         step = bytes read per rank / (%.1f GB/s per node / %lld ranks x efficiency %.3f)"
                 " + flops per rank / (%.0f GFLOP/s per node / %lld ranks x compute efficiency %.3f) + exchange\n",
                 cl.membw_per_node / 1e9, (long long)cl.ranks_per_node, cl.efficiency, cl.flops_per_node / 1e9,
                 (long long)cl.ranks_per_node, cl.compute_efficiency);
-    std::printf("                    flops per rank = B x (replicated layers + K/E x routed experts / N + context x "
-                "absorbed attention per cached row)\n");
+    std::printf("                    flops per rank = %s x (replicated layers + context x absorbed attention per "
+                "cached row) + B x K/E x routed experts / N\n", seqs);
   } else {
     std::printf("assumptions         decode is memory-bandwidth bound: step = bytes read per rank / (%.1f GB/s per "
                 "node / %lld ranks x efficiency %.2f) + exchange\n",
                 cl.membw_per_node / 1e9, (long long)cl.ranks_per_node, cl.efficiency);
   }
-  std::printf("                    bytes read = replicated weights (MTP layers and all but B embedding rows excluded)"
-              " + %lld MoE layers x E(1-(1-k/E)^B)/N experts + B x context x KV per token (attention replicated)\n",
-              (long long)p.moe_layers);
-  std::printf("                    exchange per MoE layer = 4 collectives (counts, dispatch, combine, gather), each "
-              "latency %.1f us + max(off-node bytes / %.1f GB/s, pair bytes / %.1f GB/s shm); not overlapped\n",
+  std::printf("                    bytes read = replicated weights (MTP layers and all but %s embedding rows "
+              "excluded) + %lld MoE layers x E(1-(1-k/E)^B)/N experts + %s x context x KV per token (%s)\n",
+              seqs, (long long)p.moe_layers, seqs,
+              dp ? "data-parallel attention: a rank runs its own sequences" : "attention replicated");
+  std::printf("                    exchange per MoE layer = %s, each latency %.1f us + max(off-node bytes / %.1f "
+              "GB/s, pair bytes / %.1f GB/s shm); not overlapped\n",
+              dp ? "3 collectives (counts, dispatch, combine)" : "4 collectives (counts, dispatch, combine, gather)",
               (cl.nodes > 1 ? cl.link_latency_s : cl.shm_latency_s) * 1e6, cl.link_bytes_per_s / 1e9,
               cl.shm_bytes_per_s / 1e9);
   std::printf("                    uniform routing over %lld experts (top-%lld); prefill and MTP not modelled%s\n",
@@ -58,12 +61,13 @@ void PrintPlan(const PlanCliOptions& o, const Config& c, const dist::WeightBytes
                                                         : dist::WeightFormatName(*dist::ParseWeightFormat(o.format)));
   std::printf("per rank            %.3f GB replicated + %.3f GB routed experts (largest rank) = %.3f GB\n",
               p.replicated / 1e9, p.routed_max / 1e9, (p.replicated + p.routed_max) / 1e9);
-  std::printf("kv cache (%s)      %.0f bytes per token; %.3f GB per sequence at context %lld, on every rank\n",
-              o.kv.c_str(), kv_per_token, kv_per_token * o.context / 1e9, (long long)o.context);
+  std::printf("kv cache (%s)      %.0f bytes per token; %.3f GB per sequence at context %lld, %s\n",
+              o.kv.c_str(), kv_per_token, kv_per_token * o.context / 1e9, (long long)o.context,
+              o.attention == "data" ? "on the rank running it" : "on every rank");
   std::printf("exchange            %.0f bytes per token per MoE layer (dispatch %.0f + combine %.0f of float32 rows "
               "of %lld, gather %.0f)\n",
               p.exchange.total(), p.exchange.dispatch, p.exchange.combine, (long long)c.hidden_size, p.exchange.gather);
-  PrintAssumptions(cl, c, p);
+  PrintAssumptions(cl, c, p, o.attention == "data");
   std::printf("%8s %10s %12s %13s %10s %10s %10s %12s %12s %s\n", "batch", "experts/L", "read/rank", "flops/rank",
               "compute", "exchange", "step", "tok/s/seq", "tok/s total", "memory/node");
   for (const dist::StepPlan& s : p.steps)
@@ -92,6 +96,7 @@ int Plan(const PlanCliOptions& o) {
   const dist::WeightBytes w = dist::TallyWeightBytes(*config, *format, store.get());
   dist::PlanOptions po;
   po.context = o.context, po.kv_bytes_per_token = *kv, po.batches = o.batches;
+  po.data_parallel_attention = o.attention == "data";
   PrintPlan(o, *config, w, *cluster, dist::MakePlan(*config, w, *cluster, po), *kv);
   return 0;
 }
@@ -105,6 +110,10 @@ void RegisterPlan(CLI::App& app, Common& common) {
   cmd->add_option("--cluster", o->cluster, "cluster JSON file (fields: docs/distributed.md)")->required();
   cmd->add_option("--format", o->format, "weights: stored, fp8, bf16, q8_0 or q4_k")->capture_default_str();
   cmd->add_option("--kv", o->kv, "KV cache: f32 or fp8")->capture_default_str();
+  cmd->add_option("--attention", o->attention, "replicated (run, bench: every rank runs every sequence) or data "
+                 "(serve: each rank its own sequences and their KV cache)")
+      ->check(CLI::IsMember({"replicated", "data"}))
+      ->capture_default_str();
   cmd->add_option("--context", o->context, "tokens cached per sequence")->check(CLI::Range(1, 1 << 24))
       ->capture_default_str();
   cmd->add_option("-b,--batch", o->batches, "decode batch sizes")->delimiter(',')->check(CLI::Range(1, 1 << 20))

@@ -170,12 +170,12 @@ double DistinctExperts(int64_t E, int64_t k, int64_t B) {
   return E * (1.0 - std::pow(1.0 - static_cast<double>(k) / E, static_cast<double>(B)));
 }
 
-ExchangeBytes ExchangePerTokenLayer(int64_t d, int64_t k, int64_t ranks) {
+ExchangeBytes ExchangePerTokenLayer(int64_t d, int64_t k, int64_t ranks, bool data_parallel_attention) {
   ExchangeBytes x;
   const double row = 4.0 * d, remote = static_cast<double>(ranks - 1) / ranks;
   x.dispatch = k * row * remote;
   x.combine = k * row * remote;
-  x.gather = row * (ranks - 1);
+  x.gather = data_parallel_attention ? 0.0 : row * (ranks - 1);
   return x;
 }
 
@@ -209,15 +209,17 @@ double CollectiveSeconds(const Cluster& cl, double pair_bytes) {
 
 namespace {
 
-// Seconds of one MoE layer's exchange for a B-token step: the expert counts
-// (E int64 per rank pair), dispatch and combine (each rank's B/N owned
-// tokens' K rows, 1/N to each rank) and the gather of its B/N output rows.
-double ExchangeSeconds(const Config& c, const Cluster& cl, int64_t batch) {
+// Seconds of one MoE layer's exchange for a step whose busiest rank owns
+// `owned` tokens: the expert counts (E int64 per rank pair), dispatch and
+// combine (its tokens' K rows, 1/N to each rank) and, with replicated
+// attention, the gather of its output rows.
+double ExchangeSeconds(const Config& c, const Cluster& cl, double owned, bool gather) {
   const double n = static_cast<double>(cl.ranks());
   if (n <= 1) return 0.0;
-  const double owned = batch / n, row = 4.0 * c.hidden_size;
+  const double row = 4.0 * c.hidden_size;
   return CollectiveSeconds(cl, 8.0 * c.n_routed_experts) +
-         2 * CollectiveSeconds(cl, owned * c.num_experts_per_tok * row / n) + CollectiveSeconds(cl, owned * row);
+         2 * CollectiveSeconds(cl, owned * c.num_experts_per_tok * row / n) +
+         (gather ? CollectiveSeconds(cl, owned * row) : 0.0);
 }
 
 StepPlan MakeStep(const Config& c, const WeightBytes& w, const Cluster& cl, const PlanOptions& o, const Plan& p,
@@ -227,20 +229,23 @@ StepPlan MakeStep(const Config& c, const WeightBytes& w, const Cluster& cl, cons
   const int64_t E = c.n_routed_experts;
   s.experts_per_layer = DistinctExperts(E, c.num_experts_per_tok, batch);
   const double per_expert_layer = p.moe_layers > 0 && E > 0 ? double(w.expert_main) / (E * p.moe_layers) : 0.0;
-  const double embedding_rows = c.vocab_size > 0 ? double(w.embedding) / c.vocab_size * batch : 0.0;
+  // Sequences whose attention the busiest rank runs: all, or its ceil(B/N).
+  const bool dp = o.data_parallel_attention;
+  const double own = dp ? double((batch + p.ranks - 1) / p.ranks) : double(batch);
+  const double embedding_rows = c.vocab_size > 0 ? double(w.embedding) / c.vocab_size * own : 0.0;
   s.weight_read = double(w.replicated - w.embedding - w.mtp_replicated) + embedding_rows +
                   p.moe_layers * s.experts_per_layer / p.ranks * per_expert_layer;
-  s.kv_read = o.kv_bytes_per_token * o.context * batch;
+  s.kv_read = o.kv_bytes_per_token * o.context * own;
   const double bw = cl.membw_per_node / cl.ranks_per_node * cl.efficiency;
   s.memory_s = (s.weight_read + s.kv_read) / bw;
-  // Every rank runs attention and the replicated layers for the whole
-  // batch, and its share of the routed experts' rows.
+  // A rank runs attention and the replicated layers for its sequences (all
+  // of them, or its own), and its share of the routed experts' rows.
   const DecodeFlopsPerToken& f = p.flops;
   const double routed_per_token = E > 0 ? f.routed_all * c.num_experts_per_tok / E : 0.0;
-  s.flops = batch * (f.replicated + routed_per_token / p.ranks + f.attention_per_row * o.context);
+  s.flops = own * (f.replicated + f.attention_per_row * o.context) + batch * routed_per_token / p.ranks;
   if (cl.flops_per_node > 0) s.flop_s = s.flops / (cl.flops_per_node / cl.ranks_per_node * cl.compute_efficiency);
   s.compute_s = s.memory_s + s.flop_s;
-  s.exchange_s = p.moe_layers * ExchangeSeconds(c, cl, batch);
+  s.exchange_s = p.moe_layers * ExchangeSeconds(c, cl, dp ? own : batch / double(p.ranks), !dp);
   s.memory_per_node = cl.ranks_per_node * (double(p.replicated + p.routed_max) + s.kv_read);
   s.fits = s.memory_per_node <= cl.memory_per_node;
   return s;
@@ -259,7 +264,7 @@ Plan MakePlan(const Config& c, const WeightBytes& w, const Cluster& cl, const Pl
     for (int64_t e = E * r / p.ranks; e < E * (r + 1) / p.ranks; ++e) mine += w.expert[e];
     p.routed_max = std::max(p.routed_max, mine);
   }
-  p.exchange = ExchangePerTokenLayer(c.hidden_size, c.num_experts_per_tok, p.ranks);
+  p.exchange = ExchangePerTokenLayer(c.hidden_size, c.num_experts_per_tok, p.ranks, o.data_parallel_attention);
   p.flops = CountDecodeFlops(c);
   for (int64_t b : o.batches) p.steps.push_back(MakeStep(c, w, cl, o, p, b));
   return p;

@@ -8,10 +8,12 @@
 // projection is bandwidth-bound decode: each step reads the replicated
 // weights, the rank's share of the distinct experts the batch selects
 // (E * (1 - (1 - k/E)^B), uniform routing) and every sequence's KV cache
-// (attention is replicated on every rank today), at the node's memory
-// bandwidth split over its ranks times a measured efficiency; plus, per MoE
-// layer, four collectives (counts, dispatch, combine, gather) of latency +
-// bytes / bandwidth, not overlapped with compute (as the engine runs them);
+// (replicated attention, as run/bench run it) or only its own sequences'
+// (data-parallel attention, as serve runs it: ceil(B/N) on the busiest
+// rank), at the node's memory bandwidth split over its ranks times a
+// measured efficiency; plus, per MoE layer, four collectives (counts,
+// dispatch, combine, gather; no gather with data-parallel attention) of
+// latency + bytes / bandwidth, not overlapped with compute;
 // optionally plus the step's flops at a measured fraction of the FMA peak
 // (batched decode is partly compute-bound on CPUs).
 #pragma once
@@ -89,7 +91,8 @@ struct ExchangeBytes {
   double dispatch = 0, combine = 0, gather = 0;
   double total() const { return dispatch + combine + gather; }
 };
-ExchangeBytes ExchangePerTokenLayer(int64_t d, int64_t k, int64_t ranks);
+// With data-parallel attention a token's output stays on its rank: no gather.
+ExchangeBytes ExchangePerTokenLayer(int64_t d, int64_t k, int64_t ranks, bool data_parallel_attention = false);
 
 // Latent KV bytes per token of the main layers: "f32" (as dsv3 stores it)
 // or "fp8" (e4m3 plus one F32 scale per token and layer).
@@ -108,6 +111,9 @@ struct PlanOptions {
   int64_t context = 4096;  // tokens cached per sequence when decoding
   double kv_bytes_per_token = 0;
   std::vector<int64_t> batches = {1, 8, 32, 128};
+  // Each rank runs attention, the replicated layers and the KV cache of its
+  // own ceil(B/N) sequences (serve's default) instead of all B.
+  bool data_parallel_attention = false;
 };
 
 // One batch size's projection, per rank and step.

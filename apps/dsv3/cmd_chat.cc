@@ -22,12 +22,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "apps/dsv3/commands.h"
 #include "apps/dsv3/text_output.h"
 #include "core/mapped_file.h"
 #include "io/temp_file.h"
+#include "runtime/data_parallel.h"
 #include "runtime/generate.h"
 #include "runtime/speculative.h"
 #include "tokenizer/chat.h"
@@ -379,6 +381,13 @@ int Chat(ChatOptions o, Common& common) {
   s.gen = o.gen;
   s.gen.sampling = sampling->options;
   AddTokenizerStops(**tok, s.gen);
+  // Under mpirun the conversation (one sequence) runs attention on rank 0
+  // alone and every rank samples from the same gathered logits, as `run`.
+  std::optional<DataParallelForward> dp;
+  if (common.distributed()) {
+    dp.emplace(*common.comm, DataParallelOptions{.hidden = o.spec == "mtp", .every_rank = true});
+    s.gen.runner = &*dp;
+  }
   if (!o.system.empty()) s.messages.push_back({"system", o.system, {}});
   if (!common.distributed()) {  // under mpirun a reply stopped on rank 0 alone would leave the others waiting
     struct sigaction sa = {};

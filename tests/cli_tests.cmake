@@ -47,7 +47,22 @@ file(MAKE_DIRECTORY ${DSV3_CLI_TMP})
 # a GGUF loads with --model; a failing write (ulimit -f, SIGXFSZ ignored)
 # reports the write error and leaves no output file.
 add_test(NAME cli_convert_bad_target COMMAND $<TARGET_FILE:dsv3> convert --to int4 ${DSV3_GOLDEN_DIR}/v3_tiny_fp8 ${DSV3_CLI_TMP}/x)
-set_tests_properties(cli_convert_bad_target PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --to: 'int4' is not bf16, fp8 or gguf")
+set_tests_properties(cli_convert_bad_target PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --to: 'int4' is not bf16, fp8, gguf, w4a16 or w8a16")
+# Weight-only int4 / int8 (compressed-tensors, issue 16): converted from FP8
+# and from BF16, loaded and run; broken copies refused with the culprit named.
+add_test(NAME cli_convert_w4a16_from_fp8_and_run COMMAND sh -c
+  "$<TARGET_FILE:dsv3> convert --force --to w4a16 ${DSV3_GOLDEN_DIR}/v3_tiny_fp8 ${DSV3_CLI_TMP}/w4 > ${DSV3_CLI_TMP}/w4.log 2>&1 && grep -q '(51 converted, 46 copied, 73 dropped)' ${DSV3_CLI_TMP}/w4.log && $<TARGET_FILE:dsv3> -t 2 run -q -m ${DSV3_CLI_TMP}/w4 --prompt-ids 0,15,27 -n 8 --temperature 0 --ignore-eos")
+set_tests_properties(cli_convert_w4a16_from_fp8_and_run PROPERTIES FIXTURES_SETUP packed_w4
+  PASS_REGULAR_EXPRESSION "^[0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+\n")
+add_test(NAME cli_convert_w8a16_and_run COMMAND sh -c
+  "$<TARGET_FILE:dsv3> convert --force --to w8a16 ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 ${DSV3_CLI_TMP}/w8 && $<TARGET_FILE:dsv3> -t 2 run -q -m ${DSV3_CLI_TMP}/w8 --prompt-ids 0,15,27 -n 8 --temperature 0 --ignore-eos")
+set_tests_properties(cli_convert_w8a16_and_run PROPERTIES PASS_REGULAR_EXPRESSION "\n[0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+\n")
+add_test(NAME cli_packed_bad_inputs COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/packed_int_bad.py ${DSV3_CLI_TMP}/w4 ${DSV3_CLI_TMP}/w4bad)
+set_tests_properties(cli_packed_bad_inputs PROPERTIES FIXTURES_REQUIRED packed_w4 FIXTURES_SETUP packed_bad)
+add_test(NAME cli_packed_no_scale COMMAND ${FAIL} "has no scale tensor 'model.layers.0.self_attn.o_proj.weight_scale'" $<TARGET_FILE:dsv3> run -q -m ${DSV3_CLI_TMP}/w4bad/no_scale --prompt-ids 1 -n 1)
+add_test(NAME cli_packed_tiny_scale COMMAND ${FAIL} "o_proj.weight_scale' holds [0-9.e+-]+ .*float16 cannot hold exactly" $<TARGET_FILE:dsv3> run -q -m ${DSV3_CLI_TMP}/w4bad/tiny_scale --prompt-ids 1 -n 1)
+add_test(NAME cli_packed_bad_group COMMAND ${FAIL} "group_size' must be a positive multiple of 32 \\(got 100\\)" $<TARGET_FILE:dsv3> run -q -m ${DSV3_CLI_TMP}/w4bad/bad_group --prompt-ids 1 -n 1)
+set_tests_properties(cli_packed_no_scale cli_packed_tiny_scale cli_packed_bad_group PROPERTIES FIXTURES_REQUIRED packed_bad)
 add_test(NAME cli_convert_bad_type COMMAND $<TARGET_FILE:dsv3> convert --to gguf --type q7_k ${DSV3_GOLDEN_DIR}/v3_tiny_fp8 ${DSV3_CLI_TMP}/x.gguf)
 set_tests_properties(cli_convert_bad_type PROPERTIES PASS_REGULAR_EXPRESSION "dsv3: error: --type: 'q7_k' is not one of f32, f16, bf16, q8_0, q4_0, .*q4_k_m, .*iq4_xs")
 add_test(NAME cli_convert_pure_needs_gguf COMMAND $<TARGET_FILE:dsv3> convert --to bf16 --pure ${DSV3_GOLDEN_DIR}/v3_tiny_fp8 ${DSV3_CLI_TMP}/pure)

@@ -127,4 +127,43 @@ inline std::unique_ptr<Model> LoadModel(const std::string& path) {
   return m.ok() ? std::move(m).value() : nullptr;
 }
 
+// Block-type weights on the exact path (float32 activations).
+inline std::unique_ptr<Model> LoadExact(const std::string& path) {
+  LoadOptions o;
+  o.exact_block_activations = true;
+  auto m = Model::Load(path, o);
+  EXPECT_TRUE(m.ok()) << m.status().message();
+  return m.ok() ? std::move(m).value() : nullptr;
+}
+
+// A quantized model (exact path) against the float path on its dequantized
+// weights: whole-batch prefill, token-by-token decode, and the golden BF16 logits.
+struct FloatPathAgreement {
+  Agreement prefill, decode, golden;
+};
+inline std::vector<float> DecodeLogits(const Model& m, const GoldenLogits& g);
+inline FloatPathAgreement CompareWithFloatPath(const Model& q, const Model& f, const GoldenLogits& g) {
+  FloatPathAgreement a;
+  a.prefill = Compare(AllLogits(q, g).data(), AllLogits(f, g).data(), g.B * g.T, g.V);
+  const std::vector<float> dq = DecodeLogits(q, g), df = DecodeLogits(f, g);
+  a.decode = Compare(dq.data(), df.data(), g.T, g.V);
+  a.golden = Compare(AllLogits(q, g).data(), g.logits, g.B * g.T, g.V);
+  return a;
+}
+
+// Logits of sequence 0 fed one token per Forward (decode).
+inline std::vector<float> DecodeLogits(const Model& m, const GoldenLogits& g) {
+  const int64_t V = m.config().vocab_size;
+  KvCache cache = m.NewCache(1, g.T);
+  Workspace ws;
+  std::vector<float> out;
+  for (int64_t p = 0; p < g.T; ++p) {
+    Batch b;
+    b.Add(g.tokens[p], p, 0, true);
+    EXPECT_TRUE(m.Forward(b, cache, ws).ok());
+    out.insert(out.end(), ws.logits.begin(), ws.logits.begin() + V);
+  }
+  return out;
+}
+
 }  // namespace dsv3::testing_util

@@ -52,21 +52,6 @@ void WriteDequantized(const std::string& in, const std::string& out) {
   ASSERT_TRUE((*w)->Finish().ok());
 }
 
-// Logits of sequence 0 fed one token per Forward (decode).
-std::vector<float> DecodeLogits(const Model& m, const GoldenLogits& g) {
-  const int64_t V = m.config().vocab_size;
-  KvCache cache = m.NewCache(1, g.T);
-  Workspace ws;
-  std::vector<float> out;
-  for (int64_t p = 0; p < g.T; ++p) {
-    Batch b;
-    b.Add(g.tokens[p], p, 0, true);
-    EXPECT_TRUE(m.Forward(b, cache, ws).ok());
-    out.insert(out.end(), ws.logits.begin(), ws.logits.begin() + V);
-  }
-  return out;
-}
-
 // How many matrices of each type the file holds, "Q4_K x12, Q5_0 x7, ...".
 std::string TypeCounts(const std::string& path) {
   auto f = GgufFile::Open(path);
@@ -76,14 +61,6 @@ std::string TypeCounts(const std::string& path) {
   std::string s;
   for (const auto& [k, v] : n) s += (s.empty() ? "" : ", ") + k + " x" + std::to_string(v);
   return s;
-}
-
-std::unique_ptr<Model> LoadExact(const std::string& path) {
-  LoadOptions o;
-  o.exact_block_activations = true;
-  auto m = Model::Load(path, o);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  return m.ok() ? std::move(m).value() : nullptr;
 }
 
 TEST(GgufQuantModel, LogitsEqualFloatPathOnDequantizedWeights) {
@@ -102,15 +79,12 @@ TEST(GgufQuantModel, LogitsEqualFloatPathOnDequantizedWeights) {
     auto q = LoadExact(qpath);
     auto f = LoadModel(fpath);
     ASSERT_TRUE(q && f);
-    const Agreement prefill = Compare(AllLogits(*q, g).data(), AllLogits(*f, g).data(), g.B * g.T, g.V);
-    const std::vector<float> dq = DecodeLogits(*q, g), df = DecodeLogits(*f, g);
-    const Agreement decode = Compare(dq.data(), df.data(), g.T, g.V);
-    const Agreement golden = Compare(AllLogits(*q, g).data(), g.logits, g.B * g.T, g.V);
+    const FloatPathAgreement a = CompareWithFloatPath(*q, *f, g);
     std::printf("  %-6s (%s): prefill worst rel %.3g, decode %.3g; vs golden BF16 %.3g\n", name.c_str(),
-                TypeCounts(qpath).c_str(), prefill.worst_rel, decode.worst_rel, golden.worst_rel);
-    EXPECT_LE(prefill.worst_rel, 1e-5);
-    EXPECT_LE(decode.worst_rel, 1e-5);
-    EXPECT_EQ(prefill.argmax_diff, 0);
+                TypeCounts(qpath).c_str(), a.prefill.worst_rel, a.decode.worst_rel, a.golden.worst_rel);
+    EXPECT_LE(a.prefill.worst_rel, 1e-5);
+    EXPECT_LE(a.decode.worst_rel, 1e-5);
+    EXPECT_EQ(a.prefill.argmax_diff, 0);
   }
 }
 

@@ -25,7 +25,9 @@ Expected<ConvertOptions> Resolve(ConvertFlags f) {
   if (f.to == "bf16") o.target = ConvertTarget::kBf16;
   else if (f.to == "fp8") o.target = ConvertTarget::kFp8;
   else if (f.to == "gguf") o.target = ConvertTarget::kGguf;
-  else return Status::Error("--to: '" + f.to + "' is not bf16, fp8 or gguf");
+  else if (f.to == "w4a16") o.target = ConvertTarget::kW4A16;
+  else if (f.to == "w8a16") o.target = ConvertTarget::kW8A16;
+  else return Status::Error("--to: '" + f.to + "' is not bf16, fp8, gguf, w4a16 or w8a16");
   if (!f.scale_fmt.empty() && f.scale_fmt != "ue8m0") return Status::Error("--scale-fmt: only ue8m0 is supported");
   if (!f.scale_fmt.empty() && o.target != ConvertTarget::kFp8) return Status::Error("--scale-fmt applies to --to fp8 only");
   o.scale_ue8m0 = f.scale_fmt == "ue8m0";
@@ -47,7 +49,8 @@ Expected<ConvertOptions> Resolve(ConvertFlags f) {
 void RegisterConvert(CLI::App& app, Common& common) {
   auto f = std::make_shared<ConvertFlags>();
   CLI::App* cmd = app.add_subcommand("convert", "convert a checkpoint: FP8 <-> BF16 safetensors, or to GGUF");
-  cmd->add_option("--to", f->to, "target: bf16, fp8 or gguf")->required();
+  cmd->add_option("--to", f->to, "target: bf16, fp8, gguf, or w4a16 / w8a16 (int4 / int8 weight-only, group 128, "
+                 "compressed-tensors as vLLM loads it)")->required();
   cmd->add_option("input", f->options.input, "input checkpoint directory")->required();
   cmd->add_option("output", f->options.output, "output directory (bf16, fp8) or .gguf file")->required();
   cmd->add_flag("--force", f->options.force, "replace an existing output");

@@ -21,7 +21,9 @@
 
 namespace dsv3 {
 
-enum class ConvertTarget { kBf16, kFp8, kGguf };
+// kW4A16 / kW8A16: compressed-tensors pack-quantized int4 / int8 linear layers
+// (vLLM's weight-only schemes, group 128; model/packed_int.h).
+enum class ConvertTarget { kBf16, kFp8, kGguf, kW4A16, kW8A16 };
 
 struct ConvertOptions {
   ConvertTarget target = ConvertTarget::kBf16;

@@ -1,4 +1,6 @@
-// Safetensors -> safetensors conversions. --to bf16 follows DeepSeek's
+// Safetensors -> safetensors conversions. --to w4a16 / w8a16 pack every
+// linear layer into compressed-tensors' int4 / int8 group-128 layout
+// (model/packed_int.h). --to bf16 follows DeepSeek's
 // inference/fp8_cast_bf16.py: every F8_E4M3 weight with a `<name>_scale_inv`
 // becomes BF16 = round-to-nearest-even(float(q) * s) with s the scale of its
 // 128x128 block (weight_dequant computes in float32 and stores BF16), every
@@ -7,6 +9,7 @@
 // scales and quantization_config leaves config.json. --to fp8 is the reverse
 // for exactly the tensors the release stores in FP8 (TensorRole::kLinear,
 // except the MTP layer's eh_proj which the release keeps in BF16).
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -17,8 +20,10 @@
 #include "convert/internal.h"
 #include "convert/tensor_stream.h"
 #include "core/json_depth.h"
+#include "core/parallel.h"
 #include "io/safetensors_writer.h"
 #include "model/config.h"
+#include "model/packed_int.h"
 #include "model/weights.h"
 
 namespace dsv3 {
@@ -29,12 +34,16 @@ using ojson = nlohmann::ordered_json;
 namespace {
 
 struct OutTensor {
-  enum class Op { kCopy, kDequant, kQuantize, kScales };
+  enum class Op { kCopy, kDequant, kQuantize, kScales, kPack, kPackScales, kPackShape };
   Op op = Op::kCopy;
   TensorSpec spec;
   const TensorInfo* src = nullptr;
-  const TensorInfo* scale = nullptr;  // kDequant
+  const TensorInfo* scale = nullptr;  // kDequant, kPack (an FP8 input's)
 };
+
+// compressed-tensors group size and bits of --to w4a16 / w8a16.
+constexpr int64_t kPackGroup = 128;
+int PackBits(ConvertTarget t) { return t == ConvertTarget::kW8A16 ? 8 : 4; }
 
 struct BlockSize {
   int64_t rows = 128, cols = 128;
@@ -57,6 +66,34 @@ Expected<BlockSize> ReadBlockSize(const std::string& text, const std::string& la
   return b;
 }
 
+// int4 / int8 group-wise packing of one matrix (packed_int.h): writes the
+// packed rows, keeps the bf16 scales [rows, cols / 128] for the next tensor.
+Status WritePacked(const OutTensor& t, const BlockSize& block, const ConvertOptions& o, const ByteSink& sink,
+                   std::vector<uint16_t>& scales, Progress& progress) {
+  DSV3_ASSIGN_OR_RETURN(Weight w, WeightFromTensor(*t.src, t.scale, block.rows, block.cols));
+  auto src = MatrixRows({w});
+  const int bits = PackBits(o.target);
+  const int64_t rows = src->rows(), cols = src->cols(), words = cols * bits / 32, groups = cols / kPackGroup;
+  const int64_t chunk = ChunkRows(o.buffer_bytes, cols * 4 + words * 4, 1, rows);
+  std::vector<float> x(chunk * cols);
+  std::vector<int32_t> packed(chunk * words);
+  scales.resize(rows * groups);
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, rows - r0);
+    src->Rows(r0, n, x.data());
+    for (int64_t i = 0; i < n * cols; ++i)
+      if (!std::isfinite(x[i])) return Status::Error("tensor '" + t.src->name + "' has a non-finite weight");
+    ParallelFor(n, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        PackRow(x.data() + i * cols, cols, bits, kPackGroup, packed.data() + i * words, scales.data() + (r0 + i) * groups);
+    });
+    DSV3_RETURN_IF_ERROR(sink(packed.data(), n * words * 4));
+    src->Release(r0, n);
+    progress.AddBytes(n * words * 4);
+  }
+  return Status::Ok();
+}
+
 // Writes one shard's planned tensors in order; returns bytes written.
 Status WriteShard(const std::string& path, const std::vector<OutTensor>& plan, const BlockSize& block,
                   const ConvertOptions& o, const std::map<std::string, std::string>& metadata, Progress& progress) {
@@ -65,6 +102,7 @@ Status WriteShard(const std::string& path, const std::vector<OutTensor>& plan, c
   DSV3_ASSIGN_OR_RETURN(auto writer, SafetensorsWriter::Create(path, specs, metadata));
   const ByteSink sink = [&](const void* p, size_t n) { return writer->Write(p, n); };
   std::vector<float> scales;  // of the last quantized weight, written next
+  std::vector<uint16_t> packed_scales;  // bf16, of the last packed weight, written next
   for (const auto& t : plan) {
     switch (t.op) {
       case OutTensor::Op::kCopy: DSV3_RETURN_IF_ERROR(StreamRaw(*t.src, o.buffer_bytes, sink, progress)); break;
@@ -85,10 +123,35 @@ Status WriteShard(const std::string& path, const std::vector<OutTensor>& plan, c
         DSV3_RETURN_IF_ERROR(sink(scales.data(), scales.size() * sizeof(float)));
         progress.AddBytes(scales.size() * sizeof(float));
         break;
+      case OutTensor::Op::kPack: DSV3_RETURN_IF_ERROR(WritePacked(t, block, o, sink, packed_scales, progress)); break;
+      case OutTensor::Op::kPackScales:
+        DSV3_RETURN_IF_ERROR(sink(packed_scales.data(), packed_scales.size() * sizeof(uint16_t)));
+        progress.AddBytes(packed_scales.size() * sizeof(uint16_t));
+        break;
+      case OutTensor::Op::kPackShape: {
+        const int64_t shape[2] = {t.src->shape[0], t.src->shape[1]};
+        DSV3_RETURN_IF_ERROR(sink(shape, sizeof shape));
+        progress.AddBytes(sizeof shape);
+        break;
+      }
     }
     progress.TensorDone();
   }
   return writer->Finish();
+}
+
+// An FP8 scale grid, dropped by --to bf16 / w4a16 / w8a16 (counted).
+bool DropScale(const std::string& n, ConvertSummary& s) {
+  if (n.size() <= 10 || n.compare(n.size() - 10, 10, "_scale_inv") != 0) return false;
+  ++s.dropped;
+  return true;
+}
+
+OutTensor CopyOf(const TensorInfo* t) {
+  OutTensor out;
+  out.src = t;
+  out.spec = {t->name, t->dtype, t->shape};
+  return out;
 }
 
 // Plans --to bf16 for one shard.
@@ -96,13 +159,8 @@ Status PlanBf16(const InputCheckpoint& in, const InputShard& shard, const Conver
                 std::vector<OutTensor>& plan, ConvertSummary& s) {
   for (const TensorInfo* t : shard.tensors) {
     const std::string& n = t->name;
-    if (n.size() > 10 && n.compare(n.size() - 10, 10, "_scale_inv") == 0) {
-      ++s.dropped;
-      continue;
-    }
-    OutTensor out;
-    out.src = t;
-    out.spec = {n, t->dtype, t->shape};
+    if (DropScale(n, s)) continue;
+    OutTensor out = CopyOf(t);
     if (t->dtype == DType::kF8E4M3) {
       out.scale = in.store->Find(n + "_scale_inv");
       if (out.scale) {
@@ -159,6 +217,36 @@ Status PlanFp8(const InputShard& shard, const std::set<std::string>& fp8, std::v
   return Status::Ok();
 }
 
+// Plans --to w4a16 / w8a16 for one shard: every linear layer (TensorRole::kLinear;
+// FP8 ones dequantized first) whose columns are a multiple of 128 becomes
+// weight_packed / weight_scale / weight_shape; the rest is copied, FP8 ones
+// as BF16 (their scales dropped).
+Status PlanPacked(const InputCheckpoint& in, const InputShard& shard, const std::set<std::string>& linear, int bits,
+                  std::vector<OutTensor>& plan, ConvertSummary& s) {
+  for (const TensorInfo* t : shard.tensors) {
+    const std::string& n = t->name;
+    if (DropScale(n, s)) continue;
+    OutTensor out = CopyOf(t);
+    if (t->dtype == DType::kF8E4M3) out.scale = in.store->Find(n + "_scale_inv");
+    if (t->dtype == DType::kF8E4M3 && !out.scale)
+      return Status::Error(t->file + ": FP8 tensor '" + n + "' has no scale tensor '" + n + "_scale_inv'");
+    if (!linear.count(n) || t->shape.size() != 2 || t->shape[1] % kPackGroup != 0) {
+      // Kept as it is; an FP8 one (no 128-column groups) becomes BF16.
+      if (t->dtype == DType::kF8E4M3) out.op = OutTensor::Op::kDequant, out.spec.dtype = DType::kBF16;
+      ++s.copied;
+      plan.push_back(out);
+      continue;
+    }
+    out.op = OutTensor::Op::kPack;
+    out.spec = {n + "_packed", DType::kI32, {t->shape[0], t->shape[1] * bits / 32}};
+    plan.push_back(out);
+    plan.push_back({OutTensor::Op::kPackScales, {n + "_scale", DType::kBF16, {t->shape[0], t->shape[1] / kPackGroup}}, t});
+    plan.push_back({OutTensor::Op::kPackShape, {n + "_shape", DType::kI64, {2}}, t});
+    ++s.converted;
+  }
+  return Status::Ok();
+}
+
 // config.json with quantization_config removed (bf16) or set (fp8).
 Expected<std::string> EditConfig(const InputCheckpoint& in, const ConvertOptions& o) {
   DSV3_RETURN_IF_ERROR(CheckJsonDepth(in.config_text, in.config_path));
@@ -166,6 +254,14 @@ Expected<std::string> EditConfig(const InputCheckpoint& in, const ConvertOptions
   if (j.is_discarded() || !j.is_object()) return Status::Error(in.config_path + ": not a JSON object");
   if (o.target == ConvertTarget::kBf16) {
     j.erase("quantization_config");
+  } else if (o.target == ConvertTarget::kW4A16 || o.target == ConvertTarget::kW8A16) {
+    const ojson weights = {{"num_bits", PackBits(o.target)}, {"type", "int"}, {"symmetric", true},
+                           {"strategy", "group"}, {"group_size", kPackGroup}, {"dynamic", false}, {"actorder", nullptr}};
+    j["quantization_config"] = {{"quant_method", "compressed-tensors"}, {"format", "pack-quantized"},
+                                {"quantization_status", "compressed"},
+                                {"config_groups", {{"group_0", {{"targets", {"Linear"}}, {"weights", weights},
+                                                                {"input_activations", nullptr}}}}},
+                                {"ignore", {"lm_head"}}};
   } else {
     ojson q = {{"activation_scheme", "dynamic"}, {"fmt", "e4m3"}, {"quant_method", "fp8"},
                {"weight_block_size", {128, 128}}};
@@ -195,7 +291,15 @@ Status CheckComplete(const InputCheckpoint& in, const Config& c, const std::stri
 Status ConvertSafetensors(const ConvertOptions& o, ConvertSummary& s) {
   DSV3_ASSIGN_OR_RETURN(InputCheckpoint in, OpenInputCheckpoint(o.input));
   DSV3_ASSIGN_OR_RETURN(BlockSize block, ReadBlockSize(in.config_text, in.config_path));
-  std::set<std::string> fp8;
+  const bool pack = o.target == ConvertTarget::kW4A16 || o.target == ConvertTarget::kW8A16;
+  std::set<std::string> fp8, linear;
+  if (pack) {
+    DSV3_ASSIGN_OR_RETURN(Config c, ParseConfig(in.config_text, in.config_path));
+    if (c.packed_int) return Status::Error(in.config_path + ": already packed (compressed-tensors)");
+    DSV3_RETURN_IF_ERROR(CheckComplete(in, c, o.input));
+    for (const auto& d : ListTensors(c))
+      if (d.role == TensorRole::kLinear) linear.insert(d.name);
+  }
   if (o.target == ConvertTarget::kFp8) {
     DSV3_ASSIGN_OR_RETURN(Config c, ParseConfig(in.config_text, in.config_path));
     if (c.quantization) return Status::Error(in.config_path + ": already has a quantization_config (FP8)");
@@ -207,13 +311,16 @@ Status ConvertSafetensors(const ConvertOptions& o, ConvertSummary& s) {
   uint64_t total = 0;
   int64_t count = 0;
   for (size_t i = 0; i < in.shards.size(); ++i) {
-    DSV3_RETURN_IF_ERROR(o.target == ConvertTarget::kBf16 ? PlanBf16(in, in.shards[i], o, plans[i], s)
-                                                          : PlanFp8(in.shards[i], fp8, plans[i], block, s));
+    DSV3_RETURN_IF_ERROR(pack                               ? PlanPacked(in, in.shards[i], linear, PackBits(o.target), plans[i], s)
+                         : o.target == ConvertTarget::kBf16 ? PlanBf16(in, in.shards[i], o, plans[i], s)
+                                                            : PlanFp8(in.shards[i], fp8, plans[i], block, s));
     for (const auto& t : plans[i]) total += t.spec.nbytes(), ++count;
   }
   DSV3_ASSIGN_OR_RETURN(std::string config, EditConfig(in, o));
   DSV3_ASSIGN_OR_RETURN(auto staged, StagedDir::Create(o.output, o.input, o.force));
-  Progress progress(o.target == ConvertTarget::kBf16 ? "fp8->bf16" : "bf16->fp8", count, total, o.progress);
+  const char* what = pack ? (o.target == ConvertTarget::kW8A16 ? "->w8a16" : "->w4a16")
+                          : o.target == ConvertTarget::kBf16 ? "fp8->bf16" : "bf16->fp8";
+  Progress progress(what, count, total, o.progress);
   ojson weight_map = ojson::object();
   for (size_t i = 0; i < in.shards.size(); ++i) {
     const std::string path = (fs::path(staged->path()) / in.shards[i].file_name).string();

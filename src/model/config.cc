@@ -93,13 +93,45 @@ Status ParseRopeScaling(const json& j, const std::string& label, Config& c) {
   return Status::Ok();
 }
 
+// compressed-tensors, weight-only: one config group of symmetric int4/int8
+// weights with group-wise scales (what `dsv3 convert --to w4a16|w8a16`
+// writes and vLLM's W4A16/W8A16 schemes store).
+Status ParsePackedInt(const json& q, const std::string& where, Config& c) {
+  if (q.value("format", json()) != "pack-quantized")
+    return Status::Error(where + ".format' must be \"pack-quantized\" (got " + q.value("format", json()).dump() + ")");
+  const json groups = q.value("config_groups", json());
+  if (!groups.is_object() || groups.size() != 1)
+    return Status::Error(where + ".config_groups' must hold exactly one group");
+  const json& g = groups.begin().value();
+  const json w = g.is_object() ? g.value("weights", json()) : json();
+  if (!w.is_object()) return Status::Error(where + ".config_groups." + groups.begin().key() + ".weights' is missing");
+  const json input = g.value("input_activations", json());
+  if (!input.is_null()) return Status::Error(where + "': activation quantization is not supported (weight-only only)");
+  const std::string at = where + ".config_groups." + groups.begin().key() + ".weights.";
+  PackedIntConfig p;
+  const json bits = w.value("num_bits", json()), group = w.value("group_size", json());
+  if (bits != 4 && bits != 8) return Status::Error(at + "num_bits' must be 4 or 8 (got " + bits.dump() + ")");
+  if (w.value("type", json()) != "int") return Status::Error(at + "type' must be \"int\"");
+  if (w.value("symmetric", json()) != true) return Status::Error(at + "symmetric' must be true (no zero points)");
+  if (w.value("strategy", json()) != "group") return Status::Error(at + "strategy' must be \"group\"");
+  if (!group.is_number_integer() || group.get<int64_t>() <= 0 || group.get<int64_t>() % 32 != 0)
+    return Status::Error(at + "group_size' must be a positive multiple of 32 (got " + group.dump() + ")");
+  p.bits = bits.get<int>();
+  p.group_size = group.get<int64_t>();
+  c.packed_int = p;
+  return Status::Ok();
+}
+
 Status ParseQuantization(const json& j, const std::string& label, Config& c) {
   if (!j.contains("quantization_config") || j["quantization_config"].is_null()) return Status::Ok();
   const json& q = j["quantization_config"];
   const std::string where = label + ": field 'quantization_config";
   if (!q.is_object()) return Status::Error(where + "' must be an object");
   const json method = q.contains("quant_method") ? q["quant_method"] : json();
-  if (method != "fp8") return Status::Error(where + ".quant_method' must be \"fp8\" (got " + method.dump() + ")");
+  if (method == "compressed-tensors") return ParsePackedInt(q, where, c);
+  if (method != "fp8")
+    return Status::Error(where + ".quant_method' must be \"fp8\" or \"compressed-tensors\" (got " + method.dump() +
+                         ")");
   if (q.contains("fmt") && q["fmt"] != "e4m3")
     return Status::Error(where + ".fmt' must be \"e4m3\" (got " + q["fmt"].dump() + ")");
   QuantizationConfig qc;

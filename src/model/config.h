@@ -33,6 +33,14 @@ struct QuantizationConfig {  // quant_method "fp8", fmt "e4m3"
   bool scale_fmt_ue8m0 = false;                // scale_fmt "ue8m0"
 };
 
+// Weight-only integer linear layers as vLLM serves them (quant_method
+// "compressed-tensors", format "pack-quantized"): symmetric int4 or int8
+// values packed into int32, one scale per `group_size` columns of a row.
+struct PackedIntConfig {
+  int bits = 4;              // 4 (w4a16) or 8 (w8a16)
+  int64_t group_size = 128;  // a multiple of 32 (the loader repacks into 32-value blocks)
+};
+
 struct Config {
   ModelType model_type = ModelType::kDeepseekV3;
   std::string model_type_name;
@@ -65,6 +73,7 @@ struct Config {
   double rope_theta = 10000.0;
   std::optional<RopeScaling> rope_scaling;
   std::optional<QuantizationConfig> quantization;
+  std::optional<PackedIntConfig> packed_int;  // compressed-tensors; exclusive with `quantization`
   bool tie_word_embeddings = false;
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;

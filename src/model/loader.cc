@@ -14,6 +14,7 @@
 #include "core/parallel.h"
 #include "model/gguf_model.h"
 #include "model/model.h"
+#include "model/packed_int.h"
 
 namespace dsv3 {
 
@@ -38,6 +39,7 @@ class StoreBinder : public TensorBinder {
               Weight& out) override {
     if (!status_.ok()) return;
     const TensorInfo* t = store_.Find(name);
+    if (!t && config_.packed_int && BindPacked(name, rows, cols, out)) return;
     if (!t) {
       if (!optional) Fail("tensor '" + name + "' is missing from " + store_.path());
       return;
@@ -119,6 +121,56 @@ class StoreBinder : public TensorBinder {
          expect.ShapeString());
     return false;
   }
+  // compressed-tensors (config.packed_int): "<name>_packed" and
+  // "<name>_scale" (and optionally "<name>_shape") instead of <name>,
+  // repacked into Q4_0 / Q8_0 blocks the block kernels run (packed_int.h).
+  // False when there is no "<name>_packed" (then <name> is missing).
+  bool BindPacked(const std::string& name, int64_t rows, int64_t cols, Weight& out) {
+    const TensorInfo* p = store_.Find(name + "_packed");
+    if (!p) return false;
+    out = Weight();
+    const Status st = CheckPacked(*p, name, rows, cols);
+    if (!st.ok()) {
+      Fail(st.message());
+      return true;
+    }
+    const PackedIntConfig& q = *config_.packed_int;
+    const TensorInfo* s = store_.Find(name + "_scale");
+    if (const TensorInfo* shape = store_.Find(name + "_shape")) Use(*shape);  // config.json already fixes it
+    Use(*p), Use(*s);
+    if (Foreign(name)) return true;
+    Weight w;
+    w.dtype = q.bits == 8 ? DType::kQ8_0 : DType::kQ4_0;
+    w.rows = rows, w.cols = cols;
+    owned_->emplace_back(static_cast<size_t>(w.nbytes()));
+    w.data = owned_->back().data();
+    if (Status r = RepackPackedInt(*p, *s, q.bits, q.group_size, rows, cols, owned_->back().data()); !r.ok())
+      return Fail(r.message()), true;
+    out = w;
+    return true;
+  }
+  Status CheckPacked(const TensorInfo& p, const std::string& name, int64_t rows, int64_t cols) const {
+    const PackedIntConfig& q = *config_.packed_int;
+    const TensorInfo* s = store_.Find(name + "_scale");
+    if (!s) return Status::Error("packed tensor '" + p.name + "' has no scale tensor '" + name + "_scale' in " + store_.path());
+    if (p.dtype != DType::kI32)
+      return Status::Error(p.file + ": tensor '" + p.name + "' must be I32, not " + std::string(DTypeName(p.dtype)));
+    if (s->dtype != DType::kF32 && s->dtype != DType::kBF16 && s->dtype != DType::kF16)
+      return Status::Error(s->file + ": scale tensor '" + s->name + "' must be F32, BF16 or F16");
+    if (cols % q.group_size != 0)
+      return Status::Error(p.file + ": tensor '" + p.name + "': " + std::to_string(cols) +
+                           " columns are not a multiple of quantization_config's group_size " +
+                           std::to_string(q.group_size));
+    TensorInfo want;
+    want.shape = {rows, cols * q.bits / 32};
+    if (p.shape != want.shape)
+      return Status::Error(p.file + ": tensor '" + p.name + "' has shape " + p.ShapeString() + " but config.json implies " + want.ShapeString());
+    want.shape = {rows, cols / q.group_size};
+    if (s->shape != want.shape)
+      return Status::Error(s->file + ": tensor '" + s->name + "' has shape " + s->ShapeString() + " but config.json implies " + want.ShapeString());
+    return Status::Ok();
+  }
+
   void BindScale(const std::string& name, Weight& w) {
     const std::string scale_name = name + "_scale_inv";
     const TensorInfo* s = store_.Find(scale_name);

@@ -10,10 +10,11 @@
 // every requested logit row, and the hidden rows if asked, in the step's
 // order, exactly where a one-process forward leaves them in its Workspace.
 //
-// Exactness: each product now sees one rank's rows, not the whole batch's,
-// and the matrix kernels' rounding depends on the rows in a call, so
-// logits differ from -np 1 by that rounding (bound measured and tested in
-// mpi_tests.cmake), not bit for bit.
+// Exactness: with several sequences each product sees one rank's rows, not
+// the whole batch's, and the matrix kernels' rounding depends on the rows
+// in a call, so logits differ from -np 1 by that rounding (bound measured
+// and tested in mpi_tests.cmake). One sequence (run, chat) runs wholly on
+// rank 0, every product seeing one process's rows: the same bits.
 #pragma once
 
 #include <cstdint>

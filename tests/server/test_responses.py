@@ -288,7 +288,11 @@ class Failed(ServerTest):
         r = failed["response"]
         self.assertEqual((r["status"], r["error"]["code"]), ("failed", "server_error"))
         self.assertIn("timeout", r["error"]["message"])
-        self.assertTrue(all(item["status"] == "incomplete" for item in r["output"]))
+        # The item open at the timeout ends incomplete; one finished before it
+        # (a reasoning item the model closed within the 20 ms) stays completed.
+        statuses = [item["status"] for item in r["output"]]
+        self.assertTrue(not statuses or (statuses[-1] == "incomplete" and
+                                         all(s == "completed" for s in statuses[:-1])), statuses)
         self.s.wait_idle()
         self.assertTrue(self.s.healthy())
 

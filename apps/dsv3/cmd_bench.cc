@@ -17,6 +17,7 @@
 #include "core/parallel.h"
 #include "dist/comm_bench.h"
 #include "runtime/bench.h"
+#include "runtime/data_parallel.h"
 #include "runtime/bench_spec.h"
 
 namespace dsv3::cli {
@@ -171,8 +172,6 @@ int Bench(BenchCmdOptions& o, Common& common) {
   lo.kv_cache = o.kv == "fp8" ? KvCacheType::kF8E4M3 : KvCacheType::kF32;
   lo.verbose = !o.json && common.rank() == 0;
   lo.load_to_memory = !o.mmap;
-  if (o.attention != "replicated" && o.attention != "data")
-    return Fail(Status::Error("--attention must be replicated or data, not '" + o.attention + "'"));
   const bool data_parallel = common.distributed() && o.attention == "data";
   if (data_parallel && o.spec == "mtp")
     return Fail(Status::Error("--spec mtp measures replicated attention only; leave out --attention data"));
@@ -181,7 +180,7 @@ int Bench(BenchCmdOptions& o, Common& common) {
   if (o.spec == "mtp") return BenchSpec(o, **model);
   std::optional<DataParallelForward> dp;
   if (data_parallel) dp.emplace(*common.comm, DataParallelOptions{.micro_batches = common.micro_batches});
-  if (dp) b.data_parallel = &*dp;
+  if (dp) b.runner = &*dp;
   auto r = RunBenchmark(**model, b);  // under mpirun: the same forwards on every rank
   if (Status st = common.Agree(r.status()); !st.ok()) return Fail(st);
   PrintExchangeStats(common, **model);
@@ -223,6 +222,7 @@ void RegisterBench(CLI::App& app, Common& common) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))->capture_default_str();
   cmd->add_option("--attention", o->attention, "under mpirun: replicated (every rank runs every sequence) or data "
                  "(sequence s's attention and dense layers on rank s % ranks only)")
+      ->check(CLI::IsMember({"replicated", "data"}))
       ->capture_default_str();
   cmd->add_flag("--comm", o->comm, "MPI all-to-all latency and bandwidth over the job's ranks (under mpirun)");
   cmd->add_option("--comm-max-kb", o->comm_max_kb, "largest all-to-all message per rank pair, KiB")

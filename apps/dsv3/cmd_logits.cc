@@ -59,13 +59,13 @@ struct RowSink {
   int64_t len = 0;                      // T'
 };
 
-// Buffers of one pass, reused by every call; `dp` set: data-parallel
-// attention (sequence b runs on rank b % ranks).
+// Buffers of one pass, reused by every call, and what runs its forwards
+// (the model, or data-parallel attention: sequence b on rank b % ranks).
 struct Pass {
   Batch batch;
   std::vector<float> in_rows;  // [tokens, d] MTP input hidden states
   Workspace ws;
-  DataParallelForward* dp = nullptr;
+  StepRunner* runner = nullptr;
 };
 
 // Runs positions [begin, end) of every sequence in one forward, sending the
@@ -83,13 +83,8 @@ Status RunSpan(const Model& m, const Tokens& tk, int64_t begin, int64_t end, int
         pass.in_rows.insert(pass.in_rows.end(), hidden_in + (b * tk.length + p) * d,
                             hidden_in + (b * tk.length + p + 1) * d);
     }
-  if (pass.dp) {
-    DSV3_RETURN_IF_ERROR(depth >= 0 ? pass.dp->ForwardMtp(m, depth, pass.batch, pass.in_rows.data(), cache, pass.ws, 0)
-                                    : pass.dp->Forward(m, pass.batch, cache, pass.ws));
-  } else {
-    DSV3_RETURN_IF_ERROR(depth >= 0 ? m.ForwardMtp(depth, pass.batch, pass.in_rows.data(), cache, pass.ws)
-                                    : m.Forward(pass.batch, cache, pass.ws));
-  }
+  DSV3_RETURN_IF_ERROR(depth >= 0 ? pass.runner->ForwardMtp(m, depth, pass.batch, pass.in_rows.data(), cache, pass.ws, 0)
+                                  : pass.runner->Forward(m, pass.batch, cache, pass.ws));
   int64_t row = 0;
   for (int64_t b = 0; b < tk.batch; ++b)
     for (int64_t p = begin; p < end; ++p, ++row) {
@@ -105,9 +100,9 @@ Status RunSpan(const Model& m, const Tokens& tk, int64_t begin, int64_t end, int
 // Prefill [0, prefill) in chunks of `chunk` positions (every sequence in each
 // call), then decode the rest one position at a time.
 Status RunAll(const Model& m, const Tokens& tk, int64_t len, int64_t prefill, int64_t chunk, int depth,
-              const float* hidden_in, KvCache& cache, const RowSink& sink, float* hidden, DataParallelForward* dp) {
+              const float* hidden_in, KvCache& cache, const RowSink& sink, float* hidden, StepRunner& runner) {
   Pass pass;
-  pass.dp = dp;
+  pass.runner = &runner;
   prefill = std::min(prefill, len);
   for (int64_t p0 = 0; p0 < prefill; p0 += chunk)
     DSV3_RETURN_IF_ERROR(
@@ -156,15 +151,17 @@ int Logits(const LogitsOptions& o, Common& common) {
   const bool data = o.attention == "data" || (o.attention == "auto" && B == 1);
   if (common.distributed() && data)
     dp.emplace(*common.comm, DataParallelOptions{.hidden = mtp, .micro_batches = common.micro_batches});
+  StepRunner direct;
+  StepRunner& runner = dp ? *dp : direct;
   std::vector<float> hidden(mtp ? B * T * d : 0);  // [B, T, d] the MTP pass's input
   const RowSink main_rows{writer.get(), 0, T};
   Status st = common.Agree(RunAll(m, *tk, T, prefill, o.prefill_chunk, -1, nullptr, cache, main_rows,
-                                  mtp ? hidden.data() : nullptr, dp ? &*dp : nullptr));
+                                  mtp ? hidden.data() : nullptr, runner));
   if (!st.ok()) return Fail(st.WithContext(o.input));
   if (mtp) {
     const RowSink mtp_rows{writer.get(), specs[0].nbytes(), T - 1};
     st = common.Agree(RunAll(m, *tk, T - 1, prefill, o.prefill_chunk, 0, hidden.data(), cache, mtp_rows, nullptr,
-                             dp ? &*dp : nullptr));
+                             runner));
     if (!st.ok()) return Fail(st.WithContext(o.input));
   }
   if (common.rank() > 0) return 0;

@@ -22,8 +22,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <new>
-#include <system_error>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <unistd.h>
 

@@ -39,7 +39,7 @@ void Say(const BenchOptions& o, const std::string& s) {
 }
 
 Status Forward(const Model& m, const BenchOptions& o, const Batch& batch, KvCache& cache, Workspace& ws) {
-  return o.data_parallel ? o.data_parallel->Forward(m, batch, cache, ws) : m.Forward(batch, cache, ws);
+  return o.runner ? o.runner->Forward(m, batch, cache, ws) : m.Forward(batch, cache, ws);
 }
 
 Status RunPrefill(const Model& m, const BenchOptions& o, BenchResult& r) {

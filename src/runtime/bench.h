@@ -14,7 +14,7 @@
 
 #include "core/status.h"
 #include "model/model.h"
-#include "runtime/data_parallel.h"
+#include "runtime/step_runner.h"
 
 namespace dsv3 {
 
@@ -32,9 +32,9 @@ struct BenchOptions {
   int membw_reps = 20;
   uint64_t seed = 1;
   std::function<void(const std::string&)> progress;  // status lines; may be empty
-  // Under mpirun with data-parallel attention (sequence s on rank s % ranks;
-  // runtime/data_parallel.h) every forward goes through it; null: Model::Forward.
-  DataParallelForward* data_parallel = nullptr;
+  // Runs every forward (under mpirun with data-parallel attention,
+  // runtime/data_parallel.h: sequence s on rank s % ranks); null: the model.
+  StepRunner* runner = nullptr;
 };
 
 struct DecodeResult {

@@ -157,12 +157,9 @@ void StepLeader::Send(const Job& job) {
 
 Status StepLeader::Execute(const Job& job) {
   try {
-    if (job.op == kForward)
-      return dp_ ? dp_->Forward(model_, *job.batch, *job.cache, *job.ws)
-                 : model_.Forward(*job.batch, *job.cache, *job.ws);
+    if (job.op == kForward) return runner_.Forward(model_, *job.batch, *job.cache, *job.ws);
     if (job.op == kForwardMtp)
-      return dp_ ? dp_->ForwardMtp(model_, job.depth, *job.batch, job.hidden_in, *job.cache, *job.ws, job.draft_vocab)
-                 : model_.ForwardMtp(job.depth, *job.batch, job.hidden_in, *job.cache, *job.ws, job.draft_vocab);
+      return runner_.ForwardMtp(model_, job.depth, *job.batch, job.hidden_in, *job.cache, *job.ws, job.draft_vocab);
   } catch (const std::bad_alloc&) {
     return Status::Error("out of memory in a forward pass");
   }
@@ -202,6 +199,8 @@ void StepLeader::SetLength(KvCache& cache, int64_t slot, int64_t n, int stack) {
 }
 
 Status RunStepFollower(const Model& model, dist::Comm& comm, int* exit_code, DataParallelForward* dp) {
+  StepRunner direct;
+  StepRunner& runner = dp ? *dp : direct;
   const int64_t d = model.config().hidden_size;
   std::optional<KvCache> cache;
   Workspace ws;
@@ -227,14 +226,11 @@ Status RunStepFollower(const Model& model, dist::Comm& comm, int* exit_code, Dat
     for (int64_t e = 0; e < h[kEdits]; ++e) ApplyEdit(*cache, edits.data() + 4 * e, comm, dp != nullptr);
     switch (h[kOp]) {
       case kBegin: cache.emplace(model.NewCache(h[kArg0], h[kArg1])); break;
-      case kForward: Report(dp ? dp->Forward(model, batch, *cache, ws) : model.Forward(batch, *cache, ws), comm, dp); break;
-      case kForwardMtp: {
-        const int depth = static_cast<int>(h[kDepth]);
-        Report(dp ? dp->ForwardMtp(model, depth, batch, hidden.data(), *cache, ws, h[kDraftVocab])
-                  : model.ForwardMtp(depth, batch, hidden.data(), *cache, ws, h[kDraftVocab]),
+      case kForward: Report(runner.Forward(model, batch, *cache, ws), comm, dp); break;
+      case kForwardMtp:
+        Report(runner.ForwardMtp(model, static_cast<int>(h[kDepth]), batch, hidden.data(), *cache, ws, h[kDraftVocab]),
                comm, dp);
         break;
-      }
       case kStop: *exit_code = static_cast<int>(h[kArg0]); return Status::Ok();
       default: return Status::Error("step message with unknown operation " + std::to_string(h[kOp]));
     }

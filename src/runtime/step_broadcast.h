@@ -34,7 +34,7 @@ class StepLeader : public StepRunner {
  public:
   // dp: data-parallel attention (null: every rank runs every token).
   StepLeader(const Model& model, dist::Comm& comm, DataParallelForward* dp = nullptr)
-      : model_(model), comm_(comm), dp_(dp) {}
+      : model_(model), comm_(comm), dp_(dp), runner_(dp ? *dp : direct_) {}
 
   // On the MPI thread: broadcasts and runs the steps the scheduler asks for
   // until Stop(), then tells the followers to exit with Stop's code. Does
@@ -72,6 +72,8 @@ class StepLeader : public StepRunner {
   const Model& model_;
   dist::Comm& comm_;
   DataParallelForward* dp_ = nullptr;
+  StepRunner direct_;   // the model itself, without data-parallel attention
+  StepRunner& runner_;  // *dp_ or direct_: runs each forward
   mutable std::mutex mu_;
   std::condition_variable cv_;
   Job job_;

@@ -48,15 +48,26 @@ TEST(PlannerTest, KvBytesPerToken) {
   EXPECT_FALSE(KvBytesPerToken(c, "int3").ok());
 }
 
-TEST(PlannerTest, StepByHand) {
+// A small MoE (8 experts, top-2, 2 MoE layers) on one node of 2 ranks, the
+// by-hand cases below: config, weight bytes, cluster.
+struct HandCase {
   Config c;
-  c.hidden_size = 1024, c.n_routed_experts = 8, c.num_experts_per_tok = 2, c.num_hidden_layers = 3;
-  c.first_k_dense_replace = 1, c.vocab_size = 1000;
   WeightBytes w;
-  w.replicated = 1000000, w.embedding = 200000, w.expert.assign(8, 50000), w.expert_main = 400000;
   Cluster cl;
-  cl.nodes = 1, cl.ranks_per_node = 2, cl.membw_per_node = 1e9, cl.efficiency = 0.5;
-  cl.shm_bytes_per_s = 1e9, cl.shm_latency_s = 1e-6, cl.memory_per_node = 2.402e6;
+};
+HandCase SmallHandCase() {
+  HandCase h;
+  h.c.hidden_size = 1024, h.c.n_routed_experts = 8, h.c.num_experts_per_tok = 2, h.c.num_hidden_layers = 3;
+  h.c.first_k_dense_replace = 1, h.c.vocab_size = 1000;
+  h.w.replicated = 1000000, h.w.embedding = 200000, h.w.expert.assign(8, 50000), h.w.expert_main = 400000;
+  h.cl.nodes = 1, h.cl.ranks_per_node = 2, h.cl.membw_per_node = 1e9, h.cl.efficiency = 0.5;
+  h.cl.shm_bytes_per_s = 1e9, h.cl.shm_latency_s = 1e-6;
+  return h;
+}
+
+TEST(PlannerTest, StepByHand) {
+  auto [c, w, cl] = SmallHandCase();
+  cl.memory_per_node = 2.402e6;
   PlanOptions o;
   o.context = 100, o.kv_bytes_per_token = 10, o.batches = {1};
   const Plan p = MakePlan(c, w, cl, o);
@@ -85,14 +96,8 @@ TEST(PlannerTest, StepByHand) {
 // 2 ranks: the busiest rank runs attention, the replicated layers and the
 // KV cache of ceil(3/2) = 2 sequences, not 3, and no gather follows.
 TEST(PlannerTest, DataParallelAttentionByHand) {
-  Config c;
-  c.hidden_size = 1024, c.n_routed_experts = 8, c.num_experts_per_tok = 2, c.num_hidden_layers = 3;
-  c.first_k_dense_replace = 1, c.vocab_size = 1000;
-  WeightBytes w;
-  w.replicated = 1000000, w.embedding = 200000, w.expert.assign(8, 50000), w.expert_main = 400000;
-  Cluster cl;
-  cl.nodes = 1, cl.ranks_per_node = 2, cl.membw_per_node = 1e9, cl.efficiency = 0.5;
-  cl.shm_bytes_per_s = 1e9, cl.shm_latency_s = 1e-6, cl.memory_per_node = 1e12;
+  auto [c, w, cl] = SmallHandCase();
+  cl.memory_per_node = 1e12;
   PlanOptions o;
   o.context = 100, o.kv_bytes_per_token = 10, o.batches = {3}, o.data_parallel_attention = true;
   const Plan p = MakePlan(c, w, cl, o);

@@ -105,6 +105,9 @@ for thr in $threads_list; do
   for round in $(seq "$rounds"); do
     measure "dsv3-fp8" "$thr" "$round" "$dsv3" -t "$thr" bench --model "$model" --head fp8 -p "$prompt" \
       -n "$decode" -b 1,16 --reps 3 --json
+    # FP8 weights as int8 with VNNI from 8 tokens on (reduced precision, docs/performance.md).
+    measure "dsv3-fp8int8" "$thr" "$round" "$dsv3" -t "$thr" --int8-fp8 bench --model "$model" --head fp8 \
+      -p "$prompt" -n "$decode" -b 1,16 --reps 3 --json
     for t in $types; do
       f=$(gguf_of "$t")
       measure "dsv3-$t" "$thr" "$round" "$dsv3" -t "$thr" bench --model "$f" -p "$prompt" -n "$decode" \

@@ -59,7 +59,7 @@ def main():
         ratios = []
         for r in range(1, rounds + 1):
             rows = {}
-            for label in ["dsv3-fp8"] + ["%s-%s%s" % (e, t, s) for t in types.split()
+            for label in ["dsv3-fp8", "dsv3-fp8int8"] + ["%s-%s%s" % (e, t, s) for t in types.split()
                                          for e, s in (("dsv3", ""), ("ik", ""), ("ik", "-tuned"), ("llama", ""))]:
                 d = load(os.path.join(out, "%s.t%s.r%d.json" % (label, thr, r)))
                 if d is None:
@@ -68,13 +68,15 @@ def main():
                 engine, _, weights = label.partition("-")
                 if weights.endswith("-tuned"):
                     weights, engine = weights[:-6], engine + " " + ik_flags
+                if weights == "fp8int8":
+                    weights, engine = "fp8", engine + " --int8-fp8"
                 pp, tg1, tg16, ceil = rows[label]
                 frac = "-" if tg16 is None or not ceil else "%.2f" % (tg16 / ceil)
                 print("| %d | %s | %s | %s | %s | %s | %s |" % (r, engine, weights.upper(), fmt(pp), fmt(tg1),
                                                               fmt(tg16), frac))
             for t in types.split():
                 peers = [rows[k] for k in ("ik-" + t, "ik-%s-tuned" % t, "llama-" + t) if k in rows]
-                for mine in ("dsv3-fp8", "dsv3-" + t):
+                for mine in ("dsv3-fp8", "dsv3-fp8int8", "dsv3-" + t):
                     if mine not in rows or not peers:
                         continue
                     best_pp = max((p[0] for p in peers if p[0]), default=None)

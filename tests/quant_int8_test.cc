@@ -89,5 +89,89 @@ TEST(QuantInt8, WithinActivationRoundingOfExactPath) {
   }
 }
 
+// FP8 e4m3 weights with int8 activations (issue 18): [rows, cols], block
+// scales of `block` x `block`, so tiles cross a block's rows.
+struct Fp8Weight {
+  Weight w;
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+};
+Fp8Weight MakeFp8(int64_t rows, int64_t cols, int64_t block, std::mt19937& rng) {
+  Fp8Weight f;
+  std::normal_distribution<float> dist(0.0f, 0.05f);
+  std::uniform_real_distribution<float> s(1e-4f, 2e-3f);
+  const int64_t sr = (rows + block - 1) / block, sc = (cols + block - 1) / block;
+  f.scales.resize(sr * sc);
+  for (float& v : f.scales) v = s(rng);
+  f.bytes.resize(rows * cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      // Some rows far smaller than their neighbours: groups with a wide range.
+      const float v = dist(rng) * (r % 7 == 3 ? 0.01f : 1.0f);
+      f.bytes[r * cols + c] = F32ToF8E4M3(v / f.scales[(r / block) * sc + c / block]);
+    }
+  f.w.dtype = DType::kF8E4M3, f.w.rows = rows, f.w.cols = cols, f.w.data = f.bytes.data();
+  f.w.scale_inv = f.scales.data(), f.w.scale_cols = sc, f.w.block_rows = block, f.w.block_cols = block;
+  return f;
+}
+cpu::MatRef Fp8Ref(const Weight& w) {
+  return {w.dtype, w.rows, w.cols, w.data, w.scale_inv, w.scale_cols, w.block_rows, w.block_cols, w.row_offset};
+}
+std::vector<float> RunFp8(const Weight& w, const std::vector<float>& x, int64_t n, bool vnni) {
+  std::vector<float> y(n * w.rows, -1.0f), scratch(cpu::QuantInt8ScratchFloats(Fp8Ref(w), n) + 16);
+  cpu::QuantInt8MatMulRows(Fp8Ref(w), x.data(), w.cols, n, y.data(), w.rows, 0, 16, scratch.data(), vnni);
+  cpu::QuantInt8MatMulRows(Fp8Ref(w), x.data(), w.cols, n, y.data(), w.rows, 16, w.rows, scratch.data(), vnni);
+  return y;
+}
+
+TEST(QuantInt8, Fp8VnniEqualsTwinBitForBit) {
+  if (!cpu::HasAvx512Vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
+  std::mt19937 rng(11);
+  Fp8Weight f = MakeFp8(80, 384, 64, rng);
+  for (int64_t n : {8, 13}) {
+    const std::vector<float> x = MakeActs(n, 384, rng);
+    const std::vector<float> a = RunFp8(f.w, x, n, true), b = RunFp8(f.w, x, n, false);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " output " << i;
+  }
+}
+
+// Against the float path on the same FP8 weights: each weight moves by at
+// most half its group's step, 2^(E - 13) <= amax / 64 of the group (16 rows
+// x 32 columns, raw e4m3 magnitudes) times the block scale; each activation
+// by half its d; below 8 tokens the float path runs unchanged.
+TEST(QuantInt8, Fp8WithinWeightAndActivationRounding) {
+  std::mt19937 rng(13);
+  const int64_t rows = 80, cols = 384, block = 64;
+  Fp8Weight f = MakeFp8(rows, cols, block, rng);
+  for (int64_t n : {3, 8, 13}) {
+    const std::vector<float> x = MakeActs(n, cols, rng);
+    std::vector<float> want(n * rows);
+    ops::ref::MatMul(f.w, x.data(), cols, want.data(), rows, n);
+    const std::vector<float> got = RunFp8(f.w, x, n, true);
+    for (int64_t r = 0; r < rows; ++r) {
+      // r's 16-row lane block: the calls cover rows [0, 16) and [16, rows).
+      const int64_t h0 = r < 16 ? 0 : 16 + (r - 16) / 16 * 16, h1 = std::min<int64_t>(h0 + 16, rows);
+      for (int64_t tk = 0; tk < n; ++tk) {
+        double bound = 0, sabs = 0;
+        for (int64_t g = 0; g < cols / 32; ++g) {
+          float amax = 0, xmax = 0;
+          for (int64_t i = h0; i < h1; ++i)
+            for (int k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(F8E4M3ToF32(f.bytes[i * cols + 32 * g + k])));
+          for (int k = 0; k < 32; ++k) xmax = std::max(xmax, std::fabs(x[tk * cols + 32 * g + k]));
+          const double bs = f.scales[(r / block) * f.w.scale_cols + 32 * g / block], d = xmax / 127.0;
+          const double half_step = amax / 64.0 * bs / 2;
+          for (int k = 0; k < 32; ++k) {
+            const double w = std::fabs(F8E4M3ToF32(f.bytes[r * cols + 32 * g + k])) * bs, xv = std::fabs(x[tk * cols + 32 * g + k]);
+            bound += (xv * half_step + (w + half_step) * d / 2) * (1 + 1e-5) + 4e-6 * (w + half_step) * (xv + d);
+            sabs += w * xv;
+          }
+        }
+        const float g = got[tk * rows + r], e = want[tk * rows + r];
+        ASSERT_LE(std::fabs(g - e), n < 8 ? 1e-5 * sabs + 1e-30 : bound + 1e-30) << "row " << r << " token " << tk;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dsv3

@@ -30,6 +30,9 @@ struct Common {
   // --exact-activations: GGUF block-type weights keep float32 activations
   // (LoadOptions::exact_block_activations) instead of int8 per 32 values.
   bool exact_activations = false;
+  // --int8-fp8: FP8 weights multiply as int8 with VNNI from 8 tokens on
+  // (LoadOptions::int8_fp8).
+  bool int8_fp8 = false;
   bool error_agreed = false;  // a failure every rank reported (exit cleanly)
   int rank() const { return comm ? comm->rank() : 0; }
   bool distributed() const { return comm && comm->distributed(); }

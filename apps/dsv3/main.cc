@@ -120,6 +120,10 @@ Outcome Main(int argc, char** argv, dist::Comm& comm) {
   app.add_flag("--exact-activations", common.exact_activations,
                "GGUF block-type weights (Q4_K, Q8_0, ...): multiply with float32 activations (the exact path) "
                "instead of int8 activations per 32 values from 8 tokens on (docs/quantization.md)");
+  app.add_flag("--int8-fp8", common.int8_fp8,
+               "FP8 weights: from 8 tokens on (prefill, batched decode) multiply as int8 with VNNI, weights with a "
+               "power-of-two step per 16 rows x 32 columns and activations per 32 values (docs/performance.md "
+               "gives the bound)");
   dsv3::cli::RegisterRun(app, common);
   dsv3::cli::RegisterInspect(app, common);
   dsv3::cli::RegisterLogits(app, common);

@@ -286,6 +286,7 @@ Status Model::Finish(const LoadOptions& options) {
   options_ = options;
   mm_.bf16_activations = options.bf16_activations;
   mm_.exact_block_activations = options.exact_block_activations;  // issue 16
+  mm_.int8_fp8 = options.int8_fp8;                                  // issue 18
   DSV3_RETURN_IF_ERROR(PlaceExperts(options));
   DropForeignExperts();
   const int64_t E = config_.n_routed_experts, K = config_.num_experts_per_tok, d = config_.hidden_size;

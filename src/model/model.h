@@ -84,6 +84,8 @@ struct LoadOptions {
   // GGUF block-type weights: keep float32 activations (the exact path)
   // instead of int8 per-32 activations with VNNI from 8 tokens on (issue 16).
   bool exact_block_activations = false;
+  // FP8 weights: int8 products with VNNI from 8 tokens on (MatMulOptions::int8_fp8).
+  bool int8_fp8 = false;
   // Weights whose bytes do not start on a 64-byte boundary in the mapped
   // file are copied into aligned memory: the kernels stream misaligned rows
   // at half speed. Off: read in place, except tensors not even aligned to

@@ -34,7 +34,10 @@ float* ThreadScratch(int64_t n) {
 
 bool UseBf16(const Weight& w, const MatMulOptions& o) { return o.bf16_activations && cpu::MatMulBf16Supports(w.dtype); }
 
-bool UseInt8(const Weight& w, const MatMulOptions& o) { return IsBlockType(w.dtype) && !o.exact_block_activations; }  // issue 16
+// Issue 16: GGUF block types; issue 18: FP8 when asked.
+bool UseInt8(const Weight& w, const MatMulOptions& o) {
+  return (IsBlockType(w.dtype) && !o.exact_block_activations) || (w.dtype == DType::kF8E4M3 && o.int8_fp8);
+}
 
 // Rows [r0, r1) of one product with the kernel its format and options call for.
 void MatMulRange(const MatMulJob& j, int64_t r0, int64_t r1, const MatMulOptions& o) {

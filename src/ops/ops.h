@@ -23,6 +23,11 @@ struct MatMulOptions {
   // products (docs/quantization.md gives the bound); true keeps float32
   // activations, the exact path.
   bool exact_block_activations = false;
+  // FP8 e4m3 weights (issue 18): from 8 tokens on, the weights are taken as
+  // int8 levels (a power-of-two step per 16 rows x 32 columns) and the
+  // activations as int8 per 32 values, multiplied with VNNI; a reduced-
+  // precision mode with its own bound (docs/performance.md).
+  bool int8_fp8 = false;
 };
 
 // y [n, w.rows] = x [n, w.cols] * w^T. Rows of x and y are `x_stride` /

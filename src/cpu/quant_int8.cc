@@ -201,8 +201,10 @@ DSV3_AVX3_VNNI void DecodeQ4KVnni(const MatRef& w, const int8_t* qp, const float
                           _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 5, 5, 5, 5, 5, 5, 5, 5)};
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * nb * 144;
-    __m512 acc[T], zacc[T];
-    for (int t = 0; t < T; ++t) acc[t] = zacc[t] = _mm512_setzero_ps();
+    // Two accumulators per token (chunks 0, 2 and 1, 3): one chain of four
+    // dependent FMAs per block was the kernel's limit.
+    __m512 acc[T], acc2[T], zacc[T];
+    for (int t = 0; t < T; ++t) acc[t] = acc2[t] = zacc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* blk = row + b * 144;
       uint32_t a[3];
@@ -223,11 +225,13 @@ DSV3_AVX3_VNNI void DecodeQ4KVnni(const MatRef& w, const int8_t* qp, const float
         const int8_t* q = qp + t * cols + b * 256;
         for (int c = 0; c < 4; ++c) {
           const __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lv[c], _mm512_loadu_si512(q + 64 * c));
-          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_permutexvar_ps(idx[c], P), acc[t]);
+          __m512& a = c % 2 ? acc2[t] : acc[t];
+          a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_permutexvar_ps(idx[c], P), a);
         }
       }
     }
-    for (int t = 0; t < T; ++t) y[t * y_stride + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[t], zacc[t]));
+    for (int t = 0; t < T; ++t)
+      y[t * y_stride + r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[t], acc2[t]), zacc[t]));
   }
 }
 
@@ -499,11 +503,14 @@ const Fp8Tables& Fp8Levels() {
 }
 bool Fp8Int8Supports(const MatRef& w) { return w.cols % 32 == 0 && w.block_cols % 32 == 0 && w.block_rows > 0; }
 
-// The scale of tile row i (absolute row r0 + i) in group g: 2^(E - 13) x block scale.
-float Fp8GroupScale(const MatRef& w, int64_t r0, int i, int64_t g, int big) {
-  const int64_t abs = w.row_offset + r0 + i;
-  const float block = w.scale_inv[(abs / w.block_rows) * w.scale_cols + (32 * g) / w.block_cols];
-  return std::ldexp(1.0f, std::max(big, 1) - 13) * block;
+// 2^(E - 13) for the group's largest exponent field (E = max(field, 1)).
+inline float Fp8Step(int big) {
+  return static_cast<float>(1.0 / 8192) * static_cast<float>(1 << std::max(big, 1));
+}
+// The block-scale rows of the tile's rows (absolute row r0 + i).
+void Fp8ScaleRows(const MatRef& w, int64_t r0, int rows, const float* srow[kTileRows8]) {
+  for (int i = 0; i < kTileRows8; ++i)
+    srow[i] = i < rows ? w.scale_inv + ((w.row_offset + r0 + i) / w.block_rows) * w.scale_cols : nullptr;
 }
 
 // Scalar twin of PrepareFp8Vnni: the levels into the staging rows.
@@ -511,6 +518,8 @@ void PrepareFp8Twin(const MatRef& w, int64_t r0, int rows, Int8Tile& tile) {
   const int64_t cols = w.cols;
   const uint8_t* data = static_cast<const uint8_t*>(w.data) + r0 * cols;
   tile.group = 32, tile.rows = rows, tile.offset = false;
+  const float* srow[kTileRows8];
+  Fp8ScaleRows(w, r0, rows, srow);
   for (int h = 0; h < 2; ++h)
     for (int64_t g = 0; g < cols / 32; ++g) {
       int big = 0;
@@ -524,7 +533,7 @@ void PrepareFp8Twin(const MatRef& w, int64_t r0, int rows, Int8Tile& tile) {
           const int8_t q = Fp8Levels().level[big][v & 0x7F];
           tile.rm[i * cols + 32 * g + k] = static_cast<int8_t>(v & 0x80 ? -q : q);
         }
-        tile.s[g * kTileRows8 + i] = live ? Fp8GroupScale(w, r0, i, g, big) : 0.0f;
+        tile.s[g * kTileRows8 + i] = live ? Fp8Step(big) * srow[i][32 * g / w.block_cols] : 0.0f;
       }
     }
 }
@@ -549,6 +558,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void 
   const uint8_t* data = static_cast<const uint8_t*>(w.data) + r0 * cols;
   tile.group = 32, tile.rows = rows, tile.offset = false;
   const __m512i mag = _mm512_set1_epi8(0x7F);
+  const float* srow[kTileRows8];
+  Fp8ScaleRows(w, r0, rows, srow);
   for (int h = 0; h < 2; ++h) {
     const int live = std::clamp(rows - 16 * h, 0, 16);
     for (int64_t c0 = 0; c0 < cols; c0 += 64) {
@@ -569,7 +580,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void 
         const __m512i q = _mm512_permutex2var_epi8(lo, _mm512_and_si512(v[s], mag), hi);
         _mm512_store_si512(wg + s * 128, _mm512_mask_sub_epi8(q, _mm512_movepi8_mask(v[s]), _mm512_setzero_si512(), q));
       }
-      for (int i = 0; i < 16; ++i) tile.s[g * kTileRows8 + 16 * h + i] = i < live ? Fp8GroupScale(w, r0, 16 * h + i, g, big) : 0.0f;
+      const float step = Fp8Step(big);
+      const int64_t cb = 32 * g / w.block_cols;
+      for (int i = 0; i < 16; ++i) tile.s[g * kTileRows8 + 16 * h + i] = i < live ? step * srow[16 * h + i][cb] : 0.0f;
     }
   }
   CorrectionSums(tile, cols);

@@ -53,6 +53,10 @@ struct Int8Tile {
   int32_t* c = nullptr;
   int group = 32, rows = 0;
   bool offset = false;
+  // The next tile's packed rows (contiguous): prefetched into L2 while this
+  // tile's products run, so preparing it does not wait on memory.
+  const uint8_t* next = nullptr;
+  int64_t next_bytes = 0;
 };
 // Activations of n tokens: q [n, cols], d [n, cols / 32], sum16 [n, cols / 16].
 struct Int8Acts {
@@ -570,6 +574,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void 
         r[i] = i < live ? _mm512_maskz_loadu_epi8(mask, data + (16 * h + i) * cols + c0) : _mm512_setzero_si512();
       Transpose16(r, bytes / 4, tile.w + c0 * 32 + 64 * h);
     }
+    __m512 block_scales = _mm512_setzero_ps();
+    int64_t block_col = -1;
     for (int64_t g = 0; g < cols / 32; ++g) {
       int8_t* wg = tile.w + g * 8 * 128 + 64 * h;
       __m512i v[8], top = _mm512_setzero_si512();
@@ -580,9 +586,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"))) void 
         const __m512i q = _mm512_permutex2var_epi8(lo, _mm512_and_si512(v[s], mag), hi);
         _mm512_store_si512(wg + s * 128, _mm512_mask_sub_epi8(q, _mm512_movepi8_mask(v[s]), _mm512_setzero_si512(), q));
       }
-      const float step = Fp8Step(big);
       const int64_t cb = 32 * g / w.block_cols;
-      for (int i = 0; i < 16; ++i) tile.s[g * kTileRows8 + 16 * h + i] = i < live ? step * srow[16 * h + i][cb] : 0.0f;
+      if (cb != block_col) {  // the 16 rows' block scales change every block_cols / 32 groups
+        alignas(64) float bs[16];
+        for (int i = 0; i < 16; ++i) bs[i] = i < live ? srow[16 * h + i][cb] : 0.0f;
+        block_scales = _mm512_load_ps(bs), block_col = cb;
+      }
+      _mm512_storeu_ps(tile.s + g * kTileRows8 + 16 * h, _mm512_mul_ps(_mm512_set1_ps(Fp8Step(big)), block_scales));
     }
   }
   CorrectionSums(tile, cols);
@@ -668,7 +678,11 @@ constexpr int kTokenBlock = 6;
 template <int kGroup, bool kOffset>
 DSV3_VNNI_TARGET void TileGemmVnniAll(const Int8Tile& tile, const uint8_t* u, int64_t n, int64_t cols,
                                       const GroupFactors& f, float* y, int64_t y_stride) {
+  const int64_t blocks = (n + kTokenBlock - 1) / kTokenBlock, lines = tile.next_bytes / 64;
   for (int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
+    const int64_t b = t0 / kTokenBlock;
+    for (int64_t l = b * lines / blocks; l < (b + 1) * lines / blocks; ++l)
+      _mm_prefetch(reinterpret_cast<const char*>(tile.next + 64 * l), _MM_HINT_T1);
     const uint8_t* ut = u + t0 * cols;
     const float *dg = f.dg + t0 * f.groups, *qdg = f.qdg + t0 * f.groups;
     float* yt = y + t0 * y_stride;
@@ -777,6 +791,8 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
   for (int64_t r = r0; r < r1; r += kTileRows8) {
     const int rows = static_cast<int>(std::min<int64_t>(kTileRows8, r1 - r));
     const uint8_t* rows_data = static_cast<const uint8_t*>(w.data) + r * row_bytes;
+    tile.next = rows_data + rows * row_bytes;
+    tile.next_bytes = std::min<int64_t>(kTileRows8, r1 - r - rows) * row_bytes;
     if (fp8) {
       vnni && HasAvx512Vbmi() ? PrepareFp8Vnni(w, r, rows, tile) : PrepareFp8Twin(w, r, rows, tile);
       if (!vnni) {

@@ -149,6 +149,27 @@ void BM_MatMulBf16(benchmark::State& state) {
 }
 BENCHMARK(BM_MatMulBf16)->ArgsProduct({{0, 1}, {16, 64, 512}})->Unit(benchmark::kMillisecond);
 
+// FP8 weights through the int8 tile kernel (`--int8-fp8`, issue 18): the same
+// [256 x 2048] matrix as BM_MatMulBf16, as a fraction of VPDPBUSD's peak.
+void BM_MatMulFp8Int8(benchmark::State& state) {
+  const int64_t n = state.range(0), cols = 2048, rows = 256;
+  Matrix m = MakeMatrix(DType::kF8E4M3, rows, cols);
+  std::vector<float> x(n * cols), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(Ref(m.w), n) + 16);
+  for (int64_t i = 0; i < n * cols; ++i) x[i] = static_cast<float>(i % 97) * 0.01f - 0.48f;
+  for (auto _ : state) {
+    cpu::QuantInt8MatMulRows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * rows * cols * n * state.iterations(), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  static const double peak = cpu::MeasureInt8DotPeak(1);
+  if (peak > 0)
+    state.counters["of_int8_peak"] =
+        benchmark::Counter(2.0 * rows * cols * n * state.iterations() / peak, benchmark::Counter::kIsRate);
+  state.SetLabel(cpu::HasAvx512Vnni() ? "fp8 vnni" : "fp8 twin");
+}
+BENCHMARK(BM_MatMulFp8Int8)->Arg(16)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);
+
 // One core, fused expert gate/up + SiLU (1408 x 2048 each, FP8).
 void BM_GateUpSilu(benchmark::State& state) {
   const int64_t n = state.range(0), cols = 2048, rows = 1408;

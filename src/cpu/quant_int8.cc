@@ -194,6 +194,26 @@ DSV3_AVX3_VNNI void DecodeVnni(const MatRef& w, const Int8Acts& a, const float* 
 // that order (qp, per token [cols]) and each block's 16 factors are
 // [d_t of groups 0..7, sum(q) * d_t of groups 0..7] (f16, per token [cols / 16]).
 // With P = [d sc_g, dmin m_g] * f16: y += levels . q * P[g] - P[8 + g].
+// The 6-bit scales and mins of a Q4_K block (12 bytes at +4, dwords a0 a1
+// a2) as 16 bytes [sc 0..7, m 0..7], in vector registers: the dwords
+// [a0 & k6, (a2 & k4) | ((a0 >> 6) & k2) << 4, a1 & k6, ((a2 >> 4) & k4) | ((a1 >> 6) & k2) << 4].
+DSV3_AVX3_VNNI HWY_INLINE __m128i Q4KScales(const uint8_t* blk) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4));  // a0 a1 a2 (+ 4 level bytes)
+  const __m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0));               // a0 a2 a1 a2
+  const __m128i b = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0));               // a0 a0 a1 a1
+  const __m128i low6 = _mm_and_si128(a, _mm_set1_epi32(0x3f3f3f3f));
+  const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srlv_epi32(a, _mm_set_epi32(4, 0, 0, 0)), _mm_set1_epi32(0x0f0f0f0f)),
+                                  _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(b, 6), _mm_set1_epi32(0x03030303)), 4));
+  return _mm_blend_epi32(low6, hi, 0b1010);
+}
+// [d x 8, dmin x 8] of a Q4_K block.
+DSV3_AVX3_VNNI HWY_INLINE __m512 Q4KScaleFactors(const uint8_t* blk) {
+  int32_t packed;
+  std::memcpy(&packed, blk, 4);
+  const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128(packed));
+  return _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castps128_ps512(dm));
+}
+
 template <int T>
 DSV3_AVX3_VNNI void DecodeQ4KVnni(const MatRef& w, const int8_t* qp, const float* f16, float* y, int64_t y_stride,
                                   int64_t r0, int64_t r1) {
@@ -211,15 +231,7 @@ DSV3_AVX3_VNNI void DecodeQ4KVnni(const MatRef& w, const int8_t* qp, const float
     for (int t = 0; t < T; ++t) acc[t] = acc2[t] = zacc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* blk = row + b * 144;
-      uint32_t a[3];
-      std::memcpy(a, blk + 4, 12);
-      constexpr uint32_t k6 = 0x3f3f3f3f, k4 = 0x0f0f0f0f, k2 = 0x03030303;
-      const __m128i scm = _mm_set_epi32(static_cast<int>(((a[2] >> 4) & k4) | (((a[1] >> 6) & k2) << 4)),
-                                        static_cast<int>(a[1] & k6),
-                                        static_cast<int>((a[2] & k4) | (((a[0] >> 6) & k2) << 4)),
-                                        static_cast<int>(a[0] & k6));
-      const __m512 dd = _mm512_insertf32x8(_mm512_set1_ps(Half(blk)), _mm256_set1_ps(Half(blk + 2)), 1);
-      const __m512 sm = _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(scm)));
+      const __m512 sm = _mm512_mul_ps(Q4KScaleFactors(blk), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(Q4KScales(blk))));
       const __m512i v0 = _mm512_loadu_si512(blk + 16), v1 = _mm512_loadu_si512(blk + 80);
       const __m512i lv[4] = {_mm512_and_si512(v0, m4), _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4),
                              _mm512_and_si512(v1, m4), _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4)};

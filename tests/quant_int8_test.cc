@@ -21,7 +21,9 @@ namespace {
 
 constexpr auto& kTypes = kQuantTypes;
 
-cpu::MatRef Ref(const Weight& w) { return {w.dtype, w.rows, w.cols, w.data}; }
+cpu::MatRef Ref(const Weight& w) {
+  return {w.dtype, w.rows, w.cols, w.data, w.scale_inv, w.scale_cols, w.block_rows, w.block_cols, w.row_offset};
+}
 
 // Activations with a spread of magnitudes, an all-zero block and an outlier.
 std::vector<float> MakeActs(int64_t n, int64_t cols, std::mt19937& rng) {
@@ -114,23 +116,13 @@ Fp8Weight MakeFp8(int64_t rows, int64_t cols, int64_t block, std::mt19937& rng) 
   f.w.scale_inv = f.scales.data(), f.w.scale_cols = sc, f.w.block_rows = block, f.w.block_cols = block;
   return f;
 }
-cpu::MatRef Fp8Ref(const Weight& w) {
-  return {w.dtype, w.rows, w.cols, w.data, w.scale_inv, w.scale_cols, w.block_rows, w.block_cols, w.row_offset};
-}
-std::vector<float> RunFp8(const Weight& w, const std::vector<float>& x, int64_t n, bool vnni) {
-  std::vector<float> y(n * w.rows, -1.0f), scratch(cpu::QuantInt8ScratchFloats(Fp8Ref(w), n) + 16);
-  cpu::QuantInt8MatMulRows(Fp8Ref(w), x.data(), w.cols, n, y.data(), w.rows, 0, 16, scratch.data(), vnni);
-  cpu::QuantInt8MatMulRows(Fp8Ref(w), x.data(), w.cols, n, y.data(), w.rows, 16, w.rows, scratch.data(), vnni);
-  return y;
-}
-
 TEST(QuantInt8, Fp8VnniEqualsTwinBitForBit) {
   if (!cpu::HasAvx512Vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
   std::mt19937 rng(11);
   Fp8Weight f = MakeFp8(80, 384, 64, rng);
   for (int64_t n : {8, 13}) {
     const std::vector<float> x = MakeActs(n, 384, rng);
-    const std::vector<float> a = RunFp8(f.w, x, n, true), b = RunFp8(f.w, x, n, false);
+    const std::vector<float> a = RunInt8(f.w, x, n, true), b = RunInt8(f.w, x, n, false);
     for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " output " << i;
   }
 }
@@ -147,7 +139,7 @@ TEST(QuantInt8, Fp8WithinWeightAndActivationRounding) {
     const std::vector<float> x = MakeActs(n, cols, rng);
     std::vector<float> want(n * rows);
     ops::ref::MatMul(f.w, x.data(), cols, want.data(), rows, n);
-    const std::vector<float> got = RunFp8(f.w, x, n, true);
+    const std::vector<float> got = RunInt8(f.w, x, n, true);
     for (int64_t r = 0; r < rows; ++r) {
       // r's 16-row lane block: the calls cover rows [0, 16) and [16, rows).
       const int64_t h0 = r < 16 ? 0 : 16 + (r - 16) / 16 * 16, h1 = std::min<int64_t>(h0 + 16, rows);

@@ -13,6 +13,7 @@
 
 #include "core/aligned_buffer.h"
 #include "core/ggml_quants.h"
+#include "core/q4k_r4.h"
 #include "core/parallel.h"
 #include "cpu/kernels.h"
 #include "ops/ops.h"
@@ -22,7 +23,7 @@ namespace {
 
 constexpr DType kTypes[] = {DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kQ5_K, DType::kQ4_0,
                             DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ2_K, DType::kQ3_K,
-                            DType::kIQ4_NL, DType::kIQ4_XS};
+                            DType::kIQ4_NL, DType::kIQ4_XS, DType::kQ4_KR4};
 
 struct Matrix {
   Weight w;
@@ -30,8 +31,16 @@ struct Matrix {
 };
 
 // [rows, cols] of type t: 64 rows of quantized gaussians repeated (the
-// kernels' speed does not depend on the values; encoding is slow).
+// kernels' speed does not depend on the values; encoding is slow). Q4_K_R4
+// is Q4_K interleaved as --repack does it.
 Matrix MakeMatrix(DType t, int64_t rows, int64_t cols) {
+  if (t == DType::kQ4_KR4) {
+    Matrix q = MakeMatrix(DType::kQ4_K, rows, cols), m;
+    m.bytes = AlignedBytes(q.w.nbytes());
+    RepackQ4KR4(q.bytes.data(), rows, cols, m.bytes.data());
+    m.w = q.w, m.w.dtype = t, m.w.data = m.bytes.data();
+    return m;
+  }
   Matrix m;
   const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(t, cols)), distinct = std::min<int64_t>(rows, 64);
   m.bytes = AlignedBytes(rows * row_bytes);
@@ -82,9 +91,26 @@ void BM_QuantDotDram(benchmark::State& state) {
   state.SetLabel(std::string(DTypeName(t)) + " threads " + std::to_string(NumThreads()));
 }
 BENCHMARK(BM_QuantDotDram)
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {1}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 12}, {1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+// One core, weights in L2, int8 activations (the default decode path of
+// the block types; VNNI where present): weight bytes/s.
+void BM_QuantInt8InCache(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int64_t n = state.range(1), cols = 2048;
+  const int64_t rows = std::max<int64_t>(16, 262144 / static_cast<int64_t>(DTypeBytes(t, cols))) / 16 * 16;
+  Matrix m = MakeMatrix(t, rows, cols);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(Ref(m.w), n) + 16);
+  for (auto _ : state) {
+    cpu::QuantInt8MatMulRows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * m.w.nbytes());
+  state.SetLabel(std::string(DTypeName(t)) + (cpu::HasAvx512Vnni() ? " vnni" : " twin"));
+}
+BENCHMARK(BM_QuantInt8InCache)->ArgsProduct({{1, 12}, {1, 2, 4}});
 
 // One core, n tokens against [256, 2048]: GFLOP/s (prefill, batched decode).
 void BM_QuantMatMul(benchmark::State& state) {
@@ -121,7 +147,7 @@ void BM_QuantMatMulInt8(benchmark::State& state) {
         benchmark::Counter(2.0 * rows * cols * n * state.iterations() / peak, benchmark::Counter::kIsRate);
   state.SetLabel(std::string(DTypeName(t)) + (cpu::HasAvx512Vnni() ? " vnni" : " twin"));
 }
-BENCHMARK(BM_QuantMatMulInt8)->ArgsProduct({{0, 1, 2}, {1, 4, 16, 64, 512}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_QuantMatMulInt8)->ArgsProduct({{0, 1, 2, 12}, {1, 4, 16, 64, 512}})->Unit(benchmark::kMillisecond);
 
 // One core: ggml's reference encoder, input float MB/s.
 void BM_QuantizeRow(benchmark::State& state) {

@@ -33,6 +33,9 @@ struct Common {
   // --int8-fp8: FP8 weights multiply as int8 with VNNI from 8 tokens on
   // (LoadOptions::int8_fp8).
   bool int8_fp8 = false;
+  // --repack: Q4_K feed-forward matrices interleaved four rows at a time at
+  // load (LoadOptions::repack_q4k).
+  bool repack = false;
   bool error_agreed = false;  // a failure every rank reported (exit cleanly)
   int rank() const { return comm ? comm->rank() : 0; }
   bool distributed() const { return comm && comm->distributed(); }

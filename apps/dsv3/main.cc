@@ -124,6 +124,9 @@ Outcome Main(int argc, char** argv, dist::Comm& comm) {
                "FP8 weights: from 8 tokens on (prefill, batched decode) multiply as int8 with VNNI, weights with a "
                "power-of-two step per 16 rows x 32 columns and activations per 32 values (docs/performance.md "
                "gives the bound)");
+  app.add_flag("--repack", common.repack,
+               "GGUF Q4_K feed-forward matrices: interleave four rows at a time while loading (the same bytes, "
+               "the faster decode kernel; docs/quantization.md), like llama.cpp's run-time repacking (-rtr)");
   dsv3::cli::RegisterRun(app, common);
   dsv3::cli::RegisterInspect(app, common);
   dsv3::cli::RegisterLogits(app, common);

@@ -19,6 +19,9 @@ enum class DType : uint8_t {
   kQ8_0,  // GGUF/ggml block type: 32 int8 values sharing one f16 scale
   // More GGUF/ggml block types (layouts and codecs in core/ggml_quants.h).
   kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ2_K, kQ3_K, kQ4_K, kQ5_K, kQ6_K, kIQ4_NL, kIQ4_XS,
+  // Q4_K with four rows interleaved (core/q4k_r4.h): made at load by
+  // --repack, never read from or written to a file.
+  kQ4_KR4,
 };
 
 // True for the ggml block-quantized types (Q8_0 and later).
@@ -32,7 +35,7 @@ inline constexpr int64_t DTypeBlockElems(DType t) {
     case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1:
     case DType::kIQ4_NL: return 32;
     case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K: case DType::kQ6_K:
-    case DType::kIQ4_XS: return 256;
+    case DType::kIQ4_XS: case DType::kQ4_KR4: return 256;
     default: return 1;
   }
 }
@@ -46,7 +49,7 @@ inline constexpr int64_t DTypeBlockBytes(DType t) {
     case DType::kIQ4_NL: return 18;
     case DType::kQ2_K: return 84;
     case DType::kQ3_K: return 110;
-    case DType::kQ4_K: return 144;
+    case DType::kQ4_K: case DType::kQ4_KR4: return 144;  // per row
     case DType::kQ5_K: return 176;
     case DType::kQ6_K: return 210;
     case DType::kIQ4_XS: return 136;

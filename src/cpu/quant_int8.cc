@@ -26,8 +26,10 @@
 #include <cstring>
 
 #include "core/ggml_quants.h"
+#include "core/q4k_r4.h"
 #include "cpu/kernels.h"
 #include "cpu/quant_int8_tile.h"
+#include "cpu/quant_q4k_r4.h"
 #include "cpu/quant_unpack-inl.h"
 
 // GCC 12's AVX-512 intrinsics (_mm512_cvtepi32_ps, ...) start from an
@@ -389,7 +391,12 @@ int64_t QuantInt8ScratchFloats(const MatRef& w, int64_t n) {
                        2 * Align16(n * w.cols / 16) + 2 * Align16(8 * w.cols) + 3 * Align16(2 * w.cols) + 64 +
                        Align16(n * w.cols / 4) + Align16(n * w.cols / 16);
   // FP8 below 8 tokens (or with blocks int8 cannot follow): the float kernel.
-  return w.dtype == DType::kF8E4M3 ? std::max(int8, MatMulScratchFloats(w, n)) : int8;
+  // --repack's Q4_K_R4: the expanded activations (decode) or the tile's rows
+  // put back into Q4_K bytes (prefill).
+  const int64_t r4 = w.dtype == DType::kQ4_KR4 ? Align16(Q4KR4ActBytes(n, w.cols) / 4 + 16) +
+                                                     Align16(kTileRows8 * DTypeBytes(w.dtype, w.cols) / 4 + 16)
+                                               : 0;
+  return w.dtype == DType::kF8E4M3 ? std::max(int8, MatMulScratchFloats(w, n)) : int8 + r4;
 }
 
 namespace {
@@ -413,10 +420,15 @@ int WeightGroup(DType t) {
 
 namespace {
 // Fills one tile with rows [r, r + rows) of w in the format's way.
-void PrepareTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile& tile) {
+// `staging` holds a Q4_K_R4 tile's rows put back into Q4_K bytes.
+void PrepareTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile& tile, uint8_t* staging) {
   const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(w.dtype, w.cols));
   const uint8_t* rows_data = static_cast<const uint8_t*>(w.data) + r * row_bytes;
-  if (w.dtype == DType::kF8E4M3) {
+  if (w.dtype == DType::kQ4_KR4) {
+    for (int i = 0; i < rows; ++i)
+      UnpackQ4KR4MatrixRow(static_cast<const uint8_t*>(w.data), row_bytes, r + i, w.cols, staging + i * row_bytes);
+    HWY_DYNAMIC_DISPATCH(PrepareInt8TileImpl)(DType::kQ4_K, staging, row_bytes, rows, w.cols, tile);
+  } else if (w.dtype == DType::kF8E4M3) {
     if (vnni && HasAvx512Vbmi()) return PrepareFp8Vnni(w, r, rows, tile);
     PrepareFp8Twin(w, r, rows, tile);
   } else if (vnni && w.dtype == DType::kQ8_0) {
@@ -437,16 +449,36 @@ void RunTiles(const MatRef& w, const uint8_t* u, const GroupFactors& f, bool vnn
   tile.w = reinterpret_cast<int8_t*>(p), p += Align16(8 * w.cols);
   tile.s = p, p += Align16(2 * w.cols);
   tile.z = p, p += Align16(2 * w.cols);
-  tile.c = reinterpret_cast<int32_t*>(p);
+  tile.c = reinterpret_cast<int32_t*>(p), p += Align16(2 * w.cols);
+  uint8_t* staging = reinterpret_cast<uint8_t*>(p + 16);
   const int64_t n = f.tokens;
   const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(w.dtype, w.cols));
   for (int64_t r = r0; r < r1; r += kTileRows8) {
     const int rows = static_cast<int>(std::min<int64_t>(kTileRows8, r1 - r));
     tile.next = static_cast<const uint8_t*>(w.data) + (r + rows) * row_bytes;
     tile.next_bytes = std::min<int64_t>(kTileRows8, r1 - r - rows) * row_bytes;
-    PrepareTile(w, r, rows, vnni, tile);
+    PrepareTile(w, r, rows, vnni, tile, staging);
     vnni ? TileGemmVnni(tile, u, n, w.cols, f, y + r, y_stride) : TileGemmTwin(tile, u, n, w.cols, f, y + r, y_stride);
   }
+}
+}  // namespace
+
+namespace {
+// Rows [r0, r1) of a Q4_K_R4 matrix, r0 a multiple of 4 (products split rows
+// at multiples of 16; views start on a group). A last group cut by r1 (a
+// view of fewer rows, e.g. the MTP draft vocabulary) goes through a buffer.
+void DecodeQ4KR4(const MatRef& w, const Q4KR4Acts& acts, bool vnni, float* y, int64_t y_stride, int64_t r0,
+                 int64_t r1) {
+  auto run = [&](float* out, int64_t stride, int64_t a, int64_t b) {
+    vnni ? DecodeQ4KR4Vnni(w, acts, out, stride, a, b) : DecodeQ4KR4Twin(w, acts, out, stride, a, b);
+  };
+  const int64_t whole = r0 + (r1 - r0) / kQ4KR4Rows * kQ4KR4Rows;
+  if (whole > r0) run(y + r0, y_stride, r0, whole);
+  if (whole == r1) return;
+  float part[kInt8MinTokens * kQ4KR4Rows];
+  run(part, kQ4KR4Rows, whole, whole + kQ4KR4Rows);
+  for (int64_t t = 0; t < acts.n; ++t)
+    for (int64_t r = whole; r < r1; ++r) y[t * y_stride + r] = part[t * kQ4KR4Rows + r - whole];
 }
 }  // namespace
 
@@ -463,7 +495,8 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
   const bool fp8 = w.dtype == DType::kF8E4M3;
   if (fp8 && (n < kInt8MinTokens || !Fp8Int8Supports(w)))
     return MatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
-  if (!fp8 && n < kInt8MinTokens && (!vnni || DTypeBlockElems(w.dtype) != 256))
+  const bool r4 = w.dtype == DType::kQ4_KR4;  // its decode kernel has a scalar twin
+  if (!fp8 && !r4 && n < kInt8MinTokens && (!vnni || DTypeBlockElems(w.dtype) != 256))
     return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
   // From 8 tokens on the tile kernels take u = q + 128.
   const bool biased = n >= kInt8MinTokens;
@@ -475,6 +508,11 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
   p += 2 * Align16(n * w.cols / 16);
   FillGroupFactors(a, group, dg, qdg);
   f.dg = dg, f.qdg = qdg, f.groups = w.cols / group, f.tokens = n;
+  if (n < kInt8MinTokens && r4) {
+    Q4KR4Acts acts;
+    ExpandQ4KR4Acts(a.q, dg, qdg, n, w.cols, acts, reinterpret_cast<uint8_t*>(p), vnni);
+    return DecodeQ4KR4(w, acts, vnni && HasAvx512Vbmi(), y, y_stride, r0, r1);
+  }
   if (n < kInt8MinTokens) {
     if (HWY_DYNAMIC_DISPATCH(Int8DecodeImpl)(w, a, dg, qdg, y, y_stride, r0, r1, p)) return;
     return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);

@@ -25,6 +25,7 @@
 #include <utility>
 
 #include "core/ggml_quants.h"
+#include "core/q4k_r4.h"
 #include "cpu/kernels.h"
 
 #ifndef DSV3_CPU_QUANT_MATMUL_ONCE
@@ -148,26 +149,40 @@ MatRef FloatTile(const MatRef& w, int64_t rows, const float* data) {
   f.dtype = DType::kF32, f.rows = rows, f.cols = w.cols, f.data = data;
   return f;
 }
+
+// --repack's interleaved Q4_K goes through the float tile for any n: the
+// row is first put back into Q4_K bytes (staging).
+bool TileOnly(const MatRef& w) { return w.dtype == DType::kQ4_KR4; }
+int64_t StagingFloats(const MatRef& w) {
+  return TileOnly(w) ? static_cast<int64_t>(DTypeBytes(w.dtype, w.cols)) / 4 + 16 : 0;
+}
+void DequantizeMatrixRow(const MatRef& w, int64_t r, uint8_t* staging, float* out) {
+  const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(w.dtype, w.cols));
+  const uint8_t* data = static_cast<const uint8_t*>(w.data);
+  if (!TileOnly(w)) return DequantizeRows(w.dtype, data + r * row_bytes, w.cols, out);
+  UnpackQ4KR4MatrixRow(data, row_bytes, r, w.cols, staging);
+  DequantizeRows(DType::kQ4_K, staging, w.cols, out);
+}
 }  // namespace
 
 int64_t QuantMatMulScratchFloats(const MatRef& w, int64_t n) {
-  if (n < kPrefillTokens) return 0;
-  return kTileRows * w.cols + 16 + MatMulScratchFloats(FloatTile(w, kTileRows, nullptr), n);
+  if (n < kPrefillTokens && !TileOnly(w)) return 0;
+  return kTileRows * w.cols + 16 + StagingFloats(w) + MatMulScratchFloats(FloatTile(w, kTileRows, nullptr), n);
 }
 
 void QuantMatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
                      int64_t r0, int64_t r1, float* scratch) {
   if (n <= 0 || r0 >= r1) return;
-  if (n < kPrefillTokens) return HWY_DYNAMIC_DISPATCH(QuantDotRowsImpl)(w, x, x_stride, n, y, y_stride, r0, r1);
+  if (n < kPrefillTokens && !TileOnly(w))
+    return HWY_DYNAMIC_DISPATCH(QuantDotRowsImpl)(w, x, x_stride, n, y, y_stride, r0, r1);
   // Prefill: 16 rows at a time dequantized (tile [16, cols], 64-byte aligned
   // rows as the float kernel reads them), then the float GEMM over all tokens.
   float* tile = scratch;
-  float* gemm_scratch = scratch + kTileRows * w.cols + 16;
-  const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(w.dtype, w.cols));
+  uint8_t* staging = reinterpret_cast<uint8_t*>(scratch + kTileRows * w.cols + 16);
+  float* gemm_scratch = scratch + kTileRows * w.cols + 16 + StagingFloats(w);
   for (int64_t a = r0; a < r1; a += kTileRows) {
     const int64_t rows = std::min(kTileRows, r1 - a);
-    for (int64_t r = 0; r < rows; ++r)
-      DequantizeRows(w.dtype, static_cast<const uint8_t*>(w.data) + (a + r) * row_bytes, w.cols, tile + r * w.cols);
+    for (int64_t r = 0; r < rows; ++r) DequantizeMatrixRow(w, a + r, staging, tile + r * w.cols);
     MatMulRows(FloatTile(w, rows, tile), x, x_stride, n, y + a, y_stride, 0, rows, gemm_scratch);
   }
 }

@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "core/parallel.h"
+#include "core/q4k_r4.h"
 #include "model/gguf_model.h"
 #include "model/model.h"
 #include "model/packed_int.h"
@@ -274,7 +275,16 @@ uint64_t Model::CopyToMemory() {
     const size_t n = static_cast<size_t>(w->nbytes());
     aligned_.emplace_back(n);
     uint8_t* dst = aligned_.back().data();
-    ParallelFor(static_cast<int64_t>(n), 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(dst + b, src + b, e - b); });
+    if (options_.repack_q4k && w->dtype == DType::kQ4_K && w->rows % kQ4KR4Rows == 0) {
+      // Groups of 4 rows, each group's bytes where the same rows' were.
+      const int64_t group_bytes = kQ4KR4Rows * w->bytes_per_row();
+      ParallelFor(w->rows / kQ4KR4Rows, 64, [&](int64_t b, int64_t e) {
+        RepackQ4KR4(src + b * group_bytes, (e - b) * kQ4KR4Rows, w->cols, dst + b * group_bytes);
+      });
+      w->dtype = DType::kQ4_KR4;
+    } else {
+      ParallelFor(static_cast<int64_t>(n), 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(dst + b, src + b, e - b); });
+    }
     ReleaseMappedPages(src, n);
     w->data = dst;
     bytes += n;
@@ -284,6 +294,8 @@ uint64_t Model::CopyToMemory() {
 
 Status Model::Finish(const LoadOptions& options) {
   options_ = options;
+  if (options.repack_q4k && !options.load_to_memory)
+    return Status::Error("--repack interleaves Q4_K rows while copying the weights into memory; drop --mmap");
   mm_.bf16_activations = options.bf16_activations;
   mm_.exact_block_activations = options.exact_block_activations;  // issue 16
   mm_.int8_fp8 = options.int8_fp8;                                  // issue 18

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -86,6 +87,11 @@ struct LoadOptions {
   bool exact_block_activations = false;
   // FP8 weights: int8 products with VNNI from 8 tokens on (MatMulOptions::int8_fp8).
   bool int8_fp8 = false;
+  // Q4_K matrices (all but the embedding, whose rows are looked up) with
+  // rows in fours are interleaved four rows at a time while copied into
+  // memory (DType::kQ4_KR4, core/q4k_r4.h): the same bytes, a faster decode
+  // kernel. Needs load_to_memory.
+  bool repack_q4k = false;
   // Weights whose bytes do not start on a 64-byte boundary in the mapped
   // file are copied into aligned memory: the kernels stream misaligned rows
   // at half speed. Off: read in place, except tensors not even aligned to

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/ggml_quants.h"
+#include "core/q4k_r4.h"
 #include "core/parallel.h"
 
 namespace dsv3::ops {
@@ -41,6 +42,13 @@ void DecodeRow(const Weight& w, int64_t r, float* out) {
       break;
     }
     default:
+      if (w.dtype == DType::kQ4_KR4) {  // --repack's interleaved Q4_K: the row's Q4_K bytes first
+        thread_local std::vector<uint8_t> q4k;
+        q4k.resize(static_cast<size_t>(w.bytes_per_row()));
+        UnpackQ4KR4MatrixRow(static_cast<const uint8_t*>(w.data), w.bytes_per_row(), r, cols, q4k.data());
+        DequantizeBlocks(DType::kQ4_K, q4k.data(), cols, out);
+        break;
+      }
       if (IsBlockType(w.dtype)) {  // GGUF block types: ggml's decoders, bit for bit
         DequantizeBlocks(w.dtype, static_cast<const uint8_t*>(w.data) + r * w.bytes_per_row(), cols, out);
         break;

@@ -8,11 +8,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "core/q4k_r4.h"
 #include "cpu/kernels.h"
+#include "cpu/quant_q4k_r4.h"
 #include "ops/ops.h"
 #include "quant_test_util.h"
 
@@ -63,6 +65,11 @@ TEST(Q4KR4, RepackIsAByteShuffleOfEveryRow) {
   for (int64_t i = 0; i < 12; ++i) {
     UnpackQ4KR4MatrixRow(r.bytes.data(), row_bytes, i, 768, row.data());
     ASSERT_EQ(0, std::memcmp(row.data(), r.q4k.bytes.data() + i * row_bytes, row_bytes)) << "row " << i;
+    for (bool avx512 : {false, cpu::HasAvx512Vnni()}) {  // the tiles' unpacking of rows [4, 4 + 7)
+      std::vector<uint8_t> rows(7 * row_bytes);
+      cpu::UnpackQ4KR4Rows(Ref(r.w), 4, 7, rows.data(), avx512);
+      ASSERT_EQ(0, std::memcmp(rows.data(), r.q4k.bytes.data() + 4 * row_bytes, 7 * row_bytes)) << avx512;
+    }
     ops::DecodeRow(r.w, i, a.data());
     ops::DecodeRow(r.q4k.w, i, b.data());
     for (int64_t k = 0; k < 768; ++k) ASSERT_EQ(FloatBits(a[k]), FloatBits(b[k])) << "row " << i << " col " << k;

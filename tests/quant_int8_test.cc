@@ -13,6 +13,8 @@
 
 #include "core/ggml_quants.h"
 #include "cpu/kernels.h"
+#include "cpu/quant_int8_tile.h"
+#include "cpu/quant_q5_0_decode.h"
 #include "ops/ops.h"
 #include "quant_test_util.h"
 
@@ -86,6 +88,45 @@ TEST(QuantInt8, WithinActivationRoundingOfExactPath) {
             ASSERT_LE(std::fabs(g - e), bound + 1e-30) << "vnni " << vnni << " row " << r << " token " << tk;
           }
         }
+      }
+    }
+  }
+}
+
+// Q5_0's decode kernel (cpu/quant_q5_0_decode.cc) against its twin, on rows
+// of an even and an odd number of blocks (the last pair half empty), from
+// the same int8 activations. Its bound against the exact path is the
+// test above (Q5_0 with 1..7 tokens runs it).
+TEST(QuantInt8, Q5_0DecodeVnniEqualsTwinBitForBit) {
+  if (!cpu::HasAvx512Vnni() || !cpu::HasAvx512Vbmi()) GTEST_SKIP() << "no AVX512-VNNI/VBMI on this CPU";
+  std::mt19937 rng(6);
+  for (int64_t cols : {512, 480, 32}) {
+    QuantWeight q = MakeQuant(DType::kQ5_0, 9, cols, rng);
+    for (int64_t n = 1; n < 8; ++n) {
+      const std::vector<float> x = MakeActs(n, cols, rng);
+      std::vector<int8_t> qa(n * cols);
+      std::vector<float> dg(n * cols / 32), qdg(n * cols / 32);
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t b = 0; b < cols / 32; ++b) {  // Q8_0's rule per 32 values, as quant_int8.cc quantizes
+          float amax = 0;
+          for (int k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(x[t * cols + 32 * b + k]));
+          const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+          int32_t sum = 0;
+          for (int k = 0; k < 32; ++k) {
+            qa[t * cols + 32 * b + k] = static_cast<int8_t>(std::nearbyint(x[t * cols + 32 * b + k] * id));
+            sum += qa[t * cols + 32 * b + k];
+          }
+          dg[t * (cols / 32) + b] = d, qdg[t * (cols / 32) + b] = static_cast<float>(sum) * d;
+        }
+      for (bool fast_expand : {true, false}) {
+        std::vector<uint8_t> buf(cpu::Q5_0ActBytes(n, cols) + 64);
+        cpu::Q5_0Acts acts;
+        cpu::ExpandQ5_0Acts(qa.data(), dg.data(), qdg.data(), n, cols, acts, buf.data(), fast_expand);
+        std::vector<float> a(n * 9, -1.0f), b(n * 9, -2.0f);
+        cpu::DecodeQ5_0Vnni(Ref(q.w), acts, a.data(), 9, 0, 9);
+        cpu::DecodeQ5_0Twin(Ref(q.w), acts, b.data(), 9, 0, 9);
+        for (size_t i = 0; i < a.size(); ++i)
+          ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "cols " << cols << " n " << n << " output " << i;
       }
     }
   }

@@ -30,6 +30,7 @@
 #include "cpu/kernels.h"
 #include "cpu/quant_int8_tile.h"
 #include "cpu/quant_q4k_r4.h"
+#include "cpu/quant_q5_0_decode.h"
 #include "cpu/quant_unpack-inl.h"
 
 // GCC 12's AVX-512 intrinsics (_mm512_cvtepi32_ps, ...) start from an
@@ -396,7 +397,8 @@ int64_t QuantInt8ScratchFloats(const MatRef& w, int64_t n) {
   const int64_t r4 = w.dtype == DType::kQ4_KR4 ? Align16(Q4KR4ActBytes(n, w.cols) / 4 + 16) +
                                                      Align16(kTileRows8 * DTypeBytes(w.dtype, w.cols) / 4 + 16)
                                                : 0;
-  return w.dtype == DType::kF8E4M3 ? std::max(int8, MatMulScratchFloats(w, n)) : int8 + r4;
+  const int64_t q5 = w.dtype == DType::kQ5_0 ? Align16(Q5_0ActBytes(n, w.cols) / 4 + 16) : 0;
+  return w.dtype == DType::kF8E4M3 ? std::max(int8, MatMulScratchFloats(w, n)) : int8 + r4 + q5;
 }
 
 namespace {
@@ -425,8 +427,7 @@ void PrepareTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile& tile
   const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(w.dtype, w.cols));
   const uint8_t* rows_data = static_cast<const uint8_t*>(w.data) + r * row_bytes;
   if (w.dtype == DType::kQ4_KR4) {
-    for (int i = 0; i < rows; ++i)
-      UnpackQ4KR4MatrixRow(static_cast<const uint8_t*>(w.data), row_bytes, r + i, w.cols, staging + i * row_bytes);
+    UnpackQ4KR4Rows(w, r, rows, staging, vnni);
     HWY_DYNAMIC_DISPATCH(PrepareInt8TileImpl)(DType::kQ4_K, staging, row_bytes, rows, w.cols, tile);
   } else if (w.dtype == DType::kF8E4M3) {
     if (vnni && HasAvx512Vbmi()) return PrepareFp8Vnni(w, r, rows, tile);
@@ -496,7 +497,8 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
   if (fp8 && (n < kInt8MinTokens || !Fp8Int8Supports(w)))
     return MatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
   const bool r4 = w.dtype == DType::kQ4_KR4;  // its decode kernel has a scalar twin
-  if (!fp8 && !r4 && n < kInt8MinTokens && (!vnni || DTypeBlockElems(w.dtype) != 256))
+  const bool q5 = w.dtype == DType::kQ5_0 && vnni && HasAvx512Vbmi();
+  if (!fp8 && !r4 && !q5 && n < kInt8MinTokens && (!vnni || DTypeBlockElems(w.dtype) != 256))
     return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
   // From 8 tokens on the tile kernels take u = q + 128.
   const bool biased = n >= kInt8MinTokens;
@@ -512,6 +514,11 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
     Q4KR4Acts acts;
     ExpandQ4KR4Acts(a.q, dg, qdg, n, w.cols, acts, reinterpret_cast<uint8_t*>(p), vnni);
     return DecodeQ4KR4(w, acts, vnni && HasAvx512Vbmi(), y, y_stride, r0, r1);
+  }
+  if (n < kInt8MinTokens && q5) {
+    Q5_0Acts acts;
+    ExpandQ5_0Acts(a.q, dg, qdg, n, w.cols, acts, reinterpret_cast<uint8_t*>(p), true);
+    return DecodeQ5_0Vnni(w, acts, y, y_stride, r0, r1);
   }
   if (n < kInt8MinTokens) {
     if (HWY_DYNAMIC_DISPATCH(Int8DecodeImpl)(w, a, dg, qdg, y, y_stride, r0, r1, p)) return;

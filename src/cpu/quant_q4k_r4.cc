@@ -247,4 +247,37 @@ DSV3_VBMI_TARGET void DecodeQ4KR4Vnni(const MatRef& w, const Q4KR4Acts& a, float
   }
 }
 
+namespace {
+// One group's four rows back into Q4_K bytes: a dword transpose per 64
+// bytes of qs (lanes 4p + r -> row r's p-th dword).
+DSV3_VNNI_TARGET void UnpackGroupAvx512(const uint8_t* group, int64_t cols, uint8_t* out, int64_t row_bytes) {
+  const __m512i transpose = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  for (int64_t b = 0; b < cols / 256; ++b) {
+    const uint8_t* in = group + b * kBlockBytes;
+    for (int r = 0; r < 4; ++r) {
+      uint8_t* o = out + r * row_bytes + b * 144;
+      std::memcpy(o, in + 2 * r, 2);
+      std::memcpy(o + 2, in + 8 + 2 * r, 2);
+      std::memcpy(o + 4, in + 16 + 12 * r, 12);
+    }
+    for (int k = 0; k < 8; ++k) {  // k = 2c + h: qs bytes 16k .. 16k + 15 of each row
+      const __m512i t = _mm512_permutexvar_epi32(transpose, _mm512_loadu_si512(in + 64 + 64 * k));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + b * 144 + 16 + 16 * k), _mm512_castsi512_si128(t));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + row_bytes + b * 144 + 16 + 16 * k), _mm512_extracti32x4_epi32(t, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * row_bytes + b * 144 + 16 + 16 * k), _mm512_extracti32x4_epi32(t, 2));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 3 * row_bytes + b * 144 + 16 + 16 * k), _mm512_extracti32x4_epi32(t, 3));
+    }
+  }
+}
+}  // namespace
+
+void UnpackQ4KR4Rows(const MatRef& w, int64_t r, int rows, uint8_t* out, bool avx512) {
+  const int64_t row_bytes = w.cols / 256 * 144;
+  const uint8_t* data = static_cast<const uint8_t*>(w.data);
+  int i = 0;
+  if (avx512 && r % 4 == 0)
+    for (; i + 4 <= rows; i += 4) UnpackGroupAvx512(data + (r + i) * row_bytes, w.cols, out + i * row_bytes, row_bytes);
+  for (; i < rows; ++i) UnpackQ4KR4MatrixRow(data, row_bytes, r + i, w.cols, out + i * row_bytes);
+}
+
 }  // namespace dsv3::cpu

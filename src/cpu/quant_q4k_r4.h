@@ -28,6 +28,10 @@ int64_t Q4KR4ActBytes(int64_t n, int64_t cols);
 void ExpandQ4KR4Acts(const int8_t* q, const float* dg, const float* qdg, int64_t n, int64_t cols, Q4KR4Acts& a,
                      uint8_t* buf, bool vnni);
 
+// Rows [r, r + rows) of a Q4_K_R4 matrix as Q4_K bytes (row after row) in
+// out, for the tiles of prefill; `avx512`: vectorised, the same bytes.
+void UnpackQ4KR4Rows(const MatRef& w, int64_t r, int rows, uint8_t* out, bool avx512);
+
 // y[t * y_stride + r - r0] for rows [r0, r1) (multiples of 4) and a.n tokens.
 void DecodeQ4KR4Twin(const MatRef& w, const Q4KR4Acts& a, float* y, int64_t y_stride, int64_t r0, int64_t r1);
 DSV3_VBMI_TARGET void DecodeQ4KR4Vnni(const MatRef& w, const Q4KR4Acts& a, float* y, int64_t y_stride, int64_t r0,

@@ -112,6 +112,10 @@ for thr in $threads_list; do
       f=$(gguf_of "$t")
       measure "dsv3-$t" "$thr" "$round" "$dsv3" -t "$thr" bench --model "$f" -p "$prompt" -n "$decode" \
         -b 1,16 --reps 3 --json
+      if [ "$t" = q4_k ]; then  # Q4_K rows interleaved at load, as ik's -rtr does for its own layout
+        measure "dsv3-$t-repack" "$thr" "$round" "$dsv3" -t "$thr" --repack bench --model "$f" -p "$prompt" \
+          -n "$decode" -b 1,16 --reps 3 --json
+      fi
       # shellcheck disable=SC2086  # IK_FLAGS is a list of flags
       measure "ik-$t" "$thr" "$round" "$ik_bench" -m "$f" -t "$thr" -p "$prompt" -n "$decode" -r 3 -o json
       measure "ik-$t-tuned" "$thr" "$round" "$ik_bench" -m "$f" -t "$thr" -p "$prompt" -n "$decode" -r 3 \

@@ -60,12 +60,15 @@ def main():
         for r in range(1, rounds + 1):
             rows = {}
             for label in ["dsv3-fp8", "dsv3-fp8int8"] + ["%s-%s%s" % (e, t, s) for t in types.split()
-                                         for e, s in (("dsv3", ""), ("ik", ""), ("ik", "-tuned"), ("llama", ""))]:
+                                         for e, s in (("dsv3", ""), ("dsv3", "-repack"), ("ik", ""),
+                                                      ("ik", "-tuned"), ("llama", ""))]:
                 d = load(os.path.join(out, "%s.t%s.r%d.json" % (label, thr, r)))
                 if d is None:
                     continue
                 rows[label] = dsv3_row(d) if label.startswith("dsv3") else peer_row(d, prompt)
                 engine, _, weights = label.partition("-")
+                if weights.endswith("-repack"):
+                    weights, engine = weights[:-7], engine + " --repack"
                 if weights.endswith("-tuned"):
                     weights, engine = weights[:-6], engine + " " + ik_flags
                 if weights == "fp8int8":
@@ -76,7 +79,7 @@ def main():
                                                               fmt(tg16), frac))
             for t in types.split():
                 peers = [rows[k] for k in ("ik-" + t, "ik-%s-tuned" % t, "llama-" + t) if k in rows]
-                for mine in ("dsv3-fp8", "dsv3-fp8int8", "dsv3-" + t):
+                for mine in ("dsv3-fp8", "dsv3-fp8int8", "dsv3-" + t, "dsv3-%s-repack" % t):
                     if mine not in rows or not peers:
                         continue
                     best_pp = max((p[0] for p in peers if p[0]), default=None)

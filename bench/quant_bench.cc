@@ -110,7 +110,7 @@ void BM_QuantInt8InCache(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * m.w.nbytes());
   state.SetLabel(std::string(DTypeName(t)) + (cpu::HasAvx512Vnni() ? " vnni" : " twin"));
 }
-BENCHMARK(BM_QuantInt8InCache)->ArgsProduct({{1, 12, 6}, {1, 2, 4}});
+BENCHMARK(BM_QuantInt8InCache)->ArgsProduct({{1, 12, 6, 0, 4}, {1, 2, 4}});
 
 // One core, n tokens against [256, 2048]: GFLOP/s (prefill, batched decode).
 void BM_QuantMatMul(benchmark::State& state) {

@@ -14,7 +14,7 @@
 #include "core/ggml_quants.h"
 #include "cpu/kernels.h"
 #include "cpu/quant_int8_tile.h"
-#include "cpu/quant_q5_0_decode.h"
+#include "cpu/quant_decode32.h"
 #include "ops/ops.h"
 #include "quant_test_util.h"
 
@@ -93,15 +93,17 @@ TEST(QuantInt8, WithinActivationRoundingOfExactPath) {
   }
 }
 
-// Q5_0's decode kernel (cpu/quant_q5_0_decode.cc) against its twin, on rows
-// of an even and an odd number of blocks (the last pair half empty), from
-// the same int8 activations. Its bound against the exact path is the
-// test above (Q5_0 with 1..7 tokens runs it).
-TEST(QuantInt8, Q5_0DecodeVnniEqualsTwinBitForBit) {
+// The decode kernels of the 32-value block types (cpu/quant_decode32.cc)
+// against their twin, on rows of an even and an odd number of blocks (the
+// last pair half empty), from the same int8 activations. Their bound
+// against the exact path is the test above (1..7 tokens run them).
+TEST(QuantInt8, Decode32VnniEqualsTwinBitForBit) {
   if (!cpu::HasAvx512Vnni() || !cpu::HasAvx512Vbmi()) GTEST_SKIP() << "no AVX512-VNNI/VBMI on this CPU";
   std::mt19937 rng(6);
+  for (DType type : {DType::kQ4_0, DType::kQ5_0, DType::kQ8_0})
   for (int64_t cols : {512, 480, 32}) {
-    QuantWeight q = MakeQuant(DType::kQ5_0, 9, cols, rng);
+    SCOPED_TRACE(DTypeName(type));
+    QuantWeight q = MakeQuant(type, 9, cols, rng);
     for (int64_t n = 1; n < 8; ++n) {
       const std::vector<float> x = MakeActs(n, cols, rng);
       std::vector<int8_t> qa(n * cols);
@@ -119,12 +121,12 @@ TEST(QuantInt8, Q5_0DecodeVnniEqualsTwinBitForBit) {
           dg[t * (cols / 32) + b] = d, qdg[t * (cols / 32) + b] = static_cast<float>(sum) * d;
         }
       for (bool fast_expand : {true, false}) {
-        std::vector<uint8_t> buf(cpu::Q5_0ActBytes(n, cols) + 64);
-        cpu::Q5_0Acts acts;
-        cpu::ExpandQ5_0Acts(qa.data(), dg.data(), qdg.data(), n, cols, acts, buf.data(), fast_expand);
+        std::vector<uint8_t> buf(cpu::Decode32ActBytes(n, cols) + 64);
+        cpu::Decode32Acts acts;
+        cpu::Expand32Acts(type, qa.data(), dg.data(), qdg.data(), n, cols, acts, buf.data(), fast_expand);
         std::vector<float> a(n * 9, -1.0f), b(n * 9, -2.0f);
-        cpu::DecodeQ5_0Vnni(Ref(q.w), acts, a.data(), 9, 0, 9);
-        cpu::DecodeQ5_0Twin(Ref(q.w), acts, b.data(), 9, 0, 9);
+        cpu::Decode32Vnni(Ref(q.w), acts, a.data(), 9, 0, 9);
+        cpu::Decode32Twin(Ref(q.w), acts, b.data(), 9, 0, 9);
         for (size_t i = 0; i < a.size(); ++i)
           ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "cols " << cols << " n " << n << " output " << i;
       }

@@ -30,7 +30,7 @@
 #include "cpu/kernels.h"
 #include "cpu/quant_int8_tile.h"
 #include "cpu/quant_q4k_r4.h"
-#include "cpu/quant_q5_0_decode.h"
+#include "cpu/quant_decode32.h"
 #include "cpu/quant_unpack-inl.h"
 
 // GCC 12's AVX-512 intrinsics (_mm512_cvtepi32_ps, ...) start from an
@@ -397,8 +397,8 @@ int64_t QuantInt8ScratchFloats(const MatRef& w, int64_t n) {
   const int64_t r4 = w.dtype == DType::kQ4_KR4 ? Align16(Q4KR4ActBytes(n, w.cols) / 4 + 16) +
                                                      Align16(kTileRows8 * DTypeBytes(w.dtype, w.cols) / 4 + 16)
                                                : 0;
-  const int64_t q5 = w.dtype == DType::kQ5_0 ? Align16(Q5_0ActBytes(n, w.cols) / 4 + 16) : 0;
-  return w.dtype == DType::kF8E4M3 ? std::max(int8, MatMulScratchFloats(w, n)) : int8 + r4 + q5;
+  const int64_t d32 = Decode32Supports(w.dtype) ? Align16(Decode32ActBytes(n, w.cols) / 4 + 16) : 0;
+  return w.dtype == DType::kF8E4M3 ? std::max(int8, MatMulScratchFloats(w, n)) : int8 + r4 + d32;
 }
 
 namespace {
@@ -497,8 +497,8 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
   if (fp8 && (n < kInt8MinTokens || !Fp8Int8Supports(w)))
     return MatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
   const bool r4 = w.dtype == DType::kQ4_KR4;  // its decode kernel has a scalar twin
-  const bool q5 = w.dtype == DType::kQ5_0 && vnni && HasAvx512Vbmi();
-  if (!fp8 && !r4 && !q5 && n < kInt8MinTokens && (!vnni || DTypeBlockElems(w.dtype) != 256))
+  const bool d32 = Decode32Supports(w.dtype) && vnni && HasAvx512Vbmi();
+  if (!fp8 && !r4 && !d32 && n < kInt8MinTokens && (!vnni || DTypeBlockElems(w.dtype) != 256))
     return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
   // From 8 tokens on the tile kernels take u = q + 128.
   const bool biased = n >= kInt8MinTokens;
@@ -515,10 +515,10 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
     ExpandQ4KR4Acts(a.q, dg, qdg, n, w.cols, acts, reinterpret_cast<uint8_t*>(p), vnni);
     return DecodeQ4KR4(w, acts, vnni && HasAvx512Vbmi(), y, y_stride, r0, r1);
   }
-  if (n < kInt8MinTokens && q5) {
-    Q5_0Acts acts;
-    ExpandQ5_0Acts(a.q, dg, qdg, n, w.cols, acts, reinterpret_cast<uint8_t*>(p), true);
-    return DecodeQ5_0Vnni(w, acts, y, y_stride, r0, r1);
+  if (n < kInt8MinTokens && d32) {
+    Decode32Acts acts;
+    Expand32Acts(w.dtype, a.q, dg, qdg, n, w.cols, acts, reinterpret_cast<uint8_t*>(p), true);
+    return Decode32Vnni(w, acts, y, y_stride, r0, r1);
   }
   if (n < kInt8MinTokens) {
     if (HWY_DYNAMIC_DISPATCH(Int8DecodeImpl)(w, a, dg, qdg, y, y_stride, r0, r1, p)) return;

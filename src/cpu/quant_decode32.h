@@ -1,0 +1,36 @@
+// Decode kernels over the 32-value block types Q4_0, Q5_0 and Q8_0 with
+// int8 activations (quant_decode32.cc): the activations arranged once per
+// call in the kernels' order, the AVX-512 VNNI kernel and its scalar twin
+// (the same bits). Internal to src/cpu.
+#pragma once
+
+#include <cstdint>
+
+#include "cpu/kernels.h"
+
+namespace dsv3::cpu {
+
+// Per token, per pair of blocks (A = 2p, B = 2p + 1; B zero past the row):
+// q [64] = A's values 0..15, B's 0..15, A's 16..31, B's 16..31; d [16] and
+// qd [16] per dword lane (A: lanes 0-3 and 8-11, B: 4-7 and 12-15) = d_t of
+// the lane's block and (bias / 8) float(sum q) d_t.
+struct Decode32Acts {
+  const int8_t* q = nullptr;
+  const float* d = nullptr;
+  const float* qd = nullptr;
+  int64_t n = 0, cols = 0;
+};
+bool Decode32Supports(DType t);
+int64_t Decode32ActBytes(int64_t n, int64_t cols);
+// For weights of type t, from signed int8 activations q [n, cols] and dg,
+// qdg [n, cols / 32]; with `avx512` (present on this CPU) vectorised, the
+// same bytes.
+void Expand32Acts(DType t, const int8_t* q, const float* dg, const float* qdg, int64_t n, int64_t cols,
+                  Decode32Acts& a, uint8_t* buf, bool avx512);
+
+// y[t * y_stride + r] for rows [r0, r1) and a.n tokens. The VNNI kernel
+// needs AVX512-VNNI and VBMI (HasAvx512Vbmi()).
+void Decode32Twin(const MatRef& w, const Decode32Acts& a, float* y, int64_t y_stride, int64_t r0, int64_t r1);
+void Decode32Vnni(const MatRef& w, const Decode32Acts& a, float* y, int64_t y_stride, int64_t r0, int64_t r1);
+
+}  // namespace dsv3::cpu

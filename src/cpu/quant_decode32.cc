@@ -33,6 +33,7 @@
 namespace dsv3::cpu {
 
 namespace {
+constexpr int64_t kPrefetchAhead = 12288;
 // Lane l of a pair: block A (0) or B (1).
 constexpr int LaneBlock(int l) { return (l / 4) % 2; }
 // Byte i of a pair's vectors holds value (i / 32) * 16 + i % 16 of block (i / 16) % 2.
@@ -194,11 +195,16 @@ DSV3_D32_TARGET void DecodeRows(const MatRef& w, const Decode32Acts& a, float* y
   for (int i = 0; i < 64; ++i) spread_bytes[i] = static_cast<uint8_t>(qs + bb * ((i / 16) % 2) + i % 16);
   const __m512i spread = _mm512_load_si512(spread_bytes);
   const __m512i lane_block = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+  const uint8_t* end = static_cast<const uint8_t*>(w.data) + r1 * blocks * bb;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * blocks * bb;
     __m512 acc[T], zacc[T];
     for (int t = 0; t < T; ++t) acc[t] = zacc[t] = _mm512_setzero_ps();
     for (int64_t p = 0; p < pairs; ++p) {
+      // As quant_q4k_r4.cc: prefetch ahead within this call's rows.
+      const uint8_t* ahead = row + 2 * p * bb + kPrefetchAhead;
+      if (ahead < end)
+        for (int64_t l = 0; l < 2 * bb; l += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + l), _MM_HINT_T0);
       uint32_t dd;
       const __m512i u = PairLevels<kType>(row + 2 * p * bb, 2 * p + 1 < blocks, spread, &dd);
       const __m128 dab = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));

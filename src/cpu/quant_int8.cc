@@ -444,6 +444,8 @@ void PrepareTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile& tile
     PrepareFp8Twin(w, r, rows, tile);
   } else if (vnni && w.dtype == DType::kQ8_0) {
     return PrepareQ8_0Vnni(rows_data, row_bytes, rows, w.cols, tile);
+  } else if (vnni && w.dtype == DType::kQ5_0 && HasAvx512Vbmi()) {
+    return PrepareQ5_0Vnni(rows_data, row_bytes, rows, w.cols, tile);
   } else {
     HWY_DYNAMIC_DISPATCH(PrepareInt8TileImpl)(w.dtype, rows_data, row_bytes, rows, w.cols, tile);
   }

@@ -135,6 +135,55 @@ DSV3_VNNI_TARGET void PrepareQ8_0Vnni(const uint8_t* data, int64_t row_bytes, in
   CorrectionSums(tile, cols);
 }
 
+// Q5_0 rows straight into the tile: two blocks' 64 signed levels per row
+// vector (VPERMB spreads each block's 16 qs bytes over its 32 values, a
+// per-half shift and mask give the nibbles, the two qh words side by side
+// are the fifth bits' byte mask), minus 16; scales gathered as Q8_0's.
+DSV3_VBMI_TARGET void PrepareQ5_0Vnni(const uint8_t* data, int64_t row_bytes, int rows, int64_t cols,
+                                      Int8Tile& tile) {
+  tile.group = 32, tile.rows = rows, tile.offset = false;
+  const int64_t blocks = cols / 32;
+  alignas(64) uint8_t spread_bytes[64];  // [qs_A, qs_A, qs_B, qs_B]
+  for (int i = 0; i < 64; ++i) spread_bytes[i] = static_cast<uint8_t>(6 + 22 * (i / 32) + i % 16);
+  const __m512i spread = _mm512_load_si512(spread_bytes);
+  const __m512i shift = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0, 0, 0x0004000400040004,
+                                         0x0004000400040004, 0, 0);  // high nibbles in bytes 16..31, 48..63
+  const __m512i m4 = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
+  for (int h = 0; h < 2; ++h)
+    for (int64_t b = 0; b < blocks; b += 2) {
+      const bool pair = b + 1 < blocks;
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) {
+        const int row = 16 * h + i;
+        if (row >= rows) {
+          r[i] = _mm512_setzero_si512();
+          continue;
+        }
+        const uint8_t* blk = data + row * row_bytes + b * 22;
+        uint32_t qa, qb = 0;
+        std::memcpy(&qa, blk + 2, 4);
+        if (pair) std::memcpy(&qb, blk + 24, 4);
+        const __m512i raw = _mm512_maskz_loadu_epi8(pair ? (1ull << 44) - 1 : (1ull << 22) - 1, blk);
+        __m512i u = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(spread, raw), shift), m4);
+        u = _mm512_mask_add_epi8(u, qa | (static_cast<uint64_t>(qb) << 32), u, sixteen);
+        r[i] = _mm512_sub_epi8(u, sixteen);
+      }
+      Transpose16(r, pair ? 16 : 8, tile.w + b * 32 * 32 + 64 * h);
+    }
+  const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32(static_cast<int>(row_bytes)));
+  for (int h = 0; h < 2; ++h) {
+    const int live = std::clamp(rows - 16 * h, 0, 16);
+    const __mmask16 m = static_cast<__mmask16>((1u << live) - 1);
+    const uint8_t* base = data + 16 * h * row_bytes;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const __m512i dw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, base + b * 22, 1);
+      _mm512_storeu_ps(tile.s + b * kTileRows8 + 16 * h, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dw)));
+    }
+  }
+  CorrectionSums(tile, cols);
+}
+
 // ---- FP8 e4m3 weights as int8 levels (issue 18) ----
 // Per group of 32 columns and 16 rows (one VNNI lane block), the exponent E
 // of the largest magnitude (E = max(field, 1)) sets a power-of-two step: an

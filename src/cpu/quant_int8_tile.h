@@ -54,6 +54,8 @@ void InterleaveTwin(Int8Tile& tile, int64_t cols);
 DSV3_VNNI_TARGET void InterleaveVnni(Int8Tile& tile, int64_t cols);
 // Q8_0 rows [0, rows) of `data` (row_bytes apart) straight into w, s and c.
 DSV3_VNNI_TARGET void PrepareQ8_0Vnni(const uint8_t* data, int64_t row_bytes, int rows, int64_t cols, Int8Tile& tile);
+// Q5_0 the same way (VBMI).
+DSV3_VBMI_TARGET void PrepareQ5_0Vnni(const uint8_t* data, int64_t row_bytes, int rows, int64_t cols, Int8Tile& tile);
 // FP8 rows [r0, r0 + rows) of w as levels: the twin into rm (then
 // InterleaveTwin or InterleaveVnni), the VBMI version straight into w and c.
 void PrepareFp8Twin(const MatRef& w, int64_t r0, int rows, Int8Tile& tile);

@@ -33,7 +33,7 @@ std::vector<float> MakeActs(int64_t n, int64_t cols, std::mt19937& rng) {
   std::vector<float> x(n * cols);
   for (float& v : x) v = dist(rng);
   for (int64_t k = 0; k < 32; ++k) x[k] = 0.0f;
-  if (n > 1) x[cols + 40] = 50.0f;
+  if (n > 1) x[cols + std::min<int64_t>(40, cols - 1)] = 50.0f;
   return x;
 }
 

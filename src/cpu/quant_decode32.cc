@@ -80,10 +80,11 @@ __attribute__((target("avx512f,avx512bw"))) void ExpandPairsAvx512(const int8_t*
     for (int64_t p = 0; p < blocks / 2; ++p) {
       const __m512i v = _mm512_loadu_si512(q + t * cols + 64 * p);  // A 0..15, A 16..31, B 0..15, B 16..31
       _mm512_storeu_si512(qx + (t * pairs + p) * 64, _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0)));
-      const double* dp = reinterpret_cast<const double*>(dg + t * blocks + 2 * p);
-      const double* qp = reinterpret_cast<const double*>(qdg + t * blocks + 2 * p);
-      const __m512 dv = _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd(dp)));
-      const __m512 qv = _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd(qp)));
+      // Two floats each (unaligned 8-byte loads).
+      const __m128i* dp = reinterpret_cast<const __m128i*>(dg + t * blocks + 2 * p);
+      const __m128i* qp = reinterpret_cast<const __m128i*>(qdg + t * blocks + 2 * p);
+      const __m512 dv = _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64(dp)));
+      const __m512 qv = _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64(qp)));
       _mm512_storeu_ps(d + (t * pairs + p) * 16, _mm512_permutexvar_ps(lane_block, dv));
       _mm512_storeu_ps(qd + (t * pairs + p) * 16, _mm512_mul_ps(zv, _mm512_permutexvar_ps(lane_block, qv)));
     }

@@ -96,6 +96,23 @@ DSV3_VNNI_TARGET void InterleaveVnni(Int8Tile& tile, int64_t cols) {
   CorrectionSums(tile, cols);
 }
 
+// The f16 scales (first 2 bytes of each block) of 16 rows at once: a gather
+// of the dwords starting at each block, the low halves converted.
+static DSV3_VNNI_TARGET void GatherF16Scales(const uint8_t* data, int64_t row_bytes, int rows, int64_t blocks,
+                                             int64_t block_bytes, Int8Tile& tile) {
+  const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32(static_cast<int>(row_bytes)));
+  for (int h = 0; h < 2; ++h) {
+    const int live = std::clamp(rows - 16 * h, 0, 16);
+    const __mmask16 m = static_cast<__mmask16>((1u << live) - 1);
+    const uint8_t* base = data + 16 * h * row_bytes;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const __m512i dw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, base + b * block_bytes, 1);
+      _mm512_storeu_ps(tile.s + b * kTileRows8 + 16 * h, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dw)));
+    }
+  }
+}
+
 // Q8_0 rows straight into the tile (no staging): two blocks' 32 levels per
 // 64-byte row vector, the scales converted from f16.
 DSV3_VNNI_TARGET void PrepareQ8_0Vnni(const uint8_t* data, int64_t row_bytes, int rows, int64_t cols,
@@ -119,19 +136,7 @@ DSV3_VNNI_TARGET void PrepareQ8_0Vnni(const uint8_t* data, int64_t row_bytes, in
       }
       Transpose16(r, pair ? 16 : 8, tile.w + b * 32 * 32 + 64 * h);
     }
-  // The f16 scales of 16 rows at once: a gather of the dwords starting at
-  // each block (scale + first two levels), the low halves converted.
-  const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                             _mm512_set1_epi32(static_cast<int>(row_bytes)));
-  for (int h = 0; h < 2; ++h) {
-    const int live = std::clamp(rows - 16 * h, 0, 16);
-    const __mmask16 m = static_cast<__mmask16>((1u << live) - 1);
-    const uint8_t* base = data + 16 * h * row_bytes;
-    for (int64_t b = 0; b < blocks; ++b) {
-      const __m512i dw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, base + b * 34, 1);
-      _mm512_storeu_ps(tile.s + b * kTileRows8 + 16 * h, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dw)));
-    }
-  }
+  GatherF16Scales(data, row_bytes, rows, blocks, 34, tile);
   CorrectionSums(tile, cols);
 }
 
@@ -170,17 +175,7 @@ DSV3_VBMI_TARGET void PrepareQ5_0Vnni(const uint8_t* data, int64_t row_bytes, in
       }
       Transpose16(r, pair ? 16 : 8, tile.w + b * 32 * 32 + 64 * h);
     }
-  const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                             _mm512_set1_epi32(static_cast<int>(row_bytes)));
-  for (int h = 0; h < 2; ++h) {
-    const int live = std::clamp(rows - 16 * h, 0, 16);
-    const __mmask16 m = static_cast<__mmask16>((1u << live) - 1);
-    const uint8_t* base = data + 16 * h * row_bytes;
-    for (int64_t b = 0; b < blocks; ++b) {
-      const __m512i dw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, offsets, base + b * 22, 1);
-      _mm512_storeu_ps(tile.s + b * kTileRows8 + 16 * h, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dw)));
-    }
-  }
+  GatherF16Scales(data, row_bytes, rows, blocks, 22, tile);
   CorrectionSums(tile, cols);
 }
 

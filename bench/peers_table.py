@@ -31,6 +31,14 @@ def dsv3_row(d):
     return d["prefill_tokens_per_s"], tg1, tg16, ceiling
 
 
+def roofline_b1(d):
+    """dsv3's batch-1 decode as a fraction of its roofline (its own bandwidth sample / bytes per token)."""
+    for x in (d or {}).get("decode", []):
+        if x["batch"] == 1:
+            return x.get("fraction_of_roofline")
+    return None
+
+
 def peer_row(d, prompt):
     """(pp, tg1) from `llama-bench -o json`: the pp test has n_gen 0, the tg test n_prompt 0."""
     pp = tg = None
@@ -79,15 +87,20 @@ def main():
                                                               fmt(tg16), frac))
             for t in types.split():
                 peers = [rows[k] for k in ("ik-" + t, "ik-%s-tuned" % t, "llama-" + t) if k in rows]
-                for mine in ("dsv3-fp8", "dsv3-fp8int8", "dsv3-" + t, "dsv3-%s-repack" % t):
+                # dsv3's FP8 rows against the peers' Q8_0 file (the same 8-bit weights), each GGUF
+                # row against the peers on that file.
+                fp8 = ("dsv3-fp8", "dsv3-fp8int8") if t == "q8_0" else ()
+                for mine in fp8 + ("dsv3-" + t, "dsv3-%s-repack" % t):
                     if mine not in rows or not peers:
                         continue
                     best_pp = max((p[0] for p in peers if p[0]), default=None)
                     best_tg = max((p[1] for p in peers if p[1]), default=None)
                     m = rows[mine]
-                    ratios.append("round %d, %s vs best peer on %s: prefill %s, decode b1 %s" % (
+                    roof = roofline_b1(load(os.path.join(out, "%s.t%s.r%d.json" % (mine, thr, r))))
+                    ratios.append("round %d, %s vs best peer on %s: prefill %s, decode b1 %s%s" % (
                         r, mine, t.upper(), fmt(m[0] / best_pp if m[0] and best_pp else None, 2) + "x",
-                        fmt(m[1] / best_tg if m[1] and best_tg else None, 2) + "x"))
+                        fmt(m[1] / best_tg if m[1] and best_tg else None, 2) + "x",
+                        "" if roof is None else " (%.0f%% of its roofline)" % (100 * roof)))
         print()
         for line in ratios:
             print("- " + line)

@@ -25,6 +25,7 @@
 #include <cstring>
 
 #include "core/ggml_quants.h"
+#include "cpu/quant_int8_tile.h"
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's AVX-512 headers (quant_q4k_r4.cc)
@@ -33,7 +34,6 @@
 namespace dsv3::cpu {
 
 namespace {
-constexpr int64_t kPrefetchAhead = 12288;
 // Lane l of a pair: block A (0) or B (1).
 constexpr int LaneBlock(int l) { return (l / 4) % 2; }
 // Byte i of a pair's vectors holds value (i / 32) * 16 + i % 16 of block (i / 16) % 2.
@@ -202,10 +202,7 @@ DSV3_D32_TARGET void DecodeRows(const MatRef& w, const Decode32Acts& a, float* y
     __m512 acc[T], zacc[T];
     for (int t = 0; t < T; ++t) acc[t] = zacc[t] = _mm512_setzero_ps();
     for (int64_t p = 0; p < pairs; ++p) {
-      // As quant_q4k_r4.cc: prefetch ahead within this call's rows.
-      const uint8_t* ahead = row + 2 * p * bb + kPrefetchAhead;
-      if (ahead < end)
-        for (int64_t l = 0; l < 2 * bb; l += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + l), _MM_HINT_T0);
+      PrefetchAhead(row + 2 * p * bb, 2 * bb, end);
       uint32_t dd;
       const __m512i u = PairLevels<kType>(row + 2 * p * bb, 2 * p + 1 < blocks, spread, &dd);
       const __m128 dab = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));

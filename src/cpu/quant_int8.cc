@@ -46,10 +46,6 @@ namespace dsv3::cpu {
 // Fewer tokens: the float decode kernel (quant_matmul.cc) streams the blocks
 // faster than tiles can be prepared.
 constexpr int64_t kInt8MinTokens = 8;
-// Decode kernels fetch this far ahead within their rows: one core's hardware
-// prefetchers leave DRAM latency exposed (bench-moe Q4_K decode, one thread:
-// 57.8 -> 69.3 tok/s; 12-16 KiB measured best, 2-4 KiB gave a few percent).
-constexpr int64_t kDecodePrefetch = 12288;
 // Activations of n tokens: q [n, cols], d [n, cols / 32], sum16 [n, cols / 16].
 struct Int8Acts {
   int8_t* q = nullptr;
@@ -159,8 +155,7 @@ DSV3_AVX3_VNNI void DecodeVnni(const MatRef& w, const Int8Acts& a, const float* 
     __m512 acc[T], zacc[T];
     for (int t = 0; t < T; ++t) acc[t] = zacc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      if (row + b * bb + kDecodePrefetch < end)
-        for (int64_t l = 0; l < bb; l += 64) _mm_prefetch(reinterpret_cast<const char*>(row + b * bb + kDecodePrefetch + l), _MM_HINT_T0);
+      PrefetchAhead(row + b * bb, bb, end);
       const int8_t* level = K::Unpack(row + b * bb, u);
       const __m512 sv = LoadGroups<G>(u.scale);
       __m512 zv = K::kOffset ? LoadGroups<G>(u.offset) : _mm512_setzero_ps();
@@ -227,8 +222,7 @@ DSV3_AVX3_VNNI void DecodeQ4KVnni(const MatRef& w, const int8_t* qp, const float
     for (int t = 0; t < T; ++t) acc[t] = acc2[t] = zacc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* blk = row + b * 144;
-      if (blk + kDecodePrefetch < end)
-        for (int l = 0; l < 3; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + kDecodePrefetch + 64 * l), _MM_HINT_T0);
+      PrefetchAhead(blk, 144, end);
       const __m512 sm = _mm512_mul_ps(Q4KScaleFactors(blk), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(Q4KScales(blk))));
       const __m512i v0 = _mm512_loadu_si512(blk + 16), v1 = _mm512_loadu_si512(blk + 80);
       const __m512i lv[4] = {_mm512_and_si512(v0, m4), _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4),
@@ -401,13 +395,13 @@ int64_t QuantInt8ScratchFloats(const MatRef& w, int64_t n) {
   const int64_t int8 = Align16(n * w.cols / 4) + Align16(n * w.cols / 32) + Align16(n * w.cols / 16) +
                        2 * Align16(n * w.cols / 16) + 2 * Align16(8 * w.cols) + 3 * Align16(2 * w.cols) + 64 +
                        Align16(n * w.cols / 4) + Align16(n * w.cols / 16);
-  // FP8 below 8 tokens (or with blocks int8 cannot follow): the float kernel.
   // --repack's Q4_K_R4: the expanded activations (decode) or the tile's rows
   // put back into Q4_K bytes (prefill).
   const int64_t r4 = w.dtype == DType::kQ4_KR4 ? Align16(Q4KR4ActBytes(n, w.cols) / 4 + 16) +
                                                      Align16(kTileRows8 * DTypeBytes(w.dtype, w.cols) / 4 + 16)
                                                : 0;
   const int64_t d32 = Decode32Supports(w.dtype) ? Align16(Decode32ActBytes(n, w.cols) / 4 + 16) : 0;
+  // FP8 below 8 tokens (or with blocks int8 cannot follow): the float kernel.
   return w.dtype == DType::kF8E4M3 ? std::max(int8, MatMulScratchFloats(w, n)) : int8 + r4 + d32;
 }
 

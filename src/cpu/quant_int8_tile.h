@@ -17,6 +17,20 @@
 
 namespace dsv3::cpu {
 
+// The decode kernels (1..7 tokens: quant_int8.cc, quant_q4k_r4.cc,
+// quant_decode32.cc) fetch this far ahead within their rows: one core's
+// hardware prefetchers leave DRAM latency exposed (bench-moe Q4_K decode,
+// one thread: 57.8 -> 69.3 tok/s; 12-16 KiB measured best, 2-4 KiB gave a
+// few percent).
+constexpr int64_t kDecodePrefetch = 12288;
+// Prefetches the `bytes` that lie kDecodePrefetch after p, if before `end`
+// (the call's last row: what lies past it belongs to another thread or none).
+inline void PrefetchAhead(const uint8_t* p, int64_t bytes, const uint8_t* end) {
+  const uint8_t* ahead = p + kDecodePrefetch;
+  if (ahead < end)
+    for (int64_t l = 0; l < bytes; l += 64) __builtin_prefetch(ahead + l, 0, 3);
+}
+
 constexpr int kTileRows8 = 32;
 // 32 rows of weights. rm [32, cols]: the signed levels, row-major (staging);
 // w: the same interleaved, w[(k / 4) * 128 + 64 * (r / 16) + 4 * (r % 16) + k % 4]

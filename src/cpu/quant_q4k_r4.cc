@@ -34,21 +34,8 @@ namespace dsv3::cpu {
 
 namespace {
 constexpr int64_t kBlockBytes = kQ4KR4BlockBytes;
-constexpr int64_t kPrefetchAhead = 12288;
 // Lane 4g + r of a scale vector: sub-block g (mod 4), row r; odd g are high nibbles.
 constexpr float NibbleFactor(int lane) { return (lane / 4) % 2 ? 1.0f / 16.0f : 1.0f; }
-
-// The Q4_K 6-bit scale field of a row (12 bytes) as sc[0..7], m[0..7].
-void RowScales(const uint8_t* q, uint8_t* sc, uint8_t* m) {
-  for (int j = 0; j < 8; ++j) {
-    if (j < 4) {
-      sc[j] = q[j] & 63, m[j] = q[j + 4] & 63;
-    } else {
-      sc[j] = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-      m[j] = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-  }
-}
 }  // namespace
 
 int64_t Q4KR4ActBytes(int64_t n, int64_t cols) { return n * (4 * cols + 2 * (cols / 8) * 4); }
@@ -111,7 +98,8 @@ void DecodeQ4KR4Twin(const MatRef& w, const Q4KR4Acts& a, float* y, int64_t y_st
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = group + b * kBlockBytes;
         uint8_t sc[4][8], m[4][8];
-        for (int r = 0; r < 4; ++r) RowScales(blk + 16 + 12 * r, sc[r], m[r]);
+        for (int r = 0; r < 4; ++r)
+          for (int g = 0; g < 8; ++g) KScaleMin(g, blk + 16 + 12 * r, &sc[r][g], &m[r][g]);
         float sf[32];
         for (int k = 0; k < 32; ++k) {  // lane k: sub-block k / 4, row k % 4
           const int g = k / 4, r = k % 4;
@@ -192,11 +180,7 @@ DSV3_VBMI_TARGET void DecodeGroups(const MatRef& w, const Q4KR4Acts& a, float* y
     for (int t = 0; t < T; ++t) acc[t] = acc2[t] = zacc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* blk = group + b * kBlockBytes;
-      // One core's hardware prefetchers leave DRAM latency exposed: fetch
-      // kPrefetchAhead bytes ahead, within this call's rows (one core 56 ->
-      // 65 tok/s on bench-moe Q4_K; the distance measured best at 12-16 KiB).
-      if (blk + kPrefetchAhead < end)
-        for (int l = 0; l < 9; ++l) _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchAhead + 64 * l), _MM_HINT_T0);
+      PrefetchAhead(blk, kBlockBytes, end);  // one core 56 -> 65 tok/s on bench-moe Q4_K with --repack
       const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
       const __m512 d = _mm512_mul_ps(_mm512_broadcast_f32x4(_mm256_castps256_ps128(dm)), nibble);
       const __m512 dmin = _mm512_broadcast_f32x4(_mm256_extractf128_ps(dm, 1));

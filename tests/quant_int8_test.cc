@@ -134,31 +134,6 @@ TEST(QuantInt8, Decode32VnniEqualsTwinBitForBit) {
   }
 }
 
-// FP8 e4m3 weights with int8 activations (issue 18): [rows, cols], block
-// scales of `block` x `block`, so tiles cross a block's rows.
-struct Fp8Weight {
-  Weight w;
-  std::vector<uint8_t> bytes;
-  std::vector<float> scales;
-};
-Fp8Weight MakeFp8(int64_t rows, int64_t cols, int64_t block, std::mt19937& rng) {
-  Fp8Weight f;
-  std::normal_distribution<float> dist(0.0f, 0.05f);
-  std::uniform_real_distribution<float> s(1e-4f, 2e-3f);
-  const int64_t sr = (rows + block - 1) / block, sc = (cols + block - 1) / block;
-  f.scales.resize(sr * sc);
-  for (float& v : f.scales) v = s(rng);
-  f.bytes.resize(rows * cols);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      // Some rows far smaller than their neighbours: groups with a wide range.
-      const float v = dist(rng) * (r % 7 == 3 ? 0.01f : 1.0f);
-      f.bytes[r * cols + c] = F32ToF8E4M3(v / f.scales[(r / block) * sc + c / block]);
-    }
-  f.w.dtype = DType::kF8E4M3, f.w.rows = rows, f.w.cols = cols, f.w.data = f.bytes.data();
-  f.w.scale_inv = f.scales.data(), f.w.scale_cols = sc, f.w.block_rows = block, f.w.block_cols = block;
-  return f;
-}
 TEST(QuantInt8, Fp8VnniEqualsTwinBitForBit) {
   if (!cpu::HasAvx512Vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
   std::mt19937 rng(11);

@@ -21,10 +21,29 @@ struct MatRef {
   const void* data = nullptr;
   const float* scale_inv = nullptr;
   int64_t scale_cols = 0, block_rows = 128, block_cols = 128, row_offset = 0;
+  const uint8_t* tile_exp = nullptr;  // kI8T32: [rows / 16, cols / 32] by absolute row
 };
 
 // The name of the Highway target the kernels dispatch to ("AVX3", "AVX2").
 const char* TargetName();
+
+// ---- FP8 as int8 tiles (quant_fp8_tiles.cc; --int8-fp8 at load, issue 18) ----
+
+// A whole FP8 matrix (row_offset 0) whose 32-column groups each lie in one
+// block-scale column: it can become a kI8T32 matrix.
+bool I8TSupports(const MatRef& w);
+inline int64_t I8TTiles(int64_t rows) { return (rows + 31) / 32; }
+// Bytes of the levels ([tiles, 32 * cols]) and of the exponents
+// ([tiles * 2, cols / 32]) of a rows x cols matrix.
+inline int64_t I8TLevelBytes(int64_t rows, int64_t cols) { return I8TTiles(rows) * 32 * cols; }
+inline int64_t I8TExpBytes(int64_t rows, int64_t cols) { return I8TTiles(rows) * 2 * (cols / 32); }
+inline int64_t PackFp8TilesScratchFloats(int64_t cols) { return 20 * cols + 64; }
+// Tiles [t0, t1) of w into levels (64-byte aligned; may be w's own bytes,
+// rows % 32 == 0) and exps: the levels and steps PrepareFp8Vnni would make
+// from the same rows on every call.
+void PackFp8Tiles(const MatRef& w, int64_t t0, int64_t t1, uint8_t* levels, uint8_t* exps, float* scratch);
+// Row r (any) of a kI8T32 view as floats: level * 2^(E - 13) * block scale.
+void DequantizeI8TRow(const MatRef& w, int64_t r, float* out);
 
 // ---- Matrix products (matmul.cc) ----
 

@@ -70,8 +70,17 @@ DSV3_VNNI_TARGET inline void Transpose16(__m512i r[16], int64_t words, int8_t* o
   }
 }
 
-// c = -128 * the sum of each group's levels, from the interleaved tile.
-static DSV3_VNNI_TARGET void CorrectionSums(Int8Tile& tile, int64_t cols) {
+void CorrectionSumsTwin(Int8Tile& tile, int64_t cols) {
+  for (int r = 0; r < kTileRows8; ++r)
+    for (int64_t g = 0; g < cols / tile.group; ++g) {
+      int32_t sum = 0;
+      for (int64_t k = g * tile.group; k < (g + 1) * tile.group; ++k)
+        sum += tile.w[(k / 4) * 128 + 64 * (r / 16) + 4 * (r % 16) + k % 4];
+      tile.c[g * kTileRows8 + r] = -128 * sum;
+    }
+}
+
+DSV3_VNNI_TARGET void CorrectionSums(Int8Tile& tile, int64_t cols) {
   const __m512i ones = _mm512_set1_epi8(1);
   const int steps = tile.group / 4;
   for (int h = 0; h < 2; ++h)
@@ -203,10 +212,6 @@ static const Fp8Tables& Fp8Levels() {
 }
 bool Fp8Int8Supports(const MatRef& w) { return w.cols % 32 == 0 && w.block_cols % 32 == 0 && w.block_rows > 0; }
 
-// 2^(E - 13) for the group's largest exponent field (E = max(field, 1)).
-inline float Fp8Step(int big) {
-  return static_cast<float>(1.0 / 8192) * static_cast<float>(1 << std::max(big, 1));
-}
 // The block-scale rows of the tile's rows (absolute row r0 + i).
 static void Fp8ScaleRows(const MatRef& w, int64_t r0, int rows, const float* srow[kTileRows8]) {
   for (int i = 0; i < kTileRows8; ++i)
@@ -226,6 +231,7 @@ void PrepareFp8Twin(const MatRef& w, int64_t r0, int rows, Int8Tile& tile) {
       for (int i = 16 * h; i < std::min(16 * h + 16, rows); ++i)
         for (int k = 0; k < 32; ++k) big = std::max(big, data[i * cols + 32 * g + k] & 0x7F);
       big >>= 3;
+      if (tile.big) tile.big[h * (cols / 32) + g] = static_cast<uint8_t>(big);
       for (int i = 16 * h; i < 16 * h + 16; ++i) {
         const bool live = i < rows;
         for (int k = 0; k < 32; ++k) {
@@ -277,6 +283,7 @@ DSV3_VBMI_TARGET void PrepareFp8Vnni(
       __m512i v[8], top = _mm512_setzero_si512();
       for (int s = 0; s < 8; ++s) v[s] = _mm512_load_si512(wg + s * 128), top = _mm512_max_epu8(top, _mm512_and_si512(v[s], mag));
       const int big = MaxByte(top) >> 3;
+      if (tile.big) tile.big[h * (cols / 32) + g] = static_cast<uint8_t>(big);
       const __m512i lo = _mm512_load_si512(Fp8Levels().level[big]), hi = _mm512_load_si512(Fp8Levels().level[big] + 64);
       for (int s = 0; s < 8; ++s) {
         const __m512i q = _mm512_permutex2var_epi8(lo, _mm512_and_si512(v[s], mag), hi);

@@ -43,6 +43,9 @@ struct Int8Tile {
   int32_t* c = nullptr;
   int group = 32, rows = 0;
   bool offset = false;
+  // FP8 only, when set: each group's exponent field E, [2][cols / 32] (per
+  // 16-row half), for the tiles kept at load (quant_fp8_tiles.h).
+  uint8_t* big = nullptr;
   // The next tile's packed rows (contiguous): prefetched into L2 while this
   // tile's products run, so preparing it does not wait on memory.
   const uint8_t* next = nullptr;
@@ -57,6 +60,12 @@ struct GroupFactors {
 };
 
 
+// An FP8 group's level step 2^(E - 13) for its largest exponent field
+// (E = max(field, 1)); times the block scale it is the group's scale.
+inline float Fp8Step(int big) {
+  return static_cast<float>(1.0 / 8192) * static_cast<float>(1 << (big > 1 ? big : 1));
+}
+
 // True with AVX512-VBMI too (VPERMI2B: the FP8 level tables).
 bool HasAvx512Vbmi();
 // FP8 matrices whose groups of 32 columns each lie in one block-scale column.
@@ -66,6 +75,9 @@ bool Fp8Int8Supports(const MatRef& w);
 // rm, s and z, then InterleaveVnni (or its twin) makes w and c.
 void InterleaveTwin(Int8Tile& tile, int64_t cols);
 DSV3_VNNI_TARGET void InterleaveVnni(Int8Tile& tile, int64_t cols);
+// c = -128 * the sum of each group's levels, from the interleaved w.
+void CorrectionSumsTwin(Int8Tile& tile, int64_t cols);
+DSV3_VNNI_TARGET void CorrectionSums(Int8Tile& tile, int64_t cols);
 // Q8_0 rows [0, rows) of `data` (row_bytes apart) straight into w, s and c.
 DSV3_VNNI_TARGET void PrepareQ8_0Vnni(const uint8_t* data, int64_t row_bytes, int rows, int64_t cols, Int8Tile& tile);
 // Q5_0 the same way (VBMI).

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include <set>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "core/parallel.h"
@@ -258,38 +259,88 @@ void Model::DropForeignExperts() {
         if (!resident_[e]) layer.moe.experts[e] = MlpWeights();
 }
 
+namespace {
+// Every matrix the model reads, once per distinct data pointer, with all the
+// Weights that share it (the MTP layer's copy of the head, ...): a change of
+// format must reach every one of them.
+struct SharedMatrices {
+  std::vector<const void*> order;
+  std::unordered_map<const void*, std::vector<Weight*>> users;
+  std::unordered_set<const void*> router;  // read by a router (float32 products)
+};
+
+// Sets every user of a repacked matrix to its new bytes and format.
+void Rebind(std::vector<Weight*>& users, DType dtype, const uint8_t* data, const uint8_t* tile_exp) {
+  for (Weight* u : users) {
+    u->data = data;  // all start where the shared bytes start
+    u->dtype = dtype, u->tile_exp = tile_exp;
+  }
+}
+}  // namespace
+
 uint64_t Model::CopyToMemory() {
   std::unordered_set<const void*> owned;
   for (const AlignedBuffer<uint8_t>& b : aligned_) owned.insert(b.data());
-  std::vector<Weight*> todo;
-  MatrixVisitor visit([&](TensorRole role, Weight& w) {
-    if (role != TensorRole::kEmbedding && !owned.count(w.data) && w.data != weights_.embed_tokens.data) {
-      owned.insert(w.data);
-      todo.push_back(&w);
-    }
-  });
+  SharedMatrices m;
+  auto note = [&](TensorRole role, Weight& w) {
+    if (role == TensorRole::kEmbedding || w.empty() || w.data == weights_.embed_tokens.data) return;
+    if (!m.users.count(w.data)) m.order.push_back(w.data);
+    m.users[w.data].push_back(&w);
+    if (role == TensorRole::kRouter) m.router.insert(w.data);
+  };
+  MatrixVisitor visit(note);
   BindWeights(config_, weights_, visit);
+  for (LayerWeights& layer : weights_.layers) note(TensorRole::kLinear, layer.attn.w_uk_t);  // made at load
   uint64_t bytes = 0;
-  for (Weight* w : todo) {
-    const uint8_t* src = static_cast<const uint8_t*>(w->data);
-    const size_t n = static_cast<size_t>(w->nbytes());
-    aligned_.emplace_back(n);
-    uint8_t* dst = aligned_.back().data();
-    if (options_.repack_q4k && w->dtype == DType::kQ4_K && w->rows % kQ4KR4Rows == 0) {
-      // Groups of 4 rows, each group's bytes where the same rows' were.
-      const int64_t group_bytes = kQ4KR4Rows * w->bytes_per_row();
-      ParallelFor(w->rows / kQ4KR4Rows, 64, [&](int64_t b, int64_t e) {
-        RepackQ4KR4(src + b * group_bytes, (e - b) * kQ4KR4Rows, w->cols, dst + b * group_bytes);
-      });
-      w->dtype = DType::kQ4_KR4;
-    } else {
-      ParallelFor(static_cast<int64_t>(n), 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(dst + b, src + b, e - b); });
+  for (const void* key : m.order) {
+    std::vector<Weight*>& users = m.users[key];
+    Weight* w = users.front();
+    const bool views = std::any_of(users.begin(), users.end(), [](const Weight* u) { return u->row_offset != 0; });
+    // --int8-fp8: FP8 matrices become the int8 tiles the VNNI kernels read.
+    const bool tiles = options_.int8_fp8 && !m.router.count(key) && !views && ops::CanPackFp8Tiles(*w);
+    if (owned.count(key)) {  // converted at load (FP8 head, W_uk^T): tiles in place
+      if (!tiles || w->rows % 32 != 0) continue;
+      aligned_.emplace_back(static_cast<size_t>(ops::PackedFp8TilesExpBytes(*w)));
+      uint8_t* data = static_cast<uint8_t*>(const_cast<void*>(key));
+      ops::PackFp8Tiles(*w, data, aligned_.back().data());
+      Rebind(users, DType::kI8T32, data, aligned_.back().data());
+      continue;
     }
-    ReleaseMappedPages(src, n);
-    w->data = dst;
-    bytes += n;
+    bytes += CopyMatrix(*w, tiles, users);
   }
   return bytes;
+}
+
+// One matrix into its own aligned memory: as FP8 tiles, as Q4_K_R4 (--repack)
+// or byte for byte. Returns the bytes read.
+uint64_t Model::CopyMatrix(const Weight& w, bool tiles, std::vector<Weight*>& users) {
+  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  const size_t n = static_cast<size_t>(w.nbytes());
+  if (tiles) {
+    aligned_.emplace_back(static_cast<size_t>(ops::PackedFp8TilesBytes(w) + ops::PackedFp8TilesExpBytes(w)));
+    uint8_t* dst = aligned_.back().data();
+    uint8_t* exps = dst + ops::PackedFp8TilesBytes(w);
+    ops::PackFp8Tiles(w, dst, exps);
+    ReleaseMappedPages(src, n);
+    Rebind(users, DType::kI8T32, dst, exps);
+    return n;
+  }
+  aligned_.emplace_back(n);
+  uint8_t* dst = aligned_.back().data();
+  DType dtype = w.dtype;
+  if (options_.repack_q4k && w.dtype == DType::kQ4_K && w.rows % kQ4KR4Rows == 0) {
+    // Groups of 4 rows, each group's bytes where the same rows' were.
+    const int64_t group_bytes = kQ4KR4Rows * w.bytes_per_row();
+    ParallelFor(w.rows / kQ4KR4Rows, 64, [&](int64_t b, int64_t e) {
+      RepackQ4KR4(src + b * group_bytes, (e - b) * kQ4KR4Rows, w.cols, dst + b * group_bytes);
+    });
+    dtype = DType::kQ4_KR4;
+  } else {
+    ParallelFor(static_cast<int64_t>(n), 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(dst + b, src + b, e - b); });
+  }
+  ReleaseMappedPages(src, n);
+  Rebind(users, dtype, dst, users.front()->tile_exp);
+  return n;
 }
 
 Status Model::Finish(const LoadOptions& options) {

@@ -194,6 +194,7 @@ class Model {
 
   Status ConvertWeights();  // applies options_ (formats, W_uk^T) after binding
   uint64_t CopyToMemory();  // options_.load_to_memory; returns bytes copied
+  uint64_t CopyMatrix(const Weight& w, bool tiles, std::vector<Weight*>& users);
   // After Prepare(), for every loader: load options, conversions, the copy.
   Status Finish(const LoadOptions& options);
   // From options.comm / expert_map: placement_ and resident_ (before binding).

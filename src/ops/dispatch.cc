@@ -10,19 +10,21 @@
 
 #include "core/parallel.h"
 #include "cpu/kernels.h"
+#include "ops/mat_ref.h"
 #include "ops/ops.h"
 
 namespace dsv3::ops {
-
-namespace {
 
 cpu::MatRef ToMatRef(const Weight& w) {
   cpu::MatRef m;
   m.dtype = w.dtype, m.rows = w.rows, m.cols = w.cols, m.data = w.data;
   m.scale_inv = w.scale_inv, m.scale_cols = w.scale_cols;
   m.block_rows = w.block_rows, m.block_cols = w.block_cols, m.row_offset = w.row_offset;
+  m.tile_exp = w.tile_exp;
   return m;
 }
+
+namespace {
 
 // 64-byte aligned: vector loads of activations that straddle cache lines
 // halve the kernels' streaming speed.
@@ -67,7 +69,8 @@ void GateUpRange(const GateUpJob& j, int64_t r0, int64_t r1, const MatMulOptions
 }
 
 // Splits the concatenated rows of `count` jobs over the threads by cost and
-// calls run(job, r0, r1) for each piece. Rows are cut at multiples of 16.
+// calls run(job, r0, r1) for each piece. Rows are cut at multiples of 32
+// (the int8 tiles of kI8T32 matrices; 16 and 4 for other kernels).
 template <class RowsOf, class CostOf, class Run>
 void SplitRows(int64_t count, const RowsOf& rows_of, const CostOf& cost_of, const Run& run) {
   double total = 0.0;
@@ -78,7 +81,7 @@ void SplitRows(int64_t count, const RowsOf& rows_of, const CostOf& cost_of, cons
     for (int64_t j = 0; j < count; ++j) {
       const double c = cost_of(j) * static_cast<double>(rows_of(j));
       if (target < c) {
-        const int64_t r = static_cast<int64_t>(target / cost_of(j)) / 16 * 16;
+        const int64_t r = static_cast<int64_t>(target / cost_of(j)) / 32 * 32;
         return {j, std::min(r, rows_of(j))};
       }
       target -= c;
@@ -104,6 +107,22 @@ double RowCost(const Weight& w, int64_t n) {
 }
 
 }  // namespace
+
+bool CanPackFp8Tiles(const Weight& w) { return cpu::I8TSupports(ToMatRef(w)); }
+
+int64_t PackedFp8TilesBytes(const Weight& w) { return cpu::I8TLevelBytes(w.rows, w.cols); }
+
+int64_t PackedFp8TilesExpBytes(const Weight& w) { return cpu::I8TExpBytes(w.rows, w.cols); }
+
+Weight PackFp8Tiles(const Weight& w, uint8_t* dst, uint8_t* exps) {
+  const cpu::MatRef m = ToMatRef(w);
+  ParallelFor(cpu::I8TTiles(w.rows), 16, [&](int64_t t0, int64_t t1) {
+    cpu::PackFp8Tiles(m, t0, t1, dst, exps, ThreadScratch(cpu::PackFp8TilesScratchFloats(w.cols)));
+  });
+  Weight packed = w;
+  packed.dtype = DType::kI8T32, packed.data = dst, packed.tile_exp = exps;
+  return packed;
+}
 
 void MatMul(const Weight& w, const float* x, int64_t x_stride, float* y, int64_t y_stride, int64_t n,
             const MatMulOptions& options) {

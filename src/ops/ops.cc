@@ -11,6 +11,7 @@
 #include "core/ggml_quants.h"
 #include "core/q4k_r4.h"
 #include "core/parallel.h"
+#include "ops/mat_ref.h"
 
 namespace dsv3::ops {
 
@@ -42,6 +43,10 @@ void DecodeRow(const Weight& w, int64_t r, float* out) {
       break;
     }
     default:
+      if (w.dtype == DType::kI8T32) {  // --int8-fp8's tiles: level * step * block scale
+        cpu::DequantizeI8TRow(ToMatRef(w), r, out);
+        break;
+      }
       if (w.dtype == DType::kQ4_KR4) {  // --repack's interleaved Q4_K: the row's Q4_K bytes first
         thread_local std::vector<uint8_t> q4k;
         q4k.resize(static_cast<size_t>(w.bytes_per_row()));

@@ -22,6 +22,9 @@ struct Weight {
   int64_t scale_cols = 0;
   int64_t block_rows = 128, block_cols = 128;
   int64_t row_offset = 0;  // absolute index of this view's first row
+  // kI8T32 only (--int8-fp8's tiles): the exponent of each 16 rows x 32
+  // columns, [ceil(total_rows / 16), cols / 32], indexed by absolute row.
+  const uint8_t* tile_exp = nullptr;
 
   bool empty() const { return data == nullptr; }
   int64_t bytes_per_row() const { return static_cast<int64_t>(DTypeBytes(dtype, cols)); }

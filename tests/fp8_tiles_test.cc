@@ -1,0 +1,196 @@
+// FP8 matrices held as int8 tiles (--int8-fp8 at load, DType::kI8T32,
+// cpu/quant_fp8_tiles.cc; issue 18). Packing keeps exactly the levels the
+// per-call FP8 int8 path makes, so the tile products give its bits; decode
+// (1..7 tokens) gives the tile product's bits per row and token, its VNNI
+// kernel its twin's, and both stay within the activations' rounding of the
+// float32-activation product over the same (packed) weights. Packed rows
+// dequantize to the FP8 values within half a group step, exactly where the
+// value's exponent is within 3 of its group's largest.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/aligned_buffer.h"
+#include "cpu/kernels.h"
+#include "cpu/quant_fp8_tiles.h"
+#include "ops/ops.h"
+#include "quant_test_util.h"
+
+namespace dsv3 {
+namespace {
+
+cpu::MatRef Ref(const Weight& w) {
+  cpu::MatRef m{w.dtype, w.rows, w.cols, w.data, w.scale_inv, w.scale_cols, w.block_rows, w.block_cols, w.row_offset};
+  m.tile_exp = w.tile_exp;
+  return m;
+}
+
+struct Packed {
+  AlignedBuffer<uint8_t> levels, exps;
+  Weight w;
+};
+Packed Pack(const Weight& fp8) {
+  Packed p;
+  p.levels = AlignedBuffer<uint8_t>(static_cast<size_t>(ops::PackedFp8TilesBytes(fp8)));
+  p.exps = AlignedBuffer<uint8_t>(static_cast<size_t>(ops::PackedFp8TilesExpBytes(fp8)));
+  p.w = ops::PackFp8Tiles(fp8, p.levels.data(), p.exps.data());
+  return p;
+}
+
+std::vector<float> Acts(int64_t n, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(n * cols);
+  for (float& v : x) v = dist(rng);
+  for (int64_t k = 0; k < 32; ++k) x[k] = 0.0f;  // an all-zero group
+  return x;
+}
+
+std::vector<float> Product(const Weight& w, const std::vector<float>& x, int64_t n, bool int8_fp8 = false) {
+  std::vector<float> y(n * w.rows, -1.0f);
+  ops::MatMulOptions o;
+  o.int8_fp8 = int8_fp8;
+  ops::MatMul(w, x.data(), w.cols, y.data(), w.rows, n, o);
+  return y;
+}
+
+// 80 rows: two whole tiles and a half; 64 x 64 blocks: tiles cross block rows.
+constexpr int64_t kRows = 80, kCols = 384, kBlock = 64;
+
+TEST(Fp8Tiles, RowsAreTheFp8ValuesWithinHalfAGroupStep) {
+  std::mt19937 rng(3);
+  Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
+  ASSERT_TRUE(ops::CanPackFp8Tiles(f.w));
+  Packed p = Pack(f.w);
+  EXPECT_EQ(p.w.dtype, DType::kI8T32);
+  std::vector<float> got(kCols), want(kCols);
+  int64_t exact = 0;
+  for (int64_t r = 0; r < kRows; ++r) {
+    ops::DecodeRow(p.w, r, got.data());
+    ops::DecodeRow(f.w, r, want.data());
+    const int64_t h0 = r / 16 * 16, h1 = std::min(h0 + 16, kRows);
+    for (int64_t g = 0; g < kCols / 32; ++g) {
+      int big = 1;  // the group's largest exponent field (16 rows x 32 columns)
+      for (int64_t i = h0; i < h1; ++i)
+        for (int64_t k = 32 * g; k < 32 * g + 32; ++k) big = std::max(big, (f.bytes[i * kCols + k] & 0x7F) >> 3);
+      const double half_step = std::ldexp(1.0, big - 13) * f.w.Scale(r, 32 * g) / 2;
+      for (int64_t k = 32 * g; k < 32 * g + 32; ++k) {
+        const int e = (f.bytes[r * kCols + k] & 0x7F) >> 3;
+        if (e >= big - 3) {
+          ASSERT_EQ(got[k], want[k]) << "row " << r << " column " << k;
+          ++exact;
+        } else {
+          ASSERT_LE(std::fabs(got[k] - want[k]), half_step * (1 + 1e-6)) << "row " << r << " column " << k;
+        }
+      }
+    }
+  }
+  EXPECT_GT(exact, kRows * kCols / 2);  // most values keep their FP8 value
+}
+
+TEST(Fp8Tiles, TileProductsAreTheFp8Int8PathsBits) {
+  std::mt19937 rng(5);
+  Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
+  Packed p = Pack(f.w);
+  for (int64_t n : {8, 13, 20}) {
+    const std::vector<float> x = Acts(n, kCols, rng);
+    const std::vector<float> a = Product(p.w, x, n), b = Product(f.w, x, n, true);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " output " << i;
+  }
+}
+
+// Decode of n tokens equals the first n of a tile product over 8 + n tokens.
+TEST(Fp8Tiles, DecodeGivesTheTileProductsBits) {
+  std::mt19937 rng(7);
+  Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
+  Packed p = Pack(f.w);
+  for (int64_t n = 1; n < 8; ++n) {
+    const std::vector<float> x = Acts(8 + n, kCols, rng);
+    const std::vector<float> few(x.begin(), x.begin() + n * kCols);
+    const std::vector<float> a = Product(p.w, few, n), b = Product(p.w, x, 8 + n);
+    for (int64_t i = 0; i < n * kRows; ++i) ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " output " << i;
+  }
+}
+
+TEST(Fp8Tiles, DecodeVnniEqualsTwinBitForBit) {
+  if (!cpu::HasAvx512Vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> level(-127, 127);
+  std::uniform_real_distribution<float> scale(1e-3f, 1e-1f);
+  Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
+  Packed p = Pack(f.w);
+  const cpu::MatRef m = Ref(p.w);
+  const int64_t groups = kCols / 32;
+  for (int64_t n = 1; n < 8; ++n) {
+    std::vector<int8_t> q(n * kCols);
+    std::vector<float> dg(n * groups);
+    std::vector<int32_t> qsum(n * groups, 0);
+    for (int64_t i = 0; i < n * kCols; ++i) q[i] = static_cast<int8_t>(level(rng)), qsum[i / 32] += q[i];
+    for (float& d : dg) d = scale(rng);
+    // Whole tiles, a half at either end, a lone half.
+    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, kRows}, {16, 48}, {48, 80}, {64, 80}, {16, 32}, {32, 72}}) {
+      std::vector<float> a(n * kRows, -1.0f), b(n * kRows, -1.0f);
+      cpu::DecodeI8TVnni(m, q.data(), dg.data(), qsum.data(), n, a.data(), kRows, r0, r1);
+      cpu::DecodeI8TTwin(m, q.data(), dg.data(), qsum.data(), n, b.data(), kRows, r0, r1);
+      for (int64_t i = 0; i < n * kRows; ++i)
+        ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " rows " << r0 << ".." << r1 << " output " << i;
+    }
+  }
+}
+
+// Against float32 activations on the packed weights (ops::ref::MatMul
+// dequantizes them): the int8 activations' rounding, d / 2 per value.
+void ExpectWithinActivationRounding(const Weight& w, int64_t n, std::mt19937& rng) {
+  const std::vector<float> x = Acts(n, w.cols, rng);
+  std::vector<float> want(n * w.rows), row(w.cols);
+  ops::ref::MatMul(w, x.data(), w.cols, want.data(), w.rows, n);
+  const std::vector<float> got = Product(w, x, n);
+  for (int64_t r = 0; r < w.rows; ++r) {
+    ops::DecodeRow(w, r, row.data());
+    for (int64_t t = 0; t < n; ++t) {
+      double bound = 0;
+      for (int64_t g = 0; g < w.cols / 32; ++g) {
+        float amax = 0;
+        for (int k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(x[t * w.cols + 32 * g + k]));
+        const double d = amax / 127.0;
+        for (int k = 0; k < 32; ++k) {
+          const double wv = std::fabs(row[32 * g + k]), xv = std::fabs(x[t * w.cols + 32 * g + k]);
+          bound += wv * d / 2 * (1 + 1e-5) + 4e-6 * wv * (xv + d);
+        }
+      }
+      ASSERT_LE(std::fabs(got[t * w.rows + r] - want[t * w.rows + r]), bound + 1e-30)
+          << "n " << n << " row " << r << " token " << t;
+    }
+  }
+}
+
+TEST(Fp8Tiles, WithinActivationRoundingOfFloatActivations) {
+  std::mt19937 rng(11);
+  Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
+  Packed p = Pack(f.w);
+  for (int64_t n : {1, 2, 3, 7, 8, 13}) ExpectWithinActivationRounding(p.w, n, rng);
+}
+
+// Views of a packed matrix: on a half (decode kernel; tiles fall back to
+// dequantized rows), and off the 16-row grid (dequantized rows throughout).
+TEST(Fp8Tiles, ViewsOffTheTileGrid) {
+  std::mt19937 rng(13);
+  Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
+  Packed p = Pack(f.w);
+  for (const Weight& v : {p.w.Rows(16, 48), p.w.Rows(8, 40), p.w.Rows(32, 37)})
+    for (int64_t n : {1, 4, 8, 11}) ExpectWithinActivationRounding(v, n, rng);
+}
+
+TEST(Fp8Tiles, OnlyWholeFp8MatricesOnTheGrid) {
+  std::mt19937 rng(15);
+  Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
+  EXPECT_FALSE(ops::CanPackFp8Tiles(f.w.Rows(16, 32)));  // a view
+  Fp8Weight odd = MakeFp8(32, 400, 80, rng);             // 32-column groups across block columns
+  EXPECT_FALSE(ops::CanPackFp8Tiles(odd.w));
+  QuantWeight q = MakeQuant(DType::kQ8_0, 32, 256, rng);
+  EXPECT_FALSE(ops::CanPackFp8Tiles(q.w));
+}
+
+}  // namespace
+}  // namespace dsv3

@@ -170,6 +170,34 @@ void BM_MatMulFp8Int8(benchmark::State& state) {
 }
 BENCHMARK(BM_MatMulFp8Int8)->Arg(16)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);
 
+// The same FP8 matrix kept as int8 tiles (`--int8-fp8` copying the weights
+// into memory, DType I8_T32): with 1..7 tokens the tiles' decode kernel, from
+// 8 on the tile product without preparing the tile. Arg 1 = 1: [256 x 2048]
+// in L2, weight bytes/s; else GFLOP/s as above.
+void BM_MatMulFp8Tiles(benchmark::State& state) {
+  const int64_t n = state.range(0), cols = 2048, rows = 256;
+  Matrix m = MakeMatrix(DType::kF8E4M3, rows, cols);
+  AlignedBytes levels(ops::PackedFp8TilesBytes(m.w)), exps(ops::PackedFp8TilesExpBytes(m.w));
+  const Weight w = ops::PackFp8Tiles(m.w, levels.data(), exps.data());
+  cpu::MatRef r = Ref(w);
+  r.tile_exp = w.tile_exp;
+  std::vector<float> x(n * cols), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(r, n) + 16);
+  for (int64_t i = 0; i < n * cols; ++i) x[i] = static_cast<float>(i % 97) * 0.01f - 0.48f;
+  for (auto _ : state) {
+    cpu::QuantInt8MatMulRows(r, x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * rows * cols);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * rows * cols * n * state.iterations(), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  static const double peak = cpu::MeasureInt8DotPeak(1);
+  if (peak > 0)
+    state.counters["of_int8_peak"] =
+        benchmark::Counter(2.0 * rows * cols * n * state.iterations() / peak, benchmark::Counter::kIsRate);
+  state.SetLabel(cpu::HasAvx512Vnni() ? "i8_t32 vnni" : "i8_t32 twin");
+}
+BENCHMARK(BM_MatMulFp8Tiles)->Arg(1)->Arg(2)->Arg(4)->Arg(16)->Arg(64)->Arg(512)->Unit(benchmark::kMicrosecond);
+
 // One core, fused expert gate/up + SiLU (1408 x 2048 each, FP8).
 void BM_GateUpSilu(benchmark::State& state) {
   const int64_t n = state.range(0), cols = 2048, rows = 1408;

@@ -86,14 +86,20 @@ void DequantizeI8TRow(const MatRef& w, int64_t r, float* out) {
 }
 
 void PrepareI8TTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile& tile) {
-  const int64_t a = w.row_offset + r, groups = w.cols / 32;
+  const int64_t a = w.row_offset + r, groups = w.cols / 32, per_block = w.block_cols / 32;
   tile.group = 32, tile.rows = rows, tile.offset = false;
   tile.w = const_cast<int8_t*>(TileOf(w, a));  // read only: the products never write w
-  for (int64_t g = 0; g < groups; ++g)
-    for (int h = 0; h < 2; ++h) {
-      const float s = 16 * h < rows ? GroupScale(w, a + 16 * h, g) : 0.0f;
-      for (int i = 16 * h; i < 16 * h + 16; ++i) tile.s[g * kTileRows8 + i] = i < rows ? s : 0.0f;
+  for (int h = 0; h < 2; ++h) {
+    const int live = std::clamp(rows - 16 * h, 0, 16);
+    // GroupScale(w, a + 16 h, g) without a division per group.
+    const uint8_t* exps = w.tile_exp + (a / 16 + h) * groups;
+    const float* srow = w.scale_inv + ((a + 16 * h) / w.block_rows) * w.scale_cols;
+    for (int64_t g = 0; g < groups; ++g) {
+      const float s = live > 0 ? Fp8Step(exps[g]) * srow[g / per_block] : 0.0f;
+      float* sg = tile.s + g * kTileRows8 + 16 * h;
+      for (int i = 0; i < 16; ++i) sg[i] = i < live ? s : 0.0f;
     }
+  }
   vnni ? CorrectionSums(tile, w.cols) : CorrectionSumsTwin(tile, w.cols);
 }
 

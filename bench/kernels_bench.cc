@@ -177,8 +177,8 @@ BENCHMARK(BM_MatMulFp8Int8)->Arg(16)->Arg(64)->Arg(512)->Unit(benchmark::kMillis
 void BM_MatMulFp8Tiles(benchmark::State& state) {
   const int64_t n = state.range(0), cols = 2048, rows = 256;
   Matrix m = MakeMatrix(DType::kF8E4M3, rows, cols);
-  AlignedBytes levels(ops::PackedFp8TilesBytes(m.w)), exps(ops::PackedFp8TilesExpBytes(m.w));
-  const Weight w = ops::PackFp8Tiles(m.w, levels.data(), exps.data());
+  AlignedBytes levels(ops::StoredTilesBytes(m.w)), exps(ops::StoredTilesExpBytes(m.w));
+  const Weight w = ops::StoreTiles(m.w, levels.data(), exps.data());
   cpu::MatRef r = Ref(w);
   r.tile_exp = w.tile_exp;
   std::vector<float> x(n * cols), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(r, n) + 16);

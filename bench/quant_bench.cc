@@ -112,6 +112,42 @@ void BM_QuantInt8InCache(benchmark::State& state) {
 }
 BENCHMARK(BM_QuantInt8InCache)->ArgsProduct({{1, 12, 6, 0, 4}, {1, 2, 4}});
 
+// Q8_0 stored as int8 tiles (--repack, Q8_0_T32) beside BM_QuantInt8InCache's
+// Q8_0 (type 4): one core, weights in L2, weight bytes/s.
+void BM_Q8_0TilesInCache(benchmark::State& state) {
+  const int64_t n = state.range(0), cols = 2048;
+  const int64_t rows = 262144 / static_cast<int64_t>(DTypeBytes(DType::kQ8_0, cols)) / 32 * 32;
+  Matrix m = MakeMatrix(DType::kQ8_0, rows, cols);
+  AlignedBytes tiles(ops::StoredTilesBytes(m.w));
+  const Weight w = ops::StoreTiles(m.w, tiles.data(), nullptr);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(Ref(w), n) + 16);
+  for (auto _ : state) {
+    cpu::QuantInt8MatMulRows(Ref(w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * w.nbytes());
+  state.SetLabel(cpu::HasAvx512Vnni() ? "Q8_0_T32 vnni" : "Q8_0_T32 twin");
+}
+BENCHMARK(BM_Q8_0TilesInCache)->Arg(1)->Arg(2)->Arg(4);
+
+// The same from DRAM (~256 MB, all threads) beside BM_QuantDotDram's Q8_0.
+void BM_Q8_0TilesDram(benchmark::State& state) {
+  const int64_t n = state.range(0), cols = 2048;
+  const int64_t rows = (256ll << 20) / static_cast<int64_t>(DTypeBytes(DType::kQ8_0, cols)) / 32 * 32;
+  Matrix m = MakeMatrix(DType::kQ8_0, rows, cols);
+  AlignedBytes tiles(ops::StoredTilesBytes(m.w));
+  const Weight w = ops::StoreTiles(m.w, tiles.data(), nullptr);
+  m = Matrix();
+  std::vector<float> x(n * cols, 0.5f), y(n * rows);
+  for (auto _ : state) {
+    ops::MatMul(w, x.data(), y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * w.nbytes());
+  state.SetLabel("Q8_0_T32 threads " + std::to_string(NumThreads()));
+}
+BENCHMARK(BM_Q8_0TilesDram)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 // One core, n tokens against [256, 2048]: GFLOP/s (prefill, batched decode).
 void BM_QuantMatMul(benchmark::State& state) {
   const DType t = kTypes[state.range(0)];

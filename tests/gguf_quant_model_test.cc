@@ -123,54 +123,69 @@ TEST(GgufQuantModel, Int8ActivationsWithinBoundOfExactPath) {
   }
 }
 
-// --repack (LoadOptions::repack_q4k): the Q4_K matrices interleaved four
-// rows at a time give the plain file's logits bit for bit through the int8
-// tiles (the prompt batch) and through the exact path's tiles. Token-by-token
-// decode runs another kernel (the same int8 sums added in another order,
-// equal to within 1e-5 of sum |w x| per product: q4k_r4_test); this
+// --repack (LoadOptions::repack): Q4_K matrices interleaved four rows at a
+// time (Q4_K_R4) and Q8_0 matrices stored as int8 tiles (Q8_0_T32) give the
+// plain file's logits bit for bit through the int8 tiles (the prompt batch)
+// and through the exact path's tiles. Token-by-token decode runs other
+// kernels (the same int8 sums added in another order, equal to within 1e-5
+// of sum |w x| per product: q4k_r4_test, stored_tiles_test); this
 // random-weights model turns such last bits into routing flips (its int8
 // and exact decodes differ by ~0.5 of a row's max), so there the repacked
 // decode is held to the int8 bound of the test above: no farther from the
 // exact path than the plain int8 decode (x1.5 + 0.1), every argmax change
-// against it a near tie. Measured: prefill 0, exact path 0; decode 0.59 from
-// the plain int8 decode (0.0069 before the Q5_0 fallback tensors moved to
-// int8 too: any change moves the flips), 0.52 / 0.53 from the exact one.
-TEST(GgufQuantModel, RepackedQ4KGivesTheSameLogits) {
-  const std::string dir = ScratchDir(), path = dir + "/tiny_repack_q4_k.gguf";
+// against it a near tie. Measured, Q4_K: prefill 0, exact path 0; decode
+// 0.59 from the plain int8 decode, 0.52 / 0.53 from the exact one. Q8_0:
+// prefill 0, exact path 0; decode 0.021 from the plain int8 decode, 0.60 /
+// 0.61 from the exact one.
+void ExpectRepackGivesTheSameLogits(DType type) {
+  const std::string name(DTypeName(type));
+  const std::string dir = ScratchDir(), path = dir + "/tiny_repack_" + name + ".gguf";
   const GoldenLogits g = LoadGoldenLogits("v3_tiny_bf16");
   ConvertOptions o;
-  o.gguf_type = DType::kQ4_K;
+  o.gguf_type = type;
   auto s = RunConvert(ConvertTarget::kGguf, Golden("v3_tiny_bf16"), path, o);
   ASSERT_TRUE(s.ok()) << s.status().message();
   auto load = [&](bool repack, bool exact) {
     LoadOptions lo;
-    lo.repack_q4k = repack, lo.exact_block_activations = exact;
+    lo.repack = repack, lo.exact_block_activations = exact;
     auto m = Model::Load(path, lo);
     EXPECT_TRUE(m.ok()) << m.status().message();
     return m.ok() ? std::move(m).value() : nullptr;
   };
   auto plain = load(false, false), packed = load(true, false), plain_x = load(false, true), packed_x = load(true, true);
   ASSERT_TRUE(plain && packed && plain_x && packed_x);
+  const DType repacked = type == DType::kQ8_0 ? DType::kQ8_0T32 : DType::kQ4_KR4;
+  int found = 0;  // the file mixes types per tensor (fallbacks): some must be repacked
+  for (const LayerWeights& l : packed->weights().layers) {
+    for (const Weight* w : {&l.attn.q_a_proj, &l.attn.q_b_proj, &l.attn.o_proj, &l.mlp.gate_proj, &l.mlp.down_proj})
+      found += w->dtype == repacked;
+    for (const MlpWeights& e : l.moe.experts) found += e.gate_proj.dtype == repacked;
+  }
+  EXPECT_GT(found, 0);
   const Agreement prefill = Compare(AllLogits(*packed, g).data(), AllLogits(*plain, g).data(), g.B * g.T, g.V);
   const std::vector<float> dp = DecodeLogits(*packed, g), dq = DecodeLogits(*plain, g);
   const Agreement decode = Compare(dp.data(), dq.data(), g.T, g.V);
   const Agreement exact = Compare(AllLogits(*packed_x, g).data(), AllLogits(*plain_x, g).data(), g.B * g.T, g.V);
   const std::vector<float> dx = DecodeLogits(*plain_x, g);
   const Agreement spread = Compare(dq.data(), dx.data(), g.T, g.V), packed_spread = Compare(dp.data(), dx.data(), g.T, g.V);
-  std::printf("  repacked Q4_K vs Q4_K: prefill worst rel %.3g, exact path %.3g, decode %.3g; decode vs exact "
+  std::printf("  repacked %s vs %s: prefill worst rel %.3g, exact path %.3g, decode %.3g; decode vs exact "
               "activations: repacked %.3g, plain %.3g\n",
-              prefill.worst_rel, exact.worst_rel, decode.worst_rel, packed_spread.worst_rel, spread.worst_rel);
+              name.c_str(), name.c_str(), prefill.worst_rel, exact.worst_rel, decode.worst_rel, packed_spread.worst_rel,
+              spread.worst_rel);
   EXPECT_EQ(prefill.worst_rel, 0.0);
   EXPECT_EQ(exact.worst_rel, 0.0);
   EXPECT_LE(decode.worst_rel, 1.0);
   EXPECT_EQ(decode.unexplained, 0);
   EXPECT_LE(packed_spread.worst_rel, 1.5 * spread.worst_rel + 0.1);
   LoadOptions mapped;
-  mapped.repack_q4k = true, mapped.load_to_memory = false;
+  mapped.repack = true, mapped.load_to_memory = false;
   auto refused = Model::Load(path, mapped);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("--mmap"), std::string::npos) << refused.status().message();
 }
+
+TEST(GgufQuantModel, RepackedQ4KGivesTheSameLogits) { ExpectRepackGivesTheSameLogits(DType::kQ4_K); }
+TEST(GgufQuantModel, RepackedQ8_0GivesTheSameLogits) { ExpectRepackGivesTheSameLogits(DType::kQ8_0); }
 
 }  // namespace
 }  // namespace dsv3

@@ -30,11 +30,9 @@ struct Common {
   // --exact-activations: GGUF block-type weights keep float32 activations
   // (LoadOptions::exact_block_activations) instead of int8 per 32 values.
   bool exact_activations = false;
-  // --int8-fp8: FP8 weights multiply as int8 with VNNI from 8 tokens on
-  // (LoadOptions::int8_fp8).
+  // --int8-fp8: FP8 weights multiply as int8 with VNNI (LoadOptions::int8_fp8).
   bool int8_fp8 = false;
-  // --repack: Q4_K feed-forward matrices interleaved four rows at a time at
-  // load (LoadOptions::repack_q4k).
+  // --repack: Q4_K and Q8_0 matrices interleaved at load (LoadOptions::repack).
   bool repack = false;
   bool error_agreed = false;  // a failure every rank reported (exit cleanly)
   int rank() const { return comm ? comm->rank() : 0; }

@@ -121,12 +121,13 @@ Outcome Main(int argc, char** argv, dist::Comm& comm) {
                "GGUF block-type weights (Q4_K, Q8_0, ...): multiply with float32 activations (the exact path) "
                "instead of int8 activations per 32 values from 8 tokens on (docs/quantization.md)");
   app.add_flag("--int8-fp8", common.int8_fp8,
-               "FP8 weights: from 8 tokens on (prefill, batched decode) multiply as int8 with VNNI, weights with a "
-               "power-of-two step per 16 rows x 32 columns and activations per 32 values (docs/performance.md "
-               "gives the bound)");
+               "FP8 weights: multiply as int8 with VNNI, weights with a power-of-two step per 16 rows x 32 "
+               "columns (kept as int8 tiles from load; with --mmap made per product from 8 tokens on) and "
+               "activations per 32 values (docs/performance.md gives the bound)");
   app.add_flag("--repack", common.repack,
-               "GGUF Q4_K feed-forward matrices: interleave four rows at a time while loading (the same bytes, "
-               "the faster decode kernel; docs/quantization.md), like llama.cpp's run-time repacking (-rtr)");
+               "GGUF Q4_K and Q8_0 matrices: interleave rows while loading (Q4_K four rows at a time, Q8_0 into "
+               "int8 tiles of 32 rows; the same bytes, faster kernels; docs/quantization.md), like llama.cpp's "
+               "run-time repacking (-rtr)");
   dsv3::cli::RegisterRun(app, common);
   dsv3::cli::RegisterInspect(app, common);
   dsv3::cli::RegisterLogits(app, common);

@@ -36,7 +36,7 @@ Expected<std::unique_ptr<Model>> LoadOnRanks(Common& common, const std::string& 
   options.overlap_exchange = !common.no_exchange_overlap;
   options.exact_block_activations = options.exact_block_activations || common.exact_activations;
   options.int8_fp8 = options.int8_fp8 || common.int8_fp8;
-  options.repack_q4k = options.repack_q4k || common.repack;
+  options.repack = options.repack || common.repack;
   if (!common.expert_map.empty() && !common.distributed())
     std::fprintf(stderr, "warning: --expert-map is ignored without mpirun -np N > 1\n");
   auto model = Model::Load(path, options);

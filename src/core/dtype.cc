@@ -25,6 +25,7 @@ constexpr DTypeInfo kInfos[] = {
     {DType::kQ3_K, "Q3_K", 0},     {DType::kQ4_K, "Q4_K", 0},     {DType::kQ5_K, "Q5_K", 0},
     {DType::kQ6_K, "Q6_K", 0},     {DType::kIQ4_NL, "IQ4_NL", 0}, {DType::kIQ4_XS, "IQ4_XS", 0},
     {DType::kQ4_KR4, "Q4_K_R4", 0},   {DType::kI8T32, "I8_T32", 0},
+    {DType::kQ8_0T32, "Q8_0_T32", 0},
 };
 
 constexpr float Pow2(int e) {

@@ -22,10 +22,11 @@ enum class DType : uint8_t {
   // Q4_K with four rows interleaved (core/q4k_r4.h): made at load by
   // --repack, never read from or written to a file.
   kQ4_KR4,
-  // FP8 e4m3 matrices turned into int8 levels at load by --int8-fp8
-  // (cpu/quant_fp8_tiles.h): 32-row tiles interleaved for VPDPBUSD, one byte
-  // per weight plus one exponent per 16 rows x 32 columns; never in a file.
-  kI8T32,
+  // Int8 tiles made at load (cpu/quant_stored_tiles.h), never in a file:
+  // FP8 e4m3 under --int8-fp8 (32-row tiles interleaved for VPDPBUSD, one
+  // byte per weight plus one exponent per 16 rows x 32 columns) and Q8_0
+  // under --repack (the same tiles with the f16 scales after each).
+  kI8T32, kQ8_0T32,
 };
 
 // True for the ggml block-quantized types (Q8_0 and later).
@@ -37,7 +38,7 @@ size_t DTypeSize(DType t);
 inline constexpr int64_t DTypeBlockElems(DType t) {
   switch (t) {
     case DType::kQ8_0: case DType::kQ4_0: case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1:
-    case DType::kIQ4_NL: case DType::kI8T32: return 32;
+    case DType::kIQ4_NL: case DType::kI8T32: case DType::kQ8_0T32: return 32;
     case DType::kQ2_K: case DType::kQ3_K: case DType::kQ4_K: case DType::kQ5_K: case DType::kQ6_K:
     case DType::kIQ4_XS: case DType::kQ4_KR4: return 256;
     default: return 1;
@@ -45,7 +46,7 @@ inline constexpr int64_t DTypeBlockElems(DType t) {
 }
 inline constexpr int64_t DTypeBlockBytes(DType t) {
   switch (t) {
-    case DType::kQ8_0: return 34;
+    case DType::kQ8_0: case DType::kQ8_0T32: return 34;
     case DType::kQ4_0: return 18;
     case DType::kQ4_1: return 20;
     case DType::kQ5_0: return 22;

@@ -27,23 +27,26 @@ struct MatRef {
 // The name of the Highway target the kernels dispatch to ("AVX3", "AVX2").
 const char* TargetName();
 
-// ---- FP8 as int8 tiles (quant_fp8_tiles.cc; --int8-fp8 at load, issue 18) ----
+// ---- Int8 tiles stored at load (quant_stored_tiles.cc): FP8 under
+// --int8-fp8 (kI8T32, issue 18), Q8_0 under --repack (kQ8_0T32, issue 16) ----
 
-// A whole FP8 matrix (row_offset 0) whose 32-column groups each lie in one
-// block-scale column: it can become a kI8T32 matrix.
-bool I8TSupports(const MatRef& w);
-inline int64_t I8TTiles(int64_t rows) { return (rows + 31) / 32; }
-// Bytes of the levels ([tiles, 32 * cols]) and of the exponents
-// ([tiles * 2, cols / 32]) of a rows x cols matrix.
-inline int64_t I8TLevelBytes(int64_t rows, int64_t cols) { return I8TTiles(rows) * 32 * cols; }
-inline int64_t I8TExpBytes(int64_t rows, int64_t cols) { return I8TTiles(rows) * 2 * (cols / 32); }
-inline int64_t PackFp8TilesScratchFloats(int64_t cols) { return 20 * cols + 64; }
-// Tiles [t0, t1) of w into levels (64-byte aligned; may be w's own bytes,
-// rows % 32 == 0) and exps: the levels and steps PrepareFp8Vnni would make
-// from the same rows on every call.
-void PackFp8Tiles(const MatRef& w, int64_t t0, int64_t t1, uint8_t* levels, uint8_t* exps, float* scratch);
-// Row r (any) of a kI8T32 view as floats: level * 2^(E - 13) * block scale.
-void DequantizeI8TRow(const MatRef& w, int64_t r, float* out);
+// A whole matrix (row_offset 0) that can be stored as tiles: Q8_0, or FP8
+// whose 32-column groups each lie in one block-scale column and whose block
+// rows are a multiple of 32.
+bool StoredTilesSupport(const MatRef& w);
+DType StoredTilesType(DType t);  // kI8T32 for FP8, kQ8_0T32 for Q8_0
+inline int64_t StoredTiles(int64_t rows) { return (rows + 31) / 32; }
+// Bytes of the tiles (rows padded to 32; with a Q8_0 tile's scales) and of
+// an FP8 matrix's exponents ([tiles * 2, cols / 32]; 0 for Q8_0).
+int64_t StoredTilesBytes(const MatRef& w);
+int64_t StoredTilesExpBytes(const MatRef& w);
+inline int64_t PackStoredTilesScratchFloats(int64_t cols) { return 20 * cols + 64; }
+// Tiles [t0, t1) of w into dst (64-byte aligned; FP8 may pack into its own
+// bytes when rows % 32 == 0) and exps: the levels and steps the per-call
+// preparation would make from the same rows.
+void PackStoredTiles(const MatRef& w, int64_t t0, int64_t t1, uint8_t* dst, uint8_t* exps, float* scratch);
+// Row r (any) of a stored-tile view as floats: level * group scale.
+void DequantizeStoredTileRow(const MatRef& w, int64_t r, float* out);
 
 // ---- Matrix products (matmul.cc) ----
 

@@ -31,7 +31,7 @@
 #include "cpu/quant_int8_tile.h"
 #include "cpu/quant_q4k_r4.h"
 #include "cpu/quant_decode32.h"
-#include "cpu/quant_fp8_tiles.h"
+#include "cpu/quant_stored_tiles.h"
 #include "cpu/quant_unpack-inl.h"
 
 // GCC 12's AVX-512 intrinsics (_mm512_cvtepi32_ps, ...) start from an
@@ -404,7 +404,7 @@ int64_t QuantInt8ScratchFloats(const MatRef& w, int64_t n) {
   const int64_t d32 = Decode32Supports(w.dtype) ? Align16(Decode32ActBytes(n, w.cols) / 4 + 16) : 0;
   // FP8 below 8 tokens (or with blocks int8 cannot follow): the float kernel;
   // FP8 tiles in a view cut off their tile grid: the dequantizing one.
-  if (w.dtype == DType::kI8T32) return std::max(int8, QuantMatMulScratchFloats(w, n));
+  if (w.dtype == DType::kI8T32 || w.dtype == DType::kQ8_0T32) return std::max(int8, QuantMatMulScratchFloats(w, n));
   return w.dtype == DType::kF8E4M3 ? std::max(int8, MatMulScratchFloats(w, n)) : int8 + r4 + d32;
 }
 
@@ -433,7 +433,7 @@ namespace {
 void PrepareTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile& tile, uint8_t* staging) {
   const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(w.dtype, w.cols));
   const uint8_t* rows_data = static_cast<const uint8_t*>(w.data) + r * row_bytes;
-  if (w.dtype == DType::kI8T32) return PrepareI8TTile(w, r, rows, vnni, tile);  // stored at load
+  if (w.dtype == DType::kI8T32 || w.dtype == DType::kQ8_0T32) return PrepareStoredTile(w, r, rows, vnni, tile);
   if (w.dtype == DType::kQ4_KR4) {
     UnpackQ4KR4Rows(w, r, rows, staging, vnni);
     HWY_DYNAMIC_DISPATCH(PrepareInt8TileImpl)(DType::kQ4_K, staging, row_bytes, rows, w.cols, tile);
@@ -506,8 +506,8 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
   const bool fp8 = w.dtype == DType::kF8E4M3;
   if (fp8 && (n < kInt8MinTokens || !Fp8Int8Supports(w)))
     return MatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
-  // FP8 tiles: whole tiles from 8 tokens on, 16-row halves below.
-  const bool i8t = w.dtype == DType::kI8T32;
+  // Tiles stored at load: whole tiles from 8 tokens on, 16-row halves below.
+  const bool i8t = w.dtype == DType::kI8T32 || w.dtype == DType::kQ8_0T32;
   if (i8t && (w.row_offset + r0) % (n < kInt8MinTokens ? 16 : kTileRows8) != 0)
     return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
   const bool r4 = w.dtype == DType::kQ4_KR4;  // its decode kernel has a scalar twin
@@ -529,8 +529,8 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
     for (int64_t t = 0; t < n; ++t)
       for (int64_t g = 0; g < w.cols / 32; ++g) qsum[t * (w.cols / 32) + g] = ActSum(a, t, g, 32);
     const int8_t* q = a.q;
-    return vnni ? DecodeI8TVnni(w, q, dg, qsum, n, y, y_stride, r0, r1)
-                : DecodeI8TTwin(w, q, dg, qsum, n, y, y_stride, r0, r1);
+    return vnni ? DecodeStoredVnni(w, q, dg, qsum, n, y, y_stride, r0, r1)
+                : DecodeStoredTwin(w, q, dg, qsum, n, y, y_stride, r0, r1);
   }
   if (n < kInt8MinTokens && r4) {
     Q4KR4Acts acts;

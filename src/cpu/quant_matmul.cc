@@ -152,8 +152,10 @@ MatRef FloatTile(const MatRef& w, int64_t rows, const float* data) {
 
 // --repack's interleaved Q4_K goes through the float tile for any n: the
 // row is first put back into Q4_K bytes (staging).
-// So do FP8 tiles (--int8-fp8) in a view cut off their tile grid.
-bool TileOnly(const MatRef& w) { return w.dtype == DType::kQ4_KR4 || w.dtype == DType::kI8T32; }
+// So do tiles stored at load in a view cut off their tile grid.
+bool TileOnly(const MatRef& w) {
+  return w.dtype == DType::kQ4_KR4 || w.dtype == DType::kI8T32 || w.dtype == DType::kQ8_0T32;
+}
 int64_t StagingFloats(const MatRef& w) {
   return TileOnly(w) ? static_cast<int64_t>(DTypeBytes(w.dtype, w.cols)) / 4 + 16 : 0;
 }
@@ -161,7 +163,7 @@ void DequantizeMatrixRow(const MatRef& w, int64_t r, uint8_t* staging, float* ou
   const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(w.dtype, w.cols));
   const uint8_t* data = static_cast<const uint8_t*>(w.data);
   if (!TileOnly(w)) return DequantizeRows(w.dtype, data + r * row_bytes, w.cols, out);
-  if (w.dtype == DType::kI8T32) return DequantizeI8TRow(w, r, out);
+  if (w.dtype != DType::kQ4_KR4) return DequantizeStoredTileRow(w, r, out);
   UnpackQ4KR4MatrixRow(data, row_bytes, r, w.cols, staging);
   DequantizeRows(DType::kQ4_K, staging, w.cols, out);
 }

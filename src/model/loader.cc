@@ -296,14 +296,16 @@ uint64_t Model::CopyToMemory() {
     std::vector<Weight*>& users = m.users[key];
     Weight* w = users.front();
     const bool views = std::any_of(users.begin(), users.end(), [](const Weight* u) { return u->row_offset != 0; });
-    // --int8-fp8: FP8 matrices become the int8 tiles the VNNI kernels read.
-    const bool tiles = options_.int8_fp8 && !m.router.count(key) && !views && ops::CanPackFp8Tiles(*w);
-    if (owned.count(key)) {  // converted at load (FP8 head, W_uk^T): tiles in place
-      if (!tiles || w->rows % 32 != 0) continue;
-      aligned_.emplace_back(static_cast<size_t>(ops::PackedFp8TilesExpBytes(*w)));
+    // --int8-fp8 (FP8) and --repack (Q8_0): the int8 tiles the VNNI kernels read.
+    const bool wanted = (options_.int8_fp8 && w->dtype == DType::kF8E4M3) ||
+                        (options_.repack && w->dtype == DType::kQ8_0);
+    const bool tiles = wanted && !m.router.count(key) && !views && ops::CanStoreTiles(*w);
+    if (owned.count(key)) {  // converted at load (FP8 head, W_uk^T): FP8 tiles in place
+      if (!tiles || w->dtype != DType::kF8E4M3 || w->rows % 32 != 0) continue;
+      aligned_.emplace_back(static_cast<size_t>(ops::StoredTilesExpBytes(*w)));
       uint8_t* data = static_cast<uint8_t*>(const_cast<void*>(key));
-      ops::PackFp8Tiles(*w, data, aligned_.back().data());
-      Rebind(users, DType::kI8T32, data, aligned_.back().data());
+      const Weight packed = ops::StoreTiles(*w, data, aligned_.back().data());
+      Rebind(users, packed.dtype, data, packed.tile_exp);
       continue;
     }
     bytes += CopyMatrix(*w, tiles, users);
@@ -311,24 +313,23 @@ uint64_t Model::CopyToMemory() {
   return bytes;
 }
 
-// One matrix into its own aligned memory: as FP8 tiles, as Q4_K_R4 (--repack)
-// or byte for byte. Returns the bytes read.
+// One matrix into its own aligned memory: as int8 tiles, as Q4_K_R4
+// (--repack) or byte for byte. Returns the bytes read.
 uint64_t Model::CopyMatrix(const Weight& w, bool tiles, std::vector<Weight*>& users) {
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
   const size_t n = static_cast<size_t>(w.nbytes());
   if (tiles) {
-    aligned_.emplace_back(static_cast<size_t>(ops::PackedFp8TilesBytes(w) + ops::PackedFp8TilesExpBytes(w)));
+    aligned_.emplace_back(static_cast<size_t>(ops::StoredTilesBytes(w) + ops::StoredTilesExpBytes(w)));
     uint8_t* dst = aligned_.back().data();
-    uint8_t* exps = dst + ops::PackedFp8TilesBytes(w);
-    ops::PackFp8Tiles(w, dst, exps);
+    const Weight packed = ops::StoreTiles(w, dst, dst + ops::StoredTilesBytes(w));
     ReleaseMappedPages(src, n);
-    Rebind(users, DType::kI8T32, dst, exps);
+    Rebind(users, packed.dtype, dst, packed.tile_exp);
     return n;
   }
   aligned_.emplace_back(n);
   uint8_t* dst = aligned_.back().data();
   DType dtype = w.dtype;
-  if (options_.repack_q4k && w.dtype == DType::kQ4_K && w.rows % kQ4KR4Rows == 0) {
+  if (options_.repack && w.dtype == DType::kQ4_K && w.rows % kQ4KR4Rows == 0) {
     // Groups of 4 rows, each group's bytes where the same rows' were.
     const int64_t group_bytes = kQ4KR4Rows * w.bytes_per_row();
     ParallelFor(w.rows / kQ4KR4Rows, 64, [&](int64_t b, int64_t e) {
@@ -345,8 +346,8 @@ uint64_t Model::CopyMatrix(const Weight& w, bool tiles, std::vector<Weight*>& us
 
 Status Model::Finish(const LoadOptions& options) {
   options_ = options;
-  if (options.repack_q4k && !options.load_to_memory)
-    return Status::Error("--repack interleaves Q4_K rows while copying the weights into memory; drop --mmap");
+  if (options.repack && !options.load_to_memory)
+    return Status::Error("--repack interleaves Q4_K and Q8_0 rows while copying the weights into memory; drop --mmap");
   mm_.bf16_activations = options.bf16_activations;
   mm_.exact_block_activations = options.exact_block_activations;  // issue 16
   mm_.int8_fp8 = options.int8_fp8;                                  // issue 18

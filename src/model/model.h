@@ -85,13 +85,18 @@ struct LoadOptions {
   // GGUF block-type weights: keep float32 activations (the exact path)
   // instead of int8 per-32 activations with VNNI from 8 tokens on (issue 16).
   bool exact_block_activations = false;
-  // FP8 weights: int8 products with VNNI from 8 tokens on (MatMulOptions::int8_fp8).
+  // FP8 weights: int8 products with VNNI (MatMulOptions::int8_fp8). Copied
+  // into memory (load_to_memory) the FP8 matrices but routers become int8
+  // tiles at load (DType::kI8T32) and every product, decode included, is
+  // int8; read from the mapping, from 8 tokens on only.
   bool int8_fp8 = false;
-  // Q4_K matrices (all but the embedding, whose rows are looked up) with
-  // rows in fours are interleaved four rows at a time while copied into
-  // memory (DType::kQ4_KR4, core/q4k_r4.h): the same bytes, a faster decode
-  // kernel. Needs load_to_memory.
-  bool repack_q4k = false;
+  // While copying the weights into memory, Q4_K matrices (all but the
+  // embedding, whose rows are looked up) with rows in fours are interleaved
+  // four rows at a time (DType::kQ4_KR4, core/q4k_r4.h: the same bytes, a
+  // faster decode kernel) and Q8_0 matrices become int8 tiles with their
+  // scales (DType::kQ8_0T32: the same bytes; no per-call tile preparation
+  // in prefill, a faster decode kernel). Needs load_to_memory.
+  bool repack = false;
   // Weights whose bytes do not start on a 64-byte boundary in the mapped
   // file are copied into aligned memory: the kernels stream misaligned rows
   // at half speed. Off: read in place, except tensors not even aligned to

@@ -70,7 +70,7 @@ void GateUpRange(const GateUpJob& j, int64_t r0, int64_t r1, const MatMulOptions
 
 // Splits the concatenated rows of `count` jobs over the threads by cost and
 // calls run(job, r0, r1) for each piece. Rows are cut at multiples of 32
-// (the int8 tiles of kI8T32 matrices; 16 and 4 for other kernels).
+// (tiles stored at load, kI8T32 and kQ8_0T32; 16 and 4 for other kernels).
 template <class RowsOf, class CostOf, class Run>
 void SplitRows(int64_t count, const RowsOf& rows_of, const CostOf& cost_of, const Run& run) {
   double total = 0.0;
@@ -108,19 +108,18 @@ double RowCost(const Weight& w, int64_t n) {
 
 }  // namespace
 
-bool CanPackFp8Tiles(const Weight& w) { return cpu::I8TSupports(ToMatRef(w)); }
+bool CanStoreTiles(const Weight& w) { return cpu::StoredTilesSupport(ToMatRef(w)); }
+int64_t StoredTilesBytes(const Weight& w) { return cpu::StoredTilesBytes(ToMatRef(w)); }
+int64_t StoredTilesExpBytes(const Weight& w) { return cpu::StoredTilesExpBytes(ToMatRef(w)); }
 
-int64_t PackedFp8TilesBytes(const Weight& w) { return cpu::I8TLevelBytes(w.rows, w.cols); }
-
-int64_t PackedFp8TilesExpBytes(const Weight& w) { return cpu::I8TExpBytes(w.rows, w.cols); }
-
-Weight PackFp8Tiles(const Weight& w, uint8_t* dst, uint8_t* exps) {
+Weight StoreTiles(const Weight& w, uint8_t* dst, uint8_t* exps) {
   const cpu::MatRef m = ToMatRef(w);
-  ParallelFor(cpu::I8TTiles(w.rows), 16, [&](int64_t t0, int64_t t1) {
-    cpu::PackFp8Tiles(m, t0, t1, dst, exps, ThreadScratch(cpu::PackFp8TilesScratchFloats(w.cols)));
+  ParallelFor(cpu::StoredTiles(w.rows), 16, [&](int64_t t0, int64_t t1) {
+    cpu::PackStoredTiles(m, t0, t1, dst, exps, ThreadScratch(cpu::PackStoredTilesScratchFloats(w.cols)));
   });
   Weight packed = w;
-  packed.dtype = DType::kI8T32, packed.data = dst, packed.tile_exp = exps;
+  packed.dtype = cpu::StoredTilesType(w.dtype), packed.data = dst;
+  packed.tile_exp = w.dtype == DType::kF8E4M3 ? exps : nullptr;
   return packed;
 }
 

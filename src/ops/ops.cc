@@ -43,8 +43,8 @@ void DecodeRow(const Weight& w, int64_t r, float* out) {
       break;
     }
     default:
-      if (w.dtype == DType::kI8T32) {  // --int8-fp8's tiles: level * step * block scale
-        cpu::DequantizeI8TRow(ToMatRef(w), r, out);
+      if (w.dtype == DType::kI8T32 || w.dtype == DType::kQ8_0T32) {  // tiles stored at load
+        cpu::DequantizeStoredTileRow(ToMatRef(w), r, out);
         break;
       }
       if (w.dtype == DType::kQ4_KR4) {  // --repack's interleaved Q4_K: the row's Q4_K bytes first

@@ -70,15 +70,16 @@ void MatMulTransposed(const Weight& w, const float* x, int64_t x_stride, float* 
 // out [w.cols] = row r of w, dequantized.
 void DecodeRow(const Weight& w, int64_t r, float* out);
 
-// FP8 weights held as int8 tiles (--int8-fp8 at load, issue 18; DType::kI8T32):
-// whether w can be, the bytes its levels take (rows padded to 32) and its
-// exponents (one per 16 rows x 32 columns), and the packing into dst
-// (64-byte aligned; w's own bytes when rows % 32 == 0), threaded. The
+// Weights kept as int8 tiles from load: FP8 under --int8-fp8 (DType::kI8T32,
+// issue 18), Q8_0 under --repack (DType::kQ8_0T32, issue 16). Whether w can
+// be, the bytes its tiles take (rows padded to 32) and an FP8 matrix's
+// exponents (one per 16 rows x 32 columns), and the packing into dst (64-byte
+// aligned; an FP8 matrix's own bytes when rows % 32 == 0), threaded. The
 // packed weight keeps w's block scales.
-bool CanPackFp8Tiles(const Weight& w);
-int64_t PackedFp8TilesBytes(const Weight& w);
-int64_t PackedFp8TilesExpBytes(const Weight& w);
-Weight PackFp8Tiles(const Weight& w, uint8_t* dst, uint8_t* exps);
+bool CanStoreTiles(const Weight& w);
+int64_t StoredTilesBytes(const Weight& w);
+int64_t StoredTilesExpBytes(const Weight& w);
+Weight StoreTiles(const Weight& w, uint8_t* dst, uint8_t* exps);
 
 // out [n, d] = x / sqrt(mean(x^2) + eps) * weight, in float32. out may alias x.
 void RmsNorm(const float* x, int64_t x_stride, const float* weight, float eps, float* out,

@@ -1,11 +1,12 @@
-// FP8 matrices held as int8 tiles (--int8-fp8 at load, DType::kI8T32,
-// cpu/quant_fp8_tiles.cc; issue 18). Packing keeps exactly the levels the
-// per-call FP8 int8 path makes, so the tile products give its bits; decode
-// (1..7 tokens) gives the tile product's bits per row and token, its VNNI
-// kernel its twin's, and both stay within the activations' rounding of the
-// float32-activation product over the same (packed) weights. Packed rows
-// dequantize to the FP8 values within half a group step, exactly where the
-// value's exponent is within 3 of its group's largest.
+// Matrices kept as int8 tiles from load (cpu/quant_stored_tiles.cc): FP8
+// under --int8-fp8 (DType::kI8T32, issue 18) and Q8_0 under --repack
+// (kQ8_0T32, issue 16). Packing keeps exactly the levels the per-call int8
+// path makes, so the tile products give its bits; decode (1..7 tokens) gives
+// the tile product's bits per row and token, its VNNI kernel its twin's, and
+// both stay within the activations' rounding of the float32-activation
+// product over the same (packed) weights. Packed FP8 rows dequantize to the
+// FP8 values within half a group step, exactly where the value's exponent is
+// within 3 of its group's largest; packed Q8_0 rows exactly.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,7 +15,7 @@
 
 #include "core/aligned_buffer.h"
 #include "cpu/kernels.h"
-#include "cpu/quant_fp8_tiles.h"
+#include "cpu/quant_stored_tiles.h"
 #include "ops/ops.h"
 #include "quant_test_util.h"
 
@@ -31,11 +32,11 @@ struct Packed {
   AlignedBuffer<uint8_t> levels, exps;
   Weight w;
 };
-Packed Pack(const Weight& fp8) {
+Packed Pack(const Weight& w) {
   Packed p;
-  p.levels = AlignedBuffer<uint8_t>(static_cast<size_t>(ops::PackedFp8TilesBytes(fp8)));
-  p.exps = AlignedBuffer<uint8_t>(static_cast<size_t>(ops::PackedFp8TilesExpBytes(fp8)));
-  p.w = ops::PackFp8Tiles(fp8, p.levels.data(), p.exps.data());
+  p.levels = AlignedBuffer<uint8_t>(static_cast<size_t>(ops::StoredTilesBytes(w)));
+  p.exps = AlignedBuffer<uint8_t>(static_cast<size_t>(ops::StoredTilesExpBytes(w)) + 1);
+  p.w = ops::StoreTiles(w, p.levels.data(), p.exps.data());
   return p;
 }
 
@@ -61,7 +62,7 @@ constexpr int64_t kRows = 80, kCols = 384, kBlock = 64;
 TEST(Fp8Tiles, RowsAreTheFp8ValuesWithinHalfAGroupStep) {
   std::mt19937 rng(3);
   Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
-  ASSERT_TRUE(ops::CanPackFp8Tiles(f.w));
+  ASSERT_TRUE(ops::CanStoreTiles(f.w));
   Packed p = Pack(f.w);
   EXPECT_EQ(p.w.dtype, DType::kI8T32);
   std::vector<float> got(kCols), want(kCols);
@@ -131,8 +132,8 @@ TEST(Fp8Tiles, DecodeVnniEqualsTwinBitForBit) {
     // Whole tiles, a half at either end, a lone half.
     for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, kRows}, {16, 48}, {48, 80}, {64, 80}, {16, 32}, {32, 72}}) {
       std::vector<float> a(n * kRows, -1.0f), b(n * kRows, -1.0f);
-      cpu::DecodeI8TVnni(m, q.data(), dg.data(), qsum.data(), n, a.data(), kRows, r0, r1);
-      cpu::DecodeI8TTwin(m, q.data(), dg.data(), qsum.data(), n, b.data(), kRows, r0, r1);
+      cpu::DecodeStoredVnni(m, q.data(), dg.data(), qsum.data(), n, a.data(), kRows, r0, r1);
+      cpu::DecodeStoredTwin(m, q.data(), dg.data(), qsum.data(), n, b.data(), kRows, r0, r1);
       for (int64_t i = 0; i < n * kRows; ++i)
         ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " rows " << r0 << ".." << r1 << " output " << i;
     }
@@ -182,14 +183,68 @@ TEST(Fp8Tiles, ViewsOffTheTileGrid) {
     for (int64_t n : {1, 4, 8, 11}) ExpectWithinActivationRounding(v, n, rng);
 }
 
-TEST(Fp8Tiles, OnlyWholeFp8MatricesOnTheGrid) {
+// Q8_0 (--repack): the same tiles with the blocks' f16 scales.
+TEST(Q8_0Tiles, RowsTileProductsAndDecode) {
+  std::mt19937 rng(17);
+  QuantWeight q = MakeQuant(DType::kQ8_0, kRows, kCols, rng);
+  ASSERT_TRUE(ops::CanStoreTiles(q.w));
+  Packed p = Pack(q.w);
+  EXPECT_EQ(p.w.dtype, DType::kQ8_0T32);
+  EXPECT_EQ(ops::StoredTilesBytes(q.w), 3 * 32 * q.w.bytes_per_row());  // 34 bytes per 32 weights, rows padded
+  std::vector<float> got(kCols), want(kCols);
+  for (int64_t r = 0; r < kRows; ++r) {
+    ops::DecodeRow(p.w, r, got.data());
+    ops::DecodeRow(q.w, r, want.data());
+    for (int64_t k = 0; k < kCols; ++k) ASSERT_EQ(got[k], want[k]) << "row " << r << " column " << k;
+  }
+  for (int64_t n : {8, 13}) {  // the per-call Q8_0 tiles' bits
+    const std::vector<float> x = Acts(n, kCols, rng);
+    const std::vector<float> a = Product(p.w, x, n), b = Product(q.w, x, n);
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " output " << i;
+  }
+  for (int64_t n = 1; n < 8; ++n) {  // decode: the tile product's bits
+    const std::vector<float> x = Acts(8 + n, kCols, rng);
+    const std::vector<float> few(x.begin(), x.begin() + n * kCols);
+    const std::vector<float> a = Product(p.w, few, n), b = Product(p.w, x, 8 + n);
+    for (int64_t i = 0; i < n * kRows; ++i) ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " output " << i;
+  }
+  for (int64_t n : {1, 3, 8}) ExpectWithinActivationRounding(p.w, n, rng);
+  for (int64_t n : {2, 9}) ExpectWithinActivationRounding(p.w.Rows(16, 48), n, rng);
+}
+
+TEST(Q8_0Tiles, DecodeVnniEqualsTwinBitForBit) {
+  if (!cpu::HasAvx512Vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
+  std::mt19937 rng(19);
+  std::uniform_int_distribution<int> level(-127, 127);
+  std::uniform_real_distribution<float> scale(1e-3f, 1e-1f);
+  QuantWeight qw = MakeQuant(DType::kQ8_0, kRows, kCols, rng);
+  Packed p = Pack(qw.w);
+  const cpu::MatRef m = Ref(p.w);
+  const int64_t groups = kCols / 32;
+  for (int64_t n : {1, 2, 5, 7}) {
+    std::vector<int8_t> q(n * kCols);
+    std::vector<float> dg(n * groups);
+    std::vector<int32_t> qsum(n * groups, 0);
+    for (int64_t i = 0; i < n * kCols; ++i) q[i] = static_cast<int8_t>(level(rng)), qsum[i / 32] += q[i];
+    for (float& d : dg) d = scale(rng);
+    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, kRows}, {16, 48}, {64, 80}}) {
+      std::vector<float> a(n * kRows, -1.0f), b(n * kRows, -1.0f);
+      cpu::DecodeStoredVnni(m, q.data(), dg.data(), qsum.data(), n, a.data(), kRows, r0, r1);
+      cpu::DecodeStoredTwin(m, q.data(), dg.data(), qsum.data(), n, b.data(), kRows, r0, r1);
+      for (int64_t i = 0; i < n * kRows; ++i)
+        ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " rows " << r0 << ".." << r1 << " output " << i;
+    }
+  }
+}
+
+TEST(StoredTiles, OnlyWholeMatricesOnTheGrid) {
   std::mt19937 rng(15);
   Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
-  EXPECT_FALSE(ops::CanPackFp8Tiles(f.w.Rows(16, 32)));  // a view
+  EXPECT_FALSE(ops::CanStoreTiles(f.w.Rows(16, 32)));  // a view
   Fp8Weight odd = MakeFp8(32, 400, 80, rng);             // 32-column groups across block columns
-  EXPECT_FALSE(ops::CanPackFp8Tiles(odd.w));
-  QuantWeight q = MakeQuant(DType::kQ8_0, 32, 256, rng);
-  EXPECT_FALSE(ops::CanPackFp8Tiles(q.w));
+  EXPECT_FALSE(ops::CanStoreTiles(odd.w));
+  QuantWeight q = MakeQuant(DType::kQ4_K, 32, 256, rng);
+  EXPECT_FALSE(ops::CanStoreTiles(q.w));  // Q4_K has its own repacking
 }
 
 }  // namespace

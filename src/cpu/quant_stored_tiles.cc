@@ -1,0 +1,319 @@
+// Matrices kept as int8 tiles from load (quant_stored_tiles.h): FP8 e4m3
+// under --int8-fp8 (DType I8_T32, issue 18) and Q8_0 under --repack
+// (Q8_0_T32, issue 16). Packing runs the per-call tile preparation of the
+// int8 path once, at load, into the matrix's memory; afterwards prefill only
+// points the tile at the stored levels and fills the per-row scales and
+// correction sums, which removes the preparation (16% of a 512-token FP8
+// prefill) from every call. Decode (1..7 tokens) reads the stored tiles with
+// VPDPBUSD: each 64-byte vector holds 4 columns of 16 rows, flipped to
+// unsigned (w + 128) so that the broadcast activations can stay signed and
+// the bias is one integer per token and group, 128 sum(q), instead of one
+// per row and group. The integer sums and float steps are those of the tile
+// product (TileGemmVnni), so a row gives the same bits whether it is decoded
+// or prefilled, and the scalar twins give the same bits as the VNNI kernels.
+#include "cpu/quant_stored_tiles.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/dtype.h"
+
+// GCC 12's AVX-512 intrinsics start from an uninitialised temporary on
+// purpose; its -Wmaybe-uninitialized about them is noise.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace dsv3::cpu {
+
+// FP8: block rows a multiple of 32, so the 16 rows of a tile half share one
+// block scale and the scale grid covers the padded last tile.
+bool StoredTilesSupport(const MatRef& w) {
+  if (w.row_offset != 0 || w.rows <= 0 || w.cols % 32 != 0) return false;
+  if (w.dtype == DType::kQ8_0) return true;
+  return w.dtype == DType::kF8E4M3 && Fp8Int8Supports(w) && w.block_rows % 32 == 0;
+}
+
+DType StoredTilesType(DType t) { return t == DType::kQ8_0 ? DType::kQ8_0T32 : DType::kI8T32; }
+
+int64_t StoredTilesBytes(const MatRef& w) {
+  return StoredTiles(w.rows) * kTileRows8 * static_cast<int64_t>(DTypeBytes(StoredTilesType(w.dtype), w.cols));
+}
+int64_t StoredTilesExpBytes(const MatRef& w) {
+  return w.dtype == DType::kF8E4M3 ? StoredTiles(w.rows) * 2 * (w.cols / 32) : 0;
+}
+
+namespace {
+// Q8_0 tiles: the f16 scales [cols / 32, 32] of a tile follow its levels.
+void CopyQ8_0Scales(const uint8_t* rows_data, int64_t row_bytes, int rows, int64_t cols, uint8_t* out) {
+  uint16_t* s = reinterpret_cast<uint16_t*>(out);
+  for (int64_t g = 0; g < cols / 32; ++g)
+    for (int i = 0; i < kTileRows8; ++i) {
+      uint16_t d = 0;
+      if (i < rows) std::memcpy(&d, rows_data + i * row_bytes + g * 34, 2);
+      s[g * kTileRows8 + i] = d;
+    }
+}
+
+// One Q8_0 tile, scalar: the levels interleaved, then the scales.
+void PackQ8_0TileTwin(const uint8_t* rows_data, int64_t row_bytes, int rows, int64_t cols, uint8_t* out) {
+  for (int i = 0; i < kTileRows8; ++i)
+    for (int64_t k = 0; k < cols; ++k)
+      out[(k / 4) * 128 + 64 * (i / 16) + 4 * (i % 16) + k % 4] =
+          i < rows ? rows_data[i * row_bytes + k / 32 * 34 + 2 + k % 32] : 0;
+  CopyQ8_0Scales(rows_data, row_bytes, rows, cols, out + kTileRows8 * cols);
+}
+}  // namespace
+
+void PackStoredTiles(const MatRef& w, int64_t t0, int64_t t1, uint8_t* dst, uint8_t* exps, float* scratch) {
+  float* p = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t{63});
+  uint8_t* rows_copy = reinterpret_cast<uint8_t*>(p);  // [32, cols]: levels may overwrite w's own rows
+  p += 8 * w.cols;
+  Int8Tile tile;
+  tile.rm = reinterpret_cast<int8_t*>(p), p += 8 * w.cols;  // [32, cols] bytes (the twin's staging)
+  tile.s = p, p += w.cols;                                    // [cols / 32, 32]
+  tile.c = reinterpret_cast<int32_t*>(p);                     // [cols / 32, 32]
+  const int64_t groups = w.cols / 32, row_bytes = static_cast<int64_t>(DTypeBytes(w.dtype, w.cols));
+  const int64_t tile_bytes = kTileRows8 * static_cast<int64_t>(DTypeBytes(StoredTilesType(w.dtype), w.cols));
+  for (int64_t t = t0; t < t1; ++t) {
+    const int rows = static_cast<int>(std::min<int64_t>(kTileRows8, w.rows - kTileRows8 * t));
+    const uint8_t* src = static_cast<const uint8_t*>(w.data) + t * kTileRows8 * row_bytes;
+    uint8_t* out = dst + t * tile_bytes;
+    if (w.dtype == DType::kQ8_0) {
+      if (!HasAvx512Vnni()) {
+        PackQ8_0TileTwin(src, row_bytes, rows, w.cols, out);
+        continue;
+      }
+      tile.w = reinterpret_cast<int8_t*>(out);
+      PrepareQ8_0Vnni(src, row_bytes, rows, w.cols, tile);
+      CopyQ8_0Scales(src, row_bytes, rows, w.cols, out + kTileRows8 * w.cols);
+      continue;
+    }
+    std::memcpy(rows_copy, src, rows * w.cols);
+    MatRef fp8 = w;  // the tile's rows, scales still found by absolute row
+    fp8.data = rows_copy, fp8.rows = rows, fp8.row_offset = w.row_offset + t * kTileRows8;
+    tile.w = reinterpret_cast<int8_t*>(out);
+    tile.big = exps + t * 2 * groups;
+    if (HasAvx512Vnni() && HasAvx512Vbmi()) {
+      PrepareFp8Vnni(fp8, 0, rows, tile);
+      continue;
+    }
+    PrepareFp8Twin(fp8, 0, rows, tile);
+    InterleaveTwin(tile, w.cols);
+  }
+}
+
+namespace {
+// The stored levels of the tile holding absolute row a (a Q8_0 tile's scales
+// follow them).
+const int8_t* TileOf(const MatRef& w, int64_t a) {
+  const int64_t row_bytes = static_cast<int64_t>(DTypeBytes(w.dtype, w.cols));
+  const int8_t* base = static_cast<const int8_t*>(w.data) - w.row_offset * row_bytes;  // absolute row 0
+  return base + a / kTileRows8 * kTileRows8 * row_bytes;
+}
+const uint16_t* Q8_0Scales(const MatRef& w, const int8_t* tile) {
+  return reinterpret_cast<const uint16_t*>(tile + kTileRows8 * w.cols);
+}
+// The scale of absolute row a's group g: FP8, step 2^(E - 13) times the
+// block scale; Q8_0, the block's d.
+float GroupScale(const MatRef& w, int64_t a, int64_t g) {
+  if (w.dtype == DType::kQ8_0T32) return F16ToF32(Q8_0Scales(w, TileOf(w, a))[g * kTileRows8 + a % kTileRows8]);
+  const float step = Fp8Step(w.tile_exp[(a / 16) * (w.cols / 32) + g]);
+  return step * w.scale_inv[(a / w.block_rows) * w.scale_cols + 32 * g / w.block_cols];
+}
+int8_t Level(const int8_t* tile, int64_t i, int64_t k) {
+  return tile[(k / 4) * 128 + 64 * (i / 16) + 4 * (i % 16) + k % 4];
+}
+}  // namespace
+
+void DequantizeStoredTileRow(const MatRef& w, int64_t r, float* out) {
+  const int64_t a = w.row_offset + r, i = a % kTileRows8;
+  const int8_t* tile = TileOf(w, a);
+  for (int64_t g = 0; g < w.cols / 32; ++g) {
+    const float s = GroupScale(w, a, g);
+    for (int64_t k = 32 * g; k < 32 * g + 32; ++k) out[k] = static_cast<float>(Level(tile, i, k)) * s;
+  }
+}
+
+namespace {
+// A Q8_0 tile's scales as floats (F16ToF32's values, converted 16 at a time)
+// and its correction sums.
+DSV3_VNNI_TARGET void Q8_0TileScales(const uint16_t* s, int64_t groups, int64_t cols, Int8Tile& tile) {
+  for (int64_t j = 0; j < groups * kTileRows8; j += 16)
+    _mm512_storeu_ps(tile.s + j, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + j))));
+  CorrectionSums(tile, cols);
+}
+}  // namespace
+
+void PrepareStoredTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile& tile) {
+  const int64_t a = w.row_offset + r, groups = w.cols / 32;
+  tile.group = 32, tile.rows = rows, tile.offset = false;
+  tile.w = const_cast<int8_t*>(TileOf(w, a));  // read only: the products never write w
+  if (w.dtype == DType::kQ8_0T32) {
+    const uint16_t* s = Q8_0Scales(w, tile.w);
+    if (vnni) return Q8_0TileScales(s, groups, w.cols, tile);
+    for (int64_t j = 0; j < groups * kTileRows8; ++j) tile.s[j] = F16ToF32(s[j]);  // 0 past the rows
+  } else {
+    const int64_t per_block = w.block_cols / 32;
+    for (int h = 0; h < 2; ++h) {
+      const int live = std::clamp(rows - 16 * h, 0, 16);
+      // GroupScale(w, a + 16 h, g) without a division per group.
+      const uint8_t* exps = w.tile_exp + (a / 16 + h) * groups;
+      const float* srow = w.scale_inv + ((a + 16 * h) / w.block_rows) * w.scale_cols;
+      for (int64_t g = 0; g < groups; ++g) {
+        const float s = live > 0 ? Fp8Step(exps[g]) * srow[g / per_block] : 0.0f;
+        float* sg = tile.s + g * kTileRows8 + 16 * h;
+        for (int i = 0; i < 16; ++i) sg[i] = i < live ? s : 0.0f;
+      }
+    }
+  }
+  vnni ? CorrectionSums(tile, w.cols) : CorrectionSumsTwin(tile, w.cols);
+}
+
+// ---- Decode: 1..7 tokens ----
+
+void DecodeStoredTwin(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
+                      int64_t y_stride, int64_t r0, int64_t r1) {
+  const int64_t cols = w.cols, groups = cols / 32;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t a = w.row_offset + r, i = a % kTileRows8;
+    const int8_t* tile = TileOf(w, a);
+    for (int64_t t = 0; t < n; ++t) {
+      float acc = 0.0f;
+      for (int64_t g = 0; g < groups; ++g) {
+        // sum (w + 128) q - 128 sum q, as the VNNI kernel forms it: sum w q.
+        int32_t isum = -128 * qsum[t * groups + g];
+        for (int64_t k = 32 * g; k < 32 * g + 32; ++k) isum += (Level(tile, i, k) + 128) * q[t * cols + k];
+        const float sd = GroupScale(w, a, g) * dg[t * groups + g];
+        acc = std::fma(static_cast<float>(isum), sd, acc);
+      }
+      y[t * y_stride + r] = acc;
+    }
+  }
+}
+
+namespace {
+// The scales of 16-row halves, group by group: FP8, one value per half
+// (exponent times block scale; the column block advances every
+// block_cols / 32 groups, no division in the loop); Q8_0, 16 f16 values.
+template <bool kQ8, int kHalves>
+class HalfScales {
+ public:
+  DSV3_VNNI_TARGET HalfScales(const MatRef& w, const int8_t* tile, int64_t a, int h0) {
+    const int64_t groups = w.cols / 32;
+    for (int h = 0; h < kHalves; ++h) {
+      q8_[h] = Q8_0Scales(w, tile) + 16 * (h0 + h);
+      exps_[h] = kQ8 ? nullptr : w.tile_exp + ((a + 16 * h) / 16) * groups;
+      srow_[h] = kQ8 ? nullptr : w.scale_inv + ((a + 16 * h) / w.block_rows) * w.scale_cols;
+    }
+    per_block_ = kQ8 ? 1 : w.block_cols / 32;
+  }
+  DSV3_VNNI_TARGET __m512 Get(int h, int64_t g) const {
+    if constexpr (kQ8) {
+      return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8_[h] + g * kTileRows8)));
+    } else {
+      return _mm512_set1_ps(Fp8Step(exps_[h][g]) * srow_[h][cb_]);  // = GroupScale(w, a + 16 h, g)
+    }
+  }
+  void Next() {
+    if (++in_block_ == per_block_) in_block_ = 0, ++cb_;
+  }
+
+ private:
+  const uint16_t* q8_[kHalves];
+  const uint8_t* exps_[kHalves];
+  const float* srow_[kHalves];
+  int64_t per_block_ = 1, cb_ = 0, in_block_ = 0;
+};
+
+// T tokens against kHalves 16-row halves of one tile, from half h0 (absolute
+// row a); `live` rows of output are stored from y (row a's column).
+template <int T, int kHalves, bool kQ8>
+DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live, const int8_t* q, const float* dg,
+                                   const int32_t* qsum, float* y, int64_t y_stride, const uint8_t* end) {
+  const int64_t cols = w.cols, groups = cols / 32;
+  const int8_t* tile = TileOf(w, a);
+  const int8_t* half = tile + 64 * h0;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  HalfScales<kQ8, kHalves> scales(w, tile, a, h0);
+  __m512 f[T][kHalves];
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < kHalves; ++h) f[t][h] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    const int8_t* wg = half + g * 8 * 128;
+    PrefetchAhead(reinterpret_cast<const uint8_t*>(wg), 1024, end);
+    __m512i acc[T][kHalves];
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < kHalves; ++h) acc[t][h] = _mm512_set1_epi32(-128 * qsum[t * groups + g]);
+    for (int s = 0; s < 8; ++s) {
+      __m512i wv[kHalves];
+      for (int h = 0; h < kHalves; ++h) wv[h] = _mm512_xor_si512(_mm512_load_si512(wg + s * 128 + 64 * h), flip);
+      for (int t = 0; t < T; ++t) {
+        int32_t word;
+        std::memcpy(&word, q + t * cols + 32 * g + 4 * s, 4);
+        const __m512i b = _mm512_set1_epi32(word);
+        for (int h = 0; h < kHalves; ++h) acc[t][h] = _mm512_dpbusd_epi32(acc[t][h], wv[h], b);
+      }
+    }
+    for (int h = 0; h < kHalves; ++h) {
+      const __m512 s = scales.Get(h, g);
+      for (int t = 0; t < T; ++t) {
+        const __m512 sd = _mm512_mul_ps(s, _mm512_set1_ps(dg[t * groups + g]));
+        f[t][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][h]), sd, f[t][h]);
+      }
+    }
+    scales.Next();
+  }
+  for (int h = 0; h < kHalves; ++h) {
+    const int rows = std::clamp(live - 16 * h, 0, 16);
+    const __mmask16 m = static_cast<__mmask16>(rows == 16 ? 0xFFFF : (1u << rows) - 1);
+    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(y + t * y_stride + 16 * h, m, f[t][h]);
+  }
+}
+
+// Rows [r0, r1): whole tiles two halves at a time, a half where the range
+// starts or ends inside a tile.
+template <int T, bool kQ8>
+DSV3_VNNI_TARGET void DecodeRows(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, float* y,
+                                 int64_t y_stride, int64_t r0, int64_t r1) {
+  const int64_t a1 = w.row_offset + r1;
+  const uint8_t* end = reinterpret_cast<const uint8_t*>(TileOf(w, a1 + kTileRows8 - 1));
+  for (int64_t r = r0; r < r1;) {
+    const int64_t a = w.row_offset + r;
+    const int h = static_cast<int>(a / 16 % 2), live = static_cast<int>(std::min<int64_t>(kTileRows8, r1 - r));
+    if (h == 0 && live > 16) {
+      DecodeHalves<T, 2, kQ8>(w, a, 0, live, q, dg, qsum, y + r, y_stride, end);
+      r += kTileRows8;
+    } else {
+      DecodeHalves<T, 1, kQ8>(w, a, h, std::min(live, 16), q, dg, qsum, y + r, y_stride, end);
+      r += 16;
+    }
+  }
+}
+
+template <bool kQ8>
+void DecodeTokens(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
+                  int64_t y_stride, int64_t r0, int64_t r1) {
+  switch (n) {
+    case 1: return DecodeRows<1, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
+    case 2: return DecodeRows<2, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
+    case 3: return DecodeRows<3, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
+    case 4: return DecodeRows<4, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
+    case 5: return DecodeRows<5, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
+    case 6: return DecodeRows<6, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
+    default: return DecodeRows<7, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
+  }
+}
+}  // namespace
+
+void DecodeStoredVnni(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
+                      int64_t y_stride, int64_t r0, int64_t r1) {
+  if (w.dtype == DType::kQ8_0T32) return DecodeTokens<true>(w, q, dg, qsum, n, y, y_stride, r0, r1);
+  DecodeTokens<false>(w, q, dg, qsum, n, y, y_stride, r0, r1);
+}
+
+}  // namespace dsv3::cpu

@@ -1,0 +1,34 @@
+// Matrices kept as int8 tiles from load: FP8 e4m3 under --int8-fp8
+// (DType::kI8T32, issue 18) and Q8_0 under --repack (DType::kQ8_0T32, issue
+// 16). The levels the int8 tile kernel would otherwise make from the rows on
+// every call (PrepareFp8Vnni, PrepareQ8_0Vnni) are stored once in the tile's
+// interleaved order, so prefill multiplies the stored bytes directly and
+// decode (1..7 tokens) runs a VPDPBUSD kernel on them. FP8 tiles take one
+// byte per weight plus one exponent per 16 rows x 32 columns (kept apart,
+// MatRef::tile_exp); a Q8_0 tile's f16 scales [cols / 32, 32] follow its
+// levels, 34 bytes per 32 weights as in the file. Internal to src/cpu (the
+// packing API is in kernels.h).
+#pragma once
+
+#include <cstdint>
+
+#include "cpu/kernels.h"
+#include "cpu/quant_int8_tile.h"
+
+namespace dsv3::cpu {
+
+// The stored tile of rows [r, r + rows) of a stored-tile view ((row_offset +
+// r) a multiple of 32): w points at the stored levels, s and c are filled.
+void PrepareStoredTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile& tile);
+
+// y[t * y_stride + r] for rows [r0, r1) ((row_offset + r0) a multiple of
+// 16) and n < 8 tokens of signed activations q [n, cols] with d_t per 32
+// (dg) and sum(q) per 32 (qsum), [n, cols / 32]. Per row and token the same
+// integer sums and float steps as the tile product, so decode and prefill
+// agree bit for bit; the VNNI kernel and its twin give the same bits.
+void DecodeStoredTwin(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
+                      int64_t y_stride, int64_t r0, int64_t r1);
+void DecodeStoredVnni(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
+                      int64_t y_stride, int64_t r0, int64_t r1);
+
+}  // namespace dsv3::cpu

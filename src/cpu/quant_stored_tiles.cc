@@ -245,12 +245,16 @@ DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live,
     for (int h = 0; h < kHalves; ++h) f[t][h] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     const int8_t* wg = half + g * 8 * 128;
-    PrefetchAhead(reinterpret_cast<const uint8_t*>(wg), 1024, end);
+    const uint8_t* ahead = reinterpret_cast<const uint8_t*>(wg) + kDecodePrefetch;
+    const bool fetch = ahead < end;
     __m512i acc[T][kHalves];
     for (int t = 0; t < T; ++t)
       for (int h = 0; h < kHalves; ++h) acc[t][h] = _mm512_set1_epi32(-128 * qsum[t * groups + g]);
     for (int s = 0; s < 8; ++s) {
       __m512i wv[kHalves];
+      // Prefetches spread between the loads: sixteen in a row per group
+      // streamed a quarter slower from DRAM.
+      if (fetch) __builtin_prefetch(ahead + s * 128, 0, 3), __builtin_prefetch(ahead + s * 128 + 64, 0, 3);
       for (int h = 0; h < kHalves; ++h) wv[h] = _mm512_xor_si512(_mm512_load_si512(wg + s * 128 + 64 * h), flip);
       for (int t = 0; t < T; ++t) {
         int32_t word;

@@ -112,7 +112,7 @@ for thr in $threads_list; do
       f=$(gguf_of "$t")
       measure "dsv3-$t" "$thr" "$round" "$dsv3" -t "$thr" bench --model "$f" -p "$prompt" -n "$decode" \
         -b 1,16 --reps 3 --json
-      if [ "$t" = q4_k ]; then  # Q4_K rows interleaved at load, as ik's -rtr does for its own layout
+      if [ "$t" = q4_k ] || [ "$t" = q8_0 ]; then  # rows repacked at load, as ik's -rtr does for its own layouts
         measure "dsv3-$t-repack" "$thr" "$round" "$dsv3" -t "$thr" --repack bench --model "$f" -p "$prompt" \
           -n "$decode" -b 1,16 --reps 3 --json
       fi

@@ -94,22 +94,22 @@ TEST(Fp8Tiles, TileProductsAreTheFp8Int8PathsBits) {
   std::mt19937 rng(5);
   Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
   Packed p = Pack(f.w);
-  for (int64_t n : {8, 13, 20}) {
+  for (int64_t n : {8, 13, 20, 64, 70}) {  // the stored tiles' kernel below 64 tokens, the tile product above
     const std::vector<float> x = Acts(n, kCols, rng);
     const std::vector<float> a = Product(p.w, x, n), b = Product(f.w, x, n, true);
     for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " output " << i;
   }
 }
 
-// Decode of n tokens equals the first n of a tile product over 8 + n tokens.
+// Decode of n tokens equals the first n of a tile product over 64 + n tokens.
 TEST(Fp8Tiles, DecodeGivesTheTileProductsBits) {
   std::mt19937 rng(7);
   Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
   Packed p = Pack(f.w);
   for (int64_t n = 1; n < 8; ++n) {
-    const std::vector<float> x = Acts(8 + n, kCols, rng);
+    const std::vector<float> x = Acts(64 + n, kCols, rng);
     const std::vector<float> few(x.begin(), x.begin() + n * kCols);
-    const std::vector<float> a = Product(p.w, few, n), b = Product(p.w, x, 8 + n);
+    const std::vector<float> a = Product(p.w, few, n), b = Product(p.w, x, 64 + n);
     for (int64_t i = 0; i < n * kRows; ++i) ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " output " << i;
   }
 }
@@ -170,7 +170,7 @@ TEST(Fp8Tiles, WithinActivationRoundingOfFloatActivations) {
   std::mt19937 rng(11);
   Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
   Packed p = Pack(f.w);
-  for (int64_t n : {1, 2, 3, 7, 8, 13}) ExpectWithinActivationRounding(p.w, n, rng);
+  for (int64_t n : {1, 2, 3, 7, 8, 13, 64}) ExpectWithinActivationRounding(p.w, n, rng);
 }
 
 // Views of a packed matrix: on a half (decode kernel; tiles fall back to
@@ -197,15 +197,15 @@ TEST(Q8_0Tiles, RowsTileProductsAndDecode) {
     ops::DecodeRow(q.w, r, want.data());
     for (int64_t k = 0; k < kCols; ++k) ASSERT_EQ(got[k], want[k]) << "row " << r << " column " << k;
   }
-  for (int64_t n : {8, 13}) {  // the per-call Q8_0 tiles' bits
+  for (int64_t n : {8, 13, 64}) {  // the per-call Q8_0 tiles' bits
     const std::vector<float> x = Acts(n, kCols, rng);
     const std::vector<float> a = Product(p.w, x, n), b = Product(q.w, x, n);
     for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " output " << i;
   }
   for (int64_t n = 1; n < 8; ++n) {  // decode: the tile product's bits
-    const std::vector<float> x = Acts(8 + n, kCols, rng);
+    const std::vector<float> x = Acts(64 + n, kCols, rng);
     const std::vector<float> few(x.begin(), x.begin() + n * kCols);
-    const std::vector<float> a = Product(p.w, few, n), b = Product(p.w, x, 8 + n);
+    const std::vector<float> a = Product(p.w, few, n), b = Product(p.w, x, 64 + n);
     for (int64_t i = 0; i < n * kRows; ++i) ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " output " << i;
   }
   for (int64_t n : {1, 3, 8}) ExpectWithinActivationRounding(p.w, n, rng);

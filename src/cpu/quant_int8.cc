@@ -47,6 +47,8 @@ namespace dsv3::cpu {
 // Fewer tokens: the float decode kernel (quant_matmul.cc) streams the blocks
 // faster than tiles can be prepared.
 constexpr int64_t kInt8MinTokens = 8;
+// From this many tokens on, tiles stored at load go through the tile product.
+constexpr int64_t kStoredTileGemmTokens = 64;
 // Activations of n tokens: q [n, cols], d [n, cols / 32], sum16 [n, cols / 16].
 struct Int8Acts {
   int8_t* q = nullptr;
@@ -506,16 +508,21 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
   const bool fp8 = w.dtype == DType::kF8E4M3;
   if (fp8 && (n < kInt8MinTokens || !Fp8Int8Supports(w)))
     return MatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
-  // Tiles stored at load: whole tiles from 8 tokens on, 16-row halves below.
+  // Tiles stored at load: their own kernel (from 16-row halves) below 64
+  // tokens on VNNI, below 8 otherwise; whole tiles through the tile product
+  // above (its register block outruns the kernel's xor and per-pass scales
+  // there: kernels_bench BM_MatMulFp8Tiles 16 / 64 / 512 tokens 470-488 /
+  // 500-519 / 513 GOP/s against 422 / 515 / 533).
   const bool i8t = w.dtype == DType::kI8T32 || w.dtype == DType::kQ8_0T32;
-  if (i8t && (w.row_offset + r0) % (n < kInt8MinTokens ? 16 : kTileRows8) != 0)
+  const bool i8t_kernel = i8t && (n < kInt8MinTokens || (vnni && n < kStoredTileGemmTokens));
+  if (i8t && (w.row_offset + r0) % (i8t_kernel ? 16 : kTileRows8) != 0)
     return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
   const bool r4 = w.dtype == DType::kQ4_KR4;  // its decode kernel has a scalar twin
   const bool d32 = Decode32Supports(w.dtype) && vnni && HasAvx512Vbmi();
   if (!fp8 && !r4 && !d32 && !i8t && n < kInt8MinTokens && (!vnni || DTypeBlockElems(w.dtype) != 256))
     return QuantMatMulRows(w, x, x_stride, n, y, y_stride, r0, r1, scratch);
   // From 8 tokens on the tile kernels take u = q + 128.
-  const bool biased = n >= kInt8MinTokens;
+  const bool biased = n >= kInt8MinTokens && !i8t_kernel;
   vnni ? QuantizeActsAvx512(x, x_stride, a, biased) : QuantizeActs(x, x_stride, a, biased);
   const int group = WeightGroup(w.dtype);
   GroupFactors f;
@@ -524,7 +531,7 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
   p += 2 * Align16(n * w.cols / 16);
   FillGroupFactors(a, group, dg, qdg);
   f.dg = dg, f.qdg = qdg, f.groups = w.cols / group, f.tokens = n;
-  if (n < kInt8MinTokens && i8t) {
+  if (i8t_kernel) {
     int32_t* qsum = reinterpret_cast<int32_t*>(p);  // [n, cols / 32]
     for (int64_t t = 0; t < n; ++t)
       for (int64_t g = 0; g < w.cols / 32; ++g) qsum[t * (w.cols / 32) + g] = ActSum(a, t, g, 32);

@@ -235,6 +235,7 @@ class HalfScales {
 template <int T, int kHalves, bool kQ8>
 DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live, const int8_t* q, const float* dg,
                                    const int32_t* qsum, float* y, int64_t y_stride, const uint8_t* end) {
+  // end == nullptr: no prefetching (a later pass over a tile already in cache).
   const int64_t cols = w.cols, groups = cols / 32;
   const int8_t* tile = TileOf(w, a);
   const int8_t* half = tile + 64 * h0;
@@ -246,7 +247,7 @@ DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live,
   for (int64_t g = 0; g < groups; ++g) {
     const int8_t* wg = half + g * 8 * 128;
     const uint8_t* ahead = reinterpret_cast<const uint8_t*>(wg) + kDecodePrefetch;
-    const bool fetch = ahead < end;
+    const bool fetch = end && ahead < end;
     __m512i acc[T][kHalves];
     for (int t = 0; t < T; ++t)
       for (int h = 0; h < kHalves; ++h) acc[t][h] = _mm512_set1_epi32(-128 * qsum[t * groups + g]);
@@ -279,45 +280,55 @@ DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live,
   }
 }
 
+// T tokens from t0 against one tile's halves; only the first pass over a
+// tile prefetches ahead.
+template <int kHalves, bool kQ8>
+DSV3_VNNI_TARGET void TokenBlocks(const MatRef& w, int64_t a, int h0, int live, const int8_t* q, const float* dg,
+                                  const int32_t* qsum, int64_t n, float* y, int64_t y_stride, const uint8_t* end) {
+  const int64_t cols = w.cols, groups = cols / 32, block = n <= 7 ? n : 6;
+  for (int64_t t0 = 0; t0 < n; t0 += block) {
+    const int8_t* qt = q + t0 * cols;
+    const float* dt = dg + t0 * groups;
+    const int32_t* st = qsum + t0 * groups;
+    float* yt = y + t0 * y_stride;
+    const uint8_t* e = t0 == 0 ? end : nullptr;
+    switch (std::min(block, n - t0)) {
+      case 1: DecodeHalves<1, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
+      case 2: DecodeHalves<2, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
+      case 3: DecodeHalves<3, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
+      case 4: DecodeHalves<4, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
+      case 5: DecodeHalves<5, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
+      case 6: DecodeHalves<6, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
+      default: DecodeHalves<7, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
+    }
+  }
+}
+
 // Rows [r0, r1): whole tiles two halves at a time, a half where the range
-// starts or ends inside a tile.
-template <int T, bool kQ8>
-DSV3_VNNI_TARGET void DecodeRows(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, float* y,
-                                 int64_t y_stride, int64_t r0, int64_t r1) {
+// starts or ends inside a tile; every token block over a tile before the next.
+template <bool kQ8>
+DSV3_VNNI_TARGET void DecodeRows(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n,
+                                 float* y, int64_t y_stride, int64_t r0, int64_t r1) {
   const int64_t a1 = w.row_offset + r1;
   const uint8_t* end = reinterpret_cast<const uint8_t*>(TileOf(w, a1 + kTileRows8 - 1));
   for (int64_t r = r0; r < r1;) {
     const int64_t a = w.row_offset + r;
     const int h = static_cast<int>(a / 16 % 2), live = static_cast<int>(std::min<int64_t>(kTileRows8, r1 - r));
     if (h == 0 && live > 16) {
-      DecodeHalves<T, 2, kQ8>(w, a, 0, live, q, dg, qsum, y + r, y_stride, end);
+      TokenBlocks<2, kQ8>(w, a, 0, live, q, dg, qsum, n, y + r, y_stride, end);
       r += kTileRows8;
     } else {
-      DecodeHalves<T, 1, kQ8>(w, a, h, std::min(live, 16), q, dg, qsum, y + r, y_stride, end);
+      TokenBlocks<1, kQ8>(w, a, h, std::min(live, 16), q, dg, qsum, n, y + r, y_stride, end);
       r += 16;
     }
-  }
-}
-
-template <bool kQ8>
-void DecodeTokens(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
-                  int64_t y_stride, int64_t r0, int64_t r1) {
-  switch (n) {
-    case 1: return DecodeRows<1, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
-    case 2: return DecodeRows<2, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
-    case 3: return DecodeRows<3, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
-    case 4: return DecodeRows<4, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
-    case 5: return DecodeRows<5, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
-    case 6: return DecodeRows<6, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
-    default: return DecodeRows<7, kQ8>(w, q, dg, qsum, y, y_stride, r0, r1);
   }
 }
 }  // namespace
 
 void DecodeStoredVnni(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
                       int64_t y_stride, int64_t r0, int64_t r1) {
-  if (w.dtype == DType::kQ8_0T32) return DecodeTokens<true>(w, q, dg, qsum, n, y, y_stride, r0, r1);
-  DecodeTokens<false>(w, q, dg, qsum, n, y, y_stride, r0, r1);
+  if (w.dtype == DType::kQ8_0T32) return DecodeRows<true>(w, q, dg, qsum, n, y, y_stride, r0, r1);
+  DecodeRows<false>(w, q, dg, qsum, n, y, y_stride, r0, r1);
 }
 
 }  // namespace dsv3::cpu

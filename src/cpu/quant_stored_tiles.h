@@ -22,10 +22,12 @@ namespace dsv3::cpu {
 void PrepareStoredTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile& tile);
 
 // y[t * y_stride + r] for rows [r0, r1) ((row_offset + r0) a multiple of
-// 16) and n < 8 tokens of signed activations q [n, cols] with d_t per 32
-// (dg) and sum(q) per 32 (qsum), [n, cols / 32]. Per row and token the same
-// integer sums and float steps as the tile product, so decode and prefill
-// agree bit for bit; the VNNI kernel and its twin give the same bits.
+// 16) and n tokens of signed activations q [n, cols] with d_t per 32 (dg)
+// and sum(q) per 32 (qsum), [n, cols / 32]; up to 7 tokens per pass, every
+// pass over a tile while it is in cache. Per row and token the same integer
+// sums and float steps as the tile product (TileGemmVnni over
+// PrepareStoredTile), so the two agree bit for bit and need no correction
+// sums; the VNNI kernel and its twin give the same bits.
 void DecodeStoredTwin(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
                       int64_t y_stride, int64_t r0, int64_t r1);
 void DecodeStoredVnni(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,

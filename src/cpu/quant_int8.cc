@@ -495,6 +495,20 @@ void DecodeQ4KR4(const MatRef& w, const Q4KR4Acts& acts, bool vnni, float* y, in
 }
 }  // namespace
 
+namespace {
+// Tiles stored at load through their own kernel, which takes sum(q) per 32
+// (in p) instead of per-row correction sums.
+void RunStoredTiles(const MatRef& w, const Int8Acts& a, const float* dg, bool vnni, float* y, int64_t y_stride,
+                    int64_t r0, int64_t r1, float* p) {
+  const int64_t groups = w.cols / 32;
+  int32_t* qsum = reinterpret_cast<int32_t*>(p);  // [n, cols / 32]
+  for (int64_t t = 0; t < a.n; ++t)
+    for (int64_t g = 0; g < groups; ++g) qsum[t * groups + g] = ActSum(a, t, g, 32);
+  vnni ? DecodeStoredVnni(w, a.q, dg, qsum, a.n, y, y_stride, r0, r1)
+       : DecodeStoredTwin(w, a.q, dg, qsum, a.n, y, y_stride, r0, r1);
+}
+}  // namespace
+
 void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int64_t n, float* y, int64_t y_stride,
                          int64_t r0, int64_t r1, float* scratch, bool use_vnni) {
   if (n <= 0 || r0 >= r1) return;
@@ -512,7 +526,8 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
   // tokens on VNNI, below 8 otherwise; whole tiles through the tile product
   // above (its register block outruns the kernel's xor and per-pass scales
   // there: kernels_bench BM_MatMulFp8Tiles 16 / 64 / 512 tokens 470-488 /
-  // 500-519 / 513 GOP/s against 422 / 515 / 533).
+  // 500-519 / 513 GOP/s through the kernel, 422 / 515 / 533 through the
+  // tile product).
   const bool i8t = w.dtype == DType::kI8T32 || w.dtype == DType::kQ8_0T32;
   const bool i8t_kernel = i8t && (n < kInt8MinTokens || (vnni && n < kStoredTileGemmTokens));
   if (i8t && (w.row_offset + r0) % (i8t_kernel ? 16 : kTileRows8) != 0)
@@ -531,14 +546,7 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
   p += 2 * Align16(n * w.cols / 16);
   FillGroupFactors(a, group, dg, qdg);
   f.dg = dg, f.qdg = qdg, f.groups = w.cols / group, f.tokens = n;
-  if (i8t_kernel) {
-    int32_t* qsum = reinterpret_cast<int32_t*>(p);  // [n, cols / 32]
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t g = 0; g < w.cols / 32; ++g) qsum[t * (w.cols / 32) + g] = ActSum(a, t, g, 32);
-    const int8_t* q = a.q;
-    return vnni ? DecodeStoredVnni(w, q, dg, qsum, n, y, y_stride, r0, r1)
-                : DecodeStoredTwin(w, q, dg, qsum, n, y, y_stride, r0, r1);
-  }
+  if (i8t_kernel) return RunStoredTiles(w, a, dg, vnni, y, y_stride, r0, r1, p);
   if (n < kInt8MinTokens && r4) {
     Q4KR4Acts acts;
     ExpandQ4KR4Acts(a.q, dg, qdg, n, w.cols, acts, reinterpret_cast<uint8_t*>(p), vnni);

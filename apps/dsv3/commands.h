@@ -36,6 +36,9 @@ struct Common {
   // --repack: Q4_K feed-forward matrices interleaved four rows at a time at
   // load (LoadOptions::repack_q4k).
   bool repack = false;
+  // --attention-form: MLA in the absorbed form, the decompressed form, or
+  // chosen per batch by estimated cost (LoadOptions::attention_form).
+  std::string attention_form = "auto";
   bool error_agreed = false;  // a failure every rank reported (exit cleanly)
   int rank() const { return comm ? comm->rank() : 0; }
   bool distributed() const { return comm && comm->distributed(); }

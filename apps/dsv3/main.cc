@@ -127,6 +127,11 @@ Outcome Main(int argc, char** argv, dist::Comm& comm) {
   app.add_flag("--repack", common.repack,
                "GGUF Q4_K feed-forward matrices: interleave four rows at a time while loading (the same bytes, "
                "the faster decode kernel; docs/quantization.md), like llama.cpp's run-time repacking (-rtr)");
+  app.add_option("--attention-form", common.attention_form,
+                 "MLA attention: absorbed (queries in the latent space; the decode form), decompressed (K/V expanded "
+                 "per head; the prefill form) or auto (per batch, the one with fewer flops; docs/performance.md)")
+      ->check(CLI::IsMember({"auto", "absorbed", "decompressed"}))
+      ->capture_default_str();
   dsv3::cli::RegisterRun(app, common);
   dsv3::cli::RegisterInspect(app, common);
   dsv3::cli::RegisterLogits(app, common);

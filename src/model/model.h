@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -49,6 +50,10 @@ struct Workspace {
   std::vector<float> q_a, q, kv;        // [N, rq], [N, H*(dn+dr)], [N, rc+dr]
   std::vector<float> q_full, o_lat;     // [N, H, rc+dr], [N, H, rc]
   std::vector<float> attn;              // [N, H*dv]
+  // Decompressed attention (prefill): cache rows and their expansion per
+  // chunk of ops::kMhaChunk rows, and the streaming-softmax state.
+  std::vector<float> mha_lat, mha_kv;   // [chunk, rc+dr], [chunk, H*(dn+dv)]
+  std::vector<float> mha_max, mha_sum;  // [N, H]
   std::vector<float> rope_cos, rope_sin;  // [N, dr/2]
   std::vector<float> ffn_gate, ffn_up;  // [N, max ffn width]
   std::vector<float> router_logits, router_scratch;  // [N, E], [threads, scratch]
@@ -73,6 +78,11 @@ struct Workspace {
 // How a weight is held in memory: as the checkpoint stores it, or converted
 // at load (FP8 = e4m3 with 128x128 block scales, amax/448 per block).
 enum class WeightFormat { kAsStored, kBf16, kFp8 };
+
+// Which form of MLA attention a forward uses (Model::Attention): absorbed
+// (queries in the latent space; cheapest for decode), decompressed (K/V
+// expanded per head; cheapest for prefill), or per batch by estimated cost.
+enum class AttentionForm { kAuto, kAbsorbed, kDecompressed };
 
 struct LoadOptions {
   bool verbose = false;  // print a loading summary to stderr
@@ -113,10 +123,15 @@ struct LoadOptions {
   // (false: after it, so the whole exchange is exposed; `bench` measures
   // both to report how much the overlap hides).
   bool overlap_exchange = true;
+  // kAuto: the decompressed form for a single-sequence block when it costs
+  // fewer flops; the others force one form everywhere (tests, measurement).
+  AttentionForm attention_form = AttentionForm::kAuto;
 };
 
 // Parses "stored" / "bf16" / "fp8"; the error names `flag`.
 Expected<WeightFormat> ParseWeightFormat(const std::string& text, const std::string& flag);
+// Parses "auto" / "absorbed" / "decompressed"; the error names `flag`.
+Expected<AttentionForm> ParseAttentionForm(const std::string& text, const std::string& flag);
 
 class Model {
  public:
@@ -181,7 +196,10 @@ class Model {
   void ComputeRope(const Batch& batch, Workspace& ws) const;
   void DecoderLayer(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
   void Attention(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
-  void AttendLatent(int64_t layer, const Batch& batch, const KvCache& cache, Workspace& ws) const;
+  void AttentionBlocks(int64_t layer, const Batch& batch, const KvCache& cache, Workspace& ws) const;
+  bool UseDecompressed(std::span<const ops::AttentionBlock> blocks) const;
+  void AbsorbedAttention(int64_t layer, Workspace& ws) const;
+  void DecompressedAttention(int64_t layer, Workspace& ws) const;
   void Mlp(const MlpWeights& w, const float* x, float* out, int64_t n, Workspace& ws) const;
   void RunExperts(const MoeWeights& w, int64_t n, Workspace& ws, bool shared_done) const;
   void RunSharedExperts(const MoeWeights& w, int64_t n, Workspace& ws) const;  // proj = shared experts(x)

@@ -7,10 +7,11 @@
 // query's streaming-softmax state (running max, sum, unnormalised output)
 // so that any context is processed in chunks of bounded size. The products
 // are register-blocked like a small GEMM: the head's keys are transposed
-// once per call to [dn+dr, keys], so scores for a tile of queries x two key
-// vectors take a broadcast of a query value and two FMAs per dimension, and
-// the weighted values for a tile of queries x two value vectors take one
-// broadcast per query and key. Exp is vectorised (hwy contrib).
+// once per call to [dn+dr, keys], so scores for a tile of queries x key
+// vectors take one broadcast of a query value per dimension and query, and
+// the weighted values for a tile of queries x value vectors one broadcast per
+// key and query; each broadcast feeds several FMAs. Keys past a tile's causal
+// window are skipped. Exp is vectorised (hwy contrib).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "cpu/attention_mha.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -32,12 +33,14 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-// Queries per register tile: 8 x 2 accumulators plus two loaded vectors and a
-// broadcast fit AVX-512's 32 registers, 6 x 2 fit AVX2's 16.
+// Register tiles: kTile queries x kKeyVecs key vectors for the scores and
+// kTile queries x kValVecs value vectors for the outputs. On AVX-512 that
+// is 6 x 4 = 24 accumulators plus four loaded vectors and a broadcast of the
+// 32 registers, one broadcast feeding four FMAs; on AVX2, 6 x 2 of 16.
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-constexpr int64_t kTile = 8;
+constexpr int64_t kTile = 6, kKeyVecs = 4, kValVecs = 4;
 #else
-constexpr int64_t kTile = 6;
+constexpr int64_t kTile = 6, kKeyVecs = 2, kValVecs = 2;
 #endif
 
 // Kt [dk, kp] = the head's keys, transposed: rows 0..dn from k_nope, dn..dk
@@ -54,53 +57,52 @@ void TransposeKeys(const MhaShape& s, int64_t h, const MhaKeys& keys, int64_t kp
 }
 
 // S [T, kp] = scale * q_t . Kt[:, j] for T queries (q_stride apart, dk values
-// each) and all kp (a multiple of 2N) columns.
+// each) and columns j < jend (a multiple of the key tile, <= kp).
 template <int64_t T>
-HWY_INLINE void TileScores(const float* q, int64_t q_stride, int64_t dk, const float* Kt, int64_t kp, float scale,
-                           float* S) {
+HWY_INLINE void TileScores(const float* q, int64_t q_stride, int64_t dk, const float* Kt, int64_t kp, int64_t jend,
+                           float scale, float* S) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const VF sv = hn::Set(df, scale);
-  for (int64_t j = 0; j < kp; j += 2 * N) {
-    VF acc[T][2];
-    for (int64_t t = 0; t < T; ++t) acc[t][0] = hn::Zero(df), acc[t][1] = hn::Zero(df);
+  for (int64_t j = 0; j < jend; j += kKeyVecs * N) {
+    VF acc[T][kKeyVecs];
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < kKeyVecs; ++c) acc[t][c] = hn::Zero(df);
     for (int64_t k = 0; k < dk; ++k) {
-      const VF k0 = hn::LoadU(df, Kt + k * kp + j), k1 = hn::LoadU(df, Kt + k * kp + j + N);
+      VF kv[kKeyVecs];
+      for (int64_t c = 0; c < kKeyVecs; ++c) kv[c] = hn::LoadU(df, Kt + k * kp + j + c * N);
       for (int64_t t = 0; t < T; ++t) {
         const VF qv = hn::Set(df, q[t * q_stride + k]);
-        acc[t][0] = hn::MulAdd(qv, k0, acc[t][0]);
-        acc[t][1] = hn::MulAdd(qv, k1, acc[t][1]);
+        for (int64_t c = 0; c < kKeyVecs; ++c) acc[t][c] = hn::MulAdd(qv, kv[c], acc[t][c]);
       }
     }
-    for (int64_t t = 0; t < T; ++t) {
-      hn::StoreU(hn::Mul(acc[t][0], sv), df, S + t * kp + j);
-      hn::StoreU(hn::Mul(acc[t][1], sv), df, S + t * kp + j + N);
-    }
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < kKeyVecs; ++c) hn::StoreU(hn::Mul(acc[t][c], sv), df, S + t * kp + j + c * N);
   }
 }
 
 // o_t [dv] += sum_j P[t][j] v_j for T queries over jv keys; v_j rows are
-// v_stride apart. Two value vectors per pass, then one, then scalars.
+// v_stride apart. kValVecs value vectors per pass, then one, then scalars.
 template <int64_t T>
 HWY_INLINE void TileValues(const float* P, int64_t kp, int64_t jv, const float* v, int64_t v_stride, int64_t dv,
                            float* o, int64_t o_stride) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   int64_t d = 0;
-  for (; d + 2 * N <= dv; d += 2 * N) {
-    VF acc[T][2];
+  for (; d + kValVecs * N <= dv; d += kValVecs * N) {
+    VF acc[T][kValVecs];
     for (int64_t t = 0; t < T; ++t)
-      acc[t][0] = hn::LoadU(df, o + t * o_stride + d), acc[t][1] = hn::LoadU(df, o + t * o_stride + d + N);
+      for (int64_t c = 0; c < kValVecs; ++c) acc[t][c] = hn::LoadU(df, o + t * o_stride + d + c * N);
     for (int64_t j = 0; j < jv; ++j) {
-      const VF v0 = hn::LoadU(df, v + j * v_stride + d), v1 = hn::LoadU(df, v + j * v_stride + d + N);
+      VF vv[kValVecs];
+      for (int64_t c = 0; c < kValVecs; ++c) vv[c] = hn::LoadU(df, v + j * v_stride + d + c * N);
       for (int64_t t = 0; t < T; ++t) {
         const VF p = hn::Set(df, P[t * kp + j]);
-        acc[t][0] = hn::MulAdd(p, v0, acc[t][0]);
-        acc[t][1] = hn::MulAdd(p, v1, acc[t][1]);
+        for (int64_t c = 0; c < kValVecs; ++c) acc[t][c] = hn::MulAdd(p, vv[c], acc[t][c]);
       }
     }
     for (int64_t t = 0; t < T; ++t)
-      hn::StoreU(acc[t][0], df, o + t * o_stride + d), hn::StoreU(acc[t][1], df, o + t * o_stride + d + N);
+      for (int64_t c = 0; c < kValVecs; ++c) hn::StoreU(acc[t][c], df, o + t * o_stride + d + c * N);
   }
   for (; d + N <= dv; d += N) {
     VF acc[T];
@@ -120,9 +122,9 @@ HWY_INLINE void TileValues(const float* P, int64_t kp, int64_t jv, const float* 
 }
 
 // The streaming-softmax step of one query over its `valid` keys of the chunk:
-// p [kp] becomes exp(score - new max) (zero past `valid`), the running sum is
+// p [jend] becomes exp(score - new max) (zero past `valid`), the running sum is
 // updated and the output o [dv] rescaled to the new max.
-HWY_INLINE void SoftmaxRow(DF df, float* p, int64_t valid, int64_t kp, float* mx, float* sum, float* o, int64_t dv) {
+HWY_INLINE void SoftmaxRow(DF df, float* p, int64_t valid, int64_t jend, float* mx, float* sum, float* o, int64_t dv) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   float m = *mx;
   for (int64_t j = 0; j < valid; ++j) m = std::max(m, p[j]);
@@ -136,7 +138,7 @@ HWY_INLINE void SoftmaxRow(DF df, float* p, int64_t valid, int64_t kp, float* mx
   }
   float add = hn::GetLane(hn::SumOfLanes(df, acc));
   for (; j < valid; ++j) add += (p[j] = std::exp(p[j] - m));
-  std::fill(p + valid, p + kp, 0.0f);
+  std::fill(p + valid, p + jend, 0.0f);
   const float alpha = std::exp(*mx - m);  // 0 on the first chunk (max -inf)
   *sum = *sum * alpha + add;
   *mx = m;
@@ -150,13 +152,14 @@ template <int64_t T>
 void Tile(const MhaShape& s, int64_t h, const float* q, int64_t q_stride, int64_t pos0, const MhaKeys& keys,
           const float* Kt, int64_t kp, float* mx, float* sum, float* o, int64_t o_stride, float* S) {
   const DF df;
-  const int64_t dk = s.dn + s.dr;
-  TileScores<T>(q, q_stride, dk, Kt, kp, s.scale, S);
-  int64_t jv = 0;  // keys any query of the tile sees
+  const int64_t dk = s.dn + s.dr, width = kKeyVecs * static_cast<int64_t>(hn::Lanes(df));
+  // Keys past the last query's window are skipped (half the diagonal chunk).
+  const int64_t jv = std::min(keys.jn, pos0 + T - keys.j0);  // keys any query of the tile sees
+  const int64_t jend = (jv + width - 1) / width * width;
+  TileScores<T>(q, q_stride, dk, Kt, kp, jend, s.scale, S);
   for (int64_t t = 0; t < T; ++t) {
     const int64_t valid = std::min(keys.jn, pos0 + t + 1 - keys.j0);
-    jv = std::max(jv, valid);
-    SoftmaxRow(df, S + t * kp, valid, kp, mx + t * s.heads, sum + t * s.heads, o + t * o_stride, s.dv);
+    SoftmaxRow(df, S + t * kp, valid, jend, mx + t * s.heads, sum + t * s.heads, o + t * o_stride, s.dv);
   }
   const float* v = keys.kv + h * (s.dn + s.dv) + s.dn;  // v_j [dv], kv_stride apart
   TileValues<T>(S, kp, jv, v, keys.kv_stride, s.dv, o, o_stride);
@@ -183,8 +186,8 @@ void TileAny(int64_t T, const MhaShape& s, int64_t h, const float* q, int64_t q_
 void MhaAttendChunkImpl(const MhaShape& s, int64_t h, const float* q, int64_t q_stride, int64_t m, int64_t p0,
                         const MhaKeys& keys, float* mx, float* sum, float* o, int64_t o_stride, float* scratch) {
   const DF df;
-  const int64_t N2 = 2 * static_cast<int64_t>(hn::Lanes(df));
-  const int64_t kp = (keys.jn + N2 - 1) / N2 * N2;
+  const int64_t width = kKeyVecs * static_cast<int64_t>(hn::Lanes(df));
+  const int64_t kp = (keys.jn + width - 1) / width * width;
   float* Kt = scratch;                    // Kt [dn+dr, kp]
   float* S = Kt + (s.dn + s.dr) * kp;     // S [kTile, kp]
   TransposeKeys(s, h, keys, kp, Kt);
@@ -238,10 +241,10 @@ namespace dsv3::cpu {
 HWY_EXPORT(MhaAttendChunkImpl);
 HWY_EXPORT(DecodeLatentRowsImpl);
 
-// Kt [dn+dr, kp] and S [8, kp] with kp <= jn rounded up to 64 (the widest
-// key tile).
+// Kt [dn+dr, kp] and S [8, kp] with kp <= jn rounded up to 128 (wider than
+// any x86 target's key tile).
 int64_t MhaScratchFloats(const MhaShape& s, int64_t jn) {
-  const int64_t kp = (jn + 63) / 64 * 64;
+  const int64_t kp = (jn + 127) / 128 * 128;
   return (s.dn + s.dr + 8) * kp + 64;
 }
 

@@ -60,7 +60,7 @@ void Model::Attention(int64_t l, const Batch& b, KvCache& cache, Workspace& ws) 
       ops::RopeInterleaved(ws.q.data() + (i * H + h) * dq + dn, ws.rope_cos.data() + i * half,
                            ws.rope_sin.data() + i * half, dr);
   AttentionBlocks(l, b, cache, ws);
-  if (UseDecompressed(ws.attn_blocks))
+  if (UseDecompressed(ws.attn_blocks, ws.attention_form))
     DecompressedAttention(l, ws);
   else
     AbsorbedAttention(l, ws);
@@ -91,8 +91,9 @@ void Model::AttentionBlocks(int64_t l, const Batch& b, const KvCache& cache, Wor
 // query would cost far more than the prefill chunk saves.
 // Measured on the benchmark model (docs/performance.md, 2 threads,
 // --int8-fp8): see the table there for the prefill speeds of both forms.
-bool Model::UseDecompressed(std::span<const ops::AttentionBlock> blocks) const {
-  if (options_.attention_form != AttentionForm::kAuto) return options_.attention_form == AttentionForm::kDecompressed;
+bool Model::UseDecompressed(std::span<const ops::AttentionBlock> blocks, AttentionForm forced) const {
+  if (forced == AttentionForm::kAuto) forced = options_.attention_form;
+  if (forced != AttentionForm::kAuto) return forced == AttentionForm::kDecompressed;
   const Config& c = config_;
   const double rc = c.kv_lora_rank, dr = c.qk_rope_head_dim, dn = c.qk_nope_head_dim, dv = c.v_head_dim;
   for (const ops::AttentionBlock& b : blocks) {

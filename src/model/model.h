@@ -41,6 +41,11 @@ struct Batch {
   int64_t size() const { return static_cast<int64_t>(tokens.size()); }
 };
 
+// Which form of MLA attention a forward uses (Model::Attention): absorbed
+// (queries in the latent space; cheapest for decode), decompressed (K/V
+// expanded per head; cheapest for prefill), or per batch by estimated cost.
+enum class AttentionForm { kAuto, kAbsorbed, kDecompressed };
+
 // Activation buffers sized for a batch; grown on demand, reused across calls
 // so the token loop does not allocate.
 struct Workspace {
@@ -54,6 +59,10 @@ struct Workspace {
   // chunk of ops::kMhaChunk rows, and the streaming-softmax state.
   std::vector<float> mha_lat, mha_kv;   // [chunk, rc+dr], [chunk, H*(dn+dv)]
   std::vector<float> mha_max, mha_sum;  // [N, H]
+  // Forces this caller's forwards to one form of MLA attention; kAuto
+  // follows LoadOptions::attention_form (`dsv3 bench --compare-attention`
+  // alternates the forms on one loaded model).
+  AttentionForm attention_form = AttentionForm::kAuto;
   std::vector<float> rope_cos, rope_sin;  // [N, dr/2]
   std::vector<float> ffn_gate, ffn_up;  // [N, max ffn width]
   std::vector<float> router_logits, router_scratch;  // [N, E], [threads, scratch]
@@ -78,11 +87,6 @@ struct Workspace {
 // How a weight is held in memory: as the checkpoint stores it, or converted
 // at load (FP8 = e4m3 with 128x128 block scales, amax/448 per block).
 enum class WeightFormat { kAsStored, kBf16, kFp8 };
-
-// Which form of MLA attention a forward uses (Model::Attention): absorbed
-// (queries in the latent space; cheapest for decode), decompressed (K/V
-// expanded per head; cheapest for prefill), or per batch by estimated cost.
-enum class AttentionForm { kAuto, kAbsorbed, kDecompressed };
 
 struct LoadOptions {
   bool verbose = false;  // print a loading summary to stderr
@@ -197,7 +201,7 @@ class Model {
   void DecoderLayer(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
   void Attention(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
   void AttentionBlocks(int64_t layer, const Batch& batch, const KvCache& cache, Workspace& ws) const;
-  bool UseDecompressed(std::span<const ops::AttentionBlock> blocks) const;
+  bool UseDecompressed(std::span<const ops::AttentionBlock> blocks, AttentionForm forced) const;
   void AbsorbedAttention(int64_t layer, Workspace& ws) const;
   void DecompressedAttention(int64_t layer, Workspace& ws) const;
   void Mlp(const MlpWeights& w, const float* x, float* out, int64_t n, Workspace& ws) const;

@@ -69,6 +69,10 @@ void PrintText(const std::string& dir, const BenchResult& r, bool machine_only) 
                 static_cast<long long>(r.prompt_tokens), r.prompt_tokens / r.prefill_absorbed_seconds,
                 r.prompt_tokens / r.prefill_decompressed_seconds,
                 r.prefill_absorbed_seconds / r.prefill_decompressed_seconds);
+  if (r.prefill_absorbed_cpu_seconds > 0)
+    std::printf("  CPU seconds (all threads, best run): absorbed %.3f, decompressed %.3f (absorbed / decompressed %.3f)\n",
+                r.prefill_absorbed_cpu_seconds, r.prefill_decompressed_cpu_seconds,
+                r.prefill_absorbed_cpu_seconds / r.prefill_decompressed_cpu_seconds);
   if (!r.decode.empty() && r.decode[0].context > 0)
     std::printf("decode after %lld cache rows per sequence (--context: random latent rows)\n",
                 static_cast<long long>(r.decode[0].context));

@@ -71,6 +71,7 @@ struct BenchResult {
   double prefill_flops_per_s = 0, prefill_fraction_of_peak = 0;
   // With compare_attention: best seconds of the prefill per form.
   double prefill_absorbed_seconds = 0, prefill_decompressed_seconds = 0;
+  double prefill_absorbed_cpu_seconds = 0, prefill_decompressed_cpu_seconds = 0;  // all threads, best run
   std::vector<DecodeResult> decode;
   uint64_t weight_bytes = 0, kv_cache_bytes = 0;
   uint64_t peak_rss_bytes = 0, rss_bytes = 0, rss_file_bytes = 0, rss_anon_bytes = 0;

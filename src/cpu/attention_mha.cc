@@ -168,10 +168,8 @@ void Tile(const MhaShape& s, int64_t h, const float* q, int64_t q_stride, int64_
 void TileAny(int64_t T, const MhaShape& s, int64_t h, const float* q, int64_t q_stride, int64_t pos0,
              const MhaKeys& keys, const float* Kt, int64_t kp, float* mx, float* sum, float* o, int64_t o_stride,
              float* S) {
-  static_assert(kTile <= 8, "one case per tile height");
+  static_assert(kTile == 6, "one case per tile height");
   switch (T) {
-    case 8: return Tile<8>(s, h, q, q_stride, pos0, keys, Kt, kp, mx, sum, o, o_stride, S);
-    case 7: return Tile<7>(s, h, q, q_stride, pos0, keys, Kt, kp, mx, sum, o, o_stride, S);
     case 6: return Tile<6>(s, h, q, q_stride, pos0, keys, Kt, kp, mx, sum, o, o_stride, S);
     case 5: return Tile<5>(s, h, q, q_stride, pos0, keys, Kt, kp, mx, sum, o, o_stride, S);
     case 4: return Tile<4>(s, h, q, q_stride, pos0, keys, Kt, kp, mx, sum, o, o_stride, S);
@@ -241,7 +239,7 @@ namespace dsv3::cpu {
 HWY_EXPORT(MhaAttendChunkImpl);
 HWY_EXPORT(DecodeLatentRowsImpl);
 
-// Kt [dn+dr, kp] and S [8, kp] with kp <= jn rounded up to 128 (wider than
+// Kt [dn+dr, kp] and S [kTile <= 8, kp] with kp <= jn rounded up to 128 (wider than
 // any x86 target's key tile).
 int64_t MhaScratchFloats(const MhaShape& s, int64_t jn) {
   const int64_t kp = (jn + 127) / 128 * 128;

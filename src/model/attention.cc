@@ -81,25 +81,31 @@ void Model::AttentionBlocks(int64_t l, const Batch& b, const KvCache& cache, Wor
   }
 }
 
-// The decompressed form when every block costs fewer flops in it (per head,
-// a block of m queries at p0.., context L = p0 + m, S = sum of the queries'
-// windows): absorbed S 2 (2 rc + dr) + m 2 (dn + dv) rc against decompressed
-// L 2 (dn + dv) rc + S 2 (dn + dr + dv). A prefill from position 0 (L = m)
-// always favours the decompressed form; a decode step (m = 1, long L) the
-// absorbed one. A batch mixing the two (decode steps beside a prefill
-// chunk) stays absorbed: expanding a decoding slot's whole context for one
-// query would cost far more than the prefill chunk saves.
-// Measured on the benchmark model (docs/performance.md, 2 threads,
-// --int8-fp8): see the table there for the prefill speeds of both forms.
+// The decompressed form when every block costs less in it. Per head, a block
+// of m queries at p0.. (context L = p0 + m, S = the sum of their windows)
+// costs S 2 (2 rc + dr) attention flops + m 2 (dn + dv) rc product flops
+// absorbed, against S 2 (dn + dr + dv) + L 2 (dn + dv) rc decompressed.
+// Product flops are weighted kProductCost: measured with float32 weights on
+// the benchmark shapes (2 threads, CPU time), the products ran at about 2/3
+// of the attention kernels' flop rate, and with that weight the estimate's
+// crossover for a block after a prefix matches the measured one (p0 = 2048:
+// m = 240 estimated, ~245 measured; p0 = 512: 205 and ~190).
+// A prefill from position 0 (L = m) always favours the decompressed form
+// (measured with --int8-fp8: equal CPU time at -p 16 and 64, 1.05x at 256,
+// 1.11x at 512, 1.42x at 2048; docs/performance.md); a decode step (m = 1,
+// long L) the absorbed one. A batch mixing the two (decode steps beside a
+// prefill chunk) stays absorbed: expanding a decoding slot's whole context
+// for one query would cost far more than the prefill chunk saves.
 bool Model::UseDecompressed(std::span<const ops::AttentionBlock> blocks, AttentionForm forced) const {
   if (forced == AttentionForm::kAuto) forced = options_.attention_form;
   if (forced != AttentionForm::kAuto) return forced == AttentionForm::kDecompressed;
+  constexpr double kProductCost = 1.5;
   const Config& c = config_;
   const double rc = c.kv_lora_rank, dr = c.qk_rope_head_dim, dn = c.qk_nope_head_dim, dv = c.v_head_dim;
   for (const ops::AttentionBlock& b : blocks) {
     const double m = b.count, p0 = b.p0, windows = m * p0 + m * (m + 1) / 2;
-    const double absorbed = windows * 2 * (2 * rc + dr) + m * 2 * (dn + dv) * rc;
-    const double decompressed = (p0 + m) * 2 * (dn + dv) * rc + windows * 2 * (dn + dr + dv);
+    const double absorbed = windows * 2 * (2 * rc + dr) + kProductCost * m * 2 * (dn + dv) * rc;
+    const double decompressed = windows * 2 * (dn + dr + dv) + kProductCost * (p0 + m) * 2 * (dn + dv) * rc;
     if (decompressed >= absorbed) return false;
   }
   return true;

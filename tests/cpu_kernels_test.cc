@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/parallel.h"
 #include "cpu/kernels.h"
 #include "ops/ops.h"
 #include "hwy_test_util.h"
@@ -397,6 +398,33 @@ TEST(CpuAttention, DecompressedMatchesScalarTwin) {
   });
   RecordProperty("worst_relative_error", std::to_string(worst));
   std::printf("  worst max|diff| / max|twin| = %.3g (bound 1e-5)\n", worst);
+}
+
+// A query's result does not depend on the thread count (which splits the
+// queries into different register tiles): bit-identical outputs, as the
+// expert-parallel runs (one thread per rank) compare bit for bit with one
+// process. Head counts that do and do not divide the threads, dv with a
+// scalar tail.
+TEST(CpuAttention, DecompressedSameBitsForAnyThreadCount) {
+  std::mt19937 rng(11);
+  const int threads = NumThreads();
+  for (int64_t H : {3, 4}) {
+    const int64_t rc = 48, dn = 32, dr = 16, dv = 24, p0 = 5, n = 64, lat = rc + dr, ctx = p0 + n;
+    const TestRows rows = MakeRows(ctx, rc, dr, rng);
+    const TestWeight kv_b = MakeWeight(DType::kF32, H * (dn + dv), rc, rng);
+    const std::vector<float> q = Random(n * H * (dn + dr), rng, 0.3f);
+    const ops::MhaShape shape{H, rc, dn, dr, dv, 0.2f};
+    std::vector<float> lat_buf(ops::kMhaChunk * lat), kv(ops::kMhaChunk * H * (dn + dv)), mx(n * H), sum(n * H);
+    const ops::MhaBuffers buf{lat_buf.data(), kv.data(), mx.data(), sum.data()};
+    std::vector<float> first(n * H * dv), got(n * H * dv);
+    for (int t : {1, 2, 3, 5}) {
+      SetNumThreads(t);
+      ops::MhaAttention(kv_b.w, {}, shape, q.data(), n, p0, rows.View(false, lat), buf, got.data());
+      if (t == 1) first = got;
+      EXPECT_EQ(std::memcmp(first.data(), got.data(), got.size() * sizeof(float)), 0) << "H=" << H << " threads=" << t;
+    }
+  }
+  SetNumThreads(threads);
 }
 
 // Cache rows decoded to float32 exactly as the twin's LatentValue does.

@@ -113,10 +113,13 @@ HWY_INLINE void TileValues(const float* P, int64_t kp, int64_t jv, const float* 
     }
     for (int64_t t = 0; t < T; ++t) hn::StoreU(acc[t], df, o + t * o_stride + d);
   }
+  // Explicit fma, as in the vector loops: left to the compiler, contraction
+  // could differ between tile heights, and a query's result must not depend
+  // on which tile (thread split) it fell in.
   for (; d < dv; ++d)
     for (int64_t t = 0; t < T; ++t) {
       float a = o[t * o_stride + d];
-      for (int64_t j = 0; j < jv; ++j) a += P[t * kp + j] * v[j * v_stride + d];
+      for (int64_t j = 0; j < jv; ++j) a = std::fma(P[t * kp + j], v[j * v_stride + d], a);
       o[t * o_stride + d] = a;
     }
 }
@@ -140,7 +143,7 @@ HWY_INLINE void SoftmaxRow(DF df, float* p, int64_t valid, int64_t jend, float* 
   for (; j < valid; ++j) add += (p[j] = std::exp(p[j] - m));
   std::fill(p + valid, p + jend, 0.0f);
   const float alpha = std::exp(*mx - m);  // 0 on the first chunk (max -inf)
-  *sum = *sum * alpha + add;
+  *sum = std::fma(*sum, alpha, add);  // explicit: the same in every tile height's inlined copy
   *mx = m;
   if (alpha != 1.0f)
     for (int64_t d = 0; d < dv; ++d) o[d] *= alpha;

@@ -89,7 +89,7 @@ void Model::AttentionBlocks(int64_t l, const Batch& b, const KvCache& cache, Wor
 // the benchmark shapes (2 threads, CPU time), the products ran at about 2/3
 // of the attention kernels' flop rate, and with that weight the estimate's
 // crossover for a block after a prefix matches the measured one (p0 = 2048:
-// m = 240 estimated, ~245 measured; p0 = 512: 205 and ~190).
+// m = 242 estimated, ~245 measured; p0 = 512: 212 and ~190).
 // A prefill from position 0 (L = m) always favours the decompressed form
 // (measured with --int8-fp8: equal CPU time at -p 16 and 64, 1.05x at 256,
 // 1.11x at 512, 1.42x at 2048; docs/performance.md); a decode step (m = 1,

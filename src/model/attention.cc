@@ -60,7 +60,7 @@ void Model::Attention(int64_t l, const Batch& b, KvCache& cache, Workspace& ws) 
       ops::RopeInterleaved(ws.q.data() + (i * H + h) * dq + dn, ws.rope_cos.data() + i * half,
                            ws.rope_sin.data() + i * half, dr);
   AttentionBlocks(l, b, cache, ws);
-  if (UseDecompressed(ws.attn_blocks, ws.attention_form))
+  if (UseDecompressed(l, ws.attn_blocks, ws.attention_form))
     DecompressedAttention(l, ws);
   else
     AbsorbedAttention(l, ws);
@@ -85,27 +85,29 @@ void Model::AttentionBlocks(int64_t l, const Batch& b, const KvCache& cache, Wor
 // of m queries at p0.. (context L = p0 + m, S = the sum of their windows)
 // costs S 2 (2 rc + dr) attention flops + m 2 (dn + dv) rc product flops
 // absorbed, against S 2 (dn + dr + dv) + L 2 (dn + dv) rc decompressed.
-// Product flops are weighted kProductCost: measured with float32 weights on
-// the benchmark shapes (2 threads, CPU time), the products ran at about 2/3
-// of the attention kernels' flop rate, and with that weight the estimate's
-// crossover for a block after a prefix matches the measured one (p0 = 2048:
-// m = 242 estimated, ~245 measured; p0 = 512: 212 and ~190).
+// Product flops are weighted by their cost relative to the attention
+// kernels' flops, measured with kernels_bench BM_MlaForms (bench-moe shapes,
+// FP8 weights, 2 threads): float32 products 1.5 (crossover for a block after
+// 2048 cached rows at m ~ 245 measured, 242 estimated), int8 products (FP8
+// with --int8-fp8, GGUF block types) 0.6 (~100 measured, 100 estimated).
 // A prefill from position 0 (L = m) always favours the decompressed form
-// (measured with --int8-fp8: equal CPU time at -p 16 and 64, 1.05x at 256,
-// 1.11x at 512, 1.42x at 2048; docs/performance.md); a decode step (m = 1,
-// long L) the absorbed one. A batch mixing the two (decode steps beside a
-// prefill chunk) stays absorbed: expanding a decoding slot's whole context
-// for one query would cost far more than the prefill chunk saves.
-bool Model::UseDecompressed(std::span<const ops::AttentionBlock> blocks, AttentionForm forced) const {
+// (--int8-fp8: equal CPU time at -p 16 and 64, 1.05x at 256, 1.11x at 512,
+// 1.42x at 2048; docs/performance.md); a decode step (m = 1, long L) the
+// absorbed one. A batch mixing the two (decode steps beside a prefill chunk)
+// stays absorbed: expanding a decoding slot's whole context for one query
+// would cost far more than the prefill chunk saves.
+bool Model::UseDecompressed(int64_t l, std::span<const ops::AttentionBlock> blocks, AttentionForm forced) const {
   if (forced == AttentionForm::kAuto) forced = options_.attention_form;
   if (forced != AttentionForm::kAuto) return forced == AttentionForm::kDecompressed;
-  constexpr double kProductCost = 1.5;
+  const DType kv_b = weights_.layers[l].attn.kv_b_proj.dtype;
+  const bool int8 = (IsBlockType(kv_b) && !mm_.exact_block_activations) || (kv_b == DType::kF8E4M3 && mm_.int8_fp8);
+  const double product_cost = int8 ? 0.6 : 1.5;
   const Config& c = config_;
   const double rc = c.kv_lora_rank, dr = c.qk_rope_head_dim, dn = c.qk_nope_head_dim, dv = c.v_head_dim;
   for (const ops::AttentionBlock& b : blocks) {
     const double m = b.count, p0 = b.p0, windows = m * p0 + m * (m + 1) / 2;
-    const double absorbed = windows * 2 * (2 * rc + dr) + kProductCost * m * 2 * (dn + dv) * rc;
-    const double decompressed = windows * 2 * (dn + dr + dv) + kProductCost * (p0 + m) * 2 * (dn + dv) * rc;
+    const double absorbed = windows * 2 * (2 * rc + dr) + product_cost * m * 2 * (dn + dv) * rc;
+    const double decompressed = windows * 2 * (dn + dr + dv) + product_cost * (p0 + m) * 2 * (dn + dv) * rc;
     if (decompressed >= absorbed) return false;
   }
   return true;

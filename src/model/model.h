@@ -201,7 +201,7 @@ class Model {
   void DecoderLayer(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
   void Attention(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
   void AttentionBlocks(int64_t layer, const Batch& batch, const KvCache& cache, Workspace& ws) const;
-  bool UseDecompressed(std::span<const ops::AttentionBlock> blocks, AttentionForm forced) const;
+  bool UseDecompressed(int64_t layer, std::span<const ops::AttentionBlock> blocks, AttentionForm forced) const;
   void AbsorbedAttention(int64_t layer, Workspace& ws) const;
   void DecompressedAttention(int64_t layer, Workspace& ws) const;
   void Mlp(const MlpWeights& w, const float* x, float* out, int64_t n, Workspace& ws) const;

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 #include <random>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -260,6 +262,52 @@ void BM_MlaAttention(benchmark::State& state) {
   state.SetLabel(f8 ? "fp8 rows" : "f32 rows");
 }
 BENCHMARK(BM_MlaAttention)->ArgsProduct({{512, 4096}, {1, 4}, {0, 1}, {16}})->Args({4096, 1, 1, 8})->Args({131072, 1, 1, 8});
+
+// Threaded, both forms of MLA attention for a block of m queries after a
+// p0-token prefix (bench-moe's shapes, FP8 kv_b_proj and W_uk^T): absorbed
+// (W_uk products, latent attention, W_uv products) against decompressed
+// (rows expanded by kv_b_proj per 256-row chunk, per-head attention). Args:
+// p0, m, form (0 absorbed, 1 decompressed), int8 products (--int8-fp8).
+// Where the two cross for p0 > 0 is what Model::UseDecompressed estimates.
+void BM_MlaForms(benchmark::State& state) {
+  const int64_t p0 = state.range(0), m = state.range(1), H = 16, rc = 512, dn = 128, dr = 64, dv = 128;
+  const int64_t lat = rc + dr, dq = dn + dr, ctx = p0 + m;
+  const bool decompressed = state.range(2) != 0;
+  ops::MatMulOptions mm;
+  mm.int8_fp8 = state.range(3) != 0;
+  const Matrix kv_b = MakeMatrix(DType::kF8E4M3, H * (dn + dv), rc), uk = MakeMatrix(DType::kF8E4M3, H * rc, dn);
+  std::vector<float> rows(ctx * lat, 0.01f), q(m * H * dq, 0.02f), q_full(m * H * lat), o_lat(m * H * rc);
+  std::vector<float> o(m * H * dv), mha_lat(ops::kMhaChunk * lat), mha_kv(ops::kMhaChunk * H * (dn + dv));
+  std::vector<float> mx(m * H), sum(m * H);
+  ops::LatentRowsView view;
+  view.f32 = rows.data(), view.stride = lat;
+  const ops::AttentionBlock block{0, m, p0, view};
+  std::vector<Weight> uk_h(H), uv_h(H);
+  std::vector<ops::MatMulJob> uk_jobs, uv_jobs;
+  for (int64_t h = 0; h < H; ++h) {
+    uk_h[h] = uk.w.Rows(h * rc, rc), uv_h[h] = kv_b.w.Rows(h * (dn + dv) + dn, dv);
+    uk_jobs.push_back({&uk_h[h], q.data() + h * dq, H * dq, q_full.data() + h * lat, H * lat, m});
+    uv_jobs.push_back({&uv_h[h], o_lat.data() + h * rc, H * rc, o.data() + h * dv, H * dv, m});
+  }
+  const ops::MhaShape shape{H, rc, dn, dr, dv, 0.07f};
+  const ops::MhaBuffers buf{mha_lat.data(), mha_kv.data(), mx.data(), sum.data()};
+  for (auto _ : state) {
+    if (decompressed) {
+      ops::MhaAttention(kv_b.w, mm, shape, q.data(), m, p0, view, buf, o.data());
+    } else {
+      ops::MatMulBatch(uk_jobs, mm);
+      ops::MlaAttention(rc, dr, 0.07f, H, q_full.data(), std::span<const ops::AttentionBlock>(&block, 1), o_lat.data());
+      ops::MatMulBatch(uv_jobs, mm);
+    }
+    benchmark::DoNotOptimize(o.data());
+  }
+  state.SetLabel(std::string(decompressed ? "decompressed" : "absorbed") + (mm.int8_fp8 ? " int8" : ""));
+}
+BENCHMARK(BM_MlaForms)
+    ->ArgsProduct({{0}, {16, 64, 512}, {0, 1}, {1}})
+    ->ArgsProduct({{2048}, {64, 128, 192, 256, 512}, {0, 1}, {0, 1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_RmsNorm(benchmark::State& state) {
   const int64_t d = state.range(0);

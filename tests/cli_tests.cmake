@@ -471,3 +471,15 @@ add_test(NAME cli_run_prompt_file
          COMMAND sh -c "head -c 600 ${CMAKE_CURRENT_SOURCE_DIR}/data/brown-validation-excerpt.txt > ${T}/prompt.txt && a=$(${DSV3} -t 1 run -m ${BROWN} -f ${T}/prompt.txt -n 8 --temperature 0 -q) && b=$(${DSV3} -t 1 run -m ${BROWN} --prompt \"$(cat ${T}/prompt.txt)\" -n 8 --temperature 0 -q) && [ -n \"$a\" ] && [ \"$a\" = \"$b\" ]")
 add_test(NAME cli_run_prompt_file_missing
          COMMAND ${FAIL} "--prompt-file: cannot read .*no-such-prompt.txt" ${DSV3} run -m ${BROWN} -f ${T}/no-such-prompt.txt)
+# Issue 18: the two MLA forms compared in one run, and --attention-form's values.
+add_test(NAME cli_bench_compare_attention_tiny
+         COMMAND dsv3 -t 1 bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16 -p 8 -n 2 -b 1 --reps 1 --membw-mb 8
+                 --membw-reps 1 --compare-attention)
+set_tests_properties(cli_bench_compare_attention_tiny PROPERTIES PASS_REGULAR_EXPRESSION
+                     "by MLA form \\(alternating runs\\): absorbed [0-9.]+ tok/s, decompressed [0-9.]+ tok/s.*CPU seconds")
+add_test(NAME cli_attention_form_decompressed
+         COMMAND dsv3 -t 1 --attention-form decompressed bench --model ${DSV3_GOLDEN_DIR}/v2lite_tiny_bf16 -p 8 -n 2
+                 -b 1 --reps 1 --membw-mb 8 --membw-reps 1)
+set_tests_properties(cli_attention_form_decompressed PROPERTIES PASS_REGULAR_EXPRESSION "prefill 8 tokens: .* tok/s")
+add_test(NAME cli_attention_form_bad COMMAND dsv3 --attention-form naive bench --model ${DSV3_GOLDEN_DIR}/v3_tiny_bf16)
+set_tests_properties(cli_attention_form_bad PROPERTIES PASS_REGULAR_EXPRESSION "--attention-form: naive not in")

@@ -6,13 +6,17 @@
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "core/parallel.h"
 #include "cpu/kernels.h"
 #include "ops/ops.h"
 #include "hwy_test_util.h"
@@ -326,6 +330,120 @@ TEST(CpuAttention, MatchesTwoPassReference) {
           ops::ref::MlaAttention(rc, dr, 0.1f, q.data(), 3, H, len - 1, view, want.data());
           for (int64_t i = 3 * rc; i < H * rc; ++i) ASSERT_NEAR(got[i], want[i], 1e-5f * (std::fabs(want[i]) + 1.0f));
         }
+  });
+}
+
+// Cache rows [len, rc+dr] as float32 and as e4m3 with a latent and a rotary
+// scale per row (the KvCache layout), and a view of either.
+struct TestRows {
+  std::vector<float> f32, scales;
+  std::vector<uint8_t> f8;
+  ops::LatentRowsView View(bool use_f8, int64_t lat) const {
+    ops::LatentRowsView v;
+    v.stride = lat;
+    if (use_f8) v.f8 = f8.data(), v.f8_scale = scales.data();
+    else v.f32 = f32.data();
+    return v;
+  }
+};
+
+TestRows MakeRows(int64_t len, int64_t rc, int64_t dr, std::mt19937& rng) {
+  const int64_t lat = rc + dr;
+  TestRows t;
+  t.f32 = Random(len * lat, rng);
+  t.f8.resize(len * lat), t.scales.resize(2 * len);
+  for (int64_t j = 0; j < len; ++j)
+    for (int part = 0; part < 2; ++part) {
+      const int64_t k0 = part ? rc : 0, k1 = part ? lat : rc;
+      float amax = 0.0f;
+      for (int64_t k = k0; k < k1; ++k) amax = std::max(amax, std::fabs(t.f32[j * lat + k]));
+      t.scales[2 * j + part] = amax / 448.0f;
+      for (int64_t k = k0; k < k1; ++k) t.f8[j * lat + k] = F32ToF8E4M3(t.f32[j * lat + k] / (amax / 448.0f));
+    }
+  return t;
+}
+
+// The decompressed (per-head K/V) attention against its scalar twin (every
+// row expanded at once, full softmax): contexts not a multiple of the
+// 256-row chunk, a prefix already in the cache (p0 > 0), one query (decode),
+// dimensions that leave vector tails, float32 and FP8 rows.
+TEST(CpuAttention, DecompressedMatchesScalarTwin) {
+  std::mt19937 rng(9);
+  struct Dims {
+    int64_t H, rc, dn, dr, dv;
+  };
+  float worst = 0.0f;
+  ForEachTarget([&] {
+    for (Dims d : {Dims{3, 48, 32, 16, 24}, Dims{2, 40, 20, 6, 36}, Dims{5, 64, 64, 32, 64}})
+      for (auto [p0, n] : {std::pair<int64_t, int64_t>{0, 300}, {270, 33}, {250, 13}, {100, 1}, {0, 7}})
+        for (bool f8 : {false, true}) {
+          const int64_t ctx = p0 + n, lat = d.rc + d.dr, dq = d.dn + d.dr;
+          const TestRows rows = MakeRows(ctx, d.rc, d.dr, rng);
+          const TestWeight kv_b = MakeWeight(DType::kF32, d.H * (d.dn + d.dv), d.rc, rng);
+          const std::vector<float> q = Random(n * d.H * dq, rng, 0.3f);
+          const ops::MhaShape shape{d.H, d.rc, d.dn, d.dr, d.dv, 0.2f};
+          std::vector<float> lat_buf(ops::kMhaChunk * lat), kv(ops::kMhaChunk * d.H * (d.dn + d.dv));
+          std::vector<float> mx(n * d.H), sum(n * d.H), got(n * d.H * d.dv), want(n * d.H * d.dv);
+          const ops::MhaBuffers buf{lat_buf.data(), kv.data(), mx.data(), sum.data()};
+          ops::MhaAttention(kv_b.w, {}, shape, q.data(), n, p0, rows.View(f8, lat), buf, got.data());
+          ops::ref::MhaAttention(kv_b.w, shape, q.data(), n, p0, rows.View(f8, lat), want.data());
+          // Relative to the outputs' scale: summation order only.
+          float max_diff = 0.0f, max_abs = 0.0f;
+          for (size_t i = 0; i < got.size(); ++i)
+            max_diff = std::max(max_diff, std::fabs(got[i] - want[i])), max_abs = std::max(max_abs, std::fabs(want[i]));
+          worst = std::max(worst, max_diff / max_abs);
+          EXPECT_LE(max_diff, 1e-5f * max_abs) << "H=" << d.H << " dv=" << d.dv << " p0=" << p0 << " n=" << n
+                                               << " f8=" << f8;
+        }
+  });
+  RecordProperty("worst_relative_error", std::to_string(worst));
+  std::printf("  worst max|diff| / max|twin| = %.3g (bound 1e-5)\n", worst);
+}
+
+// A query's result does not depend on the thread count (which splits the
+// queries into different register tiles): bit-identical outputs, as the
+// expert-parallel runs (one thread per rank) compare bit for bit with one
+// process. Head counts that do and do not divide the threads, dv with a
+// scalar tail.
+TEST(CpuAttention, DecompressedSameBitsForAnyThreadCount) {
+  std::mt19937 rng(11);
+  const int threads = NumThreads();
+  for (int64_t H : {3, 4}) {
+    const int64_t rc = 48, dn = 32, dr = 16, dv = 24, p0 = 5, n = 64, lat = rc + dr, ctx = p0 + n;
+    const TestRows rows = MakeRows(ctx, rc, dr, rng);
+    const TestWeight kv_b = MakeWeight(DType::kF32, H * (dn + dv), rc, rng);
+    const std::vector<float> q = Random(n * H * (dn + dr), rng, 0.3f);
+    const ops::MhaShape shape{H, rc, dn, dr, dv, 0.2f};
+    std::vector<float> lat_buf(ops::kMhaChunk * lat), kv(ops::kMhaChunk * H * (dn + dv)), mx(n * H), sum(n * H);
+    const ops::MhaBuffers buf{lat_buf.data(), kv.data(), mx.data(), sum.data()};
+    std::vector<float> first(n * H * dv), got(n * H * dv);
+    for (int t : {1, 2, 3, 5}) {
+      SetNumThreads(t);
+      ops::MhaAttention(kv_b.w, {}, shape, q.data(), n, p0, rows.View(false, lat), buf, got.data());
+      if (t == 1) first = got;
+      EXPECT_EQ(std::memcmp(first.data(), got.data(), got.size() * sizeof(float)), 0) << "H=" << H << " threads=" << t;
+    }
+  }
+  SetNumThreads(threads);
+}
+
+// Cache rows decoded to float32 exactly as the twin's LatentValue does.
+TEST(CpuAttention, DecodeLatentRowsMatchesTwin) {
+  std::mt19937 rng(10);
+  ForEachTarget([&] {
+    for (int64_t rc : {16, 37, 512})
+      for (int64_t dr : {6, 64}) {
+        const int64_t lat = rc + dr, len = 9;
+        const TestRows rows = MakeRows(len, rc, dr, rng);
+        for (bool f8 : {false, true}) {
+          const ops::LatentRowsView v = rows.View(f8, lat);
+          std::vector<float> out((len - 2) * lat);
+          cpu::DecodeLatentRows({v.f32, v.f8, v.f8_scale, v.stride}, rc, dr, 2, len - 2, out.data());
+          for (int64_t j = 0; j < len - 2; ++j)
+            for (int64_t k = 0; k < lat; ++k)
+              ASSERT_EQ(out[j * lat + k], ops::ref::LatentValue(v, 2 + j, k, rc)) << "j=" << j << " k=" << k;
+        }
+      }
   });
 }
 

@@ -7,6 +7,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "io/safetensors.h"
 #include "model/model.h"
@@ -23,10 +26,10 @@ struct Golden {
   const float* mtp_logits = nullptr;  // [B, T-1, V] or null
 };
 
-Golden LoadGolden(const std::string& name) {
+Golden LoadGolden(const std::string& name, AttentionForm form = AttentionForm::kAuto) {
   Golden g;
   const std::string dir = std::string(DSV3_GOLDEN_DIR) + "/" + name;
-  auto model = Model::Load(dir);
+  auto model = Model::Load(dir, LoadOptions{.attention_form = form});
   EXPECT_TRUE(model.ok()) << model.status().message();
   g.model = std::move(model).value();
   auto file = SafetensorsFile::Open(dir + "/golden.safetensors");
@@ -146,43 +149,96 @@ void CheckRagged(Golden& g) {
   }
 }
 
-class GoldenTest : public ::testing::TestWithParam<const char*> {
+// Every path runs with MLA in the form chosen per batch (auto), and forced
+// to the absorbed and to the decompressed form (prefill, decode, chunked and
+// ragged batches, MTP): both forms must meet the golden bound everywhere.
+class GoldenTest : public ::testing::TestWithParam<std::tuple<const char*, AttentionForm>> {
  protected:
   void SetUp() override { g_worst = 0; }
   void TearDown() override {
     RecordProperty("worst_relative_error", std::to_string(g_worst));
     std::printf("  worst max|diff| / max(1, max|golden|) = %.3g (bound 1e-3)\n", g_worst);
   }
+  Golden Load() const { return LoadGolden(std::get<0>(GetParam()), std::get<1>(GetParam())); }
 };
 
 TEST_P(GoldenTest, FullPrefill) {
-  Golden g = LoadGolden(GetParam());
+  Golden g = Load();
   CheckMain(g, g.T, "prefill");
 }
 
 TEST_P(GoldenTest, PrefillThenDecode) {
-  Golden g = LoadGolden(GetParam());
+  Golden g = Load();
   CheckMain(g, g.T / 3, "decode");
 }
 
 TEST_P(GoldenTest, DecodeFromFirstToken) {
-  Golden g = LoadGolden(GetParam());
+  Golden g = Load();
   CheckMain(g, 1, "decode-all");
 }
 
 TEST_P(GoldenTest, RaggedBatch) {
-  Golden g = LoadGolden(GetParam());
+  Golden g = Load();
   CheckRagged(g);
 }
 
 TEST_P(GoldenTest, Mtp) {
-  Golden g = LoadGolden(GetParam());
+  Golden g = Load();
   if (!g.model->has_mtp()) GTEST_SKIP() << "no MTP layer in this case";
   CheckMtp(g, g.T);
   CheckMtp(g, g.T / 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllCases, GoldenTest, ::testing::Values("v3_tiny_bf16", "v3_tiny_fp8", "v2lite_tiny_bf16"));
+// Prefill in chunks of 5 tokens from one sequence at a time (a prefix in the
+// cache, p0 > 0, one block per batch: the decompressed form's auto case).
+TEST_P(GoldenTest, ChunkedPrefillOneSequence) {
+  Golden g = Load();
+  const Model& m = *g.model;
+  KvCache cache = m.NewCache(g.B, g.T);
+  Workspace ws;
+  for (int64_t b = 0; b < g.B; ++b)
+    for (int64_t begin = 0; begin < g.T; begin += 5) {
+      const int64_t end = std::min(g.T, begin + 5);
+      Batch batch;
+      for (int64_t p = begin; p < end; ++p) batch.Add(g.tokens[b * g.T + p], p, b, true);
+      ASSERT_TRUE(m.Forward(batch, cache, ws).ok());
+      for (int64_t p = begin; p < end; ++p)
+        ExpectRowMatches(ws.logits.data() + (p - begin) * g.V, g.logits + (b * g.T + p) * g.V, g.V,
+                         "chunked b=" + std::to_string(b) + " pos=" + std::to_string(p));
+    }
+}
+
+std::string FormName(AttentionForm f) {
+  return f == AttentionForm::kAuto ? "auto" : f == AttentionForm::kAbsorbed ? "absorbed" : "decompressed";
+}
+
+INSTANTIATE_TEST_SUITE_P(AllCases, GoldenTest,
+                         ::testing::Combine(::testing::Values("v3_tiny_bf16", "v3_tiny_fp8", "v2lite_tiny_bf16"),
+                                            ::testing::Values(AttentionForm::kAuto, AttentionForm::kAbsorbed,
+                                                              AttentionForm::kDecompressed)),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param)) + "_" + FormName(std::get<1>(info.param));
+                         });
+
+// The forced forms really are different computations: their prefill logits
+// agree within the bound but not bit for bit (else forcing did nothing).
+TEST(GoldenForms, AbsorbedAndDecompressedDifferInTheLastBits) {
+  Golden a = LoadGolden("v3_tiny_bf16", AttentionForm::kAbsorbed);
+  Golden d = LoadGolden("v3_tiny_bf16", AttentionForm::kDecompressed);
+  auto prefill = [](Golden& g) {
+    KvCache cache = g.model->NewCache(1, g.T);
+    Workspace ws;
+    Batch batch;
+    for (int64_t p = 0; p < g.T; ++p) batch.Add(g.tokens[p], p, 0, true);
+    EXPECT_TRUE(g.model->Forward(batch, cache, ws).ok());
+    return std::vector<float>(ws.logits.begin(), ws.logits.begin() + g.T * g.V);
+  };
+  const std::vector<float> la = prefill(a), ld = prefill(d);
+  float max_diff = 0;
+  for (size_t i = 0; i < la.size(); ++i) max_diff = std::max(max_diff, std::fabs(la[i] - ld[i]));
+  EXPECT_GT(max_diff, 0.0f);
+  EXPECT_LT(max_diff, 1e-3f);
+}
 
 }  // namespace
 }  // namespace dsv3

@@ -63,6 +63,16 @@ void PrintText(const std::string& dir, const BenchResult& r, bool machine_only) 
   std::printf("prefill %lld tokens: %.3f s = %.1f tok/s, %.1f GFLOP/s = %.1f%% of the FMA peak\n",
               static_cast<long long>(r.prompt_tokens), r.prefill_seconds, r.prefill_tokens_per_s,
               r.prefill_flops_per_s / 1e9, 100.0 * r.prefill_fraction_of_peak);
+  if (r.prefill_absorbed_seconds > 0)
+    std::printf("prefill %lld tokens by MLA form (alternating runs): absorbed %.1f tok/s, decompressed %.1f tok/s "
+                "(decompressed / absorbed %.3f)\n",
+                static_cast<long long>(r.prompt_tokens), r.prompt_tokens / r.prefill_absorbed_seconds,
+                r.prompt_tokens / r.prefill_decompressed_seconds,
+                r.prefill_absorbed_seconds / r.prefill_decompressed_seconds);
+  if (r.prefill_absorbed_cpu_seconds > 0)
+    std::printf("  CPU seconds (all threads, best run): absorbed %.3f, decompressed %.3f (absorbed / decompressed %.3f)\n",
+                r.prefill_absorbed_cpu_seconds, r.prefill_decompressed_cpu_seconds,
+                r.prefill_absorbed_cpu_seconds / r.prefill_decompressed_cpu_seconds);
   if (!r.decode.empty() && r.decode[0].context > 0)
     std::printf("decode after %lld cache rows per sequence (--context: random latent rows)\n",
                 static_cast<long long>(r.decode[0].context));
@@ -212,6 +222,9 @@ void RegisterBench(CLI::App& app, Common& common) {
   cmd->add_flag("--bf16-act", o->bf16_act, "round activations of linear layers to bf16 (VDPBF16PS)");
   cmd->add_option("--membw-mb", o->membw_mb, "buffer for the bandwidth measurement, MiB")->capture_default_str();
   cmd->add_option("--membw-reps", o->bench.membw_reps, "bandwidth passes (best is kept)")->capture_default_str();
+  cmd->add_flag("--compare-attention", o->bench.compare_attention,
+                "prefill also with MLA forced to the absorbed and to the decompressed form, runs alternating (the "
+                "crossover of --attention-form auto; docs/performance.md)");
   cmd->add_flag("--membw", o->membw_only, "measure only read bandwidth and FMA peak");
   cmd->add_flag("--mmap", o->mmap, "run the weights from the file mapping (no copy to huge-page memory)");
   cmd->add_flag("--json", o->json, "print JSON");

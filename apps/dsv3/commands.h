@@ -34,6 +34,9 @@ struct Common {
   bool int8_fp8 = false;
   // --repack: Q4_K and Q8_0 matrices interleaved at load (LoadOptions::repack).
   bool repack = false;
+  // --attention-form: MLA in the absorbed form, the decompressed form, or
+  // chosen per batch by estimated cost (LoadOptions::attention_form).
+  std::string attention_form = "auto";
   bool error_agreed = false;  // a failure every rank reported (exit cleanly)
   int rank() const { return comm ? comm->rank() : 0; }
   bool distributed() const { return comm && comm->distributed(); }

@@ -128,6 +128,11 @@ Outcome Main(int argc, char** argv, dist::Comm& comm) {
                "GGUF Q4_K and Q8_0 matrices: interleave rows while loading (Q4_K four rows at a time, Q8_0 into "
                "int8 tiles of 32 rows; the same bytes, faster kernels; docs/quantization.md), like llama.cpp's "
                "run-time repacking (-rtr)");
+  app.add_option("--attention-form", common.attention_form,
+                 "MLA attention: absorbed (queries in the latent space; the decode form), decompressed (K/V expanded "
+                 "per head; the prefill form) or auto (per batch, the one with fewer flops; docs/performance.md)")
+      ->check(CLI::IsMember({"auto", "absorbed", "decompressed"}))
+      ->capture_default_str();
   dsv3::cli::RegisterRun(app, common);
   dsv3::cli::RegisterInspect(app, common);
   dsv3::cli::RegisterLogits(app, common);

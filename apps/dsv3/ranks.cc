@@ -37,6 +37,11 @@ Expected<std::unique_ptr<Model>> LoadOnRanks(Common& common, const std::string& 
   options.exact_block_activations = options.exact_block_activations || common.exact_activations;
   options.int8_fp8 = options.int8_fp8 || common.int8_fp8;
   options.repack = options.repack || common.repack;
+  if (common.attention_form != "auto") {
+    auto form = ParseAttentionForm(common.attention_form, "--attention-form");
+    DSV3_RETURN_IF_ERROR(form.status());
+    options.attention_form = *form;
+  }
   if (!common.expert_map.empty() && !common.distributed())
     std::fprintf(stderr, "warning: --expert-map is ignored without mpirun -np N > 1\n");
   auto model = Model::Load(path, options);

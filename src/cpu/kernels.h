@@ -149,6 +149,34 @@ int64_t MlaScratchFloats(const MlaShape& s, int64_t m, int64_t heads);
 void MlaAttention(const MlaShape& s, const float* q, int64_t q_stride, int64_t m, int64_t p0, int64_t h0,
                   int64_t h1, const LatentRows& rows, float* o, int64_t o_stride, float* scratch);
 
+// ---- Decompressed (per-head K/V) attention, for prefill (attention_mha.cc) ----
+
+// One chunk of keys, rows j0 .. j0+jn-1 of the context, expanded per head:
+// kv [jn, H, dn+dv] (k_nope then v of each head) with rows kv_stride apart,
+// and the shared rotary key k_pe [jn, dr] with rows pe_stride apart.
+struct MhaShape {
+  int64_t heads = 0, dn = 0, dr = 0, dv = 0;
+  float scale = 1.0f;
+};
+struct MhaKeys {
+  const float* kv = nullptr;
+  int64_t kv_stride = 0;
+  const float* k_pe = nullptr;
+  int64_t pe_stride = 0;
+  int64_t j0 = 0, jn = 0;
+};
+// Floats of scratch MhaAttendChunk needs for a chunk of jn keys.
+int64_t MhaScratchFloats(const MhaShape& s, int64_t jn);
+// Head h of `m` queries at positions p0 .. p0+m-1 (p0 >= keys.j0) against
+// the keys of the chunk in their causal windows, one streaming-softmax step:
+// q [m, H, dn+dr] (RoPE'd q_pe last; token stride q_stride), running max and
+// sum [m, H], o [m, H, dv] the unnormalised output (token stride o_stride).
+// Start with max -inf, sum 0, o 0; divide o by sum after the last chunk.
+void MhaAttendChunk(const MhaShape& s, int64_t h, const float* q, int64_t q_stride, int64_t m, int64_t p0,
+                    const MhaKeys& keys, float* mx, float* sum, float* o, int64_t o_stride, float* scratch);
+// out [jn, rc+dr] = cache rows j0 .. j0+jn-1 as float32.
+void DecodeLatentRows(const LatentRows& rows, int64_t rc, int64_t dr, int64_t j0, int64_t jn, float* out);
+
 // ---- Machine limits (measure.cc), for the benchmarks ----
 
 // Best-of-`reps` read bandwidth in bytes/s over a `bytes` buffer with

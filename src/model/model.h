@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -40,6 +41,11 @@ struct Batch {
   int64_t size() const { return static_cast<int64_t>(tokens.size()); }
 };
 
+// Which form of MLA attention a forward uses (Model::Attention): absorbed
+// (queries in the latent space; cheapest for decode), decompressed (K/V
+// expanded per head; cheapest for prefill), or per batch by estimated cost.
+enum class AttentionForm { kAuto, kAbsorbed, kDecompressed };
+
 // Activation buffers sized for a batch; grown on demand, reused across calls
 // so the token loop does not allocate.
 struct Workspace {
@@ -49,6 +55,14 @@ struct Workspace {
   std::vector<float> q_a, q, kv;        // [N, rq], [N, H*(dn+dr)], [N, rc+dr]
   std::vector<float> q_full, o_lat;     // [N, H, rc+dr], [N, H, rc]
   std::vector<float> attn;              // [N, H*dv]
+  // Decompressed attention (prefill): cache rows and their expansion per
+  // chunk of ops::kMhaChunk rows, and the streaming-softmax state.
+  std::vector<float> mha_lat, mha_kv;   // [chunk, rc+dr], [chunk, H*(dn+dv)]
+  std::vector<float> mha_max, mha_sum;  // [N, H]
+  // Forces this caller's forwards to one form of MLA attention; kAuto
+  // follows LoadOptions::attention_form (`dsv3 bench --compare-attention`
+  // alternates the forms on one loaded model).
+  AttentionForm attention_form = AttentionForm::kAuto;
   std::vector<float> rope_cos, rope_sin;  // [N, dr/2]
   std::vector<float> ffn_gate, ffn_up;  // [N, max ffn width]
   std::vector<float> router_logits, router_scratch;  // [N, E], [threads, scratch]
@@ -118,10 +132,15 @@ struct LoadOptions {
   // (false: after it, so the whole exchange is exposed; `bench` measures
   // both to report how much the overlap hides).
   bool overlap_exchange = true;
+  // kAuto: the decompressed form for a single-sequence block when it costs
+  // fewer flops; the others force one form everywhere (tests, measurement).
+  AttentionForm attention_form = AttentionForm::kAuto;
 };
 
 // Parses "stored" / "bf16" / "fp8"; the error names `flag`.
 Expected<WeightFormat> ParseWeightFormat(const std::string& text, const std::string& flag);
+// Parses "auto" / "absorbed" / "decompressed"; the error names `flag`.
+Expected<AttentionForm> ParseAttentionForm(const std::string& text, const std::string& flag);
 
 class Model {
  public:
@@ -186,7 +205,10 @@ class Model {
   void ComputeRope(const Batch& batch, Workspace& ws) const;
   void DecoderLayer(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
   void Attention(int64_t layer, const Batch& batch, KvCache& cache, Workspace& ws) const;
-  void AttendLatent(int64_t layer, const Batch& batch, const KvCache& cache, Workspace& ws) const;
+  void AttentionBlocks(int64_t layer, const Batch& batch, const KvCache& cache, Workspace& ws) const;
+  bool UseDecompressed(int64_t layer, std::span<const ops::AttentionBlock> blocks, AttentionForm forced) const;
+  void AbsorbedAttention(int64_t layer, Workspace& ws) const;
+  void DecompressedAttention(int64_t layer, Workspace& ws) const;
   void Mlp(const MlpWeights& w, const float* x, float* out, int64_t n, Workspace& ws) const;
   void RunExperts(const MoeWeights& w, int64_t n, Workspace& ws, bool shared_done) const;
   void RunSharedExperts(const MoeWeights& w, int64_t n, Workspace& ws) const;  // proj = shared experts(x)

@@ -51,6 +51,9 @@ void Model::Reserve(Workspace& ws, int64_t n, int64_t logit_rows, int64_t max_co
   grow(ws.kv, n * c.kv_latent_dim());
   grow(ws.q_full, n * H * c.kv_latent_dim()), grow(ws.o_lat, n * H * c.kv_lora_rank);
   grow(ws.attn, n * H * c.v_head_dim);
+  grow(ws.mha_lat, ops::kMhaChunk * c.kv_latent_dim());
+  grow(ws.mha_kv, ops::kMhaChunk * H * (c.qk_nope_head_dim + c.v_head_dim));
+  grow(ws.mha_max, n * H), grow(ws.mha_sum, n * H);
   grow(ws.rope_cos, n * c.qk_rope_head_dim / 2), grow(ws.rope_sin, n * c.qk_rope_head_dim / 2);
   grow(ws.ffn_gate, n * ffn), grow(ws.ffn_up, n * ffn);
   grow(ws.routed_rows, n * K), grow(ws.head_views, H);

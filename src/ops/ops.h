@@ -127,6 +127,31 @@ struct AttentionBlock {
 void MlaAttention(int64_t rc, int64_t dr, float scale, int64_t heads, const float* q,
                   std::span<const AttentionBlock> blocks, float* o);
 
+// ---- Decompressed MLA attention (K/V expanded per head), for prefill ----
+
+// DeepSeek's "naive" form: context rows are expanded by kv_b_proj into k_nope
+// and v per head, chunk by chunk, and attention runs per head over dn + dr
+// key and dv value dimensions. Cheaper than the absorbed form when a block
+// of many query tokens shares its context (prefill); see Model::Attention.
+struct MhaShape {
+  int64_t heads = 0, rc = 0, dn = 0, dr = 0, dv = 0;
+  float scale = 1.0f;
+};
+// Context rows expanded per call: bounds the kv buffer whatever the context.
+inline constexpr int64_t kMhaChunk = 256;
+// Caller-owned buffers (Model::Workspace), so the token loop does not allocate.
+struct MhaBuffers {
+  float* lat = nullptr;  // [kMhaChunk, rc+dr] cache rows as float32
+  float* kv = nullptr;   // [kMhaChunk, H*(dn+dv)] the chunk's k_nope, v per head
+  float* mx = nullptr;   // [n, H] running max of the scores
+  float* sum = nullptr;  // [n, H] running sum of exp(score - max)
+};
+// o [n, H*dv] for n tokens at positions p0 .. p0+n-1 of one slot whose cache
+// rows 0 .. p0+n-1 are `rows`: q [n, H, dn+dr] (q_pe already RoPE'd),
+// kv_b [H*(dn+dv), rc] (kv_b_proj, multiplied with `mm` like other linears).
+void MhaAttention(const Weight& kv_b, const MatMulOptions& mm, const MhaShape& s, const float* q, int64_t n,
+                  int64_t p0, const LatentRowsView& rows, const MhaBuffers& buf, float* o);
+
 // ---- The machine, for benchmarks ----
 
 const char* KernelTarget();  // the SIMD target the kernels dispatch to
@@ -152,6 +177,9 @@ float Dot(const float* a, const float* b, int64_t n);
 void Axpy(float a, const float* x, float* y, int64_t n);
 // One token, heads [h0, h1): full softmax over rows 0..pos (no streaming).
 void MlaAttention(int64_t rc, int64_t dr, float scale, const float* q, int64_t h0, int64_t h1, int64_t pos,
+                  const LatentRowsView& rows, float* o);
+// As ops::MhaAttention: every context row expanded at once, full softmax.
+void MhaAttention(const Weight& kv_b, const MhaShape& s, const float* q, int64_t n, int64_t p0,
                   const LatentRowsView& rows, float* o);
 // Dequantized value of element k of cache row j.
 float LatentValue(const LatentRowsView& rows, int64_t j, int64_t k, int64_t rc);

@@ -1,6 +1,8 @@
 // The benchmark runner; see bench.h.
 #include "runtime/bench.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +20,16 @@ namespace {
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// CPU seconds this process has run (all threads, user + system). On a
+// shared machine it moves less than wall time when other work takes the
+// cores; with OMP_WAIT_POLICY=passive idle threads do not add to it.
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 // A field of /proc/self/status in bytes (0 when unavailable).
@@ -54,15 +66,29 @@ Status RunPrefill(const Model& m, const BenchOptions& o, BenchResult& r) {
   Say(o, "prefill: warm-up run");
   DSV3_RETURN_IF_ERROR(Forward(m, o, batch, cache, ws));
   double best = 1e30;
-  for (int rep = 0; rep < o.repetitions; ++rep) {
-    cache.Clear(0);
-    const double t0 = Now();
-    DSV3_RETURN_IF_ERROR(Forward(m, o, batch, cache, ws));
-    best = std::min(best, Now() - t0);
-    char line[128];
-    std::snprintf(line, sizeof(line), "prefill %lld tokens: run %d/%d %.3f s", static_cast<long long>(p), rep + 1,
-                  o.repetitions, Now() - t0);
-    Say(o, line);
+  // Each repetition runs the model's own choice, then (when comparing) the
+  // absorbed and the decompressed form: alternating, so a slower moment of
+  // the machine does not fall on one form only.
+  const AttentionForm forms[] = {AttentionForm::kAuto, AttentionForm::kAbsorbed, AttentionForm::kDecompressed};
+  double best_of[3] = {1e30, 1e30, 1e30}, cpu_of[3] = {1e30, 1e30, 1e30};
+  for (int rep = 0; rep < o.repetitions; ++rep)
+    for (int f = 0; f < (o.compare_attention ? 3 : 1); ++f) {
+      ws.attention_form = forms[f];
+      cache.Clear(0);
+      const double t0 = Now(), c0 = CpuSeconds();
+      DSV3_RETURN_IF_ERROR(Forward(m, o, batch, cache, ws));
+      best_of[f] = std::min(best_of[f], Now() - t0);
+      cpu_of[f] = std::min(cpu_of[f], CpuSeconds() - c0);
+      char line[160];
+      std::snprintf(line, sizeof(line), "prefill %lld tokens%s: run %d/%d %.3f s", static_cast<long long>(p),
+                    f == 0 ? "" : f == 1 ? " (absorbed)" : " (decompressed)", rep + 1, o.repetitions, Now() - t0);
+      Say(o, line);
+    }
+  ws.attention_form = AttentionForm::kAuto;
+  best = best_of[0];
+  if (o.compare_attention) {
+    r.prefill_absorbed_seconds = best_of[1], r.prefill_decompressed_seconds = best_of[2];
+    r.prefill_absorbed_cpu_seconds = cpu_of[1], r.prefill_decompressed_cpu_seconds = cpu_of[2];
   }
   r.prompt_tokens = p;
   r.prefill_seconds = best;
@@ -237,6 +263,12 @@ std::string BenchJson(const BenchResult& r) {
   j["prompt_tokens"] = r.prompt_tokens;
   j["prefill_seconds"] = r.prefill_seconds;
   j["prefill_tokens_per_s"] = r.prefill_tokens_per_s;
+  if (r.prefill_absorbed_seconds > 0) {
+    j["prefill_absorbed_tokens_per_s"] = static_cast<double>(r.prompt_tokens) / r.prefill_absorbed_seconds;
+    j["prefill_decompressed_tokens_per_s"] = static_cast<double>(r.prompt_tokens) / r.prefill_decompressed_seconds;
+    j["prefill_absorbed_cpu_seconds"] = r.prefill_absorbed_cpu_seconds;
+    j["prefill_decompressed_cpu_seconds"] = r.prefill_decompressed_cpu_seconds;
+  }
   j["prefill_gflop_per_s"] = r.prefill_flops_per_s / 1e9;
   j["prefill_fraction_of_fma_peak"] = r.prefill_fraction_of_peak;
   nlohmann::ordered_json per_batch = nlohmann::ordered_json::object(), details = nlohmann::ordered_json::array();

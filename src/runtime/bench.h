@@ -31,6 +31,9 @@ struct BenchOptions {
   int64_t membw_bytes = 1ll << 30;  // buffer for the bandwidth measurement
   int membw_reps = 20;
   uint64_t seed = 1;
+  // Prefill also with MLA forced to the absorbed and to the decompressed
+  // form, repetitions alternating between them (one run: same machine state).
+  bool compare_attention = false;
   std::function<void(const std::string&)> progress;  // status lines; may be empty
   // Runs every forward (under mpirun with data-parallel attention,
   // runtime/data_parallel.h: sequence s on rank s % ranks); null: the model.
@@ -66,6 +69,9 @@ struct BenchResult {
   int64_t prompt_tokens = 0;
   double prefill_seconds = 0, prefill_tokens_per_s = 0, prefill_flops = 0;
   double prefill_flops_per_s = 0, prefill_fraction_of_peak = 0;
+  // With compare_attention: best seconds of the prefill per form.
+  double prefill_absorbed_seconds = 0, prefill_decompressed_seconds = 0;
+  double prefill_absorbed_cpu_seconds = 0, prefill_decompressed_cpu_seconds = 0;  // all threads, best run
   std::vector<DecodeResult> decode;
   uint64_t weight_bytes = 0, kv_cache_bytes = 0;
   uint64_t peak_rss_bytes = 0, rss_bytes = 0, rss_file_bytes = 0, rss_anon_bytes = 0;

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <fstream>
 
+#include "ops/ops.h"
+
 namespace dsv3::server {
 
 namespace {
@@ -21,6 +23,7 @@ uint64_t WorkspaceElementsPerToken(const Config& c) {
                       + std::max<int64_t>(c.q_lora_rank, 1)   // q_a
                       + H * c.qk_head_dim() + c.kv_latent_dim()  // q, kv
                       + H * c.kv_latent_dim() + H * c.kv_lora_rank + H * c.v_head_dim  // q_full, o_lat, attn
+                      + 2 * H                                 // mha_max, mha_sum (decompressed attention)
                       + c.qk_rope_head_dim                    // rope cos + sin
                       + 2 * ffn                               // ffn gate, up
                       + E + 5 * K                             // router logits, expert ids/weights/slots
@@ -59,6 +62,9 @@ StartupMemory EstimateStartupMemory(const Config& c, const StartupPlan& p) {
   const uint64_t n = static_cast<uint64_t>(m.batch_tokens), d = static_cast<uint64_t>(c.hidden_size);
   const uint64_t logit_rows = std::min<uint64_t>(static_cast<uint64_t>(p.slots * per_slot), n);
   uint64_t elements = n * WorkspaceElementsPerToken(c) + logit_rows * c.vocab_size;
+  // The decompressed attention's chunk of cache rows and their expansion per head.
+  elements += static_cast<uint64_t>(ops::kMhaChunk) *
+              (c.kv_latent_dim() + c.num_attention_heads * (c.qk_nope_head_dim + c.v_head_dim));
   if (p.draft_tokens > 0)  // MTP carry and input rows, per-slot MTP state and draft distributions
     elements += 2 * n * d + p.slots * d + static_cast<uint64_t>(p.slots) * p.draft_tokens * c.vocab_size;
   m.workspace = elements * 4;

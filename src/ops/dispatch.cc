@@ -101,8 +101,16 @@ void SplitRows(int64_t count, const RowsOf& rows_of, const CostOf& cost_of, cons
 
 // Relative cost of one output row: bytes streamed for few tokens, multiply-
 // adds for many.
-double RowCost(const Weight& w, int64_t n) {
+double RowCost(const Weight& w, int64_t n, const MatMulOptions& o) {
   const double bytes = static_cast<double>(w.bytes_per_row()) / static_cast<double>(std::max<int64_t>(w.cols, 1));
+  // The int8 kernels stream a byte in about the time of three tokens' work
+  // on it (one core: 1 token ~130 GB/s from L2, ~40 GB/s from DRAM; many
+  // tokens cost about half a token each in passes of six), so with few
+  // tokens a row costs its bytes, not its tokens: counting tokens gave the
+  // thread with the 3-token experts of a batch-16 decode step too few bytes,
+  // and the other waited (bench-moe FP8 --int8-fp8 batch 16, two threads,
+  // same run: 288-291 -> 315-325 tok/s; OpenMP barrier waits 10.7% -> 3%).
+  if (UseInt8(w, o)) return static_cast<double>(w.cols) * std::max(3.0 * bytes, 0.5 * static_cast<double>(n));
   return static_cast<double>(w.cols) * (bytes * 0.25 + static_cast<double>(n));  // bytes: block types too
 }
 
@@ -143,7 +151,7 @@ void MatMulBatch(std::span<const MatMulJob> jobs, const MatMulOptions& options) 
   };
   SplitRows(
       static_cast<int64_t>(jobs.size()), [&](int64_t i) { return simd(i) ? jobs[i].w->rows : int64_t{0}; },
-      [&](int64_t i) { return RowCost(*jobs[i].w, jobs[i].n); },
+      [&](int64_t i) { return RowCost(*jobs[i].w, jobs[i].n, options); },
       [&](int64_t i, int64_t r0, int64_t r1) { MatMulRange(jobs[i], r0, r1, options); });
 }
 
@@ -156,7 +164,7 @@ void GateUpSiluBatch(std::span<const GateUpJob> jobs, const MatMulOptions& optio
     if (jobs[i].n > 0 && !simd(i)) ref::GateUpSilu(jobs[i]);
   SplitRows(
       static_cast<int64_t>(jobs.size()), [&](int64_t i) { return simd(i) ? jobs[i].gate->rows : int64_t{0}; },
-      [&](int64_t i) { return 2.0 * RowCost(*jobs[i].gate, jobs[i].n); },
+      [&](int64_t i) { return 2.0 * RowCost(*jobs[i].gate, jobs[i].n, options); },
       [&](int64_t i, int64_t r0, int64_t r1) { GateUpRange(jobs[i], r0, r1, options); });
 }
 

@@ -62,7 +62,9 @@ Matrix MakeMatrix(DType dt, int64_t rows, int64_t cols) {
 }
 
 cpu::MatRef Ref(const Weight& w) {
-  return {w.dtype, w.rows, w.cols, w.data, w.scale_inv, w.scale_cols, w.block_rows, w.block_cols, w.row_offset};
+  cpu::MatRef m{w.dtype, w.rows, w.cols, w.data, w.scale_inv, w.scale_cols, w.block_rows, w.block_cols, w.row_offset};
+  m.tile_exp = w.tile_exp;
+  return m;
 }
 
 DType DtypeArg(int64_t a) {
@@ -151,52 +153,40 @@ void BM_MatMulBf16(benchmark::State& state) {
 }
 BENCHMARK(BM_MatMulBf16)->ArgsProduct({{0, 1}, {16, 64, 512}})->Unit(benchmark::kMillisecond);
 
-// FP8 weights through the int8 tile kernel (`--int8-fp8`, issue 18): the same
-// [256 x 2048] matrix as BM_MatMulBf16, as a fraction of VPDPBUSD's peak.
-void BM_MatMulFp8Int8(benchmark::State& state) {
-  const int64_t n = state.range(0), cols = 2048, rows = 256;
-  Matrix m = MakeMatrix(DType::kF8E4M3, rows, cols);
-  std::vector<float> x(n * cols), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(Ref(m.w), n) + 16);
-  for (int64_t i = 0; i < n * cols; ++i) x[i] = static_cast<float>(i % 97) * 0.01f - 0.48f;
+// n tokens through the int8 path (QuantInt8MatMulRows) against r [256 x
+// 2048]: GFLOP/s, the fraction of VPDPBUSD's peak, and weight bytes/s.
+void RunInt8Product(benchmark::State& state, const cpu::MatRef& r, int64_t n, const char* label) {
+  std::vector<float> x(n * r.cols), y(n * r.rows), scratch(cpu::QuantInt8ScratchFloats(r, n) + 16);
+  for (int64_t i = 0; i < n * r.cols; ++i) x[i] = static_cast<float>(i % 97) * 0.01f - 0.48f;
   for (auto _ : state) {
-    cpu::QuantInt8MatMulRows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    cpu::QuantInt8MatMulRows(r, x.data(), r.cols, n, y.data(), r.rows, 0, r.rows, scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * rows * cols * n * state.iterations(), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  const double flops = 2.0 * static_cast<double>(r.rows * r.cols * n) * static_cast<double>(state.iterations());
+  state.SetBytesProcessed(state.iterations() * r.rows * r.cols);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
   static const double peak = cpu::MeasureInt8DotPeak(1);
-  if (peak > 0)
-    state.counters["of_int8_peak"] =
-        benchmark::Counter(2.0 * rows * cols * n * state.iterations() / peak, benchmark::Counter::kIsRate);
-  state.SetLabel(cpu::HasAvx512Vnni() ? "fp8 vnni" : "fp8 twin");
+  if (peak > 0) state.counters["of_int8_peak"] = benchmark::Counter(flops / peak, benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(label) + (cpu::HasAvx512Vnni() ? " vnni" : " twin"));
+}
+
+// FP8 weights through the int8 tile kernel (`--int8-fp8` on mapped weights,
+// issue 18): the same [256 x 2048] matrix as BM_MatMulBf16, tiles made per call.
+void BM_MatMulFp8Int8(benchmark::State& state) {
+  Matrix m = MakeMatrix(DType::kF8E4M3, 256, 2048);
+  RunInt8Product(state, Ref(m.w), state.range(0), "fp8");
 }
 BENCHMARK(BM_MatMulFp8Int8)->Arg(16)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);
 
 // The same FP8 matrix kept as int8 tiles (`--int8-fp8` copying the weights
-// into memory, DType I8_T32): with 1..7 tokens the tiles' decode kernel, from
-// 8 on the tile product without preparing the tile. Arg 1 = 1: [256 x 2048]
-// in L2, weight bytes/s; else GFLOP/s as above.
+// into memory, DType I8_T32): below 64 tokens the stored tiles' kernel, from
+// 64 on the tile product without preparing the tile. 1..4 tokens: the matrix
+// is in L2, so bytes/s is the kernel's own streaming speed.
 void BM_MatMulFp8Tiles(benchmark::State& state) {
-  const int64_t n = state.range(0), cols = 2048, rows = 256;
-  Matrix m = MakeMatrix(DType::kF8E4M3, rows, cols);
+  Matrix m = MakeMatrix(DType::kF8E4M3, 256, 2048);
   AlignedBytes levels(ops::StoredTilesBytes(m.w)), exps(ops::StoredTilesExpBytes(m.w));
   const Weight w = ops::StoreTiles(m.w, levels.data(), exps.data());
-  cpu::MatRef r = Ref(w);
-  r.tile_exp = w.tile_exp;
-  std::vector<float> x(n * cols), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(r, n) + 16);
-  for (int64_t i = 0; i < n * cols; ++i) x[i] = static_cast<float>(i % 97) * 0.01f - 0.48f;
-  for (auto _ : state) {
-    cpu::QuantInt8MatMulRows(r, x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
-    benchmark::DoNotOptimize(y.data());
-  }
-  state.SetBytesProcessed(state.iterations() * rows * cols);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * rows * cols * n * state.iterations(), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
-  static const double peak = cpu::MeasureInt8DotPeak(1);
-  if (peak > 0)
-    state.counters["of_int8_peak"] =
-        benchmark::Counter(2.0 * rows * cols * n * state.iterations() / peak, benchmark::Counter::kIsRate);
-  state.SetLabel(cpu::HasAvx512Vnni() ? "i8_t32 vnni" : "i8_t32 twin");
+  RunInt8Product(state, Ref(w), state.range(0), "i8_t32");
 }
 BENCHMARK(BM_MatMulFp8Tiles)->Arg(1)->Arg(2)->Arg(4)->Arg(16)->Arg(64)->Arg(512)->Unit(benchmark::kMicrosecond);
 

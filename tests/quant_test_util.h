@@ -1,5 +1,5 @@
 // Test data for the GGUF block-type and FP8 int8 kernels (quant_kernels_test,
-// quant_int8_test, fp8_tiles_test): every block type dsv3 reads, and weights quantized by
+// quant_int8_test, stored_tiles_test): every block type dsv3 reads, and weights quantized by
 // dsv3's ggml-exact encoders from gaussian values with blocks of extreme
 // contents (an all-zero first block, one huge value in the second row).
 #pragma once

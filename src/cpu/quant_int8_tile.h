@@ -44,7 +44,7 @@ struct Int8Tile {
   int group = 32, rows = 0;
   bool offset = false;
   // FP8 only, when set: each group's exponent field E, [2][cols / 32] (per
-  // 16-row half), for the tiles kept at load (quant_fp8_tiles.h).
+  // 16-row half), for the tiles kept at load (quant_stored_tiles.h).
   uint8_t* big = nullptr;
   // The next tile's packed rows (contiguous): prefetched into L2 while this
   // tile's products run, so preparing it does not wait on memory.

@@ -4,7 +4,8 @@
 // int8 path once, at load, into the matrix's memory; afterwards prefill only
 // points the tile at the stored levels and fills the per-row scales and
 // correction sums, which removes the preparation (16% of a 512-token FP8
-// prefill) from every call. Decode (1..7 tokens) reads the stored tiles with
+// prefill) from every call. Below 64 tokens (decode, batched decode, most
+// experts in prefill) a kernel of their own reads the stored tiles with
 // VPDPBUSD: each 64-byte vector holds 4 columns of 16 rows, flipped to
 // unsigned (w + 128) so that the broadcast activations can stay signed and
 // the bias is one integer per token and group, 128 sum(q), instead of one
@@ -174,7 +175,7 @@ void PrepareStoredTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile
   vnni ? CorrectionSums(tile, w.cols) : CorrectionSumsTwin(tile, w.cols);
 }
 
-// ---- Decode: 1..7 tokens ----
+// ---- The stored tiles' own kernel: below 64 tokens ----
 
 void DecodeStoredTwin(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
                       int64_t y_stride, int64_t r0, int64_t r1) {

@@ -3,11 +3,11 @@
 // 16). The levels the int8 tile kernel would otherwise make from the rows on
 // every call (PrepareFp8Vnni, PrepareQ8_0Vnni) are stored once in the tile's
 // interleaved order, so prefill multiplies the stored bytes directly and
-// decode (1..7 tokens) runs a VPDPBUSD kernel on them. FP8 tiles take one
-// byte per weight plus one exponent per 16 rows x 32 columns (kept apart,
-// MatRef::tile_exp); a Q8_0 tile's f16 scales [cols / 32, 32] follow its
-// levels, 34 bytes per 32 weights as in the file. Internal to src/cpu (the
-// packing API is in kernels.h).
+// fewer than 64 tokens (decode included) run a VPDPBUSD kernel of their
+// own. FP8 tiles take one byte per weight plus one exponent per 16 rows x
+// 32 columns (kept apart, MatRef::tile_exp); a Q8_0 tile's f16 scales
+// [cols / 32, 32] follow its levels, 34 bytes per 32 weights as in the
+// file. Internal to src/cpu (the packing API is in kernels.h).
 #pragma once
 
 #include <cstdint>

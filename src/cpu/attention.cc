@@ -23,6 +23,7 @@
 #include <limits>
 
 #include "cpu/kernels.h"
+#include "cpu/softmax-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace dsv3::cpu {
@@ -156,30 +157,6 @@ HWY_INLINE void AccumulateValues(const float* P, int64_t jn, const LatentRows& r
       const float v = kF8 ? ScalarF8(rows.f8[(first + j) * rows.stride + k]) : rows.f32[(first + j) * rows.stride + k];
       for (int64_t g = 0; g < G; ++g) O[g * rc + k] += P[g * kBlock + j] * v;
     }
-}
-
-HWY_INLINE void Scale(DF df, float a, float* x, int64_t n) {
-  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  const VF av = hn::Set(df, a);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) hn::StoreU(hn::Mul(hn::LoadU(df, x + i), av), df, x + i);
-  for (; i < n; ++i) x[i] *= a;
-}
-
-// p[0..n) = exp(p - m); returns their sum.
-HWY_INLINE float ExpShiftSum(DF df, float* p, int64_t n, float m) {
-  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  const VF mv = hn::Set(df, m);
-  VF sv = hn::Zero(df);
-  int64_t j = 0;
-  for (; j + N <= n; j += N) {
-    const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, p + j), mv));
-    hn::StoreU(e, df, p + j);
-    sv = hn::Add(sv, e);
-  }
-  float sum = hn::GetLane(hn::SumOfLanes(df, sv));
-  for (; j < n; ++j) sum += (p[j] = std::exp(p[j] - m));
-  return sum;
 }
 
 // P[g][j + r] = scale * q[g] . row_{j0+j+r} for G heads of one token and the

@@ -24,6 +24,7 @@
 #include <limits>
 
 #include "cpu/kernels.h"
+#include "cpu/softmax-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace dsv3::cpu {
@@ -128,25 +129,14 @@ HWY_INLINE void TileValues(const float* P, int64_t kp, int64_t jv, const float* 
 // p [jend] becomes exp(score - new max) (zero past `valid`), the running sum is
 // updated and the output o [dv] rescaled to the new max.
 HWY_INLINE void SoftmaxRow(DF df, float* p, int64_t valid, int64_t jend, float* mx, float* sum, float* o, int64_t dv) {
-  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   float m = *mx;
   for (int64_t j = 0; j < valid; ++j) m = std::max(m, p[j]);
-  const VF mv = hn::Set(df, m);
-  VF acc = hn::Zero(df);
-  int64_t j = 0;
-  for (; j + N <= valid; j += N) {
-    const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, p + j), mv));
-    hn::StoreU(e, df, p + j);
-    acc = hn::Add(acc, e);
-  }
-  float add = hn::GetLane(hn::SumOfLanes(df, acc));
-  for (; j < valid; ++j) add += (p[j] = std::exp(p[j] - m));
+  const float add = ExpShiftSum(df, p, valid, m);
   std::fill(p + valid, p + jend, 0.0f);
   const float alpha = std::exp(*mx - m);  // 0 on the first chunk (max -inf)
   *sum = std::fma(*sum, alpha, add);  // explicit: the same in every tile height's inlined copy
   *mx = m;
-  if (alpha != 1.0f)
-    for (int64_t d = 0; d < dv; ++d) o[d] *= alpha;
+  if (alpha != 1.0f) Scale(df, alpha, o, dv);
 }
 
 // One tile of T queries (the first at position pos0): scores, softmax step,

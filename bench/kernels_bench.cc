@@ -14,9 +14,12 @@
 #include "core/aligned_buffer.h"
 #include "core/parallel.h"
 #include "cpu/kernels.h"
+#include "ops/mat_ref.h"
 #include "ops/ops.h"
 
 namespace dsv3 {
+
+using ops::ToMatRef;
 namespace {
 
 // Weights in an AlignedBytes buffer like the loaded model's (64-byte rows,
@@ -61,12 +64,6 @@ Matrix MakeMatrix(DType dt, int64_t rows, int64_t cols) {
   return m;
 }
 
-cpu::MatRef Ref(const Weight& w) {
-  cpu::MatRef m{w.dtype, w.rows, w.cols, w.data, w.scale_inv, w.scale_cols, w.block_rows, w.block_cols, w.row_offset};
-  m.tile_exp = w.tile_exp;
-  return m;
-}
-
 DType DtypeArg(int64_t a) {
   const DType kTypes[] = {DType::kF8E4M3, DType::kBF16, DType::kF32, DType::kF16};
   return kTypes[a];
@@ -77,9 +74,9 @@ void BM_MatVecInCache(benchmark::State& state) {
   const DType dt = DtypeArg(state.range(0));
   const int64_t cols = 2048, rows = 262144 / cols / DTypeSize(dt) * 1;
   Matrix m = MakeMatrix(dt, rows, cols);
-  std::vector<float> x(cols, 0.5f), y(rows), scratch(cpu::MatMulScratchFloats(Ref(m.w), 1));
+  std::vector<float> x(cols, 0.5f), y(rows), scratch(cpu::MatMulScratchFloats(ToMatRef(m.w), 1));
   for (auto _ : state) {
-    cpu::MatMulRows(Ref(m.w), x.data(), cols, 1, y.data(), rows, 0, rows, scratch.data());
+    cpu::MatMulRows(ToMatRef(m.w), x.data(), cols, 1, y.data(), rows, 0, rows, scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(state.iterations() * m.w.nbytes());
@@ -121,9 +118,9 @@ void BM_MatMul(benchmark::State& state) {
   const DType dt = DtypeArg(state.range(0));
   const int64_t n = state.range(1), cols = 2048, rows = 256;
   Matrix m = MakeMatrix(dt, rows, cols);
-  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::MatMulScratchFloats(Ref(m.w), n));
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::MatMulScratchFloats(ToMatRef(m.w), n));
   for (auto _ : state) {
-    cpu::MatMulRows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    cpu::MatMulRows(ToMatRef(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GFLOP/s"] =
@@ -137,9 +134,9 @@ void BM_MatMulBf16(benchmark::State& state) {
   const DType dt = DtypeArg(state.range(0));
   const int64_t n = state.range(1), cols = 2048, rows = 256;
   Matrix m = MakeMatrix(dt, rows, cols);
-  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::MatMulBf16ScratchFloats(Ref(m.w), n));
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::MatMulBf16ScratchFloats(ToMatRef(m.w), n));
   for (auto _ : state) {
-    cpu::MatMulBf16Rows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    cpu::MatMulBf16Rows(ToMatRef(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GFLOP/s"] =
@@ -174,7 +171,7 @@ void RunInt8Product(benchmark::State& state, const cpu::MatRef& r, int64_t n, co
 // issue 18): the same [256 x 2048] matrix as BM_MatMulBf16, tiles made per call.
 void BM_MatMulFp8Int8(benchmark::State& state) {
   Matrix m = MakeMatrix(DType::kF8E4M3, 256, 2048);
-  RunInt8Product(state, Ref(m.w), state.range(0), "fp8");
+  RunInt8Product(state, ToMatRef(m.w), state.range(0), "fp8");
 }
 BENCHMARK(BM_MatMulFp8Int8)->Arg(16)->Arg(64)->Arg(512)->Unit(benchmark::kMillisecond);
 
@@ -186,7 +183,7 @@ void BM_MatMulFp8Tiles(benchmark::State& state) {
   Matrix m = MakeMatrix(DType::kF8E4M3, 256, 2048);
   AlignedBytes levels(ops::StoredTilesBytes(m.w)), exps(ops::StoredTilesExpBytes(m.w));
   const Weight w = ops::StoreTiles(m.w, levels.data(), exps.data());
-  RunInt8Product(state, Ref(w), state.range(0), "i8_t32");
+  RunInt8Product(state, ToMatRef(w), state.range(0), "i8_t32");
 }
 BENCHMARK(BM_MatMulFp8Tiles)->Arg(1)->Arg(2)->Arg(4)->Arg(16)->Arg(64)->Arg(512)->Unit(benchmark::kMicrosecond);
 
@@ -194,9 +191,10 @@ BENCHMARK(BM_MatMulFp8Tiles)->Arg(1)->Arg(2)->Arg(4)->Arg(16)->Arg(64)->Arg(512)
 void BM_GateUpSilu(benchmark::State& state) {
   const int64_t n = state.range(0), cols = 2048, rows = 1408;
   Matrix g = MakeMatrix(DType::kF8E4M3, rows, cols), u = MakeMatrix(DType::kF8E4M3, rows, cols);
-  std::vector<float> x(n * cols, 0.5f), y(n * rows), tmp(n * rows), scratch(cpu::MatMulScratchFloats(Ref(g.w), n));
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), tmp(n * rows), scratch(cpu::MatMulScratchFloats(ToMatRef(g.w), n));
   for (auto _ : state) {
-    cpu::GateUpSiluRows(Ref(g.w), Ref(u.w), x.data(), cols, n, y.data(), tmp.data(), rows, 0, rows, scratch.data());
+    cpu::GateUpSiluRows(ToMatRef(g.w), ToMatRef(u.w), x.data(), cols, n, y.data(), tmp.data(), rows, 0, rows,
+                        scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(4.0 * rows * cols * n * state.iterations(),

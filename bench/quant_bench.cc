@@ -16,9 +16,12 @@
 #include "core/q4k_r4.h"
 #include "core/parallel.h"
 #include "cpu/kernels.h"
+#include "ops/mat_ref.h"
 #include "ops/ops.h"
 
 namespace dsv3 {
+
+using ops::ToMatRef;
 namespace {
 
 constexpr DType kTypes[] = {DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kQ5_K, DType::kQ4_0,
@@ -57,17 +60,15 @@ Matrix MakeMatrix(DType t, int64_t rows, int64_t cols) {
   return m;
 }
 
-cpu::MatRef Ref(const Weight& w) { return {w.dtype, w.rows, w.cols, w.data}; }
-
 // One core, weights in L2 (~256 KB): the kernel's own speed, n tokens.
 void BM_QuantDotInCache(benchmark::State& state) {
   const DType t = kTypes[state.range(0)];
   const int64_t n = state.range(1), cols = 2048;
   const int64_t rows = std::max<int64_t>(16, 262144 / static_cast<int64_t>(DTypeBytes(t, cols)));
   Matrix m = MakeMatrix(t, rows, cols);
-  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantMatMulScratchFloats(Ref(m.w), n) + 16);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantMatMulScratchFloats(ToMatRef(m.w), n) + 16);
   for (auto _ : state) {
-    cpu::MatMulRows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    cpu::MatMulRows(ToMatRef(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(state.iterations() * m.w.nbytes());
@@ -102,9 +103,9 @@ void BM_QuantInt8InCache(benchmark::State& state) {
   const int64_t n = state.range(1), cols = 2048;
   const int64_t rows = std::max<int64_t>(16, 262144 / static_cast<int64_t>(DTypeBytes(t, cols))) / 16 * 16;
   Matrix m = MakeMatrix(t, rows, cols);
-  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(Ref(m.w), n) + 16);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(ToMatRef(m.w), n) + 16);
   for (auto _ : state) {
-    cpu::QuantInt8MatMulRows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    cpu::QuantInt8MatMulRows(ToMatRef(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(state.iterations() * m.w.nbytes());
@@ -120,9 +121,9 @@ void BM_Q8_0TilesInCache(benchmark::State& state) {
   Matrix m = MakeMatrix(DType::kQ8_0, rows, cols);
   AlignedBytes tiles(ops::StoredTilesBytes(m.w));
   const Weight w = ops::StoreTiles(m.w, tiles.data(), nullptr);
-  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(Ref(w), n) + 16);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(ToMatRef(w), n) + 16);
   for (auto _ : state) {
-    cpu::QuantInt8MatMulRows(Ref(w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    cpu::QuantInt8MatMulRows(ToMatRef(w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(state.iterations() * w.nbytes());
@@ -153,9 +154,9 @@ void BM_QuantMatMul(benchmark::State& state) {
   const DType t = kTypes[state.range(0)];
   const int64_t n = state.range(1), cols = 2048, rows = 256;
   Matrix m = MakeMatrix(t, rows, cols);
-  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantMatMulScratchFloats(Ref(m.w), n) + 16);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantMatMulScratchFloats(ToMatRef(m.w), n) + 16);
   for (auto _ : state) {
-    cpu::MatMulRows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    cpu::MatMulRows(ToMatRef(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * rows * cols * n * state.iterations(),
@@ -169,9 +170,9 @@ void BM_QuantMatMulInt8(benchmark::State& state) {
   const DType t = kTypes[state.range(0)];
   const int64_t n = state.range(1), cols = 2048, rows = 256;
   Matrix m = MakeMatrix(t, rows, cols);
-  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(Ref(m.w), n) + 16);
+  std::vector<float> x(n * cols, 0.5f), y(n * rows), scratch(cpu::QuantInt8ScratchFloats(ToMatRef(m.w), n) + 16);
   for (auto _ : state) {
-    cpu::QuantInt8MatMulRows(Ref(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
+    cpu::QuantInt8MatMulRows(ToMatRef(m.w), x.data(), cols, n, y.data(), rows, 0, rows, scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(2.0 * rows * cols * n * state.iterations(),

@@ -18,10 +18,13 @@
 
 #include "core/parallel.h"
 #include "cpu/kernels.h"
+#include "ops/mat_ref.h"
 #include "ops/ops.h"
 #include "hwy_test_util.h"
 
 namespace dsv3 {
+
+using ops::ToMatRef;
 namespace {
 
 
@@ -70,10 +73,6 @@ TestWeight MakeWeight(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng
   return t;
 }
 
-cpu::MatRef Ref(const Weight& w) {
-  return {w.dtype, w.rows, w.cols, w.data, w.scale_inv, w.scale_cols, w.block_rows, w.block_cols, w.row_offset};
-}
-
 // sum_k |w[r, k] x[t, k]|: the scale of rounding differences in y[t, r].
 float AbsDot(const Weight& w, const float* x, int64_t r) {
   std::vector<float> row(w.cols);
@@ -88,11 +87,11 @@ void ExpectMatMulMatches(const Weight& w, int64_t n, std::mt19937& rng, const st
   const std::vector<float> x = Random(n * x_stride + 1, rng);
   std::vector<float> want(n * y_stride + 1, 0.0f), got(n * y_stride + 1, -7.0f);
   ops::ref::MatMul(w, x.data(), x_stride, want.data(), y_stride, n);
-  std::vector<float> scratch(cpu::MatMulScratchFloats(Ref(w), n));
+  std::vector<float> scratch(cpu::MatMulScratchFloats(ToMatRef(w), n));
   // Two row ranges, as two threads would split them (at an odd row).
   const int64_t mid = w.rows / 2 + (w.rows > 2 ? 1 : 0);
-  cpu::MatMulRows(Ref(w), x.data(), x_stride, n, got.data(), y_stride, 0, mid, scratch.data());
-  cpu::MatMulRows(Ref(w), x.data(), x_stride, n, got.data(), y_stride, mid, w.rows, scratch.data());
+  cpu::MatMulRows(ToMatRef(w), x.data(), x_stride, n, got.data(), y_stride, 0, mid, scratch.data());
+  cpu::MatMulRows(ToMatRef(w), x.data(), x_stride, n, got.data(), y_stride, mid, w.rows, scratch.data());
   for (int64_t t = 0; t < n; ++t)
     for (int64_t r = 0; r < w.rows; ++r) {
       const float tol = 4e-6f * AbsDot(w, x.data() + t * x_stride, r) + 1e-30f;
@@ -150,8 +149,9 @@ TEST(CpuMatMul, GateUpSiluMatchesTwin) {
         const std::vector<float> x = Random(n * 130, rng);
         std::vector<float> want(n * 45), want_tmp(n * 45), got(n * 45), tmp(n * 45);
         ops::ref::GateUpSilu({&g.w, &u.w, x.data(), 130, want.data(), want_tmp.data(), 45, n});
-        std::vector<float> scratch(cpu::MatMulScratchFloats(Ref(g.w), n));
-        cpu::GateUpSiluRows(Ref(g.w), Ref(u.w), x.data(), 130, n, got.data(), tmp.data(), 45, 0, 45, scratch.data());
+        std::vector<float> scratch(cpu::MatMulScratchFloats(ToMatRef(g.w), n));
+        cpu::GateUpSiluRows(ToMatRef(g.w), ToMatRef(u.w), x.data(), 130, n, got.data(), tmp.data(), 45, 0, 45,
+                            scratch.data());
         for (int64_t t = 0; t < n; ++t)
           for (int64_t r = 0; r < 45; ++r) {
             // Error of silu(g) u from errors of g and u (silu' <= 1.1).
@@ -176,8 +176,8 @@ TEST(CpuMatMul, Bf16ActivationsMatchTwin) {
           const std::vector<float> x = Random(n * cols, rng);
           std::vector<float> want(n * 19), got(n * 19);
           ops::ref::MatMulBf16Activations(t.w, x.data(), cols, want.data(), 19, n);
-          std::vector<float> scratch(cpu::MatMulBf16ScratchFloats(Ref(t.w), n));
-          cpu::MatMulBf16Rows(Ref(t.w), x.data(), cols, n, got.data(), 19, 0, 19, scratch.data(), vdp);
+          std::vector<float> scratch(cpu::MatMulBf16ScratchFloats(ToMatRef(t.w), n));
+          cpu::MatMulBf16Rows(ToMatRef(t.w), x.data(), cols, n, got.data(), 19, 0, 19, scratch.data(), vdp);
           for (int64_t tk = 0; tk < n; ++tk)
             for (int64_t r = 0; r < 19; ++r) {
               float sub = 0.0f;  // contribution of subnormal e4m3 weights

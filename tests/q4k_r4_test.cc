@@ -15,13 +15,14 @@
 #include "core/q4k_r4.h"
 #include "cpu/kernels.h"
 #include "cpu/quant_q4k_r4.h"
+#include "ops/mat_ref.h"
 #include "ops/ops.h"
 #include "quant_test_util.h"
 
 namespace dsv3 {
-namespace {
 
-cpu::MatRef Ref(const Weight& w) { return {w.dtype, w.rows, w.cols, w.data}; }
+using ops::ToMatRef;
+namespace {
 
 struct Repacked {
   QuantWeight q4k;
@@ -49,9 +50,9 @@ std::vector<float> MakeActs(int64_t n, int64_t cols, std::mt19937& rng) {
 // Rows split as two threads would (at 16), over a view of `rows` rows.
 std::vector<float> RunInt8(Weight w, int64_t rows, const std::vector<float>& x, int64_t n, bool vnni) {
   w.rows = rows;
-  std::vector<float> y(n * rows, -1.0f), scratch(cpu::QuantInt8ScratchFloats(Ref(w), n) + 16);
-  cpu::QuantInt8MatMulRows(Ref(w), x.data(), w.cols, n, y.data(), rows, 0, 16, scratch.data(), vnni);
-  cpu::QuantInt8MatMulRows(Ref(w), x.data(), w.cols, n, y.data(), rows, 16, rows, scratch.data(), vnni);
+  std::vector<float> y(n * rows, -1.0f), scratch(cpu::QuantInt8ScratchFloats(ToMatRef(w), n) + 16);
+  cpu::QuantInt8MatMulRows(ToMatRef(w), x.data(), w.cols, n, y.data(), rows, 0, 16, scratch.data(), vnni);
+  cpu::QuantInt8MatMulRows(ToMatRef(w), x.data(), w.cols, n, y.data(), rows, 16, rows, scratch.data(), vnni);
   return y;
 }
 
@@ -67,7 +68,7 @@ TEST(Q4KR4, RepackIsAByteShuffleOfEveryRow) {
     ASSERT_EQ(0, std::memcmp(row.data(), r.q4k.bytes.data() + i * row_bytes, row_bytes)) << "row " << i;
     for (bool avx512 : {false, cpu::HasAvx512Vnni()}) {  // the tiles' unpacking of rows [4, 4 + 7)
       std::vector<uint8_t> rows(7 * row_bytes);
-      cpu::UnpackQ4KR4Rows(Ref(r.w), 4, 7, rows.data(), avx512);
+      cpu::UnpackQ4KR4Rows(ToMatRef(r.w), 4, 7, rows.data(), avx512);
       ASSERT_EQ(0, std::memcmp(rows.data(), r.q4k.bytes.data() + 4 * row_bytes, 7 * row_bytes)) << avx512;
     }
     ops::DecodeRow(r.w, i, a.data());
@@ -129,8 +130,8 @@ TEST(Q4KR4, ExactPathAgreesWithReference) {
   Repacked r = MakeRepacked(36, 512, rng);
   for (int64_t n : {1, 3, 8, 11}) {
     const std::vector<float> x = MakeActs(n, 512, rng);
-    std::vector<float> got(n * 36), want(n * 36), scratch(cpu::MatMulScratchFloats(Ref(r.w), n) + 16);
-    cpu::MatMulRows(Ref(r.w), x.data(), 512, n, got.data(), 36, 0, 36, scratch.data());
+    std::vector<float> got(n * 36), want(n * 36), scratch(cpu::MatMulScratchFloats(ToMatRef(r.w), n) + 16);
+    cpu::MatMulRows(ToMatRef(r.w), x.data(), 512, n, got.data(), 36, 0, 36, scratch.data());
     ops::ref::MatMul(r.q4k.w, x.data(), 512, want.data(), 36, n);
     for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-5 * (1 + std::fabs(want[i]))) << i;
   }

@@ -15,17 +15,16 @@
 #include "cpu/kernels.h"
 #include "cpu/quant_int8_tile.h"
 #include "cpu/quant_decode32.h"
+#include "ops/mat_ref.h"
 #include "ops/ops.h"
 #include "quant_test_util.h"
 
 namespace dsv3 {
+
+using ops::ToMatRef;
 namespace {
 
 constexpr auto& kTypes = kQuantTypes;
-
-cpu::MatRef Ref(const Weight& w) {
-  return {w.dtype, w.rows, w.cols, w.data, w.scale_inv, w.scale_cols, w.block_rows, w.block_cols, w.row_offset};
-}
 
 // Activations with a spread of magnitudes, an all-zero block and an outlier.
 std::vector<float> MakeActs(int64_t n, int64_t cols, std::mt19937& rng) {
@@ -38,10 +37,10 @@ std::vector<float> MakeActs(int64_t n, int64_t cols, std::mt19937& rng) {
 }
 
 std::vector<float> RunInt8(const Weight& w, const std::vector<float>& x, int64_t n, bool vnni) {
-  std::vector<float> y(n * w.rows, -1.0f), scratch(cpu::QuantInt8ScratchFloats(Ref(w), n) + 16);
+  std::vector<float> y(n * w.rows, -1.0f), scratch(cpu::QuantInt8ScratchFloats(ToMatRef(w), n) + 16);
   // Two row ranges, as two threads would split them (the second not a multiple of 16).
-  cpu::QuantInt8MatMulRows(Ref(w), x.data(), w.cols, n, y.data(), w.rows, 0, 16, scratch.data(), vnni);
-  cpu::QuantInt8MatMulRows(Ref(w), x.data(), w.cols, n, y.data(), w.rows, 16, w.rows, scratch.data(), vnni);
+  cpu::QuantInt8MatMulRows(ToMatRef(w), x.data(), w.cols, n, y.data(), w.rows, 0, 16, scratch.data(), vnni);
+  cpu::QuantInt8MatMulRows(ToMatRef(w), x.data(), w.cols, n, y.data(), w.rows, 16, w.rows, scratch.data(), vnni);
   return y;
 }
 
@@ -125,8 +124,8 @@ TEST(QuantInt8, Decode32VnniEqualsTwinBitForBit) {
         cpu::Decode32Acts acts;
         cpu::Expand32Acts(type, qa.data(), dg.data(), qdg.data(), n, cols, acts, buf.data(), fast_expand);
         std::vector<float> a(n * 9, -1.0f), b(n * 9, -2.0f);
-        cpu::Decode32Vnni(Ref(q.w), acts, a.data(), 9, 0, 9);
-        cpu::Decode32Twin(Ref(q.w), acts, b.data(), 9, 0, 9);
+        cpu::Decode32Vnni(ToMatRef(q.w), acts, a.data(), 9, 0, 9);
+        cpu::Decode32Twin(ToMatRef(q.w), acts, b.data(), 9, 0, 9);
         for (size_t i = 0; i < a.size(); ++i)
           ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "cols " << cols << " n " << n << " output " << i;
       }

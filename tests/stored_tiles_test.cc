@@ -16,17 +16,14 @@
 #include "core/aligned_buffer.h"
 #include "cpu/kernels.h"
 #include "cpu/quant_stored_tiles.h"
+#include "ops/mat_ref.h"
 #include "ops/ops.h"
 #include "quant_test_util.h"
 
 namespace dsv3 {
-namespace {
 
-cpu::MatRef Ref(const Weight& w) {
-  cpu::MatRef m{w.dtype, w.rows, w.cols, w.data, w.scale_inv, w.scale_cols, w.block_rows, w.block_cols, w.row_offset};
-  m.tile_exp = w.tile_exp;
-  return m;
-}
+using ops::ToMatRef;
+namespace {
 
 struct Packed {
   AlignedBuffer<uint8_t> levels, exps;
@@ -121,7 +118,7 @@ TEST(Fp8Tiles, DecodeVnniEqualsTwinBitForBit) {
   std::uniform_real_distribution<float> scale(1e-3f, 1e-1f);
   Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
   Packed p = Pack(f.w);
-  const cpu::MatRef m = Ref(p.w);
+  const cpu::MatRef m = ToMatRef(p.w);
   const int64_t groups = kCols / 32;
   for (int64_t n = 1; n < 8; ++n) {
     std::vector<int8_t> q(n * kCols);
@@ -219,7 +216,7 @@ TEST(Q8_0Tiles, DecodeVnniEqualsTwinBitForBit) {
   std::uniform_real_distribution<float> scale(1e-3f, 1e-1f);
   QuantWeight qw = MakeQuant(DType::kQ8_0, kRows, kCols, rng);
   Packed p = Pack(qw.w);
-  const cpu::MatRef m = Ref(p.w);
+  const cpu::MatRef m = ToMatRef(p.w);
   const int64_t groups = kCols / 32;
   for (int64_t n : {1, 2, 5, 7}) {
     std::vector<int8_t> q(n * kCols);

@@ -1,5 +1,5 @@
-// The kernels' view of a Weight (cpu::MatRef), for the op files that call
-// cpu/ directly. Internal to src/ops.
+// The kernels' view of a Weight (cpu::MatRef), for what calls cpu/ directly:
+// the op files, and the kernel tests and benchmarks.
 #pragma once
 
 #include "cpu/kernels.h"

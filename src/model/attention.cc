@@ -99,9 +99,7 @@ void Model::AttentionBlocks(int64_t l, const Batch& b, const KvCache& cache, Wor
 bool Model::UseDecompressed(int64_t l, std::span<const ops::AttentionBlock> blocks, AttentionForm forced) const {
   if (forced == AttentionForm::kAuto) forced = options_.attention_form;
   if (forced != AttentionForm::kAuto) return forced == AttentionForm::kDecompressed;
-  const DType kv_b = weights_.layers[l].attn.kv_b_proj.dtype;
-  const bool int8 = (IsBlockType(kv_b) && !mm_.exact_block_activations) || (kv_b == DType::kF8E4M3 && mm_.int8_fp8);
-  const double product_cost = int8 ? 0.6 : 1.5;
+  const double product_cost = ops::UsesInt8Products(weights_.layers[l].attn.kv_b_proj, mm_) ? 0.6 : 1.5;
   const Config& c = config_;
   const double rc = c.kv_lora_rank, dr = c.qk_rope_head_dim, dn = c.qk_nope_head_dim, dv = c.v_head_dim;
   for (const ops::AttentionBlock& b : blocks) {

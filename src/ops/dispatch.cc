@@ -24,6 +24,12 @@ cpu::MatRef ToMatRef(const Weight& w) {
   return m;
 }
 
+// Issue 16: GGUF block types (the tiles stored at load among them); issue
+// 18: FP8 when asked.
+bool UsesInt8Products(const Weight& w, const MatMulOptions& o) {
+  return (IsBlockType(w.dtype) && !o.exact_block_activations) || (w.dtype == DType::kF8E4M3 && o.int8_fp8);
+}
+
 namespace {
 
 // 64-byte aligned: vector loads of activations that straddle cache lines
@@ -36,15 +42,10 @@ float* ThreadScratch(int64_t n) {
 
 bool UseBf16(const Weight& w, const MatMulOptions& o) { return o.bf16_activations && cpu::MatMulBf16Supports(w.dtype); }
 
-// Issue 16: GGUF block types; issue 18: FP8 when asked.
-bool UseInt8(const Weight& w, const MatMulOptions& o) {
-  return (IsBlockType(w.dtype) && !o.exact_block_activations) || (w.dtype == DType::kF8E4M3 && o.int8_fp8);
-}
-
 // Rows [r0, r1) of one product with the kernel its format and options call for.
 void MatMulRange(const MatMulJob& j, int64_t r0, int64_t r1, const MatMulOptions& o) {
   const cpu::MatRef m = ToMatRef(*j.w);
-  if (UseInt8(*j.w, o)) {  // issue 16: int8 activations for GGUF block types
+  if (UsesInt8Products(*j.w, o)) {  // issue 16: int8 activations for GGUF block types
     float* scratch = ThreadScratch(cpu::QuantInt8ScratchFloats(m, j.n));
     cpu::QuantInt8MatMulRows(m, j.x, j.x_stride, j.n, j.y, j.y_stride, r0, r1, scratch);
   } else if (UseBf16(*j.w, o)) {
@@ -57,7 +58,7 @@ void MatMulRange(const MatMulJob& j, int64_t r0, int64_t r1, const MatMulOptions
 }
 
 void GateUpRange(const GateUpJob& j, int64_t r0, int64_t r1, const MatMulOptions& o) {
-  if (UseBf16(*j.gate, o) || UseInt8(*j.gate, o)) {  // issue 16: int8 for GGUF block types
+  if (UseBf16(*j.gate, o) || UsesInt8Products(*j.gate, o)) {  // issue 16: int8 for GGUF block types
     MatMulRange({j.gate, j.x, j.x_stride, j.y, j.y_stride, j.n}, r0, r1, o);
     MatMulRange({j.up, j.x, j.x_stride, j.tmp, j.y_stride, j.n}, r0, r1, o);
     for (int64_t t = 0; t < j.n; ++t) cpu::SiluMul(j.y + t * j.y_stride + r0, j.tmp + t * j.y_stride + r0, r1 - r0);
@@ -110,7 +111,7 @@ double RowCost(const Weight& w, int64_t n, const MatMulOptions& o) {
   // thread with the 3-token experts of a batch-16 decode step too few bytes,
   // and the other waited (bench-moe FP8 --int8-fp8 batch 16, two threads,
   // same run: 288-291 -> 315-325 tok/s; OpenMP barrier waits 10.7% -> 3%).
-  if (UseInt8(w, o)) return static_cast<double>(w.cols) * std::max(3.0 * bytes, 0.5 * static_cast<double>(n));
+  if (UsesInt8Products(w, o)) return static_cast<double>(w.cols) * std::max(3.0 * bytes, 0.5 * static_cast<double>(n));
   return static_cast<double>(w.cols) * (bytes * 0.25 + static_cast<double>(n));  // bytes: block types too
 }
 

@@ -37,6 +37,8 @@ void MatMul(const Weight& w, const float* x, int64_t x_stride, float* y, int64_t
 inline void MatMul(const Weight& w, const float* x, float* y, int64_t n, const MatMulOptions& options = {}) {
   MatMul(w, x, w.cols, y, w.rows, n, options);
 }
+// Whether products with w run on int8 activations (VNNI) under these options.
+bool UsesInt8Products(const Weight& w, const MatMulOptions& options);
 
 // Independent products run in one parallel pass (experts, heads): the rows
 // of all jobs are split over the threads by estimated cost.

@@ -14,18 +14,12 @@
 
 #include "core/parallel.h"
 #include "cpu/kernels.h"
+#include "ops/mat_ref.h"
 #include "ops/ops.h"
 
 namespace dsv3::ops {
 
 namespace {
-
-// Per-thread, only grown: steady-state calls do not allocate.
-float* MhaScratch(int64_t n) {
-  thread_local std::vector<float> buf;
-  if (static_cast<int64_t>(buf.size()) < n + 16) buf.resize(n + 16);
-  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t{63});
-}
 
 // One streaming-softmax step of queries [first, n) (those whose window
 // reaches the chunk) over the chunk's keys. A task is one head and a run of
@@ -40,7 +34,7 @@ void AttendChunk(const cpu::MhaShape& shape, const float* q, int64_t n, int64_t 
     const int64_t h = task % H, part = task / H;
     const int64_t i0 = first + m * part / splits, i1 = first + m * (part + 1) / splits;
     if (i0 >= i1) return;
-    float* scratch = MhaScratch(cpu::MhaScratchFloats(shape, keys.jn));
+    float* scratch = ThreadScratch(cpu::MhaScratchFloats(shape, keys.jn));
     cpu::MhaAttendChunk(shape, h, q + i0 * q_stride, q_stride, i1 - i0, p0 + i0, keys, buf.mx + i0 * H,
                         buf.sum + i0 * H, o + i0 * o_stride, o_stride, scratch);
   });

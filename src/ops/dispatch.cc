@@ -30,8 +30,6 @@ bool UsesInt8Products(const Weight& w, const MatMulOptions& o) {
   return (IsBlockType(w.dtype) && !o.exact_block_activations) || (w.dtype == DType::kF8E4M3 && o.int8_fp8);
 }
 
-namespace {
-
 // 64-byte aligned: vector loads of activations that straddle cache lines
 // halve the kernels' streaming speed.
 float* ThreadScratch(int64_t n) {
@@ -39,6 +37,8 @@ float* ThreadScratch(int64_t n) {
   if (static_cast<int64_t>(buf.size()) < n + 16) buf.resize(n + 16);
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t{63});
 }
+
+namespace {
 
 bool UseBf16(const Weight& w, const MatMulOptions& o) { return o.bf16_activations && cpu::MatMulBf16Supports(w.dtype); }
 

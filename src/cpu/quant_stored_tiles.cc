@@ -119,12 +119,21 @@ const int8_t* TileOf(const MatRef& w, int64_t a) {
 const uint16_t* Q8_0Scales(const MatRef& w, const int8_t* tile) {
   return reinterpret_cast<const uint16_t*>(tile + kTileRows8 * w.cols);
 }
-// The scale of absolute row a's group g: FP8, step 2^(E - 13) times the
-// block scale; Q8_0, the block's d.
+// The FP8 scales of the 16-row half holding absolute row a: group g's is
+// the step 2^(E - 13) of its exponent times the block scale of column block
+// cb (= 32 g / block_cols; callers walking the groups keep cb themselves).
+struct Fp8Half {
+  const uint8_t* exps = nullptr;
+  const float* srow = nullptr;
+  float Scale(int64_t g, int64_t cb) const { return Fp8Step(exps[g]) * srow[cb]; }
+};
+Fp8Half Fp8HalfOf(const MatRef& w, int64_t a) {
+  return {w.tile_exp + (a / 16) * (w.cols / 32), w.scale_inv + (a / w.block_rows) * w.scale_cols};
+}
+// The scale of absolute row a's group g: FP8 as above; Q8_0, the block's d.
 float GroupScale(const MatRef& w, int64_t a, int64_t g) {
   if (w.dtype == DType::kQ8_0T32) return F16ToF32(Q8_0Scales(w, TileOf(w, a))[g * kTileRows8 + a % kTileRows8]);
-  const float step = Fp8Step(w.tile_exp[(a / 16) * (w.cols / 32) + g]);
-  return step * w.scale_inv[(a / w.block_rows) * w.scale_cols + 32 * g / w.block_cols];
+  return Fp8HalfOf(w, a).Scale(g, 32 * g / w.block_cols);
 }
 int8_t Level(const int8_t* tile, int64_t i, int64_t k) {
   return tile[(k / 4) * 128 + 64 * (i / 16) + 4 * (i % 16) + k % 4];
@@ -162,11 +171,9 @@ void PrepareStoredTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile
     const int64_t per_block = w.block_cols / 32;
     for (int h = 0; h < 2; ++h) {
       const int live = std::clamp(rows - 16 * h, 0, 16);
-      // GroupScale(w, a + 16 h, g) without a division per group.
-      const uint8_t* exps = w.tile_exp + (a / 16 + h) * groups;
-      const float* srow = w.scale_inv + ((a + 16 * h) / w.block_rows) * w.scale_cols;
+      const Fp8Half half = Fp8HalfOf(w, a + 16 * h);
       for (int64_t g = 0; g < groups; ++g) {
-        const float s = live > 0 ? Fp8Step(exps[g]) * srow[g / per_block] : 0.0f;
+        const float s = live > 0 ? half.Scale(g, g / per_block) : 0.0f;
         float* sg = tile.s + g * kTileRows8 + 16 * h;
         for (int i = 0; i < 16; ++i) sg[i] = i < live ? s : 0.0f;
       }
@@ -205,11 +212,9 @@ template <bool kQ8, int kHalves>
 class HalfScales {
  public:
   DSV3_VNNI_TARGET HalfScales(const MatRef& w, const int8_t* tile, int64_t a, int h0) {
-    const int64_t groups = w.cols / 32;
     for (int h = 0; h < kHalves; ++h) {
       q8_[h] = Q8_0Scales(w, tile) + 16 * (h0 + h);
-      exps_[h] = kQ8 ? nullptr : w.tile_exp + ((a + 16 * h) / 16) * groups;
-      srow_[h] = kQ8 ? nullptr : w.scale_inv + ((a + 16 * h) / w.block_rows) * w.scale_cols;
+      if constexpr (!kQ8) fp8_[h] = Fp8HalfOf(w, a + 16 * h);
     }
     per_block_ = kQ8 ? 1 : w.block_cols / 32;
   }
@@ -217,7 +222,7 @@ class HalfScales {
     if constexpr (kQ8) {
       return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8_[h] + g * kTileRows8)));
     } else {
-      return _mm512_set1_ps(Fp8Step(exps_[h][g]) * srow_[h][cb_]);  // = GroupScale(w, a + 16 h, g)
+      return _mm512_set1_ps(fp8_[h].Scale(g, cb_));  // = GroupScale(w, a + 16 h, g)
     }
   }
   void Next() {
@@ -226,8 +231,7 @@ class HalfScales {
 
  private:
   const uint16_t* q8_[kHalves];
-  const uint8_t* exps_[kHalves];
-  const float* srow_[kHalves];
+  Fp8Half fp8_[kHalves];
   int64_t per_block_ = 1, cb_ = 0, in_block_ = 0;
 };
 

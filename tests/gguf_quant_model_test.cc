@@ -12,6 +12,8 @@
 // the exact path on the same file: bound stated below.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <string>
@@ -20,6 +22,7 @@
 #include "convert_test_util.h"
 #include "core/ggml_quants.h"
 #include "io/gguf.h"
+#include "ops/ops.h"
 
 namespace dsv3 {
 namespace {
@@ -182,6 +185,150 @@ void ExpectRepackGivesTheSameLogits(DType type) {
   auto refused = Model::Load(path, mapped);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("--mmap"), std::string::npos) << refused.status().message();
+}
+
+// The absorbed decode multiplies by the file's attn_k_b (W_uk^T) and
+// attn_v_b (W_uv) as stored, in the mapping: not by a float32 copy (which
+// cost a Q4_K file of bench-moe 9% more bytes per token and the float
+// kernel). The roofline's bytes per token are then exactly the stored
+// tensors a token reads.
+TEST(GgufQuantModel, SplitMlaMatricesAreTheFilesTensors) {
+  const std::string path = ScratchDir() + "/tiny_split_mla.gguf";
+  ConvertOptions o;
+  o.gguf_type = DType::kQ4_K;
+  auto s = RunConvert(ConvertTarget::kGguf, Golden("v3_tiny_bf16"), path, o);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  LoadOptions lo;
+  lo.load_to_memory = false;
+  auto m = Model::Load(path, lo);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  auto f = GgufFile::Open(path);
+  ASSERT_TRUE(f.ok());
+  const Config& c = (*m)->config();
+  auto tensor = [&](int64_t l, const std::string& name) {
+    const GgufTensorInfo* t = (*f)->FindTensor(l < 0 ? name : "blk." + std::to_string(l) + "." + name);
+    EXPECT_NE(t, nullptr) << name;
+    return t;
+  };
+  uint64_t bytes = tensor(-1, "output.weight")->nbytes;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const AttentionWeights& a = (*m)->weights().layers[l].attn;
+    const GgufTensorInfo *kb = tensor(l, "attn_k_b.weight"), *vb = tensor(l, "attn_v_b.weight");
+    // The same bytes (the test's own mapping of the file lies elsewhere).
+    EXPECT_EQ(std::memcmp(a.w_uk_t.data, kb->data, kb->nbytes), 0);
+    EXPECT_EQ(a.w_uk_t.dtype, *kb->dtype);
+    EXPECT_EQ(a.w_uk_t.rows, c.num_attention_heads * c.kv_lora_rank);
+    EXPECT_EQ(a.w_uk_t.cols, c.qk_nope_head_dim);
+    EXPECT_EQ(std::memcmp(a.w_uv.data, vb->data, vb->nbytes), 0);
+    EXPECT_EQ(a.w_uv.dtype, *vb->dtype);
+    EXPECT_EQ(a.w_uv.rows, c.num_attention_heads * c.v_head_dim);
+    EXPECT_EQ(a.w_uv.cols, c.kv_lora_rank);
+    for (const char* n : {"attn_q_a.weight", "attn_q_b.weight", "attn_kv_a_mqa.weight", "attn_output.weight",
+                          "attn_k_b.weight", "attn_v_b.weight"})
+      bytes += tensor(l, n)->nbytes;
+    if (l < c.first_k_dense_replace) {
+      for (const char* n : {"ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"}) bytes += tensor(l, n)->nbytes;
+      continue;
+    }
+    for (const char* n : {"ffn_gate_inp.weight", "ffn_gate_shexp.weight", "ffn_up_shexp.weight", "ffn_down_shexp.weight"})
+      bytes += tensor(l, n)->nbytes;
+    uint64_t expert = 0;  // one routed expert's three matrices
+    for (const char* n : {"ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"})
+      expert += tensor(l, n)->nbytes / c.n_routed_experts;
+    bytes += c.num_experts_per_tok * expert;
+  }
+  EXPECT_EQ((*m)->DecodeWeightBytes(c.num_experts_per_tok), bytes);
+}
+
+// `in` (llama.cpp's split MLA layout) with each layer's attn_k_b and
+// attn_v_b put back into one Q8_0 attn_kv_b [H*(dn+dv), rc], the layout of
+// GGUF files written before llama.cpp split it.
+void WriteCombinedKvB(const std::string& in, const std::string& out, const Config& c) {
+  auto f = GgufFile::Open(in);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  const int64_t H = c.num_attention_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim, rc = c.kv_lora_rank;
+  std::vector<GgufTensorSpec> specs;
+  std::vector<std::vector<uint8_t>> data;
+  for (const GgufTensorInfo& t : (*f)->tensors()) {
+    if (t.name.ends_with("attn_v_b.weight")) continue;
+    if (!t.name.ends_with("attn_k_b.weight")) {
+      specs.push_back({t.name, static_cast<GgmlType>(t.ggml_type), t.ne});
+      data.emplace_back(t.data, t.data + t.nbytes);
+      continue;
+    }
+    const std::string prefix = t.name.substr(0, t.name.size() - std::string("attn_k_b.weight").size());
+    const GgufTensorInfo* vb = (*f)->FindTensor(prefix + "attn_v_b.weight");
+    ASSERT_NE(vb, nullptr);
+    std::vector<float> k(H * rc * dn), v(H * dv * rc), kv(H * (dn + dv) * rc);
+    DequantizeBlocks(*t.dtype, t.data, static_cast<int64_t>(k.size()), k.data());
+    DequantizeBlocks(*vb->dtype, vb->data, static_cast<int64_t>(v.size()), v.data());
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t i = 0; i < dn; ++i)
+        for (int64_t j = 0; j < rc; ++j) kv[(h * (dn + dv) + i) * rc + j] = k[(h * rc + j) * dn + i];
+      std::copy_n(v.data() + h * dv * rc, dv * rc, kv.data() + (h * (dn + dv) + dn) * rc);
+    }
+    specs.push_back({prefix + "attn_kv_b.weight", GgmlType::kQ8_0, {rc, H * (dn + dv)}});
+    data.emplace_back(specs.back().nbytes());
+    QuantizeBlocks(DType::kQ8_0, kv.data(), static_cast<int64_t>(kv.size()), data.back().data());
+  }
+  std::vector<std::pair<std::string, GgufValue>> kv((*f)->metadata().begin(), (*f)->metadata().end());
+  auto w = GgufWriter::Create(out, kv, specs);
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  for (const std::vector<uint8_t>& d : data) ASSERT_TRUE((*w)->Write(d.data(), d.size()).ok());
+  ASSERT_TRUE((*w)->Finish().ok());
+}
+
+// A file with one attn_kv_b (a block type): W_uk^T is derived at load, as
+// Q8_0 rows where its products take int8 activations (float32 there was 4x
+// the bytes, through the float kernel), float32 on the exact path. Every
+// Q8_0 value within half its block's step d = amax / 127 of the float one,
+// plus the step's rounding to f16 (at most 127 x 2^-11 d); decode within
+// the int8 bound of the test above (worst |diff| / max(1, max|logit|) per
+// row at most 1.0 on this tiny random-weights model, every argmax change a
+// near tie).
+TEST(GgufQuantModel, CombinedKvBDerivesQ8_0WUkT) {
+  const std::string dir = ScratchDir(), split = dir + "/tiny_kvb_split.gguf", path = dir + "/tiny_kvb.gguf";
+  ConvertOptions o;
+  o.gguf_type = DType::kQ8_0;
+  auto s = RunConvert(ConvertTarget::kGguf, Golden("v3_tiny_bf16"), split, o);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  {
+    auto m = LoadModel(split);
+    ASSERT_TRUE(m);
+    WriteCombinedKvB(split, path, m->config());
+  }
+  auto fast = LoadModel(path);
+  auto exact = LoadExact(path);
+  ASSERT_TRUE(fast && exact);
+  const int64_t dn = fast->config().qk_nope_head_dim;
+  for (size_t l = 0; l < fast->weights().layers.size(); ++l) {
+    const Weight& q = fast->weights().layers[l].attn.w_uk_t;
+    const Weight& x = exact->weights().layers[l].attn.w_uk_t;
+    ASSERT_EQ(q.dtype, DType::kQ8_0);
+    ASSERT_EQ(x.dtype, DType::kF32);
+    ASSERT_EQ(q.rows, x.rows);
+    std::vector<float> qr(dn), xr(dn);
+    for (int64_t r = 0; r < q.rows; ++r) {
+      ops::DecodeRow(q, r, qr.data());
+      ops::DecodeRow(x, r, xr.data());
+      for (int64_t b = 0; b < dn / 32; ++b) {
+        float amax = 0;
+        for (int k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(xr[32 * b + k]));
+        for (int k = 0; k < 32; ++k)
+          ASSERT_LE(std::fabs(qr[32 * b + k] - xr[32 * b + k]), amax / 127.0f * (0.5f + 127.0f / 2048.0f))
+              << "layer " << l << " row " << r;
+      }
+    }
+  }
+  const GoldenLogits g = LoadGoldenLogits("v3_tiny_bf16");
+  const std::vector<float> df = DecodeLogits(*fast, g), de = DecodeLogits(*exact, g);
+  const Agreement a = Compare(df.data(), de.data(), g.T, g.V);
+  std::printf("  attn_kv_b file, decode with W_uk^T in Q8_0 vs exact: worst rel %.3g, argmax differs %lld/%lld "
+              "(%lld unexplained)\n",
+              a.worst_rel, static_cast<long long>(a.argmax_diff), static_cast<long long>(a.rows),
+              static_cast<long long>(a.unexplained));
+  EXPECT_LE(a.worst_rel, 1.0);
+  EXPECT_EQ(a.unexplained, 0);
 }
 
 TEST(GgufQuantModel, RepackedQ4KGivesTheSameLogits) { ExpectRepackGivesTheSameLogits(DType::kQ4_K); }

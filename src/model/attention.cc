@@ -132,7 +132,7 @@ void Model::AbsorbedAttention(int64_t l, Workspace& ws) const {
   ops::MlaAttention(rc, dr, softmax_scale_, H, ws.q_full.data(), ws.attn_blocks, ws.o_lat.data());
   ws.mm_jobs.clear();
   for (int64_t h = 0; h < H; ++h) {
-    ws.head_views[h] = w.kv_b_proj.Rows(h * (dn + dv) + dn, dv);  // [dv, rc]
+    ws.head_views[h] = w.UvHead(h, dn, dv);  // [dv, rc]
     ws.mm_jobs.push_back({&ws.head_views[h], ws.o_lat.data() + h * rc, H * rc, ws.attn.data() + h * dv, H * dv, n});
   }
   ops::MatMulBatch(ws.mm_jobs, mm_);

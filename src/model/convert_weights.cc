@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/ggml_quants.h"
 #include "core/parallel.h"
 #include "model/model.h"
 #include "ops/ops.h"
@@ -99,48 +100,68 @@ const Weight& Model::Convert(const Weight& w, WeightFormat f) {
   return out;
 }
 
-Status Model::ConvertWeights() {
+// W_uk^T [H*rc, dn] of one layer: row h*rc + j, column i = kv_b row
+// h*(dn+dv) + i, column j. FP8 stays FP8 when its blocks transpose whole,
+// BF16/F16 keep their bytes; the rest is decoded to float32, and a GGUF block
+// type whose products run on int8 activations gets Q8_0 rows instead: the
+// float32 copy was 5% of a Q4_K file's bytes per token and went through the
+// float kernel (7% of one-thread decode), while its products quantize the
+// query to int8 per 32 values anyway.
+void Model::MakeWUkT(AttentionWeights& a) {
+  if (!a.w_uk_t.empty()) return;  // bound from the file (GGUF attn_k_b)
   const Config& c = config_;
   const int64_t H = c.num_attention_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim, rc = c.kv_lora_rank;
+  const Weight& kv_b = a.kv_b_proj;
+  const bool fp8 = Fp8TransposeAligned(kv_b, H, dn, dv, rc);
+  const DType dt = fp8 || kv_b.dtype == DType::kBF16 || kv_b.dtype == DType::kF16 ? kv_b.dtype : DType::kF32;
+  const int64_t es = static_cast<int64_t>(DTypeSize(dt)), rows = H * rc;
+  const int64_t grid = fp8 ? Ceil(rows, kv_b.block_cols) * Ceil(dn, kv_b.block_rows) : 0;
+  AlignedBuffer<uint8_t> transposed(rows * dn * es + grid * sizeof(float) + 64);
+  uint8_t* data = transposed.data();
+  Weight t;
+  t.dtype = dt, t.rows = rows, t.cols = dn, t.data = data;
+  std::vector<float> row(rc);
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < dn; ++i) {
+      const int64_t src_row = h * (dn + dv) + i;
+      if (dt == DType::kF32) {
+        ops::DecodeRow(kv_b, src_row, row.data());
+        for (int64_t j = 0; j < rc; ++j) std::memcpy(data + ((h * rc + j) * dn + i) * es, &row[j], es);
+      } else {
+        const uint8_t* src = static_cast<const uint8_t*>(kv_b.data) + src_row * kv_b.bytes_per_row();
+        for (int64_t j = 0; j < rc; ++j) std::memcpy(data + ((h * rc + j) * dn + i) * es, src + j * es, es);
+      }
+    }
+  if (fp8) {
+    float* scales = reinterpret_cast<float*>(data + (rows * dn * es + 63) / 64 * 64);
+    t.block_rows = kv_b.block_cols, t.block_cols = kv_b.block_rows, t.scale_cols = Ceil(dn, kv_b.block_rows);
+    t.scale_inv = scales;
+    for (int64_t rb = 0; rb < Ceil(rows, t.block_rows); ++rb)
+      for (int64_t cb = 0; cb < t.scale_cols; ++cb) {
+        const int64_t h = rb * t.block_rows / rc, j = rb * t.block_rows % rc, i = cb * t.block_cols;
+        scales[rb * t.scale_cols + cb] = kv_b.Scale(h * (dn + dv) + i, j);
+      }
+  }
+  if (dt == DType::kF32 && IsBlockType(kv_b.dtype) && dn % 32 == 0 && ops::UsesInt8Products(kv_b, mm_)) {
+    t.dtype = DType::kQ8_0;  // [rows, dn / 32] blocks of 34 bytes
+    AlignedBuffer<uint8_t> q8(rows * t.bytes_per_row() + 64);
+    for (int64_t r = 0; r < rows; ++r)
+      QuantizeBlocks(DType::kQ8_0, reinterpret_cast<const float*>(data) + r * dn, dn, q8.data() + r * t.bytes_per_row());
+    t.data = q8.data();
+    transposed = std::move(q8);
+  }
+  aligned_.push_back(std::move(transposed));
+  a.w_uk_t = t;
+}
+
+Status Model::ConvertWeights() {
   converted_.reserve(4 + 2 * weights_.layers.size());  // references into it must stay valid
   const Weight head = Convert(weights_.lm_head, options_.head);
   for (LayerWeights& layer : weights_.layers) {
     if (layer.is_mtp && layer.mtp.shared_head_head.data == weights_.lm_head.data) layer.mtp.shared_head_head = head;
     else if (layer.is_mtp) layer.mtp.shared_head_head = Convert(layer.mtp.shared_head_head, options_.head);
     if (layer.is_moe) layer.moe.gate = Convert(layer.moe.gate, options_.router);
-    // W_uk^T [H*rc, dn]: row h*rc + j, column i = kv_b row h*(dn+dv) + i, column j.
-    const Weight& kv_b = layer.attn.kv_b_proj;
-    const bool fp8 = Fp8TransposeAligned(kv_b, H, dn, dv, rc);
-    const DType dt = fp8 || kv_b.dtype == DType::kBF16 || kv_b.dtype == DType::kF16 ? kv_b.dtype : DType::kF32;
-    const int64_t es = static_cast<int64_t>(DTypeSize(dt)), rows = H * rc;
-    const int64_t grid = fp8 ? Ceil(rows, kv_b.block_cols) * Ceil(dn, kv_b.block_rows) : 0;
-    aligned_.emplace_back(rows * dn * es + grid * sizeof(float) + 64);
-    uint8_t* data = aligned_.back().data();
-    Weight& t = layer.attn.w_uk_t;
-    t = Weight();
-    t.dtype = dt, t.rows = rows, t.cols = dn, t.data = data;
-    std::vector<float> row(rc);
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t i = 0; i < dn; ++i) {
-        const int64_t src_row = h * (dn + dv) + i;
-        if (dt == DType::kF32) {
-          ops::DecodeRow(kv_b, src_row, row.data());
-          for (int64_t j = 0; j < rc; ++j) std::memcpy(data + ((h * rc + j) * dn + i) * es, &row[j], es);
-        } else {
-          const uint8_t* src = static_cast<const uint8_t*>(kv_b.data) + src_row * kv_b.bytes_per_row();
-          for (int64_t j = 0; j < rc; ++j) std::memcpy(data + ((h * rc + j) * dn + i) * es, src + j * es, es);
-        }
-      }
-    if (fp8) {
-      float* scales = reinterpret_cast<float*>(data + (rows * dn * es + 63) / 64 * 64);
-      t.block_rows = kv_b.block_cols, t.block_cols = kv_b.block_rows, t.scale_cols = Ceil(dn, kv_b.block_rows);
-      t.scale_inv = scales;
-      for (int64_t rb = 0; rb < Ceil(rows, t.block_rows); ++rb)
-        for (int64_t cb = 0; cb < t.scale_cols; ++cb) {
-          const int64_t h = rb * t.block_rows / rc, j = rb * t.block_rows % rc, i = cb * t.block_cols;
-          scales[rb * t.scale_cols + cb] = kv_b.Scale(h * (dn + dv) + i, j);
-        }
-    }
+    MakeWUkT(layer.attn);
   }
   weights_.lm_head = head;
   return Status::Ok();
@@ -155,7 +176,8 @@ uint64_t Model::DecodeWeightBytes(double experts_used) const {
     const AttentionWeights& a = w.attn;
     for (const Weight* m : {&a.q_proj, &a.q_a_proj, &a.q_b_proj, &a.kv_a_proj_with_mqa, &a.o_proj, &a.w_uk_t})
       bytes += static_cast<double>(WeightBytes(*m));
-    bytes += static_cast<double>(WeightBytes(a.kv_b_proj)) * dv / (dn + dv);  // the W_uv rows
+    bytes += a.w_uv.empty() ? static_cast<double>(WeightBytes(a.kv_b_proj)) * dv / (dn + dv)  // the W_uv rows
+                            : static_cast<double>(WeightBytes(a.w_uv));
     auto mlp = [](const MlpWeights& m) {
       return static_cast<double>(WeightBytes(m.gate_proj) + WeightBytes(m.up_proj) + WeightBytes(m.down_proj));
     };

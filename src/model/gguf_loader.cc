@@ -7,10 +7,13 @@
 // reassembled once at load, in the source dtype for F32/F16/BF16 (a pure
 // byte permutation, so numerics are unchanged) and in F32 for the block
 // types (Q8_0, Q4_K, ...: decoded exactly as ggml decodes them; the model
-// then multiplies by the same floats ggml would). Every other block-type
-// tensor stays in the mapping as stored.
+// then multiplies by the same floats ggml would); it serves the decompressed
+// prefill, while the absorbed decode multiplies by attn_k_b (as W_uk^T) and
+// attn_v_b as stored. Every other block-type tensor stays in the mapping as
+// stored.
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "model/gguf_model.h"
@@ -101,6 +104,12 @@ class GgufBinder : public TensorBinder {
   }
   void BindSplitKvB(int64_t layer, int64_t rows, int64_t cols, Weight& out);
 
+ public:
+  void BindSplitMla(std::vector<LayerWeights>& layers) const;
+
+ private:
+  std::map<int64_t, std::pair<Weight, Weight>> split_;  // layer -> (attn_k_b, attn_v_b) views
+
   const GgufFile& f_;
   const Config& c_;
   std::vector<std::vector<uint8_t>>& owned_;
@@ -150,8 +159,20 @@ void GgufBinder::BindSplitKvB(int64_t layer, int64_t rows, int64_t cols, Weight&
   out.dtype = dtype;
   out.rows = rows, out.cols = cols;
   out.data = owned_.back().data();
+  split_[layer] = {kw, vw};
   Use(*kb);
   Use(*vb);
+}
+
+// The absorbed decode multiplies by attn_k_b (W_uk^T [H*rc, dn]) and
+// attn_v_b (W_uv [H*dv, rc]) as stored: the float32 kv_b_proj above is
+// the decompressed prefill's; a Q4_K file read its W_uk and W_uv there in
+// float32, 10% of its bytes per token, through the float kernel.
+void GgufBinder::BindSplitMla(std::vector<LayerWeights>& layers) const {
+  for (const auto& [layer, kv] : split_) {
+    layers[layer].attn.w_uk_t = kv.first;
+    layers[layer].attn.w_uv = kv.second;
+  }
 }
 
 }  // namespace
@@ -163,6 +184,7 @@ Expected<std::unique_ptr<Model>> Model::LoadGguf(const std::string& path, const 
   GgufBinder binder(*m->gguf_, m->config_, m->owned_);
   BindWeights(m->config_, m->weights_, binder);
   DSV3_RETURN_IF_ERROR(binder.status());
+  binder.BindSplitMla(m->weights_.layers);
   m->Prepare();
   DSV3_RETURN_IF_ERROR(m->Finish(options));
   if (options.verbose) {

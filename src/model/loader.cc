@@ -290,7 +290,10 @@ uint64_t Model::CopyToMemory() {
   };
   MatrixVisitor visit(note);
   BindWeights(config_, weights_, visit);
-  for (LayerWeights& layer : weights_.layers) note(TensorRole::kLinear, layer.attn.w_uk_t);  // made at load
+  for (LayerWeights& layer : weights_.layers) {  // made at load, or GGUF attn_k_b / attn_v_b
+    note(TensorRole::kLinear, layer.attn.w_uk_t);
+    note(TensorRole::kLinear, layer.attn.w_uv);
+  }
   uint64_t bytes = 0;
   for (const void* key : m.order) {
     std::vector<Weight*>& users = m.users[key];

@@ -220,6 +220,7 @@ class Model {
   void Embed(const Weight& table, const Batch& batch, float* out) const;
 
   Status ConvertWeights();  // applies options_ (formats, W_uk^T) after binding
+  void MakeWUkT(AttentionWeights& a);  // a.w_uk_t from a.kv_b_proj
   uint64_t CopyToMemory();  // options_.load_to_memory; returns bytes copied
   uint64_t CopyMatrix(const Weight& w, bool tiles, std::vector<Weight*>& users);
   // After Prepare(), for every loader: load options, conversions, the copy.

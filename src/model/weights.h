@@ -34,7 +34,15 @@ struct AttentionWeights {
   Weight o_proj;                // [d, H*dv]
   // Derived at load, not a checkpoint tensor: W_uk of every head transposed,
   // [H*rc, dn], so the absorbed query q_lat = W_uk^T q_nope is a plain product.
+  // A GGUF file's attn_k_b is this matrix as stored (bound, not derived).
   Weight w_uk_t;
+  // W_uv of every head [H*dv, rc] where the file stores it apart (GGUF
+  // attn_v_b); empty: the dv rows after each head's dn rows of kv_b_proj.
+  Weight w_uv;
+  // Head h's W_uv [dv, rc] for the absorbed output o[h] = W_uv[h] o_lat[h].
+  Weight UvHead(int64_t h, int64_t dn, int64_t dv) const {
+    return w_uv.empty() ? kv_b_proj.Rows(h * (dn + dv) + dn, dv) : w_uv.Rows(h * dv, dv);
+  }
 };
 
 struct MoeWeights {

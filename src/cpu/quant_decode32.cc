@@ -1,20 +1,24 @@
 // Decode (1..7 tokens) over the 32-value block types Q4_0, Q5_0 and Q8_0
-// with int8 activations (per 32 values d_t and the sum of q, as
-// quant_int8.cc quantizes them: the same 32 values as a weight block). Why:
-// the float32 path unpacked each block into floats and streamed ~10 GB/s per
-// core, a third of the Q4_K kernels; Q8_0 files are common, and Q5_0 is
-// where llama.cpp's quantizer puts rows that are not whole 256-blocks
-// (bench-moe's expert down projections in a Q4_K file).
+// with int8 activations (per 32 values d_t, as quant_int8.cc quantizes them:
+// the same 32 values as a weight block). Why: the float32 path unpacked each
+// block into floats and streamed ~10 GB/s per core, a third of the Q4_K
+// kernels; Q8_0 files are common, and Q5_0 is where llama.cpp's quantizer
+// puts rows that are not whole 256-blocks (bench-moe's expert down
+// projections and attn_k_b in a Q4_K file).
 //
-// Two blocks (A, B) per step. The weights become unsigned u = level + bias
-// (Q4_0: the nibble, bias 8; Q5_0: the nibble and the fifth bit, bias 16;
-// Q8_0: q xor 0x80, bias 128) in the byte order [A 0..15, B 0..15, A 16..31,
-// B 16..31] (the nibbles' natural split), the activations are arranged in
-// the same order once per call, and one VPDPBUSD sums u * q: dword lanes
-// 0-3 and 8-11 hold block A, 4-7 and 12-15 block B. Per block b:
-//   y += d_b (d_tb sum(u q) - bias d_tb sum(q)),
-// the correction spread as (bias / 8) d_tb sum(q) over the block's 8 lanes
-// (exact: a power of two). The twin does the same operations per lane and
+// Four blocks (a quad: A, B, C, D) per step. The weights become unsigned
+// u = level + bias (Q4_0: the nibble, bias 8; Q5_0: the nibble and the fifth
+// bit, bias 16; Q8_0: q xor 0x80, bias 128) in two vectors, U0 = values
+// 0..15 of A, B, C, D and U1 = values 16..31 (one byte permute of two loads
+// gathers them), the activations are arranged in the same order once per
+// call, and two VPDPBUSD sum u * q into one integer vector whose dword lanes
+// 4k..4k+3 belong to block k. The bias comes out in the integers: the sum
+// starts at -(bias / 4) sum(q) per lane, so per block b
+//   y += d_b d_tb (sum(u q) - bias sum(q))
+// is one conversion, one product of the two scales and one FMA per token and
+// quad. Half the vector operations of the earlier kernel (two blocks per
+// step, the bias as a second FMA per token): Q5_0 from L2 at one token 24 ->
+// see docs/quantization.md. The twin does the same operations per lane and
 // the same final reduction, so it gives the same bits.
 #include "cpu/quant_decode32.h"
 
@@ -34,11 +38,10 @@
 namespace dsv3::cpu {
 
 namespace {
-// Lane l of a pair: block A (0) or B (1).
-constexpr int LaneBlock(int l) { return (l / 4) % 2; }
-// Byte i of a pair's vectors holds value (i / 32) * 16 + i % 16 of block (i / 16) % 2.
-constexpr int PairByte(int block, int value) { return 32 * (value / 16) + 16 * block + value % 16; }
+// Per token and quad: q [128] bytes, d [16] floats, init [16] int32.
+constexpr int64_t kQuadActBytes = 128 + 16 * 4 + 16 * 4;
 
+int64_t Quads(int64_t cols) { return (cols / 32 + 3) / 4; }
 int Bias(DType t) { return t == DType::kQ8_0 ? 128 : t == DType::kQ5_0 ? 16 : 8; }
 
 // Lanes summed as the VNNI kernel does: halves, quarters, pairs, last two.
@@ -63,87 +66,74 @@ uint8_t Biased(DType t, const uint8_t* blk, int e) {
 
 bool Decode32Supports(DType t) { return t == DType::kQ4_0 || t == DType::kQ5_0 || t == DType::kQ8_0; }
 
-int64_t Decode32ActBytes(int64_t n, int64_t cols) {
-  const int64_t pairs = (cols / 32 + 1) / 2;
-  return n * pairs * (64 + 2 * 16 * 4);
-}
+int64_t Decode32ActBytes(int64_t n, int64_t cols) { return n * Quads(cols) * kQuadActBytes; }
 
 namespace {
-// Expand32Acts' whole pairs with AVX-512: the same bytes.
-__attribute__((target("avx512f,avx512bw"))) void ExpandPairsAvx512(const int8_t* q, const float* dg,
-                                                                   const float* qdg, float z, int64_t n,
-                                                                   int64_t cols, int8_t* qx, float* d, float* qd) {
-  const int64_t blocks = cols / 32, pairs = (blocks + 1) / 2;
-  const __m512i lane_block = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
-  const __m512 zv = _mm512_set1_ps(z);
+// Expand32Acts' byte order for the whole quads with AVX-512: the natural
+// [A 0..31, B 0..31 | C 0..31, D 0..31] as 16-byte lanes 0 2 0 2 and 1 3 1 3.
+__attribute__((target("avx512f,avx512bw"))) void ExpandQuadsAvx512(const int8_t* q, int64_t n, int64_t cols,
+                                                                   int8_t* qx) {
+  const int64_t quads = Quads(cols);
   for (int64_t t = 0; t < n; ++t)
-    for (int64_t p = 0; p < blocks / 2; ++p) {
-      const __m512i v = _mm512_loadu_si512(q + t * cols + 64 * p);  // A 0..15, A 16..31, B 0..15, B 16..31
-      _mm512_storeu_si512(qx + (t * pairs + p) * 64, _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0)));
-      // Two floats each (unaligned 8-byte loads).
-      const __m128i* dp = reinterpret_cast<const __m128i*>(dg + t * blocks + 2 * p);
-      const __m128i* qp = reinterpret_cast<const __m128i*>(qdg + t * blocks + 2 * p);
-      const __m512 dv = _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64(dp)));
-      const __m512 qv = _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64(qp)));
-      _mm512_storeu_ps(d + (t * pairs + p) * 16, _mm512_permutexvar_ps(lane_block, dv));
-      _mm512_storeu_ps(qd + (t * pairs + p) * 16, _mm512_mul_ps(zv, _mm512_permutexvar_ps(lane_block, qv)));
+    for (int64_t g = 0; g < cols / 128; ++g) {
+      const __m512i n0 = _mm512_loadu_si512(q + t * cols + 128 * g), n1 = _mm512_loadu_si512(q + t * cols + 128 * g + 64);
+      int8_t* out = qx + (t * quads + g) * 128;
+      _mm512_storeu_si512(out, _mm512_shuffle_i64x2(n0, n1, _MM_SHUFFLE(2, 0, 2, 0)));
+      _mm512_storeu_si512(out + 64, _mm512_shuffle_i64x2(n0, n1, _MM_SHUFFLE(3, 1, 3, 1)));
     }
 }
 }  // namespace
 
-void Expand32Acts(DType t, const int8_t* q, const float* dg, const float* qdg, int64_t n, int64_t cols,
-                  Decode32Acts& a, uint8_t* buf, bool avx512) {
-  const int64_t blocks = cols / 32, pairs = (blocks + 1) / 2;
-  const float z = static_cast<float>(Bias(t)) / 8.0f;
+void Expand32Acts(DType t, const int8_t* q, const float* dg, int64_t n, int64_t cols, Decode32Acts& a, uint8_t* buf,
+                  bool avx512) {
+  const int64_t blocks = cols / 32, quads = Quads(cols);
+  const int32_t bias4 = Bias(t) / 4;
   int8_t* qx = reinterpret_cast<int8_t*>(buf);
-  float* d = reinterpret_cast<float*>(buf + n * pairs * 64);
-  float* qd = d + n * pairs * 16;
-  a.q = qx, a.d = d, a.qd = qd, a.n = n, a.cols = cols;
-  if (avx512) ExpandPairsAvx512(q, dg, qdg, z, n, cols, qx, d, qd);
+  float* d = reinterpret_cast<float*>(buf + n * quads * 128);
+  int32_t* init = reinterpret_cast<int32_t*>(d + n * quads * 16);
+  a.q = qx, a.d = d, a.init = init, a.n = n, a.cols = cols;
+  if (avx512) ExpandQuadsAvx512(q, n, cols, qx);
   for (int64_t tk = 0; tk < n; ++tk)
-    for (int64_t p = avx512 ? blocks / 2 : 0; p < pairs; ++p) {
-      int8_t* out = qx + (tk * pairs + p) * 64;
-      for (int j = 0; j < 2; ++j)
-        for (int e = 0; e < 32; ++e) {
-          const int64_t b = 2 * p + j;
-          out[PairByte(j, e)] = b < blocks ? q[tk * cols + 32 * b + e] : 0;
+    for (int64_t g = 0; g < quads; ++g) {
+      const int64_t at = tk * quads + g;
+      for (int k = 0; k < 4; ++k) {
+        const int64_t b = 4 * g + k;
+        const int8_t* src = q + tk * cols + 32 * b;
+        int32_t sum = 0;
+        for (int e = 0; e < 32 && b < blocks; ++e) sum += src[e];
+        if (!avx512 || g >= blocks / 4)
+          for (int e = 0; e < 32; ++e) qx[at * 128 + 64 * (e / 16) + 16 * k + e % 16] = b < blocks ? src[e] : 0;
+        for (int l = 4 * k; l < 4 * k + 4; ++l) {
+          d[at * 16 + l] = b < blocks ? dg[tk * blocks + b] : 0.0f;
+          init[at * 16 + l] = -bias4 * sum;
         }
-      for (int l = 0; l < 16; ++l) {
-        const int64_t b = 2 * p + LaneBlock(l);
-        d[(tk * pairs + p) * 16 + l] = b < blocks ? dg[tk * blocks + b] : 0.0f;
-        qd[(tk * pairs + p) * 16 + l] = b < blocks ? z * qdg[tk * blocks + b] : 0.0f;
       }
     }
 }
 
 void Decode32Twin(const MatRef& w, const Decode32Acts& a, float* y, int64_t y_stride, int64_t r0, int64_t r1) {
-  const int64_t blocks = w.cols / 32, pairs = (blocks + 1) / 2, bb = DTypeBlockBytes(w.dtype);
+  const int64_t blocks = w.cols / 32, quads = Quads(w.cols), bb = DTypeBlockBytes(w.dtype);
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * blocks * bb;
     for (int64_t t = 0; t < a.n; ++t) {
-      float acc[16] = {}, zacc[16] = {};
-      for (int64_t p = 0; p < pairs; ++p) {
-        float dw[2] = {0.0f, 0.0f};
-        uint8_t u[64] = {};
-        for (int j = 0; j < 2 && 2 * p + j < blocks; ++j) {
-          const uint8_t* blk = row + (2 * p + j) * bb;
-          dw[j] = LoadHalf(blk);
-          for (int e = 0; e < 32; ++e) u[PairByte(j, e)] = Biased(w.dtype, blk, e);
+      float acc[16] = {};
+      for (int64_t g = 0; g < quads; ++g) {
+        float dw[4] = {};
+        uint8_t u[128] = {};
+        for (int k = 0; k < 4 && 4 * g + k < blocks; ++k) {
+          const uint8_t* blk = row + (4 * g + k) * bb;
+          dw[k] = LoadHalf(blk);
+          for (int e = 0; e < 32; ++e) u[64 * (e / 16) + 16 * k + e % 16] = Biased(w.dtype, blk, e);
         }
-        const int8_t* qv = a.q + (t * pairs + p) * 64;
-        const float* dt = a.d + (t * pairs + p) * 16;
-        const float* qt = a.qd + (t * pairs + p) * 16;
+        const int64_t at = t * quads + g;
+        const int8_t* qv = a.q + at * 128;
         for (int l = 0; l < 16; ++l) {
-          int32_t isum = 0;
-          for (int i = 4 * l; i < 4 * l + 4; ++i) isum += u[i] * qv[i];
-          const float dl = dw[LaneBlock(l)];
-          acc[l] = std::fma(static_cast<float>(isum), dl * dt[l], acc[l]);
-          zacc[l] = std::fma(dl, qt[l], zacc[l]);
+          int32_t isum = a.init[at * 16 + l];
+          for (int i = 4 * l; i < 4 * l + 4; ++i) isum += u[i] * qv[i] + u[64 + i] * qv[64 + i];
+          acc[l] = std::fma(static_cast<float>(isum), dw[l / 4] * a.d[at * 16 + l], acc[l]);
         }
       }
-      float tot[16];
-      for (int l = 0; l < 16; ++l) tot[l] = acc[l] - zacc[l];
-      y[t * y_stride + r] = ReduceLanes(tot);
+      y[t * y_stride + r] = ReduceLanes(acc);
     }
   }
 }
@@ -158,72 +148,113 @@ DSV3_D32_TARGET inline float ReduceLanesVnni(__m512 v) {
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
-// u of a pair (B absent: `both` false) and the pair's two d as f16 bits.
+// Where a quad's bytes lie, as indices into the 128 bytes loaded at off[h][0]
+// (0..63) and off[h][1] (64..127) after the quad's first byte: U_h's byte j
+// is value 16 h + j % 16 of block j / 16 (idx[h]); from the loads of U0,
+// the lanes' f16 d (d, 16 lanes x 2 bytes) and for Q5_0 the qh byte that
+// holds the fifth bit of U_h's byte j (qh[h], the bit in bit[h]).
+struct QuadGather {
+  __m512i idx[2], d, qh[2], bit[2];
+  int64_t off[2][2];
+};
+
 template <DType kType>
-DSV3_D32_TARGET inline __m512i PairLevels(const uint8_t* blk, bool both, __m512i spread, uint32_t* dd) {
-  constexpr int64_t bb = DTypeBlockBytes(kType);
-  uint16_t ha, hb = 0;
-  std::memcpy(&ha, blk, 2);
-  if (both) std::memcpy(&hb, blk + bb, 2);
-  *dd = ha | (static_cast<uint32_t>(hb) << 16);
-  if constexpr (kType == DType::kQ8_0) {
-    const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-    const __m256i qb = both ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + bb + 2)) : _mm256_set1_epi8(-128);
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1);  // A 0..31, B 0..31
-    return _mm512_xor_si512(_mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8(-128));
-  } else {
-    const __m512i shift = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0x0004000400040004,
-                                           0x0004000400040004, 0, 0, 0, 0);  // high nibbles in bytes 32..63
-    const __m512i raw = _mm512_maskz_loadu_epi8(both ? (1ull << (2 * bb)) - 1 : (1ull << bb) - 1, blk);
-    __m512i u = _mm512_and_si512(_mm512_srlv_epi16(_mm512_permutexvar_epi8(spread, raw), shift), _mm512_set1_epi8(0x0F));
-    if constexpr (kType == DType::kQ5_0) {
-      uint32_t qa, qb = 0;
-      std::memcpy(&qa, blk + 2, 4);
-      if (both) std::memcpy(&qb, blk + bb + 2, 4);
-      const __mmask64 fifth = _pdep_u64(qa, 0x0000FFFF0000FFFFull) | _pdep_u64(qb, 0xFFFF0000FFFF0000ull);
-      u = _mm512_mask_add_epi8(u, fifth, u, _mm512_set1_epi8(0x10));  // u <= 15: adding 16 sets the bit
+QuadGather MakeGather() {
+  constexpr int64_t bb = DTypeBlockBytes(kType), qs = kType == DType::kQ5_0 ? 6 : 2;
+  constexpr bool q8 = kType == DType::kQ8_0;
+  QuadGather q;
+  alignas(64) uint8_t idx[2][64], d[64] = {}, qh[2][64], bit[2][64];
+  for (int h = 0; h < 2; ++h) {
+    // Nibble types: both halves from the qs bytes (U1 = the high nibbles).
+    const int64_t lo = q8 ? 8 * h : 0, hi = 4 * bb - 64 - (q8 ? 8 * (1 - h) : 0);
+    q.off[h][0] = lo, q.off[h][1] = hi;
+    auto at = [&](int64_t src) { return static_cast<uint8_t>(src < lo + 64 ? src - lo : 64 + src - hi); };
+    for (int j = 0; j < 64; ++j) {
+      const int64_t k = j / 16, e = j % 16;
+      idx[h][j] = at(bb * k + qs + (q8 ? 16 * h : 0) + e);
+      qh[h][j] = at(bb * k + 2 + 2 * h + e / 8);
+      bit[h][j] = static_cast<uint8_t>(1 << (e % 8));
+      if (h == 0 && j < 32) d[j] = at(bb * (j / 8) + j % 2);
     }
-    return u;
+  }
+  std::memcpy(q.idx, idx, sizeof(idx)), std::memcpy(&q.d, d, 64);
+  std::memcpy(q.qh, qh, sizeof(qh)), std::memcpy(q.bit, bit, sizeof(bit));
+  return q;
+}
+
+// Bytes [off, off + 64) of a quad that holds `valid` bytes (a whole quad: all).
+DSV3_D32_TARGET inline __m512i LoadPart(const uint8_t* quad, int64_t off, int64_t valid, bool tail) {
+  if (!tail) return _mm512_loadu_si512(quad + off);
+  const int64_t c = std::clamp<int64_t>(valid - off, 0, 64);
+  return _mm512_maskz_loadu_epi8(c == 64 ? ~0ull : (1ull << c) - 1, quad + off);
+}
+
+// U0, U1 and the lanes' d of the nb (1..4) blocks at quad, all from vector
+// loads and byte permutes (gathering d and qh with scalar loads and shifts
+// kept Q5_0 at 25 GB/s from L2).
+template <DType kType, bool kTail>
+DSV3_D32_TARGET inline __m512 QuadLevels(const uint8_t* quad, int nb, const QuadGather& gq, __m512i* u) {
+  const int64_t valid = nb * DTypeBlockBytes(kType);
+  const __m512i a0 = LoadPart(quad, gq.off[0][0], valid, kTail), a1 = LoadPart(quad, gq.off[0][1], valid, kTail);
+  u[0] = _mm512_permutex2var_epi8(a0, gq.idx[0], a1);
+  const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(a0, gq.d, a1)));
+  if constexpr (kType == DType::kQ8_0) {
+    u[1] = _mm512_permutex2var_epi8(LoadPart(quad, gq.off[1][0], valid, kTail), gq.idx[1],
+                                    LoadPart(quad, gq.off[1][1], valid, kTail));
+    u[0] = _mm512_xor_si512(u[0], _mm512_set1_epi8(-128)), u[1] = _mm512_xor_si512(u[1], _mm512_set1_epi8(-128));
+  } else {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    u[1] = _mm512_and_si512(_mm512_srli_epi16(u[0], 4), m4), u[0] = _mm512_and_si512(u[0], m4);
+    if constexpr (kType == DType::kQ5_0) {  // u <= 15: adding 16 sets the fifth bit
+      for (int h = 0; h < 2; ++h) {
+        const __mmask64 fifth = _mm512_test_epi8_mask(_mm512_permutex2var_epi8(a0, gq.qh[h], a1), gq.bit[h]);
+        u[h] = _mm512_mask_add_epi8(u[h], fifth, u[h], _mm512_set1_epi8(0x10));
+      }
+    }
+  }
+  return dw;
+}
+
+template <DType kType, int T, bool kTail>
+DSV3_D32_TARGET inline void QuadStep(const uint8_t* quad, int nb, const QuadGather& gq, const Decode32Acts& a,
+                                     int64_t quads, int64_t g, __m512* acc) {
+  __m512i u[2];
+  const __m512 dw = QuadLevels<kType, kTail>(quad, nb, gq, u);
+  for (int t = 0; t < T; ++t) {
+    const int64_t at = t * quads + g;
+    __m512i isum = _mm512_loadu_si512(a.init + at * 16);
+    isum = _mm512_dpbusd_epi32(isum, u[0], _mm512_loadu_si512(a.q + at * 128));
+    isum = _mm512_dpbusd_epi32(isum, u[1], _mm512_loadu_si512(a.q + at * 128 + 64));
+    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_loadu_ps(a.d + at * 16)), acc[t]);
   }
 }
 
 template <DType kType, int T>
 DSV3_D32_TARGET void DecodeRows(const MatRef& w, const Decode32Acts& a, float* y, int64_t y_stride, int64_t r0,
                                 int64_t r1) {
-  constexpr int64_t bb = DTypeBlockBytes(kType), qs = kType == DType::kQ5_0 ? 6 : 2;
-  const int64_t blocks = w.cols / 32, pairs = (blocks + 1) / 2;
-  alignas(64) uint8_t spread_bytes[64];  // nibble types: [qs_A, qs_B, qs_A, qs_B]
-  for (int i = 0; i < 64; ++i) spread_bytes[i] = static_cast<uint8_t>(qs + bb * ((i / 16) % 2) + i % 16);
-  const __m512i spread = _mm512_load_si512(spread_bytes);
-  const __m512i lane_block = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+  constexpr int64_t bb = DTypeBlockBytes(kType);
+  const int64_t blocks = w.cols / 32, quads = Quads(w.cols), whole = blocks / 4;
+  const QuadGather gq = MakeGather<kType>();
   const uint8_t* end = static_cast<const uint8_t*>(w.data) + r1 * blocks * bb;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * blocks * bb;
-    __m512 acc[T], zacc[T];
-    for (int t = 0; t < T; ++t) acc[t] = zacc[t] = _mm512_setzero_ps();
-    for (int64_t p = 0; p < pairs; ++p) {
-      PrefetchAhead(row + 2 * p * bb, 2 * bb, end);
-      uint32_t dd;
-      const __m512i u = PairLevels<kType>(row + 2 * p * bb, 2 * p + 1 < blocks, spread, &dd);
-      const __m128 dab = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
-      const __m512 dw = _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(dab));
-      for (int t = 0; t < T; ++t) {
-        const int64_t at = t * pairs + p;
-        const __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_loadu_si512(a.q + at * 64));
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_loadu_ps(a.d + at * 16)), acc[t]);
-        zacc[t] = _mm512_fmadd_ps(dw, _mm512_loadu_ps(a.qd + at * 16), zacc[t]);
-      }
+    __m512 acc[T];
+    for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < whole; ++g) {
+      PrefetchAhead(row + 4 * g * bb, 4 * bb, end);
+      QuadStep<kType, T, false>(row + 4 * g * bb, 4, gq, a, quads, g, acc);
     }
-    for (int t = 0; t < T; ++t) y[t * y_stride + r] = ReduceLanesVnni(_mm512_sub_ps(acc[t], zacc[t]));
+    if (whole < quads) QuadStep<kType, T, true>(row + 4 * whole * bb, static_cast<int>(blocks - 4 * whole), gq, a, quads, whole, acc);
+    for (int t = 0; t < T; ++t) y[t * y_stride + r] = ReduceLanesVnni(acc[t]);
   }
 }
 
 template <DType kType>
 void DecodeKind(const MatRef& w, const Decode32Acts& a, float* y, int64_t y_stride, int64_t r0, int64_t r1) {
-  const int64_t pairs = (w.cols / 32 + 1) / 2;
+  const int64_t quads = Quads(w.cols);
   for (int64_t t0 = 0; t0 < a.n; t0 += 4) {
     Decode32Acts at = a;
-    at.q = a.q + t0 * pairs * 64, at.d = a.d + t0 * pairs * 16, at.qd = a.qd + t0 * pairs * 16;
+    at.q = a.q + t0 * quads * 128, at.d = a.d + t0 * quads * 16, at.init = a.init + t0 * quads * 16;
     at.n = std::min<int64_t>(4, a.n - t0);
     float* yt = y + t0 * y_stride;
     switch (at.n) {

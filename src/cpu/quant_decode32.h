@@ -10,23 +10,24 @@
 
 namespace dsv3::cpu {
 
-// Per token, per pair of blocks (A = 2p, B = 2p + 1; B zero past the row):
-// q [64] = A's values 0..15, B's 0..15, A's 16..31, B's 16..31; d [16] and
-// qd [16] per dword lane (A: lanes 0-3 and 8-11, B: 4-7 and 12-15) = d_t of
-// the lane's block and (bias / 8) float(sum q) d_t.
+// Per token, per quad of blocks (A, B, C, D = 4g .. 4g + 3; blocks past the
+// row are zero): q [128] = values 0..15 of A, B, C, D, then values 16..31 of
+// A, B, C, D; per dword lane l (block l / 4) d [16] = d_t of the block and
+// init [16] = -(bias / 4) sum(q) of the block, the weights' bias taken out
+// of the integer sum before it becomes a float.
 struct Decode32Acts {
   const int8_t* q = nullptr;
   const float* d = nullptr;
-  const float* qd = nullptr;
+  const int32_t* init = nullptr;
   int64_t n = 0, cols = 0;
 };
 bool Decode32Supports(DType t);
 int64_t Decode32ActBytes(int64_t n, int64_t cols);
-// For weights of type t, from signed int8 activations q [n, cols] and dg,
-// qdg [n, cols / 32]; with `avx512` (present on this CPU) vectorised, the
-// same bytes.
-void Expand32Acts(DType t, const int8_t* q, const float* dg, const float* qdg, int64_t n, int64_t cols,
-                  Decode32Acts& a, uint8_t* buf, bool avx512);
+// For weights of type t, from signed int8 activations q [n, cols] with
+// scales dg [n, cols / 32]; with `avx512` (present on this CPU) vectorised,
+// the same bytes.
+void Expand32Acts(DType t, const int8_t* q, const float* dg, int64_t n, int64_t cols, Decode32Acts& a, uint8_t* buf,
+                  bool avx512);
 
 // y[t * y_stride + r] for rows [r0, r1) and a.n tokens. The VNNI kernel
 // needs AVX512-VNNI and VBMI (HasAvx512Vbmi()).

@@ -187,6 +187,34 @@ void BM_MatMulFp8Tiles(benchmark::State& state) {
 }
 BENCHMARK(BM_MatMulFp8Tiles)->Arg(1)->Arg(2)->Arg(4)->Arg(16)->Arg(64)->Arg(512)->Unit(benchmark::kMicrosecond);
 
+// The same tiles from DRAM, all threads, as the routed experts of a
+// batched decode step see them: 96 matrices of [1408, 2048] (a bench-moe
+// layer's 32 experts' gate and up projections and their down projections'
+// bytes; 277 MB), each with n tokens, in one batch of jobs split over the
+// threads by rows. Bytes/s of weights against `dsv3 bench --membw`.
+void BM_ExpertTilesDram(benchmark::State& state) {
+  const int64_t n = state.range(0), rows = 1408, cols = 2048, count = 96;
+  Matrix m = MakeMatrix(DType::kF8E4M3, rows, cols);
+  std::vector<AlignedBytes> levels, exps;
+  std::vector<Weight> w;
+  for (int64_t e = 0; e < count; ++e) {
+    levels.emplace_back(ops::StoredTilesBytes(m.w)), exps.emplace_back(ops::StoredTilesExpBytes(m.w));
+    w.push_back(ops::StoreTiles(m.w, levels.back().data(), exps.back().data()));
+  }
+  std::vector<float> x(n * cols, 0.5f), y(count * n * rows);
+  std::vector<ops::MatMulJob> jobs;
+  for (int64_t e = 0; e < count; ++e) jobs.push_back({&w[e], x.data(), cols, y.data() + e * n * rows, rows, n});
+  ops::MatMulOptions o;
+  o.int8_fp8 = true;
+  for (auto _ : state) {
+    ops::MatMulBatch(jobs, o);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * count * rows * cols);
+  state.SetLabel("i8_t32 threads " + std::to_string(NumThreads()));
+}
+BENCHMARK(BM_ExpertTilesDram)->Arg(1)->Arg(2)->Arg(3)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 // One core, fused expert gate/up + SiLU (1408 x 2048 each, FP8).
 void BM_GateUpSilu(benchmark::State& state) {
   const int64_t n = state.range(0), cols = 2048, rows = 1408;

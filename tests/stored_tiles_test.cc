@@ -120,17 +120,18 @@ TEST(Fp8Tiles, DecodeVnniEqualsTwinBitForBit) {
   Packed p = Pack(f.w);
   const cpu::MatRef m = ToMatRef(p.w);
   const int64_t groups = kCols / 32;
-  for (int64_t n = 1; n < 8; ++n) {
+  for (int64_t n : {1, 2, 3, 4, 5, 6, 7, 16, 21, 63}) {  // one pass; several, over 16 and 64 padded tokens
     std::vector<int8_t> q(n * kCols);
     std::vector<float> dg(n * groups);
-    std::vector<int32_t> qsum(n * groups, 0);
-    for (int64_t i = 0; i < n * kCols; ++i) q[i] = static_cast<int8_t>(level(rng)), qsum[i / 32] += q[i];
+    std::vector<int32_t> qbias(n * groups, 0);  // -128 sum(q) per 32
+    for (int64_t i = 0; i < n * kCols; ++i) q[i] = static_cast<int8_t>(level(rng)), qbias[i / 32] -= 128 * q[i];
+    std::vector<float> work(cpu::DecodeStoredWorkFloats(kCols, n) + 16);
     for (float& d : dg) d = scale(rng);
     // Whole tiles, a half at either end, a lone half.
     for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, kRows}, {16, 48}, {48, 80}, {64, 80}, {16, 32}, {32, 72}}) {
       std::vector<float> a(n * kRows, -1.0f), b(n * kRows, -1.0f);
-      cpu::DecodeStoredVnni(m, q.data(), dg.data(), qsum.data(), n, a.data(), kRows, r0, r1);
-      cpu::DecodeStoredTwin(m, q.data(), dg.data(), qsum.data(), n, b.data(), kRows, r0, r1);
+      cpu::DecodeStoredVnni(m, q.data(), dg.data(), qbias.data(), n, a.data(), kRows, r0, r1, work.data());
+      cpu::DecodeStoredTwin(m, q.data(), dg.data(), qbias.data(), n, b.data(), kRows, r0, r1);
       for (int64_t i = 0; i < n * kRows; ++i)
         ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " rows " << r0 << ".." << r1 << " output " << i;
     }
@@ -221,13 +222,14 @@ TEST(Q8_0Tiles, DecodeVnniEqualsTwinBitForBit) {
   for (int64_t n : {1, 2, 5, 7}) {
     std::vector<int8_t> q(n * kCols);
     std::vector<float> dg(n * groups);
-    std::vector<int32_t> qsum(n * groups, 0);
-    for (int64_t i = 0; i < n * kCols; ++i) q[i] = static_cast<int8_t>(level(rng)), qsum[i / 32] += q[i];
+    std::vector<int32_t> qbias(n * groups, 0);  // -128 sum(q) per 32
+    for (int64_t i = 0; i < n * kCols; ++i) q[i] = static_cast<int8_t>(level(rng)), qbias[i / 32] -= 128 * q[i];
+    std::vector<float> work(cpu::DecodeStoredWorkFloats(kCols, n) + 16);
     for (float& d : dg) d = scale(rng);
     for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, kRows}, {16, 48}, {64, 80}}) {
       std::vector<float> a(n * kRows, -1.0f), b(n * kRows, -1.0f);
-      cpu::DecodeStoredVnni(m, q.data(), dg.data(), qsum.data(), n, a.data(), kRows, r0, r1);
-      cpu::DecodeStoredTwin(m, q.data(), dg.data(), qsum.data(), n, b.data(), kRows, r0, r1);
+      cpu::DecodeStoredVnni(m, q.data(), dg.data(), qbias.data(), n, a.data(), kRows, r0, r1, work.data());
+      cpu::DecodeStoredTwin(m, q.data(), dg.data(), qbias.data(), n, b.data(), kRows, r0, r1);
       for (int64_t i = 0; i < n * kRows; ++i)
         ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " rows " << r0 << ".." << r1 << " output " << i;
     }

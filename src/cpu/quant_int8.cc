@@ -406,7 +406,9 @@ int64_t QuantInt8ScratchFloats(const MatRef& w, int64_t n) {
   const int64_t d32 = Decode32Supports(w.dtype) ? Align16(Decode32ActBytes(n, w.cols) / 4 + 16) : 0;
   // FP8 below 8 tokens (or with blocks int8 cannot follow): the float kernel;
   // FP8 tiles in a view cut off their tile grid: the dequantizing one.
-  if (w.dtype == DType::kI8T32 || w.dtype == DType::kQ8_0T32) return std::max(int8, QuantMatMulScratchFloats(w, n));
+  // Stored tiles below 64 tokens: qbias, then the kernel's work after int8's activations.
+  const int64_t stored = int8 + Align16(n * w.cols / 32) + DecodeStoredWorkFloats(w.cols, n) + 16;
+  if (w.dtype == DType::kI8T32 || w.dtype == DType::kQ8_0T32) return std::max(stored, QuantMatMulScratchFloats(w, n));
   return w.dtype == DType::kF8E4M3 ? std::max(int8, MatMulScratchFloats(w, n)) : int8 + r4 + d32;
 }
 
@@ -501,11 +503,11 @@ namespace {
 void RunStoredTiles(const MatRef& w, const Int8Acts& a, const float* dg, bool vnni, float* y, int64_t y_stride,
                     int64_t r0, int64_t r1, float* p) {
   const int64_t groups = w.cols / 32;
-  int32_t* qsum = reinterpret_cast<int32_t*>(p);  // [n, cols / 32]
+  int32_t* qbias = reinterpret_cast<int32_t*>(p);  // [n, cols / 32]
   for (int64_t t = 0; t < a.n; ++t)
-    for (int64_t g = 0; g < groups; ++g) qsum[t * groups + g] = ActSum(a, t, g, 32);
-  vnni ? DecodeStoredVnni(w, a.q, dg, qsum, a.n, y, y_stride, r0, r1)
-       : DecodeStoredTwin(w, a.q, dg, qsum, a.n, y, y_stride, r0, r1);
+    for (int64_t g = 0; g < groups; ++g) qbias[t * groups + g] = -128 * ActSum(a, t, g, 32);
+  vnni ? DecodeStoredVnni(w, a.q, dg, qbias, a.n, y, y_stride, r0, r1, p + Align16(a.n * groups))
+       : DecodeStoredTwin(w, a.q, dg, qbias, a.n, y, y_stride, r0, r1);
 }
 }  // namespace
 

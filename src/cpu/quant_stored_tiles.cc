@@ -184,7 +184,7 @@ void PrepareStoredTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile
 
 // ---- The stored tiles' own kernel: below 64 tokens ----
 
-void DecodeStoredTwin(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
+void DecodeStoredTwin(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qbias, int64_t n, float* y,
                       int64_t y_stride, int64_t r0, int64_t r1) {
   const int64_t cols = w.cols, groups = cols / 32;
   for (int64_t r = r0; r < r1; ++r) {
@@ -194,7 +194,7 @@ void DecodeStoredTwin(const MatRef& w, const int8_t* q, const float* dg, const i
       float acc = 0.0f;
       for (int64_t g = 0; g < groups; ++g) {
         // sum (w + 128) q - 128 sum q, as the VNNI kernel forms it: sum w q.
-        int32_t isum = -128 * qsum[t * groups + g];
+        int32_t isum = qbias[t * groups + g];
         for (int64_t k = 32 * g; k < 32 * g + 32; ++k) isum += (Level(tile, i, k) + 128) * q[t * cols + k];
         const float sd = GroupScale(w, a, g) * dg[t * groups + g];
         acc = std::fma(static_cast<float>(isum), sd, acc);
@@ -236,10 +236,17 @@ class HalfScales {
 };
 
 // T tokens against kHalves 16-row halves of one tile, from half h0 (absolute
-// row a); `live` rows of output are stored from y (row a's column).
-template <int T, int kHalves, bool kQ8>
+// row a); `live` rows of output are stored from y (row a's column). With
+// kScaled (FP8 from 8 tokens), sd [groups, 2, n16] holds each half's scale
+// times each token's d_t (from this block's first token), so a group's
+// float step is one conversion and one FMA with a broadcast operand per
+// token and half (16 tokens: 495 -> 550 GOP/s); otherwise the product is
+// formed here (Q8_0's scales are per row; below 8 tokens filling sd per
+// tile cost more than it saved: 1 token 344 -> 220 GOP/s).
+template <int T, int kHalves, bool kQ8, bool kScaled>
 DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live, const int8_t* q, const float* dg,
-                                   const int32_t* qsum, float* y, int64_t y_stride, const uint8_t* end) {
+                                   const int32_t* qbias, const float* sd, int64_t n16, float* y, int64_t y_stride,
+                                   const uint8_t* end) {
   // end == nullptr: no prefetching (a later pass over a tile already in cache).
   const int64_t cols = w.cols, groups = cols / 32;
   const int8_t* tile = TileOf(w, a);
@@ -255,7 +262,7 @@ DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live,
     const bool fetch = end && ahead < end;
     __m512i acc[T][kHalves];
     for (int t = 0; t < T; ++t)
-      for (int h = 0; h < kHalves; ++h) acc[t][h] = _mm512_set1_epi32(-128 * qsum[t * groups + g]);
+      for (int h = 0; h < kHalves; ++h) acc[t][h] = _mm512_set1_epi32(qbias[t * groups + g]);
     for (int s = 0; s < 8; ++s) {
       __m512i wv[kHalves];
       // Prefetches spread between the loads: sixteen in a row per group
@@ -270,13 +277,19 @@ DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live,
       }
     }
     for (int h = 0; h < kHalves; ++h) {
-      const __m512 s = scales.Get(h, g);
-      for (int t = 0; t < T; ++t) {
-        const __m512 sd = _mm512_mul_ps(s, _mm512_set1_ps(dg[t * groups + g]));
-        f[t][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][h]), sd, f[t][h]);
+      if constexpr (!kScaled) {
+        const __m512 s = scales.Get(h, g);
+        for (int t = 0; t < T; ++t) {
+          const __m512 sdv = _mm512_mul_ps(s, _mm512_set1_ps(dg[t * groups + g]));
+          f[t][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][h]), sdv, f[t][h]);
+        }
+      } else {
+        const float* sdh = sd + (g * 2 + h) * n16;
+        for (int t = 0; t < T; ++t)
+          f[t][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][h]), _mm512_set1_ps(sdh[t]), f[t][h]);
       }
     }
-    scales.Next();
+    if constexpr (!kScaled) scales.Next();
   }
   for (int h = 0; h < kHalves; ++h) {
     const int rows = std::clamp(live - 16 * h, 0, 16);
@@ -285,55 +298,85 @@ DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live,
   }
 }
 
+// FP8: sd [groups, 2, n16] = the scale of each of the tile's halves from h0
+// times d_t of every token (dgt [groups, n16], zero past n): one product per
+// tile, half, group and 16 tokens instead of one per token in every pass.
+template <int kHalves>
+DSV3_VNNI_TARGET void ScaleTimesActs(const MatRef& w, int64_t a, int h0, const float* dgt, int64_t n16, float* sd) {
+  HalfScales<false, kHalves> scales(w, TileOf(w, a), a, h0);
+  for (int64_t g = 0; g < w.cols / 32; ++g) {
+    for (int h = 0; h < kHalves; ++h) {
+      const __m512 s = scales.Get(h, g);
+      for (int64_t t = 0; t < n16; t += 16)
+        _mm512_store_ps(sd + (g * 2 + h) * n16 + t, _mm512_mul_ps(s, _mm512_load_ps(dgt + g * n16 + t)));
+    }
+    scales.Next();
+  }
+}
+
 // T tokens from t0 against one tile's halves; only the first pass over a
 // tile prefetches ahead.
-template <int kHalves, bool kQ8>
+template <int kHalves, bool kQ8, bool kScaled>
 DSV3_VNNI_TARGET void TokenBlocks(const MatRef& w, int64_t a, int h0, int live, const int8_t* q, const float* dg,
-                                  const int32_t* qsum, int64_t n, float* y, int64_t y_stride, const uint8_t* end) {
+                                  const int32_t* qbias, const float* sd, int64_t n16, int64_t n, float* y,
+                                  int64_t y_stride, const uint8_t* end) {
   const int64_t cols = w.cols, groups = cols / 32, block = n <= 7 ? n : 6;
   for (int64_t t0 = 0; t0 < n; t0 += block) {
     const int8_t* qt = q + t0 * cols;
     const float* dt = dg + t0 * groups;
-    const int32_t* st = qsum + t0 * groups;
+    const int32_t* bt = qbias + t0 * groups;
+    const float* st = sd + t0;
     float* yt = y + t0 * y_stride;
     const uint8_t* e = t0 == 0 ? end : nullptr;
     switch (std::min(block, n - t0)) {
-      case 1: DecodeHalves<1, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
-      case 2: DecodeHalves<2, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
-      case 3: DecodeHalves<3, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
-      case 4: DecodeHalves<4, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
-      case 5: DecodeHalves<5, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
-      case 6: DecodeHalves<6, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
-      default: DecodeHalves<7, kHalves, kQ8>(w, a, h0, live, qt, dt, st, yt, y_stride, e); break;
+      case 1: DecodeHalves<1, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
+      case 2: DecodeHalves<2, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
+      case 3: DecodeHalves<3, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
+      case 4: DecodeHalves<4, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
+      case 5: DecodeHalves<5, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
+      case 6: DecodeHalves<6, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
+      default: DecodeHalves<7, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
     }
   }
 }
 
 // Rows [r0, r1): whole tiles two halves at a time, a half where the range
 // starts or ends inside a tile; every token block over a tile before the next.
-template <bool kQ8>
-DSV3_VNNI_TARGET void DecodeRows(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n,
-                                 float* y, int64_t y_stride, int64_t r0, int64_t r1) {
-  const int64_t a1 = w.row_offset + r1;
+template <bool kQ8, bool kScaled>
+DSV3_VNNI_TARGET void DecodeRows(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qbias, int64_t n,
+                                 float* y, int64_t y_stride, int64_t r0, int64_t r1, float* work) {
+  const int64_t a1 = w.row_offset + r1, groups = w.cols / 32, n16 = (n + 15) / 16 * 16;
   const uint8_t* end = reinterpret_cast<const uint8_t*>(TileOf(w, a1 + kTileRows8 - 1));
+  float* dgt = work;               // [groups, n16]
+  float* sd = dgt + groups * n16;  // [groups, 2, n16]
+  if constexpr (kScaled)
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t t = 0; t < n16; ++t) dgt[g * n16 + t] = t < n ? dg[t * groups + g] : 0.0f;
   for (int64_t r = r0; r < r1;) {
     const int64_t a = w.row_offset + r;
     const int h = static_cast<int>(a / 16 % 2), live = static_cast<int>(std::min<int64_t>(kTileRows8, r1 - r));
     if (h == 0 && live > 16) {
-      TokenBlocks<2, kQ8>(w, a, 0, live, q, dg, qsum, n, y + r, y_stride, end);
+      if constexpr (kScaled) ScaleTimesActs<2>(w, a, 0, dgt, n16, sd);
+      TokenBlocks<2, kQ8, kScaled>(w, a, 0, live, q, dg, qbias, sd, n16, n, y + r, y_stride, end);
       r += kTileRows8;
     } else {
-      TokenBlocks<1, kQ8>(w, a, h, std::min(live, 16), q, dg, qsum, n, y + r, y_stride, end);
+      if constexpr (kScaled) ScaleTimesActs<1>(w, a, h, dgt, n16, sd);
+      TokenBlocks<1, kQ8, kScaled>(w, a, h, std::min(live, 16), q, dg, qbias, sd, n16, n, y + r, y_stride, end);
       r += 16;
     }
   }
 }
 }  // namespace
 
-void DecodeStoredVnni(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
-                      int64_t y_stride, int64_t r0, int64_t r1) {
-  if (w.dtype == DType::kQ8_0T32) return DecodeRows<true>(w, q, dg, qsum, n, y, y_stride, r0, r1);
-  DecodeRows<false>(w, q, dg, qsum, n, y, y_stride, r0, r1);
+int64_t DecodeStoredWorkFloats(int64_t cols, int64_t n) { return 3 * (cols / 32) * ((n + 15) / 16 * 16) + 16; }
+
+void DecodeStoredVnni(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qbias, int64_t n, float* y,
+                      int64_t y_stride, int64_t r0, int64_t r1, float* work) {
+  // 64-byte aligned: the products are stored with aligned vector stores.
+  float* p = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(work) + 63) & ~uintptr_t{63});
+  if (w.dtype == DType::kQ8_0T32) return DecodeRows<true, false>(w, q, dg, qbias, n, y, y_stride, r0, r1, p);
+  if (n >= 8) return DecodeRows<false, true>(w, q, dg, qbias, n, y, y_stride, r0, r1, p);
+  DecodeRows<false, false>(w, q, dg, qbias, n, y, y_stride, r0, r1, p);
 }
 
 }  // namespace dsv3::cpu

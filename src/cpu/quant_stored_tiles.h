@@ -23,14 +23,16 @@ void PrepareStoredTile(const MatRef& w, int64_t r, int rows, bool vnni, Int8Tile
 
 // y[t * y_stride + r] for rows [r0, r1) ((row_offset + r0) a multiple of
 // 16) and n tokens of signed activations q [n, cols] with d_t per 32 (dg)
-// and sum(q) per 32 (qsum), [n, cols / 32]; up to 7 tokens per pass, every
-// pass over a tile while it is in cache. Per row and token the same integer
-// sums and float steps as the tile product (TileGemmVnni over
-// PrepareStoredTile), so the two agree bit for bit and need no correction
-// sums; the VNNI kernel and its twin give the same bits.
-void DecodeStoredTwin(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
+// and the bias -128 sum(q) per 32 (qbias), [n, cols / 32]; up to 7 tokens
+// per pass, every pass over a tile while it is in cache. Per row and token
+// the same integer sums and float steps as the tile product (TileGemmVnni
+// over PrepareStoredTile), so the two agree bit for bit and need no
+// correction sums; the VNNI kernel and its twin give the same bits. The
+// VNNI kernel takes `work`, DecodeStoredWorkFloats(cols, n) floats.
+void DecodeStoredTwin(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qbias, int64_t n, float* y,
                       int64_t y_stride, int64_t r0, int64_t r1);
-void DecodeStoredVnni(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qsum, int64_t n, float* y,
-                      int64_t y_stride, int64_t r0, int64_t r1);
+void DecodeStoredVnni(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qbias, int64_t n, float* y,
+                      int64_t y_stride, int64_t r0, int64_t r1, float* work);
+int64_t DecodeStoredWorkFloats(int64_t cols, int64_t n);
 
 }  // namespace dsv3::cpu

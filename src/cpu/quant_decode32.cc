@@ -9,8 +9,9 @@
 // Four blocks (a quad: A, B, C, D) per step. The weights become unsigned
 // u = level + bias (Q4_0: the nibble, bias 8; Q5_0: the nibble and the fifth
 // bit, bias 16; Q8_0: q xor 0x80, bias 128) in two vectors, U0 = values
-// 0..15 of A, B, C, D and U1 = values 16..31 (one byte permute of two loads
-// gathers them), the activations are arranged in the same order once per
+// 0..15 of A, B, C, D and U1 = values 16..31 (nibble types: one byte permute
+// of two loads gathers them; Q8_0: lane shuffles of its four 32-byte level
+// runs), the activations are arranged in the same order once per
 // call, and two VPDPBUSD sum u * q into one integer vector whose dword lanes
 // 4k..4k+3 belong to block k. The bias comes out in the integers: the sum
 // starts at -(bias / 4) sum(q) per lane, so per block b
@@ -149,36 +150,31 @@ DSV3_D32_TARGET inline float ReduceLanesVnni(__m512 v) {
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
-// Where a quad's bytes lie, as indices into the 128 bytes loaded at off[h][0]
-// (0..63) and off[h][1] (64..127) after the quad's first byte: U_h's byte j
-// is value 16 h + j % 16 of block j / 16 (idx[h]); from the loads of U0,
-// the lanes' f16 d (d, 16 lanes x 2 bytes) and for Q5_0 the qh byte that
-// holds the fifth bit of U_h's byte j (qh[h], the bit in bit[h]).
+// Where a nibble-type quad's bytes lie, as indices into the 128 bytes loaded
+// at the quad's start and at 4 bb - 64 (idx 64..127): U0's byte j is the qs
+// byte of value j % 16 of block j / 16 (its high nibble is U1's), and the
+// same loads give the lanes' f16 d (d, 16 lanes x 2 bytes) and, for Q5_0,
+// the qh byte holding the fifth bit of U_h's byte j (qh[h], the bit in
+// bit[h]).
 struct QuadGather {
-  __m512i idx[2], d, qh[2], bit[2];
-  int64_t off[2][2];
+  __m512i idx, d, qh[2], bit[2];
+  int64_t off1 = 0;
 };
 
 template <DType kType>
 QuadGather MakeGather() {
-  constexpr int64_t bb = DTypeBlockBytes(kType), qs = kType == DType::kQ5_0 ? 6 : 2;
-  constexpr bool q8 = kType == DType::kQ8_0;
+  constexpr int64_t bb = DTypeBlockBytes(kType), qs = kType == DType::kQ5_0 ? 6 : 2, hi = 4 * bb - 64;
   QuadGather q;
-  alignas(64) uint8_t idx[2][64], d[64] = {}, qh[2][64], bit[2][64];
-  for (int h = 0; h < 2; ++h) {
-    // Nibble types: both halves from the qs bytes (U1 = the high nibbles).
-    const int64_t lo = q8 ? 8 * h : 0, hi = 4 * bb - 64 - (q8 ? 8 * (1 - h) : 0);
-    q.off[h][0] = lo, q.off[h][1] = hi;
-    auto at = [&](int64_t src) { return static_cast<uint8_t>(src < lo + 64 ? src - lo : 64 + src - hi); };
-    for (int j = 0; j < 64; ++j) {
-      const int64_t k = j / 16, e = j % 16;
-      idx[h][j] = at(bb * k + qs + (q8 ? 16 * h : 0) + e);
-      qh[h][j] = at(bb * k + 2 + 2 * h + e / 8);
-      bit[h][j] = static_cast<uint8_t>(1 << (e % 8));
-      if (h == 0 && j < 32) d[j] = at(bb * (j / 8) + j % 2);
-    }
+  q.off1 = hi;
+  alignas(64) uint8_t idx[64], d[64] = {}, qh[2][64], bit[2][64];
+  auto at = [](int64_t src) { return static_cast<uint8_t>(src < 64 ? src : 64 + src - hi); };
+  for (int j = 0; j < 64; ++j) {
+    const int64_t k = j / 16, e = j % 16;
+    idx[j] = at(bb * k + qs + e);
+    for (int h = 0; h < 2; ++h) qh[h][j] = at(bb * k + 2 + 2 * h + e / 8), bit[h][j] = static_cast<uint8_t>(1 << (e % 8));
+    if (j < 32) d[j] = at(bb * (j / 8) + j % 2);
   }
-  std::memcpy(q.idx, idx, sizeof(idx)), std::memcpy(&q.d, d, 64);
+  std::memcpy(&q.idx, idx, 64), std::memcpy(&q.d, d, 64);
   std::memcpy(q.qh, qh, sizeof(qh)), std::memcpy(q.bit, bit, sizeof(bit));
   return q;
 }
@@ -190,30 +186,52 @@ DSV3_D32_TARGET inline __m512i LoadPart(const uint8_t* quad, int64_t off, int64_
   return _mm512_maskz_loadu_epi8(c == 64 ? ~0ull : (1ull << c) - 1, quad + off);
 }
 
-// U0, U1 and the lanes' d of the nb (1..4) blocks at quad, all from vector
-// loads and byte permutes (gathering d and qh with scalar loads and shifts
-// kept Q5_0 at 25 GB/s from L2).
+// Q8_0's U0, U1 and d: each block's 32 levels in one 32-byte load, their
+// 16-byte halves regrouped by two lane shuffles, the f16 scales gathered in
+// a scalar register. (The byte permute of four 64-byte loads, as for the
+// nibble types, streamed Q8_0 from DRAM at 35 GB/s on one core, this 40.)
+template <bool kTail>
+DSV3_D32_TARGET inline __m512 Q8Levels(const uint8_t* quad, int nb, __m512i* u) {
+  constexpr int64_t bb = DTypeBlockBytes(DType::kQ8_0);
+  __m256i qs[4];
+  uint64_t dd = 0;
+  for (int k = 0; k < 4; ++k) {
+    const bool here = !kTail || k < nb;
+    qs[k] = here ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(quad + k * bb + 2)) : _mm256_setzero_si256();
+    uint16_t h = 0;
+    if (here) std::memcpy(&h, quad + k * bb, 2);
+    dd |= static_cast<uint64_t>(h) << (16 * k);
+  }
+  const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(qs[0]), qs[1], 1);  // A 0..31, B 0..31
+  const __m512i y = _mm512_inserti64x4(_mm512_castsi256_si512(qs[2]), qs[3], 1);  // C, D
+  const __m512i flip = _mm512_set1_epi8(-128);
+  u[0] = _mm512_xor_si512(_mm512_shuffle_i64x2(x, y, _MM_SHUFFLE(2, 0, 2, 0)), flip);
+  u[1] = _mm512_xor_si512(_mm512_shuffle_i64x2(x, y, _MM_SHUFFLE(3, 1, 3, 1)), flip);
+  const __m128 d4 = _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(dd)));
+  return _mm512_permutexvar_ps(_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
+                               _mm512_castps128_ps512(d4));
+}
+
+// U0, U1 and the lanes' d of the nb (1..4) blocks at quad. Nibble types:
+// all from two vector loads and byte permutes (gathering d and qh with
+// scalar loads and shifts kept Q5_0 at 25 GB/s from L2).
 template <DType kType, bool kTail>
 DSV3_D32_TARGET inline __m512 QuadLevels(const uint8_t* quad, int nb, const QuadGather& gq, __m512i* u) {
-  const int64_t valid = nb * DTypeBlockBytes(kType);
-  const __m512i a0 = LoadPart(quad, gq.off[0][0], valid, kTail), a1 = LoadPart(quad, gq.off[0][1], valid, kTail);
-  u[0] = _mm512_permutex2var_epi8(a0, gq.idx[0], a1);
-  const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(a0, gq.d, a1)));
   if constexpr (kType == DType::kQ8_0) {
-    u[1] = _mm512_permutex2var_epi8(LoadPart(quad, gq.off[1][0], valid, kTail), gq.idx[1],
-                                    LoadPart(quad, gq.off[1][1], valid, kTail));
-    u[0] = _mm512_xor_si512(u[0], _mm512_set1_epi8(-128)), u[1] = _mm512_xor_si512(u[1], _mm512_set1_epi8(-128));
+    return Q8Levels<kTail>(quad, nb, u);
   } else {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    u[1] = _mm512_and_si512(_mm512_srli_epi16(u[0], 4), m4), u[0] = _mm512_and_si512(u[0], m4);
+    const int64_t valid = nb * DTypeBlockBytes(kType);
+    const __m512i a0 = LoadPart(quad, 0, valid, kTail), a1 = LoadPart(quad, gq.off1, valid, kTail);
+    const __m512i raw = _mm512_permutex2var_epi8(a0, gq.idx, a1), m4 = _mm512_set1_epi8(0x0F);
+    u[0] = _mm512_and_si512(raw, m4), u[1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
     if constexpr (kType == DType::kQ5_0) {  // u <= 15: adding 16 sets the fifth bit
       for (int h = 0; h < 2; ++h) {
         const __mmask64 fifth = _mm512_test_epi8_mask(_mm512_permutex2var_epi8(a0, gq.qh[h], a1), gq.bit[h]);
         u[h] = _mm512_mask_add_epi8(u[h], fifth, u[h], _mm512_set1_epi8(0x10));
       }
     }
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi8(a0, gq.d, a1)));
   }
-  return dw;
 }
 
 template <DType kType, int T, bool kTail>
@@ -235,7 +253,7 @@ DSV3_D32_TARGET void DecodeRows(const MatRef& w, const Decode32Acts& a, float* y
                                 int64_t r1) {
   constexpr int64_t bb = DTypeBlockBytes(kType);
   const int64_t blocks = w.cols / 32, quads = Quads(w.cols), whole = blocks / 4;
-  const QuadGather gq = MakeGather<kType>();
+  const QuadGather gq = kType == DType::kQ8_0 ? QuadGather() : MakeGather<kType>();
   const uint8_t* end = static_cast<const uint8_t*>(w.data) + r1 * blocks * bb;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * blocks * bb;

@@ -230,7 +230,8 @@ TEST(GgufQuantModel, SplitMlaMatricesAreTheFilesTensors) {
       for (const char* n : {"ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"}) bytes += tensor(l, n)->nbytes;
       continue;
     }
-    for (const char* n : {"ffn_gate_inp.weight", "ffn_gate_shexp.weight", "ffn_up_shexp.weight", "ffn_down_shexp.weight"})
+    for (const char* n :
+         {"ffn_gate_inp.weight", "ffn_gate_shexp.weight", "ffn_up_shexp.weight", "ffn_down_shexp.weight"})
       bytes += tensor(l, n)->nbytes;
     uint64_t expert = 0;  // one routed expert's three matrices
     for (const char* n : {"ffn_gate_exps.weight", "ffn_up_exps.weight", "ffn_down_exps.weight"})

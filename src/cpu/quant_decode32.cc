@@ -78,7 +78,8 @@ __attribute__((target("avx512f,avx512bw"))) void ExpandQuadsAvx512(const int8_t*
   const int64_t quads = Quads(cols);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t g = 0; g < cols / 128; ++g) {
-      const __m512i n0 = _mm512_loadu_si512(q + t * cols + 128 * g), n1 = _mm512_loadu_si512(q + t * cols + 128 * g + 64);
+      const int8_t* src = q + t * cols + 128 * g;
+      const __m512i n0 = _mm512_loadu_si512(src), n1 = _mm512_loadu_si512(src + 64);
       int8_t* out = qx + (t * quads + g) * 128;
       _mm512_storeu_si512(out, _mm512_shuffle_i64x2(n0, n1, _MM_SHUFFLE(2, 0, 2, 0)));
       _mm512_storeu_si512(out + 64, _mm512_shuffle_i64x2(n0, n1, _MM_SHUFFLE(3, 1, 3, 1)));
@@ -171,7 +172,10 @@ QuadGather MakeGather() {
   for (int j = 0; j < 64; ++j) {
     const int64_t k = j / 16, e = j % 16;
     idx[j] = at(bb * k + qs + e);
-    for (int h = 0; h < 2; ++h) qh[h][j] = at(bb * k + 2 + 2 * h + e / 8), bit[h][j] = static_cast<uint8_t>(1 << (e % 8));
+    for (int h = 0; h < 2; ++h) {
+      qh[h][j] = at(bb * k + 2 + 2 * h + e / 8);
+      bit[h][j] = static_cast<uint8_t>(1 << (e % 8));
+    }
     if (j < 32) d[j] = at(bb * (j / 8) + j % 2);
   }
   std::memcpy(&q.idx, idx, 64), std::memcpy(&q.d, d, 64);
@@ -263,7 +267,8 @@ DSV3_D32_TARGET void DecodeRows(const MatRef& w, const Decode32Acts& a, float* y
       PrefetchAhead(row + 4 * g * bb, 4 * bb, end);
       QuadStep<kType, T, false>(row + 4 * g * bb, 4, gq, a, quads, g, acc);
     }
-    if (whole < quads) QuadStep<kType, T, true>(row + 4 * whole * bb, static_cast<int>(blocks - 4 * whole), gq, a, quads, whole, acc);
+    if (whole < quads)
+      QuadStep<kType, T, true>(row + 4 * whole * bb, static_cast<int>(blocks - 4 * whole), gq, a, quads, whole, acc);
     for (int t = 0; t < T; ++t) y[t * y_stride + r] = ReduceLanesVnni(acc[t]);
   }
 }

@@ -146,7 +146,8 @@ void Model::MakeWUkT(AttentionWeights& a) {
     t.dtype = DType::kQ8_0;  // [rows, dn / 32] blocks of 34 bytes
     AlignedBuffer<uint8_t> q8(rows * t.bytes_per_row() + 64);
     for (int64_t r = 0; r < rows; ++r)
-      QuantizeBlocks(DType::kQ8_0, reinterpret_cast<const float*>(data) + r * dn, dn, q8.data() + r * t.bytes_per_row());
+      QuantizeBlocks(DType::kQ8_0, reinterpret_cast<const float*>(data) + r * dn, dn,
+                     q8.data() + r * t.bytes_per_row());
     t.data = q8.data();
     transposed = std::move(q8);
   }

@@ -33,6 +33,8 @@ class GgufBinder : public TensorBinder {
   Status status() const { return status_; }
   const std::set<std::string>& used() const { return used_; }
   uint64_t bytes() const { return bytes_; }
+  // Each split layer's attn_k_b and attn_v_b as its W_uk^T and W_uv.
+  void BindSplitMla(std::vector<LayerWeights>& layers) const;
 
   void Matrix(const std::string& name, int64_t rows, int64_t cols, TensorRole, bool optional, Weight& out) override {
     if (!status_.ok()) return;
@@ -104,18 +106,13 @@ class GgufBinder : public TensorBinder {
   }
   void BindSplitKvB(int64_t layer, int64_t rows, int64_t cols, Weight& out);
 
- public:
-  void BindSplitMla(std::vector<LayerWeights>& layers) const;
-
- private:
-  std::map<int64_t, std::pair<Weight, Weight>> split_;  // layer -> (attn_k_b, attn_v_b) views
-
   const GgufFile& f_;
   const Config& c_;
   std::vector<std::vector<uint8_t>>& owned_;
   Status status_;
   std::set<std::string> used_;
   uint64_t bytes_ = 0;
+  std::map<int64_t, std::pair<Weight, Weight>> split_;  // layer -> (attn_k_b, attn_v_b) views
 };
 
 // kv_b_proj [H*(dn+dv), rc] from attn_k_b [H, rc, dn] and attn_v_b [H, dv, rc]:

@@ -107,19 +107,22 @@ TEST(QuantInt8, Decode32VnniEqualsTwinBitForBit) {
       const std::vector<float> x = MakeActs(n, cols, rng);
       std::vector<int8_t> qa(n * cols);
       std::vector<float> dg(n * cols / 32);
+      std::vector<int32_t> sum16(n * cols / 16, 0);  // sums of q per 16 values
       for (int64_t t = 0; t < n; ++t)
         for (int64_t b = 0; b < cols / 32; ++b) {  // Q8_0's rule per 32 values, as quant_int8.cc quantizes
           float amax = 0;
           for (int k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(x[t * cols + 32 * b + k]));
           const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-          for (int k = 0; k < 32; ++k)
+          for (int k = 0; k < 32; ++k) {
             qa[t * cols + 32 * b + k] = static_cast<int8_t>(std::nearbyint(x[t * cols + 32 * b + k] * id));
+            sum16[(t * cols + 32 * b + k) / 16] += qa[t * cols + 32 * b + k];
+          }
           dg[t * (cols / 32) + b] = d;
         }
       for (bool fast_expand : {true, false}) {
         std::vector<uint8_t> buf(cpu::Decode32ActBytes(n, cols) + 64);
         cpu::Decode32Acts acts;
-        cpu::Expand32Acts(type, qa.data(), dg.data(), n, cols, acts, buf.data(), fast_expand);
+        cpu::Expand32Acts(type, qa.data(), dg.data(), sum16.data(), n, cols, acts, buf.data(), fast_expand);
         std::vector<float> a(n * 9, -1.0f), b(n * 9, -2.0f);
         cpu::Decode32Vnni(ToMatRef(q.w), acts, a.data(), 9, 0, 9);
         cpu::Decode32Twin(ToMatRef(q.w), acts, b.data(), 9, 0, 9);

@@ -87,8 +87,8 @@ __attribute__((target("avx512f,avx512bw"))) void ExpandQuadsAvx512(const int8_t*
 }
 }  // namespace
 
-void Expand32Acts(DType t, const int8_t* q, const float* dg, int64_t n, int64_t cols, Decode32Acts& a, uint8_t* buf,
-                  bool avx512) {
+void Expand32Acts(DType t, const int8_t* q, const float* dg, const int32_t* sum16, int64_t n, int64_t cols,
+                  Decode32Acts& a, uint8_t* buf, bool avx512) {
   const int64_t blocks = cols / 32, quads = Quads(cols);
   const int32_t bias4 = Bias(t) / 4;
   int8_t* qx = reinterpret_cast<int8_t*>(buf);
@@ -102,8 +102,7 @@ void Expand32Acts(DType t, const int8_t* q, const float* dg, int64_t n, int64_t 
       for (int k = 0; k < 4; ++k) {
         const int64_t b = 4 * g + k;
         const int8_t* src = q + tk * cols + 32 * b;
-        int32_t sum = 0;
-        for (int e = 0; e < 32 && b < blocks; ++e) sum += src[e];
+        const int32_t sum = b < blocks ? sum16[tk * (cols / 16) + 2 * b] + sum16[tk * (cols / 16) + 2 * b + 1] : 0;
         if (!avx512 || g >= blocks / 4)
           for (int e = 0; e < 32; ++e) qx[at * 128 + 64 * (e / 16) + 16 * k + e % 16] = b < blocks ? src[e] : 0;
         for (int l = 4 * k; l < 4 * k + 4; ++l) {
@@ -257,7 +256,8 @@ DSV3_D32_TARGET void DecodeRows(const MatRef& w, const Decode32Acts& a, float* y
                                 int64_t r1) {
   constexpr int64_t bb = DTypeBlockBytes(kType);
   const int64_t blocks = w.cols / 32, quads = Quads(w.cols), whole = blocks / 4;
-  const QuadGather gq = kType == DType::kQ8_0 ? QuadGather() : MakeGather<kType>();
+  // Built once per type (the permute indices are constants of the block layout).
+  static const QuadGather gq = kType == DType::kQ8_0 ? QuadGather() : MakeGather<kType>();
   const uint8_t* end = static_cast<const uint8_t*>(w.data) + r1 * blocks * bb;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(w.data) + r * blocks * bb;

@@ -24,10 +24,11 @@ struct Decode32Acts {
 bool Decode32Supports(DType t);
 int64_t Decode32ActBytes(int64_t n, int64_t cols);
 // For weights of type t, from signed int8 activations q [n, cols] with
-// scales dg [n, cols / 32]; with `avx512` (present on this CPU) vectorised,
-// the same bytes.
-void Expand32Acts(DType t, const int8_t* q, const float* dg, int64_t n, int64_t cols, Decode32Acts& a, uint8_t* buf,
-                  bool avx512);
+// scales dg [n, cols / 32] and the sums of q per 16 values sum16
+// [n, cols / 16] (as quant_int8.cc's activation quantizer leaves them);
+// with `avx512` (present on this CPU) vectorised, the same bytes.
+void Expand32Acts(DType t, const int8_t* q, const float* dg, const int32_t* sum16, int64_t n, int64_t cols,
+                  Decode32Acts& a, uint8_t* buf, bool avx512);
 
 // y[t * y_stride + r] for rows [r0, r1) and a.n tokens. The VNNI kernel
 // needs AVX512-VNNI and VBMI (HasAvx512Vbmi()).

@@ -556,7 +556,7 @@ void QuantInt8MatMulRows(const MatRef& w, const float* x, int64_t x_stride, int6
   }
   if (n < kInt8MinTokens && d32) {
     Decode32Acts acts;
-    Expand32Acts(w.dtype, a.q, dg, n, w.cols, acts, reinterpret_cast<uint8_t*>(p), true);
+    Expand32Acts(w.dtype, a.q, dg, a.sum16, n, w.cols, acts, reinterpret_cast<uint8_t*>(p), true);
     return Decode32Vnni(w, acts, y, y_stride, r0, r1);
   }
   if (n < kInt8MinTokens) {

@@ -23,6 +23,17 @@ namespace dsv3::cpu {
 // one thread: 57.8 -> 69.3 tok/s; 12-16 KiB measured best, 2-4 KiB gave a
 // few percent).
 constexpr int64_t kDecodePrefetch = 12288;
+// A prefetch into L1 that stays where it is written. GCC gathers the
+// __builtin_prefetch calls of an unrolled loop at its top; the stored tiles'
+// one-token kernel streamed from DRAM 5% faster with them spread between its
+// loads (one core, BM_ExpertTilesDram: 35.3 -> 37.0 GB/s).
+inline void PrefetchLine(const void* p) {
+#if defined(__x86_64__)
+  asm volatile("prefetcht0 (%0)" : : "r"(p));
+#else
+  __builtin_prefetch(p, 0, 3);
+#endif
+}
 // Prefetches the `bytes` that lie kDecodePrefetch after p, if before `end`
 // (the call's last row: what lies past it belongs to another thread or none).
 inline void PrefetchAhead(const uint8_t* p, int64_t bytes, const uint8_t* end) {

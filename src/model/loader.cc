@@ -316,21 +316,19 @@ uint64_t Model::CopyToMemory() {
   return bytes;
 }
 
-// One matrix into its own aligned memory: as int8 tiles, as Q4_K_R4
+// One matrix into the copied weights' huge pages: as int8 tiles, as Q4_K_R4
 // (--repack) or byte for byte. Returns the bytes read.
 uint64_t Model::CopyMatrix(const Weight& w, bool tiles, std::vector<Weight*>& users) {
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
   const size_t n = static_cast<size_t>(w.nbytes());
   if (tiles) {
-    aligned_.emplace_back(static_cast<size_t>(ops::StoredTilesBytes(w) + ops::StoredTilesExpBytes(w)));
-    uint8_t* dst = aligned_.back().data();
+    uint8_t* dst = copied_.Allocate(static_cast<size_t>(ops::StoredTilesBytes(w) + ops::StoredTilesExpBytes(w)));
     const Weight packed = ops::StoreTiles(w, dst, dst + ops::StoredTilesBytes(w));
     ReleaseMappedPages(src, n);
     Rebind(users, packed.dtype, dst, packed.tile_exp);
     return n;
   }
-  aligned_.emplace_back(n);
-  uint8_t* dst = aligned_.back().data();
+  uint8_t* dst = copied_.Allocate(n);
   DType dtype = w.dtype;
   if (options_.repack && w.dtype == DType::kQ4_K && w.rows % kQ4KR4Rows == 0) {
     // Groups of 4 rows, each group's bytes where the same rows' were.

@@ -236,7 +236,8 @@ class Model {
   std::unique_ptr<TensorStore> store_;
   std::unique_ptr<GgufFile> gguf_;
   std::vector<std::vector<uint8_t>> owned_;  // tensors rebuilt at load (GGUF attn_k_b/v_b -> kv_b_proj)
-  std::vector<AlignedBuffer<uint8_t>> aligned_;  // converted, realigned and copied weights
+  std::vector<AlignedBuffer<uint8_t>> aligned_;  // converted and realigned weights
+  HugePageArena copied_;                         // the weights CopyToMemory copies
   std::vector<Weight> converted_;
   uint64_t weight_bytes_ = 0, copied_bytes_ = 0;
   ModelWeights weights_;

@@ -21,9 +21,9 @@
 #   GGUF_DIR     where the GGUF files go (default: beside MODEL); OUT raw results (default: a temp dir)
 #   DSV3_BUILD   dsv3's build directory (default build)
 # The peers are built in SRC/build-dsv3-peers (Release, native, llama-bench only).
-# dsv3 bench reports the best of 3 repetitions; llama-bench the mean of its
-# repetitions (-r 3): both from an empty context (prefill PROMPT tokens; decode
-# DECODE tokens one at a time, batch 1).
+# Both report the best of 3 repetitions (dsv3 bench --reps 3; llama-bench -r 3,
+# the best of its samples), both from an empty context (prefill PROMPT tokens;
+# decode DECODE tokens one at a time, batch 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 1 ] || [ ! -f "$1/CMakeLists.txt" ]; then

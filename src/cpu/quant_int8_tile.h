@@ -25,8 +25,9 @@ namespace dsv3::cpu {
 constexpr int64_t kDecodePrefetch = 12288;
 // A prefetch into L1 that stays where it is written. GCC gathers the
 // __builtin_prefetch calls of an unrolled loop at its top; the stored tiles'
-// one-token kernel streamed from DRAM 5% faster with them spread between its
-// loads (one core, BM_ExpertTilesDram: 35.3 -> 37.0 GB/s).
+// few-token kernel streamed from DRAM faster with them spread between its
+// loads (one core, BM_ExpertTilesDram: two tokens 33.6 -> 34.8 GB/s, three
+// 31.0 -> 34.6).
 inline void PrefetchLine(const void* p) {
 #if defined(__x86_64__)
   asm volatile("prefetcht0 (%0)" : : "r"(p));

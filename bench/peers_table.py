@@ -71,6 +71,7 @@ def main():
               % prompt)
         print("|---|---|---|---|---|---|---|")
         ratios = []
+        every = {}  # label -> its rows of all rounds
         for r in range(1, rounds + 1):
             rows = {}
             for label in ["dsv3-fp8", "dsv3-fp8int8"] + ["%s-%s%s" % (e, t, s) for t in types.split()
@@ -80,6 +81,7 @@ def main():
                 if d is None:
                     continue
                 rows[label] = dsv3_row(d) if label.startswith("dsv3") else peer_row(d, prompt)
+                every.setdefault(label, []).append(rows[label])
                 engine, _, weights = label.partition("-")
                 if weights.endswith("-repack"):
                     weights, engine = weights[:-7], engine + " --repack"
@@ -108,8 +110,32 @@ def main():
                         fmt(m[1] / best_tg if m[1] and best_tg else None, 2) + "x",
                         "" if roof is None else " (%.0f%% of its roofline)" % (100 * roof)))
         print()
-        for line in ratios:
+        for line in ratios + best_of_rounds(every, types):
             print("- " + line)
+
+
+def best_of_rounds(every, types):
+    """Each engine's best figure over all rounds against the best peer's: the bandwidth under
+    this machine moves by half within a minute, so one round can catch one engine at a low
+    moment; over the rounds each engine has had the same chances."""
+    def best(label, i):
+        return max((row[i] for row in every.get(label, []) if row[i]), default=None)
+
+    lines = []
+    for t in types.split():
+        peers = ("ik-" + t, "ik-%s-tuned" % t, "llama-" + t)
+        best_pp = max((x for x in (best(k, 0) for k in peers) if x), default=None)
+        best_tg = max((x for x in (best(k, 1) for k in peers) if x), default=None)
+        fp8 = ("dsv3-fp8", "dsv3-fp8int8") if t == "q8_0" else ()
+        for mine in fp8 + ("dsv3-" + t, "dsv3-%s-repack" % t):
+            if mine not in every or not best_pp or not best_tg:
+                continue
+            pp, tg = best(mine, 0), best(mine, 1)
+            ceil = max((row[2] / row[3] for row in every[mine] if row[2] and row[3]), default=None)
+            lines.append("best of the rounds, %s vs best peer on %s: prefill %sx, decode b1 %sx%s" % (
+                mine, t.upper(), fmt(pp / best_pp if pp else None, 2), fmt(tg / best_tg if tg else None, 2),
+                "" if ceil is None else ", b16 at %.2f of its byte ceiling" % ceil))
+    return lines
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ AlignedBytes::AlignedBytes(size_t n) : size_(n) {
     if (raw == MAP_FAILED) throw std::bad_alloc();
     const uintptr_t r = reinterpret_cast<uintptr_t>(raw), a = (r + kHuge - 1) / kHuge * kHuge;
     if (a > r) munmap(raw, a - r);
-    if (r + kHuge > a) munmap(reinterpret_cast<void*>(a + len), r + kHuge - a);
+    munmap(reinterpret_cast<void*>(a + len), r + kHuge - a);  // a - r < 2 MiB: never empty
     void* p = reinterpret_cast<void*>(a);
     madvise(p, len, MADV_HUGEPAGE);
     base_ = p, mapped_ = len, data_ = static_cast<uint8_t*>(p);
@@ -46,7 +46,7 @@ AlignedBytes::~AlignedBytes() { Release(); }
 uint8_t* HugePageArena::Allocate(size_t n) {
   n = (n + 63) / 64 * 64;
   if (chunks_.empty() || used_ + n > chunks_.back().size()) {
-    // A new chunk; what the old one had left stays unmapped-in (never touched).
+    // A new chunk; what the old one had left is never touched, so never backed.
     chunks_.emplace_back(std::max(kChunkBytes, (n + kHuge - 1) / kHuge * kHuge));
     used_ = 0;
   }

@@ -2,9 +2,10 @@
 // cache line. SIMD kernels stream rows from such buffers; a vector load that
 // straddles two cache lines costs two, which halves a memory-bound kernel's
 // speed (measured on the FP8 matrix-vector product). Buffers of 2 MiB or more
-// come straight from mmap with transparent huge pages requested: streaming
-// over 2 MiB pages keeps the hardware prefetcher running, where 4 KiB pages
-// stop it at every page (about +30% for the decode kernel, one thread).
+// come straight from mmap, start on a 2 MiB boundary and have transparent huge
+// pages requested: streaming over 2 MiB pages keeps the hardware prefetcher
+// running, where 4 KiB pages stop it at every page (about +30% for the decode
+// kernel, one thread). HugePageArena packs many buffers into such pages.
 #pragma once
 
 #include <cstddef>

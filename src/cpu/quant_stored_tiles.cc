@@ -258,9 +258,8 @@ DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live,
     for (int h = 0; h < kHalves; ++h) f[t][h] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     const int8_t* wg = half + g * 8 * 128;
-    // The block kernels' distance: with the prefetches spread between the
-    // loads (PrefetchLine) 8 to 20 KiB streamed alike (BM_ExpertTilesDram,
-    // one thread).
+    // The block kernels' distance (8 to 20 KiB streamed alike when one token
+    // still prefetched, BM_ExpertTilesDram/1; not measured apart for more).
     const uint8_t* ahead = reinterpret_cast<const uint8_t*>(wg) + kDecodePrefetch;
     const bool fetch = end && ahead < end;
     __m512i acc[T][kHalves];

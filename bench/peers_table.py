@@ -94,11 +94,9 @@ def main():
                 print("| %d | %s | %s | %s | %s | %s | %s |" % (r, engine, weights.upper(), fmt(pp), fmt(tg1),
                                                               fmt(tg16), frac))
             for t in types.split():
-                peers = [rows[k] for k in ("ik-" + t, "ik-%s-tuned" % t, "llama-" + t) if k in rows]
-                # dsv3's FP8 rows against the peers' Q8_0 file (the same 8-bit weights), each GGUF
-                # row against the peers on that file.
-                fp8 = ("dsv3-fp8", "dsv3-fp8int8") if t == "q8_0" else ()
-                for mine in fp8 + ("dsv3-" + t, "dsv3-%s-repack" % t):
+                mine_labels, peer_labels = compared(t)
+                peers = [rows[k] for k in peer_labels if k in rows]
+                for mine in mine_labels:
                     if mine not in rows or not peers:
                         continue
                     best_pp = max((p[0] for p in peers if p[0]), default=None)
@@ -114,6 +112,13 @@ def main():
             print("- " + line)
 
 
+def compared(t):
+    """(dsv3's labels, the peers' labels) compared on GGUF type t: dsv3's FP8 rows against the
+    peers' Q8_0 file (the same 8-bit weights), each GGUF row against the peers on that file."""
+    fp8 = ("dsv3-fp8", "dsv3-fp8int8") if t == "q8_0" else ()
+    return fp8 + ("dsv3-" + t, "dsv3-%s-repack" % t), ("ik-" + t, "ik-%s-tuned" % t, "llama-" + t)
+
+
 def best_of_rounds(every, types):
     """Each engine's best figure over all rounds against the best peer's: the bandwidth under
     this machine moves by half within a minute, so one round can catch one engine at a low
@@ -123,11 +128,10 @@ def best_of_rounds(every, types):
 
     lines = []
     for t in types.split():
-        peers = ("ik-" + t, "ik-%s-tuned" % t, "llama-" + t)
+        mine_labels, peers = compared(t)
         best_pp = max((x for x in (best(k, 0) for k in peers) if x), default=None)
         best_tg = max((x for x in (best(k, 1) for k in peers) if x), default=None)
-        fp8 = ("dsv3-fp8", "dsv3-fp8int8") if t == "q8_0" else ()
-        for mine in fp8 + ("dsv3-" + t, "dsv3-%s-repack" % t):
+        for mine in mine_labels:
             if mine not in every or not best_pp or not best_tg:
                 continue
             pp, tg = best(mine, 0), best(mine, 1)

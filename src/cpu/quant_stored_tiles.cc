@@ -235,6 +235,30 @@ class HalfScales {
   int64_t per_block_ = 1, cb_ = 0, in_block_ = 0;
 };
 
+// FP8, one token: the factors of the tile's halves from absolute row a,
+// sd [kHalves, groups] = group scale times the token's d_g, from srowg
+// [groups] (each group's block scale in this tile's block row). The same
+// products as Fp8Half::Scale times d_g (2^(E - 13) is exact), vectorised once
+// per tile: formed per group inside the streaming loop they cost one core
+// a few percent of its DRAM speed (BM_ExpertTilesDram/1, one thread,
+// alternated: 36.1 -> 37.4 GB/s). With 2-7 tokens they did not pay.
+template <int kHalves>
+DSV3_VNNI_TARGET void TileHalfScales(const MatRef& w, int64_t a, const float* srowg, const float* dg, float* sd) {
+  const int64_t groups = w.cols / 32;
+  for (int h = 0; h < kHalves; ++h) {
+    const uint8_t* exps = w.tile_exp + ((a + 16 * h) / 16) * groups;
+    for (int64_t g = 0; g < groups; g += 16) {
+      const __mmask16 m = static_cast<__mmask16>(groups - g >= 16 ? 0xFFFF : (1u << (groups - g)) - 1);
+      __m512i e = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, exps + g));
+      e = _mm512_max_epi32(e, _mm512_set1_epi32(1));  // Fp8Step: E = max(field, 1)
+      const __m512 step = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(e, _mm512_set1_epi32(127 - 13)), 23));
+      __m512 s = _mm512_mul_ps(step, _mm512_maskz_loadu_ps(m, srowg + g));
+      s = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, dg + g));
+      _mm512_mask_storeu_ps(sd + h * groups + g, m, s);
+    }
+  }
+}
+
 // T tokens against kHalves 16-row halves of one tile, from half h0 (absolute
 // row a); `live` rows of output are stored from y (row a's column). With
 // kScaled (FP8 from 8 tokens), sd [groups, 2, n16] holds each half's scale
@@ -247,6 +271,8 @@ template <int T, int kHalves, bool kQ8, bool kScaled>
 DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live, const int8_t* q, const float* dg,
                                    const int32_t* qbias, const float* sd, int64_t n16, float* y, int64_t y_stride,
                                    const uint8_t* end) {
+  // FP8, one token: sd holds TileHalfScales' factors [kHalves, groups].
+  constexpr bool kTileFactors = !kScaled && !kQ8 && T == 1;
   // end == nullptr: no prefetching (a later pass over a tile already in cache).
   const int64_t cols = w.cols, groups = cols / 32;
   const int8_t* tile = TileOf(w, a);
@@ -282,7 +308,9 @@ DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live,
       }
     }
     for (int h = 0; h < kHalves; ++h) {
-      if constexpr (!kScaled) {
+      if constexpr (kTileFactors) {
+        f[0][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[0][h]), _mm512_set1_ps(sd[h * groups + g]), f[0][h]);
+      } else if constexpr (!kScaled) {
         const __m512 s = scales.Get(h, g);
         for (int t = 0; t < T; ++t) {
           const __m512 sdv = _mm512_mul_ps(s, _mm512_set1_ps(dg[t * groups + g]));
@@ -294,7 +322,7 @@ DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live,
           f[t][h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t][h]), _mm512_set1_ps(sdh[t]), f[t][h]);
       }
     }
-    if constexpr (!kScaled) scales.Next();
+    if constexpr (!kScaled && !kTileFactors) scales.Next();
   }
   for (int h = 0; h < kHalves; ++h) {
     const int rows = std::clamp(live - 16 * h, 0, 16);
@@ -362,15 +390,28 @@ DSV3_VNNI_TARGET void DecodeRows(const MatRef& w, const int8_t* q, const float* 
   if constexpr (kScaled)
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t t = 0; t < n16; ++t) dgt[g * n16 + t] = t < n ? dg[t * groups + g] : 0.0f;
+  const bool tile_scales = !kQ8 && !kScaled && n == 1;  // FP8, one token
+  float* srowg = work;  // [groups], then sd [2, groups] (16-float aligned)
+  if (tile_scales) sd = srowg + (groups + 15) / 16 * 16;
+  int64_t srow_block = -1;
+  auto follow_block_row = [&](int64_t a) {  // srowg: the tile's block row's scales (every 4 tiles at 128 rows)
+    if (a / w.block_rows == srow_block) return;
+    srow_block = a / w.block_rows;
+    const float* srow = w.scale_inv + srow_block * w.scale_cols;
+    for (int64_t g = 0, per_block = w.block_cols / 32; g < groups; ++g) srowg[g] = srow[g / per_block];
+  };
   for (int64_t r = r0; r < r1;) {
     const int64_t a = w.row_offset + r;
     const int h = static_cast<int>(a / 16 % 2), live = static_cast<int>(std::min<int64_t>(kTileRows8, r1 - r));
+    if (tile_scales) follow_block_row(a);
     if (h == 0 && live > 16) {
       if constexpr (kScaled) ScaleTimesActs<2>(w, a, 0, dgt, n16, sd);
+      if (tile_scales) TileHalfScales<2>(w, a, srowg, dg, sd);
       TokenBlocks<2, kQ8, kScaled>(w, a, 0, live, q, dg, qbias, sd, n16, n, y + r, y_stride, end);
       r += kTileRows8;
     } else {
       if constexpr (kScaled) ScaleTimesActs<1>(w, a, h, dgt, n16, sd);
+      if (tile_scales) TileHalfScales<1>(w, a, srowg, dg, sd);
       TokenBlocks<1, kQ8, kScaled>(w, a, h, std::min(live, 16), q, dg, qbias, sd, n16, n, y + r, y_stride, end);
       r += 16;
     }

@@ -98,6 +98,13 @@ measure() {
     echo "peers: $label failed (see $out/$label.t$thr.r$round.err)" >&2
     rm -f "$file"
   fi
+  # A peer's run gets the read bandwidth of the moment after it, as dsv3 bench
+  # measures its own after decoding: the table sets each engine's decode
+  # against its own sample (the ratio at equal bandwidth).
+  case "$label" in
+    dsv3-*) ;;
+    *) "$dsv3" -t "$thr" bench --membw --membw-reps 5 --json >"$out/membw-$label.t$thr.r$round.json" || true ;;
+  esac
 }
 
 fp8_runs() {  # $1 threads, $2 round

@@ -1,8 +1,9 @@
 """Prints bench/peers.sh's table: per thread count, one row per engine and
 weights per round (prefill tok/s, decode batch 1 tok/s, decode batch 16
 aggregate tok/s where measured), then dsv3's ratio to the best peer figure of
-the same round and the batch-16 figure against its byte ceiling (bytes read
-per token at batch 1 / at batch 16, times batch 1's rate).
+the same round (also with each engine's decode divided by the read bandwidth
+sampled right after its run) and the batch-16 figure against its byte ceiling
+(bytes read per token at batch 1 / at batch 16, times batch 1's rate).
 
 Usage: peers_table.py OUT PROMPT TYPES THREADS ROUNDS IK_FLAGS (as peers.sh passes them)."""
 import json
@@ -102,14 +103,40 @@ def main():
                     best_pp = max((p[0] for p in peers if p[0]), default=None)
                     best_tg = max((p[1] for p in peers if p[1]), default=None)
                     m = rows[mine]
-                    roof = roofline_b1(load(os.path.join(out, "%s.t%s.r%d.json" % (mine, thr, r))))
-                    ratios.append("round %d, %s vs best peer on %s: prefill %s, decode b1 %s%s" % (
+                    mine_json = load(os.path.join(out, "%s.t%s.r%d.json" % (mine, thr, r)))
+                    roof = roofline_b1(mine_json)
+                    ratios.append("round %d, %s vs best peer on %s: prefill %s, decode b1 %s%s%s" % (
                         r, mine, t.upper(), fmt(m[0] / best_pp if m[0] and best_pp else None, 2) + "x",
                         fmt(m[1] / best_tg if m[1] and best_tg else None, 2) + "x",
-                        "" if roof is None else " (%.0f%% of its roofline)" % (100 * roof)))
+                        "" if roof is None else " (%.0f%% of its roofline)" % (100 * roof),
+                        equal_bandwidth(out, thr, r, t, mine_json, rows, peer_labels)))
         print()
         for line in ratios + best_of_rounds(every, types):
             print("- " + line)
+
+
+def equal_bandwidth(out, thr, r, t, mine_json, rows, peer_labels):
+    """dsv3's batch-1 decode against the best peer's with each divided by the read bandwidth
+    sampled right after its own run, and the peer's fraction of its roofline (bytes per token
+    of the file as dsv3 bench counts them on it): the comparison the bandwidth's swings between
+    two runs cannot tilt."""
+    same_file = load(os.path.join(out, "dsv3-%s.t%s.r%d.json" % (t, thr, r)))
+    best = None
+    for k in peer_labels:
+        bw = load(os.path.join(out, "membw-%s.t%s.r%d.json" % (k, thr, r)))
+        if k in rows and rows[k][1] and bw:
+            per_gb = rows[k][1] / bw["membw_gb_per_s"]
+            if best is None or per_gb > best[0]:
+                best = (per_gb, bw["membw_gb_per_s"], rows[k][1])
+    mine_tg = (mine_json or {}).get("decode_tokens_per_s", {}).get("1")
+    if best is None or not mine_tg or not mine_json.get("membw_gb_per_s"):
+        return ""
+    text = "; at equal bandwidth %.2fx" % (mine_tg / mine_json["membw_gb_per_s"] / best[0])
+    for x in (same_file or {}).get("decode", []):
+        if x["batch"] == 1:
+            gb = best[2] * (x["weight_bytes_per_token"] + x["kv_bytes_per_token"]) / 1e9
+            text += " (peer at %.0f%% of its roofline)" % (100 * gb / best[1])
+    return text
 
 
 def compared(t):

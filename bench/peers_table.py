@@ -118,8 +118,8 @@ def main():
 def equal_bandwidth(out, thr, r, t, mine_json, rows, peer_labels):
     """dsv3's batch-1 decode against the best peer's with each divided by the read bandwidth
     sampled right after its own run, and the peer's fraction of its roofline (bytes per token
-    of the file as dsv3 bench counts them on it): the comparison the bandwidth's swings between
-    two runs cannot tilt."""
+    of the file as dsv3 bench counts them on it): swings of the bandwidth between two runs no
+    longer tilt it, swings within a run still can."""
     same_file = load(os.path.join(out, "dsv3-%s.t%s.r%d.json" % (t, thr, r)))
     best = None
     for k in peer_labels:

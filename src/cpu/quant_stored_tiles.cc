@@ -241,7 +241,7 @@ class HalfScales {
 // products as Fp8Half::Scale times d_g (2^(E - 13) is exact), vectorised once
 // per tile: formed per group inside the streaming loop they cost one core
 // a few percent of its DRAM speed (BM_ExpertTilesDram/1, one thread,
-// alternated: 36.1 -> 37.4 GB/s). With 2-7 tokens they did not pay.
+// five alternations: 35.8 -> 36.9 GB/s). With 2-7 tokens they did not pay.
 template <int kHalves>
 DSV3_VNNI_TARGET void TileHalfScales(const MatRef& w, int64_t a, const float* srowg, const float* dg, float* sd) {
   const int64_t groups = w.cols / 32;

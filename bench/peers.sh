@@ -125,7 +125,6 @@ for thr in $threads_list; do
     case " $types " in *" q8_0 "*) ;; *) fp8_runs "$thr" "$round" ;; esac
     for t in $types; do
       f=$(gguf_of "$t")
-      # shellcheck disable=SC2086  # IK_FLAGS is a list of flags
       measure "ik-$t" "$thr" "$round" "$ik_bench" -m "$f" -t "$thr" -p "$prompt" -n "$decode" -r 3 -o json
       measure "dsv3-$t" "$thr" "$round" "$dsv3" -t "$thr" bench --model "$f" -p "$prompt" -n "$decode" \
         -b 1,16 --reps 3 --json
@@ -134,7 +133,7 @@ for thr in $threads_list; do
           -n "$decode" -b 1,16 --reps 3 --json
       fi
       if [ "$t" = q8_0 ]; then fp8_runs "$thr" "$round"; fi
-      # shellcheck disable=SC2086
+      # shellcheck disable=SC2086  # IK_FLAGS is a list of flags
       measure "ik-$t-tuned" "$thr" "$round" "$ik_bench" -m "$f" -t "$thr" -p "$prompt" -n "$decode" -r 3 \
         $ik_flags -o json
       if [ -n "$llama_bench" ]; then

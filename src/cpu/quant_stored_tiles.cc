@@ -391,7 +391,7 @@ DSV3_VNNI_TARGET void DecodeRows(const MatRef& w, const int8_t* q, const float* 
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t t = 0; t < n16; ++t) dgt[g * n16 + t] = t < n ? dg[t * groups + g] : 0.0f;
   const bool tile_scales = !kQ8 && !kScaled && n == 1;  // FP8, one token
-  float* srowg = work;  // [groups], then sd [2, groups] (16-float aligned)
+  float* srowg = work;  // [groups], then sd [2, groups]: where dgt lies for 8+ tokens
   if (tile_scales) sd = srowg + (groups + 15) / 16 * 16;
   int64_t srow_block = -1;
   auto follow_block_row = [&](int64_t a) {  // srowg: the tile's block row's scales (every 4 tiles at 128 rows)

@@ -259,6 +259,21 @@ DSV3_VNNI_TARGET void TileHalfScales(const MatRef& w, int64_t a, const float* sr
   }
 }
 
+// 2-7 tokens prefetch this far ahead: nearer than the block kernels'
+// kDecodePrefetch (one core from DRAM, BM_ExpertTilesDram/2 and /3: 12 KiB
+// 34.6 / 33.0 GB/s, 8 KiB 36.0 / 35.1, 4 KiB 35.7 / 35.2, 2 KiB 34.2 / 33.1).
+constexpr int64_t kStoredPrefetch = 4096;
+
+// With several passes over a tile (8+ tokens) the next tile is fetched
+// while this one is multiplied: its `lines` 64-byte lines from p, spread
+// evenly over the `slots` (pass, group) steps of all passes, this pass's
+// first being slot0. Fetching only ahead of the first pass left the memory
+// idle during the others (16 tokens from DRAM, one core: 15.3 -> 17.9 GB/s).
+struct NextTile {
+  const uint8_t* p = nullptr;
+  int64_t lines = 0, slot0 = 0, slots = 1;
+};
+
 // T tokens against kHalves 16-row halves of one tile, from half h0 (absolute
 // row a); `live` rows of output are stored from y (row a's column). With
 // kScaled (FP8 from 8 tokens), sd [groups, 2, n16] holds each half's scale
@@ -270,10 +285,10 @@ DSV3_VNNI_TARGET void TileHalfScales(const MatRef& w, int64_t a, const float* sr
 template <int T, int kHalves, bool kQ8, bool kScaled>
 DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live, const int8_t* q, const float* dg,
                                    const int32_t* qbias, const float* sd, int64_t n16, float* y, int64_t y_stride,
-                                   const uint8_t* end) {
+                                   const uint8_t* end, const NextTile& next) {
   // FP8, one token: sd holds TileHalfScales' factors [kHalves, groups].
   constexpr bool kTileFactors = !kScaled && !kQ8 && T == 1;
-  // end == nullptr: no prefetching (a later pass over a tile already in cache).
+  // end == nullptr: no prefetching ahead (one token, or several passes).
   const int64_t cols = w.cols, groups = cols / 32;
   const int8_t* tile = TileOf(w, a);
   const int8_t* half = tile + 64 * h0;
@@ -284,13 +299,19 @@ DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live,
     for (int h = 0; h < kHalves; ++h) f[t][h] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
     const int8_t* wg = half + g * 8 * 128;
-    // The block kernels' distance (8 to 20 KiB streamed alike when one token
-    // still prefetched, BM_ExpertTilesDram/1; not measured apart for more).
-    const uint8_t* ahead = reinterpret_cast<const uint8_t*>(wg) + kDecodePrefetch;
+    const uint8_t* ahead = reinterpret_cast<const uint8_t*>(wg) + kStoredPrefetch;
     const bool fetch = end && ahead < end;
+    if (next.p)
+      for (int64_t l = next.lines * (next.slot0 + g) / next.slots, l1 = next.lines * (next.slot0 + g + 1) / next.slots;
+           l < l1; ++l)
+        PrefetchLine(next.p + 64 * l);
     __m512i acc[T][kHalves];
     for (int t = 0; t < T; ++t)
       for (int h = 0; h < kHalves; ++h) acc[t][h] = _mm512_set1_epi32(qbias[t * groups + g]);
+    // Unrolled, the accumulators stay in their registers: as a loop GCC copied
+    // them from register to register every step and kept f on the stack (16
+    // tokens in cache 538 -> 606 GOP/s, BM_MatMulFp8Tiles/16).
+#pragma GCC unroll 8
     for (int s = 0; s < 8; ++s) {
       __m512i wv[kHalves];
       // One prefetch before each load: sixteen in a row per group streamed a
@@ -347,14 +368,23 @@ DSV3_VNNI_TARGET void ScaleTimesActs(const MatRef& w, int64_t a, int h0, const f
   }
 }
 
-// T tokens from t0 against one tile's halves; only the first pass over a
-// tile prefetches ahead, and only for two or more tokens.
+// The tokens in blocks of up to 7 (8+: 6) against one tile's halves. One
+// pass (2-7 tokens) prefetches kStoredPrefetch ahead; several passes fetch
+// the next tile, spread over them (NextTile); one token does neither.
 template <int kHalves, bool kQ8, bool kScaled>
 DSV3_VNNI_TARGET void TokenBlocks(const MatRef& w, int64_t a, int h0, int live, const int8_t* q, const float* dg,
                                   const int32_t* qbias, const float* sd, int64_t n16, int64_t n, float* y,
                                   int64_t y_stride, const uint8_t* end) {
-  const int64_t cols = w.cols, groups = cols / 32, block = n <= 7 ? n : 6;
+  const int64_t cols = w.cols, groups = cols / 32, block = n <= 7 ? n : 6, passes = (n + block - 1) / block;
+  NextTile next;
+  if (passes > 1) {
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(TileOf(w, a + kTileRows8));
+    const int64_t tile_bytes = kTileRows8 * static_cast<int64_t>(DTypeBytes(w.dtype, cols));
+    if (p < end) next.p = p, next.lines = std::min<int64_t>(tile_bytes, end - p) / 64;
+    next.slots = passes * groups;
+  }
   for (int64_t t0 = 0; t0 < n; t0 += block) {
+    next.slot0 = t0 / block * groups;
     const int8_t* qt = q + t0 * cols;
     const float* dt = dg + t0 * groups;
     const int32_t* bt = qbias + t0 * groups;
@@ -363,17 +393,16 @@ DSV3_VNNI_TARGET void TokenBlocks(const MatRef& w, int64_t a, int h0, int live, 
     // One token: no prefetches. Its loads come fast enough for the hardware
     // prefetchers on huge pages, and the prefetches only took request slots
     // (one core from DRAM 36.8 -> 38.4 GB/s, bench-moe FP8 --int8-fp8 decode
-    // at one thread 50.6 -> 53.4 tok/s); from two tokens on they pay (16
-    // tokens: 14.1 -> 16.1 GB/s with them).
-    const uint8_t* e = t0 == 0 && n > 1 ? end : nullptr;
+    // at one thread 50.6 -> 53.4 tok/s); with 2-7 tokens they pay.
+    const uint8_t* e = passes == 1 && n > 1 ? end : nullptr;
     switch (std::min(block, n - t0)) {
-      case 1: DecodeHalves<1, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
-      case 2: DecodeHalves<2, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
-      case 3: DecodeHalves<3, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
-      case 4: DecodeHalves<4, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
-      case 5: DecodeHalves<5, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
-      case 6: DecodeHalves<6, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
-      default: DecodeHalves<7, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e); break;
+      case 1: DecodeHalves<1, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e, next); break;
+      case 2: DecodeHalves<2, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e, next); break;
+      case 3: DecodeHalves<3, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e, next); break;
+      case 4: DecodeHalves<4, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e, next); break;
+      case 5: DecodeHalves<5, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e, next); break;
+      case 6: DecodeHalves<6, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e, next); break;
+      default: DecodeHalves<7, kHalves, kQ8, kScaled>(w, a, h0, live, qt, dt, bt, st, n16, yt, y_stride, e, next); break;
     }
   }
 }

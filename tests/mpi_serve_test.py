@@ -155,6 +155,14 @@ def test_same(np, btl):
 
 def test_kill(np, btl):
     s = start(np, btl)
+    try:
+        check_kill(s, np, btl)
+    except BaseException:  # what the ranks said, for the log of a rare failure
+        sys.stderr.write("".join(s.stderr_lines))
+        raise
+
+
+def check_kill(s, np, btl):
     victim = rank_pids(s.proc.pid)[1]
     killed = []
 

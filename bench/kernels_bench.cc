@@ -195,11 +195,11 @@ BENCHMARK(BM_MatMulFp8Tiles)->Arg(1)->Arg(2)->Arg(4)->Arg(16)->Arg(64)->Arg(512)
 void BM_ExpertTilesDram(benchmark::State& state) {
   const int64_t n = state.range(0), rows = 1408, cols = 2048, count = 96;
   Matrix m = MakeMatrix(DType::kF8E4M3, rows, cols);
-  std::vector<AlignedBytes> levels, exps;
+  HugePageArena arena;  // as the model keeps them: every byte on huge pages
   std::vector<Weight> w;
   for (int64_t e = 0; e < count; ++e) {
-    levels.emplace_back(ops::StoredTilesBytes(m.w)), exps.emplace_back(ops::StoredTilesExpBytes(m.w));
-    w.push_back(ops::StoreTiles(m.w, levels.back().data(), exps.back().data()));
+    uint8_t* levels = arena.Allocate(ops::StoredTilesBytes(m.w));
+    w.push_back(ops::StoreTiles(m.w, levels, arena.Allocate(ops::StoredTilesExpBytes(m.w))));
   }
   std::vector<float> x(n * cols, 0.5f), y(count * n * rows);
   std::vector<ops::MatMulJob> jobs;

@@ -182,6 +182,34 @@ TEST(Fp8Tiles, ViewsOffTheTileGrid) {
 }
 
 // Q8_0 (--repack): the same tiles with the blocks' f16 scales.
+// One token streams runs of whole tiles (4 MiB of weights each) with their
+// factors formed ahead: 65 tiles of 2048 columns make two runs, the second
+// of one tile; 128-row blocks change every four tiles inside a run.
+TEST(Fp8Tiles, OneTokenRunsEqualTwinBitForBit) {
+  if (!cpu::HasAvx512Vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
+  constexpr int64_t rows = 65 * 32, cols = 2048, groups = cols / 32;
+  std::mt19937 rng(13);
+  std::uniform_int_distribution<int> level(-127, 127);
+  std::uniform_real_distribution<float> scale(1e-3f, 1e-1f);
+  Fp8Weight f = MakeFp8(rows, cols, 128, rng);
+  Packed p = Pack(f.w);
+  const cpu::MatRef m = ToMatRef(p.w);
+  std::vector<int8_t> q(cols);
+  std::vector<float> dg(groups);
+  std::vector<int32_t> qbias(groups, 0);
+  for (int64_t i = 0; i < cols; ++i) q[i] = static_cast<int8_t>(level(rng)), qbias[i / 32] -= 128 * q[i];
+  for (float& d : dg) d = scale(rng);
+  std::vector<float> work(cpu::DecodeStoredWorkFloats(cols, 1) + 16);
+  // All of it; from the second tile (one run); halves at both ends.
+  for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {32, rows}, {16, rows - 16}, {0, 64 * 32}}) {
+    std::vector<float> a(rows, -1.0f), b(rows, -1.0f);
+    cpu::DecodeStoredVnni(m, q.data(), dg.data(), qbias.data(), 1, a.data(), rows, r0, r1, work.data());
+    cpu::DecodeStoredTwin(m, q.data(), dg.data(), qbias.data(), 1, b.data(), rows, r0, r1);
+    for (int64_t i = 0; i < rows; ++i)
+      ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "rows " << r0 << ".." << r1 << " output " << i;
+  }
+}
+
 TEST(Q8_0Tiles, RowsTileProductsAndDecode) {
   std::mt19937 rng(17);
   QuantWeight q = MakeQuant(DType::kQ8_0, kRows, kCols, rng);

@@ -259,6 +259,80 @@ DSV3_VNNI_TARGET void TileHalfScales(const MatRef& w, int64_t a, const float* sr
   }
 }
 
+// FP8, one token: the factors of a run of whole tiles are formed first and
+// the run is then streamed in one loop, so nothing but two stores separates
+// one tile's loads from the next's. Formed at each tile (reading its
+// exponents and scales, and the calls around them) they paused the stream
+// often enough to cost one core about 5% of its DRAM speed against a bare
+// loop over the same bytes. A run is kOneTokenRun bytes of weights, whose
+// factors take 1/128 of that (32 KiB) and stay in L1/L2.
+constexpr int64_t kOneTokenRun = int64_t{4} << 20;
+int64_t OneTokenRunTiles(int64_t cols) { return std::max<int64_t>(1, kOneTokenRun / (kTileRows8 * cols)); }
+
+// `tiles` whole tiles from absolute row a (a multiple of 32): y [32 tiles]
+// from q [cols], qbias [groups] and sd [tiles, 2, groups], TileHalfScales'
+// factors of each tile. The same steps in the same order as DecodeHalves.
+DSV3_VNNI_TARGET void OneTokenTiles(const MatRef& w, int64_t a, int64_t tiles, const int8_t* q, const int32_t* qbias,
+                                    const float* sd, float* y) {
+  const int64_t groups = w.cols / 32;
+  const int8_t* p = TileOf(w, a);  // tiles follow each other: one stream of groups
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int64_t t = 0; t < tiles; ++t, sd += 2 * groups, y += kTileRows8) {
+    __m512 f0 = _mm512_setzero_ps(), f1 = _mm512_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g, p += 8 * 128) {
+      __m512i acc0 = _mm512_set1_epi32(qbias[g]), acc1 = acc0;
+#pragma GCC unroll 8
+      for (int s = 0; s < 8; ++s) {
+        int32_t word;
+        std::memcpy(&word, q + 32 * g + 4 * s, 4);
+        const __m512i b = _mm512_set1_epi32(word);
+        acc0 = _mm512_dpbusd_epi32(acc0, _mm512_xor_si512(_mm512_load_si512(p + s * 128), flip), b);
+        acc1 = _mm512_dpbusd_epi32(acc1, _mm512_xor_si512(_mm512_load_si512(p + s * 128 + 64), flip), b);
+      }
+      f0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc0), _mm512_set1_ps(sd[g]), f0);
+      f1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc1), _mm512_set1_ps(sd[groups + g]), f1);
+    }
+    _mm512_storeu_ps(y, f0);
+    _mm512_storeu_ps(y + 16, f1);
+  }
+}
+
+// FP8: each group's block scale in the block row of the tile in hand,
+// srowg [groups], refilled when a tile enters a new block row (every 4 tiles
+// at 128-row blocks).
+class BlockRowScales {
+ public:
+  BlockRowScales(const MatRef& w, float* srowg) : w_(w), srowg_(srowg) {}
+  void Follow(int64_t a) {
+    if (a / w_.block_rows == block_) return;
+    block_ = a / w_.block_rows;
+    const float* srow = w_.scale_inv + block_ * w_.scale_cols;
+    const int64_t groups = w_.cols / 32, per_block = w_.block_cols / 32;
+    for (int64_t g = 0; g < groups; g += per_block)
+      std::fill_n(srowg_ + g, std::min(per_block, groups - g), srow[g / per_block]);
+  }
+  const float* Get() const { return srowg_; }
+
+ private:
+  const MatRef& w_;
+  float* srowg_;
+  int64_t block_ = -1;
+};
+
+// FP8, one token: up to `whole` whole tiles from absolute row a (a multiple
+// of 32), at most a run; their factors into sd [tiles, 2, groups], then the
+// products into y [32 tiles]. Returns the rows done.
+DSV3_VNNI_TARGET int64_t OneTokenRun(const MatRef& w, int64_t a, int64_t whole, const int8_t* q, const float* dg,
+                                     const int32_t* qbias, BlockRowScales& srowg, float* sd, float* y) {
+  const int64_t tiles = std::min(whole, OneTokenRunTiles(w.cols)), groups = w.cols / 32;
+  for (int64_t t = 0; t < tiles; ++t) {
+    srowg.Follow(a + t * kTileRows8);
+    TileHalfScales<2>(w, a + t * kTileRows8, srowg.Get(), dg, sd + t * 2 * groups);
+  }
+  OneTokenTiles(w, a, tiles, q, qbias, sd, y);
+  return tiles * kTileRows8;
+}
+
 // 2-7 tokens prefetch this far ahead: nearer than the block kernels'
 // kDecodePrefetch (one core from DRAM, BM_ExpertTilesDram/2 and /3: 12 KiB
 // 34.6 / 33.0 GB/s, 8 KiB 36.0 / 35.1, 4 KiB 35.7 / 35.2, 2 KiB 34.2 / 33.1).
@@ -420,27 +494,24 @@ DSV3_VNNI_TARGET void DecodeRows(const MatRef& w, const int8_t* q, const float* 
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t t = 0; t < n16; ++t) dgt[g * n16 + t] = t < n ? dg[t * groups + g] : 0.0f;
   const bool tile_scales = !kQ8 && !kScaled && n == 1;  // FP8, one token
-  float* srowg = work;  // [groups], then sd [2, groups]: where dgt lies for 8+ tokens
-  if (tile_scales) sd = srowg + (groups + 15) / 16 * 16;
-  int64_t srow_block = -1;
-  auto follow_block_row = [&](int64_t a) {  // srowg: the tile's block row's scales (every 4 tiles at 128 rows)
-    if (a / w.block_rows == srow_block) return;
-    srow_block = a / w.block_rows;
-    const float* srow = w.scale_inv + srow_block * w.scale_cols;
-    for (int64_t g = 0, per_block = w.block_cols / 32; g < groups; ++g) srowg[g] = srow[g / per_block];
-  };
+  BlockRowScales srowg(w, work);  // [groups], then sd [run tiles, 2, groups]: where dgt lies for 8+ tokens
+  if (tile_scales) sd = work + (groups + 15) / 16 * 16;
   for (int64_t r = r0; r < r1;) {
     const int64_t a = w.row_offset + r;
     const int h = static_cast<int>(a / 16 % 2), live = static_cast<int>(std::min<int64_t>(kTileRows8, r1 - r));
-    if (tile_scales) follow_block_row(a);
+    if (tile_scales && a % kTileRows8 == 0 && live == kTileRows8) {
+      r += OneTokenRun(w, a, (r1 - r) / kTileRows8, q, dg, qbias, srowg, sd, y + r);
+      continue;
+    }
+    if (tile_scales) srowg.Follow(a);
     if (h == 0 && live > 16) {
       if constexpr (kScaled) ScaleTimesActs<2>(w, a, 0, dgt, n16, sd);
-      if (tile_scales) TileHalfScales<2>(w, a, srowg, dg, sd);
+      if (tile_scales) TileHalfScales<2>(w, a, srowg.Get(), dg, sd);
       TokenBlocks<2, kQ8, kScaled>(w, a, 0, live, q, dg, qbias, sd, n16, n, y + r, y_stride, end);
       r += kTileRows8;
     } else {
       if constexpr (kScaled) ScaleTimesActs<1>(w, a, h, dgt, n16, sd);
-      if (tile_scales) TileHalfScales<1>(w, a, srowg, dg, sd);
+      if (tile_scales) TileHalfScales<1>(w, a, srowg.Get(), dg, sd);
       TokenBlocks<1, kQ8, kScaled>(w, a, h, std::min(live, 16), q, dg, qbias, sd, n16, n, y + r, y_stride, end);
       r += 16;
     }
@@ -448,7 +519,10 @@ DSV3_VNNI_TARGET void DecodeRows(const MatRef& w, const int8_t* q, const float* 
 }
 }  // namespace
 
-int64_t DecodeStoredWorkFloats(int64_t cols, int64_t n) { return 3 * (cols / 32) * ((n + 15) / 16 * 16) + 16; }
+int64_t DecodeStoredWorkFloats(int64_t cols, int64_t n) {
+  const int64_t groups = cols / 32, one_token = (groups + 15) / 16 * 16 + OneTokenRunTiles(cols) * 2 * groups;
+  return std::max(3 * groups * ((n + 15) / 16 * 16), one_token) + 16;
+}
 
 void DecodeStoredVnni(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qbias, int64_t n, float* y,
                       int64_t y_stride, int64_t r0, int64_t r1, float* work) {

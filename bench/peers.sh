@@ -18,6 +18,9 @@
 #   ROUNDS       alternations (default 2)
 #   PROMPT       prefill tokens (default 512); DECODE decode steps (default 64)
 #   IK_FLAGS     ik_llama.cpp's tuned flags, tried beside its defaults (default "-rtr 1 -muge 1")
+#   PAIRS        after the rounds, this many decode-only pairs per thread count
+#                (default 0): dsv3 --int8-fp8 and ik IK_FLAGS on the Q8_0 file,
+#                batch 1, each run followed by a read-bandwidth sample
 #   GGUF_DIR     where the GGUF files go (default: beside MODEL); OUT raw results (default: a temp dir)
 #   DSV3_BUILD   dsv3's build directory (default build)
 # The peers are built in SRC/build-dsv3-peers (Release, native, llama-bench only).
@@ -40,6 +43,7 @@ rounds=${ROUNDS:-2}
 prompt=${PROMPT:-512}
 decode=${DECODE:-64}
 ik_flags=${IK_FLAGS:--rtr 1 -muge 1}
+pairs=${PAIRS:-0}
 build=${DSV3_BUILD:-build}
 gguf_dir=${GGUF_DIR:-$(dirname "$model")}
 out=${OUT:-$(mktemp -d /tmp/peers.XXXXXX)}
@@ -115,6 +119,31 @@ fp8_runs() {  # $1 threads, $2 round
     -p "$prompt" -n "$decode" -b 1,16 --reps 3 --json
 }
 
+# Decode-only pairs: this VM's bandwidth flips between two states within
+# minutes, so a round of long runs often sets one engine's high moment
+# against the other's low one. Short batch-1 runs, each between two
+# bandwidth samples, let the table keep the pairs that met one state
+# throughout (pair p's runs: dsv3-pair.t<threads>.p<p>.json, ik-pair...;
+# samples membw-pair.t<threads>.s<k>.json, k = 0 before the first run).
+pair_runs() {  # $1 threads
+  [ "$pairs" -gt 0 ] || return 0
+  case " $types " in *" q8_0 "*) ;; *) echo "peers: PAIRS needs q8_0 among TYPES" >&2; return 0 ;; esac
+  local f k=0
+  f=$(gguf_of q8_0)
+  sample() { "$dsv3" -t "$1" bench --membw --membw-reps 5 --json >"$out/membw-pair.t$1.s$k.json" || true; k=$((k + 1)); }
+  sample "$1"
+  for p in $(seq "$pairs"); do
+    echo "peers: pair $p, -t $1" >&2
+    "$dsv3" -t "$1" --int8-fp8 bench --model "$model" --head fp8 -p 16 -n "$decode" -b 1 --reps 3 \
+      --membw-reps 5 --json >"$out/dsv3-pair.t$1.p$p.json" 2>/dev/null || rm -f "$out/dsv3-pair.t$1.p$p.json"
+    sample "$1"
+    # shellcheck disable=SC2086  # IK_FLAGS is a list of flags
+    "$ik_bench" -m "$f" -t "$1" -p 0 -n "$decode" -r 3 $ik_flags -o json >"$out/ik-pair.t$1.p$p.json" 2>/dev/null ||
+      rm -f "$out/ik-pair.t$1.p$p.json"
+    sample "$1"
+  done
+}
+
 # Within a round the dsv3 runs of a type sit between ik's default and tuned
 # runs on it (the FP8 runs between ik's Q8_0 runs when q8_0 is among the
 # types): this VM's bandwidth moves within minutes, and runs far apart in one
@@ -141,8 +170,9 @@ for thr in $threads_list; do
       fi
     done
   done
+  pair_runs "$thr"
   "$dsv3" -t "$thr" bench --membw --json >"$out/membw.t$thr.after.json"
 done
 
-python3 bench/peers_table.py "$out" "$prompt" "$types" "$threads_list" "$rounds" "$ik_flags"
+python3 bench/peers_table.py "$out" "$prompt" "$types" "$threads_list" "$rounds" "$ik_flags" "$pairs"
 echo "raw results: $out"

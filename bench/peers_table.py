@@ -5,9 +5,15 @@ the same round (also with each engine's decode divided by the read bandwidth
 sampled right after its run) and the batch-16 figure against its byte ceiling
 (bytes read per token at batch 1 / at batch 16, times batch 1's rate).
 
-Usage: peers_table.py OUT PROMPT TYPES THREADS ROUNDS IK_FLAGS (as peers.sh passes them)."""
+With PAIRS > 0, each thread count's table is followed by the decode-only
+pairs (dsv3 --int8-fp8 against ik IK_FLAGS on the Q8_0 file, batch 1), each
+run between two read-bandwidth samples, and the median ratio of the pairs
+whose three samples lie within 10% of each other (one bandwidth state).
+
+Usage: peers_table.py OUT PROMPT TYPES THREADS ROUNDS IK_FLAGS [PAIRS] (as peers.sh passes them)."""
 import json
 import os
+import statistics
 import sys
 
 
@@ -64,6 +70,7 @@ def fmt(x, digits=1):
 def main():
     out, prompt, types, threads, rounds, ik_flags = sys.argv[1:7]
     prompt, rounds = int(prompt), int(rounds)
+    pairs = int(sys.argv[7]) if len(sys.argv) > 7 else 0
     for thr in threads.split():
         bw = [load(os.path.join(out, "membw.t%s.%s.json" % (thr, w))) for w in ("before", "after")]
         bws = ", ".join("%.1f" % b["membw_gb_per_s"] for b in bw if b)
@@ -113,6 +120,39 @@ def main():
         print()
         for line in ratios + best_of_rounds(every, types):
             print("- " + line)
+        if pairs > 0:
+            pair_table(out, thr, pairs, ik_flags)
+
+
+def pair_table(out, thr, pairs, ik_flags):
+    """The decode-only pairs of one thread count (peers.sh's pair_runs): sample k = 2 (p - 1)
+    precedes pair p's dsv3 run, k + 1 lies between its two runs, k + 2 follows ik's."""
+    def bw(k):
+        d = load(os.path.join(out, "membw-pair.t%s.s%d.json" % (thr, k)))
+        return d["membw_gb_per_s"] if d else None
+
+    print("\nDecode-only pairs, -t %s (batch 1; dsv3 --int8-fp8 on FP8, ik %s on Q8_0):\n" % (thr, ik_flags))
+    print("| pair | dsv3 tok/s | ik tok/s | bandwidth before, between, after (GB/s) | one state | ratio |")
+    print("|---|---|---|---|---|---|")
+    same, every = [], []
+    for p in range(1, pairs + 1):
+        d, i = (load(os.path.join(out, "%s-pair.t%s.p%d.json" % (e, thr, p))) for e in ("dsv3", "ik"))
+        mine = (d or {}).get("decode_tokens_per_s", {}).get("1")
+        peer = peer_row(i, 0)[1] if i else None
+        samples = [bw(2 * (p - 1) + j) for j in range(3)]
+        one = None not in samples and max(samples) <= 1.1 * min(samples)
+        ratio = mine / peer if mine and peer else None
+        if ratio:
+            every.append(ratio)
+            if one:
+                same.append(ratio)
+        print("| %d | %s | %s | %s | %s | %s |" % (p, fmt(mine), fmt(peer), ", ".join(fmt(x) for x in samples),
+                                                   "yes" if one else "no", fmt(ratio, 2)))
+    print()
+    for name, xs in (("pairs in one bandwidth state", same), ("all pairs", every)):
+        if xs:
+            print("- %s: %d of %d, dsv3 / ik median %.2fx (%.2f-%.2f)" % (
+                name, len(xs), pairs, statistics.median(xs), min(xs), max(xs)))
 
 
 def equal_bandwidth(out, thr, r, t, mine_json, rows, peer_labels):

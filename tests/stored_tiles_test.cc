@@ -181,7 +181,6 @@ TEST(Fp8Tiles, ViewsOffTheTileGrid) {
     for (int64_t n : {1, 4, 8, 11}) ExpectWithinActivationRounding(v, n, rng);
 }
 
-// Q8_0 (--repack): the same tiles with the blocks' f16 scales.
 // One token streams runs of whole tiles (4 MiB of weights each) with their
 // factors formed ahead: 65 tiles of 2048 columns make two runs, the second
 // of one tile; 128-row blocks change every four tiles inside a run.
@@ -200,7 +199,7 @@ TEST(Fp8Tiles, OneTokenRunsEqualTwinBitForBit) {
   for (int64_t i = 0; i < cols; ++i) q[i] = static_cast<int8_t>(level(rng)), qbias[i / 32] -= 128 * q[i];
   for (float& d : dg) d = scale(rng);
   std::vector<float> work(cpu::DecodeStoredWorkFloats(cols, 1) + 16);
-  // All of it; from the second tile (one run); halves at both ends.
+  // All of it (two runs); from the second tile (one run); halves at both ends; the first run alone.
   for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {32, rows}, {16, rows - 16}, {0, 64 * 32}}) {
     std::vector<float> a(rows, -1.0f), b(rows, -1.0f);
     cpu::DecodeStoredVnni(m, q.data(), dg.data(), qbias.data(), 1, a.data(), rows, r0, r1, work.data());
@@ -210,6 +209,7 @@ TEST(Fp8Tiles, OneTokenRunsEqualTwinBitForBit) {
   }
 }
 
+// Q8_0 (--repack): the same tiles with the blocks' f16 scales.
 TEST(Q8_0Tiles, RowsTileProductsAndDecode) {
   std::mt19937 rng(17);
   QuantWeight q = MakeQuant(DType::kQ8_0, kRows, kCols, rng);

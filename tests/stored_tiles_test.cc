@@ -10,7 +10,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "core/aligned_buffer.h"
@@ -51,6 +53,29 @@ std::vector<float> Product(const Weight& w, const std::vector<float>& x, int64_t
   o.int8_fp8 = int8_fp8;
   ops::MatMul(w, x.data(), w.cols, y.data(), w.rows, n, o);
   return y;
+}
+
+// The VNNI decode kernel against its scalar twin over each row range [r0,
+// r1) of m, bit for bit: n tokens of random levels q (and their bias -128
+// sum(q) per 32) with random steps dg.
+void ExpectDecodeVnniEqualsTwin(const cpu::MatRef& m, int64_t n,
+                                std::initializer_list<std::pair<int64_t, int64_t>> ranges, std::mt19937& rng) {
+  std::uniform_int_distribution<int> level(-127, 127);
+  std::uniform_real_distribution<float> scale(1e-3f, 1e-1f);
+  const int64_t rows = m.rows, cols = m.cols, groups = cols / 32;
+  std::vector<int8_t> q(n * cols);
+  std::vector<float> dg(n * groups);
+  std::vector<int32_t> qbias(n * groups, 0);
+  for (int64_t i = 0; i < n * cols; ++i) q[i] = static_cast<int8_t>(level(rng)), qbias[i / 32] -= 128 * q[i];
+  std::vector<float> work(cpu::DecodeStoredWorkFloats(cols, n) + 16);
+  for (float& d : dg) d = scale(rng);
+  for (auto [r0, r1] : ranges) {
+    std::vector<float> a(n * rows, -1.0f), b(n * rows, -1.0f);
+    cpu::DecodeStoredVnni(m, q.data(), dg.data(), qbias.data(), n, a.data(), rows, r0, r1, work.data());
+    cpu::DecodeStoredTwin(m, q.data(), dg.data(), qbias.data(), n, b.data(), rows, r0, r1);
+    for (int64_t i = 0; i < n * rows; ++i)
+      ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " rows " << r0 << ".." << r1 << " output " << i;
+  }
 }
 
 // 80 rows: two whole tiles and a half; 64 x 64 blocks: tiles cross block rows.
@@ -114,28 +139,11 @@ TEST(Fp8Tiles, DecodeGivesTheTileProductsBits) {
 TEST(Fp8Tiles, DecodeVnniEqualsTwinBitForBit) {
   if (!cpu::HasAvx512Vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
   std::mt19937 rng(9);
-  std::uniform_int_distribution<int> level(-127, 127);
-  std::uniform_real_distribution<float> scale(1e-3f, 1e-1f);
   Fp8Weight f = MakeFp8(kRows, kCols, kBlock, rng);
   Packed p = Pack(f.w);
-  const cpu::MatRef m = ToMatRef(p.w);
-  const int64_t groups = kCols / 32;
-  for (int64_t n : {1, 2, 3, 4, 5, 6, 7, 16, 21, 63}) {  // one pass; several, over 16 and 64 padded tokens
-    std::vector<int8_t> q(n * kCols);
-    std::vector<float> dg(n * groups);
-    std::vector<int32_t> qbias(n * groups, 0);  // -128 sum(q) per 32
-    for (int64_t i = 0; i < n * kCols; ++i) q[i] = static_cast<int8_t>(level(rng)), qbias[i / 32] -= 128 * q[i];
-    std::vector<float> work(cpu::DecodeStoredWorkFloats(kCols, n) + 16);
-    for (float& d : dg) d = scale(rng);
+  for (int64_t n : {1, 2, 3, 4, 5, 6, 7, 16, 21, 63})  // one pass; several, over 16 and 64 padded tokens
     // Whole tiles, a half at either end, a lone half.
-    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, kRows}, {16, 48}, {48, 80}, {64, 80}, {16, 32}, {32, 72}}) {
-      std::vector<float> a(n * kRows, -1.0f), b(n * kRows, -1.0f);
-      cpu::DecodeStoredVnni(m, q.data(), dg.data(), qbias.data(), n, a.data(), kRows, r0, r1, work.data());
-      cpu::DecodeStoredTwin(m, q.data(), dg.data(), qbias.data(), n, b.data(), kRows, r0, r1);
-      for (int64_t i = 0; i < n * kRows; ++i)
-        ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " rows " << r0 << ".." << r1 << " output " << i;
-    }
-  }
+    ExpectDecodeVnniEqualsTwin(ToMatRef(p.w), n, {{0, kRows}, {16, 48}, {48, 80}, {64, 80}, {16, 32}, {32, 72}}, rng);
 }
 
 // Against float32 activations on the packed weights (ops::ref::MatMul
@@ -186,27 +194,12 @@ TEST(Fp8Tiles, ViewsOffTheTileGrid) {
 // of one tile; 128-row blocks change every four tiles inside a run.
 TEST(Fp8Tiles, OneTokenRunsEqualTwinBitForBit) {
   if (!cpu::HasAvx512Vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
-  constexpr int64_t rows = 65 * 32, cols = 2048, groups = cols / 32;
+  constexpr int64_t rows = 65 * 32, cols = 2048;
   std::mt19937 rng(13);
-  std::uniform_int_distribution<int> level(-127, 127);
-  std::uniform_real_distribution<float> scale(1e-3f, 1e-1f);
   Fp8Weight f = MakeFp8(rows, cols, 128, rng);
   Packed p = Pack(f.w);
-  const cpu::MatRef m = ToMatRef(p.w);
-  std::vector<int8_t> q(cols);
-  std::vector<float> dg(groups);
-  std::vector<int32_t> qbias(groups, 0);
-  for (int64_t i = 0; i < cols; ++i) q[i] = static_cast<int8_t>(level(rng)), qbias[i / 32] -= 128 * q[i];
-  for (float& d : dg) d = scale(rng);
-  std::vector<float> work(cpu::DecodeStoredWorkFloats(cols, 1) + 16);
   // All of it (two runs); from the second tile (one run); halves at both ends; the first run alone.
-  for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {32, rows}, {16, rows - 16}, {0, 64 * 32}}) {
-    std::vector<float> a(rows, -1.0f), b(rows, -1.0f);
-    cpu::DecodeStoredVnni(m, q.data(), dg.data(), qbias.data(), 1, a.data(), rows, r0, r1, work.data());
-    cpu::DecodeStoredTwin(m, q.data(), dg.data(), qbias.data(), 1, b.data(), rows, r0, r1);
-    for (int64_t i = 0; i < rows; ++i)
-      ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "rows " << r0 << ".." << r1 << " output " << i;
-  }
+  ExpectDecodeVnniEqualsTwin(ToMatRef(p.w), 1, {{0, rows}, {32, rows}, {16, rows - 16}, {0, 64 * 32}}, rng);
 }
 
 // Q8_0 (--repack): the same tiles with the blocks' f16 scales.
@@ -241,27 +234,9 @@ TEST(Q8_0Tiles, RowsTileProductsAndDecode) {
 TEST(Q8_0Tiles, DecodeVnniEqualsTwinBitForBit) {
   if (!cpu::HasAvx512Vnni()) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
   std::mt19937 rng(19);
-  std::uniform_int_distribution<int> level(-127, 127);
-  std::uniform_real_distribution<float> scale(1e-3f, 1e-1f);
   QuantWeight qw = MakeQuant(DType::kQ8_0, kRows, kCols, rng);
   Packed p = Pack(qw.w);
-  const cpu::MatRef m = ToMatRef(p.w);
-  const int64_t groups = kCols / 32;
-  for (int64_t n : {1, 2, 5, 7}) {
-    std::vector<int8_t> q(n * kCols);
-    std::vector<float> dg(n * groups);
-    std::vector<int32_t> qbias(n * groups, 0);  // -128 sum(q) per 32
-    for (int64_t i = 0; i < n * kCols; ++i) q[i] = static_cast<int8_t>(level(rng)), qbias[i / 32] -= 128 * q[i];
-    std::vector<float> work(cpu::DecodeStoredWorkFloats(kCols, n) + 16);
-    for (float& d : dg) d = scale(rng);
-    for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, kRows}, {16, 48}, {64, 80}}) {
-      std::vector<float> a(n * kRows, -1.0f), b(n * kRows, -1.0f);
-      cpu::DecodeStoredVnni(m, q.data(), dg.data(), qbias.data(), n, a.data(), kRows, r0, r1, work.data());
-      cpu::DecodeStoredTwin(m, q.data(), dg.data(), qbias.data(), n, b.data(), kRows, r0, r1);
-      for (int64_t i = 0; i < n * kRows; ++i)
-        ASSERT_EQ(FloatBits(a[i]), FloatBits(b[i])) << "n " << n << " rows " << r0 << ".." << r1 << " output " << i;
-    }
-  }
+  for (int64_t n : {1, 2, 5, 7}) ExpectDecodeVnniEqualsTwin(ToMatRef(p.w), n, {{0, kRows}, {16, 48}, {64, 80}}, rng);
 }
 
 TEST(StoredTiles, OnlyWholeMatricesOnTheGrid) {

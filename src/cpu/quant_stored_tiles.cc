@@ -360,7 +360,8 @@ template <int T, int kHalves, bool kQ8, bool kScaled>
 DSV3_VNNI_TARGET void DecodeHalves(const MatRef& w, int64_t a, int h0, int live, const int8_t* q, const float* dg,
                                    const int32_t* qbias, const float* sd, int64_t n16, float* y, int64_t y_stride,
                                    const uint8_t* end, const NextTile& next) {
-  // FP8, one token: sd holds TileHalfScales' factors [kHalves, groups].
+  // FP8, one token (here only a half at a range's end; whole tiles go through
+  // OneTokenTiles): sd holds TileHalfScales' factors [kHalves, groups].
   constexpr bool kTileFactors = !kScaled && !kQ8 && T == 1;
   // end == nullptr: no prefetching ahead (one token, or several passes).
   const int64_t cols = w.cols, groups = cols / 32;
@@ -483,6 +484,7 @@ DSV3_VNNI_TARGET void TokenBlocks(const MatRef& w, int64_t a, int h0, int live, 
 
 // Rows [r0, r1): whole tiles two halves at a time, a half where the range
 // starts or ends inside a tile; every token block over a tile before the next.
+// FP8 with one token: whole tiles in runs (OneTokenRun).
 template <bool kQ8, bool kScaled>
 DSV3_VNNI_TARGET void DecodeRows(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qbias, int64_t n,
                                  float* y, int64_t y_stride, int64_t r0, int64_t r1, float* work) {
@@ -520,8 +522,9 @@ DSV3_VNNI_TARGET void DecodeRows(const MatRef& w, const int8_t* q, const float* 
 }  // namespace
 
 int64_t DecodeStoredWorkFloats(int64_t cols, int64_t n) {
-  const int64_t groups = cols / 32, one_token = (groups + 15) / 16 * 16 + OneTokenRunTiles(cols) * 2 * groups;
-  return std::max(3 * groups * ((n + 15) / 16 * 16), one_token) + 16;
+  const int64_t groups = cols / 32;
+  if (n == 1) return (groups + 15) / 16 * 16 + OneTokenRunTiles(cols) * 2 * groups + 16;  // srowg, a run's sd
+  return 3 * groups * ((n + 15) / 16 * 16) + 16;
 }
 
 void DecodeStoredVnni(const MatRef& w, const int8_t* q, const float* dg, const int32_t* qbias, int64_t n, float* y,
